@@ -30,6 +30,7 @@ type Project struct {
 	DomainID    string
 	ParentID    string
 	Enabled     bool
+	Tags        []string // free-form labels, each unique
 	Extra       Extra
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,10 @@ import (
 
 // Store keeps identity resources. Lookups of missing things give
 // ENOTFOUND; duplicates and dangling references give ECONFLICT.
+//
+// Each Update method reads a thing, lets fn change it and writes it back in
+// one transaction. fn may read through the Store but must not write
+// through it: on SQLite the transaction holds the only write connection.
 type Store interface {
 	CreateDomain(ctx context.Context, d *trustack.Domain) error
 	Domain(ctx context.Context, id string) (*trustack.Domain, error)
@@ -159,13 +164,23 @@ func checkName(kind, name string, max int) error {
 	return nil
 }
 
-// exists returns EINVALID naming what is missing when err is ENOTFOUND:
-// a request that refers to something missing is a bad request.
-func exists(err error) error {
-	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
-		return trustack.Errorf(trustack.EINVALID, "%s", trustack.ErrorMessage(err))
+// checkTags returns EINVALID unless tags are unique and within Keystone's
+// limits: at most 80, each of 1 to 255 characters without / or ,.
+func checkTags(tags []string) error {
+	if len(tags) > 80 {
+		return trustack.Errorf(trustack.EINVALID, "Invalid input for field 'tags': at most 80 tags are allowed.")
 	}
-	return err
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if n := utf8.RuneCountInString(t); n == 0 || n > 255 || strings.ContainsAny(t, "/,") {
+			return trustack.Errorf(trustack.EINVALID, "Invalid input for field 'tags': %q must have 1 to 255 characters and no / or ,.", t)
+		}
+		if seen[t] {
+			return trustack.Errorf(trustack.EINVALID, "Invalid input for field 'tags': %q appears twice.", t)
+		}
+		seen[t] = true
+	}
+	return nil
 }
 
 // Domains.
@@ -221,16 +236,19 @@ func (s *Service) CreateProject(ctx context.Context, p *trustack.Project) error 
 	if err := checkName("project", p.Name, 64); err != nil {
 		return err
 	}
+	if err := checkTags(p.Tags); err != nil {
+		return err
+	}
 	if p.DomainID == "" {
 		p.DomainID = trustack.DefaultDomainID
 	}
 	if _, err := s.Store.Domain(ctx, p.DomainID); err != nil {
-		return exists(err)
+		return err
 	}
 	if p.ParentID == "" || p.ParentID == p.DomainID {
 		p.ParentID = p.DomainID
 	} else if parent, err := s.Store.Project(ctx, p.ParentID); err != nil {
-		return exists(err)
+		return err
 	} else if parent.DomainID != p.DomainID {
 		return trustack.Errorf(trustack.EINVALID, "A project's parent must be in the same domain.")
 	}
@@ -252,6 +270,9 @@ func (s *Service) UpdateProject(ctx context.Context, id string, fn func(*trustac
 		}
 		if p.ParentID != parent {
 			return trustack.Errorf(trustack.EFORBIDDEN, "Update of `parent_id` is not allowed.")
+		}
+		if err := checkTags(p.Tags); err != nil {
+			return err
 		}
 		return checkName("project", p.Name, 64)
 	})
@@ -302,11 +323,11 @@ func (s *Service) checkUser(ctx context.Context, u *trustack.User) error {
 		u.DomainID = trustack.DefaultDomainID
 	}
 	if _, err := s.Store.Domain(ctx, u.DomainID); err != nil {
-		return exists(err)
+		return err
 	}
 	if u.DefaultProjectID != "" {
 		if _, err := s.Store.Project(ctx, u.DefaultProjectID); err != nil {
-			return exists(err)
+			return err
 		}
 	}
 	return nil
@@ -390,7 +411,7 @@ func (s *Service) CreateGroup(ctx context.Context, g *trustack.Group) error {
 		g.DomainID = trustack.DefaultDomainID
 	}
 	if _, err := s.Store.Domain(ctx, g.DomainID); err != nil {
-		return exists(err)
+		return err
 	}
 	if g.ID == "" {
 		g.ID = NewID()
@@ -658,7 +679,7 @@ func (s *Service) CreateRegion(ctx context.Context, r *trustack.Region) error {
 			return trustack.Errorf(trustack.EINVALID, "A region cannot be its own parent.")
 		}
 		if _, err := s.Store.Region(ctx, r.ParentRegionID); err != nil {
-			return exists(err)
+			return err
 		}
 	}
 	return s.Store.CreateRegion(ctx, r)
@@ -677,7 +698,7 @@ func (s *Service) UpdateRegion(ctx context.Context, id string, fn func(*trustack
 			}
 			parent, err := s.Store.Region(ctx, p)
 			if err != nil {
-				return exists(err)
+				return err
 			}
 			p = parent.ParentRegionID
 		}
@@ -696,9 +717,13 @@ func (s *Service) CreateService(ctx context.Context, svc *trustack.Service) erro
 	return s.Store.CreateService(ctx, svc)
 }
 
-// CreateEndpoint adds an endpoint to an existing service.
+// CreateEndpoint adds an endpoint to an existing service. As in Keystone,
+// an endpoint in a region that does not exist yet makes the region.
 func (s *Service) CreateEndpoint(ctx context.Context, e *trustack.Endpoint) error {
 	if err := s.checkEndpoint(ctx, e); err != nil {
+		return err
+	}
+	if err := s.ensureRegion(ctx, e.RegionID); err != nil {
 		return err
 	}
 	if e.ID == "" {
@@ -707,14 +732,41 @@ func (s *Service) CreateEndpoint(ctx context.Context, e *trustack.Endpoint) erro
 	return s.Store.CreateEndpoint(ctx, e)
 }
 
-// UpdateEndpoint changes an endpoint.
+// UpdateEndpoint changes an endpoint, making its new region if need be.
+// fn is called twice: once on a copy, to learn the region, then in the
+// update; it must only apply a change.
 func (s *Service) UpdateEndpoint(ctx context.Context, id string, fn func(*trustack.Endpoint) error) (*trustack.Endpoint, error) {
+	preview, err := s.Store.Endpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(preview); err != nil {
+		return nil, err
+	}
+	if err := s.ensureRegion(ctx, preview.RegionID); err != nil {
+		return nil, err
+	}
 	return s.Store.UpdateEndpoint(ctx, id, func(e *trustack.Endpoint) error {
 		if err := fn(e); err != nil {
 			return err
 		}
 		return s.checkEndpoint(ctx, e)
 	})
+}
+
+// ensureRegion makes the region if it does not exist ("" is no region).
+func (s *Service) ensureRegion(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	_, err := s.Store.Region(ctx, id)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		err = s.CreateRegion(ctx, &trustack.Region{ID: id})
+		if trustack.ErrorCode(err) == trustack.ECONFLICT {
+			err = nil // made meanwhile by another request
+		}
+	}
+	return err
 }
 
 func (s *Service) checkEndpoint(ctx context.Context, e *trustack.Endpoint) error {
@@ -726,13 +778,6 @@ func (s *Service) checkEndpoint(ctx context.Context, e *trustack.Endpoint) error
 	if u, err := url.Parse(e.URL); err != nil || u.Scheme == "" || u.Host == "" {
 		return trustack.Errorf(trustack.EINVALID, "Invalid input for field 'endpoint.url': %q is not an absolute URL.", e.URL)
 	}
-	if _, err := s.Store.Service(ctx, e.ServiceID); err != nil {
-		return exists(err)
-	}
-	if e.RegionID != "" {
-		if _, err := s.Store.Region(ctx, e.RegionID); err != nil {
-			return exists(err)
-		}
-	}
-	return nil
+	_, err := s.Store.Service(ctx, e.ServiceID)
+	return err
 }

@@ -16,56 +16,56 @@ var (
 		name: "domains", kind: "domain", order: "name, id",
 		columns: []string{"id", "name", "description", "enabled", "extra"},
 		fields: func(d *trustack.Domain) []any {
-			return []any{&d.ID, &d.Name, &d.Description, &d.Enabled, extraColumn{&d.Extra}}
+			return []any{&d.ID, &d.Name, &d.Description, &d.Enabled, extraColumn(&d.Extra)}
 		},
 	}
 	projects = &table[trustack.Project]{
 		name: "projects", kind: "project", order: "name, id",
-		columns: []string{"id", "name", "description", "domain_id", "parent_id", "enabled", "extra"},
+		columns: []string{"id", "name", "description", "domain_id", "parent_id", "enabled", "tags", "extra"},
 		fields: func(p *trustack.Project) []any {
-			return []any{&p.ID, &p.Name, &p.Description, &p.DomainID, &p.ParentID, &p.Enabled, extraColumn{&p.Extra}}
+			return []any{&p.ID, &p.Name, &p.Description, &p.DomainID, &p.ParentID, &p.Enabled, jsonColumn[[]string]{&p.Tags}, extraColumn(&p.Extra)}
 		},
 	}
 	users = &table[trustack.User]{
 		name: "users", kind: "user", order: "name, id",
 		columns: []string{"id", "name", "domain_id", "default_project_id", "enabled", "extra"},
 		fields: func(u *trustack.User) []any {
-			return []any{&u.ID, &u.Name, &u.DomainID, &u.DefaultProjectID, &u.Enabled, extraColumn{&u.Extra}}
+			return []any{&u.ID, &u.Name, &u.DomainID, &u.DefaultProjectID, &u.Enabled, extraColumn(&u.Extra)}
 		},
 	}
 	groups = &table[trustack.Group]{
 		name: "user_groups", kind: "group", order: "name, id",
 		columns: []string{"id", "name", "description", "domain_id", "extra"},
 		fields: func(g *trustack.Group) []any {
-			return []any{&g.ID, &g.Name, &g.Description, &g.DomainID, extraColumn{&g.Extra}}
+			return []any{&g.ID, &g.Name, &g.Description, &g.DomainID, extraColumn(&g.Extra)}
 		},
 	}
 	roles = &table[trustack.Role]{
 		name: "roles", kind: "role", order: "name, id",
 		columns: []string{"id", "name", "description", "extra"},
 		fields: func(r *trustack.Role) []any {
-			return []any{&r.ID, &r.Name, &r.Description, extraColumn{&r.Extra}}
+			return []any{&r.ID, &r.Name, &r.Description, extraColumn(&r.Extra)}
 		},
 	}
 	regions = &table[trustack.Region]{
 		name: "regions", kind: "region", order: "id",
 		columns: []string{"id", "description", "parent_region_id", "extra"},
 		fields: func(r *trustack.Region) []any {
-			return []any{&r.ID, &r.Description, nullColumn{&r.ParentRegionID}, extraColumn{&r.Extra}}
+			return []any{&r.ID, &r.Description, nullColumn{&r.ParentRegionID}, extraColumn(&r.Extra)}
 		},
 	}
 	services = &table[trustack.Service]{
 		name: "services", kind: "service", order: "type, name, id",
 		columns: []string{"id", "type", "name", "description", "enabled", "extra"},
 		fields: func(s *trustack.Service) []any {
-			return []any{&s.ID, &s.Type, &s.Name, &s.Description, &s.Enabled, extraColumn{&s.Extra}}
+			return []any{&s.ID, &s.Type, &s.Name, &s.Description, &s.Enabled, extraColumn(&s.Extra)}
 		},
 	}
 	endpoints = &table[trustack.Endpoint]{
 		name: "endpoints", kind: "endpoint", order: "service_id, interface, id",
 		columns: []string{"id", "service_id", "region_id", "interface", "url", "enabled", "extra"},
 		fields: func(e *trustack.Endpoint) []any {
-			return []any{&e.ID, &e.ServiceID, nullColumn{&e.RegionID}, &e.Interface, &e.URL, &e.Enabled, extraColumn{&e.Extra}}
+			return []any{&e.ID, &e.ServiceID, nullColumn{&e.RegionID}, &e.Interface, &e.URL, &e.Enabled, extraColumn(&e.Extra)}
 		},
 	}
 )

@@ -185,18 +185,16 @@ func (w where) sql() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// extraColumn stores a trustack.Extra as a JSON object.
-type extraColumn struct{ p *trustack.Extra }
+// jsonColumn stores a value as JSON text; an empty value is stored as
+// the JSON of T's zero value and read back as T's zero value.
+type jsonColumn[T any] struct{ p *T }
 
-func (c extraColumn) Value() (driver.Value, error) {
-	if len(*c.p) == 0 {
-		return "{}", nil
-	}
+func (c jsonColumn[T]) Value() (driver.Value, error) {
 	b, err := json.Marshal(*c.p)
 	return string(b), err
 }
 
-func (c extraColumn) Scan(src any) error {
+func (c jsonColumn[T]) Scan(src any) error {
 	var b []byte
 	switch s := src.(type) {
 	case string:
@@ -204,14 +202,18 @@ func (c extraColumn) Scan(src any) error {
 	case []byte:
 		b = s
 	default:
-		return fmt.Errorf("extra: unexpected %T", src)
+		return fmt.Errorf("json column: unexpected %T", src)
 	}
-	*c.p = nil
-	if string(b) == "{}" {
+	var zero T
+	*c.p = zero
+	if s := string(b); s == "null" || s == "{}" || s == "[]" {
 		return nil
 	}
 	return json.Unmarshal(b, c.p)
 }
+
+// extraColumn stores a trustack.Extra as a JSON object.
+func extraColumn(p *trustack.Extra) jsonColumn[trustack.Extra] { return jsonColumn[trustack.Extra]{p} }
 
 // nullColumn stores "" as NULL, for optional references.
 type nullColumn struct{ p *string }

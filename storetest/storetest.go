@@ -142,8 +142,11 @@ func testProjects(t *testing.T, s Store) {
 	domain(t, s, "d2")
 	p := project(t, s, "p1", "d1")
 	project(t, s, "p2", "d2")
-	child := &trustack.Project{ID: "p3", Name: "child", DomainID: "d1", ParentID: "p1", Enabled: false}
+	child := &trustack.Project{ID: "p3", Name: "child", DomainID: "d1", ParentID: "p1", Enabled: false, Tags: []string{"prod", "eu"}}
 	must(t, s.CreateProject(ctx, child))
+	got, err := s.Project(ctx, "p3")
+	must(t, err)
+	equal(t, got, child)
 
 	// Names are unique within a domain only.
 	code(t, s.CreateProject(ctx, &trustack.Project{ID: "p4", Name: p.Name, DomainID: "d1", ParentID: "d1"}), trustack.ECONFLICT)

@@ -18,6 +18,7 @@ CREATE TABLE projects (
     domain_id   TEXT NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
     parent_id   TEXT NOT NULL, -- the domain's ID for a top-level project
     enabled     BOOLEAN NOT NULL,
+    tags        TEXT NOT NULL, -- a JSON array
     extra       TEXT NOT NULL,
     UNIQUE (domain_id, name)
 );
