@@ -1,0 +1,180 @@
+// Package identity serves Keystone's v3 API over trustack's identity
+// service, as python-openstackclient, keystoneauth, gophercloud and
+// Tempest speak it: version discovery, tokens, the catalog, and the
+// domains, projects, users, groups, roles, grants, regions, services and
+// endpoints behind them. Every operation asks the policy engine, with
+// Keystone's rule names and default rules.
+package identity
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/identity"
+	"github.com/trustack/trustack/policy"
+)
+
+// Prefix is where the identity API is mounted.
+const Prefix = "/identity"
+
+// Config is what the identity API needs to know of its deployment.
+type Config struct {
+	// PublicURL is the cloud's public base URL ("http://host:5000"), for
+	// links in responses.
+	PublicURL string
+	// MaxBodySize bounds JSON request bodies, in bytes.
+	MaxBodySize int64
+}
+
+// handler serves the identity API.
+type handler struct {
+	api  *openstack.API
+	svc  *identity.Service
+	dec  openstack.Decoder
+	base string // PublicURL + Prefix
+}
+
+// New returns the identity API's handler, to mount at Prefix.
+func New(svc *identity.Service, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
+	base := cfg.PublicURL + Prefix
+	h := &handler{
+		api:  openstack.NewAPI(ErrorBody, svc, enforcer, base+"/v3", log),
+		svc:  svc,
+		dec:  openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
+		base: base,
+	}
+	h.routes()
+	return h.api
+}
+
+// ErrorBody is Keystone's error format.
+func ErrorBody(status int, message string) any {
+	return map[string]any{"error": map[string]any{
+		"code":    status,
+		"title":   http.StatusText(status),
+		"message": message,
+	}}
+}
+
+func (h *handler) routes() {
+	a := h.api
+	v3 := "/identity/v3"
+	a.Public("GET /identity", h.versions)
+	a.Public("GET /identity/{$}", h.versions)
+	a.Public("GET "+v3, h.version)
+	a.Public("GET "+v3+"/{$}", h.version)
+
+	a.Public("POST "+v3+"/auth/tokens", h.issueToken)
+	a.Private("GET "+v3+"/auth/tokens", h.validateToken)
+	a.Private("DELETE "+v3+"/auth/tokens", h.revokeToken)
+	a.Private("GET "+v3+"/auth/catalog", h.authCatalog)
+	a.Private("GET "+v3+"/auth/projects", h.authProjects)
+	a.Private("GET "+v3+"/auth/domains", h.authDomains)
+
+	a.Private("GET "+v3+"/domains", h.listDomains)
+	a.Private("POST "+v3+"/domains", h.createDomain)
+	a.Private("GET "+v3+"/domains/{domain_id}", h.getDomain)
+	a.Private("PATCH "+v3+"/domains/{domain_id}", h.updateDomain)
+	a.Private("DELETE "+v3+"/domains/{domain_id}", h.deleteDomain)
+
+	a.Private("GET "+v3+"/projects", h.listProjects)
+	a.Private("POST "+v3+"/projects", h.createProject)
+	a.Private("GET "+v3+"/projects/{project_id}", h.getProject)
+	a.Private("PATCH "+v3+"/projects/{project_id}", h.updateProject)
+	a.Private("DELETE "+v3+"/projects/{project_id}", h.deleteProject)
+	a.Private("GET "+v3+"/projects/{project_id}/tags", h.listProjectTags)
+	a.Private("PUT "+v3+"/projects/{project_id}/tags", h.replaceProjectTags)
+	a.Private("DELETE "+v3+"/projects/{project_id}/tags", h.deleteProjectTags)
+	a.Private("GET "+v3+"/projects/{project_id}/tags/{tag}", h.checkProjectTag)
+	a.Private("PUT "+v3+"/projects/{project_id}/tags/{tag}", h.addProjectTag)
+	a.Private("DELETE "+v3+"/projects/{project_id}/tags/{tag}", h.deleteProjectTag)
+
+	a.Private("GET "+v3+"/users", h.listUsers)
+	a.Private("POST "+v3+"/users", h.createUser)
+	a.Private("GET "+v3+"/users/{user_id}", h.getUser)
+	a.Private("PATCH "+v3+"/users/{user_id}", h.updateUser)
+	a.Private("DELETE "+v3+"/users/{user_id}", h.deleteUser)
+	// As in Keystone, changing one's own password needs no token: the
+	// original password is the proof, and an expired token is no obstacle.
+	a.Public("POST "+v3+"/users/{user_id}/password", h.changePassword)
+	a.Private("GET "+v3+"/users/{user_id}/projects", h.listUserProjects)
+	a.Private("GET "+v3+"/users/{user_id}/groups", h.listUserGroups)
+
+	a.Private("GET "+v3+"/groups", h.listGroups)
+	a.Private("POST "+v3+"/groups", h.createGroup)
+	a.Private("GET "+v3+"/groups/{group_id}", h.getGroup)
+	a.Private("PATCH "+v3+"/groups/{group_id}", h.updateGroup)
+	a.Private("DELETE "+v3+"/groups/{group_id}", h.deleteGroup)
+	a.Private("GET "+v3+"/groups/{group_id}/users", h.listGroupUsers)
+	a.Private("PUT "+v3+"/groups/{group_id}/users/{user_id}", h.addGroupUser)
+	a.Private("GET "+v3+"/groups/{group_id}/users/{user_id}", h.checkGroupUser)
+	a.Private("DELETE "+v3+"/groups/{group_id}/users/{user_id}", h.removeGroupUser)
+
+	a.Private("GET "+v3+"/roles", h.listRoles)
+	a.Private("POST "+v3+"/roles", h.createRole)
+	a.Private("GET "+v3+"/roles/{role_id}", h.getRole)
+	a.Private("PATCH "+v3+"/roles/{role_id}", h.updateRole)
+	a.Private("DELETE "+v3+"/roles/{role_id}", h.deleteRole)
+	a.Private("GET "+v3+"/roles/{prior_role_id}/implies", h.listImpliedRoles)
+	a.Private("PUT "+v3+"/roles/{prior_role_id}/implies/{implied_role_id}", h.createImpliedRole)
+	a.Private("GET "+v3+"/roles/{prior_role_id}/implies/{implied_role_id}", h.getImpliedRole)
+	a.Private("DELETE "+v3+"/roles/{prior_role_id}/implies/{implied_role_id}", h.deleteImpliedRole)
+	a.Private("GET "+v3+"/role_inferences", h.listRoleInferences)
+
+	for _, target := range []string{"projects", "domains"} {
+		for _, actor := range []string{"users", "groups"} {
+			grants := v3 + "/" + target + "/{target_id}/" + actor + "/{actor_id}/roles"
+			g := grantRoute{target: target, actor: actor}
+			a.Private("GET "+grants, h.listGrants(g))
+			a.Private("PUT "+grants+"/{role_id}", h.createGrant(g))
+			a.Private("GET "+grants+"/{role_id}", h.checkGrant(g))
+			a.Private("DELETE "+grants+"/{role_id}", h.revokeGrant(g))
+		}
+	}
+	a.Private("GET "+v3+"/role_assignments", h.listRoleAssignments)
+
+	a.Private("GET "+v3+"/regions", h.listRegions)
+	a.Private("POST "+v3+"/regions", h.createRegion)
+	a.Private("GET "+v3+"/regions/{region_id}", h.getRegion)
+	a.Private("PUT "+v3+"/regions/{region_id}", h.createRegion)
+	a.Private("PATCH "+v3+"/regions/{region_id}", h.updateRegion)
+	a.Private("DELETE "+v3+"/regions/{region_id}", h.deleteRegion)
+
+	a.Private("GET "+v3+"/services", h.listServices)
+	a.Private("POST "+v3+"/services", h.createService)
+	a.Private("GET "+v3+"/services/{service_id}", h.getService)
+	a.Private("PATCH "+v3+"/services/{service_id}", h.updateService)
+	a.Private("DELETE "+v3+"/services/{service_id}", h.deleteService)
+
+	a.Private("GET "+v3+"/endpoints", h.listEndpoints)
+	a.Private("POST "+v3+"/endpoints", h.createEndpoint)
+	a.Private("GET "+v3+"/endpoints/{endpoint_id}", h.getEndpoint)
+	a.Private("PATCH "+v3+"/endpoints/{endpoint_id}", h.updateEndpoint)
+	a.Private("DELETE "+v3+"/endpoints/{endpoint_id}", h.deleteEndpoint)
+}
+
+// versionDoc describes identity v3, as Keystone's discovery does.
+func (h *handler) versionDoc() map[string]any {
+	return map[string]any{
+		"id":      "v3.14",
+		"status":  "stable",
+		"updated": "2020-04-07T00:00:00Z",
+		"links":   []any{map[string]any{"rel": "self", "href": h.base + "/v3/"}},
+		"media-types": []any{map[string]any{
+			"base": "application/json",
+			"type": "application/vnd.openstack.identity-v3+json",
+		}},
+	}
+}
+
+// versions answers GET /identity with 300 Multiple Choices, as Keystone.
+func (h *handler) versions(w http.ResponseWriter, r *http.Request) error {
+	openstack.JSON(w, http.StatusMultipleChoices, map[string]any{"versions": map[string]any{"values": []any{h.versionDoc()}}})
+	return nil
+}
+
+func (h *handler) version(w http.ResponseWriter, r *http.Request) error {
+	openstack.JSON(w, http.StatusOK, map[string]any{"version": h.versionDoc()})
+	return nil
+}

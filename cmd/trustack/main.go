@@ -1,0 +1,235 @@
+// Command trustack is trustack's one binary: the controller (server), the
+// all-in-one cloud (up), and the operator's tools (manage, config,
+// policy). It parses flags and configuration and wires the packages that
+// do the work; it holds no logic of its own.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/config"
+	"github.com/trustack/trustack/controller"
+	"github.com/trustack/trustack/identity"
+	"github.com/trustack/trustack/policy"
+	"github.com/trustack/trustack/sqlstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := root().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trustack:", err)
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "trustack",
+		Short:         "A trustworthy IaaS cloud that speaks OpenStack's APIs",
+		Version:       trustack.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.AddCommand(upCommand(), serverCommand(), manageCommand(), configCommand(), policyCommand())
+	return cmd
+}
+
+// logger returns the logger the configuration asks for, on stderr.
+func logger(cfg *config.Config) *slog.Logger {
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.Log.Level]
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func upCommand() *cobra.Command {
+	var configFile, dataDir, listen string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole cloud in this process, with embedded defaults",
+		Long: `up runs the controller and everything it needs in one process, with state in
+the data directory, and writes DATA_DIR/openrc (admin) and DATA_DIR/demo-openrc
+(a member of the demo project) for the OpenStack CLIs. It reads a
+configuration file only when --config names one; flags override it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := config.Default()
+			cfg.DataDir, cfg.API.Listen = dataDir, listen
+			if configFile != "" {
+				var err error
+				if cfg, err = config.Load(configFile); err != nil {
+					return err
+				}
+				if cmd.Flags().Changed("data-dir") {
+					cfg.DataDir = dataDir
+				}
+				if cmd.Flags().Changed("listen") {
+					cfg.API.Listen = listen
+				}
+			}
+			abs, err := filepath.Abs(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			cfg.DataDir = abs
+			return controller.Up(cmd.Context(), cfg, logger(cfg), cmd.OutOrStdout())
+		},
+	}
+	home, _ := os.UserHomeDir()
+	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: none, embedded defaults)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", filepath.Join(home, ".local", "share", "trustack"), "directory for the cloud's state")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address and port of the APIs")
+	return cmd
+}
+
+func serverCommand() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the controller: the APIs, against the configured database",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			log := logger(cfg)
+			c, err := controller.New(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Bootstrap(cmd.Context()); err != nil {
+				return err
+			}
+			l, err := c.Listen()
+			if err != nil {
+				return err
+			}
+			log.Info("trustack server ready", "listen", l.Addr().String(), "auth_url", controller.AuthURL(cfg))
+			return c.Serve(cmd.Context(), l)
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists)")
+	return cmd
+}
+
+func manageCommand() *cobra.Command {
+	var configFile string
+	load := func() (*config.Config, error) { return config.Load(configFile) }
+	cmd := &cobra.Command{Use: "manage", Short: "Operator tasks on the controller's state"}
+	cmd.PersistentFlags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists)")
+
+	fernet := &cobra.Command{Use: "fernet", Short: "Manage the Fernet keys that sign tokens"}
+	fernet.AddCommand(&cobra.Command{
+		Use:   "rotate",
+		Short: "Promote the staged key to primary, make a new staged key and prune old ones",
+		Long: `rotate promotes the staged key to primary, makes a new staged key and removes
+the oldest keys beyond [auth] max_active_keys. Tokens signed by a key that
+remains keep validating; running controllers pick the new keys up within a
+second. Copy the repository to every controller after rotating.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			primary, err := identity.RotateKeys(cfg.KeyRepositoryDir(), cfg.Auth.MaxActiveKeys)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rotated %s: key %d is now the primary\n", cfg.KeyRepositoryDir(), primary)
+			return nil
+		},
+	})
+
+	db := &cobra.Command{Use: "db", Short: "Manage the database"}
+	db.AddCommand(&cobra.Command{
+		Use:   "upgrade",
+		Short: "Apply the schema migrations this binary carries (controllers also do at start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			store, err := sqlstore.Open(cmd.Context(), cfg.DatabaseDSN())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "database schema at version %d\n", sqlstore.SchemaVersion())
+			return store.Close()
+		},
+	})
+
+	var password string
+	bootstrap := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Create the admin account (project admin, user admin with role admin) and the catalog",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if password == "" {
+				return trustack.Errorf(trustack.EINVALID, "--admin-password is required")
+			}
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			c, err := controller.New(cmd.Context(), cfg, logger(cfg))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Bootstrap(cmd.Context(), identity.BootstrapAccount{Project: "admin", User: "admin", Role: "admin", Password: password, ResetPassword: true})
+		},
+	}
+	bootstrap.Flags().StringVar(&password, "admin-password", "", "password of the admin user (set even if the user exists)")
+
+	cmd.AddCommand(fernet, db, bootstrap)
+	return cmd
+}
+
+func configCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "defaults",
+		Short: "Print the annotated default configuration file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprint(cmd.OutOrStdout(), config.Defaults())
+			return err
+		},
+	})
+	return cmd
+}
+
+func policyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Authorization policy"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "defaults",
+		Short: "Print the default policy rules as a policy file, each commented out",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := policy.New(controller.DefaultPolicy(), nil)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), policy.YAML(e.Rules()))
+			return err
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,300 @@
+// Package config reads trustack's configuration: one INI file in
+// oslo.config's dialect (sections, "key = value", # and ; comments), by
+// default /etc/trustack/trustack.conf. Every option is declared once, with
+// its default and its documentation, in the table of Config.options; the
+// same table parses files and prints the annotated default file.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultPath is read when no file is named and it exists.
+const DefaultPath = "/etc/trustack/trustack.conf"
+
+// Config is trustack's configuration. Paths left empty derive from
+// DataDir.
+type Config struct {
+	DataDir string
+	Region  string
+
+	Database struct {
+		Connection string
+	}
+	API struct {
+		Listen      string
+		PublicURL   string
+		MaxBodySize int64
+	}
+	Auth struct {
+		TokenExpiration    time.Duration
+		CacheTime          time.Duration
+		KeyRepository      string
+		MaxActiveKeys      int
+		PasswordHashRounds int
+	}
+	Policy struct {
+		File string
+	}
+	Log struct {
+		Format string
+		Level  string
+	}
+}
+
+// option is one configuration key.
+type option struct {
+	section, name string
+	help          string
+	value         value
+}
+
+// value is an option's storage: it parses and prints itself.
+type value interface {
+	set(string) error
+	String() string
+}
+
+// options declares every option, bound to c's fields. The order is the
+// order of the default file.
+func (c *Config) options() []option {
+	return []option{
+		{"DEFAULT", "data_dir", "Directory for trustack's state: the SQLite database, Fernet keys, images. Created if missing.", (*str)(&c.DataDir)},
+		{"DEFAULT", "region_name", "Name of this cloud's region, in the service catalog.", (*str)(&c.Region)},
+		{"database", "connection", "Where state is kept: sqlite:///path/to/trustack.db (embedded, the default: $data_dir/trustack.db) or postgres://user:password@host:5432/trustack for several controllers sharing one database.", (*str)(&c.Database.Connection)},
+		{"api", "listen", "Address and port the APIs listen on; all services share it under path prefixes (/identity/v3, ...).", (*str)(&c.API.Listen)},
+		{"api", "public_url", "Base URL clients reach the APIs at, used in the service catalog and in links (default: http:// and the listen address, with this host's name for a wildcard address).", (*str)(&c.API.PublicURL)},
+		{"api", "max_request_body_size", "Largest JSON request body accepted, in bytes; larger ones get 413. Image uploads are not limited by it.", (*i64)(&c.API.MaxBodySize)},
+		{"auth", "token_expiration", "Lifetime of a token, in seconds.", (*seconds)(&c.Auth.TokenExpiration)},
+		{"auth", "cache_time", "How long a validated token is trusted before the database is read again, in seconds. Changes made on this controller apply at once; changes made on another controller sharing the database take at most this long.", (*seconds)(&c.Auth.CacheTime)},
+		{"auth", "key_repository", "Directory of the Fernet keys that sign tokens (default: $data_dir/fernet-keys). Every controller needs the same keys.", (*str)(&c.Auth.KeyRepository)},
+		{"auth", "max_active_keys", "How many Fernet keys to keep when rotating: the staged key, the primary, and older keys that still validate tokens. A token outlives max_active_keys - 2 rotations.", (*integer)(&c.Auth.MaxActiveKeys)},
+		{"auth", "password_hash_rounds", "bcrypt cost for passwords (4 to 31); each step doubles the time to hash and check a password.", (*integer)(&c.Auth.PasswordHashRounds)},
+		{"policy", "file", "Policy file (YAML or JSON) whose rules override the defaults, one by one; `trustack policy defaults` prints them. Ignored if missing.", (*str)(&c.Policy.File)},
+		{"log", "format", "Log format: text or json.", (*choice)(&c.Log.Format)},
+		{"log", "level", "Least severe level logged: debug, info, warn or error.", (*choice)(&c.Log.Level)},
+	}
+}
+
+// Default returns the configuration with every default.
+func Default() *Config {
+	c := &Config{DataDir: "/var/lib/trustack", Region: "RegionOne"}
+	c.API.Listen = "0.0.0.0:5000"
+	c.API.MaxBodySize = 114688
+	c.Auth.TokenExpiration = time.Hour
+	c.Auth.CacheTime = 5 * time.Second
+	c.Auth.MaxActiveKeys = 3
+	c.Auth.PasswordHashRounds = 12
+	c.Policy.File = "/etc/trustack/policy.yaml"
+	c.Log.Format = "text"
+	c.Log.Level = "info"
+	return c
+}
+
+// Load returns the defaults overridden by the file at path; "" reads
+// DefaultPath if it exists.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path == "" {
+		if _, err := os.Stat(DefaultPath); errors.Is(err, fs.ErrNotExist) {
+			return c, c.check()
+		}
+		path = DefaultPath
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	if err := c.parse(f, path); err != nil {
+		return nil, err
+	}
+	return c, c.check()
+}
+
+// parse applies an INI file to c. An unknown section or option is an
+// error, so that a misspelt option does not go unnoticed.
+func (c *Config) parse(r io.Reader, name string) error {
+	byKey := map[string]value{}
+	sections := map[string]bool{}
+	for _, o := range c.options() {
+		byKey[o.section+"."+o.name] = o.value
+		sections[o.section] = true
+	}
+	section := ""
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+			continue
+		case line[0] == '[':
+			if !strings.HasSuffix(line, "]") {
+				return fmt.Errorf("%s:%d: malformed section header %q", name, n, line)
+			}
+			section = strings.TrimSpace(line[1 : len(line)-1])
+			if !sections[section] {
+				return fmt.Errorf("%s:%d: unknown section [%s]", name, n, section)
+			}
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want key = value, got %q", name, n, line)
+		}
+		if section == "" {
+			return fmt.Errorf("%s:%d: option before any [section]", name, n)
+		}
+		key = strings.TrimSpace(key)
+		v, ok := byKey[section+"."+key]
+		if !ok {
+			return fmt.Errorf("%s:%d: unknown option %q in [%s]", name, n, key, section)
+		}
+		if err := v.set(strings.TrimSpace(val)); err != nil {
+			return fmt.Errorf("%s:%d: [%s] %s: %v", name, n, section, key, err)
+		}
+	}
+	return sc.Err()
+}
+
+// check validates values that parse but make no sense.
+func (c *Config) check() error {
+	switch {
+	case c.Log.Format != "text" && c.Log.Format != "json":
+		return fmt.Errorf("config: [log] format must be text or json, not %q", c.Log.Format)
+	case !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level):
+		return fmt.Errorf("config: [log] level must be debug, info, warn or error, not %q", c.Log.Level)
+	case c.Auth.TokenExpiration <= 0:
+		return fmt.Errorf("config: [auth] token_expiration must be positive")
+	case c.Auth.MaxActiveKeys < 2:
+		return fmt.Errorf("config: [auth] max_active_keys must be at least 2")
+	case c.API.MaxBodySize <= 0:
+		return fmt.Errorf("config: [api] max_request_body_size must be positive")
+	}
+	return nil
+}
+
+// Derived settings.
+
+// DatabaseDSN returns the database connection, defaulting to SQLite in the
+// data directory.
+func (c *Config) DatabaseDSN() string {
+	if c.Database.Connection != "" {
+		return c.Database.Connection
+	}
+	return "sqlite://" + filepath.Join(c.DataDir, "trustack.db")
+}
+
+// KeyRepositoryDir returns the Fernet key directory.
+func (c *Config) KeyRepositoryDir() string {
+	if c.Auth.KeyRepository != "" {
+		return c.Auth.KeyRepository
+	}
+	return filepath.Join(c.DataDir, "fernet-keys")
+}
+
+// BaseURL returns the public base URL of the APIs, without a trailing
+// slash.
+func (c *Config) BaseURL() string {
+	if c.API.PublicURL != "" {
+		return strings.TrimRight(c.API.PublicURL, "/")
+	}
+	host, port, _ := strings.Cut(c.API.Listen, ":")
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host, _ = os.Hostname()
+	}
+	return "http://" + host + ":" + port
+}
+
+// Defaults renders the annotated default configuration file.
+func Defaults() string {
+	c := Default()
+	var b strings.Builder
+	b.WriteString("# trustack configuration. Each option shows its default, commented out.\n")
+	section := ""
+	for _, o := range c.options() {
+		if o.section != section {
+			section = o.section
+			fmt.Fprintf(&b, "\n[%s]\n", section)
+		}
+		b.WriteString("\n")
+		for _, line := range wrap(o.help, 76) {
+			fmt.Fprintf(&b, "# %s\n", line)
+		}
+		fmt.Fprintf(&b, "#%s = %s\n", o.name, o.value)
+	}
+	return b.String()
+}
+
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return append(lines, line)
+}
+
+// Option value kinds.
+
+type (
+	str     string
+	choice  string
+	integer int
+	i64     int64
+	seconds time.Duration
+)
+
+func (s *str) set(v string) error    { *s = str(v); return nil }
+func (s *str) String() string        { return string(*s) }
+func (s *choice) set(v string) error { *s = choice(strings.ToLower(v)); return nil }
+func (s *choice) String() string     { return string(*s) }
+
+func (n *integer) set(v string) error {
+	i, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("want an integer, got %q", v)
+	}
+	*n = integer(i)
+	return nil
+}
+func (n *integer) String() string { return strconv.Itoa(int(*n)) }
+
+func (n *i64) set(v string) error {
+	i, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want an integer, got %q", v)
+	}
+	*n = i64(i)
+	return nil
+}
+func (n *i64) String() string { return strconv.FormatInt(int64(*n), 10) }
+
+func (d *seconds) set(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return fmt.Errorf("want a number of seconds, got %q", v)
+	}
+	*d = seconds(f * float64(time.Second))
+	return nil
+}
+func (d *seconds) String() string {
+	return strconv.FormatFloat(time.Duration(*d).Seconds(), 'f', -1, 64)
+}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trustack.conf")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad(t *testing.T) {
+	c, err := Load(write(t, `
+# a comment
+[DEFAULT]
+data_dir = /srv/trustack
+[database]
+connection = postgres://u:p@db/trustack
+[auth]
+token_expiration = 7200
+cache_time = 0.5
+; another comment
+[log]
+format = JSON
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ got, want any }{
+		{c.DataDir, "/srv/trustack"},
+		{c.DatabaseDSN(), "postgres://u:p@db/trustack"},
+		{c.Auth.TokenExpiration, 2 * time.Hour},
+		{c.Auth.CacheTime, 500 * time.Millisecond},
+		{c.Log.Format, "json"},
+		{c.KeyRepositoryDir(), "/srv/trustack/fernet-keys"},
+		{c.Auth.MaxActiveKeys, 3}, // untouched default
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %v, want %v", tc.got, tc.want)
+		}
+	}
+}
+
+func TestLoadErrorsNameTheLine(t *testing.T) {
+	for text, want := range map[string]string{
+		"[auth]\ntoken_expiraton = 5\n": ":2: unknown option \"token_expiraton\"",
+		"[nope]\n":                      ":1: unknown section [nope]",
+		"[auth]\nmax_active_keys = x\n": ":2: [auth] max_active_keys: want an integer",
+		"data_dir = /x\n":               ":1: option before any [section]",
+		"[log]\nformat = xml\n":         "[log] format must be text or json",
+		"[auth]\nmax_active_keys = 1\n": "max_active_keys must be at least 2",
+		"[api\n":                        ":1: malformed section header",
+	} {
+		_, err := Load(write(t, text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%q): got %v, want an error containing %q", text, err, want)
+		}
+	}
+}
+
+func TestDefaultsDocumentEveryOptionAndParse(t *testing.T) {
+	text := Defaults()
+	for _, o := range Default().options() {
+		if !strings.Contains(text, "#"+o.name+" = ") {
+			t.Errorf("defaults lack option %s", o.name)
+		}
+		if o.help == "" {
+			t.Errorf("option [%s] %s has no help", o.section, o.name)
+		}
+	}
+	// Uncommenting every option gives the defaults back.
+	var b strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") && strings.Contains(line, " = ") && !strings.HasPrefix(line, "# ") {
+			line = line[1:]
+		}
+		b.WriteString(line + "\n")
+	}
+	c, err := Load(write(t, b.String()))
+	if err != nil {
+		t.Fatalf("the uncommented defaults do not load: %v", err)
+	}
+	if *c != *Default() {
+		t.Errorf("uncommented defaults give %+v, want %+v", c, Default())
+	}
+}
