@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -110,10 +111,11 @@ type Options struct {
 // keep cached tokens honest. It is safe for concurrent use.
 type Service struct {
 	Store
-	keys   *KeyRepository
-	hasher *hasher
-	opts   Options
-	cache  tokenCache
+	keys    *KeyRepository
+	hasher  *hasher
+	opts    Options
+	cache   tokenCache
+	catalog catalogCache
 
 	// generation counts writes that may change what a token means (a role
 	// revoked, a user disabled); a cached validation from an older
@@ -144,7 +146,8 @@ func New(store Store, keys *KeyRepository, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// changed records a write that may change what tokens mean.
+// changed records a write that may change what tokens mean, or the
+// catalog they carry.
 func (s *Service) changed() { s.generation.Add(1) }
 
 // NewID returns a new identifier: a random UUID in hex, as Keystone's.
@@ -638,8 +641,49 @@ type CatalogEntry struct {
 	Endpoints []*trustack.Endpoint
 }
 
-// Catalog returns the enabled services that have enabled endpoints.
+// Catalog returns the enabled services with their enabled endpoints. It is
+// cached like validated tokens: every token response carries it, and it
+// rarely changes. The result is shared: callers must not change it.
 func (s *Service) Catalog(ctx context.Context) ([]CatalogEntry, error) {
+	now, gen := s.opts.Now(), s.generation.Load()
+	if c := s.catalog.get(gen, now); c != nil {
+		return c, nil
+	}
+	c, err := s.readCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.catalog.put(c, gen, now.Add(s.opts.CacheTime))
+	return c, nil
+}
+
+// catalogCache holds the catalog of one generation for a while.
+type catalogCache struct {
+	mu         sync.Mutex
+	entries    []CatalogEntry
+	generation uint64
+	until      time.Time
+}
+
+func (c *catalogCache) get(generation uint64, now time.Time) []CatalogEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || c.generation != generation || !now.Before(c.until) {
+		return nil
+	}
+	return c.entries
+}
+
+func (c *catalogCache) put(entries []CatalogEntry, generation uint64, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if entries == nil {
+		entries = []CatalogEntry{}
+	}
+	c.entries, c.generation, c.until = entries, generation, until
+}
+
+func (s *Service) readCatalog(ctx context.Context) ([]CatalogEntry, error) {
 	services, err := s.Store.Services(ctx, trustack.ServiceFilter{})
 	if err != nil {
 		return nil, err
@@ -714,7 +758,30 @@ func (s *Service) CreateService(ctx context.Context, svc *trustack.Service) erro
 	if svc.ID == "" {
 		svc.ID = NewID()
 	}
-	return s.Store.CreateService(ctx, svc)
+	err := s.Store.CreateService(ctx, svc)
+	s.changed()
+	return err
+}
+
+// UpdateService changes a catalog service.
+func (s *Service) UpdateService(ctx context.Context, id string, fn func(*trustack.Service) error) (*trustack.Service, error) {
+	svc, err := s.Store.UpdateService(ctx, id, fn)
+	s.changed()
+	return svc, err
+}
+
+// DeleteService deletes a catalog service and its endpoints.
+func (s *Service) DeleteService(ctx context.Context, id string) error {
+	err := s.Store.DeleteService(ctx, id)
+	s.changed()
+	return err
+}
+
+// DeleteEndpoint deletes an endpoint.
+func (s *Service) DeleteEndpoint(ctx context.Context, id string) error {
+	err := s.Store.DeleteEndpoint(ctx, id)
+	s.changed()
+	return err
 }
 
 // CreateEndpoint adds an endpoint to an existing service. As in Keystone,
@@ -729,7 +796,9 @@ func (s *Service) CreateEndpoint(ctx context.Context, e *trustack.Endpoint) erro
 	if e.ID == "" {
 		e.ID = NewID()
 	}
-	return s.Store.CreateEndpoint(ctx, e)
+	err := s.Store.CreateEndpoint(ctx, e)
+	s.changed()
+	return err
 }
 
 // UpdateEndpoint changes an endpoint, making its new region if need be.
@@ -746,12 +815,14 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, fn func(*trusta
 	if err := s.ensureRegion(ctx, preview.RegionID); err != nil {
 		return nil, err
 	}
-	return s.Store.UpdateEndpoint(ctx, id, func(e *trustack.Endpoint) error {
+	e, err := s.Store.UpdateEndpoint(ctx, id, func(e *trustack.Endpoint) error {
 		if err := fn(e); err != nil {
 			return err
 		}
 		return s.checkEndpoint(ctx, e)
 	})
+	s.changed()
+	return e, err
 }
 
 // ensureRegion makes the region if it does not exist ("" is no region).

@@ -404,3 +404,38 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+func TestCatalogFollowsChanges(t *testing.T) {
+	f := newFixture(t)
+	count := func() int {
+		c, err := f.svc.Catalog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range c {
+			n += len(e.Endpoints)
+		}
+		return n
+	}
+	if got := count(); got != 3 {
+		t.Fatalf("catalog has %d endpoints, want 3", got)
+	}
+	svc := &trustack.Service{Type: "compute", Name: "nova", Enabled: true}
+	if err := f.svc.CreateService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	ep := &trustack.Endpoint{ServiceID: svc.ID, Interface: "public", URL: "http://x/compute/v2.1", RegionID: "RegionOne", Enabled: true}
+	if err := f.svc.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != 4 {
+		t.Errorf("after adding an endpoint, the catalog has %d, want 4", got)
+	}
+	if _, err := f.svc.UpdateEndpoint(ctx, ep.ID, func(e *trustack.Endpoint) error { e.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != 3 {
+		t.Errorf("after disabling it, the catalog has %d, want 3", got)
+	}
+}

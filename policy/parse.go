@@ -63,15 +63,7 @@ func (r ruleCheck) eval(e *Enforcer, c Credentials, t Target, d int) bool {
 
 func (r roleCheck) eval(_ *Enforcer, c Credentials, t Target, _ int) bool {
 	want, ok := interpolate(string(r), t)
-	if !ok {
-		return false
-	}
-	for _, have := range c.Roles {
-		if strings.EqualFold(have, want) {
-			return true
-		}
-	}
-	return false
+	return ok && c.HasRole(want)
 }
 
 func (g genericCheck) eval(_ *Enforcer, c Credentials, t Target, _ int) bool {
@@ -82,7 +74,7 @@ func (g genericCheck) eval(_ *Enforcer, c Credentials, t Target, _ int) bool {
 	if g.literal {
 		return g.kind == match
 	}
-	have, ok := c.Values[g.kind]
+	have, ok := c.Value(g.kind)
 	return ok && have == match
 }
 

@@ -31,9 +31,31 @@ type Rule struct {
 // user_id, project_id and token.project.domain.id. Attributes Keystone
 // leaves as None, such as domain_id for a project-scoped token, are the
 // string "None", as oslo.policy compares them.
-type Credentials struct {
+type Credentials interface {
+	// HasRole reports whether the caller holds the role, ignoring case.
+	HasRole(name string) bool
+	// Value returns a credential attribute, and false if there is none.
+	Value(key string) (string, bool)
+}
+
+// Static is Credentials given as plain values.
+type Static struct {
 	Roles  []string
 	Values map[string]string
+}
+
+func (s Static) HasRole(name string) bool {
+	for _, r := range s.Roles {
+		if strings.EqualFold(r, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s Static) Value(key string) (string, bool) {
+	v, ok := s.Values[key]
+	return v, ok
 }
 
 // Target describes the thing acted on, flattened to dotted keys such as
@@ -131,32 +153,48 @@ func YAML(rules []Rule) string {
 	return b.String()
 }
 
-// CredentialsOf returns the credentials a validated token proves.
-func CredentialsOf(t *trustack.Token) Credentials {
-	v := map[string]string{
-		"user_id":                 t.User.ID,
-		"user_domain_id":          t.User.DomainID,
-		"token.user.domain.id":    t.User.DomainID,
-		"project_id":              "None",
-		"project_domain_id":       "None",
-		"domain_id":               "None",
-		"token.project.domain.id": "None",
-		"token.domain.id":         "None",
-		"system_scope":            "None",
-		"is_admin":                "False",
+// CredentialsOf returns the credentials a validated token proves. They
+// read the token as they are asked, so checking a request allocates
+// nothing.
+func CredentialsOf(t *trustack.Token) Credentials { return tokenCredentials{t} }
+
+type tokenCredentials struct{ t *trustack.Token }
+
+func (c tokenCredentials) HasRole(name string) bool {
+	for _, r := range c.t.Roles {
+		if strings.EqualFold(r.Name, name) {
+			return true
+		}
 	}
-	if t.Project != nil {
-		v["project_id"] = t.Project.ID
-		v["project_domain_id"] = t.Project.DomainID
-		v["token.project.domain.id"] = t.Project.DomainID
+	return false
+}
+
+func (c tokenCredentials) Value(key string) (string, bool) {
+	t := c.t
+	switch key {
+	case "user_id":
+		return t.User.ID, true
+	case "user_domain_id", "token.user.domain.id":
+		return t.User.DomainID, true
+	case "project_id":
+		if t.Project == nil {
+			return "None", true
+		}
+		return t.Project.ID, true
+	case "project_domain_id", "token.project.domain.id":
+		if t.Project == nil {
+			return "None", true
+		}
+		return t.Project.DomainID, true
+	case "domain_id", "token.domain.id":
+		if t.Domain == nil {
+			return "None", true
+		}
+		return t.Domain.ID, true
+	case "system_scope":
+		return "None", true // trustack issues no system-scoped tokens
+	case "is_admin":
+		return "False", true // nor admin tokens
 	}
-	if t.Domain != nil {
-		v["domain_id"] = t.Domain.ID
-		v["token.domain.id"] = t.Domain.ID
-	}
-	roles := make([]string, len(t.Roles))
-	for i, r := range t.Roles {
-		roles[i] = r.Name
-	}
-	return Credentials{Roles: roles, Values: v}
+	return "", false
 }

@@ -9,13 +9,13 @@ import (
 )
 
 var (
-	admin = Credentials{Roles: []string{"admin", "member", "reader"}, Values: map[string]string{
+	admin = Static{Roles: []string{"admin", "member", "reader"}, Values: map[string]string{
 		"user_id": "u-admin", "project_id": "p-admin", "domain_id": "None", "token.project.domain.id": "default",
 	}}
-	member = Credentials{Roles: []string{"member", "reader"}, Values: map[string]string{
+	member = Static{Roles: []string{"member", "reader"}, Values: map[string]string{
 		"user_id": "u1", "project_id": "p1", "domain_id": "None", "token.project.domain.id": "default",
 	}}
-	domainReader = Credentials{Roles: []string{"Reader"}, Values: map[string]string{
+	domainReader = Static{Roles: []string{"Reader"}, Values: map[string]string{
 		"user_id": "u2", "project_id": "None", "domain_id": "d1", "token.domain.id": "d1",
 	}}
 )
@@ -30,7 +30,7 @@ func TestChecks(t *testing.T) {
 	tests := []struct {
 		name  string
 		check string
-		cred  Credentials
+		cred  Static
 		tgt   Target
 		want  bool
 	}{
@@ -117,10 +117,10 @@ func TestOverridesFromFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auditor := Credentials{Roles: []string{"auditor"}}
+	auditor := Static{Roles: []string{"auditor"}}
 	for _, tc := range []struct {
 		rule string
-		cred Credentials
+		cred Static
 		want bool
 	}{
 		{"identity:list_users", member, true},   // loosened by the file
@@ -149,5 +149,32 @@ func TestAuthorize(t *testing.T) {
 	}
 	if got := trustack.ErrorCode(e.Authorize("identity:unregistered", admin, nil)); got != trustack.EINTERNAL {
 		t.Errorf("unregistered rule: got code %q, want %q", got, trustack.EINTERNAL)
+	}
+}
+
+func TestCredentialsOfToken(t *testing.T) {
+	project := &trustack.Project{ID: "p1", DomainID: "d1"}
+	tok := &trustack.Token{User: trustack.User{ID: "u1", DomainID: "d0"}, Project: project, Roles: []trustack.Role{{Name: "Member"}}}
+	c := CredentialsOf(tok)
+	for key, want := range map[string]string{
+		"user_id": "u1", "user_domain_id": "d0", "project_id": "p1", "token.project.domain.id": "d1",
+		"domain_id": "None", "token.domain.id": "None", "system_scope": "None", "is_admin": "False",
+	} {
+		if got, ok := c.Value(key); !ok || got != want {
+			t.Errorf("Value(%q) = %q, %v; want %q", key, got, ok, want)
+		}
+	}
+	if _, ok := c.Value("nonsense"); ok {
+		t.Error("an unknown attribute has a value")
+	}
+	if !c.HasRole("member") || c.HasRole("admin") {
+		t.Error("HasRole does not follow the token's roles")
+	}
+	domainScoped := CredentialsOf(&trustack.Token{User: trustack.User{ID: "u1"}, Domain: &trustack.Domain{ID: "d9"}})
+	if got, _ := domainScoped.Value("domain_id"); got != "d9" {
+		t.Errorf("domain_id of a domain-scoped token = %q, want d9", got)
+	}
+	if got, _ := domainScoped.Value("project_id"); got != "None" {
+		t.Errorf("project_id of a domain-scoped token = %q, want None", got)
 	}
 }

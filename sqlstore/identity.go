@@ -94,7 +94,7 @@ func (db *DB) UpdateDomain(ctx context.Context, id string, fn func(*trustack.Dom
 // DeleteDomain deletes the domain with everything in it: its projects,
 // users and groups, and every assignment that names one of them.
 func (db *DB) DeleteDomain(ctx context.Context, id string) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM assignments WHERE target_id = $1
 			OR target_id IN (SELECT id FROM projects WHERE domain_id = $1)
 			OR actor_id IN (SELECT id FROM users WHERE domain_id = $1)
@@ -138,7 +138,7 @@ func (db *DB) DeleteProject(ctx context.Context, id string) error {
 // deleteWithAssignments deletes the row id of t and the assignments whose
 // column (actor_id or target_id) names it, in one transaction.
 func deleteWithAssignments[T any](ctx context.Context, db *DB, t *table[T], column, id string) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM assignments WHERE "+column+" = $1", id); err != nil {
 			return fmt.Errorf("delete assignments of %s %s: %w", t.kind, id, err)
 		}
@@ -151,7 +151,7 @@ func deleteWithAssignments[T any](ctx context.Context, db *DB, t *table[T], colu
 // CreateUser adds the user with the given password hash ("" for a user
 // who cannot authenticate with a password).
 func (db *DB) CreateUser(ctx context.Context, u *trustack.User, passwordHash string) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		if err := users.insert(ctx, tx, u); err != nil {
 			return err
 		}

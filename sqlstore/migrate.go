@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -73,7 +72,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := db.write.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,
 		name TEXT NOT NULL,
 		applied_at BIGINT NOT NULL)`); err != nil {
@@ -88,9 +87,15 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // migrateOne applies the next missing step and reports whether none was
-// missing.
+// missing. Steps hold several statements, so they run unprepared, in a
+// transaction of their own.
 func (db *DB) migrateOne(ctx context.Context, steps []migration) (done bool, err error) {
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	tx, err := db.write.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin migration: %w", err)
+	}
+	defer tx.Rollback()
+	err = func() error {
 		if db.backend == "postgres" {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7262636)`); err != nil {
 				return fmt.Errorf("lock for migration: %w", err)
@@ -115,6 +120,9 @@ func (db *DB) migrateOne(ctx context.Context, steps []migration) (done bool, err
 		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 			step.version, step.name, db.Now().UnixMicro())
 		return err
-	})
-	return done, err
+	}()
+	if err != nil {
+		return false, err
+	}
+	return done, tx.Commit()
 }

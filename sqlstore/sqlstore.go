@@ -33,7 +33,7 @@ type DB struct {
 	// single connection whose transactions begin IMMEDIATE, so that writers
 	// queue on the Go side instead of failing with SQLITE_BUSY when a read
 	// transaction tries to upgrade.
-	read, write *sql.DB
+	read, write *pool
 	backend     string // "sqlite" or "postgres"
 
 	// Now returns the current time; tests replace it.
@@ -97,7 +97,7 @@ func openSQLite(path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	read.SetMaxIdleConns(max(4, runtime.NumCPU()))
-	return &DB{read: read, write: write, backend: "sqlite", Now: time.Now}, nil
+	return &DB{read: newPool(read), write: newPool(write), backend: "sqlite", Now: time.Now}, nil
 }
 
 func openPostgres(dsn string) (*DB, error) {
@@ -108,7 +108,8 @@ func openPostgres(dsn string) (*DB, error) {
 	pool.SetMaxOpenConns(32)
 	pool.SetMaxIdleConns(32)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
-	return &DB{read: pool, write: pool, backend: "postgres", Now: time.Now}, nil
+	p := newPool(pool)
+	return &DB{read: p, write: p, backend: "postgres", Now: time.Now}, nil
 }
 
 // Backend returns "sqlite" or "postgres".
@@ -116,9 +117,9 @@ func (db *DB) Backend() string { return db.backend }
 
 // Close closes the store's connections.
 func (db *DB) Close() error {
-	err := db.read.Close()
+	err := db.read.close()
 	if db.write != db.read {
-		err = errors.Join(err, db.write.Close())
+		err = errors.Join(err, db.write.close())
 	}
 	return err
 }
@@ -141,16 +142,16 @@ type querier interface {
 }
 
 // inTx runs fn in a write transaction, committing if fn returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+func (db *DB) inTx(ctx context.Context, fn func(q querier) error) error {
+	t, err := db.write.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", translate(err))
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	if err := fn(tx{tx: t, pool: db.write}); err != nil {
+		t.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := t.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", translate(err))
 	}
 	return nil
@@ -208,4 +209,3 @@ func conflict(kind string, err error) error {
 	}
 	return &trustack.Error{Code: trustack.ECONFLICT, Message: fmt.Sprintf("Conflict occurred attempting to store %s: it refers to something that does not exist, or something still refers to it.", kind)}
 }
-

@@ -89,7 +89,7 @@ func (t *table[T]) insert(ctx context.Context, q querier, v *T) error {
 // aborts the update and is returned as it is.
 func (t *table[T]) update(ctx context.Context, db *DB, id string, fn func(*T) error) (*T, error) {
 	var v *T
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		var err error
 		if v, err = t.getSQL(ctx, tx, id, db.lockRow()); err != nil {
 			return err

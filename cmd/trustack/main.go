@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,14 @@ import (
 )
 
 func main() {
+	// A controller's live heap is a few megabytes, so Go's default target
+	// (collect when the heap doubles, at least 4 MB) means dozens of
+	// collections a second under load, each taking one of the few cores
+	// for a while; fewer, larger cycles cost megabytes and cut the latency
+	// tail. The GOGC environment variable still decides when set.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root().ExecuteContext(ctx)
 	stop()

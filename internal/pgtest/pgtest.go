@@ -1,7 +1,7 @@
-// Package pgtest gives tests a real PostgreSQL: the server named by
-// TRUSTACK_TEST_POSTGRES, or else a cluster of its own, started on a free
-// port in a temporary directory and stopped when the tests end. Each test
-// gets a fresh database.
+// Package pgtest gives tests and benchmarks a real PostgreSQL: the server
+// named by TRUSTACK_TEST_POSTGRES, or else a cluster of its own, started
+// on a free port in a temporary directory and stopped at the end. Each
+// test gets a fresh database.
 package pgtest
 
 import (
@@ -42,7 +42,7 @@ var (
 // Call it from TestMain: os.Exit(pgtest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
-	stop()
+	Stop()
 	return code
 }
 
@@ -51,35 +51,47 @@ func Main(m *testing.M) int {
 // server can be had.
 func DSN(t testing.TB) string {
 	t.Helper()
+	dsn, drop, err := NewDatabase()
+	if err != nil {
+		t.Fatalf("PostgreSQL for tests: %v", err)
+	}
+	t.Cleanup(drop)
+	return dsn
+}
+
+// NewDatabase returns the DSN of a new, empty database and a function that
+// drops it, starting the server first if need be. Programs that are not
+// tests call Stop when done.
+func NewDatabase() (dsn string, drop func(), err error) {
 	once.Do(func() { base, setup = start() })
 	if setup != nil {
-		t.Fatalf("PostgreSQL for tests: %v", setup)
+		return "", nil, setup
 	}
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	defer admin.Close()
 	var b [6]byte
 	rand.Read(b[:])
 	name := "trustack_test_" + hex.EncodeToString(b[:])
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create test database: %v", err)
+		return "", nil, fmt.Errorf("create database: %w", err)
 	}
-	t.Cleanup(func() {
+	drop = func() {
 		admin, err := sql.Open("pgx", base)
 		if err != nil {
 			return
 		}
 		defer admin.Close()
 		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-	})
+	}
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }
 
 func start() (string, error) {
@@ -176,7 +188,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func stop() {
+// Stop stops the cluster pgtest started, if any.
+func Stop() {
 	if cluster != nil && cluster.Process != nil {
 		cluster.Process.Signal(os.Interrupt) // fast shutdown
 		done := make(chan struct{})
