@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/api/openstack"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/policy"
@@ -75,8 +76,8 @@ func (h *handler) routes() {
 	a.Private("GET "+v3+"/domains", h.listDomains)
 	a.Private("POST "+v3+"/domains", h.createDomain)
 	a.Private("GET "+v3+"/domains/{domain_id}", h.getDomain)
-	a.Private("PATCH "+v3+"/domains/{domain_id}", h.updateDomain)
-	a.Private("DELETE "+v3+"/domains/{domain_id}", h.deleteDomain)
+	a.Private("PATCH "+v3+"/domains/{domain_id}", change[trustack.Domain, domainFields](h, "identity:update_domain", "domain", "domain_id", h.svc.UpdateDomain, func(d *trustack.Domain) *trustack.Extra { return &d.Extra }, h.domain))
+	a.Private("DELETE "+v3+"/domains/{domain_id}", remove(h, "identity:delete_domain", "domain_id", h.svc.DeleteDomain))
 
 	a.Private("GET "+v3+"/projects", h.listProjects)
 	a.Private("POST "+v3+"/projects", h.createProject)
@@ -136,22 +137,22 @@ func (h *handler) routes() {
 
 	a.Private("GET "+v3+"/regions", h.listRegions)
 	a.Private("POST "+v3+"/regions", h.createRegion)
-	a.Private("GET "+v3+"/regions/{region_id}", h.getRegion)
+	a.Private("GET "+v3+"/regions/{region_id}", show(h, "identity:get_region", "region", "region_id", h.svc.Region, h.region))
 	a.Private("PUT "+v3+"/regions/{region_id}", h.createRegion)
-	a.Private("PATCH "+v3+"/regions/{region_id}", h.updateRegion)
-	a.Private("DELETE "+v3+"/regions/{region_id}", h.deleteRegion)
+	a.Private("PATCH "+v3+"/regions/{region_id}", change[trustack.Region, regionFields](h, "identity:update_region", "region", "region_id", h.svc.UpdateRegion, func(r *trustack.Region) *trustack.Extra { return &r.Extra }, h.region))
+	a.Private("DELETE "+v3+"/regions/{region_id}", remove(h, "identity:delete_region", "region_id", h.svc.DeleteRegion))
 
 	a.Private("GET "+v3+"/services", h.listServices)
 	a.Private("POST "+v3+"/services", h.createService)
-	a.Private("GET "+v3+"/services/{service_id}", h.getService)
-	a.Private("PATCH "+v3+"/services/{service_id}", h.updateService)
-	a.Private("DELETE "+v3+"/services/{service_id}", h.deleteService)
+	a.Private("GET "+v3+"/services/{service_id}", show(h, "identity:get_service", "service", "service_id", h.svc.Service, h.service))
+	a.Private("PATCH "+v3+"/services/{service_id}", change[trustack.Service, serviceFields](h, "identity:update_service", "service", "service_id", h.svc.UpdateService, func(s *trustack.Service) *trustack.Extra { return &s.Extra }, h.service))
+	a.Private("DELETE "+v3+"/services/{service_id}", remove(h, "identity:delete_service", "service_id", h.svc.DeleteService))
 
 	a.Private("GET "+v3+"/endpoints", h.listEndpoints)
 	a.Private("POST "+v3+"/endpoints", h.createEndpoint)
-	a.Private("GET "+v3+"/endpoints/{endpoint_id}", h.getEndpoint)
-	a.Private("PATCH "+v3+"/endpoints/{endpoint_id}", h.updateEndpoint)
-	a.Private("DELETE "+v3+"/endpoints/{endpoint_id}", h.deleteEndpoint)
+	a.Private("GET "+v3+"/endpoints/{endpoint_id}", show(h, "identity:get_endpoint", "endpoint", "endpoint_id", h.svc.Endpoint, h.endpoint))
+	a.Private("PATCH "+v3+"/endpoints/{endpoint_id}", change[trustack.Endpoint, endpointFields](h, "identity:update_endpoint", "endpoint", "endpoint_id", h.svc.UpdateEndpoint, func(e *trustack.Endpoint) *trustack.Extra { return &e.Extra }, h.endpoint))
+	a.Private("DELETE "+v3+"/endpoints/{endpoint_id}", remove(h, "identity:delete_endpoint", "endpoint_id", h.svc.DeleteEndpoint))
 }
 
 // versionDoc describes identity v3, as Keystone's discovery does.
