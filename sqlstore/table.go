@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/trustack/trustack"
 )
@@ -214,6 +215,28 @@ func (c jsonColumn[T]) Scan(src any) error {
 
 // extraColumn stores a trustack.Extra as a JSON object.
 func extraColumn(p *trustack.Extra) jsonColumn[trustack.Extra] { return jsonColumn[trustack.Extra]{p} }
+
+// timeColumn stores a time as Unix microseconds, the zero time as 0.
+type timeColumn struct{ p *time.Time }
+
+func (c timeColumn) Value() (driver.Value, error) {
+	if c.p.IsZero() {
+		return int64(0), nil
+	}
+	return c.p.UnixMicro(), nil
+}
+
+func (c timeColumn) Scan(src any) error {
+	us, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("time column: unexpected %T", src)
+	}
+	*c.p = time.Time{}
+	if us != 0 {
+		*c.p = time.UnixMicro(us).UTC()
+	}
+	return nil
+}
 
 // nullColumn stores "" as NULL, for optional references.
 type nullColumn struct{ p *string }
