@@ -46,12 +46,18 @@ func (p *pool) stmt(ctx context.Context, query string) *sql.Stmt {
 		return nil
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if have := p.stmts[query]; have != nil {
-		s.Close() // prepared meanwhile by another request
+	have := p.stmts[query]
+	if have == nil {
+		p.stmts[query] = s
+	}
+	p.mu.Unlock()
+	if have != nil {
+		// Prepared meanwhile by another request. Close ours outside the
+		// lock: closing waits for connections that may be busy in
+		// transactions, which need the lock to go on.
+		s.Close()
 		return have
 	}
-	p.stmts[query] = s
 	return s
 }
 
@@ -78,10 +84,12 @@ func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *
 
 func (p *pool) close() error {
 	p.mu.Lock()
-	for _, s := range p.stmts {
+	stmts := p.stmts
+	p.stmts = map[string]*sql.Stmt{}
+	p.mu.Unlock()
+	for _, s := range stmts {
 		s.Close()
 	}
-	p.mu.Unlock()
 	return p.db.Close()
 }
 

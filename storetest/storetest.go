@@ -12,12 +12,16 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/identity"
+	"github.com/trustack/trustack/images"
 )
 
 // Store is everything a backend must implement.
 type Store interface {
 	identity.Store
+	images.Store
+	compute.Store
 }
 
 // Run runs the suite; open returns a new, empty store for each test.
@@ -36,6 +40,19 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"Catalog", testCatalog},
 		{"Revocations", testRevocations},
 		{"ConcurrentUpdatesAreNotLost", testConcurrentUpdates},
+		{"Images", testImages},
+		{"ImageLists", testImageLists},
+		{"ImagePages", testImagePages},
+		{"ImageMembers", testImageMembers},
+		{"Flavors", testFlavors},
+		{"Keypairs", testKeypairs},
+		{"Hosts", testHosts},
+		{"Claims", testClaims},
+		{"ClaimsUnderConcurrency", testClaimsUnderConcurrency},
+		{"GroupPolicies", testGroupPolicies},
+		{"Servers", testServers},
+		{"QuotaUnderConcurrency", testQuotaUnderConcurrency},
+		{"ActionsAndQuotas", testActionsAndQuotas},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,257 @@
+package trustack
+
+import "time"
+
+// VM states, as Nova names them: where a server stands.
+const (
+	VMBuilding  = "building"
+	VMActive    = "active"
+	VMPaused    = "paused"
+	VMSuspended = "suspended"
+	VMStopped   = "stopped"
+	VMError     = "error"
+	VMDeleted   = "deleted"
+)
+
+// Task states, as Nova names them: what is being done to a server; "" when
+// nothing is.
+const (
+	TaskScheduling     = "scheduling"
+	TaskSpawning       = "spawning"
+	TaskPausing        = "pausing"
+	TaskUnpausing      = "unpausing"
+	TaskSuspending     = "suspending"
+	TaskResuming       = "resuming"
+	TaskPoweringOff    = "powering-off"
+	TaskPoweringOn     = "powering-on"
+	TaskRebooting      = "rebooting"
+	TaskRebootingHard  = "rebooting_hard"
+	TaskImageSnapshot  = "image_snapshot"
+	TaskImageUploading = "image_uploading"
+	TaskDeleting       = "deleting"
+)
+
+// PowerState is what the hypervisor reports of a server, with Nova's
+// numbers.
+type PowerState int
+
+const (
+	PowerNoState   PowerState = 0
+	PowerRunning   PowerState = 1
+	PowerPaused    PowerState = 3
+	PowerShutdown  PowerState = 4
+	PowerCrashed   PowerState = 6
+	PowerSuspended PowerState = 7
+)
+
+// Flavor is a size of server: vCPUs, memory and disk, with extra specs
+// that schedulers and drivers read.
+type Flavor struct {
+	ID          string
+	Name        string
+	VCPUs       int
+	RAM         int // MiB
+	Disk        int // GiB, root disk
+	Ephemeral   int // GiB
+	Swap        int // MiB
+	RXTXFactor  float64
+	Public      bool
+	Disabled    bool
+	Description string
+	ExtraSpecs  map[string]string
+}
+
+// Keypair is an SSH public key a user may inject into servers.
+type Keypair struct {
+	Name        string
+	UserID      string
+	Type        string // "ssh" or "x509"
+	PublicKey   string
+	Fingerprint string // MD5, colon-separated hex, as Nova shows it
+	CreatedAt   time.Time
+}
+
+// Fault is why a server is in error, for the user to read.
+type Fault struct {
+	Code    int // an HTTP-like status: 500 for a failure, 400 for a bad request
+	Message string
+	Details string
+	Created time.Time
+}
+
+// Server is a virtual machine and everything known of it. Flavor is the
+// flavor as it was when the server was created.
+type Server struct {
+	ID               string
+	Name             string
+	ProjectID        string
+	UserID           string
+	ImageID          string
+	Flavor           Flavor
+	KeyName          string
+	KeyData          string // the key's public part, as it was at creation
+	Metadata         map[string]string
+	AvailabilityZone string // asked for, then where it landed
+	UserData         string // base64, as given
+	Host             string // the compute host it runs on; "" before it is placed
+	Node             string // the hypervisor's hostname on that host
+	VMState          string
+	TaskState        string
+	PowerState       PowerState
+	Fault            *Fault
+	Locked           bool
+	LockedBy         string // "owner" or "admin"
+	GroupID          string // server group, "" for none
+	Hints            map[string][]string
+	ReservationID    string
+	LaunchIndex      int
+	AccessIPv4       string
+	AccessIPv6       string
+	ConfigDrive      bool
+	DiskConfig       string // "AUTO" or "MANUAL", as Nova's OS-DCF:diskConfig
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	LaunchedAt       time.Time // zero until first active
+	TerminatedAt     time.Time // zero until deleted
+}
+
+// ServerFilter selects servers; empty fields match everything.
+type ServerFilter struct {
+	ProjectID      string
+	Name           string // a regular expression, as Nova's
+	Host           string
+	Status         []string // vm states
+	ImageID        string
+	FlavorID       string
+	IncludeDeleted bool
+	ChangesSince   time.Time
+	IDs            []string
+	ReservationID  string
+	Limit          int    // at most this many, 0 for all
+	Marker         string // the ID after which to start, in creation order
+}
+
+// Server group policies.
+const (
+	PolicyAffinity         = "affinity"
+	PolicyAntiAffinity     = "anti-affinity"
+	PolicySoftAffinity     = "soft-affinity"
+	PolicySoftAntiAffinity = "soft-anti-affinity"
+)
+
+// ServerGroup asks that its members share a host (affinity) or that no two
+// of them do (anti-affinity).
+type ServerGroup struct {
+	ID        string
+	Name      string
+	ProjectID string
+	UserID    string
+	Policy    string
+	Members   []string // server IDs
+	CreatedAt time.Time
+}
+
+// Host is a compute host: its capacity, what is claimed of it, and its
+// service's state. Generation changes with every claim, so that a claim
+// based on a stale view of the host fails instead of oversubscribing it.
+type Host struct {
+	ID                  string
+	Number              int // a small integer, stable for the host's life, as Nova's service IDs
+	Name                string
+	AvailabilityZone    string
+	HypervisorType      string
+	HypervisorVersion   int
+	HypervisorHostname  string
+	HostIP              string
+	VCPUs               int
+	MemoryMB            int
+	DiskGB              int
+	CPUAllocationRatio  float64
+	RAMAllocationRatio  float64
+	DiskAllocationRatio float64
+	UsedVCPUs           int
+	UsedMemoryMB        int
+	UsedDiskGB          int
+	RunningVMs          int
+	Generation          int64
+	Enabled             bool
+	DisabledReason      string
+	ForcedDown          bool
+	LastSeen            time.Time // the latest heartbeat
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// Free reports whether the host can take a further vcpus, memoryMB and
+// diskGB within its allocation ratios.
+func (h *Host) Free(vcpus, memoryMB, diskGB int) bool {
+	fits := func(used, want, total int, ratio float64) bool {
+		return float64(used+want) <= float64(total)*ratio
+	}
+	return fits(h.UsedVCPUs, vcpus, h.VCPUs, h.CPUAllocationRatio) &&
+		fits(h.UsedMemoryMB, memoryMB, h.MemoryMB, h.RAMAllocationRatio) &&
+		fits(h.UsedDiskGB, diskGB, h.DiskGB, h.DiskAllocationRatio)
+}
+
+// Claim is what a server takes of a host.
+type Claim struct {
+	ServerID string
+	HostID   string
+	VCPUs    int
+	MemoryMB int
+	DiskGB   int
+}
+
+// InstanceAction records something done to a server, with the events of
+// carrying it out, for os-instance-actions.
+type InstanceAction struct {
+	ServerID  string
+	Action    string // "create", "pause", "reboot", ...
+	RequestID string
+	UserID    string
+	ProjectID string
+	StartTime time.Time
+	Message   string // set when the action failed
+	Events    []ActionEvent
+}
+
+// ActionEvent is a step of an instance action.
+type ActionEvent struct {
+	Event      string // "compute_pause_instance", ...
+	StartTime  time.Time
+	FinishTime time.Time // zero while running
+	Result     string    // "Success" or "Error"; "" while running
+	Host       string
+	Details    string
+}
+
+// Quota resources, as Nova names them.
+const (
+	QuotaInstances          = "instances"
+	QuotaCores              = "cores"
+	QuotaRAM                = "ram"
+	QuotaKeyPairs           = "key_pairs"
+	QuotaMetadataItems      = "metadata_items"
+	QuotaServerGroups       = "server_groups"
+	QuotaServerGroupMembers = "server_group_members"
+)
+
+// DefaultQuotas are Nova's defaults; -1 means unlimited.
+var DefaultQuotas = map[string]int{
+	QuotaInstances:          10,
+	QuotaCores:              20,
+	QuotaRAM:                51200,
+	QuotaKeyPairs:           100,
+	QuotaMetadataItems:      128,
+	QuotaServerGroups:       10,
+	QuotaServerGroupMembers: 10,
+}
+
+// FlavorFilter selects flavors; empty fields match everything.
+type FlavorFilter struct {
+	Name      string
+	Public    *bool  // only public (true) or only private (false) flavors
+	VisibleTo string // only flavors this project may use: public, or shared with it
+	MinRAM    int
+	MinDisk   int
+}
