@@ -1,0 +1,388 @@
+// Package agent is trustack's compute host agent: it registers its host
+// with the controllers over the bus, keeps it alive with heartbeats, and
+// carries out the controllers' requests (spawn, destroy, power, console,
+// snapshot) through a Hypervisor, which this package declares and drivers
+// implement (hypervisor/fake, hypervisor/qemu). It also holds the wire
+// protocol and the Client controllers use to reach agents.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
+)
+
+// Hypervisor runs servers on one host. Every method is safe for concurrent
+// use; the agent never runs two operations on the same server at once.
+type Hypervisor interface {
+	// Describe returns the host's capacity and hypervisor.
+	Describe(ctx context.Context) (Resources, error)
+	// Spawn starts a server from spec. Spawning a server that exists
+	// already succeeds without starting another.
+	Spawn(ctx context.Context, spec Spec) error
+	// Destroy stops a server and removes all it has on the host; a server
+	// that does not exist is not an error.
+	Destroy(ctx context.Context, serverID string) error
+	// Power carries out a power operation; ENOTFOUND for a missing server,
+	// ECONFLICT if the server's state does not allow it.
+	Power(ctx context.Context, serverID string, op PowerOp) error
+	// State returns a server's power state, or ENOTFOUND.
+	State(ctx context.Context, serverID string) (trustack.PowerState, error)
+	// List returns the power state of every server on the host.
+	List(ctx context.Context) (map[string]trustack.PowerState, error)
+	// Console returns the last lines of a server's console, all if 0.
+	Console(ctx context.Context, serverID string, lines int) (string, error)
+	// Snapshot writes a copy of the server's disk to w.
+	Snapshot(ctx context.Context, serverID string, w io.Writer) error
+}
+
+// Resources describe a host.
+type Resources struct {
+	VCPUs              int
+	MemoryMB           int
+	DiskGB             int
+	HypervisorType     string
+	HypervisorVersion  int
+	HypervisorHostname string
+}
+
+// Config configures an agent; zero values take the defaults.
+type Config struct {
+	// Name is the host's name, unique among compute hosts.
+	Name string
+	// AvailabilityZone is the host's zone ("" for the controller's default).
+	AvailabilityZone string
+	// HostIP is the host's address, for operators.
+	HostIP string
+	// Allocation ratios: how far the scheduler may overcommit this host
+	// (defaults 4.0 for vCPUs, 1.0 for memory and disk, as Nova's).
+	CPUAllocationRatio  float64
+	RAMAllocationRatio  float64
+	DiskAllocationRatio float64
+	// HeartbeatInterval is how often the agent says it is alive (default
+	// 10 s, as Nova's report_interval).
+	HeartbeatInterval time.Duration
+	// SyncInterval is how often the agent compares the hypervisor's servers
+	// with what it last reported (default 10 s).
+	SyncInterval time.Duration
+	// HTTPClient uploads snapshots (default http.DefaultClient).
+	HTTPClient *http.Client
+	// Log receives what the agent does (default: discarded).
+	Log *slog.Logger
+}
+
+// Agent serves one compute host.
+type Agent struct {
+	conn *bus.Conn
+	hv   Hypervisor
+	cfg  Config
+
+	locks sync.Map // server ID → *sync.Mutex
+
+	mu    sync.Mutex
+	known map[string]trustack.PowerState // last power states reported or caused
+}
+
+// New returns an agent for the host, on conn.
+func New(conn *bus.Conn, hv Hypervisor, cfg Config) *Agent {
+	if cfg.CPUAllocationRatio == 0 {
+		cfg.CPUAllocationRatio = 4.0
+	}
+	if cfg.RAMAllocationRatio == 0 {
+		cfg.RAMAllocationRatio = 1.0
+	}
+	if cfg.DiskAllocationRatio == 0 {
+		cfg.DiskAllocationRatio = 1.0
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = 10 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Agent{conn: conn, hv: hv, cfg: cfg, known: map[string]trustack.PowerState{}}
+}
+
+// Run serves the host until ctx ends. It first serves its host's subjects,
+// then registers (trying again until a controller answers), settles the
+// host's servers with what the controller expects, and from then on sends
+// heartbeats and reports servers whose power state changed by itself.
+func (a *Agent) Run(ctx context.Context) error {
+	subs, err := a.serve()
+	defer func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	expected, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	a.settle(ctx, expected)
+	beat := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer beat.Stop()
+	resync := time.NewTicker(a.cfg.SyncInterval)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-beat.C:
+			if err := a.conn.Publish(subjectHeartbeat, heartbeat{Host: a.cfg.Name}); err != nil {
+				a.cfg.Log.Warn("heartbeat", "error", err)
+			}
+		case <-resync.C:
+			a.sync(ctx)
+		}
+	}
+}
+
+// register describes the host to a controller and returns the servers it
+// expects here, trying again with backoff until one answers.
+func (a *Agent) register(ctx context.Context) ([]Expected, error) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		expected, err := a.registerOnce(ctx)
+		if err == nil {
+			return expected, nil
+		}
+		a.cfg.Log.Warn("register with a controller", "host", a.cfg.Name, "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (a *Agent) registerOnce(ctx context.Context) ([]Expected, error) {
+	res, err := a.hv.Describe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("describe host: %w", err)
+	}
+	host := trustack.Host{
+		Name: a.cfg.Name, AvailabilityZone: a.cfg.AvailabilityZone, HostIP: a.cfg.HostIP,
+		HypervisorType: res.HypervisorType, HypervisorVersion: res.HypervisorVersion, HypervisorHostname: res.HypervisorHostname,
+		VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
+		CPUAllocationRatio: a.cfg.CPUAllocationRatio, RAMAllocationRatio: a.cfg.RAMAllocationRatio, DiskAllocationRatio: a.cfg.DiskAllocationRatio,
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var reply registerReply
+	if err := a.conn.Request(rctx, subjectRegister, registerRequest{Host: host}, &reply); err != nil {
+		return nil, err
+	}
+	a.cfg.Log.Info("registered", "host", a.cfg.Name, "id", reply.Host.ID, "expected_servers", len(reply.Expected))
+	return reply.Expected, nil
+}
+
+// settle makes the host match what the controller expects: servers it does
+// not expect are destroyed, and those it expects but the host lacks, or
+// whose power state differs, are reported.
+func (a *Agent) settle(ctx context.Context, expected []Expected) {
+	have, err := a.hv.List(ctx)
+	if err != nil {
+		a.cfg.Log.Error("list servers", "error", err)
+		return
+	}
+	want := map[string]trustack.PowerState{}
+	for _, e := range expected {
+		want[e.ServerID] = e.Power
+	}
+	for id := range have {
+		if _, ok := want[id]; !ok {
+			a.cfg.Log.Info("destroying a server the controllers do not know", "server", id)
+			a.locked(id, func() error { return a.hv.Destroy(ctx, id) })
+			delete(have, id)
+		}
+	}
+	a.mu.Lock()
+	a.known = have
+	a.mu.Unlock()
+	for id, power := range want {
+		state, ok := have[id]
+		switch {
+		case !ok:
+			a.report(ctx, id, trustack.PowerNoState, fmt.Sprintf("The server is no longer on host %s.", a.cfg.Name))
+		case state != power:
+			a.report(ctx, id, state, fmt.Sprintf("Host %s found the server in power state %d.", a.cfg.Name, state))
+		}
+	}
+}
+
+// sync reports servers whose power state changed since last seen.
+func (a *Agent) sync(ctx context.Context) {
+	have, err := a.hv.List(ctx)
+	if err != nil {
+		a.cfg.Log.Error("list servers", "error", err)
+		return
+	}
+	a.mu.Lock()
+	var changed []string
+	for id, state := range have {
+		if old, ok := a.known[id]; ok && old != state {
+			changed = append(changed, id)
+		}
+	}
+	a.mu.Unlock()
+	for _, id := range changed {
+		// Look again under the server's lock: an operation may have been
+		// changing it on purpose.
+		a.locked(id, func() error {
+			state, err := a.hv.State(ctx, id)
+			if err != nil {
+				return err
+			}
+			a.mu.Lock()
+			old, ok := a.known[id]
+			a.known[id] = state
+			a.mu.Unlock()
+			if ok && old != state {
+				a.report(ctx, id, state, fmt.Sprintf("The server's power state changed to %d on host %s without a request: it may have crashed or been shut down from inside.", state, a.cfg.Name))
+			}
+			return nil
+		})
+	}
+}
+
+// report tells a controller about a server's power state.
+func (a *Agent) report(ctx context.Context, serverID string, state trustack.PowerState, reason string) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := a.conn.Request(rctx, subjectPower, powerEvent{Host: a.cfg.Name, ServerID: serverID, Power: state, Reason: reason}, &empty{})
+	if err != nil {
+		a.cfg.Log.Warn("report power state", "server", serverID, "error", err)
+	}
+}
+
+// locked runs fn holding the server's lock.
+func (a *Agent) locked(serverID string, fn func() error) error {
+	m, _ := a.locks.LoadOrStore(serverID, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	defer mu.Unlock()
+	return fn()
+}
+
+// settled records the power state an operation left a server in.
+func (a *Agent) settled(serverID string, state trustack.PowerState, gone bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gone {
+		delete(a.known, serverID)
+		return
+	}
+	a.known[serverID] = state
+}
+
+// serve subscribes the host's subject.
+func (a *Agent) serve() ([]bus.Subscription, error) {
+	sub, err := a.conn.Handle(hostSubject(a.cfg.Name), bus.Handler(a.handle))
+	if err != nil {
+		return nil, fmt.Errorf("serve host %s: %w", a.cfg.Name, err)
+	}
+	return []bus.Subscription{sub}, nil
+}
+
+// handle carries out one operation, holding the server's lock for those
+// that change it.
+func (a *Agent) handle(ctx context.Context, req hostRequest) (hostReply, error) {
+	var r hostReply
+	switch req.Op {
+	case opSpawn:
+		if req.Spec == nil {
+			return r, trustack.Errorf(trustack.EINVALID, "spawn needs a spec")
+		}
+		err := a.locked(req.Spec.ServerID, func() error {
+			if err := a.hv.Spawn(ctx, *req.Spec); err != nil {
+				return err
+			}
+			return a.observe(ctx, req.Spec.ServerID, &r)
+		})
+		return r, err
+	case opDestroy:
+		return r, a.locked(req.ServerID, func() error {
+			if err := a.hv.Destroy(ctx, req.ServerID); err != nil {
+				return err
+			}
+			a.settled(req.ServerID, 0, true)
+			return nil
+		})
+	case opPower:
+		return r, a.locked(req.ServerID, func() error {
+			if err := a.hv.Power(ctx, req.ServerID, req.Power); err != nil {
+				return err
+			}
+			return a.observe(ctx, req.ServerID, &r)
+		})
+	case opState:
+		state, err := a.hv.State(ctx, req.ServerID)
+		r.Power = state
+		return r, err
+	case opConsole:
+		out, err := a.hv.Console(ctx, req.ServerID, req.Lines)
+		r.Output = out
+		return r, err
+	case opSnapshot:
+		return r, a.snapshot(ctx, req)
+	}
+	return r, trustack.Errorf(trustack.EINVALID, "unknown operation %q", req.Op)
+}
+
+// observe reads a server's power state after an operation into r and
+// remembers it, so that sync does not report it as a change.
+func (a *Agent) observe(ctx context.Context, serverID string, r *hostReply) error {
+	state, err := a.hv.State(ctx, serverID)
+	if err != nil {
+		return err
+	}
+	r.Power = state
+	a.settled(serverID, state, false)
+	return nil
+}
+
+// snapshot streams the server's disk to the image service.
+func (a *Agent) snapshot(ctx context.Context, req hostRequest) error {
+	if req.Upload == nil {
+		return trustack.Errorf(trustack.EINVALID, "a snapshot needs an upload")
+	}
+	return a.locked(req.ServerID, func() error {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(a.hv.Snapshot(ctx, req.ServerID, pw)) }()
+		defer pr.Close()
+		put, err := http.NewRequestWithContext(ctx, http.MethodPut, req.Upload.URL, pr)
+		if err != nil {
+			return err
+		}
+		put.Header.Set("Content-Type", "application/octet-stream")
+		put.Header.Set("X-Auth-Token", req.Upload.Token)
+		resp, err := a.cfg.HTTPClient.Do(put)
+		if err != nil {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "upload snapshot of %s: %v", req.ServerID, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			return trustack.Errorf(trustack.EUNAVAILABLE, "upload snapshot of %s: the image service answered %s: %s", req.ServerID, resp.Status, body)
+		}
+		return nil
+	})
+}
+
+func unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"strings"
+
+	"github.com/trustack/trustack"
+)
+
+// Spec is what an agent needs to spawn a server.
+type Spec struct {
+	ServerID    string            `json:"server_id"`
+	Name        string            `json:"name"`
+	Hostname    string            `json:"hostname"`
+	VCPUs       int               `json:"vcpus"`
+	MemoryMB    int               `json:"memory_mb"`
+	DiskGB      int               `json:"disk_gb"`
+	Image       ImageRef          `json:"image"`
+	KeyName     string            `json:"key_name,omitempty"`
+	KeyData     string            `json:"key_data,omitempty"`
+	UserData    string            `json:"user_data,omitempty"` // base64
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ProjectID   string            `json:"project_id"`
+	ConfigDrive bool              `json:"config_drive"`
+}
+
+// ImageRef names the image a server boots from, with what a host needs to
+// fetch and check it.
+type ImageRef struct {
+	ID              string            `json:"id"`
+	Checksum        string            `json:"checksum,omitempty"`
+	HashAlgo        string            `json:"os_hash_algo,omitempty"`
+	HashValue       string            `json:"os_hash_value,omitempty"`
+	Size            int64             `json:"size"`
+	DiskFormat      string            `json:"disk_format"`
+	ContainerFormat string            `json:"container_format"`
+	Properties      map[string]string `json:"properties,omitempty"`
+}
+
+// Upload says where an agent puts snapshot data: an HTTP PUT of the data
+// to URL with the token in X-Auth-Token.
+type Upload struct {
+	ImageID string `json:"image_id"`
+	URL     string `json:"url"`
+	Token   string `json:"token"`
+}
+
+// PowerOp is a power operation an agent carries out.
+type PowerOp string
+
+// Power operations.
+const (
+	OpPause      PowerOp = "pause"
+	OpUnpause    PowerOp = "unpause"
+	OpSuspend    PowerOp = "suspend"
+	OpResume     PowerOp = "resume"
+	OpStop       PowerOp = "stop"
+	OpStart      PowerOp = "start"
+	OpRebootSoft PowerOp = "reboot_soft"
+	OpRebootHard PowerOp = "reboot_hard"
+)
+
+// Expected is a server the controller expects on a host, as a registering
+// agent learns it.
+type Expected struct {
+	ServerID string              `json:"server_id"`
+	Power    trustack.PowerState `json:"power_state"`
+}
+
+// Subjects on the bus. Controllers serve the first three in a queue group,
+// so that one of them answers each request; each agent serves its own
+// host's subjects.
+const (
+	subjectRegister  = "trustack.hosts.register"
+	subjectPower     = "trustack.hosts.power"
+	subjectHeartbeat = "trustack.hosts.heartbeat"
+	controllersQueue = "controllers"
+)
+
+// hostSubject is the subject a host's agent serves: one subject, with the
+// operation in the request, so that simulating thousands of hosts costs
+// one subscription each. Host names may hold dots, which separate subject
+// tokens, so they are escaped.
+func hostSubject(host string) string {
+	return "trustack.host." + escape(host)
+}
+
+var escaper = strings.NewReplacer("%", "%25", ".", "%2E", "*", "%2A", ">", "%3E", " ", "%20")
+
+func escape(s string) string { return escaper.Replace(s) }
+
+// Messages.
+
+type registerRequest struct {
+	Host trustack.Host `json:"host"`
+}
+
+type registerReply struct {
+	Host     trustack.Host `json:"host"`
+	Expected []Expected    `json:"expected"`
+}
+
+type heartbeat struct {
+	Host string `json:"host"`
+}
+
+type powerEvent struct {
+	Host     string              `json:"host"`
+	ServerID string              `json:"server_id"`
+	Power    trustack.PowerState `json:"power_state"`
+	Reason   string              `json:"reason"`
+}
+
+// Operations on a host's agent.
+const (
+	opSpawn    = "spawn"
+	opDestroy  = "destroy"
+	opPower    = "power"
+	opState    = "state"
+	opConsole  = "console"
+	opSnapshot = "snapshot"
+)
+
+// hostRequest asks a host's agent for one operation.
+type hostRequest struct {
+	Op       string  `json:"op"`
+	Spec     *Spec   `json:"spec,omitempty"`
+	ServerID string  `json:"server_id,omitempty"`
+	Power    PowerOp `json:"power,omitempty"`
+	Lines    int     `json:"lines,omitempty"`
+	Upload   *Upload `json:"upload,omitempty"`
+}
+
+// hostReply is what an operation answers: a power state, or console output.
+type hostReply struct {
+	Power  trustack.PowerState `json:"power_state"`
+	Output string              `json:"output,omitempty"`
+}
+
+type empty struct{}

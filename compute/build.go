@@ -1,0 +1,336 @@
+package compute
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/scheduler"
+)
+
+// Start starts the service's background work, until ctx ends: it first
+// picks up what a previous run left in progress, then records heartbeats.
+// Call it before serving requests; Wait waits for work in flight after ctx
+// ends.
+func (s *Service) Start(ctx context.Context) error {
+	s.runCtx = ctx
+	s.sem = make(chan struct{}, s.opts.Workers)
+	if err := s.recover(ctx); err != nil {
+		return fmt.Errorf("recover tasks in progress: %w", err)
+	}
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		s.flushHeartbeats(ctx)
+	}()
+	return nil
+}
+
+// Wait waits for the work in flight to end.
+func (s *Service) Wait() { s.running.Wait() }
+
+// enqueue runs fn in the background, at most Workers at a time. Its
+// context ends when the service stops; what it left undone is in the
+// store, and recovered at the next start.
+func (s *Service) enqueue(fn func(ctx context.Context)) {
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.runCtx.Done():
+			return
+		}
+		defer func() { <-s.sem }()
+		fn(s.runCtx)
+	}()
+}
+
+// build places a server and has its host's agent spawn it, trying up to
+// MaxAttempts hosts; a server it cannot build goes to ERROR with a fault
+// that says why. failed are hosts already tried.
+func (s *Service) build(ctx context.Context, id, requestID string, failed []string) {
+	srv, err := s.store.Server(ctx, id)
+	if err != nil || srv.TaskState != trustack.TaskScheduling {
+		return // deleted meanwhile, or built by a previous run
+	}
+	start := s.opts.Now().UTC()
+	host, err := s.place(ctx, srv, failed)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.finishEvent(ctx, id, requestID, "compute_build_and_run_instance", "", start, err)
+		s.fail(ctx, id, trustack.TaskScheduling, err)
+		return
+	}
+	moved := false
+	srv, err = s.store.UpdateServer(ctx, id, func(cur *trustack.Server) error {
+		if cur.TaskState != trustack.TaskScheduling {
+			moved = true
+			return errMoved
+		}
+		cur.Host, cur.Node, cur.TaskState = host.Name, host.HypervisorHostname, trustack.TaskSpawning
+		cur.AvailabilityZone = host.AvailabilityZone
+		cur.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		if h, rerr := s.store.Release(ctx, id); rerr == nil {
+			s.placer.Forget(h)
+		}
+		if !moved {
+			s.opts.Log.Error("record placement", "server", id, "error", err)
+		}
+		return
+	}
+	s.spawn(ctx, srv, requestID, start, append(failed, host.ID))
+}
+
+// place asks the placer for a host, with the server's group and hints.
+func (s *Service) place(ctx context.Context, srv *trustack.Server, failed []string) (*trustack.Host, error) {
+	req := scheduler.Request{Server: srv, Exclude: failed}
+	if img, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID); err == nil {
+		req.ImageProperties = img.Properties
+	}
+	if srv.GroupID != "" {
+		g, err := s.store.ServerGroup(ctx, srv.GroupID)
+		if err != nil {
+			return nil, fmt.Errorf("read server group %s: %w", srv.GroupID, err)
+		}
+		req.Group = g
+	}
+	for hint, dst := range map[string]*[]string{"same_host": &req.SameHost, "different_host": &req.DifferentHost} {
+		for _, other := range srv.Hints[hint] {
+			o, err := s.store.Server(ctx, other)
+			if err != nil || o.Host == "" {
+				continue
+			}
+			if h, err := s.store.HostByName(ctx, o.Host); err == nil {
+				*dst = append(*dst, h.ID)
+			}
+		}
+	}
+	return s.placer.Place(ctx, req)
+}
+
+// spawn has the agent start a placed server and records the outcome; if
+// the agent fails, the build moves to another host while attempts remain.
+func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID string, start time.Time, tried []string) {
+	spec, err := s.spec(ctx, srv)
+	var state trustack.PowerState
+	if err == nil {
+		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+		state, err = s.agents.Spawn(actx, srv.Host, spec)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.opts.Log.Warn("spawn failed", "server", srv.ID, "host", srv.Host, "error", err)
+		if h, rerr := s.store.Release(ctx, srv.ID); rerr == nil {
+			s.placer.Forget(h)
+		}
+		if len(tried) < s.opts.MaxAttempts {
+			// Back to scheduling, on another host.
+			if _, uerr := s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+				if cur.TaskState != trustack.TaskSpawning {
+					return errMoved
+				}
+				cur.Host, cur.Node, cur.TaskState = "", "", trustack.TaskScheduling
+				return nil
+			}); uerr == nil {
+				s.build(ctx, srv.ID, requestID, tried)
+			}
+			return
+		}
+		s.finishEvent(ctx, srv.ID, requestID, "compute_build_and_run_instance", srv.Host, start, err)
+		s.fail(ctx, srv.ID, trustack.TaskSpawning, trustack.Errorf(trustack.EINTERNAL,
+			"Build of instance %s failed on %d hosts; the last said: %s", srv.ID, len(tried), trustack.ErrorMessage(err)))
+		return
+	}
+	s.finishEvent(ctx, srv.ID, requestID, "compute_build_and_run_instance", srv.Host, start, nil)
+	_, err = s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+		if cur.TaskState != trustack.TaskSpawning {
+			return errMoved
+		}
+		now := s.opts.Now().UTC()
+		cur.VMState, cur.TaskState, cur.PowerState = trustack.VMActive, "", state
+		cur.LaunchedAt, cur.UpdatedAt = now, now
+		return nil
+	})
+	if err == errMoved {
+		// Deleted while it spawned: make sure it does not live on.
+		if cur, gerr := s.store.Server(ctx, srv.ID); gerr == nil && cur.TaskState == trustack.TaskDeleting {
+			s.destroy(ctx, cur, requestID)
+		}
+	}
+}
+
+// spec is what the agent needs to spawn a server.
+func (s *Service) spec(ctx context.Context, srv *trustack.Server) (agent.Spec, error) {
+	img, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID)
+	if err != nil {
+		return agent.Spec{}, fmt.Errorf("image %s: %w", srv.ImageID, err)
+	}
+	return agent.Spec{
+		ServerID: srv.ID, Name: srv.Name, Hostname: hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
+		Image: agent.ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
+			DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Properties: img.Properties},
+		KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
+	}, nil
+}
+
+// hostname makes a valid hostname of a server name, as Nova does: letters,
+// digits and dashes, at most 63 characters.
+func hostname(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		case r == ' ' || r == '_' || r == '.':
+			b.WriteRune('-')
+		}
+	}
+	h := strings.Trim(b.String(), "-")
+	if len(h) > 63 {
+		h = strings.Trim(h[:63], "-")
+	}
+	if h == "" {
+		h = "server"
+	}
+	return h
+}
+
+// fail puts a server that was in the given task into ERROR with a fault.
+func (s *Service) fail(ctx context.Context, id, task string, cause error) {
+	_, err := s.store.UpdateServer(ctx, id, func(cur *trustack.Server) error {
+		if cur.TaskState != task {
+			return errMoved
+		}
+		cur.VMState, cur.TaskState = trustack.VMError, ""
+		cur.Fault = s.fault(cause)
+		cur.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+	if err != nil && err != errMoved {
+		s.opts.Log.Error("record failure", "server", id, "error", err)
+	}
+}
+
+// recover finishes what a previous run left in progress, so that no
+// server stays in a task: builds are placed or spawned again (an agent
+// spawns a server at most once), power actions take the state the agent
+// reports, deletions are done again, and snapshots that were cut off fail.
+func (s *Service) recover(ctx context.Context) error {
+	list, err := s.store.Servers(ctx, trustack.ServerFilter{})
+	if err != nil {
+		return err
+	}
+	for _, srv := range list {
+		if srv.TaskState == "" {
+			continue
+		}
+		s.opts.Log.Info("recovering server task", "server", srv.ID, "task", srv.TaskState)
+		switch srv.TaskState {
+		case trustack.TaskScheduling:
+			s.enqueue(func(ctx context.Context) { s.build(ctx, srv.ID, "", nil) })
+		case trustack.TaskSpawning:
+			s.enqueue(func(ctx context.Context) { s.respawn(ctx, srv) })
+		case trustack.TaskDeleting:
+			s.enqueue(func(ctx context.Context) { s.destroy(ctx, srv, "") })
+		case trustack.TaskImageSnapshot, trustack.TaskImageUploading:
+			s.clearTask(ctx, srv.ID, srv.TaskState, trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot was cut off by a restart of the controller."))
+		default:
+			s.enqueue(func(ctx context.Context) { s.resync(ctx, srv) })
+		}
+	}
+	return nil
+}
+
+// respawn finishes a build cut off while spawning: it asks the agent
+// whether the server runs, and spawns it if it does not.
+func (s *Service) respawn(ctx context.Context, srv *trustack.Server) {
+	state, err := s.agents.State(ctx, srv.Host, srv.ID)
+	if err == nil && state == trustack.PowerRunning {
+		s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+			if cur.TaskState != trustack.TaskSpawning {
+				return errMoved
+			}
+			now := s.opts.Now().UTC()
+			cur.VMState, cur.TaskState, cur.PowerState, cur.LaunchedAt, cur.UpdatedAt = trustack.VMActive, "", state, now, now
+			return nil
+		})
+		return
+	}
+	h, herr := s.store.HostByName(ctx, srv.Host)
+	var tried []string
+	if herr == nil {
+		tried = []string{h.ID}
+	}
+	s.spawn(ctx, srv, "", s.opts.Now().UTC(), tried)
+}
+
+// resync ends a power action cut off by a restart with the state the
+// agent reports, or ERROR if the agent cannot say.
+func (s *Service) resync(ctx context.Context, srv *trustack.Server) {
+	state, err := s.agents.State(ctx, srv.Host, srv.ID)
+	s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+		if cur.TaskState != srv.TaskState {
+			return errMoved
+		}
+		cur.TaskState = ""
+		cur.UpdatedAt = s.opts.Now().UTC()
+		if err != nil {
+			cur.VMState = trustack.VMError
+			cur.Fault = s.fault(fmt.Errorf("after a controller restart, host %s could not say the state of the server: %w", srv.Host, err))
+			return nil
+		}
+		cur.PowerState = state
+		cur.VMState = vmStateOf(state)
+		return nil
+	})
+}
+
+// vmStateOf is the VM state a power state means for a placed server.
+func vmStateOf(p trustack.PowerState) string {
+	switch p {
+	case trustack.PowerRunning:
+		return trustack.VMActive
+	case trustack.PowerPaused:
+		return trustack.VMPaused
+	case trustack.PowerSuspended:
+		return trustack.VMSuspended
+	case trustack.PowerShutdown, trustack.PowerCrashed:
+		return trustack.VMStopped
+	}
+	return trustack.VMError
+}
+
+// record starts an instance action.
+func (s *Service) record(ctx context.Context, c Caller, serverID, action string) {
+	err := s.store.AddAction(ctx, trustack.InstanceAction{ServerID: serverID, Action: action, RequestID: c.RequestID,
+		UserID: c.UserID, ProjectID: c.ProjectID, StartTime: s.opts.Now().UTC()})
+	if err != nil {
+		s.opts.Log.Error("record instance action", "server", serverID, "action", action, "error", err)
+	}
+}
+
+// finishEvent records an event of an action, done or failed.
+func (s *Service) finishEvent(ctx context.Context, serverID, requestID, event, host string, start time.Time, err error) {
+	if requestID == "" {
+		return
+	}
+	e := trustack.ActionEvent{Event: event, StartTime: start, FinishTime: s.opts.Now().UTC(), Result: "Success", Host: host}
+	if err != nil {
+		e.Result, e.Details = "Error", trustack.ErrorMessage(err)
+	}
+	if err := s.store.AddEvent(ctx, serverID, requestID, e); err != nil {
+		s.opts.Log.Error("record action event", "server", serverID, "event", event, "error", err)
+	}
+}

@@ -1,0 +1,186 @@
+// Package compute is trustack's conductor: it creates servers within the
+// project's quota, drives each through its lifecycle (building,
+// active, paused, suspended, stopped, error, deleted) by asking the agent
+// of its compute host, keeps track of compute hosts from their
+// registrations and heartbeats, and records every action. Every state
+// change is written to the store before anyone is told of it, and a
+// controller that restarts picks up whatever was in progress.
+package compute
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/scheduler"
+)
+
+// Store keeps compute state. Update methods read, change with fn and
+// write back in one transaction; fn may read through the Store but not
+// write through it.
+type Store interface {
+	scheduler.Hosts
+
+	CreateFlavor(ctx context.Context, f *trustack.Flavor) error
+	Flavor(ctx context.Context, id string) (*trustack.Flavor, error)
+	Flavors(ctx context.Context, f trustack.FlavorFilter) ([]*trustack.Flavor, error)
+	UpdateFlavor(ctx context.Context, id string, fn func(*trustack.Flavor) error) (*trustack.Flavor, error)
+	DeleteFlavor(ctx context.Context, id string) error
+	FlavorAccess(ctx context.Context, flavorID string) ([]string, error)
+	AddFlavorAccess(ctx context.Context, flavorID, projectID string) error
+	RemoveFlavorAccess(ctx context.Context, flavorID, projectID string) error
+
+	CreateKeypair(ctx context.Context, k *trustack.Keypair, limit int) error
+	Keypair(ctx context.Context, userID, name string) (*trustack.Keypair, error)
+	Keypairs(ctx context.Context, userID string) ([]*trustack.Keypair, error)
+	DeleteKeypair(ctx context.Context, userID, name string) error
+
+	RegisterHost(ctx context.Context, h *trustack.Host) (*trustack.Host, error)
+	HostByName(ctx context.Context, name string) (*trustack.Host, error)
+	UpdateHost(ctx context.Context, id string, fn func(*trustack.Host) error) (*trustack.Host, error)
+	DeleteHost(ctx context.Context, id string) error
+	SetLastSeen(ctx context.Context, seen map[string]time.Time) error
+	Release(ctx context.Context, serverID string) (*trustack.Host, error)
+	Claims(ctx context.Context, hostID string) ([]trustack.Claim, error)
+
+	CreateServers(ctx context.Context, servers []*trustack.Server, limits map[string]int) error
+	Server(ctx context.Context, id string) (*trustack.Server, error)
+	Servers(ctx context.Context, f trustack.ServerFilter) ([]*trustack.Server, error)
+	UpdateServer(ctx context.Context, id string, fn func(*trustack.Server) error) (*trustack.Server, error)
+
+	CreateServerGroup(ctx context.Context, g *trustack.ServerGroup, limit int) error
+	ServerGroup(ctx context.Context, id string) (*trustack.ServerGroup, error)
+	ServerGroups(ctx context.Context, projectID string) ([]*trustack.ServerGroup, error)
+	DeleteServerGroup(ctx context.Context, id string) error
+
+	AddAction(ctx context.Context, a trustack.InstanceAction) error
+	AddEvent(ctx context.Context, serverID, requestID string, e trustack.ActionEvent) error
+	Actions(ctx context.Context, serverID string) ([]trustack.InstanceAction, error)
+	Action(ctx context.Context, serverID, requestID string) (*trustack.InstanceAction, error)
+
+	Quotas(ctx context.Context, projectID string) (map[string]int, error)
+	SetQuotas(ctx context.Context, projectID string, limits map[string]int) error
+	DeleteQuotas(ctx context.Context, projectID string) error
+	Usage(ctx context.Context, projectID string) (map[string]int, error)
+}
+
+// Images is what compute needs of the image service.
+type Images interface {
+	// BootImage returns the image if the project may boot from it: it is
+	// visible to the project and active. ENOTFOUND otherwise.
+	BootImage(ctx context.Context, projectID, imageID string) (*trustack.Image, error)
+	// CreateSnapshot registers a queued image for a snapshot of a server,
+	// owned by the project.
+	CreateSnapshot(ctx context.Context, projectID string, img *trustack.Image) error
+	// SnapshotFailed marks a snapshot image whose data never came.
+	SnapshotFailed(ctx context.Context, imageID string) error
+}
+
+// Agents is how compute reaches the agents of compute hosts. Every method
+// names the host by name and gives EUNAVAILABLE when its agent cannot be
+// reached.
+type Agents interface {
+	// Spawn starts a server; spawning one that runs already succeeds.
+	Spawn(ctx context.Context, host string, spec agent.Spec) (trustack.PowerState, error)
+	// Destroy stops a server and deletes its disks; a missing one is fine.
+	Destroy(ctx context.Context, host, serverID string) error
+	// Power carries out a power operation and returns the new power state.
+	Power(ctx context.Context, host, serverID string, op agent.PowerOp) (trustack.PowerState, error)
+	// State returns a server's power state, ENOTFOUND if the host has none.
+	State(ctx context.Context, host, serverID string) (trustack.PowerState, error)
+	// ConsoleOutput returns the last lines of a server's console (all if
+	// lines is 0).
+	ConsoleOutput(ctx context.Context, host, serverID string, lines int) (string, error)
+	// Snapshot uploads a copy of a server's disk to the image service.
+	Snapshot(ctx context.Context, host, serverID string, upload agent.Upload) error
+}
+
+// Placer chooses and claims a host for a server.
+type Placer interface {
+	Place(ctx context.Context, req scheduler.Request) (*trustack.Host, error)
+	// Forget tells the placer that a claim on the host was released.
+	Forget(h *trustack.Host)
+}
+
+// Options tune the Service; zero values take the defaults.
+type Options struct {
+	// Workers is how many builds and actions run at once (default 64).
+	Workers int
+	// ServiceDownTime is how long a host may go without a heartbeat before
+	// it counts as down (default 60 s, as Nova's service_down_time).
+	ServiceDownTime time.Duration
+	// MaxAttempts is how many hosts a build tries before the server goes
+	// to ERROR (default 3, as Nova's [scheduler] max_attempts).
+	MaxAttempts int
+	// AgentTimeout bounds each request to an agent (default 5 minutes).
+	AgentTimeout time.Duration
+	// ImageURL is the image API's base URL for snapshot uploads, such as
+	// http://host:5000/image.
+	ImageURL string
+	// DefaultAvailabilityZone is where hosts that name none are (default
+	// "nova", as Nova's).
+	DefaultAvailabilityZone string
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// Log receives what the service does (default: discarded).
+	Log *slog.Logger
+}
+
+// Service is the compute service. It is safe for concurrent use.
+type Service struct {
+	store  Store
+	images Images
+	agents Agents
+	placer Placer
+	opts   Options
+
+	runCtx  context.Context
+	sem     chan struct{} // a slot per worker
+	running sync.WaitGroup
+
+	heartbeats heartbeats
+}
+
+// New returns a Service; Run starts its workers.
+func New(store Store, images Images, agents Agents, placer Placer, opts Options) *Service {
+	if opts.Workers == 0 {
+		opts.Workers = 64
+	}
+	if opts.ServiceDownTime == 0 {
+		opts.ServiceDownTime = 60 * time.Second
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = 3
+	}
+	if opts.AgentTimeout == 0 {
+		opts.AgentTimeout = 5 * time.Minute
+	}
+	if opts.DefaultAvailabilityZone == "" {
+		opts.DefaultAvailabilityZone = "nova"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Service{
+		store: store, images: images, agents: agents, placer: placer, opts: opts,
+		heartbeats: heartbeats{seen: map[string]time.Time{}},
+	}
+}
+
+// Alive reports whether a host's service is up: it was heard from within
+// ServiceDownTime, by this controller or, as recorded in the store, by
+// another.
+func (s *Service) Alive(h *trustack.Host) bool {
+	last := s.heartbeats.last(h.Name)
+	if h.LastSeen.After(last) {
+		last = h.LastSeen
+	}
+	return s.opts.Now().Sub(last) < s.opts.ServiceDownTime
+}

@@ -1,0 +1,618 @@
+package compute
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+)
+
+// Caller is who asks for something, as the API authenticated them.
+type Caller struct {
+	UserID    string
+	ProjectID string
+	// Admin may act on locked servers and unlock what an admin locked.
+	Admin bool
+	// RequestID names the request in instance actions.
+	RequestID string
+	// Token is the caller's token, for uploads made on their behalf.
+	Token string
+}
+
+// CreateRequest describes servers to create, as POST /servers does.
+type CreateRequest struct {
+	Name             string
+	ImageID          string
+	FlavorID         string
+	KeyName          string
+	Metadata         map[string]string
+	AvailabilityZone string
+	UserData         string // base64
+	MinCount         int
+	MaxCount         int
+	// Hints are the scheduler hints; "group" names a server group, and
+	// "same_host" and "different_host" name servers.
+	Hints       map[string][]string
+	AccessIPv4  string
+	AccessIPv6  string
+	ConfigDrive bool
+	DiskConfig  string // "AUTO" (the default) or "MANUAL"
+}
+
+// maxUserData is the largest user data Nova accepts, base64 encoded.
+const maxUserData = 65535
+
+// NewServerID returns a new server ID: a random UUID, with dashes, as
+// Nova's.
+func NewServerID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// CreateServers creates between MinCount and MaxCount servers (as many as
+// the quota allows, at least MinCount), all BUILD and scheduling, and
+// starts building them. A request that names things that do not exist or
+// break the rules gets EINVALID; one over quota gets EOVERQUOTA. Nothing
+// is created when it fails.
+func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest) ([]*trustack.Server, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" || utf8.RuneCountInString(name) > 255 {
+		return nil, trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute name. The name must have 1 to 255 characters and not only spaces.")
+	}
+	if req.MinCount == 0 {
+		req.MinCount = 1
+	}
+	if req.DiskConfig == "" {
+		req.DiskConfig = "AUTO"
+	}
+	if req.MaxCount == 0 {
+		req.MaxCount = req.MinCount
+	}
+	if req.MinCount < 1 || req.MaxCount < req.MinCount {
+		return nil, trustack.Errorf(trustack.EINVALID, "min_count must be at least 1 and max_count no less than min_count.")
+	}
+	flavor, err := s.usableFlavor(ctx, c, req.FlavorID)
+	if err != nil {
+		return nil, err
+	}
+	image, err := s.images.BootImage(ctx, c.ProjectID, req.ImageID)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		return nil, trustack.Errorf(trustack.EINVALID, "Can not find requested image")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if image.MinRAM > flavor.RAM {
+		return nil, trustack.Errorf(trustack.EINVALID, "Flavor's memory is too small for requested image.")
+	}
+	if image.MinDisk > flavor.Disk && flavor.Disk > 0 {
+		return nil, trustack.Errorf(trustack.EINVALID, "Flavor's disk is too small for requested image.")
+	}
+	var key *trustack.Keypair
+	if req.KeyName != "" {
+		if key, err = s.store.Keypair(ctx, c.UserID, req.KeyName); trustack.ErrorCode(err) == trustack.ENOTFOUND {
+			return nil, trustack.Errorf(trustack.EINVALID, "Invalid key_name provided.")
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	limits, err := s.Limits(ctx, c.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMetadata(req.Metadata, limits[trustack.QuotaMetadataItems]); err != nil {
+		return nil, err
+	}
+	if len(req.UserData) > maxUserData {
+		return nil, trustack.Errorf(trustack.EINVALID, "User data too large. User data must be no larger than %d bytes once base64 encoded.", maxUserData)
+	}
+	if _, err := base64.StdEncoding.DecodeString(req.UserData); err != nil {
+		return nil, trustack.Errorf(trustack.EINVALID, "User data needs to be valid base 64.")
+	}
+	if err := s.checkZone(ctx, req.AvailabilityZone); err != nil {
+		return nil, err
+	}
+	groupID, err := s.checkHints(ctx, c, req.Hints)
+	if err != nil {
+		return nil, err
+	}
+
+	reservation := "r-" + NewServerID()[:8]
+	now := s.opts.Now().UTC()
+	make := func(n int) []*trustack.Server {
+		list := make([]*trustack.Server, n)
+		for i := range list {
+			srv := &trustack.Server{
+				ID: NewServerID(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: image.ID, Flavor: *flavor,
+				KeyName: req.KeyName, Metadata: req.Metadata, AvailabilityZone: req.AvailabilityZone, UserData: req.UserData,
+				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: req.Hints,
+				ReservationID: reservation, LaunchIndex: i, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
+				ConfigDrive: req.ConfigDrive, DiskConfig: req.DiskConfig, CreatedAt: now, UpdatedAt: now,
+			}
+			if key != nil {
+				srv.KeyData = key.PublicKey
+			}
+			if n > 1 {
+				srv.Name = fmt.Sprintf("%s-%d", name, i+1)
+			}
+			list[i] = srv
+		}
+		return list
+	}
+	// As many as the quota allows, from MaxCount down to MinCount.
+	var created []*trustack.Server
+	for n := req.MaxCount; n >= req.MinCount; n-- {
+		created = make(n)
+		err = s.store.CreateServers(ctx, created, limits)
+		if trustack.ErrorCode(err) != trustack.EOVERQUOTA {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, srv := range created {
+		s.record(ctx, c, srv.ID, "create")
+		s.enqueue(func(ctx context.Context) { s.build(ctx, srv.ID, c.RequestID, nil) })
+	}
+	return created, nil
+}
+
+// usableFlavor returns the flavor if the caller may use it.
+func (s *Service) usableFlavor(ctx context.Context, c Caller, id string) (*trustack.Flavor, error) {
+	f, err := s.store.Flavor(ctx, id)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		return nil, trustack.Errorf(trustack.EINVALID, "Flavor %s could not be found.", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f.Disabled {
+		return nil, trustack.Errorf(trustack.EINVALID, "Flavor %s is disabled.", id)
+	}
+	if !f.Public && !c.Admin {
+		access, err := s.store.FlavorAccess(ctx, f.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(access, c.ProjectID) {
+			return nil, trustack.Errorf(trustack.EINVALID, "Flavor %s could not be found.", id)
+		}
+	}
+	return f, nil
+}
+
+// checkMetadata applies Nova's rules to server metadata.
+func checkMetadata(md map[string]string, limit int) error {
+	if limit >= 0 && len(md) > limit {
+		return trustack.Errorf(trustack.EOVERQUOTA, "Quota exceeded for metadata_items: Requested %d, but already used 0 of %d metadata_items", len(md), limit)
+	}
+	for k, v := range md {
+		if k == "" || utf8.RuneCountInString(k) > 255 {
+			return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute metadata. A metadata key must have 1 to 255 characters.")
+		}
+		if utf8.RuneCountInString(v) > 255 {
+			return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute metadata. A metadata value must have at most 255 characters.")
+		}
+	}
+	return nil
+}
+
+// checkZone returns EINVALID unless zone is "" or the zone of some host.
+func (s *Service) checkZone(ctx context.Context, zone string) error {
+	if zone == "" {
+		return nil
+	}
+	zones, err := s.Zones(ctx)
+	if err != nil {
+		return err
+	}
+	for _, z := range zones {
+		if z.Name == zone {
+			return nil
+		}
+	}
+	return trustack.Errorf(trustack.EINVALID, "The requested availability zone is not available")
+}
+
+// checkHints returns the server group named by the hints, checking that
+// it and the servers named exist and are the caller's.
+func (s *Service) checkHints(ctx context.Context, c Caller, hints map[string][]string) (string, error) {
+	var groupID string
+	if g := hints["group"]; len(g) > 0 {
+		group, err := s.store.ServerGroup(ctx, g[0])
+		if err != nil || (group.ProjectID != c.ProjectID && !c.Admin) {
+			return "", trustack.Errorf(trustack.EINVALID, "Invalid server group %s", g[0])
+		}
+		groupID = group.ID
+	}
+	for _, hint := range []string{"same_host", "different_host"} {
+		for _, id := range hints[hint] {
+			srv, err := s.store.Server(ctx, id)
+			if err != nil || (srv.ProjectID != c.ProjectID && !c.Admin) {
+				return "", trustack.Errorf(trustack.EINVALID, "Invalid %s hint: server %s not found.", hint, id)
+			}
+		}
+	}
+	return groupID, nil
+}
+
+// Server returns a server the caller may see: the project's own, or any
+// for an admin. Another project's server is not found.
+func (s *Service) Server(ctx context.Context, c Caller, id string) (*trustack.Server, error) {
+	srv, err := s.store.Server(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if srv.ProjectID != c.ProjectID && !c.Admin {
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", id)
+	}
+	return srv, nil
+}
+
+// Servers lists servers.
+func (s *Service) Servers(ctx context.Context, f trustack.ServerFilter) ([]*trustack.Server, error) {
+	return s.store.Servers(ctx, f)
+}
+
+// update changes a live server with fn under the caller's rights: a
+// deleted server is not found, a locked one refuses non-admins.
+func (s *Service) update(ctx context.Context, c Caller, id string, fn func(*trustack.Server) error) (*trustack.Server, error) {
+	return s.store.UpdateServer(ctx, id, func(srv *trustack.Server) error {
+		switch {
+		case srv.ProjectID != c.ProjectID && !c.Admin, srv.VMState == trustack.VMDeleted:
+			return trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", id)
+		case srv.Locked && !c.Admin:
+			return trustack.Errorf(trustack.ECONFLICT, "Instance %s is locked", id)
+		}
+		srv.UpdatedAt = s.opts.Now().UTC()
+		return fn(srv)
+	})
+}
+
+// Act carries out a power action ("pause", "unpause", "suspend", "resume",
+// "stop", "start", "reboot", "reboot_hard"). It checks and records the
+// action, returns, and lets the agent do it; an action the server's state
+// does not allow gives ECONFLICT and changes nothing.
+func (s *Service) Act(ctx context.Context, c Caller, id, action string) error {
+	t, ok := transitions[action]
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "Unknown action %s.", action)
+	}
+	srv, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
+		if srv.TaskState != "" || !slices.Contains(t.from, srv.VMState) {
+			return invalidState(srv, action)
+		}
+		srv.TaskState = t.task
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	name := action
+	if action == "reboot_hard" {
+		name = "reboot"
+	}
+	s.record(ctx, c, id, name)
+	s.enqueue(func(ctx context.Context) { s.power(ctx, srv, t, c.RequestID) })
+	return nil
+}
+
+func invalidState(srv *trustack.Server, action string) error {
+	state := srv.VMState
+	if srv.TaskState != "" {
+		return trustack.Errorf(trustack.ECONFLICT, "Cannot '%s' instance %s while it is in task_state %s", action, srv.ID, srv.TaskState)
+	}
+	return trustack.Errorf(trustack.ECONFLICT, "Cannot '%s' instance %s while it is in vm_state %s", action, srv.ID, state)
+}
+
+// power asks the agent for a power operation and records the outcome.
+func (s *Service) power(ctx context.Context, srv *trustack.Server, t transition, requestID string) {
+	start := s.opts.Now().UTC()
+	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+	state, err := s.agents.Power(actx, srv.Host, srv.ID, t.op)
+	cancel()
+	if ctx.Err() != nil {
+		return // shutting down: the next start picks the task up
+	}
+	s.finishEvent(ctx, srv.ID, requestID, t.event, srv.Host, start, err)
+	_, uerr := s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+		if cur.TaskState != t.task {
+			return errMoved
+		}
+		cur.TaskState = ""
+		cur.UpdatedAt = s.opts.Now().UTC()
+		if err != nil {
+			cur.Fault = s.fault(err)
+			if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+				cur.VMState, cur.PowerState = trustack.VMError, trustack.PowerNoState
+			}
+			return nil
+		}
+		cur.VMState, cur.PowerState = t.vm, state
+		return nil
+	})
+	if uerr != nil && uerr != errMoved {
+		s.opts.Log.Error("record power action", "server", srv.ID, "op", t.op, "error", uerr)
+	}
+}
+
+// errMoved aborts an update because the server moved on meanwhile (it was
+// deleted while a task ran, say).
+var errMoved = trustack.Errorf(trustack.ECONFLICT, "the server changed meanwhile")
+
+// fault turns an error into a fault for the user to read.
+func (s *Service) fault(err error) *trustack.Fault {
+	code := 500
+	if trustack.ErrorCode(err) == trustack.EINVALID {
+		code = 400
+	}
+	return &trustack.Fault{Code: code, Message: trustack.ErrorMessage(err), Created: s.opts.Now().UTC()}
+}
+
+// Lock locks or unlocks a server. Unlocking what an admin locked takes an
+// admin.
+func (s *Service) Lock(ctx context.Context, c Caller, id string, lock bool) error {
+	_, err := s.store.UpdateServer(ctx, id, func(srv *trustack.Server) error {
+		switch {
+		case srv.ProjectID != c.ProjectID && !c.Admin, srv.VMState == trustack.VMDeleted:
+			return trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", id)
+		case !lock && srv.LockedBy == "admin" && !c.Admin:
+			return trustack.Errorf(trustack.EFORBIDDEN, "Instance %s was locked by an administrator.", id)
+		}
+		srv.Locked, srv.LockedBy = lock, ""
+		if lock {
+			srv.LockedBy = "owner"
+			if c.Admin && srv.ProjectID != c.ProjectID {
+				srv.LockedBy = "admin"
+			}
+		}
+		srv.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	action := "unlock"
+	if lock {
+		action = "lock"
+	}
+	s.record(ctx, c, id, action)
+	return nil
+}
+
+// ServerUpdate changes a server's name, access addresses or disk config;
+// nil fields stay as they are.
+type ServerUpdate struct {
+	Name       *string
+	AccessIPv4 *string
+	AccessIPv6 *string
+	DiskConfig *string
+}
+
+// Update changes what a user may change of a server.
+func (s *Service) Update(ctx context.Context, c Caller, id string, u ServerUpdate) (*trustack.Server, error) {
+	if u.Name != nil {
+		n := strings.TrimSpace(*u.Name)
+		if n == "" || utf8.RuneCountInString(n) > 255 {
+			return nil, trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute name. The name must have 1 to 255 characters and not only spaces.")
+		}
+		u.Name = &n
+	}
+	return s.store.UpdateServer(ctx, id, func(srv *trustack.Server) error {
+		if srv.ProjectID != c.ProjectID && !c.Admin || srv.VMState == trustack.VMDeleted {
+			return trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", id)
+		}
+		for _, f := range []struct {
+			v   *string
+			dst *string
+		}{{u.Name, &srv.Name}, {u.AccessIPv4, &srv.AccessIPv4}, {u.AccessIPv6, &srv.AccessIPv6}, {u.DiskConfig, &srv.DiskConfig}} {
+			if f.v != nil {
+				*f.dst = *f.v
+			}
+		}
+		srv.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+}
+
+// SetMetadata replaces a server's metadata (replace) or merges into it.
+func (s *Service) SetMetadata(ctx context.Context, c Caller, id string, md map[string]string, replace bool) (map[string]string, error) {
+	limits, err := s.Limits(ctx, c.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
+		next := map[string]string{}
+		if !replace {
+			for k, v := range srv.Metadata {
+				next[k] = v
+			}
+		}
+		for k, v := range md {
+			next[k] = v
+		}
+		if err := checkMetadata(next, limits[trustack.QuotaMetadataItems]); err != nil {
+			return err
+		}
+		srv.Metadata = next
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return srv.Metadata, nil
+}
+
+// DeleteMetadata removes one metadata key, or gives ENOTFOUND.
+func (s *Service) DeleteMetadata(ctx context.Context, c Caller, id, key string) error {
+	_, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
+		if _, ok := srv.Metadata[key]; !ok {
+			return trustack.Errorf(trustack.ENOTFOUND, "Metadata item was not found")
+		}
+		delete(srv.Metadata, key)
+		return nil
+	})
+	return err
+}
+
+// Delete deletes a server: at once if it was never placed or its host is
+// down, otherwise once its agent has destroyed it. Deleting a server that
+// is being deleted succeeds.
+func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
+	already := false
+	srv, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
+		if srv.TaskState == trustack.TaskDeleting {
+			already = true
+			return nil
+		}
+		srv.TaskState = trustack.TaskDeleting
+		return nil
+	})
+	if err != nil || already {
+		return err
+	}
+	s.record(ctx, c, id, "delete")
+	s.enqueue(func(ctx context.Context) { s.destroy(ctx, srv, c.RequestID) })
+	return nil
+}
+
+// destroy removes a server from its host, gives back its claim and marks it
+// deleted.
+func (s *Service) destroy(ctx context.Context, srv *trustack.Server, requestID string) {
+	start := s.opts.Now().UTC()
+	var err error
+	if srv.Host != "" && s.hostAlive(ctx, srv.Host) {
+		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+		err = s.agents.Destroy(actx, srv.Host, srv.ID)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.finishEvent(ctx, srv.ID, requestID, "compute_terminate_instance", srv.Host, start, err)
+	if err != nil {
+		// Leave it deleting with a fault: the next start tries again.
+		s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error { cur.Fault = s.fault(err); return nil })
+		return
+	}
+	host, rerr := s.store.Release(ctx, srv.ID)
+	if rerr != nil {
+		s.opts.Log.Error("release claim", "server", srv.ID, "error", rerr)
+		return
+	}
+	s.placer.Forget(host)
+	s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+		now := s.opts.Now().UTC()
+		cur.VMState, cur.TaskState, cur.PowerState = trustack.VMDeleted, "", trustack.PowerNoState
+		cur.TerminatedAt, cur.UpdatedAt = now, now
+		return nil
+	})
+}
+
+// hostAlive reports whether the named host's service is up.
+func (s *Service) hostAlive(ctx context.Context, name string) bool {
+	h, err := s.store.HostByName(ctx, name)
+	return err == nil && s.Alive(h)
+}
+
+// CreateImage snapshots a server into a new image owned by its project and
+// returns the image's ID at once; the data follows.
+func (s *Service) CreateImage(ctx context.Context, c Caller, id, name string, md map[string]string) (string, error) {
+	if strings.TrimSpace(name) == "" {
+		return "", trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute name. The image name is required.")
+	}
+	cur, err := s.Server(ctx, c, id)
+	if err != nil {
+		return "", err
+	}
+	if cur.TaskState != "" || !slices.Contains(snapshotFrom, cur.VMState) {
+		return "", invalidState(cur, "createImage")
+	}
+	base, err := s.images.BootImage(ctx, cur.ProjectID, cur.ImageID)
+	if err != nil {
+		base = &trustack.Image{DiskFormat: "qcow2", ContainerFormat: "bare"}
+	}
+	props := map[string]string{"image_type": "snapshot", "instance_uuid": cur.ID, "base_image_ref": cur.ImageID, "user_id": c.UserID}
+	for k, v := range md {
+		props[k] = v
+	}
+	img := &trustack.Image{Name: name, Visibility: trustack.VisibilityPrivate, DiskFormat: base.DiskFormat, ContainerFormat: base.ContainerFormat,
+		MinDisk: cur.Flavor.Disk, MinRAM: base.MinRAM, Properties: props}
+	srv, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
+		if srv.TaskState != "" || !slices.Contains(snapshotFrom, srv.VMState) {
+			return invalidState(srv, "createImage")
+		}
+		srv.TaskState = trustack.TaskImageSnapshot
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := s.images.CreateSnapshot(ctx, cur.ProjectID, img); err != nil {
+		s.clearTask(ctx, id, trustack.TaskImageSnapshot, nil)
+		return "", err
+	}
+	s.record(ctx, c, id, "createImage")
+	upload := agent.Upload{ImageID: img.ID, URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file", Token: c.Token}
+	s.enqueue(func(ctx context.Context) { s.snapshot(ctx, srv, upload, c.RequestID) })
+	return img.ID, nil
+}
+
+func (s *Service) snapshot(ctx context.Context, srv *trustack.Server, upload agent.Upload, requestID string) {
+	start := s.opts.Now().UTC()
+	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+	err := s.agents.Snapshot(actx, srv.Host, srv.ID, upload)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.finishEvent(ctx, srv.ID, requestID, "compute_snapshot_instance", srv.Host, start, err)
+	if err != nil {
+		if ierr := s.images.SnapshotFailed(ctx, upload.ImageID); ierr != nil {
+			s.opts.Log.Error("mark failed snapshot", "image", upload.ImageID, "error", ierr)
+		}
+	}
+	s.clearTask(ctx, srv.ID, trustack.TaskImageSnapshot, err)
+}
+
+// clearTask ends a task that leaves the VM state as it was, with a fault
+// if it failed.
+func (s *Service) clearTask(ctx context.Context, id, task string, failed error) {
+	s.store.UpdateServer(ctx, id, func(cur *trustack.Server) error {
+		if cur.TaskState != task {
+			return errMoved
+		}
+		cur.TaskState = ""
+		if failed != nil {
+			cur.Fault = s.fault(failed)
+		}
+		cur.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+}
+
+// ConsoleOutput returns the last lines of a server's console.
+func (s *Service) ConsoleOutput(ctx context.Context, c Caller, id string, lines int) (string, error) {
+	srv, err := s.Server(ctx, c, id)
+	if err != nil {
+		return "", err
+	}
+	if srv.Host == "" || srv.VMState == trustack.VMBuilding || srv.VMState == trustack.VMDeleted {
+		return "", trustack.Errorf(trustack.ECONFLICT, "Instance %s has not been placed on a host yet, or is gone.", id)
+	}
+	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+	defer cancel()
+	return s.agents.ConsoleOutput(actx, srv.Host, srv.ID, lines)
+}

@@ -1,0 +1,367 @@
+// Package fake is a hypervisor that runs no VMs: it keeps its servers in
+// memory, honours every power operation with the states a real driver
+// would report, writes a plausible console, and can be told to fail or to
+// be slow. Tests use it to exercise the whole cloud without QEMU, and
+// `trustack up` uses it to simulate thousands of hosts in one process. It
+// may keep its state in a file, so that a restarted agent finds its
+// servers again as a real host would.
+package fake
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+)
+
+var _ agent.Hypervisor = (*Driver)(nil)
+
+// Options describe the simulated host; zero values take the defaults.
+type Options struct {
+	Hostname string // default "fake-host"
+	VCPUs    int    // default 8
+	MemoryMB int    // default 16384
+	DiskGB   int    // default 200
+	// RAMAllocationRatio is how far spawns may overcommit memory (default
+	// 1.0), as the agent tells the scheduler.
+	RAMAllocationRatio float64
+	// StateFile, if set, keeps the servers across restarts of the driver.
+	StateFile string
+	// SnapshotTime is how long a snapshot takes, as a real one takes a
+	// while (clients watch it in progress); default none.
+	SnapshotTime time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+// Driver is the fake hypervisor. It is safe for concurrent use.
+type Driver struct {
+	opts Options
+
+	mu       sync.Mutex
+	servers  map[string]*server
+	failures map[string][]error // by operation, consumed in order
+	delay    time.Duration
+}
+
+// server is a simulated VM.
+type server struct {
+	Spec    agent.Spec          `json:"spec"`
+	Power   trustack.PowerState `json:"power"`
+	Console []string            `json:"console"`
+	Boots   int                 `json:"boots"`
+}
+
+// New returns a driver with the given host, reading its state file if it
+// has one.
+func New(opts Options) (*Driver, error) {
+	if opts.Hostname == "" {
+		opts.Hostname = "fake-host"
+	}
+	if opts.VCPUs == 0 {
+		opts.VCPUs = 8
+	}
+	if opts.MemoryMB == 0 {
+		opts.MemoryMB = 16384
+	}
+	if opts.DiskGB == 0 {
+		opts.DiskGB = 200
+	}
+	if opts.RAMAllocationRatio == 0 {
+		opts.RAMAllocationRatio = 1.0
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	d := &Driver{opts: opts, servers: map[string]*server{}, failures: map[string][]error{}}
+	if opts.StateFile != "" {
+		b, err := os.ReadFile(opts.StateFile)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(b, &d.servers); err != nil {
+				return nil, fmt.Errorf("fake hypervisor state %s: %w", opts.StateFile, err)
+			}
+		case !os.IsNotExist(err):
+			return nil, fmt.Errorf("fake hypervisor state: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// Fail makes the next call of op ("spawn", "destroy", "power", "snapshot",
+// "console") fail with err; several calls queue several failures.
+func (d *Driver) Fail(op string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failures[op] = append(d.failures[op], err)
+}
+
+// SetDelay makes every operation take at least delay.
+func (d *Driver) SetDelay(delay time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.delay = delay
+}
+
+// Crash makes a server stop as if its VM died.
+func (d *Driver) Crash(serverID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.servers[serverID]; s != nil {
+		s.Power = trustack.PowerShutdown
+		s.log(d.now(), "Kernel panic - not syncing: simulated crash")
+		d.save()
+	}
+}
+
+// begin waits for the configured delay and returns the queued failure of
+// op, if any.
+func (d *Driver) begin(ctx context.Context, op string) error {
+	d.mu.Lock()
+	delay := d.delay
+	var err error
+	if q := d.failures[op]; len(q) > 0 {
+		err, d.failures[op] = q[0], q[1:]
+	}
+	d.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return trustack.Errorf(trustack.EUNAVAILABLE, "fake hypervisor: %v", ctx.Err())
+		}
+	}
+	return err
+}
+
+func (d *Driver) now() time.Time { return d.opts.Now() }
+
+// Describe returns the simulated host.
+func (d *Driver) Describe(context.Context) (agent.Resources, error) {
+	return agent.Resources{VCPUs: d.opts.VCPUs, MemoryMB: d.opts.MemoryMB, DiskGB: d.opts.DiskGB,
+		HypervisorType: "fake", HypervisorVersion: 1000, HypervisorHostname: d.opts.Hostname}, nil
+}
+
+// Spawn "boots" a server: it runs at once, and its console says what a
+// trustack guest would.
+func (d *Driver) Spawn(ctx context.Context, spec agent.Spec) error {
+	if err := d.begin(ctx, "spawn"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.servers[spec.ServerID]; ok {
+		return nil
+	}
+	var used int
+	for _, s := range d.servers {
+		used += s.Spec.MemoryMB
+	}
+	if float64(used+spec.MemoryMB) > float64(d.opts.MemoryMB)*d.opts.RAMAllocationRatio {
+		return trustack.Errorf(trustack.EOVERQUOTA, "fake hypervisor: %d MiB more would overcommit the host's %d MiB beyond the allocation ratio %g",
+			spec.MemoryMB, d.opts.MemoryMB, d.opts.RAMAllocationRatio)
+	}
+	s := &server{Spec: spec}
+	d.servers[spec.ServerID] = s
+	s.boot(d.now())
+	d.save()
+	return nil
+}
+
+// boot writes what a booting trustack guest prints and makes it run.
+func (s *server) boot(now time.Time) {
+	s.Boots++
+	s.Power = trustack.PowerRunning
+	s.log(now, "Linux version 6.1.0-fake (trustack fake hypervisor)")
+	s.log(now, "Run /init as init process")
+	s.log(now, "trustack-guest ready")
+	s.log(now, "hostname: "+s.Spec.Hostname)
+	if s.Spec.KeyData != "" {
+		s.log(now, "ssh key: "+fingerprint(s.Spec.KeyData))
+	}
+}
+
+// fingerprint is the MD5 fingerprint of an authorized_keys line, as the
+// trustack guest prints it.
+func fingerprint(key string) string {
+	fields := strings.Fields(key)
+	if len(fields) < 2 {
+		return "none"
+	}
+	raw, err := base64.StdEncoding.DecodeString(fields[1])
+	if err != nil {
+		return "none"
+	}
+	sum := md5.Sum(raw)
+	hex := fmt.Sprintf("%x", sum)
+	var parts []string
+	for i := 0; i < len(hex); i += 2 {
+		parts = append(parts, hex[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+// maxConsole bounds the console lines kept per server.
+const maxConsole = 1000
+
+func (s *server) log(now time.Time, line string) {
+	s.Console = append(s.Console, fmt.Sprintf("[%s] %s", now.UTC().Format("15:04:05.000"), line))
+	if len(s.Console) > maxConsole {
+		s.Console = s.Console[len(s.Console)-maxConsole:]
+	}
+}
+
+// Destroy forgets a server.
+func (d *Driver) Destroy(ctx context.Context, serverID string) error {
+	if err := d.begin(ctx, "destroy"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.servers, serverID)
+	d.save()
+	return nil
+}
+
+// powerRules give, per operation, the power states it may start from and
+// the one it leaves.
+var powerRules = map[agent.PowerOp]struct {
+	from []trustack.PowerState
+	to   trustack.PowerState
+	line string
+}{
+	agent.OpPause:      {[]trustack.PowerState{trustack.PowerRunning}, trustack.PowerPaused, "paused"},
+	agent.OpUnpause:    {[]trustack.PowerState{trustack.PowerPaused}, trustack.PowerRunning, "unpaused"},
+	agent.OpSuspend:    {[]trustack.PowerState{trustack.PowerRunning}, trustack.PowerSuspended, "suspended to disk"},
+	agent.OpResume:     {[]trustack.PowerState{trustack.PowerSuspended}, trustack.PowerRunning, "resumed"},
+	agent.OpStop:       {[]trustack.PowerState{trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown}, trustack.PowerShutdown, "reboot: Power down"},
+	agent.OpStart:      {[]trustack.PowerState{trustack.PowerShutdown}, trustack.PowerRunning, ""},
+	agent.OpRebootSoft: {[]trustack.PowerState{trustack.PowerRunning}, trustack.PowerRunning, "reboot: Restarting system"},
+	agent.OpRebootHard: {[]trustack.PowerState{trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown, trustack.PowerCrashed}, trustack.PowerRunning, ""},
+}
+
+// Power carries out a power operation.
+func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) error {
+	if err := d.begin(ctx, "power"); err != nil {
+		return err
+	}
+	rule, ok := powerRules[op]
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "fake hypervisor: unknown power operation %q", op)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.servers[serverID]
+	if s == nil {
+		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	allowed := false
+	for _, p := range rule.from {
+		allowed = allowed || s.Power == p
+	}
+	if !allowed {
+		return trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: cannot %s a server in power state %d", op, s.Power)
+	}
+	if rule.line != "" {
+		s.log(d.now(), rule.line)
+	}
+	if rule.to == trustack.PowerRunning && (op == agent.OpStart || op == agent.OpRebootSoft || op == agent.OpRebootHard) {
+		s.boot(d.now())
+	}
+	s.Power = rule.to
+	d.save()
+	return nil
+}
+
+// State returns a server's power state.
+func (d *Driver) State(_ context.Context, serverID string) (trustack.PowerState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.servers[serverID]
+	if s == nil {
+		return trustack.PowerNoState, trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	return s.Power, nil
+}
+
+// List returns every server's power state.
+func (d *Driver) List(context.Context) (map[string]trustack.PowerState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]trustack.PowerState, len(d.servers))
+	for id, s := range d.servers {
+		out[id] = s.Power
+	}
+	return out, nil
+}
+
+// Console returns the last lines of a server's console.
+func (d *Driver) Console(ctx context.Context, serverID string, lines int) (string, error) {
+	if err := d.begin(ctx, "console"); err != nil {
+		return "", err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.servers[serverID]
+	if s == nil {
+		return "", trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	out := s.Console
+	if lines > 0 && len(out) > lines {
+		out = out[len(out)-lines:]
+	}
+	return strings.Join(out, "\n") + "\n", nil
+}
+
+// Snapshot writes a small disk image that names the server and its image.
+func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) error {
+	if err := d.begin(ctx, "snapshot"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	s := d.servers[serverID]
+	var spec agent.Spec
+	if s != nil {
+		spec = s.Spec
+	}
+	d.mu.Unlock()
+	if s == nil {
+		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	select {
+	case <-time.After(d.opts.SnapshotTime):
+	case <-ctx.Done():
+		return trustack.Errorf(trustack.EUNAVAILABLE, "fake hypervisor: snapshot cut off: %v", ctx.Err())
+	}
+	_, err := fmt.Fprintf(w, "trustack fake disk of server %s (%s), from image %s, taken at %s\n",
+		spec.ServerID, spec.Name, spec.Image.ID, d.now().UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+// save writes the state file, if there is one; the caller holds d.mu.
+func (d *Driver) save() {
+	if d.opts.StateFile == "" {
+		return
+	}
+	b, err := json.Marshal(d.servers)
+	if err != nil {
+		return
+	}
+	tmp := d.opts.StateFile + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(tmp), 0o750); err != nil {
+		return
+	}
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		os.Rename(tmp, d.opts.StateFile)
+	}
+}
