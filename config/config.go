@@ -43,8 +43,41 @@ type Config struct {
 		MaxActiveKeys      int
 		PasswordHashRounds int
 	}
+	Image struct {
+		Dir     string
+		SizeCap int64
+	}
+	Bus struct {
+		URL    string
+		Listen string
+	}
+	Scheduler struct {
+		Driver              string
+		RAMWeightMultiplier float64
+		HostSubsetSize      int
+		MaxAttempts         int
+	}
+	Compute struct {
+		Workers                 int
+		ServiceDownTime         time.Duration
+		DefaultAvailabilityZone string
+		Driver                  string
+		CPUAllocationRatio      float64
+		RAMAllocationRatio      float64
+		DiskAllocationRatio     float64
+		HeartbeatInterval       time.Duration
+		FakeVCPUs               int
+		FakeMemoryMB            int
+		FakeDiskGB              int
+		FakeSnapshotTime        time.Duration
+	}
+	Agent struct {
+		Host             string
+		AvailabilityZone string
+		HostIP           string
+	}
 	Policy struct {
-		File string
+		Dir string
 	}
 	Log struct {
 		Format string
@@ -80,7 +113,30 @@ func (c *Config) options() []option {
 		{"auth", "key_repository", "Directory of the Fernet keys that sign tokens (default: $data_dir/fernet-keys). Every controller needs the same keys.", (*str)(&c.Auth.KeyRepository)},
 		{"auth", "max_active_keys", "How many Fernet keys to keep when rotating: the staged key, the primary, and older keys that still validate tokens. A token outlives max_active_keys - 2 rotations.", (*integer)(&c.Auth.MaxActiveKeys)},
 		{"auth", "password_hash_rounds", "bcrypt cost for passwords (4 to 31); each step doubles the time to hash and check a password.", (*integer)(&c.Auth.PasswordHashRounds)},
-		{"policy", "file", "Policy file (YAML or JSON) whose rules override the defaults, one by one; `trustack policy defaults` prints them. Ignored if missing.", (*str)(&c.Policy.File)},
+		{"image", "filesystem_store_datadir", "Directory of image data, one file per image (default: $data_dir/images). Controllers sharing a database must share it (NFS, for instance): an image's data is where it was uploaded.", (*str)(&c.Image.Dir)},
+		{"image", "image_size_cap", "Largest image data accepted, in bytes (default 1 TiB, as Glance's); larger uploads get 413.", (*i64)(&c.Image.SizeCap)},
+		{"bus", "url", "NATS URL of an external NATS cluster that controllers and agents share, such as nats://nats1:4222,nats://nats2:4222. Empty: the controller embeds a NATS server, and agents connect to it.", (*str)(&c.Bus.URL)},
+		{"bus", "listen", "Address and port of the embedded NATS server, where agents connect (when url is empty).", (*str)(&c.Bus.Listen)},
+		{"scheduler", "driver", "How hosts are chosen: filter (filters, then weighers, as Nova's filter scheduler), simple (the least loaded host) or chance (a random host). All keep capacity, availability zones, server groups and host hints.", (*choice)(&c.Scheduler.Driver)},
+		{"scheduler", "ram_weight_multiplier", "For the filter driver: weight of free RAM. Positive spreads servers over hosts, negative packs them onto as few as possible.", (*float)(&c.Scheduler.RAMWeightMultiplier)},
+		{"scheduler", "host_subset_size", "For the filter driver: choose at random among this many of the best hosts, which spreads concurrent placements.", (*integer)(&c.Scheduler.HostSubsetSize)},
+		{"scheduler", "max_attempts", "How many hosts a build tries before the server goes to ERROR.", (*integer)(&c.Scheduler.MaxAttempts)},
+		{"compute", "workers", "How many builds and server actions the controller carries out at once.", (*integer)(&c.Compute.Workers)},
+		{"compute", "service_down_time", "Seconds without a heartbeat after which a compute host counts as down and gets no new servers.", (*seconds)(&c.Compute.ServiceDownTime)},
+		{"compute", "default_availability_zone", "Availability zone of compute hosts that name none.", (*str)(&c.Compute.DefaultAvailabilityZone)},
+		{"compute", "driver", "On compute hosts: the hypervisor driver (fake: servers simulated in memory).", (*choice)(&c.Compute.Driver)},
+		{"compute", "cpu_allocation_ratio", "On compute hosts: how far vCPUs may be overcommitted.", (*float)(&c.Compute.CPUAllocationRatio)},
+		{"compute", "ram_allocation_ratio", "On compute hosts: how far memory may be overcommitted; the driver refuses servers beyond it.", (*float)(&c.Compute.RAMAllocationRatio)},
+		{"compute", "disk_allocation_ratio", "On compute hosts: how far disk may be overcommitted.", (*float)(&c.Compute.DiskAllocationRatio)},
+		{"compute", "heartbeat_interval", "On compute hosts: seconds between heartbeats to the controllers.", (*seconds)(&c.Compute.HeartbeatInterval)},
+		{"compute", "fake_vcpus", "For the fake driver: the vCPUs the simulated host offers.", (*integer)(&c.Compute.FakeVCPUs)},
+		{"compute", "fake_memory_mb", "For the fake driver: the memory the simulated host offers, in MiB.", (*integer)(&c.Compute.FakeMemoryMB)},
+		{"compute", "fake_disk_gb", "For the fake driver: the disk the simulated host offers, in GiB.", (*integer)(&c.Compute.FakeDiskGB)},
+		{"compute", "fake_snapshot_seconds", "For the fake driver: how long a snapshot takes, in seconds, as real ones take a while.", (*seconds)(&c.Compute.FakeSnapshotTime)},
+		{"agent", "host", "Name of this compute host, unique in the cloud (default: the machine's hostname).", (*str)(&c.Agent.Host)},
+		{"agent", "availability_zone", "Availability zone of this compute host (default: the controller's default_availability_zone).", (*str)(&c.Agent.AvailabilityZone)},
+		{"agent", "host_ip", "Address of this compute host, shown to operators.", (*str)(&c.Agent.HostIP)},
+		{"policy", "dir", "Directory of policy files, one per API as OpenStack services have: identity.yaml (Keystone's rules), image.yaml (Glance's) and compute.yaml (Nova's), in YAML or JSON. Each overrides the API's default rules, one by one; `trustack policy defaults API` prints them. Missing files keep the defaults.", (*str)(&c.Policy.Dir)},
 		{"log", "format", "Log format: text or json.", (*choice)(&c.Log.Format)},
 		{"log", "level", "Least severe level logged: debug, info, warn or error.", (*choice)(&c.Log.Level)},
 	}
@@ -95,7 +151,25 @@ func Default() *Config {
 	c.Auth.CacheTime = 5 * time.Second
 	c.Auth.MaxActiveKeys = 3
 	c.Auth.PasswordHashRounds = 12
-	c.Policy.File = "/etc/trustack/policy.yaml"
+	c.Image.SizeCap = 1 << 40
+	c.Bus.Listen = "0.0.0.0:4222"
+	c.Scheduler.Driver = "filter"
+	c.Scheduler.RAMWeightMultiplier = 1.0
+	c.Scheduler.HostSubsetSize = 1
+	c.Scheduler.MaxAttempts = 3
+	c.Compute.Workers = 64
+	c.Compute.ServiceDownTime = 60 * time.Second
+	c.Compute.DefaultAvailabilityZone = "nova"
+	c.Compute.Driver = "fake"
+	c.Compute.CPUAllocationRatio = 4.0
+	c.Compute.RAMAllocationRatio = 1.0
+	c.Compute.DiskAllocationRatio = 1.0
+	c.Compute.HeartbeatInterval = 10 * time.Second
+	c.Compute.FakeVCPUs = 8
+	c.Compute.FakeMemoryMB = 16384
+	c.Compute.FakeDiskGB = 200
+	c.Compute.FakeSnapshotTime = 2 * time.Second
+	c.Policy.Dir = "/etc/trustack/policy.d"
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	return c
@@ -180,6 +254,16 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [auth] max_active_keys must be at least 2")
 	case c.API.MaxBodySize <= 0:
 		return fmt.Errorf("config: [api] max_request_body_size must be positive")
+	case c.Image.SizeCap <= 0:
+		return fmt.Errorf("config: [image] image_size_cap must be positive")
+	case !slices.Contains([]string{"filter", "simple", "chance"}, c.Scheduler.Driver):
+		return fmt.Errorf("config: [scheduler] driver must be filter, simple or chance, not %q", c.Scheduler.Driver)
+	case c.Compute.Driver != "fake":
+		return fmt.Errorf("config: [compute] driver must be fake, not %q", c.Compute.Driver)
+	case c.Compute.Workers < 1 || c.Scheduler.MaxAttempts < 1 || c.Scheduler.HostSubsetSize < 1:
+		return fmt.Errorf("config: [compute] workers, [scheduler] max_attempts and host_subset_size must be at least 1")
+	case c.Compute.CPUAllocationRatio <= 0 || c.Compute.RAMAllocationRatio <= 0 || c.Compute.DiskAllocationRatio <= 0:
+		return fmt.Errorf("config: [compute] allocation ratios must be positive")
 	}
 	return nil
 }
@@ -201,6 +285,14 @@ func (c *Config) KeyRepositoryDir() string {
 		return c.Auth.KeyRepository
 	}
 	return filepath.Join(c.DataDir, "fernet-keys")
+}
+
+// ImageDir returns the image data directory.
+func (c *Config) ImageDir() string {
+	if c.Image.Dir != "" {
+		return c.Image.Dir
+	}
+	return filepath.Join(c.DataDir, "images")
 }
 
 // BaseURL returns the public base URL of the APIs, without a trailing
@@ -259,6 +351,7 @@ type (
 	choice  string
 	integer int
 	i64     int64
+	float   float64
 	seconds time.Duration
 )
 
@@ -286,6 +379,16 @@ func (n *i64) set(v string) error {
 	return nil
 }
 func (n *i64) String() string { return strconv.FormatInt(int64(*n), 10) }
+
+func (f *float) set(v string) error {
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return fmt.Errorf("want a number, got %q", v)
+	}
+	*f = float(x)
+	return nil
+}
+func (f *float) String() string { return strconv.FormatFloat(float64(*f), 'f', -1, 64) }
 
 func (d *seconds) set(v string) error {
 	f, err := strconv.ParseFloat(v, 64)

@@ -1,5 +1,6 @@
 // Package controller assembles trustack's controller from its parts: the
-// store, the identity service with its keys, the policy engine and the
+// store, the identity, image and compute services, the scheduler, the
+// message bus that reaches compute agents, the policy engine and the
 // OpenStack front doors on one listener. It is what `trustack server` and
 // `trustack up` run.
 package controller
@@ -12,88 +13,183 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/api/openstack"
+	computeapi "github.com/trustack/trustack/api/openstack/compute"
 	identityapi "github.com/trustack/trustack/api/openstack/identity"
+	imageapi "github.com/trustack/trustack/api/openstack/image"
+	"github.com/trustack/trustack/bus"
+	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/identity"
+	"github.com/trustack/trustack/images"
 	"github.com/trustack/trustack/policy"
+	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
 )
 
 // Controller is a running controller's parts.
 type Controller struct {
-	Config   *config.Config
-	Store    *sqlstore.DB
-	Identity *identity.Service
-	Policy   *policy.Enforcer
+	Config    *config.Config
+	Store     *sqlstore.DB
+	Identity  *identity.Service
+	Images    *images.Service
+	Compute   *compute.Service
+	Scheduler *scheduler.Scheduler
+	// Policies holds each API's policy engine, by API name.
+	Policies map[string]*policy.Enforcer
 	Handler  http.Handler
-	log      *slog.Logger
+	// Bus is the embedded NATS server, nil with an external one; Conn is
+	// the controller's connection.
+	Bus  *bus.Server
+	Conn *bus.Conn
+	log  *slog.Logger
 }
 
-// New opens the store (migrating it), the key repository and the policy,
-// and builds the APIs. Close releases them.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Controller, error) {
+// New opens the store (migrating it), the key repository, the bus and the
+// policy, and builds the services and APIs. Close releases them.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controller, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	enforcer, err := newPolicy(cfg, log)
-	if err != nil {
+	c := &Controller{Config: cfg, log: log}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if c.Policies, err = newPolicies(cfg, log); err != nil {
 		return nil, err
 	}
-	store, err := sqlstore.Open(ctx, cfg.DatabaseDSN())
-	if err != nil {
+	if c.Store, err = sqlstore.Open(ctx, cfg.DatabaseDSN()); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	keys, err := identity.OpenKeyRepository(cfg.KeyRepositoryDir())
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
-	svc, err := identity.New(store, keys, identity.Options{
+	if c.Identity, err = identity.New(c.Store, keys, identity.Options{
 		TokenExpiration:    cfg.Auth.TokenExpiration,
 		CacheTime:          cfg.Auth.CacheTime,
 		PasswordHashRounds: cfg.Auth.PasswordHashRounds,
-	})
-	if err != nil {
-		store.Close()
+	}); err != nil {
 		return nil, err
 	}
-	c := &Controller{Config: cfg, Store: store, Identity: svc, Policy: enforcer, log: log}
+	if c.Images, err = images.New(c.Store, cfg.ImageDir(), images.Options{SizeCap: cfg.Image.SizeCap}); err != nil {
+		return nil, err
+	}
+	if err := c.connectBus(); err != nil {
+		return nil, err
+	}
+	multiplier := cfg.Scheduler.RAMWeightMultiplier
+	if c.Scheduler, err = scheduler.New(c.Store, scheduler.Options{
+		Driver:              cfg.Scheduler.Driver,
+		RAMWeightMultiplier: &multiplier,
+		HostSubsetSize:      cfg.Scheduler.HostSubsetSize,
+		Alive:               func(h *trustack.Host) bool { return c.Compute.Alive(h) },
+	}); err != nil {
+		return nil, err
+	}
+	c.Compute = compute.New(c.Store, c.Images, agent.NewClient(c.Conn), c.Scheduler, compute.Options{
+		Workers:                 cfg.Compute.Workers,
+		ServiceDownTime:         cfg.Compute.ServiceDownTime,
+		MaxAttempts:             cfg.Scheduler.MaxAttempts,
+		ImageURL:                cfg.BaseURL() + imageapi.Prefix,
+		DefaultAvailabilityZone: cfg.Compute.DefaultAvailabilityZone,
+		Log:                     log,
+	})
 	c.Handler = c.routes()
 	return c, nil
 }
 
-// newPolicy builds the policy engine from every API's defaults and the
-// operator's policy file, if there is one.
-func newPolicy(cfg *config.Config, log *slog.Logger) (*policy.Enforcer, error) {
-	var overrides map[string]string
-	if cfg.Policy.File != "" {
-		if _, err := os.Stat(cfg.Policy.File); err == nil {
-			if overrides, err = policy.LoadFile(cfg.Policy.File); err != nil {
-				return nil, err
-			}
-			log.Info("policy overrides loaded", "file", cfg.Policy.File, "rules", len(overrides))
-		}
+// connectBus starts the embedded NATS server, unless an external one is
+// configured, and connects to it.
+func (c *Controller) connectBus() error {
+	cfg := c.Config
+	var err error
+	if cfg.Bus.URL != "" {
+		c.Conn, err = bus.Connect(cfg.Bus.URL, "trustack-controller", bus.Logger(c.log))
+		return err
 	}
-	return policy.New(DefaultPolicy(), overrides)
+	host, port, err := net.SplitHostPort(cfg.Bus.Listen)
+	if err != nil {
+		return trustack.Errorf(trustack.EINVALID, "config: [bus] listen %q: want host:port", cfg.Bus.Listen)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return trustack.Errorf(trustack.EINVALID, "config: [bus] listen %q: bad port", cfg.Bus.Listen)
+	}
+	if c.Bus, err = bus.Serve(bus.ServerConfig{Host: host, Port: p, Logger: c.log}); err != nil {
+		return err
+	}
+	c.Conn, err = bus.Connect(c.Bus.ClientURL(), "trustack-controller", bus.InProcess(c.Bus), bus.Logger(c.log))
+	return err
 }
 
-// DefaultPolicy returns the default rules of every API.
-func DefaultPolicy() []policy.Rule {
-	return identityapi.Policy()
+// DefaultPolicies returns each API's default rules, by API name: the name
+// of its policy file in [policy] dir.
+func DefaultPolicies() map[string][]policy.Rule {
+	return map[string][]policy.Rule{
+		"identity": identityapi.Policy(),
+		"image":    imageapi.Policy(),
+		"compute":  computeapi.Policy(),
+	}
+}
+
+// newPolicies builds each API's policy engine from its defaults and the
+// operator's policy file for it, if there is one.
+func newPolicies(cfg *config.Config, log *slog.Logger) (map[string]*policy.Enforcer, error) {
+	out := map[string]*policy.Enforcer{}
+	for name, defaults := range DefaultPolicies() {
+		var overrides map[string]string
+		for _, ext := range []string{".yaml", ".yml", ".json"} {
+			file := filepath.Join(cfg.Policy.Dir, name+ext)
+			if _, err := os.Stat(file); err != nil {
+				continue
+			}
+			var err error
+			if overrides, err = policy.LoadFile(file); err != nil {
+				return nil, err
+			}
+			log.Info("policy overrides loaded", "api", name, "file", file, "rules", len(overrides))
+			break
+		}
+		e, err := policy.New(defaults, overrides)
+		if err != nil {
+			return nil, fmt.Errorf("%s policy: %w", name, err)
+		}
+		out[name] = e
+	}
+	return out, nil
 }
 
 func (c *Controller) routes() http.Handler {
 	mux := http.NewServeMux()
-	identityHandler := identityapi.New(c.Identity, c.Policy, identityapi.Config{
-		PublicURL:   c.Config.BaseURL(),
+	base := c.Config.BaseURL()
+	mount := func(prefix string, h http.Handler) {
+		mux.Handle(prefix, h)
+		mux.Handle(prefix+"/", h)
+	}
+	mount(identityapi.Prefix, identityapi.New(c.Identity, c.Policies["identity"], identityapi.Config{
+		PublicURL:   base,
 		MaxBodySize: c.Config.API.MaxBodySize,
-	}, c.log)
-	mux.Handle(identityapi.Prefix, identityHandler)
-	mux.Handle(identityapi.Prefix+"/", identityHandler)
+	}, c.log))
+	mount(imageapi.Prefix, imageapi.New(c.Images, c.Identity, c.Policies["image"], imageapi.Config{
+		PublicURL:   base,
+		AuthURL:     AuthURL(c.Config),
+		MaxBodySize: c.Config.API.MaxBodySize,
+	}, c.log))
+	mount(computeapi.Prefix, computeapi.New(c.Compute, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
+		PublicURL:   base,
+		AuthURL:     AuthURL(c.Config),
+		MaxBodySize: c.Config.API.MaxBodySize,
+		ImageURL:    base + imageapi.Prefix,
+	}, c.log))
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(identityapi.ErrorBody, nil, nil, "", c.log))
 	return openstack.Middleware(c.log, mux)
@@ -104,17 +200,23 @@ func (c *Controller) Endpoints() []identity.BootstrapEndpoint {
 	base := c.Config.BaseURL()
 	return []identity.BootstrapEndpoint{
 		{Type: "identity", Name: "keystone", URL: base + identityapi.Prefix + "/v3"},
+		{Type: "image", Name: "glance", URL: base + imageapi.Prefix},
+		{Type: "compute", Name: "nova", URL: base + computeapi.Prefix + "/v2.1"},
 	}
 }
 
-// Bootstrap makes sure the default domain, roles, region and catalog exist,
-// with the given accounts.
+// Bootstrap makes sure the default domain, roles, region, catalog and
+// flavors exist, with the given accounts.
 func (c *Controller) Bootstrap(ctx context.Context, accounts ...identity.BootstrapAccount) error {
-	return c.Identity.Bootstrap(ctx, identity.BootstrapConfig{
+	err := c.Identity.Bootstrap(ctx, identity.BootstrapConfig{
 		Region:    c.Config.Region,
 		Accounts:  accounts,
 		Endpoints: c.Endpoints(),
 	})
+	if err != nil {
+		return err
+	}
+	return c.Compute.EnsureFlavors(ctx, compute.DefaultFlavors)
 }
 
 // Listen opens the API listener.
@@ -126,9 +228,20 @@ func (c *Controller) Listen() (net.Listener, error) {
 	return l, nil
 }
 
-// Serve serves the APIs on l until ctx ends, then lets requests in flight
-// finish for up to ten seconds.
+// Serve runs the controller until ctx ends: the compute service (first
+// finishing what a previous run left in progress), the answers to agents,
+// and the APIs on l. Then it lets requests in flight finish for up to ten
+// seconds, and waits for the compute work in flight.
 func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
+	if err := c.Compute.Start(ctx); err != nil {
+		return err
+	}
+	defer c.Compute.Wait()
+	stopAgents, err := agent.Serve(c.Conn, c.Compute)
+	defer stopAgents()
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           c.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -144,14 +257,23 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := srv.Shutdown(shutdown)
+	err = srv.Shutdown(shutdown)
 	if e := <-done; !errors.Is(e, http.ErrServerClosed) {
 		err = errors.Join(err, e)
 	}
 	return err
 }
 
-// Close releases the store.
+// Close releases the bus and the store.
 func (c *Controller) Close() error {
-	return c.Store.Close()
+	if c.Conn != nil {
+		c.Conn.Close()
+	}
+	if c.Bus != nil {
+		c.Bus.Shutdown()
+	}
+	if c.Store != nil {
+		return c.Store.Close()
+	}
+	return nil
 }

@@ -12,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/trustack/trustack/config"
+	"github.com/trustack/trustack/host"
 	"github.com/trustack/trustack/identity"
 )
 
@@ -29,12 +32,14 @@ var upAccounts = []account{
 	{"demo-openrc", identity.BootstrapAccount{Project: "demo", User: "demo", Role: "member"}},
 }
 
-// Up runs a whole cloud in this process until ctx ends: the controller,
-// bootstrapped with an admin and a demo account whose credentials it writes
-// to DataDir/openrc and DataDir/demo-openrc. A restart on the same data
-// directory keeps everything, passwords included. Once it serves, it
-// writes a line with "trustack ready" and the auth URL to out.
-func Up(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+// Up runs a whole cloud in this process until ctx ends: the controller
+// with its embedded bus, and nodes compute hosts named compute-1 to
+// compute-N, each with its own directory under DataDir/hosts. It
+// bootstraps an admin and a demo account and writes their credentials to
+// DataDir/openrc and DataDir/demo-openrc. A restart on the same data
+// directory keeps everything, passwords and servers included. Once it
+// serves, it writes a line with "trustack ready" and the auth URL to out.
+func Up(ctx context.Context, cfg *config.Config, nodes int, log *slog.Logger, out io.Writer) error {
 	c, err := New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -66,8 +71,58 @@ func Up(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "trustack ready at %s: source %s to use it\n", AuthURL(cfg), filepath.Join(cfg.DataDir, "openrc"))
-	return c.Serve(ctx, l)
+	var hosts sync.WaitGroup
+	defer hosts.Wait()
+	hostCtx, stopHosts := context.WithCancel(ctx)
+	defer stopHosts()
+	for i := 1; i <= nodes; i++ {
+		name := fmt.Sprintf("compute-%d", i)
+		h, err := host.New(cfg, c.Conn, name, filepath.Join(cfg.DataDir, "hosts", name), log)
+		if err != nil {
+			return err
+		}
+		hosts.Add(1)
+		go func() {
+			defer hosts.Done()
+			if err := h.Run(hostCtx); err != nil && hostCtx.Err() == nil {
+				log.Error("compute host stopped", "host", name, "error", err)
+			}
+		}()
+	}
+	served := make(chan error, 1)
+	go func() { served <- c.Serve(ctx, l) }()
+	if err := c.waitForHosts(ctx, nodes, served); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "trustack ready at %s with %d compute hosts: source %s to use it\n", AuthURL(cfg), nodes, filepath.Join(cfg.DataDir, "openrc"))
+	return <-served
+}
+
+// waitForHosts waits until n compute hosts are up, so that "ready" means
+// servers can be built, or until the controller stops serving.
+func (c *Controller) waitForHosts(ctx context.Context, n int, served <-chan error) error {
+	for {
+		hosts, err := c.Compute.Hosts(ctx)
+		if err != nil {
+			return err
+		}
+		up := 0
+		for _, h := range hosts {
+			if c.Compute.Alive(h) {
+				up++
+			}
+		}
+		if up >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-served:
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // AuthURL is the identity endpoint clients authenticate against.

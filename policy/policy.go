@@ -70,13 +70,18 @@ type Enforcer struct {
 }
 
 // New compiles the default rules with the overrides applied on top. An
-// override may also add rules of its own for others to refer to.
+// override may also add rules of its own for others to refer to. Several
+// APIs may define the same default rule (context_is_admin, say) if they
+// agree on it.
 func New(defaults []Rule, overrides map[string]string) (*Enforcer, error) {
 	e := &Enforcer{rules: map[string]*Rule{}, trees: map[string]node{}}
 	for i := range defaults {
 		r := defaults[i]
-		if _, dup := e.rules[r.Name]; dup {
-			return nil, fmt.Errorf("policy: rule %q defined twice", r.Name)
+		if have, dup := e.rules[r.Name]; dup {
+			if have.Check != r.Check {
+				return nil, fmt.Errorf("policy: rule %q defined twice, as %q and as %q", r.Name, have.Check, r.Check)
+			}
+			continue
 		}
 		e.rules[r.Name] = &r
 	}
@@ -194,7 +199,11 @@ func (c tokenCredentials) Value(key string) (string, bool) {
 	case "system_scope":
 		return "None", true // trustack issues no system-scoped tokens
 	case "is_admin":
-		return "False", true // nor admin tokens
+		// As oslo.context derives it from context_is_admin (role:admin).
+		if c.HasRole("admin") {
+			return "True", true
+		}
+		return "False", true
 	}
 	return "", false
 }

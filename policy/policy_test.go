@@ -178,3 +178,19 @@ func TestCredentialsOfToken(t *testing.T) {
 		t.Errorf("project_id of a domain-scoped token = %q, want None", got)
 	}
 }
+
+func TestIsAdminFollowsTheAdminRole(t *testing.T) {
+	tok := &trustack.Token{Roles: []trustack.Role{{Name: "admin"}}}
+	if got, _ := CredentialsOf(tok).Value("is_admin"); got != "True" {
+		t.Errorf("is_admin of an admin's token = %q, want True", got)
+	}
+}
+
+func TestSameRuleFromTwoAPIs(t *testing.T) {
+	if _, err := New([]Rule{{Name: "context_is_admin", Check: "role:admin"}, {Name: "context_is_admin", Check: "role:admin"}}, nil); err != nil {
+		t.Errorf("identical rules: %v", err)
+	}
+	if _, err := New([]Rule{{Name: "context_is_admin", Check: "role:admin"}, {Name: "context_is_admin", Check: "role:root"}}, nil); err == nil {
+		t.Error("conflicting rules: no error")
+	}
+}

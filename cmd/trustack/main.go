@@ -17,8 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/controller"
+	"github.com/trustack/trustack/host"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/sqlstore"
@@ -50,7 +52,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(upCommand(), serverCommand(), manageCommand(), configCommand(), policyCommand())
+	cmd.AddCommand(upCommand(), serverCommand(), agentCommand(), manageCommand(), configCommand(), policyCommand())
 	return cmd
 }
 
@@ -65,18 +67,21 @@ func logger(cfg *config.Config) *slog.Logger {
 }
 
 func upCommand() *cobra.Command {
-	var configFile, dataDir, listen string
+	var configFile, dataDir, listen, driver string
+	var nodes int
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a whole cloud in this process, with embedded defaults",
-		Long: `up runs the controller and everything it needs in one process, with state in
-the data directory, and writes DATA_DIR/openrc (admin) and DATA_DIR/demo-openrc
-(a member of the demo project) for the OpenStack CLIs. It reads a
-configuration file only when --config names one; flags override it.`,
+		Long: `up runs the controller, an embedded NATS server and --nodes compute hosts in
+one process, with state in the data directory, and writes DATA_DIR/openrc
+(admin) and DATA_DIR/demo-openrc (a member of the demo project) for the
+OpenStack CLIs. It reads a configuration file only when --config names one;
+flags override it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
 			cfg.DataDir, cfg.API.Listen = dataDir, listen
+			cfg.Bus.Listen = "127.0.0.1:0" // the hosts are in this process
 			if configFile != "" {
 				var err error
 				if cfg, err = config.Load(configFile); err != nil {
@@ -89,15 +94,20 @@ configuration file only when --config names one; flags override it.`,
 					cfg.API.Listen = listen
 				}
 			}
+			if cmd.Flags().Changed("driver") || configFile == "" {
+				cfg.Compute.Driver = driver
+			}
 			abs, err := filepath.Abs(cfg.DataDir)
 			if err != nil {
 				return err
 			}
 			cfg.DataDir = abs
-			return controller.Up(cmd.Context(), cfg, logger(cfg), cmd.OutOrStdout())
+			return controller.Up(cmd.Context(), cfg, nodes, logger(cfg), cmd.OutOrStdout())
 		},
 	}
 	home, _ := os.UserHomeDir()
+	cmd.Flags().IntVar(&nodes, "nodes", 1, "compute hosts to run in this process")
+	cmd.Flags().StringVar(&driver, "driver", "fake", "hypervisor driver of the compute hosts: fake")
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: none, embedded defaults)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", filepath.Join(home, ".local", "share", "trustack"), "directory for the cloud's state")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address and port of the APIs")
@@ -133,6 +143,45 @@ func serverCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists)")
+	return cmd
+}
+
+func agentCommand() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a compute host's agent: it registers with the controllers over the bus and runs their servers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			log := logger(cfg)
+			name := cfg.Agent.Host
+			if name == "" {
+				if name, err = os.Hostname(); err != nil {
+					return err
+				}
+			}
+			url := cfg.Bus.URL
+			if url == "" {
+				url = "nats://" + cfg.Bus.Listen
+			}
+			conn, err := bus.Connect(url, "trustack-agent-"+name, bus.Logger(log))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			h, err := host.New(cfg, conn, name, filepath.Join(cfg.DataDir, "host"), log)
+			if err != nil {
+				return err
+			}
+			log.Info("trustack agent ready", "host", name, "bus", url)
+			return h.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists); [bus] url or listen says where the controllers are")
 	return cmd
 }
 
@@ -228,11 +277,16 @@ func configCommand() *cobra.Command {
 func policyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Authorization policy"}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "defaults",
-		Short: "Print the default policy rules as a policy file, each commented out",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := policy.New(controller.DefaultPolicy(), nil)
+		Use:       "defaults identity|image|compute",
+		Short:     "Print an API's default policy rules as a policy file, each commented out",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"identity", "image", "compute"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			defaults, ok := controller.DefaultPolicies()[args[0]]
+			if !ok {
+				return trustack.Errorf(trustack.EINVALID, "unknown API %q: want identity, image or compute", args[0])
+			}
+			e, err := policy.New(defaults, nil)
 			if err != nil {
 				return err
 			}

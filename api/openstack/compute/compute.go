@@ -1,0 +1,306 @@
+// Package compute serves Nova's v2.1 API, at microversion 2.1, over
+// trustack's compute service: servers and their actions, flavors,
+// keypairs, server groups, availability zones, hypervisors and services,
+// limits and quotas, instance actions, and the image proxy Nova kept at
+// 2.1. Bodies follow the schemas Tempest checks; every operation asks the
+// policy engine with Nova's rule names and defaults.
+package compute
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/compute"
+	"github.com/trustack/trustack/images"
+	"github.com/trustack/trustack/policy"
+)
+
+// Prefix is where the compute API is mounted.
+const Prefix = "/compute"
+
+// Microversions: trustack implements 2.1 exactly.
+const (
+	minVersion = "2.1"
+	maxVersion = "2.1"
+)
+
+// Images is what the compute API's image proxy needs of the image service.
+type Images interface {
+	Image(ctx context.Context, c images.Caller, id string) (*trustack.Image, error)
+	Images(ctx context.Context, c images.Caller, f trustack.ImageFilter) ([]*trustack.Image, error)
+	Delete(ctx context.Context, c images.Caller, id string) error
+}
+
+// Config is what the compute API needs to know of its deployment.
+type Config struct {
+	// PublicURL is the cloud's public base URL, for links.
+	PublicURL string
+	// AuthURL is advertised on 401 responses.
+	AuthURL string
+	// MaxBodySize bounds JSON request bodies, in bytes.
+	MaxBodySize int64
+	// ImageURL is the image API's public URL, for createImage's Location.
+	ImageURL string
+}
+
+type handler struct {
+	api    *openstack.API
+	svc    *compute.Service
+	images Images
+	dec    openstack.Decoder
+	cfg    Config
+	base   string // PublicURL + Prefix
+}
+
+// New returns the compute API's handler, to mount at Prefix.
+func New(svc *compute.Service, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
+	h := &handler{
+		api:    openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
+		svc:    svc,
+		images: imgs,
+		dec:    openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
+		cfg:    cfg,
+		base:   cfg.PublicURL + Prefix,
+	}
+	h.routes()
+	return http.HandlerFunc(h.serve)
+}
+
+// faultNames are Nova's names for error bodies, by status.
+var faultNames = map[int]string{
+	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+	409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
+}
+
+// ErrorBody is Nova's error format: {"itemNotFound": {"code", "message"}}.
+func ErrorBody(status int, message string) any {
+	name, ok := faultNames[status]
+	if !ok {
+		name = "computeFault"
+	}
+	return map[string]any{name: map[string]any{"code": status, "message": message}}
+}
+
+// serve checks the requested microversion and sets the headers Nova sets on
+// every response, then routes. A request naming the project in its path
+// (/v2.1/{project_id}/servers, as older catalogs do) is routed as if it did
+// not.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("X-Compute-Request-Id", openstack.RequestID(r.Context()))
+	hd.Set("X-Openstack-Nova-Api-Version", maxVersion)
+	hd.Set("Openstack-Api-Version", "compute "+maxVersion)
+	hd.Add("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
+	if v := requestedVersion(r); v != "" && v != "latest" && v != minVersion && v != "2.0" {
+		h.api.Error(w, r, &openstack.HTTPError{Status: http.StatusNotAcceptable,
+			Message: "Version " + v + " is not supported by the API. Minimum is " + minVersion + " and maximum is " + maxVersion + "."})
+		return
+	}
+	if rest, project, ok := projectInPath(r.URL.Path); ok {
+		r = r.Clone(context.WithValue(r.Context(), urlProjectKey{}, project))
+		r.URL.Path = rest
+	}
+	h.api.ServeHTTP(w, r)
+}
+
+// requestedVersion returns the compute microversion a request asks for.
+func requestedVersion(r *http.Request) string {
+	if v := r.Header.Get("OpenStack-API-Version"); v != "" {
+		if service, version, ok := strings.Cut(strings.TrimSpace(v), " "); ok && strings.EqualFold(service, "compute") {
+			return strings.TrimSpace(version)
+		}
+	}
+	return strings.TrimSpace(r.Header.Get("X-OpenStack-Nova-API-Version"))
+}
+
+type urlProjectKey struct{}
+
+// collections are the first path segments of the API; anything else in
+// that place is a project ID.
+var collections = map[string]bool{
+	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
+	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "": true,
+}
+
+// projectInPath returns the path without a project ID after the version.
+func projectInPath(path string) (rest, project string, ok bool) {
+	for _, v := range []string{"/v2.1/", "/v2/"} {
+		prefix := Prefix + v
+		after, found := strings.CutPrefix(path, prefix)
+		if !found {
+			continue
+		}
+		first, tail, _ := strings.Cut(after, "/")
+		if collections[first] {
+			return "", "", false
+		}
+		return prefix + tail, first, true
+	}
+	return "", "", false
+}
+
+// caller returns who the request comes from, for the compute service;
+// it checks that a project named in the URL is the token's.
+func (h *handler) caller(r *http.Request) (compute.Caller, error) {
+	tok := openstack.TokenOf(r)
+	c := compute.Caller{
+		UserID:    tok.User.ID,
+		Admin:     h.api.Allowed(r, "context_is_admin", nil),
+		RequestID: openstack.RequestID(r.Context()),
+		Token:     r.Header.Get("X-Auth-Token"),
+	}
+	if tok.Project != nil {
+		c.ProjectID = tok.Project.ID
+	}
+	if p, _ := r.Context().Value(urlProjectKey{}).(string); p != "" && p != c.ProjectID {
+		return c, trustack.Errorf(trustack.EINVALID, "Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", p, c.ProjectID)
+	}
+	return c, nil
+}
+
+// authorize checks rule against a project's thing (the caller's own
+// project when project is "").
+func (h *handler) authorize(r *http.Request, rule, project string) error {
+	if project == "" {
+		if tok := openstack.TokenOf(r); tok.Project != nil {
+			project = tok.Project.ID
+		}
+	}
+	return h.api.Authorize(r, rule, policy.Target{"project_id": project})
+}
+
+func (h *handler) routes() {
+	a := h.api
+	v := Prefix + "/v2.1"
+	a.Public("GET "+Prefix, h.versions)
+	a.Public("GET "+Prefix+"/{$}", h.versions)
+	a.Public("GET "+v, h.version)
+	a.Public("GET "+v+"/{$}", h.version)
+	a.Public("GET "+Prefix+"/v2", h.versionTwo)
+	a.Public("GET "+Prefix+"/v2/{$}", h.versionTwo)
+
+	a.Private("GET "+v+"/servers", h.listServers(false))
+	a.Private("GET "+v+"/servers/detail", h.listServers(true))
+	a.Private("POST "+v+"/servers", h.createServer)
+	a.Private("GET "+v+"/servers/{id}", h.showServer)
+	a.Private("PUT "+v+"/servers/{id}", h.updateServer)
+	a.Private("DELETE "+v+"/servers/{id}", h.deleteServer)
+	a.Private("POST "+v+"/servers/{id}/action", h.serverAction)
+	a.Private("GET "+v+"/servers/{id}/metadata", h.listMetadata)
+	a.Private("PUT "+v+"/servers/{id}/metadata", h.setMetadata(true))
+	a.Private("POST "+v+"/servers/{id}/metadata", h.setMetadata(false))
+	a.Private("GET "+v+"/servers/{id}/metadata/{key}", h.showMetadataItem)
+	a.Private("PUT "+v+"/servers/{id}/metadata/{key}", h.setMetadataItem)
+	a.Private("DELETE "+v+"/servers/{id}/metadata/{key}", h.deleteMetadataItem)
+	a.Private("GET "+v+"/servers/{id}/os-instance-actions", h.listActions)
+	a.Private("GET "+v+"/servers/{id}/os-instance-actions/{request_id}", h.showAction)
+
+	a.Private("GET "+v+"/flavors", h.listFlavors(false))
+	a.Private("GET "+v+"/flavors/detail", h.listFlavors(true))
+	a.Private("POST "+v+"/flavors", h.createFlavor)
+	a.Private("GET "+v+"/flavors/{id}", h.showFlavor)
+	a.Private("DELETE "+v+"/flavors/{id}", h.deleteFlavor)
+	a.Private("POST "+v+"/flavors/{id}/action", h.flavorAction)
+	a.Private("GET "+v+"/flavors/{id}/os-flavor-access", h.listFlavorAccess)
+	a.Private("GET "+v+"/flavors/{id}/os-extra_specs", h.listExtraSpecs)
+	a.Private("POST "+v+"/flavors/{id}/os-extra_specs", h.createExtraSpecs)
+	a.Private("GET "+v+"/flavors/{id}/os-extra_specs/{key}", h.showExtraSpec)
+	a.Private("PUT "+v+"/flavors/{id}/os-extra_specs/{key}", h.updateExtraSpec)
+	a.Private("DELETE "+v+"/flavors/{id}/os-extra_specs/{key}", h.deleteExtraSpec)
+
+	a.Private("GET "+v+"/os-keypairs", h.listKeypairs)
+	a.Private("POST "+v+"/os-keypairs", h.createKeypair)
+	a.Private("GET "+v+"/os-keypairs/{name}", h.showKeypair)
+	a.Private("DELETE "+v+"/os-keypairs/{name}", h.deleteKeypair)
+
+	a.Private("GET "+v+"/os-server-groups", h.listGroups)
+	a.Private("POST "+v+"/os-server-groups", h.createGroup)
+	a.Private("GET "+v+"/os-server-groups/{id}", h.showGroup)
+	a.Private("DELETE "+v+"/os-server-groups/{id}", h.deleteGroup)
+
+	a.Private("GET "+v+"/os-availability-zone", h.listZones(false))
+	a.Private("GET "+v+"/os-availability-zone/detail", h.listZones(true))
+	a.Private("GET "+v+"/os-hypervisors", h.listHypervisors(false))
+	a.Private("GET "+v+"/os-hypervisors/detail", h.listHypervisors(true))
+	a.Private("GET "+v+"/os-hypervisors/statistics", h.hypervisorStatistics)
+	a.Private("GET "+v+"/os-hypervisors/{id}", h.showHypervisor)
+	a.Private("GET "+v+"/os-hypervisors/{id}/uptime", h.hypervisorUptime)
+	a.Private("GET "+v+"/os-hypervisors/{name}/servers", h.hypervisorServers)
+	a.Private("GET "+v+"/os-hypervisors/{name}/search", h.searchHypervisors)
+	a.Private("GET "+v+"/os-services", h.listServices)
+	a.Private("PUT "+v+"/os-services/{action}", h.updateService)
+	a.Private("DELETE "+v+"/os-services/{id}", h.deleteService)
+
+	a.Private("GET "+v+"/limits", h.limits)
+	a.Private("GET "+v+"/os-quota-sets/{project}", h.showQuotas)
+	a.Private("GET "+v+"/os-quota-sets/{project}/defaults", h.defaultQuotas)
+	a.Private("GET "+v+"/os-quota-sets/{project}/detail", h.quotaDetail)
+	a.Private("PUT "+v+"/os-quota-sets/{project}", h.updateQuotas)
+	a.Private("DELETE "+v+"/os-quota-sets/{project}", h.deleteQuotas)
+
+	a.Private("GET "+v+"/images", h.listImages(false))
+	a.Private("GET "+v+"/images/detail", h.listImages(true))
+	a.Private("GET "+v+"/images/{id}", h.showImage)
+	a.Private("DELETE "+v+"/images/{id}", h.deleteImage)
+}
+
+// versionDoc describes a version of the API, with its self link.
+func (h *handler) versionDoc(id string) map[string]any {
+	doc := map[string]any{
+		"id":          "v2.1",
+		"status":      "CURRENT",
+		"version":     maxVersion,
+		"min_version": minVersion,
+		"updated":     "2013-07-23T11:33:21Z",
+		"links":       []any{map[string]any{"rel": "self", "href": h.base + "/v2.1/"}},
+	}
+	if id == "v2.0" {
+		doc["id"], doc["status"], doc["version"], doc["min_version"], doc["updated"] = "v2.0", "SUPPORTED", "", "", "2011-01-21T11:33:21Z"
+		doc["links"] = []any{map[string]any{"rel": "self", "href": h.base + "/v2/"}}
+	}
+	return doc
+}
+
+func (h *handler) versions(w http.ResponseWriter, r *http.Request) error {
+	openstack.JSON(w, http.StatusOK, map[string]any{"versions": []any{h.versionDoc("v2.0"), h.versionDoc("v2.1")}})
+	return nil
+}
+
+// fullVersion adds what GET of a version alone tells.
+func (h *handler) fullVersion(id string) map[string]any {
+	doc := h.versionDoc(id)
+	doc["links"] = append(doc["links"].([]any), map[string]any{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"})
+	doc["media-types"] = []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}}
+	return map[string]any{"version": doc}
+}
+
+func (h *handler) version(w http.ResponseWriter, r *http.Request) error {
+	openstack.JSON(w, http.StatusOK, h.fullVersion("v2.1"))
+	return nil
+}
+
+func (h *handler) versionTwo(w http.ResponseWriter, r *http.Request) error {
+	openstack.JSON(w, http.StatusOK, h.fullVersion("v2.0"))
+	return nil
+}
+
+// accepted, noContent and ok write the usual responses, with empty bodies
+// where Nova sends none.
+func accepted(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func noContent(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func ok(w http.ResponseWriter, v any) error {
+	openstack.JSON(w, http.StatusOK, v)
+	return nil
+}

@@ -1,0 +1,720 @@
+package compute
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/compute"
+	"github.com/trustack/trustack/policy"
+)
+
+// createBody is the body of POST /servers at 2.1.
+type createBody struct {
+	Server *struct {
+		Name                 string                  `json:"name"`
+		ImageRef             *string                 `json:"imageRef"`
+		FlavorRef            json.RawMessage         `json:"flavorRef"`
+		KeyName              *string                 `json:"key_name"`
+		Metadata             map[string]string       `json:"metadata"`
+		AvailabilityZone     *string                 `json:"availability_zone"`
+		UserData             *string                 `json:"user_data"`
+		MinCount             json.RawMessage         `json:"min_count"`
+		MaxCount             json.RawMessage         `json:"max_count"`
+		AccessIPv4           *string                 `json:"accessIPv4"`
+		AccessIPv6           *string                 `json:"accessIPv6"`
+		AdminPass            *string                 `json:"adminPass"`
+		DiskConfig           *string                 `json:"OS-DCF:diskConfig"`
+		SecurityGroups       []struct{ Name string } `json:"security_groups"`
+		Networks             json.RawMessage         `json:"networks"`
+		ConfigDrive          json.RawMessage         `json:"config_drive"`
+		ReturnReservationID  bool                    `json:"return_reservation_id"`
+		Personality          []json.RawMessage       `json:"personality"`
+		BlockDeviceMapping   json.RawMessage         `json:"block_device_mapping"`
+		BlockDeviceMappingV2 json.RawMessage         `json:"block_device_mapping_v2"`
+	} `json:"server"`
+	Hints    map[string]any `json:"os:scheduler_hints"`
+	OldHints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
+}
+
+// invalid is a 400 naming the field at fault, as Nova words it.
+func invalid(field, format string, args ...any) error {
+	return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute %s. %s", field, fmt.Sprintf(format, args...))
+}
+
+// countParam reads min_count or max_count: an integer at least 1, or a
+// string of digits; absent is 0.
+func countParam(field string, raw json.RawMessage) (int, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var n json.Number
+	var s string
+	switch {
+	case json.Unmarshal(raw, &s) == nil:
+		n = json.Number(s)
+	case json.Unmarshal(raw, &n) != nil:
+		return 0, invalid(field, "Value must be an integer.")
+	}
+	v, err := strconv.Atoi(string(n))
+	if err != nil || v < 1 {
+		return 0, invalid(field, "Value %s must be an integer of at least 1.", n)
+	}
+	return v, nil
+}
+
+// idParam reads a reference that may be a JSON string or number.
+func idParam(field string, raw json.RawMessage) (string, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil && s != "" {
+		return s, nil
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil && n != "" {
+		return n.String(), nil
+	}
+	return "", invalid(field, "It must be a string or an integer.")
+}
+
+// refID takes the ID from a reference that may be a URL, as Nova allows.
+func refID(ref string) string {
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
+		return ref[i+1:]
+	}
+	return ref
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
+
+// accessIP checks an access address, IPv6 if six, and returns its
+// canonical form (RFC 5952 for IPv6).
+func accessIP(field, v string, six bool) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	ip := net.ParseIP(v)
+	written6 := strings.Contains(v, ":")
+	switch {
+	case six && (ip == nil || !written6):
+		return "", invalid(field, "%q is not a valid IPv6 address.", v)
+	case !six && (ip == nil || written6):
+		return "", invalid(field, "%q is not a valid IPv4 address.", v)
+	}
+	return ip.String(), nil
+}
+
+// hints flattens scheduler hints into lists of strings.
+func hints(raw map[string]any) (map[string][]string, error) {
+	out := map[string][]string{}
+	for k, v := range raw {
+		switch v := v.(type) {
+		case string:
+			out[k] = []string{v}
+		case []any:
+			for _, item := range v {
+				s, ok := item.(string)
+				if !ok {
+					return nil, invalid("os:scheduler_hints", "Hint %s must be a string or a list of strings.", k)
+				}
+				out[k] = append(out[k], s)
+			}
+		default:
+			return nil, invalid("os:scheduler_hints", "Hint %s must be a string or a list of strings.", k)
+		}
+	}
+	return out, nil
+}
+
+func newAdminPass() string { return rand.Text()[:12] }
+
+func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.caller(r)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(r, "os_compute_api:servers:create", ""); err != nil {
+		return err
+	}
+	var body createBody
+	if err := h.dec.Decode(r, &body); err != nil {
+		return err
+	}
+	b := body.Server
+	if b == nil {
+		return invalid("server", "'server' is a required property.")
+	}
+	req := compute.CreateRequest{Name: b.Name, Metadata: b.Metadata}
+	if b.ImageRef == nil {
+		return invalid("imageRef", "'imageRef' is a required property.")
+	}
+	req.ImageID = refID(*b.ImageRef)
+	if len(b.FlavorRef) == 0 {
+		return invalid("flavorRef", "'flavorRef' is a required property.")
+	}
+	flavor, err := idParam("flavorRef", b.FlavorRef)
+	if err != nil {
+		return err
+	}
+	req.FlavorID = refID(flavor)
+	if req.MinCount, err = countParam("min_count", b.MinCount); err != nil {
+		return err
+	}
+	if req.MaxCount, err = countParam("max_count", b.MaxCount); err != nil {
+		return err
+	}
+	if req.MinCount > 0 && req.MaxCount > 0 && req.MinCount > req.MaxCount {
+		return invalid("min_count", "min_count must be <= max_count.")
+	}
+	if req.MaxCount == 0 {
+		req.MaxCount = max(req.MinCount, 1)
+	}
+	for _, f := range []struct {
+		v   *string
+		dst *string
+	}{{b.KeyName, &req.KeyName}, {b.AvailabilityZone, &req.AvailabilityZone}, {b.UserData, &req.UserData}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	if b.AccessIPv4 != nil {
+		if req.AccessIPv4, err = accessIP("accessIPv4", *b.AccessIPv4, false); err != nil {
+			return err
+		}
+	}
+	if b.AccessIPv6 != nil {
+		if req.AccessIPv6, err = accessIP("accessIPv6", *b.AccessIPv6, true); err != nil {
+			return err
+		}
+	}
+	if b.DiskConfig != nil {
+		if *b.DiskConfig != "AUTO" && *b.DiskConfig != "MANUAL" {
+			return invalid("OS-DCF:diskConfig", "%q is not one of AUTO, MANUAL.", *b.DiskConfig)
+		}
+		req.DiskConfig = *b.DiskConfig
+	}
+	for _, sg := range b.SecurityGroups {
+		if sg.Name != "default" {
+			return trustack.Errorf(trustack.EINVALID, "Security group %s not found for project %s.", sg.Name, c.ProjectID)
+		}
+	}
+	if len(b.Personality) > 0 {
+		return trustack.Errorf(trustack.EINVALID, "Personality files are not supported: pass files to the server with user_data.")
+	}
+	if nonEmpty(b.BlockDeviceMapping) || nonEmpty(b.BlockDeviceMappingV2) {
+		return trustack.Errorf(trustack.EINVALID, "Block device mappings are not supported yet: servers boot from images.")
+	}
+	if err := checkNetworks(b.Networks); err != nil {
+		return err
+	}
+	if req.ConfigDrive, err = configDrive(b.ConfigDrive); err != nil {
+		return err
+	}
+	raw := body.Hints
+	if raw == nil {
+		raw = body.OldHints
+	}
+	if req.Hints, err = hints(raw); err != nil {
+		return err
+	}
+	pass := newAdminPass()
+	if b.AdminPass != nil {
+		pass = *b.AdminPass
+	}
+	list, err := h.svc.CreateServers(r.Context(), c, req)
+	if err != nil {
+		return err
+	}
+	if b.ReturnReservationID {
+		openstack.JSON(w, http.StatusAccepted, object{"reservation_id": list[0].ReservationID})
+		return nil
+	}
+	first := list[0]
+	w.Header().Set("Location", h.base+"/v2.1/servers/"+first.ID)
+	openstack.JSON(w, http.StatusAccepted, object{"server": object{
+		"id": first.ID, "links": h.links("servers", first.ID), "OS-DCF:diskConfig": diskConfig(first.DiskConfig),
+		"security_groups": []object{{"name": "default"}}, "adminPass": pass,
+	}})
+	return nil
+}
+
+func nonEmpty(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s != "" && s != "null" && s != "[]"
+}
+
+// checkNetworks accepts what a cloud without tenant networks can honour:
+// nothing, or networks named by well-formed IDs (every server gets the
+// cloud's network).
+func checkNetworks(raw json.RawMessage) error {
+	if !nonEmpty(raw) {
+		return nil
+	}
+	var list []struct {
+		UUID string `json:"uuid"`
+		Port string `json:"port"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return invalid("networks", "It must be a list of networks.")
+	}
+	for _, n := range list {
+		if n.UUID != "" && !uuidRE.MatchString(n.UUID) {
+			return trustack.Errorf(trustack.EINVALID, "Bad networks format: network uuid is not in proper format (%s)", n.UUID)
+		}
+	}
+	return nil
+}
+
+// configDrive reads config_drive: a boolean, or "true"/"false" as a string.
+func configDrive(raw json.RawMessage) (bool, error) {
+	if !nonEmpty(raw) {
+		return false, nil
+	}
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if v, err := strconv.ParseBool(s); err == nil {
+			return v, nil
+		}
+	}
+	return false, invalid("config_drive", "It must be a boolean.")
+}
+
+// listServers serves GET /servers and /servers/detail with Nova's filters.
+func (h *handler) listServers(detail bool) openstack.Handler {
+	rule := "os_compute_api:servers:index"
+	if detail {
+		rule = "os_compute_api:servers:detail"
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := h.caller(r)
+		if err != nil {
+			return err
+		}
+		if err := h.authorize(r, rule, ""); err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		f := trustack.ServerFilter{ProjectID: c.ProjectID, Name: q.Get("name"), ImageID: q.Get("image"), FlavorID: q.Get("flavor"),
+			ReservationID: q.Get("reservation_id"), Marker: q.Get("marker")}
+		if q.Has("all_tenants") {
+			if err := h.authorize(r, rule+":get_all_tenants", ""); err != nil {
+				return err
+			}
+			f.ProjectID = q.Get("tenant_id")
+			if f.ProjectID == "" {
+				f.ProjectID = q.Get("project_id")
+			}
+		}
+		if q.Has("host") && c.Admin {
+			f.Host = q.Get("host")
+		}
+		if status := q.Get("status"); status != "" {
+			f.Status = compute.StatusStates(strings.ToUpper(status))
+			f.IncludeDeleted = strings.EqualFold(status, "DELETED") && c.Admin
+		}
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return trustack.Errorf(trustack.EINVALID, "limit param must be a positive integer")
+			}
+			if n == 0 {
+				return collection(w, "servers", nil)
+			}
+			f.Limit = n
+		}
+		if v := q.Get("changes-since"); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				return trustack.Errorf(trustack.EINVALID, "Invalid input for query parameters changes-since. Value: %s. It is not in iso8601 format.", v)
+			}
+			f.ChangesSince, f.IncludeDeleted = t, true
+		}
+		list, err := h.svc.Servers(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		out := make([]object, 0, len(list))
+		for _, s := range list {
+			if detail {
+				out = append(out, h.server(s, true, c.Admin))
+			} else {
+				out = append(out, object{"id": s.ID, "name": s.Name, "links": h.links("servers", s.ID)})
+			}
+		}
+		return collection(w, "servers", out)
+	}
+}
+
+// parseTime reads an ISO 8601 time as Nova's changes-since takes it.
+func parseTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04:05.999999", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not ISO 8601: %s", v)
+}
+
+// serverFor returns the request's server if the caller may see it, and
+// checks rule against its project.
+func (h *handler) serverFor(r *http.Request, rule string) (compute.Caller, *trustack.Server, error) {
+	c, err := h.caller(r)
+	if err != nil {
+		return c, nil, err
+	}
+	s, err := h.svc.Server(r.Context(), c, r.PathValue("id"))
+	if err == nil && s.VMState == trustack.VMDeleted {
+		err = trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", r.PathValue("id"))
+	}
+	if err != nil {
+		return c, nil, err
+	}
+	return c, s, h.api.Authorize(r, rule, policy.Target{"project_id": s.ProjectID, "user_id": s.UserID})
+}
+
+func (h *handler) showServer(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.serverFor(r, "os_compute_api:servers:show")
+	if err != nil {
+		return err
+	}
+	return ok(w, object{"server": h.server(s, true, c.Admin)})
+}
+
+func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.serverFor(r, "os_compute_api:servers:update")
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Server *struct {
+			Name       *string `json:"name"`
+			AccessIPv4 *string `json:"accessIPv4"`
+			AccessIPv6 *string `json:"accessIPv6"`
+			DiskConfig *string `json:"OS-DCF:diskConfig"`
+		} `json:"server"`
+	}
+	if err := h.dec.Decode(r, &body); err != nil {
+		return err
+	}
+	if body.Server == nil {
+		return invalid("server", "'server' is a required property.")
+	}
+	u := compute.ServerUpdate{Name: body.Server.Name, DiskConfig: body.Server.DiskConfig}
+	if d := u.DiskConfig; d != nil && *d != "AUTO" && *d != "MANUAL" {
+		return invalid("OS-DCF:diskConfig", "%q is not one of AUTO, MANUAL.", *d)
+	}
+	for _, f := range []struct {
+		v   *string
+		dst **string
+		six bool
+		n   string
+	}{{body.Server.AccessIPv4, &u.AccessIPv4, false, "accessIPv4"}, {body.Server.AccessIPv6, &u.AccessIPv6, true, "accessIPv6"}} {
+		if f.v != nil {
+			ip, err := accessIP(f.n, *f.v, f.six)
+			if err != nil {
+				return err
+			}
+			*f.dst = &ip
+		}
+	}
+	if s, err = h.svc.Update(r.Context(), c, s.ID, u); err != nil {
+		return err
+	}
+	return ok(w, object{"server": h.server(s, false, false)})
+}
+
+func (h *handler) deleteServer(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.serverFor(r, "os_compute_api:servers:delete")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.Delete(r.Context(), c, s.ID); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+// serverActions are the actions of POST /servers/{id}/action, with the
+// policy rule of each.
+var serverActions = map[string]string{
+	"pause":               "os_compute_api:os-pause-server:pause",
+	"unpause":             "os_compute_api:os-pause-server:unpause",
+	"suspend":             "os_compute_api:os-suspend-server:suspend",
+	"resume":              "os_compute_api:os-suspend-server:resume",
+	"os-start":            "os_compute_api:servers:start",
+	"os-stop":             "os_compute_api:servers:stop",
+	"reboot":              "os_compute_api:servers:reboot",
+	"lock":                "os_compute_api:os-lock-server:lock",
+	"unlock":              "os_compute_api:os-lock-server:unlock",
+	"createImage":         "os_compute_api:servers:create_image",
+	"os-getConsoleOutput": "os_compute_api:os-console-output",
+}
+
+func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
+	var body map[string]json.RawMessage
+	if err := h.dec.Decode(r, &body); err != nil {
+		return err
+	}
+	if len(body) != 1 {
+		return trustack.Errorf(trustack.EINVALID, "The action body must name exactly one action.")
+	}
+	var name string
+	var args json.RawMessage
+	for k, v := range body { // the one action
+		name, args = k, v
+	}
+	rule, known := serverActions[name]
+	if !known {
+		// As Nova, a missing server is 404 whatever the action.
+		if _, _, err := h.serverFor(r, "os_compute_api:servers:show"); err != nil {
+			return err
+		}
+		switch name {
+		case "restore", "forceDelete":
+			// trustack deletes at once: no server is ever soft-deleted.
+			return trustack.Errorf(trustack.ECONFLICT, "Cannot '%s' instance %s while it is not soft-deleted", name, r.PathValue("id"))
+		}
+		return trustack.Errorf(trustack.EINVALID, "There is no such action: %s", name)
+	}
+	c, s, err := h.serverFor(r, rule)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	switch name {
+	case "pause", "unpause", "suspend", "resume":
+		err = h.svc.Act(ctx, c, s.ID, name)
+	case "os-start":
+		err = h.svc.Act(ctx, c, s.ID, "start")
+	case "os-stop":
+		err = h.svc.Act(ctx, c, s.ID, "stop")
+	case "reboot":
+		var a struct {
+			Type string `json:"type"`
+		}
+		if err := openstack.UnmarshalField(args, "reboot", &a); err != nil {
+			return err
+		}
+		switch strings.ToUpper(a.Type) {
+		case "SOFT":
+			err = h.svc.Act(ctx, c, s.ID, "reboot")
+		case "HARD":
+			err = h.svc.Act(ctx, c, s.ID, "reboot_hard")
+		default:
+			return invalid("type", "%q is not one of SOFT, HARD.", a.Type)
+		}
+	case "lock", "unlock":
+		c.Admin = h.api.Allowed(r, "os_compute_api:os-lock-server:unlock:unlock_override", policy.Target{"project_id": s.ProjectID})
+		err = h.svc.Lock(ctx, c, s.ID, name == "lock")
+	case "createImage":
+		return h.createImage(w, r, c, s, args)
+	case "os-getConsoleOutput":
+		return h.consoleOutput(w, r, c, s, args)
+	}
+	if err != nil {
+		return err
+	}
+	return accepted(w)
+}
+
+func (h *handler) createImage(w http.ResponseWriter, r *http.Request, c compute.Caller, s *trustack.Server, args json.RawMessage) error {
+	var a struct {
+		Name     *string           `json:"name"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	if err := openstack.UnmarshalField(args, "createImage", &a); err != nil {
+		return err
+	}
+	if a.Name == nil {
+		return invalid("name", "'name' is a required property.")
+	}
+	if n := len([]rune(*a.Name)); n > 255 {
+		return invalid("name", "The name must have at most 255 characters.")
+	}
+	for k, v := range a.Metadata {
+		if k == "" || len([]rune(k)) > 255 || len([]rune(v)) > 255 {
+			return invalid("metadata", "Keys must have 1 to 255 characters, values at most 255.")
+		}
+	}
+	id, err := h.svc.CreateImage(r.Context(), c, s.ID, *a.Name, a.Metadata)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", h.cfg.ImageURL+"/v2/images/"+id)
+	return accepted(w)
+}
+
+func (h *handler) consoleOutput(w http.ResponseWriter, r *http.Request, c compute.Caller, s *trustack.Server, args json.RawMessage) error {
+	var a struct {
+		Length json.RawMessage `json:"length"`
+	}
+	if nonEmpty(args) {
+		if err := openstack.UnmarshalField(args, "os-getConsoleOutput", &a); err != nil {
+			return err
+		}
+	}
+	lines := 0
+	if nonEmpty(a.Length) {
+		n, err := countParam("length", a.Length)
+		if err != nil {
+			var neg int
+			if json.Unmarshal(a.Length, &neg) != nil || neg != -1 {
+				return err
+			}
+			n = 0 // -1 means everything, as Nova
+		}
+		lines = n
+	}
+	out, err := h.svc.ConsoleOutput(r.Context(), c, s.ID, 0)
+	if err != nil {
+		return err
+	}
+	if lines > 0 {
+		// As Nova: the last lines of the log split at newlines.
+		parts := strings.Split(out, "\n")
+		if len(parts) > lines {
+			parts = parts[len(parts)-lines:]
+		}
+		out = strings.Join(parts, "\n")
+	}
+	return ok(w, object{"output": out})
+}
+
+// Metadata.
+
+func (h *handler) listMetadata(w http.ResponseWriter, r *http.Request) error {
+	_, s, err := h.serverFor(r, "os_compute_api:server-metadata:index")
+	if err != nil {
+		return err
+	}
+	return ok(w, object{"metadata": metadata(s.Metadata)})
+}
+
+func (h *handler) setMetadata(replace bool) openstack.Handler {
+	rule := "os_compute_api:server-metadata:create"
+	if replace {
+		rule = "os_compute_api:server-metadata:update_all"
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, s, err := h.serverFor(r, rule)
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Metadata map[string]string `json:"metadata"`
+		}
+		if err := h.dec.Decode(r, &body); err != nil {
+			return err
+		}
+		if body.Metadata == nil {
+			return invalid("metadata", "'metadata' is a required property.")
+		}
+		md, err := h.svc.SetMetadata(r.Context(), c, s.ID, body.Metadata, replace)
+		if err != nil {
+			return err
+		}
+		return ok(w, object{"metadata": md})
+	}
+}
+
+func (h *handler) showMetadataItem(w http.ResponseWriter, r *http.Request) error {
+	_, s, err := h.serverFor(r, "os_compute_api:server-metadata:show")
+	if err != nil {
+		return err
+	}
+	key := r.PathValue("key")
+	v, found := s.Metadata[key]
+	if !found {
+		return trustack.Errorf(trustack.ENOTFOUND, "Metadata item was not found")
+	}
+	return ok(w, object{"meta": object{key: v}})
+}
+
+func (h *handler) setMetadataItem(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.serverFor(r, "os_compute_api:server-metadata:update")
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Meta map[string]string `json:"meta"`
+	}
+	if err := h.dec.Decode(r, &body); err != nil {
+		return err
+	}
+	key := r.PathValue("key")
+	v, found := body.Meta[key]
+	if len(body.Meta) != 1 || !found {
+		return trustack.Errorf(trustack.EINVALID, "Request body and URI mismatch")
+	}
+	if _, err := h.svc.SetMetadata(r.Context(), c, s.ID, map[string]string{key: v}, false); err != nil {
+		return err
+	}
+	return ok(w, object{"meta": object{key: v}})
+}
+
+func (h *handler) deleteMetadataItem(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.serverFor(r, "os_compute_api:server-metadata:delete")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteMetadata(r.Context(), c, s.ID, r.PathValue("key")); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+// Instance actions.
+
+// actionServer is serverFor for instance actions, which Nova lists for
+// deleted servers too.
+func (h *handler) actionServer(r *http.Request, rule string) (compute.Caller, *trustack.Server, error) {
+	c, err := h.caller(r)
+	if err != nil {
+		return c, nil, err
+	}
+	s, err := h.svc.Server(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return c, nil, err
+	}
+	return c, s, h.api.Authorize(r, rule, policy.Target{"project_id": s.ProjectID})
+}
+
+func (h *handler) listActions(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.actionServer(r, "os_compute_api:os-instance-actions:list")
+	if err != nil {
+		return err
+	}
+	list, err := h.svc.Actions(r.Context(), c, s.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]object, len(list))
+	for i, a := range list {
+		out[i] = action(a, false)
+	}
+	return ok(w, object{"instanceActions": out})
+}
+
+func (h *handler) showAction(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.actionServer(r, "os_compute_api:os-instance-actions:show")
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.Action(r.Context(), c, s.ID, r.PathValue("request_id"))
+	if err != nil {
+		return err
+	}
+	events := h.api.Allowed(r, "os_compute_api:os-instance-actions:events", policy.Target{"project_id": s.ProjectID})
+	return ok(w, object{"instanceAction": action(*a, events)})
+}
