@@ -162,7 +162,7 @@ func (a *Agent) register(ctx context.Context) ([]Expected, error) {
 		if err == nil {
 			return expected, nil
 		}
-		a.cfg.Log.Warn("register with a controller", "host", a.cfg.Name, "error", err, "retry_in", wait)
+		a.cfg.Log.Warn("register with a controller", "error", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -188,7 +188,7 @@ func (a *Agent) registerOnce(ctx context.Context) ([]Expected, error) {
 	if err := a.conn.Request(rctx, subjectRegister, registerRequest{Host: host}, &reply); err != nil {
 		return nil, err
 	}
-	a.cfg.Log.Info("registered", "host", a.cfg.Name, "id", reply.Host.ID, "expected_servers", len(reply.Expected))
+	a.cfg.Log.Info("registered", "id", reply.Host.ID, "expected_servers", len(reply.Expected))
 	return reply.Expected, nil
 }
 

@@ -83,24 +83,27 @@ type Options struct {
 type Scheduler struct {
 	hosts Hosts
 	opts  Options
-	pick  func(s *Scheduler, req Request, groupHosts []string, candidates []*trustack.Host) *trustack.Host
+	// order returns the candidates in the order to try them.
+	order func(s *Scheduler, req Request, groupHosts []string, candidates []*trustack.Host) []*trustack.Host
 
-	mu     sync.Mutex
-	rand   *rand.Rand
-	view   map[string]*trustack.Host
-	readAt time.Time
+	mu       sync.Mutex
+	rand     *rand.Rand
+	view     map[string]*trustack.Host
+	readAt   time.Time
+	reserved map[string]trustack.Claim // by host: what placements in flight are claiming
+	claiming map[string]*sync.Mutex    // by host: claims from this process take turns
 }
 
 // New returns a scheduler over hosts.
 func New(hosts Hosts, opts Options) (*Scheduler, error) {
-	s := &Scheduler{hosts: hosts, opts: opts}
+	s := &Scheduler{hosts: hosts, opts: opts, reserved: map[string]trustack.Claim{}, claiming: map[string]*sync.Mutex{}}
 	switch opts.Driver {
 	case "", "filter":
-		s.pick = (*Scheduler).pickWeighed
+		s.order = (*Scheduler).byWeight
 	case "simple":
-		s.pick = (*Scheduler).pickLeastLoaded
+		s.order = (*Scheduler).byLoad
 	case "chance":
-		s.pick = (*Scheduler).pickAtRandom
+		s.order = (*Scheduler).atRandom
 	default:
 		return nil, trustack.Errorf(trustack.EINVALID, "unknown scheduler driver %q: want filter, simple or chance", opts.Driver)
 	}
@@ -127,17 +130,23 @@ func New(hosts Hosts, opts Options) (*Scheduler, error) {
 	return s, nil
 }
 
-// maxAttempts bounds how often one placement may lose a claim race before
-// it gives up; each loss means another placement won a host meanwhile.
-const maxAttempts = 32
+// maxRounds bounds how often one placement looks at the hosts anew after
+// losing claim races on every candidate; each loss means another
+// controller won that host meanwhile.
+const maxRounds = 8
 
 // Place chooses a host for the request and claims the server's share of
-// it, returning the host after the claim. When no host can take the
-// server it returns EOVERQUOTA with "No valid host was found." and the
-// reasons hosts were ruled out.
+// it, returning the host after the claim. It tries the candidates in the
+// driver's order. Placements in this process see each other's claims in
+// flight, as reservations, and so spread instead of colliding; a claim
+// lost to another controller moves on to the next candidate, and when all
+// are taken the hosts are looked at anew. When no host can take the server
+// it returns EOVERQUOTA with "No valid host was found." and the reasons
+// hosts were ruled out.
 func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, error) {
 	f := req.Server.Flavor
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk}
+	for round := 0; round < maxRounds; round++ {
 		var groupHosts []string
 		if req.Group != nil {
 			var err error
@@ -152,22 +161,95 @@ func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, err
 		if len(candidates) == 0 {
 			return nil, trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. %s", why)
 		}
-		host := s.pick(s, req, groupHosts, candidates)
-		claimed, err := s.hosts.Claim(ctx, trustack.Claim{ServerID: req.Server.ID, HostID: host.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk}, host.Generation, req.Group)
-		switch {
-		case err == nil:
-			s.remember(claimed)
-			return claimed, nil
-		case trustack.ErrorCode(err) == trustack.ECONFLICT:
-			// Another claim came first: look at this host again and choose anew.
-			if err := s.reread(ctx, host.ID); err != nil {
-				return nil, err
+		for _, host := range s.order(s, req, groupHosts, candidates) {
+			if !s.reserve(host.ID, want) {
+				continue // taken by a placement in flight since the candidates were read
 			}
-		default:
-			return nil, fmt.Errorf("claim %s on host %s: %w", req.Server.ID, host.Name, err)
+			claimed, err := s.claim(ctx, host.ID, want, req.Group)
+			s.unreserve(host.ID, want)
+			switch {
+			case err == nil:
+				return claimed, nil
+			case trustack.ErrorCode(err) != trustack.ECONFLICT:
+				return nil, fmt.Errorf("claim %s on host %s: %w", req.Server.ID, host.Name, err)
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			}
 		}
 	}
-	return nil, trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. Hosts kept changing under concurrent claims after %d attempts.", maxAttempts)
+	return nil, trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. Hosts kept changing under concurrent claims after %d rounds.", maxRounds)
+}
+
+// reserve notes a claim in flight on a host, if the host has room for it
+// beside the others in flight.
+func (s *Scheduler) reserve(hostID string, c trustack.Claim) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.withReservations(s.view[hostID])
+	if h == nil || !h.Free(c.VCPUs, c.MemoryMB, c.DiskGB) {
+		return false
+	}
+	r := s.reserved[hostID]
+	r.VCPUs, r.MemoryMB, r.DiskGB = r.VCPUs+c.VCPUs, r.MemoryMB+c.MemoryMB, r.DiskGB+c.DiskGB
+	s.reserved[hostID] = r
+	return true
+}
+
+func (s *Scheduler) unreserve(hostID string, c trustack.Claim) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reserved[hostID]
+	r.VCPUs, r.MemoryMB, r.DiskGB = r.VCPUs-c.VCPUs, r.MemoryMB-c.MemoryMB, r.DiskGB-c.DiskGB
+	if r.VCPUs == 0 && r.MemoryMB == 0 && r.DiskGB == 0 {
+		delete(s.reserved, hostID)
+	} else {
+		s.reserved[hostID] = r
+	}
+}
+
+// withReservations returns the host as it will be once the claims in flight
+// on it land; the caller holds s.mu.
+func (s *Scheduler) withReservations(h *trustack.Host) *trustack.Host {
+	if h == nil {
+		return nil
+	}
+	r, ok := s.reserved[h.ID]
+	if !ok {
+		return h
+	}
+	c := *h
+	c.UsedVCPUs, c.UsedMemoryMB, c.UsedDiskGB = c.UsedVCPUs+r.VCPUs, c.UsedMemoryMB+r.MemoryMB, c.UsedDiskGB+r.DiskGB
+	return &c
+}
+
+// claim claims c on the host with the generation this process last saw of
+// it, after the claims on it from this process that came first; a claim
+// lost to another controller rereads the host.
+func (s *Scheduler) claim(ctx context.Context, hostID string, c trustack.Claim, group *trustack.ServerGroup) (*trustack.Host, error) {
+	s.mu.Lock()
+	turn, ok := s.claiming[hostID]
+	if !ok {
+		turn = new(sync.Mutex)
+		s.claiming[hostID] = turn
+	}
+	s.mu.Unlock()
+	turn.Lock()
+	defer turn.Unlock()
+	s.mu.Lock()
+	generation := s.view[hostID].Generation
+	s.mu.Unlock()
+	c.HostID = hostID
+	claimed, err := s.hosts.Claim(ctx, c, generation, group)
+	if err == nil {
+		s.remember(claimed)
+		return claimed, nil
+	}
+	if trustack.ErrorCode(err) == trustack.ECONFLICT {
+		if rerr := s.reread(ctx, hostID); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return nil, err
 }
 
 // Forget updates the view after a claim was released on a host.
@@ -250,10 +332,11 @@ func imageFits(props map[string]string, h *trustack.Host) bool {
 	return true
 }
 
-// pickWeighed is the filter driver: free RAM, weighed by the multiplier
-// (spreading by default, packing when negative), and a random choice among
-// the best HostSubsetSize hosts. Soft group policies weigh in too.
-func (s *Scheduler) pickWeighed(req Request, groupHosts []string, hosts []*trustack.Host) *trustack.Host {
+// byWeight is the filter driver: free RAM, weighed by the multiplier
+// (spreading by default, packing when negative), soft group policies
+// weighing in too, with the best HostSubsetSize hosts shuffled so that
+// concurrent placements spread over them.
+func (s *Scheduler) byWeight(req Request, groupHosts []string, hosts []*trustack.Host) []*trustack.Host {
 	m := *s.opts.RAMWeightMultiplier
 	weight := func(h *trustack.Host) float64 {
 		w := m * float64(h.MemoryMB-h.UsedMemoryMB) / float64(max(h.MemoryMB, 1))
@@ -278,35 +361,44 @@ func (s *Scheduler) pickWeighed(req Request, groupHosts []string, hosts []*trust
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	return sorted[s.intn(min(s.opts.HostSubsetSize, len(sorted)))]
+	s.shuffle(sorted[:min(s.opts.HostSubsetSize, len(sorted))])
+	return sorted
 }
 
-// pickLeastLoaded is the simple driver: the host with the smallest share
-// of its vCPUs in use, then the most free memory.
-func (s *Scheduler) pickLeastLoaded(_ Request, _ []string, hosts []*trustack.Host) *trustack.Host {
+// byLoad is the simple driver: the hosts with the smallest share of their
+// vCPUs in use first, then those with the most free memory.
+func (s *Scheduler) byLoad(_ Request, _ []string, hosts []*trustack.Host) []*trustack.Host {
 	load := func(h *trustack.Host) float64 { return float64(h.UsedVCPUs) / float64(max(h.VCPUs, 1)) }
-	best := hosts[0]
-	for _, h := range hosts[1:] {
-		if l, b := load(h), load(best); l < b || l == b && h.MemoryMB-h.UsedMemoryMB > best.MemoryMB-best.UsedMemoryMB {
-			best = h
+	sorted := slices.Clone(hosts)
+	slices.SortStableFunc(sorted, func(a, b *trustack.Host) int {
+		la, lb := load(a), load(b)
+		switch {
+		case la < lb:
+			return -1
+		case la > lb:
+			return 1
 		}
-	}
-	return best
+		return (b.MemoryMB - b.UsedMemoryMB) - (a.MemoryMB - a.UsedMemoryMB)
+	})
+	return sorted
 }
 
-// pickAtRandom is the chance driver.
-func (s *Scheduler) pickAtRandom(_ Request, _ []string, hosts []*trustack.Host) *trustack.Host {
-	return hosts[s.intn(len(hosts))]
+// atRandom is the chance driver.
+func (s *Scheduler) atRandom(_ Request, _ []string, hosts []*trustack.Host) []*trustack.Host {
+	shuffled := slices.Clone(hosts)
+	s.shuffle(shuffled)
+	return shuffled
 }
 
-func (s *Scheduler) intn(n int) int {
+func (s *Scheduler) shuffle(hosts []*trustack.Host) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.rand.IntN(n)
+	s.rand.Shuffle(len(hosts), func(i, j int) { hosts[i], hosts[j] = hosts[j], hosts[i] })
 }
 
-// snapshot returns the current view of hosts, sorted by name, reading the
-// store again when the view is older than Refresh.
+// snapshot returns the current view of hosts, with the claims in flight,
+// sorted by name, reading the store again when the view is older than
+// Refresh.
 func (s *Scheduler) snapshot(ctx context.Context) ([]*trustack.Host, error) {
 	now := s.opts.Now()
 	s.mu.Lock()
@@ -329,7 +421,7 @@ func (s *Scheduler) snapshot(ctx context.Context) ([]*trustack.Host, error) {
 	defer s.mu.Unlock()
 	out := make([]*trustack.Host, 0, len(s.view))
 	for _, h := range s.view {
-		out = append(out, h)
+		out = append(out, s.withReservations(h))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

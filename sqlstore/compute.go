@@ -186,6 +186,17 @@ func (db *DB) DeleteKeypair(ctx context.Context, userID, name string) error {
 // known one gets the description and capacity it reports now, and keeps
 // its ID, claims, usage and service state. It returns the host as stored.
 func (db *DB) RegisterHost(ctx context.Context, h *trustack.Host) (*trustack.Host, error) {
+	for attempt := 0; ; attempt++ {
+		out, err := db.registerHost(ctx, h)
+		// Hosts registering at once may pick the same new number, or both
+		// insert the same name; one wins, and the others try again.
+		if trustack.ErrorCode(err) != trustack.ECONFLICT || attempt == 10 {
+			return out, err
+		}
+	}
+}
+
+func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Host, error) {
 	var out *trustack.Host
 	err := db.inTx(ctx, func(q querier) error {
 		var id string

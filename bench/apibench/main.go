@@ -25,9 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/trustack/trustack/internal/pgtest"
@@ -36,25 +34,40 @@ import (
 func main() {
 	binary := flag.String("trustack", "", "the trustack binary to measure")
 	backends := flag.String("backends", "sqlite,postgres", "database backends to measure, comma-separated")
+	what := flag.String("what", "identity,boots", "what to measure, comma-separated: identity, boots")
 	clients := flag.Int("c", 64, "concurrent clients")
-	duration := flag.Duration("d", 10*time.Second, "how long to measure, after a 2 s warm-up")
-	rate := flag.Float64("rate", 10000, "requests per second of the fixed-rate run")
+	duration := flag.Duration("d", 10*time.Second, "identity: how long to measure, after a 2 s warm-up")
+	rate := flag.Float64("rate", 10000, "identity: requests per second of the fixed-rate run")
+	boots := flag.Int("boots", 1000, "boots: how many servers to boot")
+	hosts := flag.Int("hosts", 50, "boots: how many fake compute hosts")
 	flag.Parse()
 	debug.SetGCPercent(400) // keep the client's collections out of the server's latency
 	defer pgtest.Stop()
-	fmt.Printf("trustack identity API, %d CPUs, %s\n", runtime.NumCPU(), time.Now().Format(time.DateOnly))
-	for _, backend := range strings.Split(*backends, ",") {
-		fmt.Printf("\n== %s\n", backend)
-		if err := bench(*binary, backend, *clients, *duration, *rate); err != nil {
-			fmt.Fprintln(os.Stderr, "apibench:", err)
-			pgtest.Stop()
-			os.Exit(1)
+	fmt.Printf("trustack APIs, %d CPUs, %s\n", runtime.NumCPU(), time.Now().Format(time.DateOnly))
+	for _, w := range strings.Split(*what, ",") {
+		for _, backend := range strings.Split(*backends, ",") {
+			fmt.Printf("\n== %s, %s\n", w, backend)
+			var err error
+			switch w {
+			case "identity":
+				err = withCloud(*binary, backend, 0, func(openrc string) error { return identity(openrc, *clients, *duration, *rate) })
+			case "boots":
+				err = withCloud(*binary, backend, *hosts, func(openrc string) error { return bootServers(openrc, *clients, *boots) })
+			default:
+				err = fmt.Errorf("unknown measurement %q", w)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "apibench:", err)
+				pgtest.Stop()
+				os.Exit(1)
+			}
 		}
 	}
 }
 
-// bench runs trustack up on the backend and measures it.
-func bench(binary, backend string, clients int, duration time.Duration, rate float64) error {
+// withCloud runs `trustack up` with the backend and the given number of
+// compute hosts, and calls fn with its admin openrc while it serves.
+func withCloud(binary, backend string, hosts int, fn func(openrc string) error) error {
 	dir, err := os.MkdirTemp("", "trustack-bench-")
 	if err != nil {
 		return err
@@ -66,7 +79,7 @@ func bench(binary, backend string, clients int, duration time.Duration, rate flo
 	}
 	addr := l.Addr().String()
 	l.Close()
-	args := []string{"up", "--data-dir", dir, "--listen", addr}
+	args := []string{"up", "--data-dir", dir, "--listen", addr, "--nodes", fmt.Sprint(hosts)}
 	switch backend {
 	case "sqlite":
 	case "postgres":
@@ -121,136 +134,23 @@ func bench(binary, backend string, clients int, duration time.Duration, rate flo
 	case <-time.After(60 * time.Second):
 		return fmt.Errorf("trustack up was not ready within 60 s")
 	}
-	return run(filepath.Join(dir, "openrc"), clients, duration, rate)
+	return fn(filepath.Join(dir, "openrc"))
 }
 
-// target is one kind of request to measure.
-type target struct {
-	name    string
-	path    string            // below the identity endpoint
-	headers map[string]string // besides X-Auth-Token
-}
-
-func run(openrc string, clients int, duration time.Duration, rate float64) error {
-	env, err := readOpenRC(openrc)
-	if err != nil {
-		return err
-	}
-	token, userID, err := login(env)
-	if err != nil {
-		return err
-	}
-	auth := env["OS_AUTH_URL"]
-	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
-	for _, t := range []target{
-		{name: "GET /identity/v3/users/{id} (token check, policy, one row)", path: "/users/" + userID},
-		{name: "GET /identity/v3/auth/tokens (validate a subject token, with its catalog)", path: "/auth/tokens", headers: map[string]string{"X-Subject-Token": token}},
-	} {
-		fmt.Println(t.name)
-		for _, r := range []float64{0, rate} {
-			res, err := measure(client, auth+t.path, token, t.headers, clients, duration, r)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			mode := "as fast as possible"
-			if r > 0 {
-				mode = fmt.Sprintf("at %.0f req/s", r)
-			}
-			fmt.Printf("  %-20s %d clients, %v: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d\n",
-				mode, clients, duration, float64(res.n)/duration.Seconds(), ms(res.p50), ms(res.p99), res.errors)
-		}
-	}
-	return nil
-}
-
-type result struct {
-	n, errors int
-	p50, p99  time.Duration
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// measure runs the clients for a warm-up and then for duration, counting
-// only requests that start within the measured window. With rate > 0 the
-// clients together send rate requests per second, each at its scheduled
-// time or as soon after it as the client is free, and latency counts from
-// the scheduled time.
-func measure(client *http.Client, url, token string, headers map[string]string, clients int, duration time.Duration, rate float64) (result, error) {
-	warmup := 2 * time.Second
-	start := time.Now()
-	measureFrom, end := start.Add(warmup), start.Add(warmup+duration)
-	var mu sync.Mutex
-	var all []time.Duration
-	var errors int
-	var first error
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			var bad int
-			// Each client's schedule: one request every clients/rate, offset
-			// so the clients interleave.
-			interval := time.Duration(float64(clients) / rate * float64(time.Second))
-			next := start.Add(time.Duration(c) * interval / time.Duration(clients))
-			for {
-				t0 := time.Now()
-				if rate > 0 {
-					if wait := time.Until(next); wait > 0 {
-						time.Sleep(wait)
-					}
-					t0, next = next, next.Add(interval)
-				}
-				if t0.After(end) {
-					break
-				}
-				req, _ := http.NewRequest("GET", url, nil)
-				req.Header.Set("X-Auth-Token", token)
-				for k, v := range headers {
-					req.Header.Set(k, v)
-				}
-				resp, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				t1 := time.Now()
-				if t0.Before(measureFrom) {
-					continue
-				}
-				if err != nil {
-					bad++
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					continue
-				}
-				mine = append(mine, t1.Sub(t0))
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			errors += bad
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if len(all) == 0 {
-		return result{}, fmt.Errorf("no successful request: %v", first)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	pct := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
-	return result{n: len(all), errors: errors, p50: pct(0.50), p99: pct(0.99)}, nil
+// session is a login: a project-scoped token and who it is for.
+type session struct {
+	token, userID, projectID string
+	base                     string // the cloud's base URL, before /identity
 }
 
 // login returns a project-scoped token and the user's ID.
 func login(env map[string]string) (token, userID string, err error) {
+	s, err := loginSession(env)
+	return s.token, s.userID, err
+}
+
+// loginSession logs in with the credentials of an openrc file's variables.
+func loginSession(env map[string]string) (session, error) {
 	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
 		"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": map[string]any{
 			"name": env["OS_USERNAME"], "domain": map[string]any{"name": env["OS_USER_DOMAIN_NAME"]}, "password": env["OS_PASSWORD"],
@@ -259,19 +159,23 @@ func login(env map[string]string) (token, userID string, err error) {
 	}})
 	resp, err := http.Post(env["OS_AUTH_URL"]+"/auth/tokens", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return "", "", err
+		return session{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 201 {
-		return "", "", fmt.Errorf("login: status %d", resp.StatusCode)
+		return session{}, fmt.Errorf("login: status %d", resp.StatusCode)
 	}
 	var tok struct {
-		Token struct{ User struct{ ID string } }
+		Token struct {
+			User    struct{ ID string }
+			Project struct{ ID string }
+		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
-		return "", "", err
+		return session{}, err
 	}
-	return resp.Header.Get("X-Subject-Token"), tok.Token.User.ID, nil
+	return session{token: resp.Header.Get("X-Subject-Token"), userID: tok.Token.User.ID, projectID: tok.Token.Project.ID,
+		base: strings.TrimSuffix(env["OS_AUTH_URL"], "/identity/v3")}, nil
 }
 
 // readOpenRC reads the export lines of an openrc file.

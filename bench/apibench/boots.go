@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// bootServers boots n m1.tiny servers from clients concurrent clients on
+// the cloud of openrc, and reports boots per second and the time from each
+// POST to its server's launch, as the server records it.
+func bootServers(openrc string, clients, n int) error {
+	env, err := readOpenRC(openrc)
+	if err != nil {
+		return err
+	}
+	s, err := loginSession(env)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
+	call := func(method, url string, body any, out any) error {
+		var r io.Reader
+		if b, ok := body.([]byte); ok {
+			r = bytes.NewReader(b)
+		} else if body != nil {
+			b, _ := json.Marshal(body)
+			r = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, url, r)
+		req.Header.Set("X-Auth-Token", s.token)
+		req.Header.Set("Content-Type", "application/json")
+		if _, ok := body.([]byte); ok {
+			req.Header.Set("Content-Type", "application/octet-stream")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, data)
+		}
+		if out != nil {
+			return json.Unmarshal(data, out)
+		}
+		return nil
+	}
+	compute, image := s.base+"/compute/v2.1", s.base+"/image/v2"
+	// Room for every boot, and an image to boot from.
+	if err := call("PUT", compute+"/os-quota-sets/"+s.projectID, map[string]any{"quota_set": map[string]int{"instances": -1, "cores": -1, "ram": -1}}, nil); err != nil {
+		return err
+	}
+	var img struct{ ID string }
+	if err := call("POST", image+"/images", map[string]any{"name": "bench", "disk_format": "qcow2", "container_format": "bare"}, &img); err != nil {
+		return err
+	}
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if err := call("PUT", image+"/images/"+img.ID+"/file", data, nil); err != nil {
+		return err
+	}
+
+	// Boot.
+	var next atomic.Int64
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var failures []error
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				t0 := time.Now()
+				var created struct{ Server struct{ ID string } }
+				err := call("POST", compute+"/servers", map[string]any{"server": map[string]any{
+					"name": fmt.Sprintf("bench-%d", i), "imageRef": img.ID, "flavorRef": "1"}}, &created)
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, err)
+				} else {
+					sent[created.Server.ID] = t0
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		return fmt.Errorf("%d of %d boot requests failed; the first: %w", len(failures), n, failures[0])
+	}
+	// Wait for the builds, looking only at the servers still building.
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var building struct{ Servers []struct{ ID string } }
+		if err := call("GET", compute+"/servers?status=BUILD", nil, &building); err != nil {
+			return err
+		}
+		if len(building.Servers) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d servers still building after 5 minutes", len(building.Servers))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var all struct {
+		Servers []struct {
+			ID       string
+			Status   string
+			Launched string `json:"OS-SRV-USG:launched_at"`
+			Fault    struct{ Message string }
+		}
+	}
+	if err := call("GET", compute+"/servers/detail", nil, &all); err != nil {
+		return err
+	}
+	var latencies []time.Duration
+	var last time.Time
+	errors := 0
+	faults := map[string]int{}
+	for _, srv := range all.Servers {
+		t0, ok := sent[srv.ID]
+		if !ok {
+			continue
+		}
+		if srv.Status != "ACTIVE" {
+			errors++
+			faults[srv.Status+": "+srv.Fault.Message]++
+			continue
+		}
+		launched, err := time.Parse("2006-01-02T15:04:05.000000", srv.Launched)
+		if err != nil {
+			return fmt.Errorf("launched_at %q: %w", srv.Launched, err)
+		}
+		latencies = append(latencies, launched.Sub(t0))
+		if launched.After(last) {
+			last = launched
+		}
+	}
+	if len(latencies) == 0 {
+		return fmt.Errorf("no server became ACTIVE")
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
+	took := last.Sub(start)
+	fmt.Printf("boot %d m1.tiny servers, %d clients: %d ACTIVE, %d not, in %.1f s: %.0f boots/s; POST to ACTIVE p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+		n, clients, len(latencies), errors, took.Seconds(), float64(len(latencies))/took.Seconds(),
+		float64(pct(0.5).Microseconds())/1000, float64(pct(0.99).Microseconds())/1000, float64(latencies[len(latencies)-1].Microseconds())/1000)
+	for fault, count := range faults {
+		fmt.Printf("  %d servers: %s\n", count, fault)
+	}
+	return nil
+}
