@@ -56,6 +56,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	closed  bool
+	regain  chan struct{} // closed at the next reconnection
 	subs    map[*nats.Subscription]struct{}
 	running sync.WaitGroup // handlers started and not returned
 }
@@ -103,6 +104,15 @@ func Connect(url, name string, opts ...Option) (*Conn, error) {
 		return nil, trustack.Errorf(trustack.EINVALID, "connect to message bus: %d handlers at most: want at least 1", o.maxHandlers)
 	}
 	log := o.log.With("bus_conn", name)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{
+		log:    log,
+		ctx:    ctx,
+		cancel: cancel,
+		slots:  make(chan struct{}, o.maxHandlers),
+		subs:   make(map[*nats.Subscription]struct{}),
+		regain: make(chan struct{}),
+	}
 	natsOpts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -113,6 +123,7 @@ func Connect(url, name string, opts ...Option) (*Conn, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("message bus reconnected", "url", nc.ConnectedUrlRedacted())
+			c.reconnected()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
@@ -130,17 +141,27 @@ func Connect(url, name string, opts ...Option) (*Conn, error) {
 	}
 	nc, err := nats.Connect(url, natsOpts...)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("connect to message bus %s: %w: %w", url, trustack.Errorf(trustack.EUNAVAILABLE, "cannot reach the message bus"), err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{
-		nc:     nc,
-		log:    log,
-		ctx:    ctx,
-		cancel: cancel,
-		slots:  make(chan struct{}, o.maxHandlers),
-		subs:   make(map[*nats.Subscription]struct{}),
-	}, nil
+	c.nc = nc
+	return c, nil
+}
+
+// Reconnected returns a channel closed when the connection next comes back
+// after losing the server: meanwhile the server may have restarted, and
+// what was published to this connection's subscribers lost.
+func (c *Conn) Reconnected() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.regain
+}
+
+func (c *Conn) reconnected() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.regain)
+	c.regain = make(chan struct{})
 }
 
 // reconnectDelay returns the pause before the nth attempt to reach the

@@ -125,6 +125,9 @@ func TestRequestErrors(t *testing.T) {
 			if tt.wantMsg != "" && e.Message != tt.wantMsg {
 				t.Errorf("got message %q, want %q", e.Message, tt.wantMsg)
 			}
+			if bus.NoReply(err) {
+				t.Errorf("NoReply(%v) = true for an error the handler answered", err)
+			}
 		})
 	}
 }
@@ -142,6 +145,9 @@ func TestRequestNoResponder(t *testing.T) {
 	}
 	if msg := trustack.ErrorMessage(err); !strings.Contains(msg, "nobody serves host.nobody.boot") {
 		t.Errorf("got message %q, want it to say nobody serves host.nobody.boot", msg)
+	}
+	if !bus.NoReply(err) {
+		t.Errorf("NoReply(%v) = false, want true", err)
 	}
 }
 
@@ -165,8 +171,8 @@ func TestRequestTimeout(t *testing.T) {
 	if code := trustack.ErrorCode(err); code != trustack.EUNAVAILABLE {
 		t.Errorf("got code %q (error %v), want %q", code, err, trustack.EUNAVAILABLE)
 	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v, want it to wrap context.DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !bus.NoReply(err) {
+		t.Errorf("got %v, want it to wrap context.DeadlineExceeded, and count as no reply", err)
 	}
 	if err := <-handlerDone; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("handler context: got %v, want the requester's deadline to end it", err)
@@ -298,6 +304,7 @@ func TestReconnect(t *testing.T) {
 		return "booted", nil
 	}))
 	events := collect(t, controller, "host.h1.state")
+	regained := agent.Reconnected()
 
 	u, err := url.Parse(s.ClientURL())
 	if err != nil {
@@ -313,6 +320,16 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("restart server on port %d: %v", port, err)
 	}
 	t.Cleanup(restarted.Shutdown)
+	select {
+	case <-regained:
+	case <-time.After(wait):
+		t.Fatal("Reconnected's channel still open after the server came back")
+	}
+	select {
+	case <-agent.Reconnected():
+		t.Error("Reconnected returns a closed channel after the reconnection, want the next one's")
+	default:
+	}
 
 	// Each side resubscribes when it has reconnected, which takes a while.
 	deadline := time.Now().Add(wait)

@@ -19,6 +19,20 @@ import (
 // duration, unlike a deadline, does not depend on the two clocks agreeing.
 const timeoutHeader = "Trustack-Timeout"
 
+// noReplyError is the error of a request that got no reply.
+type noReplyError struct{ err error }
+
+func (e noReplyError) Error() string { return e.err.Error() }
+func (e noReplyError) Unwrap() error { return e.err }
+
+// NoReply reports whether err is that of a Request that got no reply, as
+// opposed to an error its handler answered: then whether the handler ran,
+// or still runs, is unknown.
+func NoReply(err error) bool {
+	var e noReplyError
+	return errors.As(err, &e)
+}
+
 // reply is the envelope of every reply: a result or an error, never both.
 type reply struct {
 	Result json.RawMessage `json:"result,omitempty"`
@@ -41,7 +55,8 @@ type replyError struct {
 // before the reply: a request has no timeout of its own, so give ctx a
 // deadline. The handler's context ends at that deadline too. Failures of
 // the connection are EUNAVAILABLE; failing to encode req or decode the
-// reply is an internal error.
+// reply is an internal error. NoReply tells the errors of requests that
+// got no reply from those handlers answered.
 func (c *Conn) Request(ctx context.Context, subject string, req, resp any) error {
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -64,13 +79,13 @@ func (c *Conn) Request(ctx context.Context, subject string, req, resp any) error
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("request %s: %w: %w", subject, trustack.Errorf(trustack.EUNAVAILABLE, "nobody serves %s", subject), err)
+		return noReplyError{fmt.Errorf("request %s: %w: %w", subject, trustack.Errorf(trustack.EUNAVAILABLE, "nobody serves %s", subject), err)}
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("request %s: %w: %w", subject, trustack.Errorf(trustack.EUNAVAILABLE, "timeout: no reply from %s before the deadline", subject), err)
+		return noReplyError{fmt.Errorf("request %s: %w: %w", subject, trustack.Errorf(trustack.EUNAVAILABLE, "timeout: no reply from %s before the deadline", subject), err)}
 	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("request %s: %w: %w", subject, trustack.Errorf(trustack.EUNAVAILABLE, "request to %s canceled", subject), err)
+		return noReplyError{fmt.Errorf("request %s: %w: %w", subject, trustack.Errorf(trustack.EUNAVAILABLE, "request to %s canceled", subject), err)}
 	case err != nil:
-		return fmt.Errorf("request %s: %w", subject, translate(err))
+		return noReplyError{fmt.Errorf("request %s: %w", subject, translate(err))}
 	}
 
 	var r reply
