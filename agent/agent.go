@@ -118,9 +118,10 @@ func New(conn *bus.Conn, hv Hypervisor, cfg Config) *Agent {
 }
 
 // Run serves the host until ctx ends. It first serves its host's subjects,
-// then registers (trying again until a controller answers), settles the
-// host's servers with what the controller expects, and from then on sends
-// heartbeats and reports servers whose power state changed by itself.
+// then joins the controllers, and from then on sends heartbeats and
+// reports servers whose power state changed by itself. It joins again
+// whenever the bus comes back after a loss, as the controllers may have
+// moved this host's servers elsewhere meanwhile.
 func (a *Agent) Run(ctx context.Context) error {
 	subs, err := a.serve()
 	defer func() {
@@ -131,11 +132,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	expected, err := a.register(ctx)
-	if err != nil {
+	regained := a.conn.Reconnected()
+	if err := a.join(ctx); err != nil {
 		return err
 	}
-	a.settle(ctx, expected)
 	beat := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer beat.Stop()
 	resync := time.NewTicker(a.cfg.SyncInterval)
@@ -144,6 +144,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-regained:
+			regained = a.conn.Reconnected()
+			if err := a.join(ctx); err != nil {
+				return err
+			}
 		case <-beat.C:
 			if err := a.conn.Publish(subjectHeartbeat, heartbeat{Host: a.cfg.Name}); err != nil {
 				a.cfg.Log.Warn("heartbeat", "error", err)
@@ -152,6 +157,23 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.sync(ctx)
 		}
 	}
+}
+
+// join registers the host, trying again until a controller answers, and
+// settles its servers with what the controller expects. The servers are
+// listed before registering: one spawned after the controller answered
+// is expected, though not named in the answer.
+func (a *Agent) join(ctx context.Context) error {
+	have, err := a.hv.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list servers: %w", err)
+	}
+	expected, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	a.settle(ctx, have, expected)
+	return nil
 }
 
 // register describes the host to a controller and returns the servers it
@@ -192,15 +214,11 @@ func (a *Agent) registerOnce(ctx context.Context) ([]Expected, error) {
 	return reply.Expected, nil
 }
 
-// settle makes the host match what the controller expects: servers it does
-// not expect are destroyed, and those it expects but the host lacks, or
-// whose power state differs, are reported.
-func (a *Agent) settle(ctx context.Context, expected []Expected) {
-	have, err := a.hv.List(ctx)
-	if err != nil {
-		a.cfg.Log.Error("list servers", "error", err)
-		return
-	}
+// settle makes the host match what the controller expects: servers it had
+// before registering that the controller does not expect are destroyed,
+// and those it expects but the host lacks, or whose power state differs,
+// are reported.
+func (a *Agent) settle(ctx context.Context, have map[string]trustack.PowerState, expected []Expected) {
 	want := map[string]trustack.PowerState{}
 	for _, e := range expected {
 		want[e.ServerID] = e.Power
@@ -208,21 +226,30 @@ func (a *Agent) settle(ctx context.Context, expected []Expected) {
 	for id := range have {
 		if _, ok := want[id]; !ok {
 			a.cfg.Log.Info("destroying a server the controllers do not know", "server", id)
-			a.locked(id, func() error { return a.hv.Destroy(ctx, id) })
-			delete(have, id)
+			if err := a.locked(id, func() error { return a.hv.Destroy(ctx, id) }); err != nil {
+				a.cfg.Log.Error("destroy server", "server", id, "error", err)
+				continue
+			}
+			a.settled(id, 0, true)
 		}
 	}
-	a.mu.Lock()
-	a.known = have
-	a.mu.Unlock()
 	for id, power := range want {
-		state, ok := have[id]
-		switch {
-		case !ok:
-			a.report(ctx, id, trustack.PowerNoState, fmt.Sprintf("The server is no longer on host %s.", a.cfg.Name))
-		case state != power:
-			a.report(ctx, id, state, fmt.Sprintf("Host %s found the server in power state %d.", a.cfg.Name, state))
-		}
+		// Under the server's lock, as an operation may be changing it.
+		a.locked(id, func() error {
+			state, err := a.hv.State(ctx, id)
+			switch {
+			case trustack.ErrorCode(err) == trustack.ENOTFOUND:
+				a.report(ctx, id, trustack.PowerNoState, fmt.Sprintf("The server is no longer on host %s.", a.cfg.Name))
+			case err != nil:
+				a.cfg.Log.Error("server state", "server", id, "error", err)
+			default:
+				a.settled(id, state, false)
+				if state != power {
+					a.report(ctx, id, state, fmt.Sprintf("Host %s found the server in power state %d.", a.cfg.Name, state))
+				}
+			}
+			return nil
+		})
 	}
 }
 
@@ -310,10 +337,16 @@ func (a *Agent) handle(ctx context.Context, req hostRequest) (hostReply, error) 
 			return r, trustack.Errorf(trustack.EINVALID, "spawn needs a spec")
 		}
 		err := a.locked(req.Spec.ServerID, func() error {
-			if err := a.hv.Spawn(ctx, *req.Spec); err != nil {
-				return err
+			err := a.hv.Spawn(ctx, *req.Spec)
+			if err == nil {
+				err = a.observe(ctx, req.Spec.ServerID, &r)
 			}
-			return a.observe(ctx, req.Spec.ServerID, &r)
+			if err != nil {
+				// Leave nothing behind: the controller takes a failed spawn
+				// as a server not here, and tries another host.
+				a.cleanUp(ctx, req.Spec.ServerID)
+			}
+			return err
 		})
 		return r, err
 	case opDestroy:
@@ -345,6 +378,17 @@ func (a *Agent) handle(ctx context.Context, req hostRequest) (hostReply, error) 
 	return r, trustack.Errorf(trustack.EINVALID, "unknown operation %q", req.Op)
 }
 
+// cleanUp destroys what a failed spawn left, even after its request's
+// context ended.
+func (a *Agent) cleanUp(ctx context.Context, serverID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := a.hv.Destroy(ctx, serverID); err != nil {
+		a.cfg.Log.Error("clean up after a failed spawn", "server", serverID, "error", err)
+	}
+	a.settled(serverID, 0, true)
+}
+
 // observe reads a server's power state after an operation into r and
 // remembers it, so that sync does not report it as a change.
 func (a *Agent) observe(ctx context.Context, serverID string, r *hostReply) error {
@@ -364,25 +408,42 @@ func (a *Agent) snapshot(ctx context.Context, req hostRequest) error {
 	}
 	return a.locked(req.ServerID, func() error {
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(a.hv.Snapshot(ctx, req.ServerID, pw)) }()
-		defer pr.Close()
-		put, err := http.NewRequestWithContext(ctx, http.MethodPut, req.Upload.URL, pr)
-		if err != nil {
-			return err
+		copied := make(chan error, 1)
+		go func() {
+			err := a.hv.Snapshot(ctx, req.ServerID, pw)
+			pw.CloseWithError(err)
+			copied <- err
+		}()
+		uploadErr := a.upload(ctx, req, pr)
+		pr.Close() // unblocks the hypervisor if the upload stopped reading
+		// A failed snapshot is the cause of the failed upload.
+		if err := <-copied; err != nil {
+			a.cfg.Log.Error("snapshot", "server", req.ServerID, "error", err)
+			return trustack.Errorf(trustack.ErrorCode(err), "The snapshot of %s failed: %s", req.ServerID, trustack.ErrorMessage(err))
 		}
-		put.Header.Set("Content-Type", "application/octet-stream")
-		put.Header.Set("X-Auth-Token", req.Upload.Token)
-		resp, err := a.cfg.HTTPClient.Do(put)
-		if err != nil {
-			return trustack.Errorf(trustack.EUNAVAILABLE, "upload snapshot of %s: %v", req.ServerID, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			return trustack.Errorf(trustack.EUNAVAILABLE, "upload snapshot of %s: the image service answered %s: %s", req.ServerID, resp.Status, body)
-		}
-		return nil
+		return uploadErr
 	})
+}
+
+// upload sends a snapshot's bytes to the image service.
+func (a *Agent) upload(ctx context.Context, req hostRequest, body io.Reader) error {
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, req.Upload.URL, body)
+	if err != nil {
+		return err
+	}
+	put.Header.Set("Content-Type", "application/octet-stream")
+	put.Header.Set("X-Auth-Token", req.Upload.Token)
+	resp, err := a.cfg.HTTPClient.Do(put)
+	if err != nil {
+		a.cfg.Log.Error("upload snapshot", "server", req.ServerID, "error", err)
+		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not reach the image service.", req.ServerID)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not be uploaded: the image service answered %s: %s", req.ServerID, resp.Status, body)
+	}
+	return nil
 }
 
 func unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -23,7 +23,9 @@ func (c *Client) call(ctx context.Context, host string, req hostRequest) (hostRe
 }
 
 // Spawn asks the host's agent to start a server and returns its power
-// state; spawning one that runs already succeeds.
+// state; spawning one that runs already succeeds. When the agent answers
+// with an error, it left nothing of the server on the host; when it does
+// not answer (bus.NoReply), the server may be there or not.
 func (c *Client) Spawn(ctx context.Context, host string, spec Spec) (trustack.PowerState, error) {
 	r, err := c.call(ctx, host, hostRequest{Op: opSpawn, Spec: &spec})
 	return r.Power, err

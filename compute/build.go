@@ -8,6 +8,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/scheduler"
 )
 
@@ -92,7 +93,7 @@ func (s *Service) build(ctx context.Context, id, requestID string, failed []stri
 
 // place asks the placer for a host, with the server's group and hints.
 func (s *Service) place(ctx context.Context, srv *trustack.Server, failed []string) (*trustack.Host, error) {
-	req := scheduler.Request{Server: srv, Exclude: failed}
+	req := scheduler.Request{Server: srv, Zone: askedZone(srv), Exclude: failed}
 	if img, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID); err == nil {
 		req.ImageProperties = img.Properties
 	}
@@ -123,15 +124,26 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 	spec, err := s.spec(ctx, srv)
 	var state trustack.PowerState
 	if err == nil {
-		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
-		state, err = s.agents.Spawn(actx, srv.Host, spec)
-		cancel()
+		err = s.reach(ctx, srv.Host, func(ctx context.Context) (err error) {
+			actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+			defer cancel()
+			state, err = s.agents.Spawn(actx, srv.Host, spec)
+			return err
+		})
 	}
 	if ctx.Err() != nil {
 		return
 	}
 	if err != nil {
 		s.opts.Log.Warn("spawn failed", "server", srv.ID, "host", srv.Host, "error", err)
+		if bus.NoReply(err) && s.hostAlive(ctx, srv.Host) {
+			s.finishEvent(ctx, srv.ID, requestID, "compute_build_and_run_instance", srv.Host, start, err)
+			s.strand(ctx, srv.ID, err)
+			return
+		}
+		// The agent said the spawn failed, and left nothing; or the host
+		// is down, and its agent destroys the server when it comes back,
+		// as no longer expected there.
 		if h, rerr := s.store.Release(ctx, srv.ID); rerr == nil {
 			s.placer.Forget(h)
 		}
@@ -142,6 +154,7 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 					return errMoved
 				}
 				cur.Host, cur.Node, cur.TaskState = "", "", trustack.TaskScheduling
+				cur.AvailabilityZone = askedZone(cur)
 				return nil
 			}); uerr == nil {
 				s.build(ctx, srv.ID, requestID, tried)
@@ -214,6 +227,7 @@ func (s *Service) fail(ctx context.Context, id, task string, cause error) {
 			return errMoved
 		}
 		cur.VMState, cur.TaskState = trustack.VMError, ""
+		cur.Host, cur.Node, cur.AvailabilityZone = "", "", askedZone(cur)
 		cur.Fault = s.fault(cause)
 		cur.UpdatedAt = s.opts.Now().UTC()
 		return nil
@@ -239,7 +253,15 @@ func (s *Service) recover(ctx context.Context) error {
 		s.opts.Log.Info("recovering server task", "server", srv.ID, "task", srv.TaskState)
 		switch srv.TaskState {
 		case trustack.TaskScheduling:
-			s.enqueue(func(ctx context.Context) { s.build(ctx, srv.ID, "", nil) })
+			s.enqueue(func(ctx context.Context) {
+				// A run that died between claiming a host and recording
+				// the placement left a claim: give it back, or placing
+				// the server again finds it taken on every host.
+				if h, err := s.store.Release(ctx, srv.ID); err == nil && h != nil {
+					s.placer.Forget(h)
+				}
+				s.build(ctx, srv.ID, "", nil)
+			})
 		case trustack.TaskSpawning:
 			s.enqueue(func(ctx context.Context) { s.respawn(ctx, srv) })
 		case trustack.TaskDeleting:
@@ -253,11 +275,30 @@ func (s *Service) recover(ctx context.Context) error {
 	return nil
 }
 
+// strand puts a server whose host's agent stopped answering during its
+// build into ERROR, still placed on the host: the server may run there,
+// so it may not go elsewhere. Deleting it destroys what the host has.
+func (s *Service) strand(ctx context.Context, id string, cause error) {
+	_, err := s.store.UpdateServer(ctx, id, func(cur *trustack.Server) error {
+		if cur.TaskState != trustack.TaskSpawning {
+			return errMoved
+		}
+		cur.VMState, cur.TaskState = trustack.VMError, ""
+		cur.Fault = s.fault(trustack.Errorf(trustack.EUNAVAILABLE, "Host %s stopped answering while it built the server: %s", cur.Host, trustack.ErrorMessage(cause)))
+		cur.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+	if err != nil && err != errMoved {
+		s.opts.Log.Error("record failure", "server", id, "error", err)
+	}
+}
+
 // respawn finishes a build cut off while spawning: it asks the agent
 // whether the server runs, and spawns it if it does not.
 func (s *Service) respawn(ctx context.Context, srv *trustack.Server) {
-	state, err := s.agents.State(ctx, srv.Host, srv.ID)
-	if err == nil && state == trustack.PowerRunning {
+	state, err := s.askState(ctx, srv)
+	switch {
+	case err == nil && state == trustack.PowerRunning:
 		s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
 			if cur.TaskState != trustack.TaskSpawning {
 				return errMoved
@@ -266,6 +307,9 @@ func (s *Service) respawn(ctx context.Context, srv *trustack.Server) {
 			cur.VMState, cur.TaskState, cur.PowerState, cur.LaunchedAt, cur.UpdatedAt = trustack.VMActive, "", state, now, now
 			return nil
 		})
+		return
+	case bus.NoReply(err) && s.hostAlive(ctx, srv.Host):
+		s.strand(ctx, srv.ID, err)
 		return
 	}
 	h, herr := s.store.HostByName(ctx, srv.Host)
@@ -279,7 +323,7 @@ func (s *Service) respawn(ctx context.Context, srv *trustack.Server) {
 // resync ends a power action cut off by a restart with the state the
 // agent reports, or ERROR if the agent cannot say.
 func (s *Service) resync(ctx context.Context, srv *trustack.Server) {
-	state, err := s.agents.State(ctx, srv.Host, srv.ID)
+	state, err := s.askState(ctx, srv)
 	s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
 		if cur.TaskState != srv.TaskState {
 			return errMoved
@@ -295,6 +339,52 @@ func (s *Service) resync(ctx context.Context, srv *trustack.Server) {
 		cur.VMState = vmStateOf(state)
 		return nil
 	})
+}
+
+// stateTimeout bounds asking an agent for a server's state: it needs no
+// work on the host, so an agent that does not answer soon is not there.
+const stateTimeout = 30 * time.Second
+
+// askState asks a server's agent for its power state, through reach.
+func (s *Service) askState(ctx context.Context, srv *trustack.Server) (state trustack.PowerState, err error) {
+	err = s.reach(ctx, srv.Host, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		defer cancel()
+		state, err = s.agents.State(ctx, srv.Host, srv.ID)
+		return err
+	})
+	return state, err
+}
+
+// Trying an agent that does not answer again: the pause doubles from
+// reachPause up to reachMaxPause, for at most reachAttempts tries in all.
+const (
+	reachPause    = 200 * time.Millisecond
+	reachMaxPause = 5 * time.Second
+	reachAttempts = 8
+)
+
+// reach calls op, a request to a host's agent, until the agent answers
+// (op returns nil or the agent's error), the host is down, or attempts
+// run out. An agent of a host still up that does not answer may be
+// reconnecting to the bus, as after a restart of the controller that
+// embeds the bus; whether it carried out a request it did not answer is
+// unknown.
+func (s *Service) reach(ctx context.Context, host string, op func(context.Context) error) error {
+	pause := reachPause
+	for attempt := 1; ; attempt++ {
+		err := op(ctx)
+		if !bus.NoReply(err) || attempt == reachAttempts || ctx.Err() != nil || !s.hostAlive(ctx, host) {
+			return err
+		}
+		s.opts.Log.Warn("no answer from host; trying again", "host", host, "error", err, "retry_in", pause)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, reachMaxPause)
+	}
 }
 
 // vmStateOf is the VM state a power state means for a placed server.

@@ -82,9 +82,11 @@ type Images interface {
 
 // Agents is how compute reaches the agents of compute hosts. Every method
 // names the host by name and gives EUNAVAILABLE when its agent cannot be
-// reached.
+// reached; bus.NoReply tells an agent that did not answer, and may or may
+// not have done what was asked, from an error the agent answered.
 type Agents interface {
-	// Spawn starts a server; spawning one that runs already succeeds.
+	// Spawn starts a server; spawning one that runs already succeeds. An
+	// agent that answers that a spawn failed left nothing of the server.
 	Spawn(ctx context.Context, host string, spec agent.Spec) (trustack.PowerState, error)
 	// Destroy stops a server and deletes its disks; a missing one is fine.
 	Destroy(ctx context.Context, host, serverID string) error

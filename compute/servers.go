@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -48,6 +49,18 @@ type CreateRequest struct {
 
 // maxUserData is the largest user data Nova accepts, base64 encoded.
 const maxUserData = 65535
+
+// zoneHint keeps the availability zone a server was asked for among its
+// scheduler hints.
+const zoneHint = "availability_zone"
+
+// askedZone returns the availability zone a server was asked for.
+func askedZone(srv *trustack.Server) string {
+	if z := srv.Hints[zoneHint]; len(z) > 0 {
+		return z[0]
+	}
+	return ""
+}
 
 // NewServerID returns a new server ID: a random UUID, with dashes, as
 // Nova's.
@@ -127,6 +140,15 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
+	hints := maps.Clone(req.Hints)
+	if req.AvailabilityZone != "" {
+		// Kept with the hints: the server's zone becomes its host's once
+		// placed, but a build moved to another host keeps what was asked.
+		if hints == nil {
+			hints = map[string][]string{}
+		}
+		hints[zoneHint] = []string{req.AvailabilityZone}
+	}
 
 	reservation := "r-" + NewServerID()[:8]
 	now := s.opts.Now().UTC()
@@ -136,7 +158,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 			srv := &trustack.Server{
 				ID: NewServerID(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: image.ID, Flavor: *flavor,
 				KeyName: req.KeyName, Metadata: req.Metadata, AvailabilityZone: req.AvailabilityZone, UserData: req.UserData,
-				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: req.Hints,
+				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: hints,
 				ReservationID: reservation, LaunchIndex: i, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
 				ConfigDrive: req.ConfigDrive, DiskConfig: req.DiskConfig, CreatedAt: now, UpdatedAt: now,
 			}
@@ -494,9 +516,13 @@ func (s *Service) destroy(ctx context.Context, srv *trustack.Server, requestID s
 	start := s.opts.Now().UTC()
 	var err error
 	if srv.Host != "" && s.hostAlive(ctx, srv.Host) {
-		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
-		err = s.agents.Destroy(actx, srv.Host, srv.ID)
-		cancel()
+		// A host down destroys the server when its agent comes back, as no
+		// longer expected there.
+		err = s.reach(ctx, srv.Host, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+			defer cancel()
+			return s.agents.Destroy(ctx, srv.Host, srv.ID)
+		})
 	}
 	if ctx.Err() != nil {
 		return

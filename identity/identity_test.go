@@ -3,29 +3,20 @@ package identity_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/identity"
+	"github.com/trustack/trustack/internal/testclock"
 	"github.com/trustack/trustack/sqlstore"
 )
 
 var ctx = context.Background()
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 type fixture struct {
 	svc   *identity.Service
-	clock *clock
+	clock *testclock.Clock
 	dir   string
 	store *sqlstore.DB
 }
@@ -40,7 +31,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	f := &fixture{clock: &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}, dir: dir, store: store}
+	f := &fixture{clock: testclock.New(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), dir: dir, store: store}
 	f.svc = f.service(t)
 	err = f.svc.Bootstrap(ctx, identity.BootstrapConfig{
 		Region: "RegionOne",

@@ -44,6 +44,8 @@ type Hosts interface {
 // Request is a server to place.
 type Request struct {
 	Server *trustack.Server
+	// Zone is the availability zone asked for, "" for any.
+	Zone string
 	// ImageProperties are the properties of the server's image, for the
 	// image-properties filter.
 	ImageProperties map[string]string
@@ -236,8 +238,13 @@ func (s *Scheduler) claim(ctx context.Context, hostID string, c trustack.Claim, 
 	turn.Lock()
 	defer turn.Unlock()
 	s.mu.Lock()
-	generation := s.view[hostID].Generation
+	current, known := s.view[hostID]
 	s.mu.Unlock()
+	if !known {
+		// Deleted while this placement waited its turn: it lost the host.
+		return nil, trustack.Errorf(trustack.ECONFLICT, "Compute host %s is gone.", hostID)
+	}
+	generation := current.Generation
 	c.HostID = hostID
 	claimed, err := s.hosts.Claim(ctx, c, generation, group)
 	if err == nil {
@@ -299,7 +306,7 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "disabled"
 	case h.ForcedDown || !s.opts.Alive(h):
 		return "down"
-	case req.Server.AvailabilityZone != "" && h.AvailabilityZone != req.Server.AvailabilityZone:
+	case req.Zone != "" && h.AvailabilityZone != req.Zone:
 		return "in another availability zone"
 	case !h.Free(0, f.RAM, 0):
 		return "without enough free RAM"
@@ -332,14 +339,25 @@ func imageFits(props map[string]string, h *trustack.Host) bool {
 	return true
 }
 
-// byWeight is the filter driver: free RAM, weighed by the multiplier
+// byWeight is the filter driver: free RAM in MiB, normalised over the
+// candidates as Nova's weighers are and weighed by the multiplier
 // (spreading by default, packing when negative), soft group policies
 // weighing in too, with the best HostSubsetSize hosts shuffled so that
 // concurrent placements spread over them.
 func (s *Scheduler) byWeight(req Request, groupHosts []string, hosts []*trustack.Host) []*trustack.Host {
 	m := *s.opts.RAMWeightMultiplier
+	free := func(h *trustack.Host) float64 {
+		return float64(h.MemoryMB)*h.RAMAllocationRatio - float64(h.UsedMemoryMB)
+	}
+	lo, hi := free(hosts[0]), free(hosts[0])
+	for _, h := range hosts[1:] {
+		lo, hi = min(lo, free(h)), max(hi, free(h))
+	}
 	weight := func(h *trustack.Host) float64 {
-		w := m * float64(h.MemoryMB-h.UsedMemoryMB) / float64(max(h.MemoryMB, 1))
+		var w float64
+		if hi > lo {
+			w = m * (free(h) - lo) / (hi - lo)
+		}
 		if req.Group != nil && slices.Contains(groupHosts, h.ID) {
 			switch req.Group.Policy {
 			case trustack.PolicySoftAffinity:

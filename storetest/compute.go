@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sync"
@@ -11,6 +12,35 @@ import (
 )
 
 var start = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+// UsageReader reads what CheckHostUsage checks.
+type UsageReader interface {
+	Host(ctx context.Context, id string) (*trustack.Host, error)
+	Claims(ctx context.Context, hostID string) ([]trustack.Claim, error)
+}
+
+// CheckHostUsage fails t unless a host's usage is the sum of its claims,
+// within its capacity times its allocation ratios: what claims keep true
+// whatever races them.
+func CheckHostUsage(t testing.TB, s UsageReader, id string) {
+	t.Helper()
+	h, err := s.Host(ctx, id)
+	must(t, err)
+	claims, err := s.Claims(ctx, id)
+	must(t, err)
+	var vcpus, mem, disk int
+	for _, c := range claims {
+		vcpus, mem, disk = vcpus+c.VCPUs, mem+c.MemoryMB, disk+c.DiskGB
+	}
+	if h.UsedVCPUs != vcpus || h.UsedMemoryMB != mem || h.UsedDiskGB != disk || h.RunningVMs != len(claims) {
+		t.Errorf("host %s uses %d vCPUs, %d MiB, %d GiB, %d VMs; its claims sum to %d, %d, %d, %d",
+			h.Name, h.UsedVCPUs, h.UsedMemoryMB, h.UsedDiskGB, h.RunningVMs, vcpus, mem, disk, len(claims))
+	}
+	if !h.Free(0, 0, 0) {
+		t.Errorf("host %s is over capacity: %d/%d vCPUs ×%g, %d/%d MiB ×%g, %d/%d GiB ×%g", h.Name,
+			h.UsedVCPUs, h.VCPUs, h.CPUAllocationRatio, h.UsedMemoryMB, h.MemoryMB, h.RAMAllocationRatio, h.UsedDiskGB, h.DiskGB, h.DiskAllocationRatio)
+	}
+}
 
 func host(t testing.TB, s Store, name string, vcpus, memoryMB int) *trustack.Host {
 	t.Helper()
