@@ -185,15 +185,21 @@ func Load(path string) (*Config, error) {
 		}
 		path = DefaultPath
 	}
+	return LoadOver(c, path)
+}
+
+// LoadOver overrides base with the file at path, and checks the result:
+// what the file does not set keeps base's value.
+func LoadOver(base *Config, path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	if err := c.parse(f, path); err != nil {
+	if err := base.parse(f, path); err != nil {
 		return nil, err
 	}
-	return c, c.check()
+	return base, base.check()
 }
 
 // parse applies an INI file to c. An unknown section or option is an

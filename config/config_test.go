@@ -49,6 +49,18 @@ format = JSON
 	}
 }
 
+func TestLoadOverKeepsWhatTheFileDoesNotSet(t *testing.T) {
+	base := Default()
+	base.Bus.Listen = "127.0.0.1:0"
+	c, err := LoadOver(base, write(t, "[api]\nlisten = 127.0.0.1:5001\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bus.Listen != "127.0.0.1:0" || c.API.Listen != "127.0.0.1:5001" {
+		t.Errorf("bus on %q and API on %q, want the base's bus and the file's API", c.Bus.Listen, c.API.Listen)
+	}
+}
+
 func TestLoadErrorsNameTheLine(t *testing.T) {
 	for text, want := range map[string]string{
 		"[auth]\ntoken_expiraton = 5\n": ":2: unknown option \"token_expiraton\"",

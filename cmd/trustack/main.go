@@ -53,6 +53,7 @@ func root() *cobra.Command {
 		SilenceErrors: true,
 	}
 	cmd.AddCommand(upCommand(), serverCommand(), agentCommand(), manageCommand(), configCommand(), policyCommand())
+	addClientCommands(cmd)
 	return cmd
 }
 
@@ -80,22 +81,23 @@ flags override it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
-			cfg.DataDir, cfg.API.Listen = dataDir, listen
+			cfg.DataDir, cfg.API.Listen, cfg.Compute.Driver = dataDir, listen, driver
 			cfg.Bus.Listen = "127.0.0.1:0" // the hosts are in this process
 			if configFile != "" {
 				var err error
-				if cfg, err = config.Load(configFile); err != nil {
+				if cfg, err = config.LoadOver(cfg, configFile); err != nil {
 					return err
 				}
+				// Flags given override the file.
 				if cmd.Flags().Changed("data-dir") {
 					cfg.DataDir = dataDir
 				}
 				if cmd.Flags().Changed("listen") {
 					cfg.API.Listen = listen
 				}
-			}
-			if cmd.Flags().Changed("driver") || configFile == "" {
-				cfg.Compute.Driver = driver
+				if cmd.Flags().Changed("driver") {
+					cfg.Compute.Driver = driver
+				}
 			}
 			abs, err := filepath.Abs(cfg.DataDir)
 			if err != nil {
@@ -118,8 +120,13 @@ func serverCommand() *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the controller: the APIs, against the configured database",
-		Args:  cobra.NoArgs,
+		Short: "Run the controller (with no subcommand), or manage servers (create, list, show, ...)",
+		Long: `server, with no subcommand, runs the controller: the APIs, against the
+configured database, with the embedded bus unless [bus] url names another.
+
+Its subcommands are the client's: they manage servers through the compute
+API, with the credentials of the OS_* environment, as the OpenStack CLIs do.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configFile)
 			if err != nil {

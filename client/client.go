@@ -1,0 +1,268 @@
+// Package client is the trustack command-line client over the OpenStack
+// APIs: it authenticates with Keystone v3 as the OS_* variables of an
+// openrc file say, finds the compute and image services in the catalog,
+// and runs the common tasks on servers, images, keypairs and flavors
+// through gophercloud, printing tables or JSON. It speaks the APIs any
+// OpenStack cloud speaks (compute at microversion 2.1, Glance v2), so it
+// needs nothing of trustack's own.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+
+	"github.com/trustack/trustack"
+)
+
+// Config says where the cloud is and who the user is, as the OpenStack
+// CLIs' OS_* variables do. Either Token, or a user (Username or UserID)
+// and a Password, authenticate.
+type Config struct {
+	AuthURL           string // OS_AUTH_URL
+	Username          string // OS_USERNAME
+	UserID            string // OS_USER_ID
+	Password          string // OS_PASSWORD
+	UserDomainName    string // OS_USER_DOMAIN_NAME
+	UserDomainID      string // OS_USER_DOMAIN_ID
+	ProjectName       string // OS_PROJECT_NAME
+	ProjectID         string // OS_PROJECT_ID
+	ProjectDomainName string // OS_PROJECT_DOMAIN_NAME
+	ProjectDomainID   string // OS_PROJECT_DOMAIN_ID
+	Region            string // OS_REGION_NAME; empty takes the first region
+	Interface         string // OS_INTERFACE: public (default), internal or admin
+	Token             string // OS_TOKEN: a token to use instead of a password
+}
+
+// ConfigFromEnv reads the configuration from the OS_* variables through
+// getenv (os.Getenv, say). It returns EINVALID if the variables cannot
+// authenticate anyone.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		AuthURL:           getenv("OS_AUTH_URL"),
+		Username:          getenv("OS_USERNAME"),
+		UserID:            getenv("OS_USER_ID"),
+		Password:          getenv("OS_PASSWORD"),
+		UserDomainName:    getenv("OS_USER_DOMAIN_NAME"),
+		UserDomainID:      getenv("OS_USER_DOMAIN_ID"),
+		ProjectName:       getenv("OS_PROJECT_NAME"),
+		ProjectID:         getenv("OS_PROJECT_ID"),
+		ProjectDomainName: getenv("OS_PROJECT_DOMAIN_NAME"),
+		ProjectDomainID:   getenv("OS_PROJECT_DOMAIN_ID"),
+		Region:            getenv("OS_REGION_NAME"),
+		Interface:         getenv("OS_INTERFACE"),
+		Token:             getenv("OS_TOKEN"),
+	}
+	const hint = ": source an openrc file (trustack up writes DATA_DIR/openrc)"
+	switch {
+	case c.AuthURL == "":
+		return c, trustack.Errorf(trustack.EINVALID, "OS_AUTH_URL is not set%s", hint)
+	case c.Token != "":
+	case c.Username == "" && c.UserID == "":
+		return c, trustack.Errorf(trustack.EINVALID, "neither OS_USERNAME nor OS_USER_ID nor OS_TOKEN is set%s", hint)
+	case c.Password == "":
+		return c, trustack.Errorf(trustack.EINVALID, "OS_PASSWORD is not set%s", hint)
+	}
+	return c, nil
+}
+
+// authOptions turns the configuration into gophercloud's. As the OpenStack
+// CLIs, a token wins over a password, an ID over a name, and a name with
+// no domain is in the default domain.
+func (c Config) authOptions() gophercloud.AuthOptions {
+	o := gophercloud.AuthOptions{IdentityEndpoint: c.AuthURL}
+	if c.Token != "" {
+		o.TokenID = c.Token
+	} else {
+		o.Password = c.Password
+		if c.UserID != "" {
+			o.UserID = c.UserID
+		} else {
+			o.Username, o.DomainID, o.DomainName = c.Username, c.UserDomainID, c.UserDomainName
+			if o.DomainID == "" && o.DomainName == "" {
+				o.DomainID = "default"
+			}
+		}
+	}
+	switch {
+	case c.ProjectID != "":
+		o.Scope = &gophercloud.AuthScope{ProjectID: c.ProjectID}
+	case c.ProjectName != "":
+		o.Scope = &gophercloud.AuthScope{ProjectName: c.ProjectName, DomainID: c.ProjectDomainID, DomainName: c.ProjectDomainName}
+		if o.Scope.DomainID == "" && o.Scope.DomainName == "" {
+			o.Scope.DomainID = "default"
+		}
+	}
+	return o
+}
+
+// Client is an authenticated session with a cloud's compute and image
+// services that writes what it finds to Out. Its methods are the client's
+// commands; a Client is for one goroutine.
+type Client struct {
+	compute *gophercloud.ServiceClient
+	image   *gophercloud.ServiceClient
+	out     Output
+	poll    time.Duration
+}
+
+// Output is where and how a Client writes.
+type Output struct {
+	// Out receives the results: tables, JSON, console output, keys.
+	Out io.Writer
+	// Format is how results are written.
+	Format Format
+	// Progress receives progress reports (of uploads); nil for none.
+	Progress io.Writer
+	// Terminal says Progress is a terminal, which gets a live progress
+	// bar rather than one line at the end.
+	Terminal bool
+}
+
+// Dial authenticates as cfg says and finds the compute and image
+// services in the catalog. It returns EUNAUTHORIZED (or another code) with
+// Keystone's message if Keystone refuses, and ENOTFOUND if the catalog
+// lacks a service.
+func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
+	provider, err := openstack.NewClient(cfg.AuthURL)
+	if err != nil {
+		return nil, trustack.Errorf(trustack.EINVALID, "OS_AUTH_URL %q: %v", cfg.AuthURL, err)
+	}
+	provider.UserAgent.Prepend("trustack/" + trustack.Version)
+	if err := openstack.Authenticate(ctx, provider, cfg.authOptions()); err != nil {
+		return nil, fmt.Errorf("authenticate at %s: %w", cfg.AuthURL, apiError(err))
+	}
+	eo := gophercloud.EndpointOpts{Region: cfg.Region, Availability: gophercloud.Availability(strings.TrimSuffix(cfg.Interface, "URL"))}
+	if eo.Availability == "" {
+		eo.Availability = gophercloud.AvailabilityPublic
+	}
+	c := &Client{out: out, poll: 500 * time.Millisecond}
+	if c.compute, err = openstack.NewComputeV2(provider, eo); err != nil {
+		return nil, catalogError("compute", eo, err)
+	}
+	if c.image, err = openstack.NewImageV2(provider, eo); err != nil {
+		return nil, catalogError("image", eo, err)
+	}
+	return c, nil
+}
+
+func catalogError(service string, eo gophercloud.EndpointOpts, err error) error {
+	var nf *gophercloud.ErrEndpointNotFound
+	if errors.As(err, &nf) {
+		return trustack.Errorf(trustack.ENOTFOUND, "the catalog has no %s endpoint for interface %s in region %q", service, eo.Availability, eo.Region)
+	}
+	return fmt.Errorf("find the %s service: %w", service, err)
+}
+
+// statusCodes map the statuses of the APIs' errors to trustack's codes.
+var statusCodes = map[int]string{
+	http.StatusBadRequest:            trustack.EINVALID,
+	http.StatusUnauthorized:          trustack.EUNAUTHORIZED,
+	http.StatusForbidden:             trustack.EFORBIDDEN,
+	http.StatusNotFound:              trustack.ENOTFOUND,
+	http.StatusConflict:              trustack.ECONFLICT,
+	http.StatusRequestEntityTooLarge: trustack.EOVERQUOTA,
+	http.StatusTooManyRequests:       trustack.EOVERQUOTA,
+	http.StatusServiceUnavailable:    trustack.EUNAVAILABLE,
+}
+
+// apiError turns an API's error response into an *trustack.Error with the
+// API's own message, its status and the request ID to quote to an
+// operator. Other errors (a refused connection, say) pass unchanged.
+func apiError(err error) error {
+	var resp gophercloud.ErrUnexpectedResponseCode
+	if !errors.As(err, &resp) {
+		return err
+	}
+	code, ok := statusCodes[resp.Actual]
+	if !ok {
+		code = trustack.EINTERNAL
+	}
+	msg := fmt.Sprintf("%s (HTTP %d)", apiMessage(resp.Body, resp.Actual), resp.Actual)
+	for _, h := range []string{"X-Openstack-Request-Id", "X-Compute-Request-Id"} {
+		if id := resp.ResponseHeader.Get(h); id != "" {
+			msg += " (Request-ID: " + id + ")"
+			break
+		}
+	}
+	return &trustack.Error{Code: code, Message: msg}
+}
+
+// apiMessage finds the message in an OpenStack error body: Keystone's and
+// Glance's {"error": {"message"}}, Nova's {"itemNotFound": {"message"}}.
+func apiMessage(body []byte, status int) string {
+	var doc map[string]struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &doc) == nil {
+		for _, v := range doc {
+			if v.Message != "" {
+				return v.Message
+			}
+		}
+	}
+	if s := strings.TrimSpace(string(body)); s != "" && len(s) < 500 && !strings.ContainsAny(s, "<{") {
+		return s
+	}
+	return http.StatusText(status)
+}
+
+// notFound reports whether err is the API's 404.
+func notFound(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusNotFound) }
+
+// pick chooses the one resource of a kind named ref among those found by
+// name: ENOTFOUND if none, ECONFLICT if several, as the OpenStack CLI.
+func pick[T any](kind, ref string, found []T) (*T, error) {
+	switch len(found) {
+	case 0:
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "No %s with a name or ID of '%s' exists.", kind, ref)
+	case 1:
+		return &found[0], nil
+	}
+	return nil, trustack.Errorf(trustack.ECONFLICT, "More than one %s exists with the name '%s': use its ID.", kind, ref)
+}
+
+// exactName is a Nova name filter (a regular expression) for one name.
+func exactName(name string) string { return "^" + regexp.QuoteMeta(name) + "$" }
+
+// wait calls done every poll interval until it reports true or fails, or
+// ctx ends.
+func (c *Client) wait(ctx context.Context, done func() (bool, error)) error {
+	t := time.NewTicker(c.poll)
+	defer t.Stop()
+	for {
+		ok, err := done()
+		if ok || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// keyValues parses KEY=VALUE arguments of a flag (--property, --hint) into
+// a map of lists, in the order given. It returns EINVALID for an argument
+// without "=" or with an empty key.
+func keyValues(flag string, args []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, trustack.Errorf(trustack.EINVALID, "%s %q: want KEY=VALUE", flag, a)
+		}
+		out[k] = append(out[k], v)
+	}
+	return out, nil
+}
