@@ -66,8 +66,9 @@ type cloud struct {
 	logFile string
 }
 
-// startUp runs `trustack up` on a new data directory.
-func startUp(t testing.TB) *cloud {
+// startUp runs `trustack up` on a new data directory, with flags added to
+// its command line, such as "--nodes", "3".
+func startUp(t testing.TB, flags ...string) *cloud {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "trustack.conf")
@@ -75,7 +76,7 @@ func startUp(t testing.TB) *cloud {
 		t.Fatal(err)
 	}
 	c := &cloud{t: t, dir: dir, addr: freeAddr(t)}
-	c.args = []string{"up", "--config", conf, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr}
+	c.args = append([]string{"up", "--config", conf, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr}, flags...)
 	c.start("trustack ready")
 	return c
 }

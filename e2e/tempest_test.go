@@ -6,8 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTempestIdentity runs Tempest 33 against `trustack up`: first the
@@ -72,6 +74,7 @@ func tempestWorkspace(t testing.TB, authURL, accounts, extra string) string {
 	ws := filepath.Join(dir, "tempest")
 	// A registry of its own, so that workspaces of earlier runs do not clash.
 	init := exec.Command("tempest", "init", "--workspace-path", filepath.Join(dir, "workspace.yaml"), ws)
+	init.Dir = dir // tempest writes a log where it runs
 	if out, err := init.CombinedOutput(); err != nil {
 		t.Fatalf("tempest init: %v\n%s", err, out)
 	}
@@ -91,18 +94,24 @@ func tempestWorkspace(t testing.TB, authURL, accounts, extra string) string {
 
 var tempestTotals = regexp.MustCompile(`(?m)^ - (Passed|Skipped|Failed): (\d+)`)
 
-// tempest runs `tempest run` in the workspace and fails the test if any
-// Tempest test fails or none passes.
+// tempest runs `tempest run` in the workspace, with two workers unless
+// args say --concurrency, and fails the test if any Tempest test fails or
+// none passes.
 func tempest(t testing.TB, ws string, args ...string) {
 	t.Helper()
-	cmd := exec.Command("tempest", append([]string{"run", "--concurrency", "2"}, args...)...)
+	if !slices.Contains(args, "--concurrency") {
+		args = append([]string{"--concurrency", "2"}, args...)
+	}
+	cmd := exec.Command("tempest", append([]string{"run"}, args...)...)
 	cmd.Dir = ws
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	totals := map[string]string{}
 	for _, m := range tempestTotals.FindAllStringSubmatch(string(out), -1) {
 		totals[m[1]] = m[2]
 	}
-	t.Logf("tempest %s: passed %s, skipped %s, failed %s", strings.Join(args, " "), totals["Passed"], totals["Skipped"], totals["Failed"])
+	t.Logf("tempest %s: passed %s, skipped %s, failed %s in %v", strings.Join(args, " "), totals["Passed"], totals["Skipped"], totals["Failed"],
+		time.Since(start).Round(time.Second))
 	if err != nil || totals["Failed"] != "0" || totals["Passed"] == "" || totals["Passed"] == "0" {
 		t.Fatalf("tempest run %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
