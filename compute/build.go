@@ -166,8 +166,8 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 			"Build of instance %s failed on %d hosts; the last said: %s", srv.ID, len(tried), trustack.ErrorMessage(err)))
 		return
 	}
-	s.finishEvent(ctx, srv.ID, requestID, "compute_build_and_run_instance", srv.Host, start, nil)
-	_, err = s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+	built := s.event("compute_build_and_run_instance", srv.Host, start, nil)
+	activate := func(cur *trustack.Server) error {
 		if cur.TaskState != trustack.TaskSpawning {
 			return errMoved
 		}
@@ -175,12 +175,21 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 		cur.VMState, cur.TaskState, cur.PowerState = trustack.VMActive, "", state
 		cur.LaunchedAt, cur.UpdatedAt = now, now
 		return nil
-	})
-	if err == errMoved {
+	}
+	if requestID == "" {
+		_, err = s.store.UpdateServer(ctx, srv.ID, activate)
+	} else {
+		_, err = s.store.UpdateServerWithEvent(ctx, srv.ID, requestID, built, activate)
+	}
+	switch {
+	case err == errMoved:
+		s.addEvent(ctx, srv.ID, requestID, built)
 		// Deleted while it spawned: make sure it does not live on.
 		if cur, gerr := s.store.Server(ctx, srv.ID); gerr == nil && cur.TaskState == trustack.TaskDeleting {
 			s.destroy(ctx, cur, requestID)
 		}
+	case err != nil:
+		s.opts.Log.Error("record a built server", "server", srv.ID, "error", err)
 	}
 }
 
@@ -402,25 +411,41 @@ func vmStateOf(p trustack.PowerState) string {
 	return trustack.VMError
 }
 
+// actionOf is the record of an action a caller starts on a server.
+func (s *Service) actionOf(c Caller, serverID, action string) trustack.InstanceAction {
+	return trustack.InstanceAction{ServerID: serverID, Action: action, RequestID: c.RequestID,
+		UserID: c.UserID, ProjectID: c.ProjectID, StartTime: s.opts.Now().UTC()}
+}
+
 // record starts an instance action.
 func (s *Service) record(ctx context.Context, c Caller, serverID, action string) {
-	err := s.store.AddAction(ctx, trustack.InstanceAction{ServerID: serverID, Action: action, RequestID: c.RequestID,
-		UserID: c.UserID, ProjectID: c.ProjectID, StartTime: s.opts.Now().UTC()})
-	if err != nil {
+	if err := s.store.AddAction(ctx, s.actionOf(c, serverID, action)); err != nil {
 		s.opts.Log.Error("record instance action", "server", serverID, "action", action, "error", err)
 	}
 }
 
-// finishEvent records an event of an action, done or failed.
-func (s *Service) finishEvent(ctx context.Context, serverID, requestID, event, host string, start time.Time, err error) {
-	if requestID == "" {
-		return
-	}
+// event is the record of an event of an action that started at start and
+// ends now, done or failed.
+func (s *Service) event(event, host string, start time.Time, err error) trustack.ActionEvent {
 	e := trustack.ActionEvent{Event: event, StartTime: start, FinishTime: s.opts.Now().UTC(), Result: "Success", Host: host}
 	if err != nil {
 		e.Result, e.Details = "Error", trustack.ErrorMessage(err)
 	}
+	return e
+}
+
+// finishEvent records an event of an action, done or failed.
+func (s *Service) finishEvent(ctx context.Context, serverID, requestID, event, host string, start time.Time, err error) {
+	s.addEvent(ctx, serverID, requestID, s.event(event, host, start, err))
+}
+
+// addEvent records an event of the action requestID, if there is one: work
+// recovered after a restart has none.
+func (s *Service) addEvent(ctx context.Context, serverID, requestID string, e trustack.ActionEvent) {
+	if requestID == "" {
+		return
+	}
 	if err := s.store.AddEvent(ctx, serverID, requestID, e); err != nil {
-		s.opts.Log.Error("record action event", "server", serverID, "event", event, "error", err)
+		s.opts.Log.Error("record action event", "server", serverID, "event", e.Event, "error", err)
 	}
 }

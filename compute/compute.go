@@ -47,10 +47,11 @@ type Store interface {
 	Release(ctx context.Context, serverID string) (*trustack.Host, error)
 	Claims(ctx context.Context, hostID string) ([]trustack.Claim, error)
 
-	CreateServers(ctx context.Context, servers []*trustack.Server, limits map[string]int) error
+	CreateServers(ctx context.Context, servers []*trustack.Server, limits map[string]int, action *trustack.InstanceAction) error
 	Server(ctx context.Context, id string) (*trustack.Server, error)
 	Servers(ctx context.Context, f trustack.ServerFilter) ([]*trustack.Server, error)
 	UpdateServer(ctx context.Context, id string, fn func(*trustack.Server) error) (*trustack.Server, error)
+	UpdateServerWithEvent(ctx context.Context, id, requestID string, e trustack.ActionEvent, fn func(*trustack.Server) error) (*trustack.Server, error)
 
 	CreateServerGroup(ctx context.Context, g *trustack.ServerGroup, limit int) error
 	ServerGroup(ctx context.Context, id string) (*trustack.ServerGroup, error)

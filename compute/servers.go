@@ -174,9 +174,10 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	}
 	// As many as the quota allows, from MaxCount down to MinCount.
 	var created []*trustack.Server
+	action := s.actionOf(c, "", "create")
 	for n := req.MaxCount; n >= req.MinCount; n-- {
 		created = make(n)
-		err = s.store.CreateServers(ctx, created, limits)
+		err = s.store.CreateServers(ctx, created, limits, &action)
 		if trustack.ErrorCode(err) != trustack.EOVERQUOTA {
 			break
 		}
@@ -185,7 +186,6 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		return nil, err
 	}
 	for _, srv := range created {
-		s.record(ctx, c, srv.ID, "create")
 		s.enqueue(func(ctx context.Context) { s.build(ctx, srv.ID, c.RequestID, nil) })
 	}
 	return created, nil

@@ -412,8 +412,9 @@ func (db *DB) Claims(ctx context.Context, hostID string) ([]trustack.Claim, erro
 // CreateServers adds servers of one project, all or none, if the project's
 // quota allows them: limits maps quota resources (instances, cores, ram,
 // and server_group_members for servers in a group) to their limits, -1 for
-// none. Going over a limit gives EOVERQUOTA with Nova's message.
-func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, limits map[string]int) error {
+// none. Going over a limit gives EOVERQUOTA with Nova's message. Unless
+// nil, action is recorded for each server, as AddAction does.
+func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, limits map[string]int, action *trustack.InstanceAction) error {
 	if len(list) == 0 {
 		return nil
 	}
@@ -449,6 +450,13 @@ func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, limits
 			if err := servers.insert(ctx, q, s); err != nil {
 				return err
 			}
+			if action != nil {
+				a := *action
+				a.ServerID = s.ID
+				if err := addAction(ctx, q, a); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -470,8 +478,10 @@ func overQuota(resource string, requested, used, limit int) error {
 // usage counts what a project's servers and groups take of its quota.
 func usage(ctx context.Context, q querier, project string) (map[string]int, error) {
 	var instances, cores, ram, groups int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(ram), 0) FROM servers WHERE project_id = $1 AND vm_state <> $2`,
-		project, trustack.VMDeleted).Scan(&instances, &cores, &ram)
+	// The state is spelt out, not a parameter, so that the planners see
+	// the servers_live_usage index applies.
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(ram), 0) FROM servers WHERE project_id = $1 AND vm_state <> '`+trustack.VMDeleted+`'`,
+		project).Scan(&instances, &cores, &ram)
 	if err != nil {
 		return nil, fmt.Errorf("count usage of %s: %w", project, err)
 	}
@@ -544,6 +554,12 @@ func (db *DB) UpdateServer(ctx context.Context, id string, fn func(*trustack.Ser
 	return servers.update(ctx, db, id, fn)
 }
 
+// UpdateServerWithEvent is UpdateServer that also records an event of the
+// server's action requestID, as AddEvent does, in the same transaction.
+func (db *DB) UpdateServerWithEvent(ctx context.Context, id, requestID string, e trustack.ActionEvent, fn func(*trustack.Server) error) (*trustack.Server, error) {
+	return servers.updateAnd(ctx, db, id, fn, func(q querier) error { return addEvent(ctx, q, id, requestID, e) })
+}
+
 // Server groups.
 
 // CreateServerGroup adds a group if the project has fewer than limit (-1
@@ -608,7 +624,11 @@ func (db *DB) DeleteServerGroup(ctx context.Context, id string) error {
 
 // AddAction records an action; its events follow with AddEvent.
 func (db *DB) AddAction(ctx context.Context, a trustack.InstanceAction) error {
-	_, err := db.write.ExecContext(ctx, `INSERT INTO instance_actions (server_id, request_id, action, user_id, project_id, start_time, message)
+	return addAction(ctx, db.write, a)
+}
+
+func addAction(ctx context.Context, q querier, a trustack.InstanceAction) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO instance_actions (server_id, request_id, action, user_id, project_id, start_time, message)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.ServerID, a.RequestID, a.Action, a.UserID, a.ProjectID, a.StartTime.UnixMicro(), a.Message)
 	if err != nil {
 		return fmt.Errorf("record action %s of %s: %w", a.Action, a.ServerID, conflict("instance action", translate(err)))
@@ -619,26 +639,28 @@ func (db *DB) AddAction(ctx context.Context, a trustack.InstanceAction) error {
 // AddEvent records an event of an action, or its end if it was recorded
 // already; an event that failed marks its action failed.
 func (db *DB) AddEvent(ctx context.Context, serverID, requestID string, e trustack.ActionEvent) error {
-	return db.inTx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE action_events SET finish_time = $1, result = $2, host = $3, details = $4
-			WHERE server_id = $5 AND request_id = $6 AND event = $7`,
-			timeValue(e.FinishTime), e.Result, e.Host, e.Details, serverID, requestID, e.Event)
-		if err != nil {
+	return db.inTx(ctx, func(q querier) error { return addEvent(ctx, q, serverID, requestID, e) })
+}
+
+func addEvent(ctx context.Context, q querier, serverID, requestID string, e trustack.ActionEvent) error {
+	res, err := q.ExecContext(ctx, `UPDATE action_events SET finish_time = $1, result = $2, host = $3, details = $4
+		WHERE server_id = $5 AND request_id = $6 AND event = $7`,
+		timeValue(e.FinishTime), e.Result, e.Host, e.Details, serverID, requestID, e.Event)
+	if err != nil {
+		return fmt.Errorf("record event %s: %w", e.Event, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := q.ExecContext(ctx, `INSERT INTO action_events (server_id, request_id, event, start_time, finish_time, result, host, details)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, serverID, requestID, e.Event, e.StartTime.UnixMicro(), timeValue(e.FinishTime), e.Result, e.Host, e.Details); err != nil {
 			return fmt.Errorf("record event %s: %w", e.Event, err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			if _, err := q.ExecContext(ctx, `INSERT INTO action_events (server_id, request_id, event, start_time, finish_time, result, host, details)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, serverID, requestID, e.Event, e.StartTime.UnixMicro(), timeValue(e.FinishTime), e.Result, e.Host, e.Details); err != nil {
-				return fmt.Errorf("record event %s: %w", e.Event, err)
-			}
+	}
+	if e.Result == "Error" {
+		if _, err := q.ExecContext(ctx, `UPDATE instance_actions SET message = $1 WHERE server_id = $2 AND request_id = $3`, "Error", serverID, requestID); err != nil {
+			return err
 		}
-		if e.Result == "Error" {
-			if _, err := q.ExecContext(ctx, `UPDATE instance_actions SET message = $1 WHERE server_id = $2 AND request_id = $3`, "Error", serverID, requestID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func timeValue(t time.Time) int64 {

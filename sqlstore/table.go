@@ -89,6 +89,12 @@ func (t *table[T]) insert(ctx context.Context, q querier, v *T) error {
 // back, all in one transaction. fn may not change the ID; an error from fn
 // aborts the update and is returned as it is.
 func (t *table[T]) update(ctx context.Context, db *DB, id string, fn func(*T) error) (*T, error) {
+	return t.updateAnd(ctx, db, id, fn, nil)
+}
+
+// updateAnd is update that also runs and, unless nil, in the same
+// transaction after the write.
+func (t *table[T]) updateAnd(ctx context.Context, db *DB, id string, fn func(*T) error, and func(querier) error) (*T, error) {
 	var v *T
 	err := db.inTx(ctx, func(tx querier) error {
 		var err error
@@ -109,6 +115,9 @@ func (t *table[T]) update(ctx context.Context, db *DB, id string, fn func(*T) er
 		query := "UPDATE " + t.name + " SET " + strings.Join(sets, ", ") + " WHERE " + t.columns[0] + " = $1"
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return fmt.Errorf("update %s %s: %w", t.kind, id, conflict(t.kind, translate(err)))
+		}
+		if and != nil {
+			return and(tx)
 		}
 		return nil
 	})

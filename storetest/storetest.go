@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"Servers", testServers},
 		{"QuotaUnderConcurrency", testQuotaUnderConcurrency},
 		{"ActionsAndQuotas", testActionsAndQuotas},
+		{"ActionsRecordedWithTheirChange", testActionsRecordedWithTheirChange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
