@@ -5,13 +5,15 @@ GO          ?= go
 BIN         := bin/trustack
 DATA        ?= $(CURDIR)/data
 LISTEN      ?= 127.0.0.1:5000
+NODES       ?= 3
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: up test bench lint deps build clean
 
-## up: run a whole cloud in this process (state in ./data; source data/openrc)
+## up: run a whole cloud in this process, with NODES fake compute hosts
+## (state in ./data; source data/openrc)
 up: deps build
-	$(BIN) up --data-dir $(DATA) --listen $(LISTEN)
+	$(BIN) up --data-dir $(DATA) --listen $(LISTEN) --nodes $(NODES)
 
 ## test: lint, then every test with the race detector (PostgreSQL, the
 ## OpenStack CLIs and Tempest included)
