@@ -21,6 +21,13 @@ type Spec struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	ProjectID   string            `json:"project_id"`
 	ConfigDrive bool              `json:"config_drive"`
+	// Kernel and Ramdisk are the images of a direct kernel boot, as the
+	// image's kernel_id and ramdisk_id properties name them.
+	Kernel  *ImageRef `json:"kernel,omitempty"`
+	Ramdisk *ImageRef `json:"ramdisk,omitempty"`
+	// ImageToken authorizes the image downloads, on behalf of the server's
+	// owner; a driver must not keep it.
+	ImageToken string `json:"image_token,omitempty"`
 }
 
 // ImageRef names the image a server boots from, with what a host needs to
@@ -34,6 +41,9 @@ type ImageRef struct {
 	DiskFormat      string            `json:"disk_format"`
 	ContainerFormat string            `json:"container_format"`
 	Properties      map[string]string `json:"properties,omitempty"`
+	// URL is where a host downloads the image's data, with the spec's
+	// ImageToken in X-Auth-Token (the image API's GET /v2/images/ID/file).
+	URL string `json:"url,omitempty"`
 }
 
 // Upload says where an agent puts snapshot data: an HTTP PUT of the data
@@ -58,6 +68,19 @@ const (
 	OpRebootSoft PowerOp = "reboot_soft"
 	OpRebootHard PowerOp = "reboot_hard"
 )
+
+// PowerFrom gives, per power operation, the power states a server may be
+// in for it; in any other, a driver refuses it with ECONFLICT.
+var PowerFrom = map[PowerOp][]trustack.PowerState{
+	OpPause:      {trustack.PowerRunning},
+	OpUnpause:    {trustack.PowerPaused},
+	OpSuspend:    {trustack.PowerRunning},
+	OpResume:     {trustack.PowerSuspended},
+	OpStop:       {trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown},
+	OpStart:      {trustack.PowerShutdown},
+	OpRebootSoft: {trustack.PowerRunning},
+	OpRebootHard: {trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown, trustack.PowerCrashed},
+}
 
 // Expected is a server the controller expects on a host, as a registering
 // agent learns it.

@@ -193,18 +193,45 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 	}
 }
 
-// spec is what the agent needs to spawn a server.
+// spec is what the agent needs to spawn a server: its image, and a direct
+// kernel boot's kernel and ramdisk, each with where to download it, and a
+// token of the server's owner to download them with.
 func (s *Service) spec(ctx context.Context, srv *trustack.Server) (agent.Spec, error) {
-	img, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID)
+	img, err := s.imageRef(ctx, srv.ProjectID, srv.ImageID)
 	if err != nil {
-		return agent.Spec{}, fmt.Errorf("image %s: %w", srv.ImageID, err)
+		return agent.Spec{}, err
 	}
-	return agent.Spec{
+	spec := agent.Spec{
 		ServerID: srv.ID, Name: srv.Name, Hostname: hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
-		Image: agent.ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
-			DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Properties: img.Properties},
-		KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
-	}, nil
+		Image: *img, KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
+	}
+	if id := img.Properties["kernel_id"]; id != "" {
+		if spec.Kernel, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
+			return agent.Spec{}, err
+		}
+	}
+	if id := img.Properties["ramdisk_id"]; id != "" {
+		if spec.Ramdisk, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
+			return agent.Spec{}, err
+		}
+	}
+	if s.opts.ImageTokens != nil {
+		if spec.ImageToken, err = s.opts.ImageTokens.IssueToken(ctx, srv.UserID, srv.ProjectID); err != nil {
+			return agent.Spec{}, fmt.Errorf("a token to download image %s: %w", srv.ImageID, err)
+		}
+	}
+	return spec, nil
+}
+
+// imageRef describes an image the project boots from to a host.
+func (s *Service) imageRef(ctx context.Context, projectID, id string) (*agent.ImageRef, error) {
+	img, err := s.images.BootImage(ctx, projectID, id)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", id, err)
+	}
+	return &agent.ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
+		DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Properties: img.Properties,
+		URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file"}, nil
 }
 
 // hostname makes a valid hostname of a server name, as Nova does: letters,

@@ -81,6 +81,13 @@ type Images interface {
 	SnapshotFailed(ctx context.Context, imageID string) error
 }
 
+// Tokens issues tokens on a user's behalf.
+type Tokens interface {
+	// IssueToken returns a new token of the user scoped to the project, or
+	// EUNAUTHORIZED if the user may no longer use the project.
+	IssueToken(ctx context.Context, userID, projectID string) (string, error)
+}
+
 // Agents is how compute reaches the agents of compute hosts. Every method
 // names the host by name and gives EUNAVAILABLE when its agent cannot be
 // reached; bus.NoReply tells an agent that did not answer, and may or may
@@ -121,9 +128,12 @@ type Options struct {
 	MaxAttempts int
 	// AgentTimeout bounds each request to an agent (default 5 minutes).
 	AgentTimeout time.Duration
-	// ImageURL is the image API's base URL for snapshot uploads, such as
-	// http://host:5000/image.
+	// ImageURL is the image API's base URL, such as http://host:5000/image,
+	// where hosts download the images they boot and upload snapshots.
 	ImageURL string
+	// ImageTokens issues the tokens hosts download images with; without
+	// it, downloads go without a token (hosts that fetch no images).
+	ImageTokens Tokens
 	// DefaultAvailabilityZone is where hosts that name none are (default
 	// "nova", as Nova's).
 	DefaultAvailabilityZone string

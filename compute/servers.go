@@ -570,7 +570,13 @@ func (s *Service) CreateImage(ctx context.Context, c Caller, id, name string, md
 	if err != nil {
 		base = &trustack.Image{DiskFormat: "qcow2", ContainerFormat: "bare"}
 	}
-	props := map[string]string{"image_type": "snapshot", "instance_uuid": cur.ID, "base_image_ref": cur.ImageID, "user_id": c.UserID}
+	// As Nova's, a snapshot keeps its base image's properties, so that it
+	// boots as the base did (a direct kernel boot's kernel_id, say).
+	props := maps.Clone(base.Properties)
+	if props == nil {
+		props = map[string]string{}
+	}
+	maps.Copy(props, map[string]string{"image_type": "snapshot", "instance_uuid": cur.ID, "base_image_ref": cur.ImageID, "user_id": c.UserID})
 	for k, v := range md {
 		props[k] = v
 	}

@@ -57,7 +57,7 @@ func TestCreateBecomesActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "hostname: web\n"; !strings.HasSuffix(out, want) || strings.Count(out, "\n") != 1 {
+	if want := "trustack-guest hostname: web\n"; !strings.HasSuffix(out, want) || strings.Count(out, "\n") != 1 {
 		t.Errorf("last console line %q, want one line ending %q", out, want)
 	}
 }

@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		ServiceDownTime:         cfg.Compute.ServiceDownTime,
 		MaxAttempts:             cfg.Scheduler.MaxAttempts,
 		ImageURL:                cfg.BaseURL() + imageapi.Prefix,
+		ImageTokens:             c.Identity,
 		DefaultAvailabilityZone: cfg.Compute.DefaultAvailabilityZone,
 		Log:                     log,
 	})

@@ -158,7 +158,7 @@ func TestComputeCLI(t *testing.T) {
 
 	// The console shows the guest booted, with mykey.
 	console := must(t, admin, "console", "log", "show", "vm2")
-	if !strings.Contains(console, "trustack-guest ready") || !strings.Contains(console, "ssh key: "+ssh.FingerprintLegacyMD5(pub)) {
+	if !strings.Contains(console, "trustack-guest ready") || !strings.Contains(console, "trustack-guest key mykey: "+ssh.FingerprintLegacyMD5(pub)) {
 		t.Errorf("openstack console log show vm2: want the guest ready with mykey (%s), got\n%s", ssh.FingerprintLegacyMD5(pub), console)
 	}
 	must(t, admin, "server", "delete", "--wait", "vm2")

@@ -97,6 +97,21 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*trustack.
 	return tok, str, nil
 }
 
+// IssueToken returns a new token of the user scoped to the project, for a
+// service that acts on the user's behalf after the user's own token may be
+// gone: the compute service gives one to the host that downloads the
+// images of the user's server. It fails as authentication would if the
+// user may no longer use the project.
+func (s *Service) IssueToken(ctx context.Context, userID, projectID string) (string, error) {
+	now := s.opts.Now().UTC()
+	p := payload{UserID: userID, Methods: []string{"token"}, ProjectID: projectID, IssuedAt: now, ExpiresAt: now.Add(s.opts.TokenExpiration),
+		AuditIDs: []string{newAuditID()}}
+	if _, err := s.resolve(ctx, &p); err != nil {
+		return "", err
+	}
+	return s.seal(&p)
+}
+
 // checkPassword returns the enabled user the credentials prove, or
 // errUnauthorized, spending the same time whether or not the user exists.
 func (s *Service) checkPassword(ctx context.Context, c *PasswordAuth) (*trustack.User, error) {

@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -193,6 +194,25 @@ func TestValidateAndExpiry(t *testing.T) {
 	}
 	f.clock.Add(time.Hour)
 	_, err = f.svc.Validate(ctx, str)
+	wantCode(t, err, trustack.EUNAUTHORIZED)
+}
+
+func TestIssueTokenOnAUsersBehalf(t *testing.T) {
+	f := newFixture(t)
+	alice, demo, admin := f.userID(t, "alice"), f.projectID(t, "demo"), f.projectID(t, "admin")
+	str, err := f.svc.IssueToken(ctx, alice, demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.svc.Validate(ctx, str)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.User.ID != alice || tok.Project == nil || tok.Project.ID != demo || !slices.Contains(roleNames(tok), "member") {
+		t.Errorf("issued token: user %s, project %v, roles %v; want alice, demo, member", tok.User.ID, tok.Project, roleNames(tok))
+	}
+	// Not for a project the user has no role on.
+	_, err = f.svc.IssueToken(ctx, alice, admin)
 	wantCode(t, err, trustack.EUNAUTHORIZED)
 }
 

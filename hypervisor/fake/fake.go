@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -185,9 +186,9 @@ func (s *server) boot(now time.Time) {
 	s.log(now, "Linux version 6.1.0-fake (trustack fake hypervisor)")
 	s.log(now, "Run /init as init process")
 	s.log(now, "trustack-guest ready")
-	s.log(now, "hostname: "+s.Spec.Hostname)
+	s.log(now, "trustack-guest hostname: "+s.Spec.Hostname)
 	if s.Spec.KeyData != "" {
-		s.log(now, "ssh key: "+fingerprint(s.Spec.KeyData))
+		s.log(now, "trustack-guest key "+s.Spec.KeyName+": "+fingerprint(s.Spec.KeyData))
 	}
 }
 
@@ -233,21 +234,20 @@ func (d *Driver) Destroy(ctx context.Context, serverID string) error {
 	return nil
 }
 
-// powerRules give, per operation, the power states it may start from and
-// the one it leaves.
-var powerRules = map[agent.PowerOp]struct {
-	from []trustack.PowerState
+// powerResults give, per operation, the power state it leaves and what
+// the console says of it.
+var powerResults = map[agent.PowerOp]struct {
 	to   trustack.PowerState
 	line string
 }{
-	agent.OpPause:      {[]trustack.PowerState{trustack.PowerRunning}, trustack.PowerPaused, "paused"},
-	agent.OpUnpause:    {[]trustack.PowerState{trustack.PowerPaused}, trustack.PowerRunning, "unpaused"},
-	agent.OpSuspend:    {[]trustack.PowerState{trustack.PowerRunning}, trustack.PowerSuspended, "suspended to disk"},
-	agent.OpResume:     {[]trustack.PowerState{trustack.PowerSuspended}, trustack.PowerRunning, "resumed"},
-	agent.OpStop:       {[]trustack.PowerState{trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown}, trustack.PowerShutdown, "reboot: Power down"},
-	agent.OpStart:      {[]trustack.PowerState{trustack.PowerShutdown}, trustack.PowerRunning, ""},
-	agent.OpRebootSoft: {[]trustack.PowerState{trustack.PowerRunning}, trustack.PowerRunning, "reboot: Restarting system"},
-	agent.OpRebootHard: {[]trustack.PowerState{trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown, trustack.PowerCrashed}, trustack.PowerRunning, ""},
+	agent.OpPause:      {trustack.PowerPaused, "paused"},
+	agent.OpUnpause:    {trustack.PowerRunning, "unpaused"},
+	agent.OpSuspend:    {trustack.PowerSuspended, "suspended to disk"},
+	agent.OpResume:     {trustack.PowerRunning, "resumed"},
+	agent.OpStop:       {trustack.PowerShutdown, "trustack-guest powering off"},
+	agent.OpStart:      {trustack.PowerRunning, ""},
+	agent.OpRebootSoft: {trustack.PowerRunning, "trustack-guest powering off"},
+	agent.OpRebootHard: {trustack.PowerRunning, ""},
 }
 
 // Power carries out a power operation.
@@ -255,7 +255,7 @@ func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) e
 	if err := d.begin(ctx, "power"); err != nil {
 		return err
 	}
-	rule, ok := powerRules[op]
+	rule, ok := powerResults[op]
 	if !ok {
 		return trustack.Errorf(trustack.EINVALID, "fake hypervisor: unknown power operation %q", op)
 	}
@@ -265,11 +265,7 @@ func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) e
 	if s == nil {
 		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
 	}
-	allowed := false
-	for _, p := range rule.from {
-		allowed = allowed || s.Power == p
-	}
-	if !allowed {
+	if !slices.Contains(agent.PowerFrom[op], s.Power) {
 		return trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: cannot %s a server in power state %d", op, s.Power)
 	}
 	if rule.line != "" {

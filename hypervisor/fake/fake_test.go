@@ -324,6 +324,7 @@ func TestConsoleTellsWhatAGuestWould(t *testing.T) {
 	}
 	d := newDriver(t, fake.Options{})
 	s := spec("s", 256)
+	s.KeyName = "alice"
 	s.KeyData = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshKey))) + " alice@example"
 	if err := d.Spawn(ctx, s); err != nil {
 		t.Fatal(err)
@@ -332,7 +333,7 @@ func TestConsoleTellsWhatAGuestWould(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "[12:00:00.000] hostname: server-s\n[12:00:00.000] ssh key: " + ssh.FingerprintLegacyMD5(sshKey) + "\n"
+	want := "[12:00:00.000] trustack-guest hostname: server-s\n[12:00:00.000] trustack-guest key alice: " + ssh.FingerprintLegacyMD5(sshKey) + "\n"
 	if out != want {
 		t.Errorf("last two console lines:\n got %q\nwant %q", out, want)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
 )
@@ -24,8 +26,14 @@ type Options struct {
 	BootTimeout time.Duration
 	// OpTimeout bounds every other operation (default 2 minutes).
 	OpTimeout time.Duration
-	// Image is the image the servers boot from; the fake needs none.
-	Image agent.ImageRef
+	// Image is the image the servers boot from, and Kernel and Ramdisk
+	// those of a direct kernel boot; the fake needs none. The guest must
+	// be trustack's test guest (scripts/build-test-image), whose console
+	// the suite reads.
+	Image           agent.ImageRef
+	Kernel, Ramdisk *agent.ImageRef
+	// ImageToken is the token the images are downloaded with.
+	ImageToken string
 	// VCPUs, MemoryMB and DiskGB size the servers (defaults 1, 256 and 1).
 	VCPUs, MemoryMB, DiskGB int
 }
@@ -90,10 +98,54 @@ func (s *suite) op(t *testing.T, boot bool) context.Context {
 	return ctx
 }
 
+// publicKey is the key the suite's servers are given.
+const publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFjXgS6qUz5bPBKVvl3QAHhDWXbmZvRm4I0vfCQ0nJ3n hypervisortest"
+
 // spec returns the spec of a new server with a random ID.
 func (s *suite) spec(name string) agent.Spec {
 	return agent.Spec{ServerID: newID(), Name: "hypervisortest " + name, Hostname: "hypervisortest-" + name,
-		VCPUs: s.opts.VCPUs, MemoryMB: s.opts.MemoryMB, DiskGB: s.opts.DiskGB, Image: s.opts.Image, ProjectID: "hypervisortest"}
+		VCPUs: s.opts.VCPUs, MemoryMB: s.opts.MemoryMB, DiskGB: s.opts.DiskGB, Image: s.opts.Image, Kernel: s.opts.Kernel, Ramdisk: s.opts.Ramdisk,
+		ImageToken: s.opts.ImageToken, KeyName: "k", KeyData: publicKey, ProjectID: "hypervisortest"}
+}
+
+// guestReady is what the test guest prints once it has booted.
+const guestReady = "trustack-guest ready"
+
+// boots returns how often the server's guest has said it was ready.
+func (s *suite) boots(t *testing.T, id string) int {
+	t.Helper()
+	out, err := s.hv.Console(s.op(t, false), id, 0)
+	if err != nil {
+		t.Fatalf("Console: %v", err)
+	}
+	return strings.Count(out, guestReady)
+}
+
+// waitBoots waits until the server's guest has said it was ready more
+// than n times, as long as a boot may take, and returns the count.
+func (s *suite) waitBoots(t *testing.T, id string, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(s.opts.BootTimeout)
+	for {
+		if got := s.boots(t, id); got > n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			out, _ := s.hv.Console(s.op(t, false), id, 20)
+			t.Fatalf("the guest did not say %q a %s time within %v; the console ends:\n%s", guestReady, ordinal(n+1), s.opts.BootTimeout, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func ordinal(n int) string {
+	switch n {
+	case 1:
+		return "first"
+	case 2:
+		return "second"
+	}
+	return fmt.Sprintf("%dth", n)
 }
 
 // newID returns a random UUID, as the controllers give servers.
@@ -213,6 +265,7 @@ func testLifecycle(t *testing.T, s *suite) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	booted := 0 // how often the guest has said it was ready
 
 	// power returns a step that carries out op and checks the state it
 	// leaves, then that the operations the new state does not allow give
@@ -259,24 +312,28 @@ func testLifecycle(t *testing.T, s *suite) {
 			}
 		}},
 		{"Console", func(t *testing.T) {
-			// A real guest may not have printed anything yet: wait for it,
-			// as long as a boot may take.
-			deadline := time.Now().Add(s.opts.BootTimeout)
-			for {
-				out, err := s.hv.Console(s.op(t, false), id, 0)
+			booted = s.waitBoots(t, id, 0)
+			// The guest read its hostname and key from what the driver
+			// gave it, and says so after it is ready.
+			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(publicKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"trustack-guest hostname: " + spec.Hostname, "trustack-guest key k: " + ssh.FingerprintLegacyMD5(key)}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				all, err := s.hv.Console(s.op(t, false), id, 0)
 				if err != nil {
 					t.Fatalf("Console: %v", err)
 				}
-				if strings.TrimSpace(out) != "" {
+				if strings.Contains(all, want[0]) && strings.Contains(all, want[1]) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("Console: still no output %v after the boot", s.opts.BootTimeout)
+					t.Fatalf("Console: want lines %q in\n%s", want, all)
 				}
-				time.Sleep(100 * time.Millisecond)
 			}
-			// The tail first: a real console may grow meanwhile, so the
-			// whole output read afterwards holds it.
+			// The tail is the end of the whole output, which may have
+			// grown meanwhile.
 			tail, err := s.hv.Console(s.op(t, false), id, 2)
 			if err != nil {
 				t.Fatalf("Console with 2 lines: %v", err)
@@ -305,6 +362,11 @@ func testLifecycle(t *testing.T, s *suite) {
 		{"Unpause", power(agent.OpUnpause, trustack.PowerRunning)},
 		{"Suspend", power(agent.OpSuspend, trustack.PowerSuspended)},
 		{"Resume", power(agent.OpResume, trustack.PowerRunning)},
+		{"ResumeDidNotBootAgain", func(t *testing.T) {
+			if got := s.boots(t, id); got != booted {
+				t.Errorf("the guest said %q %d times after resume, want %d as before suspend: it booted again", guestReady, got, booted)
+			}
+		}},
 		{"Snapshot", func(t *testing.T) {
 			var w countingWriter
 			if err := s.hv.Snapshot(s.op(t, false), id, &w); err != nil {
@@ -316,9 +378,12 @@ func testLifecycle(t *testing.T, s *suite) {
 			s.wantState(t, id, trustack.PowerRunning)
 		}},
 		{"RebootSoft", power(agent.OpRebootSoft, trustack.PowerRunning)},
+		{"RebootSoftBootedAgain", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
 		{"Stop", power(agent.OpStop, trustack.PowerShutdown)},
 		{"Start", power(agent.OpStart, trustack.PowerRunning)},
+		{"StartBooted", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
 		{"RebootHard", power(agent.OpRebootHard, trustack.PowerRunning)},
+		{"RebootHardBootedAgain", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
 		{"StopAgain", power(agent.OpStop, trustack.PowerShutdown)},
 		{"RebootHardFromShutdown", power(agent.OpRebootHard, trustack.PowerRunning)},
 		{"Destroy", func(t *testing.T) {
