@@ -6,23 +6,30 @@ BIN         := bin/trustack
 DATA        ?= $(CURDIR)/data
 LISTEN      ?= 127.0.0.1:5000
 NODES       ?= 3
+DRIVER      ?= fake
+TEST_IMAGE  := build/test-image
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: up test bench lint deps build clean
+.PHONY: up test bench lint deps build test-image clean
 
-## up: run a whole cloud in this process, with NODES fake compute hosts
+## up: run a whole cloud in this process, with NODES compute hosts of
+## DRIVER (fake, or qemu for real VMs), and the test guest as image tiny
 ## (state in ./data; source data/openrc)
-up: deps build
-	$(BIN) up --data-dir $(DATA) --listen $(LISTEN) --nodes $(NODES)
+up: deps build test-image
+	$(BIN) up --data-dir $(DATA) --listen $(LISTEN) --nodes $(NODES) --driver $(DRIVER) --test-image $(TEST_IMAGE)
 
 ## test: lint, then every test with the race detector (PostgreSQL, the
-## OpenStack CLIs and Tempest included)
-test: deps lint
+## OpenStack CLIs, Tempest and QEMU guests included)
+test: deps lint test-image
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-## bench: measure the APIs under load (see README, Status)
-bench: deps build
+## bench: measure the APIs under load and guest boots (see README, Status)
+bench: deps build test-image
 	$(GO) run ./bench/apibench -trustack $(BIN)
+
+## test-image: the tiny guest, from Debian packages (made once)
+test-image: deps
+	scripts/build-test-image $(TEST_IMAGE)
 
 ## lint: formatting, vet and staticcheck
 lint: deps
@@ -39,4 +46,4 @@ build:
 	$(GO) build -o $(BIN) ./cmd/trustack
 
 clean:
-	rm -rf bin
+	rm -rf bin build

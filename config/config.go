@@ -62,6 +62,8 @@ type Config struct {
 		ServiceDownTime         time.Duration
 		DefaultAvailabilityZone string
 		Driver                  string
+		Accel                   string
+		ShutdownTimeout         time.Duration
 		CPUAllocationRatio      float64
 		RAMAllocationRatio      float64
 		DiskAllocationRatio     float64
@@ -124,7 +126,9 @@ func (c *Config) options() []option {
 		{"compute", "workers", "How many builds and server actions the controller carries out at once.", (*integer)(&c.Compute.Workers)},
 		{"compute", "service_down_time", "Seconds without a heartbeat after which a compute host counts as down and gets no new servers.", (*seconds)(&c.Compute.ServiceDownTime)},
 		{"compute", "default_availability_zone", "Availability zone of compute hosts that name none.", (*str)(&c.Compute.DefaultAvailabilityZone)},
-		{"compute", "driver", "On compute hosts: the hypervisor driver (fake: servers simulated in memory).", (*choice)(&c.Compute.Driver)},
+		{"compute", "driver", "On compute hosts: the hypervisor driver: qemu (each server a QEMU virtual machine) or fake (servers simulated in memory).", (*choice)(&c.Compute.Driver)},
+		{"compute", "accel", "For the qemu driver: how guests run: kvm, tcg (emulation, slow but everywhere), or auto (KVM if a canary guest boots under it, else TCG).", (*choice)(&c.Compute.Accel)},
+		{"compute", "shutdown_timeout", "For the qemu driver: seconds a guest has to power off after an ACPI request (stop, soft reboot) before it is forced off.", (*seconds)(&c.Compute.ShutdownTimeout)},
 		{"compute", "cpu_allocation_ratio", "On compute hosts: how far vCPUs may be overcommitted.", (*float)(&c.Compute.CPUAllocationRatio)},
 		{"compute", "ram_allocation_ratio", "On compute hosts: how far memory may be overcommitted; the driver refuses servers beyond it.", (*float)(&c.Compute.RAMAllocationRatio)},
 		{"compute", "disk_allocation_ratio", "On compute hosts: how far disk may be overcommitted.", (*float)(&c.Compute.DiskAllocationRatio)},
@@ -161,6 +165,8 @@ func Default() *Config {
 	c.Compute.ServiceDownTime = 60 * time.Second
 	c.Compute.DefaultAvailabilityZone = "nova"
 	c.Compute.Driver = "fake"
+	c.Compute.Accel = "auto"
+	c.Compute.ShutdownTimeout = 60 * time.Second
 	c.Compute.CPUAllocationRatio = 4.0
 	c.Compute.RAMAllocationRatio = 1.0
 	c.Compute.DiskAllocationRatio = 1.0
@@ -264,8 +270,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [image] image_size_cap must be positive")
 	case !slices.Contains([]string{"filter", "simple", "chance"}, c.Scheduler.Driver):
 		return fmt.Errorf("config: [scheduler] driver must be filter, simple or chance, not %q", c.Scheduler.Driver)
-	case c.Compute.Driver != "fake":
-		return fmt.Errorf("config: [compute] driver must be fake, not %q", c.Compute.Driver)
+	case !slices.Contains([]string{"fake", "qemu"}, c.Compute.Driver):
+		return fmt.Errorf("config: [compute] driver must be qemu or fake, not %q", c.Compute.Driver)
+	case !slices.Contains([]string{"auto", "kvm", "tcg"}, c.Compute.Accel):
+		return fmt.Errorf("config: [compute] accel must be auto, kvm or tcg, not %q", c.Compute.Accel)
 	case c.Compute.Workers < 1 || c.Scheduler.MaxAttempts < 1 || c.Scheduler.HostSubsetSize < 1:
 		return fmt.Errorf("config: [compute] workers, [scheduler] max_attempts and host_subset_size must be at least 1")
 	case c.Compute.CPUAllocationRatio <= 0 || c.Compute.RAMAllocationRatio <= 0 || c.Compute.DiskAllocationRatio <= 0:

@@ -39,7 +39,7 @@ var upAccounts = []account{
 // DataDir/openrc and DataDir/demo-openrc. A restart on the same data
 // directory keeps everything, passwords and servers included. Once it
 // serves, it writes a line with "trustack ready" and the auth URL to out.
-func Up(ctx context.Context, cfg *config.Config, nodes int, log *slog.Logger, out io.Writer) error {
+func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
 	c, err := New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -67,6 +67,11 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, log *slog.Logger, ou
 			return err
 		}
 	}
+	if testImageDir != "" {
+		if err := c.addTestImage(ctx, testImageDir); err != nil {
+			return err
+		}
+	}
 	l, err := c.Listen()
 	if err != nil {
 		return err
@@ -77,7 +82,7 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, log *slog.Logger, ou
 	defer stopHosts()
 	for i := 1; i <= nodes; i++ {
 		name := fmt.Sprintf("compute-%d", i)
-		h, err := host.New(cfg, c.Conn, name, filepath.Join(cfg.DataDir, "hosts", name), log)
+		h, err := host.New(ctx, cfg, c.Conn, name, filepath.Join(cfg.DataDir, "hosts", name), log)
 		if err != nil {
 			return err
 		}

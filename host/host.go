@@ -14,6 +14,7 @@ import (
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/hypervisor/fake"
+	"github.com/trustack/trustack/hypervisor/qemu"
 )
 
 // Host is a compute host's agent and driver.
@@ -25,7 +26,7 @@ type Host struct {
 
 // New builds the host named name, keeping its state in dir, with the
 // configuration's [compute] and [agent] sections.
-func New(cfg *config.Config, conn *bus.Conn, name, dir string, log *slog.Logger) (*Host, error) {
+func New(ctx context.Context, cfg *config.Config, conn *bus.Conn, name, dir string, log *slog.Logger) (*Host, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create host directory: %w", err)
 	}
@@ -36,6 +37,15 @@ func New(cfg *config.Config, conn *bus.Conn, name, dir string, log *slog.Logger)
 			Hostname: name, VCPUs: cfg.Compute.FakeVCPUs, MemoryMB: cfg.Compute.FakeMemoryMB, DiskGB: cfg.Compute.FakeDiskGB,
 			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, StateFile: filepath.Join(dir, "fake-hypervisor.json"),
 			SnapshotTime: cfg.Compute.FakeSnapshotTime,
+		})
+		if err != nil {
+			return nil, err
+		}
+		hv = d
+	case "qemu":
+		d, err := qemu.New(ctx, qemu.Options{
+			Dir: filepath.Join(dir, "qemu"), Hostname: name, Accel: cfg.Compute.Accel,
+			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, PowerOffTimeout: cfg.Compute.ShutdownTimeout, Log: log.With("host", name),
 		})
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,34 +27,7 @@ func bootServers(openrc string, clients, n int) error {
 		return err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
-	call := func(method, url string, body any, out any) error {
-		var r io.Reader
-		if b, ok := body.([]byte); ok {
-			r = bytes.NewReader(b)
-		} else if body != nil {
-			b, _ := json.Marshal(body)
-			r = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, url, r)
-		req.Header.Set("X-Auth-Token", s.token)
-		req.Header.Set("Content-Type", "application/json")
-		if _, ok := body.([]byte); ok {
-			req.Header.Set("Content-Type", "application/octet-stream")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, data)
-		}
-		if out != nil {
-			return json.Unmarshal(data, out)
-		}
-		return nil
-	}
+	call := func(method, url string, body any, out any) error { return s.call(client, method, url, body, out) }
 	compute, image := s.base+"/compute/v2.1", s.base+"/image/v2"
 	// Room for every boot, and an image to boot from.
 	if err := call("PUT", compute+"/os-quota-sets/"+s.projectID, map[string]any{"quota_set": map[string]int{"instances": -1, "cores": -1, "ram": -1}}, nil); err != nil {
@@ -159,6 +133,60 @@ func bootServers(openrc string, clients, n int) error {
 		float64(pct(0.5).Microseconds())/1000, float64(pct(0.99).Microseconds())/1000, float64(latencies[len(latencies)-1].Microseconds())/1000)
 	for fault, count := range faults {
 		fmt.Printf("  %d servers: %s\n", count, fault)
+	}
+	return nil
+}
+
+// httpError is an answer other than 2xx.
+type httpError struct {
+	method, url string
+	status      int
+	body        []byte
+}
+
+func (e *httpError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s: %s", e.method, e.url, e.status, http.StatusText(e.status), e.body)
+}
+
+// isStatus reports whether err is an answer with the HTTP status code.
+func isStatus(err error, code int) bool {
+	var e *httpError
+	return errors.As(err, &e) && e.status == code
+}
+
+// call sends an authenticated request with client. A []byte body goes as
+// application/octet-stream, any other non-nil body as JSON. It decodes the
+// JSON answer into out unless out is nil; an answer other than 2xx is an
+// *httpError.
+func (s session) call(client *http.Client, method, url string, body, out any) error {
+	var r io.Reader
+	contentType := "application/json"
+	if b, ok := body.([]byte); ok {
+		r, contentType = bytes.NewReader(b), "application/octet-stream"
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Auth-Token", s.token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return &httpError{method: method, url: url, status: resp.StatusCode, body: data}
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
 	}
 	return nil
 }

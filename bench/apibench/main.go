@@ -8,6 +8,8 @@
 // server sustains), and at a fixed rate (the latency users see at that
 // load). At a fixed rate each request has a scheduled time and its latency
 // counts from then, so a stall cannot hide the requests queued behind it.
+// It also measures server boots on fake hosts, and how much longer than a
+// bare QEMU command line the test guest takes to boot through trustack.
 // Run by `make bench`.
 package main
 
@@ -34,25 +36,32 @@ import (
 func main() {
 	binary := flag.String("trustack", "", "the trustack binary to measure")
 	backends := flag.String("backends", "sqlite,postgres", "database backends to measure, comma-separated")
-	what := flag.String("what", "identity,boots", "what to measure, comma-separated: identity, boots")
+	what := flag.String("what", "identity,boots,guest", "what to measure, comma-separated: identity, boots, guest")
 	clients := flag.Int("c", 64, "concurrent clients")
 	duration := flag.Duration("d", 10*time.Second, "identity: how long to measure, after a 2 s warm-up")
 	rate := flag.Float64("rate", 10000, "identity: requests per second of the fixed-rate run")
 	boots := flag.Int("boots", 1000, "boots: how many servers to boot")
 	hosts := flag.Int("hosts", 50, "boots: how many fake compute hosts")
+	guestRuns := flag.Int("guest-runs", 5, "guest: how many boots through trustack, and as many with bare QEMU")
 	flag.Parse()
 	debug.SetGCPercent(400) // keep the client's collections out of the server's latency
 	defer pgtest.Stop()
 	fmt.Printf("trustack APIs, %d CPUs, %s\n", runtime.NumCPU(), time.Now().Format(time.DateOnly))
 	for _, w := range strings.Split(*what, ",") {
-		for _, backend := range strings.Split(*backends, ",") {
+		measured := strings.Split(*backends, ",")
+		if w == "guest" {
+			measured = []string{"sqlite"} // it measures QEMU, not the store
+		}
+		for _, backend := range measured {
 			fmt.Printf("\n== %s, %s\n", w, backend)
 			var err error
 			switch w {
 			case "identity":
-				err = withCloud(*binary, backend, 0, func(openrc string) error { return identity(openrc, *clients, *duration, *rate) })
+				err = withCloud(*binary, backend, 0, "", func(openrc string) error { return identity(openrc, *clients, *duration, *rate) })
 			case "boots":
-				err = withCloud(*binary, backend, *hosts, func(openrc string) error { return bootServers(openrc, *clients, *boots) })
+				err = withCloud(*binary, backend, *hosts, "", func(openrc string) error { return bootServers(openrc, *clients, *boots) })
+			case "guest":
+				err = guest(*binary, *guestRuns)
 			default:
 				err = fmt.Errorf("unknown measurement %q", w)
 			}
@@ -65,9 +74,11 @@ func main() {
 	}
 }
 
-// withCloud runs `trustack up` with the backend and the given number of
-// compute hosts, and calls fn with its admin openrc while it serves.
-func withCloud(binary, backend string, hosts int, fn func(openrc string) error) error {
+// withCloud runs `trustack up` with the backend, the given number of
+// compute hosts and conf (more of its configuration file, "" for none), in
+// this process's working directory, and calls fn with its admin openrc
+// while it serves.
+func withCloud(binary, backend string, hosts int, conf string, fn func(openrc string) error) error {
 	dir, err := os.MkdirTemp("", "trustack-bench-")
 	if err != nil {
 		return err
@@ -88,13 +99,16 @@ func withCloud(binary, backend string, hosts int, fn func(openrc string) error) 
 			return err
 		}
 		defer drop()
-		conf := filepath.Join(dir, "trustack.conf")
-		if err := os.WriteFile(conf, []byte("[database]\nconnection = "+dsn+"\n"), 0o600); err != nil {
-			return err
-		}
-		args = append(args, "--config", conf)
+		conf += "[database]\nconnection = " + dsn + "\n"
 	default:
 		return fmt.Errorf("unknown backend %q", backend)
+	}
+	if conf != "" {
+		path := filepath.Join(dir, "trustack.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--config", path)
 	}
 	cmd := exec.Command(binary, args...)
 	stdout, err := cmd.StdoutPipe()

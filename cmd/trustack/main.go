@@ -68,7 +68,7 @@ func logger(cfg *config.Config) *slog.Logger {
 }
 
 func upCommand() *cobra.Command {
-	var configFile, dataDir, listen, driver string
+	var configFile, dataDir, listen, driver, testImage string
 	var nodes int
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -104,12 +104,13 @@ flags override it.`,
 				return err
 			}
 			cfg.DataDir = abs
-			return controller.Up(cmd.Context(), cfg, nodes, logger(cfg), cmd.OutOrStdout())
+			return controller.Up(cmd.Context(), cfg, nodes, testImage, logger(cfg), cmd.OutOrStdout())
 		},
 	}
 	home, _ := os.UserHomeDir()
 	cmd.Flags().IntVar(&nodes, "nodes", 1, "compute hosts to run in this process")
-	cmd.Flags().StringVar(&driver, "driver", "fake", "hypervisor driver of the compute hosts: fake")
+	cmd.Flags().StringVar(&driver, "driver", "fake", "hypervisor driver of the compute hosts: fake or qemu")
+	cmd.Flags().StringVar(&testImage, "test-image", "build/test-image", "directory of the test guest (scripts/build-test-image), offered as the public image tiny if there")
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: none, embedded defaults)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", filepath.Join(home, ".local", "share", "trustack"), "directory for the cloud's state")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address and port of the APIs")
@@ -180,7 +181,7 @@ func agentCommand() *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			h, err := host.New(cfg, conn, name, filepath.Join(cfg.DataDir, "host"), log)
+			h, err := host.New(cmd.Context(), cfg, conn, name, filepath.Join(cfg.DataDir, "host"), log)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,848 @@
+// Package qemu is the hypervisor driver that runs each server as a QEMU
+// virtual machine, driven over QMP on a unix socket. A server's disk is a
+// qcow2 overlay on its image, which the host downloads once and checks
+// against the image service's checksums; its metadata reaches the guest on
+// a config drive; its serial console is kept in a rotating log. KVM is used
+// where a canary guest boots under it, and TCG emulation elsewhere.
+//
+// Everything of a server is in its directory, instances/ID under the
+// driver's directory, and QEMU runs in it, so that its sockets and files
+// have short relative names. QEMU processes outlive the agent, as libvirt's
+// domains do: a restarted driver finds them again through their sockets.
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+)
+
+var _ agent.Hypervisor = (*Driver)(nil)
+
+// Options configure the driver; zero values take the defaults.
+type Options struct {
+	// Dir holds the instances and the image cache (required).
+	Dir string
+	// Binary and ImgBinary are QEMU's emulator and image tool (defaults
+	// qemu-system-x86_64 and qemu-img).
+	Binary, ImgBinary string
+	// Accel is auto, kvm or tcg (default auto: KVM where a canary guest
+	// boots under it within CanaryTimeout, default 10 s).
+	Accel         string
+	CanaryTimeout time.Duration
+	// Hostname names the host (default the machine's hostname).
+	Hostname string
+	// VCPUs, MemoryMB and DiskGB are what the host offers (defaults: the
+	// machine's CPUs, memory and the size of Dir's file system).
+	VCPUs, MemoryMB, DiskGB int
+	// RAMAllocationRatio is how far spawns may overcommit memory (default
+	// 1.0), as the agent tells the scheduler.
+	RAMAllocationRatio float64
+	// PowerOffTimeout is how long a guest has to power off after an ACPI
+	// request before it is forced off (default 60 s, as Nova's
+	// shutdown_timeout).
+	PowerOffTimeout time.Duration
+	// ConsoleLogSize is the size at which a console log is rotated (default
+	// 1 MiB; one rotated log is kept).
+	ConsoleLogSize int64
+	// HTTPClient downloads images (default http.DefaultClient).
+	HTTPClient *http.Client
+	// Log receives what the driver does (default: discarded).
+	Log *slog.Logger
+}
+
+// Driver runs servers as QEMU virtual machines. It is safe for concurrent
+// use.
+type Driver struct {
+	opts    Options
+	accel   string
+	version int
+	images  *imageCache
+
+	mu      sync.Mutex
+	servers map[string]*instance
+}
+
+// instance is a server on this host.
+type instance struct {
+	spec agent.Spec // without its image token
+	dir  string
+	vm   *vm // the running QEMU, nil when none; guarded by Driver.mu
+}
+
+// vm is a QEMU process.
+type vm struct {
+	mon     *monitor
+	console io.Closer // the console copier's connection
+	pid     int
+}
+
+// Files in an instance's directory, besides the console's.
+const (
+	specFile    = "spec.json"
+	diskFile    = "disk.qcow2"
+	configDrive = "config.iso"
+	qmpSocket   = "qmp.sock"
+	pidFile     = "qemu.pid"
+	qemuLog     = "qemu.log"
+	savedState  = "suspended.state" // memory and devices of a suspended server
+)
+
+// New returns a driver, finding the servers and QEMU processes a previous
+// one left in opts.Dir.
+func New(ctx context.Context, opts Options) (*Driver, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("qemu: a directory is required")
+	}
+	if opts.Binary == "" {
+		opts.Binary = "qemu-system-x86_64"
+	}
+	if opts.ImgBinary == "" {
+		opts.ImgBinary = "qemu-img"
+	}
+	if opts.Accel == "" {
+		opts.Accel = "auto"
+	}
+	if opts.CanaryTimeout == 0 {
+		opts.CanaryTimeout = 10 * time.Second
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	if opts.RAMAllocationRatio == 0 {
+		opts.RAMAllocationRatio = 1.0
+	}
+	if opts.PowerOffTimeout == 0 {
+		opts.PowerOffTimeout = 60 * time.Second
+	}
+	if opts.ConsoleLogSize == 0 {
+		opts.ConsoleLogSize = 1 << 20
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := fillCapacity(&opts); err != nil {
+		return nil, err
+	}
+	version, err := qemuVersion(ctx, opts.Binary)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{opts: opts, version: version, servers: map[string]*instance{},
+		images: &imageCache{dir: filepath.Join(opts.Dir, "images"), client: opts.HTTPClient, loading: map[string]*sync.Mutex{}}}
+	var why string
+	d.accel, why = chooseAccel(ctx, opts.Binary, opts.Accel, opts.CanaryTimeout)
+	opts.Log.Info("QEMU acceleration", "accel", d.accel, "why", why)
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "instances"), 0o750); err != nil {
+		return nil, err
+	}
+	if err := d.findServers(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Accel returns the acceleration guests run with: kvm or tcg.
+func (d *Driver) Accel() string { return d.accel }
+
+// fillCapacity sets what the host offers from the machine, where the
+// options leave it out.
+func fillCapacity(opts *Options) error {
+	if opts.VCPUs == 0 {
+		opts.VCPUs = runtime.NumCPU()
+	}
+	if opts.MemoryMB == 0 {
+		b, err := os.ReadFile("/proc/meminfo")
+		if err != nil {
+			return fmt.Errorf("qemu: host memory: %w", err)
+		}
+		m := regexp.MustCompile(`MemTotal:\s+(\d+) kB`).FindSubmatch(b)
+		if m == nil {
+			return errors.New("qemu: no MemTotal in /proc/meminfo")
+		}
+		kb, _ := strconv.Atoi(string(m[1]))
+		opts.MemoryMB = kb / 1024
+	}
+	if opts.DiskGB == 0 {
+		if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+			return err
+		}
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(opts.Dir, &st); err != nil {
+			return fmt.Errorf("qemu: size of %s: %w", opts.Dir, err)
+		}
+		opts.DiskGB = int(st.Blocks * uint64(st.Bsize) >> 30)
+	}
+	return nil
+}
+
+// qemuVersion returns QEMU's version as Nova reports it: 7.2.1 is 7002001.
+func qemuVersion(ctx context.Context, binary string) (int, error) {
+	out, err := exec.CommandContext(ctx, binary, "--version").Output()
+	if err != nil {
+		return 0, fmt.Errorf("qemu: %s --version: %w", binary, err)
+	}
+	m := regexp.MustCompile(`version (\d+)\.(\d+)\.(\d+)`).FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("qemu: no version in %q", out)
+	}
+	v := 0
+	for _, part := range m[1:] {
+		n, _ := strconv.Atoi(string(part))
+		v = v*1000 + n
+	}
+	return v, nil
+}
+
+// findServers loads the servers in the instances directory and connects
+// to those whose QEMU still runs.
+func (d *Driver) findServers(ctx context.Context) error {
+	entries, err := os.ReadDir(filepath.Join(d.opts.Dir, "instances"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		dir := filepath.Join(d.opts.Dir, "instances", e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, specFile))
+		if err != nil {
+			d.opts.Log.Warn("an instance directory without a spec", "dir", dir, "error", err)
+			continue
+		}
+		inst := &instance{dir: dir}
+		if err := json.Unmarshal(b, &inst.spec); err != nil {
+			return fmt.Errorf("qemu: %s: %w", filepath.Join(dir, specFile), err)
+		}
+		inst.vm = d.reconnect(ctx, dir)
+		d.servers[inst.spec.ServerID] = inst
+	}
+	return nil
+}
+
+// reconnect connects to a QEMU left running in dir, or returns nil.
+func (d *Driver) reconnect(ctx context.Context, dir string) *vm {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	mon, err := dialMonitor(ctx, dir, qmpSocket)
+	if err != nil {
+		return nil
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, pidFile))
+	v := &vm{mon: mon}
+	v.pid, _ = strconv.Atoi(string(trimSpace(b)))
+	if v.console, err = copyConsole(ctx, dir, d.opts.ConsoleLogSize); err != nil {
+		d.opts.Log.Warn("reconnect to a console", "dir", dir, "error", err)
+	}
+	return v
+}
+
+// Close lets go of the servers' QEMU processes, which go on running: a
+// driver started later on the same directory finds them again.
+func (d *Driver) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, inst := range d.servers {
+		if v := inst.vm; v != nil {
+			v.mon.close()
+			if v.console != nil {
+				v.console.Close()
+			}
+			inst.vm = nil
+		}
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Describe returns the host.
+func (d *Driver) Describe(context.Context) (agent.Resources, error) {
+	return agent.Resources{VCPUs: d.opts.VCPUs, MemoryMB: d.opts.MemoryMB, DiskGB: d.opts.DiskGB,
+		HypervisorType: "QEMU", HypervisorVersion: d.version, HypervisorHostname: d.opts.Hostname}, nil
+}
+
+// get returns the server, or ENOTFOUND.
+func (d *Driver) get(id string) (*instance, *vm, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inst := d.servers[id]
+	if inst == nil {
+		return nil, nil, trustack.Errorf(trustack.ENOTFOUND, "qemu: no server %s on this host", id)
+	}
+	return inst, inst.vm, nil
+}
+
+func (d *Driver) setVM(inst *instance, v *vm) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inst.vm = v
+}
+
+// Spawn downloads the server's images if the host lacks them, makes its
+// disk and config drive, and starts it.
+func (d *Driver) Spawn(ctx context.Context, spec agent.Spec) error {
+	inst, err := d.reserve(spec)
+	if inst == nil || err != nil {
+		return err
+	}
+	token := spec.ImageToken
+	inst.spec.ImageToken = ""
+	if err := os.MkdirAll(inst.dir, 0o750); err != nil {
+		return err
+	}
+	b, err := json.Marshal(inst.spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(inst.dir, specFile), b, 0o600); err != nil {
+		return err
+	}
+	if err := d.makeDisk(ctx, inst, token); err != nil {
+		return err
+	}
+	if err := writeConfigDrive(ctx, inst.spec, filepath.Join(inst.dir, configDrive)); err != nil {
+		return err
+	}
+	return d.start(ctx, inst, false)
+}
+
+// reserve adds the server, or returns nil if it exists already. It
+// refuses a server that would overcommit the host's memory beyond the
+// allocation ratio, counting every server on the host, running or not.
+func (d *Driver) reserve(spec agent.Spec) (*instance, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.servers[spec.ServerID]; ok {
+		return nil, nil
+	}
+	used := 0
+	for _, s := range d.servers {
+		used += s.spec.MemoryMB
+	}
+	if limit := float64(d.opts.MemoryMB) * d.opts.RAMAllocationRatio; float64(used+spec.MemoryMB) > limit {
+		return nil, trustack.Errorf(trustack.EOVERQUOTA, "qemu: %d MiB more would overcommit the host's %d MiB beyond the allocation ratio %g (%d MiB in use)",
+			spec.MemoryMB, d.opts.MemoryMB, d.opts.RAMAllocationRatio, used)
+	}
+	inst := &instance{spec: spec, dir: filepath.Join(d.opts.Dir, "instances", spec.ServerID)}
+	d.servers[spec.ServerID] = inst
+	return inst, nil
+}
+
+// diskFormats are the image disk formats a server's disk may be an overlay
+// on, with QEMU's name for each; snapshots are written in the same format,
+// as the image service records them with the server's image's.
+var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "ami": "raw", "vmdk": "vmdk", "vdi": "vdi"}
+
+// makeDisk makes the server's disk: a qcow2 overlay on its image, grown to
+// the flavor's disk size, and fetches a direct kernel boot's kernel and
+// ramdisk.
+func (d *Driver) makeDisk(ctx context.Context, inst *instance, token string) error {
+	img := &inst.spec.Image
+	format, ok := diskFormats[img.DiskFormat]
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "qemu: cannot boot from an image of disk format %q", img.DiskFormat)
+	}
+	base, err := d.images.path(ctx, img, token)
+	if err != nil {
+		return err
+	}
+	for _, ref := range []*agent.ImageRef{inst.spec.Kernel, inst.spec.Ramdisk} {
+		if ref != nil {
+			if _, err := d.images.path(ctx, ref, token); err != nil {
+				return err
+			}
+		}
+	}
+	out, err := exec.CommandContext(ctx, d.opts.ImgBinary, "info", "--output=json", "-f", format, base).Output()
+	if err != nil {
+		return trustack.Errorf(trustack.EINVALID, "qemu: image %s is not a valid %s disk: %v", img.ID, img.DiskFormat, err)
+	}
+	var info struct {
+		VirtualSize int64 `json:"virtual-size"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return fmt.Errorf("qemu-img info: %w", err)
+	}
+	size := int64(inst.spec.DiskGB) << 30
+	if size > 0 && size < info.VirtualSize {
+		return trustack.Errorf(trustack.EINVALID, "qemu: the flavor's disk (%d GiB) is smaller than image %s (%d bytes)", inst.spec.DiskGB, img.ID, info.VirtualSize)
+	}
+	args := []string{"create", "-q", "-f", "qcow2", "-F", format, "-b", base, filepath.Join(inst.dir, diskFile)}
+	if size > 0 {
+		args = append(args, strconv.FormatInt(size, 10))
+	}
+	if out, err := exec.CommandContext(ctx, d.opts.ImgBinary, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img create: %v: %s", err, out)
+	}
+	return nil
+}
+
+// defaultCommandLine is the kernel command line of a direct kernel boot
+// whose image sets no os_command_line, as Nova's.
+const defaultCommandLine = "root=/dev/vda console=tty0 console=ttyS0"
+
+// args returns QEMU's command line for the server; restore starts it
+// waiting for its saved state.
+func (d *Driver) args(inst *instance, restore bool) []string {
+	s := inst.spec
+	args := []string{
+		"-name", "trustack-" + s.ServerID,
+		"-machine", "pc,accel=" + d.accel,
+		"-m", strconv.Itoa(s.MemoryMB), "-smp", strconv.Itoa(max(s.VCPUs, 1)),
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-S", // paused until the console is connected
+		"-qmp", "unix:" + qmpSocket + ",server=on,wait=off",
+		"-chardev", "socket,id=console,path=" + consoleSocket + ",server=on,wait=off",
+		"-serial", "chardev:console",
+		"-pidfile", pidFile,
+		"-drive", "file=" + diskFile + ",if=virtio,format=qcow2",
+		"-drive", "file=" + configDrive + ",if=virtio,format=raw,readonly=on",
+	}
+	if d.accel == "kvm" {
+		args = append(args, "-cpu", "host")
+	}
+	if s.Kernel != nil {
+		cmdline := s.Image.Properties["os_command_line"]
+		if cmdline == "" {
+			cmdline = defaultCommandLine
+		}
+		args = append(args, "-kernel", filepath.Join(d.images.dir, s.Kernel.ID), "-append", cmdline)
+		if s.Ramdisk != nil {
+			args = append(args, "-initrd", filepath.Join(d.images.dir, s.Ramdisk.ID))
+		}
+	}
+	if restore {
+		args = append(args, "-incoming", "defer")
+	}
+	return args
+}
+
+// start starts the server's QEMU, from its saved state if restore, and
+// returns once the guest runs.
+func (d *Driver) start(ctx context.Context, inst *instance, restore bool) (err error) {
+	logf, err := os.OpenFile(filepath.Join(inst.dir, qemuLog), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	// Not bound to ctx: the VM outlives the request, and the agent.
+	cmd := exec.Command(d.opts.Binary, d.args(inst, restore)...)
+	cmd.Dir = inst.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed with the agent's terminal
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("qemu: start: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	v := &vm{pid: cmd.Process.Pid}
+	defer func() {
+		if err != nil {
+			cmd.Process.Kill()
+			<-exited
+			if v.mon != nil {
+				v.mon.close()
+			}
+		}
+	}()
+	if v.mon, err = d.connect(ctx, inst.dir, exited); err != nil {
+		return err
+	}
+	if v.console, err = copyConsole(ctx, inst.dir, d.opts.ConsoleLogSize); err != nil {
+		return fmt.Errorf("qemu: console: %w", err)
+	}
+	if restore {
+		if err := d.restore(ctx, v.mon); err != nil {
+			return err
+		}
+	}
+	if _, err := v.mon.run(ctx, "cont", nil); err != nil {
+		return err
+	}
+	d.setVM(inst, v)
+	return nil
+}
+
+// connect waits for the QMP socket of the QEMU starting in dir.
+func (d *Driver) connect(ctx context.Context, dir string, exited <-chan struct{}) (*monitor, error) {
+	for {
+		mon, err := dialMonitor(ctx, dir, qmpSocket)
+		if err == nil {
+			return mon, nil
+		}
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(filepath.Join(dir, qemuLog))
+			return nil, fmt.Errorf("qemu: QEMU exited at start: %s", trimSpace(out))
+		case <-ctx.Done():
+			return nil, fmt.Errorf("qemu: no QMP socket: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// restore loads the saved state into a QEMU started with -incoming defer.
+func (d *Driver) restore(ctx context.Context, mon *monitor) error {
+	if _, err := mon.run(ctx, "migrate-incoming", map[string]string{"uri": "exec:cat " + savedState}); err != nil {
+		return err
+	}
+	return waitMigration(ctx, mon)
+}
+
+// waitMigration waits for the migration under way, either way, to end.
+func waitMigration(ctx context.Context, mon *monitor) error {
+	for {
+		out, err := mon.run(ctx, "query-migrate", nil)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return fmt.Errorf("query-migrate: %w", err)
+		}
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			return fmt.Errorf("qemu: saving or restoring the server's state %s: %s", st.Status, st.ErrorDesc)
+		}
+		// An incoming migration reports nothing until it ends; its status
+		// is then the VM's.
+		if st.Status == "" {
+			status, err := mon.status(ctx)
+			if err != nil {
+				return err
+			}
+			if status != "inmigrate" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Destroy stops the server's QEMU and removes its directory.
+func (d *Driver) Destroy(ctx context.Context, serverID string) error {
+	d.mu.Lock()
+	inst := d.servers[serverID]
+	d.mu.Unlock()
+	dir := filepath.Join(d.opts.Dir, "instances", serverID)
+	if inst == nil {
+		// A spawn cut off by a crash may have left a QEMU running.
+		inst = &instance{dir: dir, vm: d.reconnect(ctx, dir)}
+	}
+	if err := d.halt(ctx, inst, false); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("qemu: remove %s: %w", dir, err)
+	}
+	d.mu.Lock()
+	delete(d.servers, serverID)
+	d.mu.Unlock()
+	return nil
+}
+
+// halt ends the server's QEMU: if graceful, it asks the guest to power off
+// (ACPI) and waits PowerOffTimeout; then it quits QEMU, and kills it if it
+// does not go.
+func (d *Driver) halt(ctx context.Context, inst *instance, graceful bool) error {
+	d.mu.Lock()
+	v := inst.vm
+	d.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	if graceful {
+		d.powerDown(ctx, v)
+	}
+	if !v.mon.gone() {
+		v.mon.run(ctx, "quit", nil) // QEMU may exit before it answers
+		d.wait(ctx, v, 10*time.Second)
+	}
+	if !v.mon.gone() && v.pid > 0 {
+		syscall.Kill(v.pid, syscall.SIGKILL)
+		d.wait(ctx, v, 10*time.Second)
+	}
+	if !v.mon.gone() {
+		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: QEMU of server %s (pid %d) does not exit", inst.spec.ServerID, v.pid)
+	}
+	d.setVM(inst, nil)
+	return nil
+}
+
+// powerDownRetry is how often the ACPI power button is pressed again: a
+// guest that is still booting misses a press, as Nova's libvirt driver
+// knows (it presses every 10 s).
+const powerDownRetry = 5 * time.Second
+
+// powerDown asks the guest to power off, again and again, until QEMU exits
+// or PowerOffTimeout passes.
+func (d *Driver) powerDown(ctx context.Context, v *vm) {
+	deadline := time.Now().Add(d.opts.PowerOffTimeout)
+	for !v.mon.gone() && time.Now().Before(deadline) {
+		if _, err := v.mon.run(ctx, "system_powerdown", nil); err != nil {
+			return
+		}
+		d.wait(ctx, v, min(powerDownRetry, time.Until(deadline)))
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// wait waits up to timeout for the QEMU to exit.
+func (d *Driver) wait(ctx context.Context, v *vm, timeout time.Duration) {
+	select {
+	case <-v.mon.done:
+	case <-time.After(timeout):
+	case <-ctx.Done():
+	}
+}
+
+// powerOf maps QEMU's run states to power states.
+func powerOf(status string) trustack.PowerState {
+	switch status {
+	case "running":
+		return trustack.PowerRunning
+	case "paused", "suspended", "debug", "finish-migrate", "restore-vm", "save-vm", "watchdog", "colo":
+		return trustack.PowerPaused
+	case "shutdown":
+		return trustack.PowerShutdown
+	case "internal-error", "io-error", "guest-panicked":
+		return trustack.PowerCrashed
+	case "postmigrate":
+		return trustack.PowerSuspended
+	}
+	return trustack.PowerNoState
+}
+
+// State returns the server's power state: QEMU's run state while it runs,
+// and otherwise suspended if its state is saved, shut down if not.
+func (d *Driver) State(ctx context.Context, serverID string) (trustack.PowerState, error) {
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return trustack.PowerNoState, err
+	}
+	return d.state(ctx, inst, v)
+}
+
+func (d *Driver) state(ctx context.Context, inst *instance, v *vm) (trustack.PowerState, error) {
+	if v != nil && !v.mon.gone() {
+		status, err := v.mon.status(ctx)
+		if err == nil {
+			return powerOf(status), nil
+		}
+		if !v.mon.gone() {
+			return trustack.PowerNoState, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(inst.dir, savedState)); err == nil {
+		return trustack.PowerSuspended, nil
+	}
+	return trustack.PowerShutdown, nil
+}
+
+// List returns every server's power state.
+func (d *Driver) List(ctx context.Context) (map[string]trustack.PowerState, error) {
+	d.mu.Lock()
+	type entry struct {
+		inst *instance
+		vm   *vm
+	}
+	all := make([]entry, 0, len(d.servers))
+	for _, inst := range d.servers {
+		all = append(all, entry{inst, inst.vm})
+	}
+	d.mu.Unlock()
+	out := make(map[string]trustack.PowerState, len(all))
+	for _, e := range all {
+		state, err := d.state(ctx, e.inst, e.vm)
+		if err != nil {
+			return nil, err
+		}
+		out[e.inst.spec.ServerID] = state
+	}
+	return out, nil
+}
+
+// Power carries out a power operation.
+func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) error {
+	from, ok := agent.PowerFrom[op]
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "qemu: unknown power operation %q", op)
+	}
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return err
+	}
+	state, err := d.state(ctx, inst, v)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(from, state) {
+		return trustack.Errorf(trustack.ECONFLICT, "qemu: cannot %s a server in power state %d", op, state)
+	}
+	switch op {
+	case agent.OpPause:
+		_, err = v.mon.run(ctx, "stop", nil)
+	case agent.OpUnpause:
+		_, err = v.mon.run(ctx, "cont", nil)
+	case agent.OpSuspend:
+		err = d.suspend(ctx, inst, v)
+	case agent.OpResume:
+		if err = d.start(ctx, inst, true); err == nil {
+			err = os.Remove(filepath.Join(inst.dir, savedState))
+		}
+	case agent.OpStop:
+		err = d.halt(ctx, inst, state == trustack.PowerRunning)
+		if err == nil {
+			err = removeSavedState(inst)
+		}
+	case agent.OpStart:
+		err = d.start(ctx, inst, false)
+	case agent.OpRebootSoft:
+		if err = d.halt(ctx, inst, true); err == nil {
+			err = d.start(ctx, inst, false)
+		}
+	case agent.OpRebootHard:
+		err = d.reset(ctx, inst, v)
+	}
+	return err
+}
+
+// suspend saves the server's memory and devices to a file, as libvirt's
+// managed save does, and ends its QEMU.
+func (d *Driver) suspend(ctx context.Context, inst *instance, v *vm) error {
+	if _, err := v.mon.run(ctx, "stop", nil); err != nil {
+		return err
+	}
+	saved := false
+	defer func() {
+		if !saved {
+			v.mon.run(context.WithoutCancel(ctx), "cont", nil)
+		}
+	}()
+	// Save at disk speed rather than at a network's pace.
+	if _, err := v.mon.run(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}); err != nil {
+		return err
+	}
+	tmp := savedState + ".tmp"
+	if _, err := v.mon.run(ctx, "migrate", map[string]string{"uri": "exec:cat > " + tmp}); err != nil {
+		return err
+	}
+	if err := waitMigration(ctx, v.mon); err != nil {
+		os.Remove(filepath.Join(inst.dir, tmp))
+		return err
+	}
+	if err := os.Rename(filepath.Join(inst.dir, tmp), filepath.Join(inst.dir, savedState)); err != nil {
+		return err
+	}
+	saved = true
+	return d.halt(ctx, inst, false)
+}
+
+// reset is a hard reboot: a reset of the running QEMU, or a fresh start
+// of one where none runs, dropping any saved state.
+func (d *Driver) reset(ctx context.Context, inst *instance, v *vm) error {
+	if v != nil && !v.mon.gone() {
+		if _, err := v.mon.run(ctx, "system_reset", nil); err != nil {
+			return err
+		}
+		_, err := v.mon.run(ctx, "cont", nil)
+		return err
+	}
+	if err := removeSavedState(inst); err != nil {
+		return err
+	}
+	return d.start(ctx, inst, false)
+}
+
+func removeSavedState(inst *instance) error {
+	if err := os.Remove(filepath.Join(inst.dir, savedState)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// Console returns the last lines of the server's serial console.
+func (d *Driver) Console(_ context.Context, serverID string, lines int) (string, error) {
+	inst, _, err := d.get(serverID)
+	if err != nil {
+		return "", err
+	}
+	return readConsole(inst.dir, lines)
+}
+
+// Snapshot writes a copy of the server's disk, in its image's disk
+// format, pausing a running guest while the copy is made.
+func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) error {
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return err
+	}
+	format := diskFormats[inst.spec.Image.DiskFormat]
+	if format == "" {
+		format = "qcow2"
+	}
+	state, err := d.state(ctx, inst, v)
+	if err != nil {
+		return err
+	}
+	if state == trustack.PowerRunning {
+		if _, err := v.mon.run(ctx, "stop", nil); err != nil {
+			return err
+		}
+	}
+	tmp := filepath.Join(inst.dir, "snapshot.tmp")
+	defer os.Remove(tmp)
+	out, err := exec.CommandContext(ctx, d.opts.ImgBinary, "convert", "-U", "-O", format, filepath.Join(inst.dir, diskFile), tmp).CombinedOutput()
+	if state == trustack.PowerRunning {
+		if _, cerr := v.mon.run(context.WithoutCancel(ctx), "cont", nil); cerr != nil && err == nil {
+			return cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("qemu-img convert: %v: %s", err, out)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
