@@ -584,12 +584,19 @@ func TestVisibilityAndSharing(t *testing.T) {
 	equal(t, "bob's list with a public image", s.list(t, s.bob, ""), []string{"private"})
 }
 
-// failingReader gives some data, then an error, like a client that goes
-// away in the middle of an upload.
-type failingReader struct{ n int }
+// failingReader gives some data, then, once started says the upload has
+// begun (the server is reading it), an error, like a client that goes
+// away mid-upload.
+type failingReader struct {
+	n       int
+	started func() bool
+}
 
 func (f *failingReader) Read(p []byte) (int, error) {
 	if f.n <= 0 {
+		for deadline := time.Now().Add(10 * time.Second); !f.started() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		return 0, errors.New("client gone")
 	}
 	n := min(len(p), f.n)
@@ -600,7 +607,19 @@ func (f *failingReader) Read(p []byte) (int, error) {
 func TestInterruptedUploadLeavesTheImageQueued(t *testing.T) {
 	s := newServer(t)
 	id := s.create(t, s.alice, obj{"name": "x", "disk_format": "raw", "container_format": "bare"})["id"].(string)
-	req, _ := http.NewRequest("PUT", s.URL+"/image/v2/images/"+id+"/file", &failingReader{n: 20000})
+	// Asked from the client's transport, off the test's goroutine: no t.
+	saving := func() bool {
+		req, _ := http.NewRequest("GET", s.URL+"/image/v2/images/"+id, nil)
+		req.Header.Set("X-Auth-Token", s.alice)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var img struct{ Status string }
+		return json.NewDecoder(resp.Body).Decode(&img) == nil && img.Status == "saving"
+	}
+	req, _ := http.NewRequest("PUT", s.URL+"/image/v2/images/"+id+"/file", &failingReader{n: 20000, started: saving})
 	req.Header.Set("X-Auth-Token", s.alice)
 	req.Header.Set("Content-Type", "application/octet-stream")
 	if resp, err := http.DefaultClient.Do(req); err == nil {
