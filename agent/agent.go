@@ -42,6 +42,13 @@ type Hypervisor interface {
 	Console(ctx context.Context, serverID string, lines int) (string, error)
 	// Snapshot writes a copy of the server's disk to w.
 	Snapshot(ctx context.Context, serverID string, w io.Writer) error
+	// Diagnostics returns what the hypervisor measures of a server, named
+	// as Nova's libvirt driver names it at microversion 2.1: cpuN_time
+	// (nanoseconds of CPU N), memory (KiB given), memory-rss (KiB used),
+	// and per disk vda_read, vda_write (bytes), vda_read_req, vda_write_req.
+	// A driver reports what it can measure; memory always. ENOTFOUND for a
+	// missing server.
+	Diagnostics(ctx context.Context, serverID string) (map[string]int64, error)
 }
 
 // Resources describe a host.
@@ -371,6 +378,10 @@ func (a *Agent) handle(ctx context.Context, req hostRequest) (hostReply, error) 
 	case opConsole:
 		out, err := a.hv.Console(ctx, req.ServerID, req.Lines)
 		r.Output = out
+		return r, err
+	case opDiagnostics:
+		d, err := a.hv.Diagnostics(ctx, req.ServerID)
+		r.Diagnostics = d
 		return r, err
 	case opSnapshot:
 		return r, a.snapshot(ctx, req)

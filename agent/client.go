@@ -56,6 +56,13 @@ func (c *Client) ConsoleOutput(ctx context.Context, host, serverID string, lines
 	return r.Output, err
 }
 
+// Diagnostics asks the host's agent what its hypervisor measures of a
+// server.
+func (c *Client) Diagnostics(ctx context.Context, host, serverID string) (map[string]int64, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opDiagnostics, ServerID: serverID})
+	return r.Diagnostics, err
+}
+
 // Snapshot asks the host's agent to upload a copy of a server's disk.
 func (c *Client) Snapshot(ctx context.Context, host, serverID string, upload Upload) error {
 	_, err := c.call(ctx, host, hostRequest{Op: opSnapshot, ServerID: serverID, Upload: &upload})

@@ -135,12 +135,13 @@ type powerEvent struct {
 
 // Operations on a host's agent.
 const (
-	opSpawn    = "spawn"
-	opDestroy  = "destroy"
-	opPower    = "power"
-	opState    = "state"
-	opConsole  = "console"
-	opSnapshot = "snapshot"
+	opSpawn       = "spawn"
+	opDestroy     = "destroy"
+	opPower       = "power"
+	opState       = "state"
+	opConsole     = "console"
+	opSnapshot    = "snapshot"
+	opDiagnostics = "diagnostics"
 )
 
 // hostRequest asks a host's agent for one operation.
@@ -153,10 +154,12 @@ type hostRequest struct {
 	Upload   *Upload `json:"upload,omitempty"`
 }
 
-// hostReply is what an operation answers: a power state, or console output.
+// hostReply is what an operation answers: a power state, console output
+// or diagnostics.
 type hostReply struct {
-	Power  trustack.PowerState `json:"power_state"`
-	Output string              `json:"output,omitempty"`
+	Power       trustack.PowerState `json:"power_state"`
+	Output      string              `json:"output,omitempty"`
+	Diagnostics map[string]int64    `json:"diagnostics,omitempty"`
 }
 
 type empty struct{}

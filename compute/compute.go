@@ -105,6 +105,8 @@ type Agents interface {
 	// ConsoleOutput returns the last lines of a server's console (all if
 	// lines is 0).
 	ConsoleOutput(ctx context.Context, host, serverID string, lines int) (string, error)
+	// Diagnostics returns what the host's hypervisor measures of a server.
+	Diagnostics(ctx context.Context, host, serverID string) (map[string]int64, error)
 	// Snapshot uploads a copy of a server's disk to the image service.
 	Snapshot(ctx context.Context, host, serverID string, upload agent.Upload) error
 }

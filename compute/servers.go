@@ -637,14 +637,34 @@ func (s *Service) clearTask(ctx context.Context, id, task string, failed error) 
 
 // ConsoleOutput returns the last lines of a server's console.
 func (s *Service) ConsoleOutput(ctx context.Context, c Caller, id string, lines int) (string, error) {
-	srv, err := s.Server(ctx, c, id)
+	srv, err := s.placed(ctx, c, id)
 	if err != nil {
 		return "", err
-	}
-	if srv.Host == "" || srv.VMState == trustack.VMBuilding || srv.VMState == trustack.VMDeleted {
-		return "", trustack.Errorf(trustack.ECONFLICT, "Instance %s has not been placed on a host yet, or is gone.", id)
 	}
 	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	defer cancel()
 	return s.agents.ConsoleOutput(actx, srv.Host, srv.ID, lines)
+}
+
+// Diagnostics returns what the server's hypervisor measures of it.
+func (s *Service) Diagnostics(ctx context.Context, c Caller, id string) (map[string]int64, error) {
+	srv, err := s.placed(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+	defer cancel()
+	return s.agents.Diagnostics(actx, srv.Host, srv.ID)
+}
+
+// placed returns the server if it is on a host, and ECONFLICT otherwise.
+func (s *Service) placed(ctx context.Context, c Caller, id string) (*trustack.Server, error) {
+	srv, err := s.Server(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if srv.Host == "" || srv.VMState == trustack.VMBuilding || srv.VMState == trustack.VMDeleted {
+		return nil, trustack.Errorf(trustack.ECONFLICT, "Instance %s has not been placed on a host yet, or is gone.", id)
+	}
+	return srv, nil
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,6 +69,15 @@ func TestQEMUCLI(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("openstack console log show vm1: no line %q in\n%s", want, log)
 		}
+	}
+
+	// The hypervisor's measures of the guest, for admins.
+	var diag map[string]any
+	if err := json.Unmarshal([]byte(must(t, admin, "server", "show", "--diagnostics", "vm1", "-f", "json")), &diag); err != nil {
+		t.Fatal(err)
+	}
+	if cpu, _ := diag["cpu0_time"].(float64); cpu <= 0 || diag["memory"] != float64(512*1024) || diag["vda_read"] == nil {
+		t.Errorf("openstack server show --diagnostics vm1: want CPU time, 512 MiB and the disk's reads, got %v", diag)
 	}
 
 	status := func(want string) {

@@ -61,6 +61,7 @@ type server struct {
 	Power   trustack.PowerState `json:"power"`
 	Console []string            `json:"console"`
 	Boots   int                 `json:"boots"`
+	Booted  time.Time           `json:"booted"`
 }
 
 // New returns a driver with the given host, reading its state file if it
@@ -182,6 +183,7 @@ func (d *Driver) Spawn(ctx context.Context, spec agent.Spec) error {
 // boot writes what a booting trustack guest prints and makes it run.
 func (s *server) boot(now time.Time) {
 	s.Boots++
+	s.Booted = now
 	s.Power = trustack.PowerRunning
 	s.log(now, "Linux version 6.1.0-fake (trustack fake hypervisor)")
 	s.log(now, "Run /init as init process")
@@ -342,6 +344,25 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	_, err := fmt.Fprintf(w, "trustack fake disk of server %s (%s), from image %s, taken at %s\n",
 		spec.ServerID, spec.Name, spec.Image.ID, d.now().UTC().Format(time.RFC3339Nano))
 	return err
+}
+
+// bootCPUTime is the CPU time a simulated boot takes.
+const bootCPUTime = time.Second
+
+// Diagnostics reports the server's memory, and while it runs, as its CPU
+// time, that of its boot and the time since, as if its vCPU were busy.
+func (d *Driver) Diagnostics(_ context.Context, serverID string) (map[string]int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.servers[serverID]
+	if s == nil {
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	out := map[string]int64{"memory": int64(s.Spec.MemoryMB) * 1024}
+	if s.Power == trustack.PowerRunning {
+		out["cpu0_time"] = int64(bootCPUTime + d.now().Sub(s.Booted))
+	}
+	return out, nil
 }
 
 // save writes the state file, if there is one; the caller holds d.mu.

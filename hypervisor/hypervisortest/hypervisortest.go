@@ -229,6 +229,8 @@ func testMissingServer(t *testing.T, s *suite) {
 	wantCode(t, "Console", err, trustack.ENOTFOUND)
 	var w countingWriter
 	wantCode(t, "Snapshot", s.hv.Snapshot(s.op(t, false), id, &w), trustack.ENOTFOUND)
+	_, err = s.hv.Diagnostics(s.op(t, false), id)
+	wantCode(t, "Diagnostics", err, trustack.ENOTFOUND)
 	if err := s.hv.Destroy(s.op(t, false), id); err != nil {
 		t.Errorf("Destroy of a missing server: %v, want no error", err)
 	}
@@ -348,6 +350,18 @@ func testLifecycle(t *testing.T, s *suite) {
 			}
 			if !strings.Contains(all, strings.TrimRight(tail, "\n")) {
 				t.Errorf("Console with 2 lines gave %q, which is not in the whole output %q", tail, all)
+			}
+		}},
+		{"Diagnostics", func(t *testing.T) {
+			d, err := s.hv.Diagnostics(s.op(t, false), id)
+			if err != nil {
+				t.Fatalf("Diagnostics: %v", err)
+			}
+			if d["memory"] != int64(spec.MemoryMB)*1024 {
+				t.Errorf("Diagnostics: memory %d KiB, want the %d MiB the server was given", d["memory"], spec.MemoryMB)
+			}
+			if d["cpu0_time"] <= 0 {
+				t.Errorf("Diagnostics: CPU time %d ns of a guest that booted, want some", d["cpu0_time"])
 			}
 		}},
 		{"Pause", power(agent.OpPause, trustack.PowerPaused)},

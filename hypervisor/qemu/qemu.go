@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -845,4 +846,96 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	defer f.Close()
 	_, err = io.Copy(w, f)
 	return err
+}
+
+// clockTicks is the unit of CPU times in /proc (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// Diagnostics reports the server's memory and, while QEMU runs, the CPU
+// time of each vCPU thread, QEMU's resident memory and its disks' I/O.
+func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]int64, error) {
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{"memory": int64(inst.spec.MemoryMB) * 1024}
+	if v == nil || v.mon.gone() {
+		return out, nil
+	}
+	raw, err := v.mon.run(ctx, "query-cpus-fast", nil)
+	if err != nil {
+		return nil, err
+	}
+	var cpus []struct {
+		Index  int `json:"cpu-index"`
+		Thread int `json:"thread-id"`
+	}
+	if err := json.Unmarshal(raw, &cpus); err != nil {
+		return nil, fmt.Errorf("query-cpus-fast: %w", err)
+	}
+	for _, c := range cpus {
+		if ticks, err := cpuTicks(v.pid, c.Thread); err == nil {
+			out[fmt.Sprintf("cpu%d_time", c.Index)] = ticks * int64(time.Second/clockTicks)
+		}
+	}
+	if rss, err := residentKiB(v.pid); err == nil {
+		out["memory-rss"] = rss
+	}
+	if raw, err = v.mon.run(ctx, "query-blockstats", nil); err != nil {
+		return nil, err
+	}
+	var disks []struct {
+		Stats struct {
+			ReadBytes  int64 `json:"rd_bytes"`
+			WriteBytes int64 `json:"wr_bytes"`
+			Reads      int64 `json:"rd_operations"`
+			Writes     int64 `json:"wr_operations"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal(raw, &disks); err != nil {
+		return nil, fmt.Errorf("query-blockstats: %w", err)
+	}
+	// The drives are virtio disks in the order of the command line: vda
+	// is the server's disk, vdb its config drive.
+	for i, disk := range disks {
+		name := "vd" + string(rune('a'+i))
+		out[name+"_read"], out[name+"_write"] = disk.Stats.ReadBytes, disk.Stats.WriteBytes
+		out[name+"_read_req"], out[name+"_write_req"] = disk.Stats.Reads, disk.Stats.Writes
+	}
+	return out, nil
+}
+
+// cpuTicks returns the CPU time (user and system) of a thread of a
+// process, in clock ticks.
+func cpuTicks(pid, tid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after it. utime and stime are fields 14 and 15 of the line.
+	i := strings.LastIndexByte(string(b), ')')
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short stat of thread %d", tid)
+	}
+	user, err1 := strconv.ParseInt(fields[11], 10, 64)
+	system, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return user + system, nil
+}
+
+// residentKiB returns the resident memory of a process.
+func residentKiB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0, fmt.Errorf("no VmRSS for process %d", pid)
+	}
+	return strconv.ParseInt(string(m[1]), 10, 64)
 }

@@ -196,6 +196,7 @@ func (h *handler) routes() {
 	a.Private("GET "+v+"/servers/{id}/metadata/{key}", h.showMetadataItem)
 	a.Private("PUT "+v+"/servers/{id}/metadata/{key}", h.setMetadataItem)
 	a.Private("DELETE "+v+"/servers/{id}/metadata/{key}", h.deleteMetadataItem)
+	a.Private("GET "+v+"/servers/{id}/diagnostics", h.diagnostics)
 	a.Private("GET "+v+"/servers/{id}/os-instance-actions", h.listActions)
 	a.Private("GET "+v+"/servers/{id}/os-instance-actions/{request_id}", h.showAction)
 

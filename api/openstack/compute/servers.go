@@ -591,6 +591,20 @@ func (h *handler) consoleOutput(w http.ResponseWriter, r *http.Request, c comput
 	return ok(w, object{"output": out})
 }
 
+// diagnostics answers what the hypervisor measures of the server, in the
+// free form of microversion 2.1.
+func (h *handler) diagnostics(w http.ResponseWriter, r *http.Request) error {
+	c, s, err := h.serverFor(r, "os_compute_api:os-server-diagnostics")
+	if err != nil {
+		return err
+	}
+	d, err := h.svc.Diagnostics(r.Context(), c, s.ID)
+	if err != nil {
+		return err
+	}
+	return ok(w, d)
+}
+
 // Metadata.
 
 func (h *handler) listMetadata(w http.ResponseWriter, r *http.Request) error {
