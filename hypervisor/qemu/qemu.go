@@ -12,6 +12,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -166,6 +167,13 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 // Accel returns the acceleration guests run with: kvm or tcg.
 func (d *Driver) Accel() string { return d.accel }
 
+// Patterns of what QEMU and /proc say.
+var (
+	memTotal      = regexp.MustCompile(`MemTotal:\s+(\d+) kB`)
+	vmRSS         = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
+	versionNumber = regexp.MustCompile(`version (\d+)\.(\d+)\.(\d+)`)
+)
+
 // fillCapacity sets what the host offers from the machine, where the
 // options leave it out.
 func fillCapacity(opts *Options) error {
@@ -177,7 +185,7 @@ func fillCapacity(opts *Options) error {
 		if err != nil {
 			return fmt.Errorf("qemu: host memory: %w", err)
 		}
-		m := regexp.MustCompile(`MemTotal:\s+(\d+) kB`).FindSubmatch(b)
+		m := memTotal.FindSubmatch(b)
 		if m == nil {
 			return errors.New("qemu: no MemTotal in /proc/meminfo")
 		}
@@ -203,7 +211,7 @@ func qemuVersion(ctx context.Context, binary string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("qemu: %s --version: %w", binary, err)
 	}
-	m := regexp.MustCompile(`version (\d+)\.(\d+)\.(\d+)`).FindSubmatch(out)
+	m := versionNumber.FindSubmatch(out)
 	if m == nil {
 		return 0, fmt.Errorf("qemu: no version in %q", out)
 	}
@@ -249,7 +257,7 @@ func (d *Driver) reconnect(ctx context.Context, dir string) *vm {
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, pidFile))
 	v := &vm{mon: mon}
-	v.pid, _ = strconv.Atoi(string(trimSpace(b)))
+	v.pid, _ = strconv.Atoi(string(bytes.TrimSpace(b)))
 	if v.console, err = copyConsole(ctx, dir, d.opts.ConsoleLogSize); err != nil {
 		d.opts.Log.Warn("reconnect to a console", "dir", dir, "error", err)
 	}
@@ -270,13 +278,6 @@ func (d *Driver) Close() {
 			inst.vm = nil
 		}
 	}
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // Describe returns the host.
@@ -500,7 +501,7 @@ func (d *Driver) connect(ctx context.Context, dir string, exited <-chan struct{}
 		select {
 		case <-exited:
 			out, _ := os.ReadFile(filepath.Join(dir, qemuLog))
-			return nil, fmt.Errorf("qemu: QEMU exited at start: %s", trimSpace(out))
+			return nil, fmt.Errorf("qemu: QEMU exited at start: %s", bytes.TrimSpace(out))
 		case <-ctx.Done():
 			return nil, fmt.Errorf("qemu: no QMP socket: %w", ctx.Err())
 		case <-time.After(10 * time.Millisecond):
@@ -933,7 +934,7 @@ func residentKiB(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	m := vmRSS.FindSubmatch(b)
 	if m == nil {
 		return 0, fmt.Errorf("no VmRSS for process %d", pid)
 	}
