@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
 )
@@ -77,7 +79,7 @@ func (s *Service) Heartbeat(name string) {
 func (s *Service) Register(ctx context.Context, h *trustack.Host) (*trustack.Host, []agent.Expected, error) {
 	now := s.opts.Now().UTC()
 	if h.ID == "" {
-		h.ID = NewServerID()
+		h.ID = uuid.NewString()
 	}
 	if h.AvailabilityZone == "" {
 		h.AvailabilityZone = s.opts.DefaultAvailabilityZone

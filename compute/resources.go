@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/trustack/trustack"
@@ -31,7 +33,7 @@ func (s *Service) CreateFlavor(ctx context.Context, f *trustack.Flavor) error {
 		f.RXTXFactor = 1.0
 	}
 	if f.ID == "" {
-		f.ID = NewServerID()
+		f.ID = uuid.NewString()
 	}
 	err := s.store.CreateFlavor(ctx, f)
 	if trustack.ErrorCode(err) == trustack.ECONFLICT {
@@ -211,7 +213,7 @@ func (s *Service) CreateServerGroup(ctx context.Context, c Caller, name, policy 
 	if err != nil {
 		return nil, err
 	}
-	g := &trustack.ServerGroup{ID: NewServerID(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, Policy: policy, Members: []string{}, CreatedAt: s.opts.Now().UTC()}
+	g := &trustack.ServerGroup{ID: uuid.NewString(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, Policy: policy, Members: []string{}, CreatedAt: s.opts.Now().UTC()}
 	return g, s.store.CreateServerGroup(ctx, g, limits[trustack.QuotaServerGroups])
 }
 

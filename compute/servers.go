@@ -2,14 +2,14 @@ package compute
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
@@ -60,17 +60,6 @@ func askedZone(srv *trustack.Server) string {
 		return z[0]
 	}
 	return ""
-}
-
-// NewServerID returns a new server ID: a random UUID, with dashes, as
-// Nova's.
-func NewServerID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // CreateServers creates between MinCount and MaxCount servers (as many as
@@ -150,13 +139,13 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		hints[zoneHint] = []string{req.AvailabilityZone}
 	}
 
-	reservation := "r-" + NewServerID()[:8]
+	reservation := "r-" + uuid.NewString()[:8]
 	now := s.opts.Now().UTC()
 	make := func(n int) []*trustack.Server {
 		list := make([]*trustack.Server, n)
 		for i := range list {
 			srv := &trustack.Server{
-				ID: NewServerID(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: image.ID, Flavor: *flavor,
+				ID: uuid.NewString(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: image.ID, Flavor: *flavor,
 				KeyName: req.KeyName, Metadata: req.Metadata, AvailabilityZone: req.AvailabilityZone, UserData: req.UserData,
 				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: hints,
 				ReservationID: reservation, LaunchIndex: i, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,

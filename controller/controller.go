@@ -192,7 +192,7 @@ func (c *Controller) routes() http.Handler {
 		ImageURL:    base + imageapi.Prefix,
 	}, c.log))
 	// Paths outside every API get a JSON 404.
-	mux.Handle("/", openstack.NewAPI(identityapi.ErrorBody, nil, nil, "", c.log))
+	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))
 	return openstack.Middleware(c.log, mux)
 }
 

@@ -7,7 +7,6 @@ package identity
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"net/url"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
 )
@@ -152,11 +153,8 @@ func (s *Service) changed() { s.generation.Add(1) }
 
 // NewID returns a new identifier: a random UUID in hex, as Keystone's.
 func NewID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	return hex.EncodeToString(b[:])
+	id := uuid.New()
+	return hex.EncodeToString(id[:])
 }
 
 // checkName returns EINVALID unless name is 1 to max characters long.

@@ -53,6 +53,16 @@ func StatusOf(err error) (int, string) {
 // ErrorFormat renders an error body in a service's format.
 type ErrorFormat func(status int, message string) any
 
+// TitledError is Keystone's error format, the code, title and message
+// under "error", which glanceclient and openstacksdk read from Glance too.
+func TitledError(status int, message string) any {
+	return map[string]any{"error": map[string]any{
+		"code":    status,
+		"title":   http.StatusText(status),
+		"message": message,
+	}}
+}
+
 // Handler serves a request, or returns an error for the API to render.
 // It must not have written anything when it returns an error.
 type Handler func(w http.ResponseWriter, r *http.Request) error

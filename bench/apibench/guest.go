@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // guestDir is where scripts/build-test-image puts the test guest, relative
@@ -210,10 +211,7 @@ func bareBoot(dir string) (time.Duration, error) {
 	if err := os.MkdirAll(latest, 0o755); err != nil {
 		return 0, err
 	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80 // a version 4 UUID
-	md := fmt.Sprintf(`{"uuid":"%x-%x-%x-%x-%x","name":"bare","hostname":"bare","project_id":"bench","meta":{}}`, id[:4], id[4:6], id[6:8], id[8:10], id[10:])
+	md := fmt.Sprintf(`{"uuid":%q,"name":"bare","hostname":"bare","project_id":"bench","meta":{}}`, uuid.NewString())
 	if err := os.WriteFile(filepath.Join(latest, "meta_data.json"), []byte(md), 0o644); err != nil {
 		return 0, err
 	}

@@ -9,8 +9,6 @@ package fake
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
@@ -195,23 +195,13 @@ func (s *server) boot(now time.Time) {
 }
 
 // fingerprint is the MD5 fingerprint of an authorized_keys line, as the
-// trustack guest prints it.
+// trustack guest prints it and the compute API shows keypairs'.
 func fingerprint(key string) string {
-	fields := strings.Fields(key)
-	if len(fields) < 2 {
-		return "none"
-	}
-	raw, err := base64.StdEncoding.DecodeString(fields[1])
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key))
 	if err != nil {
 		return "none"
 	}
-	sum := md5.Sum(raw)
-	hex := fmt.Sprintf("%x", sum)
-	var parts []string
-	for i := 0; i < len(hex); i += 2 {
-		parts = append(parts, hex[i:i+2])
-	}
-	return strings.Join(parts, ":")
+	return ssh.FingerprintLegacyMD5(pub)
 }
 
 // maxConsole bounds the console lines kept per server.

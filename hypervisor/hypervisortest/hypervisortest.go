@@ -7,11 +7,12 @@ package hypervisortest
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"golang.org/x/crypto/ssh"
 
@@ -103,7 +104,7 @@ const publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFjXgS6qUz5bPBKVvl3QAHhDW
 
 // spec returns the spec of a new server with a random ID.
 func (s *suite) spec(name string) agent.Spec {
-	return agent.Spec{ServerID: newID(), Name: "hypervisortest " + name, Hostname: "hypervisortest-" + name,
+	return agent.Spec{ServerID: uuid.NewString(), Name: "hypervisortest " + name, Hostname: "hypervisortest-" + name,
 		VCPUs: s.opts.VCPUs, MemoryMB: s.opts.MemoryMB, DiskGB: s.opts.DiskGB, Image: s.opts.Image, Kernel: s.opts.Kernel, Ramdisk: s.opts.Ramdisk,
 		ImageToken: s.opts.ImageToken, KeyName: "k", KeyData: publicKey, ProjectID: "hypervisortest"}
 }
@@ -146,15 +147,6 @@ func ordinal(n int) string {
 		return "second"
 	}
 	return fmt.Sprintf("%dth", n)
-}
-
-// newID returns a random UUID, as the controllers give servers.
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // wantCode fails the test unless err has the code.
@@ -219,7 +211,7 @@ func testDescribe(t *testing.T, s *suite) {
 }
 
 func testMissingServer(t *testing.T, s *suite) {
-	id := newID()
+	id := uuid.NewString()
 	_, err := s.hv.State(s.op(t, false), id)
 	wantCode(t, "State", err, trustack.ENOTFOUND)
 	for _, op := range allOps {

@@ -593,11 +593,11 @@ func (d *Driver) halt(ctx context.Context, inst *instance, graceful bool) error 
 	}
 	if !v.mon.gone() {
 		v.mon.run(ctx, "quit", nil) // QEMU may exit before it answers
-		d.wait(ctx, v, 10*time.Second)
+		v.wait(ctx, 10*time.Second)
 	}
 	if !v.mon.gone() && v.pid > 0 {
 		syscall.Kill(v.pid, syscall.SIGKILL)
-		d.wait(ctx, v, 10*time.Second)
+		v.wait(ctx, 10*time.Second)
 	}
 	if !v.mon.gone() {
 		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: QEMU of server %s (pid %d) does not exit", inst.spec.ServerID, v.pid)
@@ -619,7 +619,7 @@ func (d *Driver) powerDown(ctx context.Context, v *vm) {
 		if _, err := v.mon.run(ctx, "system_powerdown", nil); err != nil {
 			return
 		}
-		d.wait(ctx, v, min(powerDownRetry, time.Until(deadline)))
+		v.wait(ctx, min(powerDownRetry, time.Until(deadline)))
 		if ctx.Err() != nil {
 			return
 		}
@@ -627,7 +627,7 @@ func (d *Driver) powerDown(ctx context.Context, v *vm) {
 }
 
 // wait waits up to timeout for the QEMU to exit.
-func (d *Driver) wait(ctx context.Context, v *vm, timeout time.Duration) {
+func (v *vm) wait(ctx context.Context, timeout time.Duration) {
 	select {
 	case <-v.mon.done:
 	case <-time.After(timeout):

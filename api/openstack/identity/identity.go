@@ -40,22 +40,13 @@ type handler struct {
 func New(svc *identity.Service, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	base := cfg.PublicURL + Prefix
 	h := &handler{
-		api:  openstack.NewAPI(ErrorBody, svc, enforcer, base+"/v3", log),
+		api:  openstack.NewAPI(openstack.TitledError, svc, enforcer, base+"/v3", log),
 		svc:  svc,
 		dec:  openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
 		base: base,
 	}
 	h.routes()
 	return h.api
-}
-
-// ErrorBody is Keystone's error format.
-func ErrorBody(status int, message string) any {
-	return map[string]any{"error": map[string]any{
-		"code":    status,
-		"title":   http.StatusText(status),
-		"message": message,
-	}}
 }
 
 func (h *handler) routes() {

@@ -45,23 +45,13 @@ type handler struct {
 // New returns the image API's handler, to mount at Prefix.
 func New(svc *images.Service, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
-		api:  openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
+		api:  openstack.NewAPI(openstack.TitledError, v, enforcer, cfg.AuthURL, log),
 		svc:  svc,
 		dec:  openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
 		base: cfg.PublicURL + Prefix,
 	}
 	h.routes()
 	return h.api
-}
-
-// ErrorBody is the error format: the code, title and message under
-// "error", which glanceclient and openstacksdk both read the message of.
-func ErrorBody(status int, message string) any {
-	return map[string]any{"error": map[string]any{
-		"code":    status,
-		"title":   http.StatusText(status),
-		"message": message,
-	}}
 }
 
 func (h *handler) routes() {
