@@ -9,8 +9,10 @@ NODES       ?= 3
 DRIVER      ?= fake
 TEST_IMAGE  := build/test-image
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+# One core for the placement benchmark: GOMAXPROCS=1, pinned where taskset is.
+ONE_CORE    := GOMAXPROCS=1 $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
 
-.PHONY: up test bench lint deps build test-image clean
+.PHONY: up test bench bench-sim lint deps build test-image clean
 
 ## up: run a whole cloud in this process, with NODES compute hosts of
 ## DRIVER (fake, or qemu for real VMs), and the test guest as image tiny
@@ -23,9 +25,19 @@ up: deps build test-image
 test: deps lint test-image
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-## bench: measure the APIs under load and guest boots (see README, Status)
-bench: deps build test-image
+## bench: measure the APIs under load, guest boots and placement (see
+## README, Status)
+bench: deps build test-image bench-sim
 	$(GO) run ./bench/apibench -trustack $(BIN)
+
+## bench-sim: ACaaS placements per second and latency on one core, in
+## memory, at 1,000 and 10,000 hosts, plain and with location and
+## isolation requirements (2 requests a host: the cluster does not fill)
+bench-sim: build
+	@for hosts in 1000 10000; do for mix in plain requirements; do \
+		echo "== sim, $$hosts hosts, $$mix"; \
+		$(ONE_CORE) $(BIN) sim --hosts $$hosts --requests $$((2 * hosts)) --mix $$mix --seed 1 || exit 1; \
+	done; done
 
 ## test-image: the tiny guest, from Debian packages (made once)
 test-image: deps

@@ -29,6 +29,7 @@ const (
 	TaskImageSnapshot  = "image_snapshot"
 	TaskImageUploading = "image_uploading"
 	TaskDeleting       = "deleting"
+	TaskMigrating      = "migrating"
 )
 
 // PowerState is what the hypervisor reports of a server, with Nova's
@@ -103,16 +104,22 @@ type Server struct {
 	LockedBy         string // "owner" or "admin"
 	GroupID          string // server group, "" for none
 	Hints            map[string][]string
-	ReservationID    string
-	LaunchIndex      int
-	AccessIPv4       string
-	AccessIPv6       string
-	ConfigDrive      bool
-	DiskConfig       string // "AUTO" or "MANUAL", as Nova's OS-DCF:diskConfig
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	LaunchedAt       time.Time // zero until first active
-	TerminatedAt     time.Time // zero until deleted
+	// Requirements are what the server requires of its host, as it was
+	// last placed (or checked) under them.
+	Requirements Requirements
+	// RCoT is the chain of trust of the host the server was placed on, at
+	// the time; "" for none.
+	RCoT          string
+	ReservationID string
+	LaunchIndex   int
+	AccessIPv4    string
+	AccessIPv6    string
+	ConfigDrive   bool
+	DiskConfig    string // "AUTO" or "MANUAL", as Nova's OS-DCF:diskConfig
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	LaunchedAt    time.Time // zero until first active
+	TerminatedAt  time.Time // zero until deleted
 }
 
 // ServerFilter selects servers; empty fields match everything.
@@ -178,8 +185,18 @@ type Host struct {
 	DisabledReason      string
 	ForcedDown          bool
 	LastSeen            time.Time // the latest heartbeat
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// Domain is the physical domain the host belongs to, "" for none.
+	Domain string
+	// Properties are the host's free-form infrastructure properties, and
+	// Security its security properties (among them its chain of trust,
+	// see RCoT); both set by operators.
+	Properties map[string]string
+	Security   map[string]string
+	// Tenants are the projects with servers on the host, as the claims
+	// on it say; read only.
+	Tenants   []Tenant
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Free reports whether the host can take a further vcpus, memoryMB and
@@ -193,13 +210,15 @@ func (h *Host) Free(vcpus, memoryMB, diskGB int) bool {
 		fits(h.UsedDiskGB, diskGB, h.DiskGB, h.DiskAllocationRatio)
 }
 
-// Claim is what a server takes of a host.
+// Claim is what a server takes of a host, and whom it lets share it.
 type Claim struct {
-	ServerID string
-	HostID   string
-	VCPUs    int
-	MemoryMB int
-	DiskGB   int
+	ServerID  string
+	HostID    string
+	VCPUs     int
+	MemoryMB  int
+	DiskGB    int
+	ProjectID string
+	Isolation Isolation
 }
 
 // InstanceAction records something done to a server, with the events of

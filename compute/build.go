@@ -22,10 +22,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.recover(ctx); err != nil {
 		return fmt.Errorf("recover tasks in progress: %w", err)
 	}
-	s.running.Add(1)
+	s.running.Add(2)
 	go func() {
 		defer s.running.Done()
 		s.flushHeartbeats(ctx)
+	}()
+	go func() {
+		defer s.running.Done()
+		s.enforceLoop(ctx)
 	}()
 	return nil
 }
@@ -75,7 +79,7 @@ func (s *Service) build(ctx context.Context, id, requestID string, failed []stri
 			return errMoved
 		}
 		cur.Host, cur.Node, cur.TaskState = host.Name, host.HypervisorHostname, trustack.TaskSpawning
-		cur.AvailabilityZone = host.AvailabilityZone
+		cur.AvailabilityZone, cur.RCoT = host.AvailabilityZone, host.RCoT()
 		cur.UpdatedAt = s.opts.Now().UTC()
 		return nil
 	})
@@ -302,6 +306,8 @@ func (s *Service) recover(ctx context.Context) error {
 			s.enqueue(func(ctx context.Context) { s.respawn(ctx, srv) })
 		case trustack.TaskDeleting:
 			s.enqueue(func(ctx context.Context) { s.destroy(ctx, srv, "") })
+		case trustack.TaskMigrating:
+			s.enqueue(func(ctx context.Context) { s.abandonMigration(ctx, srv) })
 		case trustack.TaskImageSnapshot, trustack.TaskImageUploading:
 			s.clearTask(ctx, srv.ID, srv.TaskState, trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot was cut off by a restart of the controller."))
 		default:

@@ -79,6 +79,8 @@ type Images interface {
 	CreateSnapshot(ctx context.Context, projectID string, img *trustack.Image) error
 	// SnapshotFailed marks a snapshot image whose data never came.
 	SnapshotFailed(ctx context.Context, imageID string) error
+	// DeleteImage deletes an image compute created.
+	DeleteImage(ctx context.Context, imageID string) error
 }
 
 // Tokens issues tokens on a user's behalf.
@@ -111,11 +113,25 @@ type Agents interface {
 	Snapshot(ctx context.Context, host, serverID string, upload agent.Upload) error
 }
 
+// Requirements is where compute learns what servers require of their
+// hosts.
+type Requirements interface {
+	// Effective returns the requirements a new server of the project is
+	// placed under, from the project's stored requirements, the flavor's
+	// extra specs and the scheduler hints; EINVALID for a bad value.
+	Effective(ctx context.Context, projectID string, f *trustack.Flavor, hints map[string][]string) (trustack.Requirements, error)
+	// Stored returns the project's stored requirements.
+	Stored(ctx context.Context, projectID string) (trustack.Requirements, error)
+}
+
 // Placer chooses and claims a host for a server.
 type Placer interface {
 	Place(ctx context.Context, req scheduler.Request) (*trustack.Host, error)
 	// Forget tells the placer that a claim on the host was released.
 	Forget(h *trustack.Host)
+	// Invalidate tells the placer that hosts' domains or properties, or
+	// the topology, changed.
+	Invalidate()
 }
 
 // Options tune the Service; zero values take the defaults.
@@ -136,6 +152,12 @@ type Options struct {
 	// ImageTokens issues the tokens hosts download images with; without
 	// it, downloads go without a token (hosts that fetch no images).
 	ImageTokens Tokens
+	// Requirements states what servers require of hosts; nil for
+	// nothing.
+	Requirements Requirements
+	// EnforceInterval is how often placed servers are checked against
+	// their requirements besides after every change (default 60 s).
+	EnforceInterval time.Duration
 	// DefaultAvailabilityZone is where hosts that name none are (default
 	// "nova", as Nova's).
 	DefaultAvailabilityZone string
@@ -158,6 +180,7 @@ type Service struct {
 	running sync.WaitGroup
 
 	heartbeats heartbeats
+	recheck    chan struct{} // a check of placed servers is due
 }
 
 // New returns a Service; Run starts its workers.
@@ -174,6 +197,9 @@ func New(store Store, images Images, agents Agents, placer Placer, opts Options)
 	if opts.AgentTimeout == 0 {
 		opts.AgentTimeout = 5 * time.Minute
 	}
+	if opts.EnforceInterval == 0 {
+		opts.EnforceInterval = 60 * time.Second
+	}
 	if opts.DefaultAvailabilityZone == "" {
 		opts.DefaultAvailabilityZone = "nova"
 	}
@@ -186,6 +212,7 @@ func New(store Store, images Images, agents Agents, placer Placer, opts Options)
 	return &Service{
 		store: store, images: images, agents: agents, placer: placer, opts: opts,
 		heartbeats: heartbeats{seen: map[string]time.Time{}},
+		recheck:    make(chan struct{}, 1),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/api/openstack"
 	imageapi "github.com/trustack/trustack/api/openstack/image"
@@ -111,6 +112,8 @@ type cloud struct {
 	user compute.Caller
 	// identity is set with cloudOptions.ImageAPI.
 	identity *identity.Service
+	// acaas is set with cloudOptions.ACaaS.
+	acaas    *acaas.Service
 	requests atomic.Int64
 }
 
@@ -127,6 +130,9 @@ type cloudOptions struct {
 	// check tokens, for snapshots: the user is then a real Keystone user
 	// with a token.
 	ImageAPI bool
+	// ACaaS states servers' requirements from the store's requirements
+	// model, through the acaas service.
+	ACaaS bool
 }
 
 func newCloud(t *testing.T, opts cloudOptions) *cloud {
@@ -154,6 +160,13 @@ func newCloud(t *testing.T, opts cloudOptions) *cloud {
 		c.serveImageAPI(t)
 	}
 	c.imageID = c.activeImage(t, "cirros", nil)
+	if opts.ACaaS {
+		c.acaas = acaas.New(c.store, nil, acaas.Options{})
+		if err := c.acaas.EnsureEntries(ctx, acaas.DefaultEntries); err != nil {
+			t.Fatal(err)
+		}
+		c.opts.Compute.Requirements = c.acaas
+	}
 	c.ctl = c.startController(t)
 	if err := c.ctl.svc.EnsureFlavors(ctx, compute.DefaultFlavors); err != nil {
 		t.Fatal(err)
@@ -207,6 +220,7 @@ func (c *cloud) serveImageAPI(t *testing.T) {
 	srv := httptest.NewServer(openstack.Middleware(log, mux))
 	t.Cleanup(srv.Close)
 	c.opts.Compute.ImageURL = srv.URL + imageapi.Prefix
+	c.opts.Compute.ImageTokens = c.identity
 }
 
 // activeImage creates a public image with data through the image service.
@@ -249,10 +263,17 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 	if ctl.conn, err = bus.Connect("", "controller", bus.InProcess(c.bus), bus.Logger(slog.New(slog.DiscardHandler))); err != nil {
 		t.Fatal(err)
 	}
+	// The filter driver's choices are foreseeable, which tests of the
+	// conductor rely on; the ACaaS tests use the acaas driver.
+	driver := "filter"
+	if c.opts.ACaaS {
+		driver = "acaas"
+	}
 	if ctl.sched, err = scheduler.New(c.store, scheduler.Options{
-		Alive: func(h *trustack.Host) bool { return ctl.svc.Alive(h) },
-		Now:   c.clock.Now,
-		Rand:  rand.New(rand.NewPCG(1, 2)),
+		Driver: driver,
+		Alive:  func(h *trustack.Host) bool { return ctl.svc.Alive(h) },
+		Now:    c.clock.Now,
+		Rand:   rand.New(rand.NewPCG(1, 2)),
 	}); err != nil {
 		t.Fatal(err)
 	}

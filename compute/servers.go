@@ -129,6 +129,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
+	var reqs trustack.Requirements
+	if s.opts.Requirements != nil {
+		if reqs, err = s.opts.Requirements.Effective(ctx, c.ProjectID, flavor, req.Hints); err != nil {
+			return nil, err
+		}
+	}
 	hints := maps.Clone(req.Hints)
 	if req.AvailabilityZone != "" {
 		// Kept with the hints: the server's zone becomes its host's once
@@ -149,7 +155,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 				KeyName: req.KeyName, Metadata: req.Metadata, AvailabilityZone: req.AvailabilityZone, UserData: req.UserData,
 				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: hints,
 				ReservationID: reservation, LaunchIndex: i, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
-				ConfigDrive: req.ConfigDrive, DiskConfig: req.DiskConfig, CreatedAt: now, UpdatedAt: now,
+				ConfigDrive: req.ConfigDrive, DiskConfig: req.DiskConfig, Requirements: reqs, CreatedAt: now, UpdatedAt: now,
 			}
 			if key != nil {
 				srv.KeyData = key.PublicKey

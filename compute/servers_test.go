@@ -37,7 +37,7 @@ func TestCreateBecomesActive(t *testing.T) {
 		t.Errorf("hypervisors have the server as %v, want running on %s only", got, srv.Host)
 	}
 	h := c.hostByName(t, srv.Host)
-	if got, want := c.claims(t)[srv.ID], (trustack.Claim{ServerID: srv.ID, HostID: h.ID, VCPUs: 1, MemoryMB: 512, DiskGB: 1}); got != want {
+	if got, want := c.claims(t)[srv.ID], (trustack.Claim{ServerID: srv.ID, HostID: h.ID, VCPUs: 1, MemoryMB: 512, DiskGB: 1, ProjectID: c.user.ProjectID}); !reflect.DeepEqual(got, want) {
 		t.Errorf("claim %+v, want %+v", got, want)
 	}
 	c.checkUsage(t)

@@ -119,7 +119,7 @@ func (c *Config) options() []option {
 		{"image", "image_size_cap", "Largest image data accepted, in bytes (default 1 TiB, as Glance's); larger uploads get 413.", (*i64)(&c.Image.SizeCap)},
 		{"bus", "url", "NATS URL of an external NATS cluster that controllers and agents share, such as nats://nats1:4222,nats://nats2:4222. Empty: the controller embeds a NATS server, and agents connect to it.", (*str)(&c.Bus.URL)},
 		{"bus", "listen", "Address and port of the embedded NATS server, where agents connect (when url is empty).", (*str)(&c.Bus.Listen)},
-		{"scheduler", "driver", "How hosts are chosen: filter (filters, then weighers, as Nova's filter scheduler), simple (the least loaded host) or chance (a random host). All keep capacity, availability zones, server groups and host hints.", (*choice)(&c.Scheduler.Driver)},
+		{"scheduler", "driver", "How hosts are chosen: acaas (the physical domain that best fits the server's requirements, then its collaborating domains, a random host among those that can take it), filter (filters, then weighers, as Nova's filter scheduler), simple (the least loaded host) or chance (a random host). All keep capacity, requirements and isolation, availability zones, server groups and host hints.", (*choice)(&c.Scheduler.Driver)},
 		{"scheduler", "ram_weight_multiplier", "For the filter driver: weight of free RAM. Positive spreads servers over hosts, negative packs them onto as few as possible.", (*float)(&c.Scheduler.RAMWeightMultiplier)},
 		{"scheduler", "host_subset_size", "For the filter driver: choose at random among this many of the best hosts, which spreads concurrent placements.", (*integer)(&c.Scheduler.HostSubsetSize)},
 		{"scheduler", "max_attempts", "How many hosts a build tries before the server goes to ERROR.", (*integer)(&c.Scheduler.MaxAttempts)},
@@ -157,7 +157,7 @@ func Default() *Config {
 	c.Auth.PasswordHashRounds = 12
 	c.Image.SizeCap = 1 << 40
 	c.Bus.Listen = "0.0.0.0:4222"
-	c.Scheduler.Driver = "filter"
+	c.Scheduler.Driver = "acaas"
 	c.Scheduler.RAMWeightMultiplier = 1.0
 	c.Scheduler.HostSubsetSize = 1
 	c.Scheduler.MaxAttempts = 3
@@ -268,8 +268,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [api] max_request_body_size must be positive")
 	case c.Image.SizeCap <= 0:
 		return fmt.Errorf("config: [image] image_size_cap must be positive")
-	case !slices.Contains([]string{"filter", "simple", "chance"}, c.Scheduler.Driver):
-		return fmt.Errorf("config: [scheduler] driver must be filter, simple or chance, not %q", c.Scheduler.Driver)
+	case !slices.Contains([]string{"acaas", "filter", "simple", "chance"}, c.Scheduler.Driver):
+		return fmt.Errorf("config: [scheduler] driver must be acaas, filter, simple or chance, not %q", c.Scheduler.Driver)
 	case !slices.Contains([]string{"fake", "qemu"}, c.Compute.Driver):
 		return fmt.Errorf("config: [compute] driver must be qemu or fake, not %q", c.Compute.Driver)
 	case !slices.Contains([]string{"auto", "kvm", "tcg"}, c.Compute.Accel):

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/api/openstack"
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
@@ -40,6 +41,7 @@ type Controller struct {
 	Identity  *identity.Service
 	Images    *images.Service
 	Compute   *compute.Service
+	ACaaS     *acaas.Service
 	Scheduler *scheduler.Scheduler
 	// Policies holds each API's policy engine, by API name.
 	Policies map[string]*policy.Enforcer
@@ -95,7 +97,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 	}); err != nil {
 		return nil, err
 	}
+	c.ACaaS = acaas.New(c.Store, nil, acaas.Options{})
 	c.Compute = compute.New(c.Store, c.Images, agent.NewClient(c.Conn), c.Scheduler, compute.Options{
+		Requirements:            c.ACaaS,
 		Workers:                 cfg.Compute.Workers,
 		ServiceDownTime:         cfg.Compute.ServiceDownTime,
 		MaxAttempts:             cfg.Scheduler.MaxAttempts,
@@ -104,6 +108,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		DefaultAvailabilityZone: cfg.Compute.DefaultAvailabilityZone,
 		Log:                     log,
 	})
+	c.ACaaS.SetEnforcer(c.Compute)
 	c.Handler = c.routes()
 	return c, nil
 }
@@ -185,7 +190,7 @@ func (c *Controller) routes() http.Handler {
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 	}, c.log))
-	mount(computeapi.Prefix, computeapi.New(c.Compute, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
+	mount(computeapi.Prefix, computeapi.New(c.Compute, c.ACaaS, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
 		PublicURL:   base,
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
@@ -217,7 +222,10 @@ func (c *Controller) Bootstrap(ctx context.Context, accounts ...identity.Bootstr
 	if err != nil {
 		return err
 	}
-	return c.Compute.EnsureFlavors(ctx, compute.DefaultFlavors)
+	if err := c.Compute.EnsureFlavors(ctx, compute.DefaultFlavors); err != nil {
+		return err
+	}
+	return c.ACaaS.EnsureEntries(ctx, acaas.DefaultEntries)
 }
 
 // Listen opens the API listener.

@@ -39,3 +39,9 @@ func (s *Service) SnapshotFailed(ctx context.Context, imageID string) error {
 	})
 	return err
 }
+
+// DeleteImage deletes an image compute created, such as the transient
+// copy of a migrating server's disk.
+func (s *Service) DeleteImage(ctx context.Context, imageID string) error {
+	return s.Delete(ctx, Caller{Admin: true}, imageID)
+}

@@ -1,15 +1,22 @@
 // Package scheduler chooses the compute host for each new server and
 // claims the server's share of it. Drivers differ in how they choose among
-// the hosts that can take the server: "filter" weighs them (Nova's filter
-// scheduler), "simple" takes the least loaded, "chance" picks at random.
-// Every driver honours the hard constraints: the host's service is up and
-// enabled, has room, is in the asked-for availability zone, keeps the
-// server group's policy and the same-host and different-host hints.
+// the hosts that can take the server: "acaas" (the default) first chooses
+// the physical domain that best fits the server's requirements, then its
+// collaborating domains, and picks at random among the domain's hosts that
+// can take it; "filter" weighs hosts (Nova's filter scheduler), "simple"
+// takes the least loaded, "chance" picks at random. Every driver honours
+// the hard constraints: the host's service is up and enabled, has room, is
+// in the asked-for availability zone, meets every requirement of the
+// server, shares no host with a project either side's isolation excludes,
+// keeps the server group's policy and the same-host and different-host
+// hints.
 //
 // The claim is a compare-and-swap on the host's generation, done by the
-// store in one transaction with the group's policy check: concurrent
+// store in one transaction with the group's policy and the isolation
+// checks: concurrent
 // placements, in this process or another controller, never oversubscribe a
-// host or break an anti-affinity policy. A placement that loses the race
+// host, break an anti-affinity policy or put excluded projects together.
+// A placement that loses the race
 // re-reads the host and chooses again.
 package scheduler
 
@@ -33,12 +40,19 @@ type Hosts interface {
 	// Host returns one host, or ENOTFOUND.
 	Host(ctx context.Context, id string) (*trustack.Host, error)
 	// Claim takes c's resources of c.HostID if the host is still at
-	// generation and, for a group, keeps its policy; ECONFLICT otherwise.
-	// It returns the host after the claim.
+	// generation, has room, admits c's project beside its tenants and,
+	// for a group, keeps its policy; ECONFLICT otherwise. It returns the
+	// host after the claim.
 	Claim(ctx context.Context, c trustack.Claim, generation int64, group *trustack.ServerGroup) (*trustack.Host, error)
+	// MoveClaim moves the claim of c.ServerID to c.HostID, as Claim takes
+	// one, giving back what it held of its former host, in one step. It
+	// returns the two hosts after the move.
+	MoveClaim(ctx context.Context, c trustack.Claim, generation int64, group *trustack.ServerGroup) (from, to *trustack.Host, err error)
 	// GroupHosts returns the IDs of the hosts that the group's members,
 	// other than the given server, hold claims on.
 	GroupHosts(ctx context.Context, groupID, exceptServer string) ([]string, error)
+	// Topology returns the locations, distances and physical domains.
+	Topology(ctx context.Context) (*trustack.Topology, error)
 }
 
 // Request is a server to place.
@@ -58,11 +72,15 @@ type Request struct {
 	// Exclude are hosts not to use, such as one that just failed to spawn
 	// the server.
 	Exclude []string
+	// Move places a server that holds a claim on another host: the claim
+	// moves to the chosen host, and the host it leaves gets back what it
+	// held.
+	Move bool
 }
 
 // Options configure a Scheduler; zero values take the defaults.
 type Options struct {
-	// Driver is "filter" (the default), "simple" or "chance".
+	// Driver is "acaas" (the default), "filter", "simple" or "chance".
 	Driver string
 	// RAMWeightMultiplier weighs free RAM for the filter driver: positive
 	// spreads servers over hosts (the default, 1.0), negative packs them.
@@ -85,29 +103,35 @@ type Options struct {
 type Scheduler struct {
 	hosts Hosts
 	opts  Options
-	// order returns the candidates in the order to try them.
+	// order returns the candidates in the order to try them, for every
+	// driver but acaas, which picks one host at a time.
 	order func(s *Scheduler, req Request, groupHosts []string, candidates []*trustack.Host) []*trustack.Host
 
 	mu       sync.Mutex
 	rand     *rand.Rand
 	view     map[string]*trustack.Host
+	topology *trustack.Topology
+	members  map[string][]string // host IDs by domain name ("" for none), in name order
 	readAt   time.Time
-	reserved map[string]trustack.Claim // by host: what placements in flight are claiming
-	claiming map[string]*sync.Mutex    // by host: claims from this process take turns
+	inFlight map[string][]trustack.Claim // by host: what placements in flight are claiming
+	claiming map[string]*sync.Mutex      // by host: claims from this process take turns
+	settled  *sync.Cond
 }
 
 // New returns a scheduler over hosts.
 func New(hosts Hosts, opts Options) (*Scheduler, error) {
-	s := &Scheduler{hosts: hosts, opts: opts, reserved: map[string]trustack.Claim{}, claiming: map[string]*sync.Mutex{}}
+	s := &Scheduler{hosts: hosts, opts: opts, inFlight: map[string][]trustack.Claim{}, claiming: map[string]*sync.Mutex{}}
+	s.settled = sync.NewCond(&s.mu)
 	switch opts.Driver {
-	case "", "filter":
+	case "", "acaas":
+	case "filter":
 		s.order = (*Scheduler).byWeight
 	case "simple":
 		s.order = (*Scheduler).byLoad
 	case "chance":
 		s.order = (*Scheduler).atRandom
 	default:
-		return nil, trustack.Errorf(trustack.EINVALID, "unknown scheduler driver %q: want filter, simple or chance", opts.Driver)
+		return nil, trustack.Errorf(trustack.EINVALID, "unknown scheduler driver %q: want acaas, filter, simple or chance", opts.Driver)
 	}
 	if s.opts.RAMWeightMultiplier == nil {
 		one := 1.0
@@ -138,16 +162,17 @@ func New(hosts Hosts, opts Options) (*Scheduler, error) {
 const maxRounds = 8
 
 // Place chooses a host for the request and claims the server's share of
-// it, returning the host after the claim. It tries the candidates in the
-// driver's order. Placements in this process see each other's claims in
-// flight, as reservations, and so spread instead of colliding; a claim
-// lost to another controller moves on to the next candidate, and when all
-// are taken the hosts are looked at anew. When no host can take the server
-// it returns EOVERQUOTA with "No valid host was found." and the reasons
-// hosts were ruled out.
+// it, returning the host after the claim. Placements in this process see
+// each other's claims in flight, as reservations, and so spread instead of
+// colliding; a claim lost to another controller moves on to the next
+// candidate, and when all are taken the hosts are looked at anew. When no
+// host can take the server it returns EOVERQUOTA with "No valid host was
+// found." and the reasons hosts were ruled out, naming the requirements
+// they did not meet.
 func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, error) {
 	f := req.Server.Flavor
-	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk}
+	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk,
+		ProjectID: req.Server.ProjectID, Isolation: req.Server.Requirements.Isolation()}
 	for round := 0; round < maxRounds; round++ {
 		var groupHosts []string
 		if req.Group != nil {
@@ -156,18 +181,15 @@ func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, err
 				return nil, fmt.Errorf("read hosts of server group %s: %w", req.Group.ID, err)
 			}
 		}
-		candidates, why, err := s.candidates(ctx, req, groupHosts)
+		if err := s.refresh(ctx); err != nil {
+			return nil, err
+		}
+		next, err := s.tries(req, groupHosts, want)
 		if err != nil {
 			return nil, err
 		}
-		if len(candidates) == 0 {
-			return nil, trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. %s", why)
-		}
-		for _, host := range s.order(s, req, groupHosts, candidates) {
-			if !s.reserve(host.ID, want) {
-				continue // taken by a placement in flight since the candidates were read
-			}
-			claimed, err := s.claim(ctx, host.ID, want, req.Group)
+		for host := next(); host != nil; host = next() {
+			claimed, err := s.claim(ctx, host.ID, want, req)
 			s.unreserve(host.ID, want)
 			switch {
 			case err == nil:
@@ -182,31 +204,224 @@ func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, err
 	return nil, trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. Hosts kept changing under concurrent claims after %d rounds.", maxRounds)
 }
 
-// reserve notes a claim in flight on a host, if the host has room for it
-// beside the others in flight.
+// tries returns the hosts to try claiming, one at a time, each reserved
+// for the claim; nil when there are no more. When no host at all can take
+// the request it returns EOVERQUOTA saying why.
+func (s *Scheduler) tries(req Request, groupHosts []string, want trustack.Claim) (func() *trustack.Host, error) {
+	if s.order == nil {
+		tried := map[string]bool{}
+		next := func() *trustack.Host { return s.pick(req, groupHosts, want, tried) }
+		first := next()
+		for settle := 0; first == nil && settle < 100 && s.waitInFlight(req, groupHosts); settle++ {
+			clear(tried)
+			first = next()
+		}
+		if first == nil {
+			return nil, s.noValidHost(req, groupHosts)
+		}
+		return func() *trustack.Host {
+			if h := first; h != nil {
+				first = nil
+				return h
+			}
+			return next()
+		}, nil
+	}
+	candidates := s.candidates(req, groupHosts)
+	for settle := 0; len(candidates) == 0 && settle < 100 && s.waitInFlight(req, groupHosts); settle++ {
+		candidates = s.candidates(req, groupHosts)
+	}
+	if len(candidates) == 0 {
+		return nil, s.noValidHost(req, groupHosts)
+	}
+	ordered := s.order(s, req, groupHosts, candidates)
+	return func() *trustack.Host {
+		for len(ordered) > 0 {
+			h := ordered[0]
+			ordered = ordered[1:]
+			if s.reserve(h.ID, want) {
+				return h
+			}
+			// Taken by a placement in flight since the candidates were read.
+		}
+		return nil
+	}, nil
+}
+
+// pick is the acaas driver: it goes through the domains in the order
+// domainOrder gives and, within each, through its hosts in random order,
+// and reserves the first host not yet tried that can take the request;
+// nil if none can. A burst of requests thus gets no placement locality to
+// exploit: among the hosts of the best domain, any is as likely as any
+// other. A server asking for exclusive hosts goes first to those its
+// project holds already, so that exclusive projects strand no more hosts
+// than they need.
+func (s *Scheduler) pick(req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	order := s.domainOrder(req.Server.Requirements)
+	if want.Isolation.Exclusive {
+		own := func(h *trustack.Host) bool {
+			return slices.ContainsFunc(h.Tenants, func(t trustack.Tenant) bool { return t.ProjectID == want.ProjectID })
+		}
+		if h := s.pickIn(order, own, req, groupHosts, want, tried); h != nil {
+			return h
+		}
+	}
+	return s.pickIn(order, nil, req, groupHosts, want, tried)
+}
+
+// pickIn is pick over the domains in order, among the hosts only accepts
+// (nil for all); the caller holds s.mu.
+func (s *Scheduler) pickIn(order []string, only func(*trustack.Host) bool, req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+	for _, d := range order {
+		ids := s.members[d]
+		// A partial Fisher-Yates shuffle: only as many draws as hosts looked at.
+		swapped := map[int]int{}
+		at := func(i int) int {
+			if j, ok := swapped[i]; ok {
+				return j
+			}
+			return i
+		}
+		for i := range ids {
+			j := i + s.rand.IntN(len(ids)-i)
+			vi, vj := at(i), at(j)
+			swapped[j] = vi
+			id := ids[vj]
+			h := s.withReservations(s.view[id])
+			if tried[id] || h == nil || (only != nil && !only(h)) {
+				continue
+			}
+			tried[id] = true
+			if s.reject(req, groupHosts, h) != "" {
+				continue
+			}
+			s.inFlight[id] = append(s.inFlight[id], want)
+			return h
+		}
+	}
+	return nil
+}
+
+// domainOrder returns the domains to look in, in order: the local domains
+// that fit the requirements, those that meet more of them by themselves
+// (a DCoT that is the trust level asked for, capabilities asked for)
+// first and, among equals, in random order, each followed by its local
+// collaborating domains by priority; then hosts in no domain; then, where
+// the requirements allow federation, the emergency domains that
+// collaborate with those local domains, in the same order. The caller
+// holds s.mu.
+func (s *Scheduler) domainOrder(reqs trustack.Requirements) []string {
+	type scored struct {
+		name  string
+		score int
+	}
+	t := s.topology
+	var local []scored
+	for name, d := range t.Domains {
+		if d.Source != trustack.SourceLocal || len(s.members[name]) == 0 {
+			continue
+		}
+		if ok, score := reqs.DomainFit(d, t); ok {
+			local = append(local, scored{name, score})
+		}
+	}
+	// Map order is not the seeded source's: sort, then shuffle with it.
+	slices.SortFunc(local, func(a, b scored) int { return strings.Compare(a.name, b.name) })
+	s.rand.Shuffle(len(local), func(i, j int) { local[i], local[j] = local[j], local[i] })
+	slices.SortStableFunc(local, func(a, b scored) int { return b.score - a.score })
+
+	seen := map[string]bool{}
+	order := make([]string, 0, len(local)+1)
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			order = append(order, name)
+		}
+	}
+	collaborators := func(of, source string) {
+		for _, c := range t.Domains[of].Collaborators {
+			if d := t.Domains[c.Domain]; d != nil && d.Source == source {
+				if ok, _ := reqs.DomainFit(d, t); ok {
+					add(c.Domain)
+				}
+			}
+		}
+	}
+	for _, l := range local {
+		add(l.name)
+		collaborators(l.name, trustack.SourceLocal)
+	}
+	if ok, _ := reqs.DomainFit(nil, t); ok {
+		add("")
+	}
+	for _, l := range local {
+		collaborators(l.name, trustack.SourceEmergency)
+	}
+	return order
+}
+
+// noValidHost is the EOVERQUOTA of a request no host can take, with the
+// reasons each host was ruled out.
+func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.view) == 0 {
+		return trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. There are no compute hosts.")
+	}
+	var reachable map[string]bool
+	if s.order == nil {
+		reachable = map[string]bool{}
+		for _, d := range s.domainOrder(req.Server.Requirements) {
+			reachable[d] = true
+		}
+	}
+	rejected := map[string]int{}
+	for _, h := range s.view {
+		switch reason := s.reject(req, groupHosts, s.withReservations(h)); {
+		case reason != "":
+			rejected[reason]++
+		case reachable != nil && !reachable[h.Domain]:
+			rejected["in an emergency domain that backs no domain the server may run in"]++
+		default:
+			rejected["taken meanwhile by other placements"]++
+		}
+	}
+	reasons := make([]string, 0, len(rejected))
+	for r, n := range rejected {
+		reasons = append(reasons, fmt.Sprintf("%d %s", n, r))
+	}
+	sort.Strings(reasons)
+	return trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. Of %d hosts: %s.", len(s.view), strings.Join(reasons, ", "))
+}
+
+// reserve notes a claim in flight on a host, if the host, with the other
+// claims in flight on it, has room for it and admits its project.
 func (s *Scheduler) reserve(hostID string, c trustack.Claim) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.withReservations(s.view[hostID])
-	if h == nil || !h.Free(c.VCPUs, c.MemoryMB, c.DiskGB) {
+	if h == nil || !h.Free(c.VCPUs, c.MemoryMB, c.DiskGB) || !trustack.Admits(h.Tenants, c.ProjectID, c.Isolation) {
 		return false
 	}
-	r := s.reserved[hostID]
-	r.VCPUs, r.MemoryMB, r.DiskGB = r.VCPUs+c.VCPUs, r.MemoryMB+c.MemoryMB, r.DiskGB+c.DiskGB
-	s.reserved[hostID] = r
+	s.inFlight[hostID] = append(s.inFlight[hostID], c)
 	return true
 }
 
 func (s *Scheduler) unreserve(hostID string, c trustack.Claim) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.reserved[hostID]
-	r.VCPUs, r.MemoryMB, r.DiskGB = r.VCPUs-c.VCPUs, r.MemoryMB-c.MemoryMB, r.DiskGB-c.DiskGB
-	if r.VCPUs == 0 && r.MemoryMB == 0 && r.DiskGB == 0 {
-		delete(s.reserved, hostID)
-	} else {
-		s.reserved[hostID] = r
+	list := s.inFlight[hostID]
+	if i := slices.IndexFunc(list, func(o trustack.Claim) bool { return o.ServerID == c.ServerID }); i >= 0 {
+		list = slices.Delete(list, i, i+1)
 	}
+	if len(list) == 0 {
+		delete(s.inFlight, hostID)
+	} else {
+		s.inFlight[hostID] = list
+	}
+	s.settled.Broadcast()
 }
 
 // withReservations returns the host as it will be once the claims in flight
@@ -215,19 +430,22 @@ func (s *Scheduler) withReservations(h *trustack.Host) *trustack.Host {
 	if h == nil {
 		return nil
 	}
-	r, ok := s.reserved[h.ID]
+	list, ok := s.inFlight[h.ID]
 	if !ok {
 		return h
 	}
 	c := *h
-	c.UsedVCPUs, c.UsedMemoryMB, c.UsedDiskGB = c.UsedVCPUs+r.VCPUs, c.UsedMemoryMB+r.MemoryMB, c.UsedDiskGB+r.DiskGB
+	for _, r := range list {
+		c.UsedVCPUs, c.UsedMemoryMB, c.UsedDiskGB = c.UsedVCPUs+r.VCPUs, c.UsedMemoryMB+r.MemoryMB, c.UsedDiskGB+r.DiskGB
+		c.Tenants = trustack.WithTenant(c.Tenants, r.ProjectID, r.Isolation)
+	}
 	return &c
 }
 
 // claim claims c on the host with the generation this process last saw of
 // it, after the claims on it from this process that came first; a claim
 // lost to another controller rereads the host.
-func (s *Scheduler) claim(ctx context.Context, hostID string, c trustack.Claim, group *trustack.ServerGroup) (*trustack.Host, error) {
+func (s *Scheduler) claim(ctx context.Context, hostID string, c trustack.Claim, req Request) (*trustack.Host, error) {
 	s.mu.Lock()
 	turn, ok := s.claiming[hostID]
 	if !ok {
@@ -244,9 +462,17 @@ func (s *Scheduler) claim(ctx context.Context, hostID string, c trustack.Claim, 
 		// Deleted while this placement waited its turn: it lost the host.
 		return nil, trustack.Errorf(trustack.ECONFLICT, "Compute host %s is gone.", hostID)
 	}
-	generation := current.Generation
 	c.HostID = hostID
-	claimed, err := s.hosts.Claim(ctx, c, generation, group)
+	var claimed *trustack.Host
+	var err error
+	if req.Move {
+		var from *trustack.Host
+		if from, claimed, err = s.hosts.MoveClaim(ctx, c, current.Generation, req.Group); err == nil {
+			s.remember(from)
+		}
+	} else {
+		claimed, err = s.hosts.Claim(ctx, c, current.Generation, req.Group)
+	}
 	if err == nil {
 		s.remember(claimed)
 		return claimed, nil
@@ -266,39 +492,36 @@ func (s *Scheduler) Forget(h *trustack.Host) {
 	}
 }
 
-// candidates returns the hosts that can take the request, or a sentence
-// saying why none can.
-func (s *Scheduler) candidates(ctx context.Context, req Request, groupHosts []string) ([]*trustack.Host, string, error) {
-	view, err := s.snapshot(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	var ok []*trustack.Host
-	rejected := map[string]int{}
-	for _, h := range view {
-		if reason := s.reject(req, groupHosts, h); reason != "" {
-			rejected[reason]++
-			continue
-		}
-		ok = append(ok, h)
-	}
-	if len(ok) > 0 {
-		return ok, "", nil
-	}
-	if len(view) == 0 {
-		return nil, "There are no compute hosts.", nil
-	}
-	reasons := make([]string, 0, len(rejected))
-	for r, n := range rejected {
-		reasons = append(reasons, fmt.Sprintf("%d %s", n, r))
-	}
-	sort.Strings(reasons)
-	return nil, fmt.Sprintf("Of %d hosts: %s.", len(view), strings.Join(reasons, ", ")), nil
+// Invalidate makes the next placement read the hosts and the topology
+// anew, as after a change to domains, locations or host properties.
+func (s *Scheduler) Invalidate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.readAt = time.Time{}
 }
 
-// reject returns why a host cannot take the request, or "".
+// candidates returns the hosts that can take the request, by name, with
+// the claims in flight.
+func (s *Scheduler) candidates(req Request, groupHosts []string) []*trustack.Host {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ok []*trustack.Host
+	for _, h := range s.view {
+		if h = s.withReservations(h); s.reject(req, groupHosts, h) == "" {
+			ok = append(ok, h)
+		}
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].Name < ok[j].Name })
+	return ok
+}
+
+// reject returns why a host cannot take the request, or ""; the caller
+// holds s.mu.
 func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) string {
 	f := req.Server.Flavor
+	if r, unmet := req.Server.Requirements.Unmet(h, s.topology); unmet {
+		return "not meeting the requirement " + r.String()
+	}
 	switch {
 	case slices.Contains(req.Exclude, h.ID):
 		return "already failed to build it"
@@ -316,6 +539,8 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "without enough free disk"
 	case !imageFits(req.ImageProperties, h):
 		return "not matching the image's properties"
+	case !trustack.Admits(h.Tenants, req.Server.ProjectID, req.Server.Requirements.Isolation()):
+		return "running servers of a project the isolation requirements exclude"
 	case req.Group != nil && req.Group.Policy == trustack.PolicyAntiAffinity && slices.Contains(groupHosts, h.ID):
 		return "already running a member of the anti-affinity group"
 	case req.Group != nil && req.Group.Policy == trustack.PolicyAffinity && len(groupHosts) > 0 && !slices.Contains(groupHosts, h.ID):
@@ -414,35 +639,35 @@ func (s *Scheduler) shuffle(hosts []*trustack.Host) {
 	s.rand.Shuffle(len(hosts), func(i, j int) { hosts[i], hosts[j] = hosts[j], hosts[i] })
 }
 
-// snapshot returns the current view of hosts, with the claims in flight,
-// sorted by name, reading the store again when the view is older than
-// Refresh.
-func (s *Scheduler) snapshot(ctx context.Context) ([]*trustack.Host, error) {
+// refresh reads the hosts and the topology again when the view is older
+// than Refresh.
+func (s *Scheduler) refresh(ctx context.Context) error {
 	now := s.opts.Now()
 	s.mu.Lock()
 	stale := s.view == nil || now.Sub(s.readAt) >= s.opts.Refresh
 	s.mu.Unlock()
-	if stale {
-		list, err := s.hosts.Hosts(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read compute hosts: %w", err)
-		}
-		view := make(map[string]*trustack.Host, len(list))
-		for _, h := range list {
-			view[h.ID] = h
-		}
-		s.mu.Lock()
-		s.view, s.readAt = view, now
-		s.mu.Unlock()
+	if !stale {
+		return nil
+	}
+	list, err := s.hosts.Hosts(ctx)
+	if err != nil {
+		return fmt.Errorf("read compute hosts: %w", err)
+	}
+	topology, err := s.hosts.Topology(ctx)
+	if err != nil {
+		return fmt.Errorf("read the topology: %w", err)
+	}
+	view := make(map[string]*trustack.Host, len(list))
+	members := map[string][]string{}
+	slices.SortFunc(list, func(a, b *trustack.Host) int { return strings.Compare(a.Name, b.Name) })
+	for _, h := range list {
+		view[h.ID] = h
+		members[h.Domain] = append(members[h.Domain], h.ID)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*trustack.Host, 0, len(s.view))
-	for _, h := range s.view {
-		out = append(out, s.withReservations(h))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	s.view, s.topology, s.members, s.readAt = view, topology, members, now
+	s.mu.Unlock()
+	return nil
 }
 
 // remember puts a host as the store returned it into the view, unless the
@@ -453,10 +678,18 @@ func (s *Scheduler) remember(h *trustack.Host) {
 	if s.view == nil {
 		return
 	}
-	if old, ok := s.view[h.ID]; ok && old.Generation > h.Generation {
+	old, ok := s.view[h.ID]
+	if ok && old.Generation > h.Generation {
 		return
 	}
 	s.view[h.ID] = h
+	if ok && old.Domain != h.Domain {
+		s.members[old.Domain] = slices.DeleteFunc(slices.Clone(s.members[old.Domain]), func(id string) bool { return id == h.ID })
+	}
+	if !ok || old.Domain != h.Domain {
+		// Last in the domain until the next refresh sorts it in by name.
+		s.members[h.Domain] = append(slices.Clone(s.members[h.Domain]), h.ID)
+	}
 }
 
 // reread reads one host again after a lost claim.
@@ -464,7 +697,10 @@ func (s *Scheduler) reread(ctx context.Context, id string) error {
 	h, err := s.hosts.Host(ctx, id)
 	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
 		s.mu.Lock()
-		delete(s.view, id)
+		if old, ok := s.view[id]; ok {
+			delete(s.view, id)
+			s.members[old.Domain] = slices.DeleteFunc(slices.Clone(s.members[old.Domain]), func(m string) bool { return m == id })
+		}
 		s.mu.Unlock()
 		return nil
 	}
@@ -473,4 +709,33 @@ func (s *Scheduler) reread(ctx context.Context, id string) error {
 	}
 	s.remember(h)
 	return nil
+}
+
+// waitInFlight waits until the claims now in flight on hosts that only
+// they rule out for the request have landed or failed, and reports whether
+// there were any: a host the view counts a landed claim on twice (once in
+// the host as read or remembered, once as still in flight) must not make
+// the request fail. The caller holds no reservation.
+func (s *Scheduler) waitInFlight(req Request, groupHosts []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type pending struct{ host, server string }
+	var waiting []pending
+	for id, list := range s.inFlight {
+		if h := s.view[id]; h != nil && s.reject(req, groupHosts, h) == "" {
+			for _, c := range list {
+				waiting = append(waiting, pending{id, c.ServerID})
+			}
+		}
+	}
+	if len(waiting) == 0 {
+		return false
+	}
+	inFlight := func(p pending) bool {
+		return slices.ContainsFunc(s.inFlight[p.host], func(c trustack.Claim) bool { return c.ServerID == p.server })
+	}
+	for slices.ContainsFunc(waiting, inFlight) {
+		s.settled.Wait()
+	}
+	return true
 }

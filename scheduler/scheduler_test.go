@@ -170,7 +170,7 @@ func TestFilterDriverSpreadsOrPacksByFreeRAM(t *testing.T) {
 			for _, name := range []string{"a", "b", "c"} {
 				f.host(t, name, 64, 16384, 1000)
 			}
-			s := f.scheduler(t, scheduler.Options{RAMWeightMultiplier: tc.multiplier})
+			s := f.scheduler(t, scheduler.Options{Driver: "filter", RAMWeightMultiplier: tc.multiplier})
 			var got []string
 			for range tc.want {
 				got = append(got, place(t, s, scheduler.Request{Server: f.server(t, 1, 4096, 10, "")}))
@@ -198,7 +198,7 @@ func TestFilterDriverPrefersMoreFreeRAM(t *testing.T) {
 			f.load(t, a, 1, 12288, 10)
 			f.load(t, b, 1, 1024, 10)
 			f.load(t, c, 1, 8192, 10)
-			s := f.scheduler(t, scheduler.Options{RAMWeightMultiplier: tc.multiplier})
+			s := f.scheduler(t, scheduler.Options{Driver: "filter", RAMWeightMultiplier: tc.multiplier})
 			if got := place(t, s, scheduler.Request{Server: f.server(t, 1, 2048, 10, "")}); got != tc.want {
 				t.Errorf("placed on %s, want %s", got, tc.want)
 			}
@@ -214,7 +214,7 @@ func TestHostSubsetSizeChoosesAtRandomAmongTheBest(t *testing.T) {
 	f.load(t, c, 1, 8192, 10)
 	srv := f.server(t, 1, 1, 1, "")
 	run := func(subset int, seed uint64) []string {
-		s := f.scheduler(t, scheduler.Options{HostSubsetSize: subset, Rand: rand.New(rand.NewPCG(seed, seed))})
+		s := f.scheduler(t, scheduler.Options{Driver: "filter", HostSubsetSize: subset, Rand: rand.New(rand.NewPCG(seed, seed))})
 		var got []string
 		for range 40 {
 			got = append(got, f.placeAndRelease(t, s, srv))
@@ -299,7 +299,7 @@ func TestChanceDriverIsRandomButSeeded(t *testing.T) {
 func TestViewIsReadAgainAfterRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.host(t, "a", 64, 16384, 1000)
-	s := f.scheduler(t, scheduler.Options{Refresh: 5 * time.Second})
+	s := f.scheduler(t, scheduler.Options{Driver: "filter", Refresh: 5 * time.Second})
 	if got := place(t, s, scheduler.Request{Server: f.server(t, 1, 8192, 1, "")}); got != "a" {
 		t.Fatalf("placed on %s, want a", got)
 	}
@@ -506,7 +506,7 @@ func TestSoftPoliciesWeighButDoNotRefuse(t *testing.T) {
 			f.load(t, hosts["z"], 1, 4096, 1)
 			g := f.group(t, "g", tc.policy)
 			f.claim(t, f.server(t, 1, 1024, 1, g.ID), hosts[tc.member], g)
-			s := f.scheduler(t, scheduler.Options{})
+			s := f.scheduler(t, scheduler.Options{Driver: "filter"})
 			if got := place(t, s, scheduler.Request{Server: f.server(t, 1, 1024, 1, g.ID), Group: g}); got != tc.want {
 				t.Errorf("placed on %s, want %s", got, tc.want)
 			}
@@ -515,7 +515,7 @@ func TestSoftPoliciesWeighButDoNotRefuse(t *testing.T) {
 			if _, err := f.db.UpdateHost(ctx, hosts[tc.want].ID, func(h *trustack.Host) error { h.Enabled = false; return nil }); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.scheduler(t, scheduler.Options{}).Place(ctx, scheduler.Request{Server: f.server(t, 1, 1024, 1, g.ID), Group: g}); err != nil {
+			if _, err := f.scheduler(t, scheduler.Options{Driver: "filter"}).Place(ctx, scheduler.Request{Server: f.server(t, 1, 1024, 1, g.ID), Group: g}); err != nil {
 				t.Errorf("a soft policy refused the only host left: %v", err)
 			}
 		})
@@ -541,8 +541,8 @@ func TestLostClaimRetriesOnAnotherHost(t *testing.T) {
 	small := f.host(t, "small", 8, 8192, 100)
 	f.load(t, small, 1, 1024, 1)
 	other := &countingHosts{DB: f.db}
-	one := f.scheduler(t, scheduler.Options{})
-	two, err := scheduler.New(other, scheduler.Options{Now: f.clock.Now, Rand: rand.New(rand.NewPCG(3, 4))})
+	one := f.scheduler(t, scheduler.Options{Driver: "filter"})
+	two, err := scheduler.New(other, scheduler.Options{Driver: "filter", Now: f.clock.Now, Rand: rand.New(rand.NewPCG(3, 4))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +572,7 @@ func TestLostClaimRetriesOnAnotherHost(t *testing.T) {
 }
 
 // TestConcurrentPlacements races 1,000 placements of random sizes, some in
-// anti-affinity groups, from 64 goroutines sharing three schedulers (one
+// anti-affinity groups, from 64 goroutines sharing four schedulers (one
 // per driver, each with its own view, as three controllers would have)
 // over 50 hosts of random capacities that cannot take them all.
 func TestConcurrentPlacements(t *testing.T) {
@@ -632,6 +632,7 @@ func TestConcurrentPlacements(t *testing.T) {
 		f.scheduler(t, scheduler.Options{Driver: "filter", HostSubsetSize: 3, Rand: rand.New(rand.NewPCG(1, 1))}),
 		f.scheduler(t, scheduler.Options{Driver: "simple"}),
 		f.scheduler(t, scheduler.Options{Driver: "chance", Rand: rand.New(rand.NewPCG(2, 2))}),
+		f.scheduler(t, scheduler.Options{Driver: "acaas", Rand: rand.New(rand.NewPCG(3, 3))}),
 	}
 
 	work := make(chan int)

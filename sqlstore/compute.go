@@ -23,12 +23,13 @@ var (
 		name: "hosts", kind: "compute host", order: "name",
 		columns: []string{"id", "number", "name", "availability_zone", "hypervisor_type", "hypervisor_version", "hypervisor_hostname", "host_ip",
 			"vcpus", "memory_mb", "disk_gb", "cpu_ratio", "ram_ratio", "disk_ratio", "used_vcpus", "used_memory_mb", "used_disk_gb", "running_vms",
-			"generation", "enabled", "disabled_reason", "forced_down", "last_seen", "created_at", "updated_at"},
+			"generation", "enabled", "disabled_reason", "forced_down", "last_seen", "domain", "properties", "security", "created_at", "updated_at"},
 		fields: func(h *trustack.Host) []any {
 			return []any{&h.ID, &h.Number, &h.Name, &h.AvailabilityZone, &h.HypervisorType, &h.HypervisorVersion, &h.HypervisorHostname, &h.HostIP,
 				&h.VCPUs, &h.MemoryMB, &h.DiskGB, &h.CPUAllocationRatio, &h.RAMAllocationRatio, &h.DiskAllocationRatio,
 				&h.UsedVCPUs, &h.UsedMemoryMB, &h.UsedDiskGB, &h.RunningVMs, &h.Generation, &h.Enabled, &h.DisabledReason, &h.ForcedDown,
-				timeColumn{&h.LastSeen}, timeColumn{&h.CreatedAt}, timeColumn{&h.UpdatedAt}}
+				timeColumn{&h.LastSeen}, &h.Domain, jsonColumn[map[string]string]{&h.Properties}, jsonColumn[map[string]string]{&h.Security},
+				timeColumn{&h.CreatedAt}, timeColumn{&h.UpdatedAt}}
 		},
 	}
 	serverGroups = &table[trustack.ServerGroup]{
@@ -42,13 +43,13 @@ var (
 		name: "servers", kind: "server", order: "created_at, id",
 		columns: []string{"id", "name", "project_id", "user_id", "image_id", "flavor", "vcpus", "ram", "key_name", "key_data", "metadata",
 			"availability_zone", "user_data", "host", "node", "vm_state", "task_state", "power_state", "fault", "locked", "locked_by",
-			"group_id", "hints", "reservation_id", "launch_index", "access_ipv4", "access_ipv6", "config_drive", "disk_config",
+			"group_id", "hints", "requirements", "rcot", "reservation_id", "launch_index", "access_ipv4", "access_ipv6", "config_drive", "disk_config",
 			"created_at", "updated_at", "launched_at", "terminated_at"},
 		fields: func(s *trustack.Server) []any {
 			return []any{&s.ID, &s.Name, &s.ProjectID, &s.UserID, &s.ImageID, jsonColumn[trustack.Flavor]{&s.Flavor}, &s.Flavor.VCPUs, &s.Flavor.RAM,
 				&s.KeyName, &s.KeyData, jsonColumn[map[string]string]{&s.Metadata}, &s.AvailabilityZone, &s.UserData, &s.Host, &s.Node,
 				&s.VMState, &s.TaskState, &s.PowerState, jsonColumn[*trustack.Fault]{&s.Fault}, &s.Locked, &s.LockedBy,
-				&s.GroupID, jsonColumn[map[string][]string]{&s.Hints}, &s.ReservationID, &s.LaunchIndex, &s.AccessIPv4, &s.AccessIPv6, &s.ConfigDrive, &s.DiskConfig,
+				&s.GroupID, jsonColumn[map[string][]string]{&s.Hints}, jsonColumn[trustack.Requirements]{&s.Requirements}, &s.RCoT, &s.ReservationID, &s.LaunchIndex, &s.AccessIPv4, &s.AccessIPv6, &s.ConfigDrive, &s.DiskConfig,
 				timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}, timeColumn{&s.LaunchedAt}, timeColumn{&s.TerminatedAt}}
 		},
 	}
@@ -206,6 +207,9 @@ func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Hos
 			if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM hosts`).Scan(&h.Number); err != nil {
 				return fmt.Errorf("number host %s: %w", h.Name, err)
 			}
+			if err := holdDomain(ctx, db, q, h.Domain); err != nil {
+				return err
+			}
 			if err := hosts.insert(ctx, q, h); err != nil {
 				return err
 			}
@@ -222,17 +226,28 @@ func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Hos
 				return fmt.Errorf("register host %s: %w", h.Name, err)
 			}
 		}
-		out, err = hosts.get(ctx, q, id)
+		out, err = getHost(ctx, q, id)
 		return err
 	})
 	return out, err
 }
 
+// Host returns a compute host with its tenants; ENOTFOUND.
 func (db *DB) Host(ctx context.Context, id string) (*trustack.Host, error) {
-	return hosts.get(ctx, db.read, id)
+	return getHost(ctx, db.read, id)
 }
 
-// HostByName returns the host with the given name.
+// getHost reads a host and its tenants.
+func getHost(ctx context.Context, q querier, id string) (*trustack.Host, error) {
+	h, err := hosts.get(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	return h, addTenants(ctx, q, h)
+}
+
+// HostByName returns the host with the given name, with its tenants;
+// ENOTFOUND.
 func (db *DB) HostByName(ctx context.Context, name string) (*trustack.Host, error) {
 	list, err := hosts.list(ctx, db.read, where{conds: []string{"name = $1"}, args: []any{name}})
 	if err != nil {
@@ -241,18 +256,43 @@ func (db *DB) HostByName(ctx context.Context, name string) (*trustack.Host, erro
 	if len(list) == 0 {
 		return nil, trustack.Errorf(trustack.ENOTFOUND, "Compute host %s could not be found.", name)
 	}
-	return list[0], nil
+	return list[0], addTenants(ctx, db.read, list[0])
 }
 
-// Hosts returns every compute host, by name.
+// Hosts returns every compute host, by name, with its tenants.
 func (db *DB) Hosts(ctx context.Context) ([]*trustack.Host, error) {
-	return hosts.list(ctx, db.read, where{})
+	list, err := hosts.list(ctx, db.read, where{})
+	if err != nil {
+		return nil, err
+	}
+	return list, addAllTenants(ctx, db.read, list)
 }
 
-// UpdateHost changes a host's service state; fn must not touch usage or
-// generation, which only claims change.
+// UpdateHost changes a host's service state, domain or properties; its
+// generation moves on, so that no claim made on the host as it was
+// succeeds. What fn does to the usage, the generation or the tenants is
+// ignored: only claims change them. A domain that does not exist is
+// ENOTFOUND.
 func (db *DB) UpdateHost(ctx context.Context, id string, fn func(*trustack.Host) error) (*trustack.Host, error) {
-	return hosts.update(ctx, db, id, fn)
+	var was trustack.Host
+	var h *trustack.Host
+	return hosts.updateAnd(ctx, db, id, func(cur *trustack.Host) error {
+		was = *cur
+		if err := fn(cur); err != nil {
+			return err
+		}
+		cur.UsedVCPUs, cur.UsedMemoryMB, cur.UsedDiskGB, cur.RunningVMs = was.UsedVCPUs, was.UsedMemoryMB, was.UsedDiskGB, was.RunningVMs
+		cur.Generation = was.Generation + 1
+		h = cur
+		return nil
+	}, func(q querier) error {
+		if h.Domain != was.Domain {
+			if err := holdDomain(ctx, db, q, h.Domain); err != nil {
+				return err
+			}
+		}
+		return addTenants(ctx, q, h)
+	})
 }
 
 // DeleteHost forgets a host that has no claims; ECONFLICT if it has.
@@ -286,11 +326,13 @@ func (db *DB) SetLastSeen(ctx context.Context, seen map[string]time.Time) error 
 
 // Claim records that c.ServerID takes c's resources of c.HostID, if the
 // host is still at generation (a compare-and-swap: ECONFLICT naming the
-// host if another claim came first, so the caller can look again) and
-// still has room. If group is not nil, the claim also keeps the group's
-// policy, checked while holding the group: anti-affinity refuses a host
-// that already runs a member, affinity a host other than the members'.
-// It returns the host after the claim.
+// host if another claim came first, so the caller can look again), still
+// has room and admits c's project beside its tenants (trustack.Admits:
+// neither the claim's isolation nor theirs excludes the other). If group
+// is not nil, the claim also keeps the group's policy, checked while
+// holding the group: anti-affinity refuses a host that already runs a
+// member, affinity a host other than the members'. It returns the host
+// after the claim.
 func (db *DB) Claim(ctx context.Context, c trustack.Claim, generation int64, group *trustack.ServerGroup) (*trustack.Host, error) {
 	var out *trustack.Host
 	err := db.inTx(ctx, func(q querier) error {
@@ -299,31 +341,130 @@ func (db *DB) Claim(ctx context.Context, c trustack.Claim, generation int64, gro
 				return err
 			}
 		}
-		res, err := q.ExecContext(ctx, `UPDATE hosts SET used_vcpus = used_vcpus + $1, used_memory_mb = used_memory_mb + $2,
-			used_disk_gb = used_disk_gb + $3, running_vms = running_vms + 1, generation = generation + 1
-			WHERE id = $4 AND generation = $5
-			AND used_vcpus + $1 <= vcpus * cpu_ratio AND used_memory_mb + $2 <= memory_mb * ram_ratio AND used_disk_gb + $3 <= disk_gb * disk_ratio`,
-			c.VCPUs, c.MemoryMB, c.DiskGB, c.HostID, generation)
+		tenants, err := take(ctx, q, c, generation, trustack.Claim{})
 		if err != nil {
-			return fmt.Errorf("claim on host %s: %w", c.HostID, err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return lostClaim(c.HostID)
-		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO claims (server_id, host_id, vcpus, memory_mb, disk_gb) VALUES ($1, $2, $3, $4, $5)`,
-			c.ServerID, c.HostID, c.VCPUs, c.MemoryMB, c.DiskGB); err != nil {
+		if _, err := q.ExecContext(ctx, `INSERT INTO claims (server_id, host_id, vcpus, memory_mb, disk_gb, project_id, isolation) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			c.ServerID, c.HostID, c.VCPUs, c.MemoryMB, c.DiskGB, c.ProjectID, c.Isolation.String()); err != nil {
 			return fmt.Errorf("claim on host %s: %w", c.HostID, conflict("claim", translate(err)))
 		}
-		out, err = hosts.get(ctx, q, c.HostID)
-		return err
+		if out, err = hosts.get(ctx, q, c.HostID); err != nil {
+			return err
+		}
+		out.Tenants = sortTenants(trustack.WithTenant(tenants, c.ProjectID, c.Isolation))
+		return nil
 	})
 	return out, err
 }
 
+// take is the compare-and-swap of a claim: c's resources, less those of
+// back (a claim the server gives back of the same host, or none), are
+// taken of c.HostID if it is at generation, has room and admits c's
+// project. It returns the host's tenants before the claim. The update
+// holds the host's row until the transaction ends, so its tenants cannot
+// change under the check: concurrent claims on one host take turns.
+func take(ctx context.Context, q querier, c trustack.Claim, generation int64, back trustack.Claim) ([]trustack.Tenant, error) {
+	vms := 1
+	if back.ServerID != "" {
+		vms = 0
+	}
+	res, err := q.ExecContext(ctx, `UPDATE hosts SET used_vcpus = used_vcpus + $1, used_memory_mb = used_memory_mb + $2,
+		used_disk_gb = used_disk_gb + $3, running_vms = running_vms + $4, generation = generation + 1
+		WHERE id = $5 AND generation = $6
+		AND used_vcpus + $1 <= vcpus * cpu_ratio AND used_memory_mb + $2 <= memory_mb * ram_ratio AND used_disk_gb + $3 <= disk_gb * disk_ratio`,
+		c.VCPUs-back.VCPUs, c.MemoryMB-back.MemoryMB, c.DiskGB-back.DiskGB, vms, c.HostID, generation)
+	if err != nil {
+		return nil, fmt.Errorf("claim on host %s: %w", c.HostID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, lostClaim(c.HostID)
+	}
+	tenants, err := tenantsOf(ctx, q, c.HostID)
+	if err != nil {
+		return nil, fmt.Errorf("claim on host %s: %w", c.HostID, err)
+	}
+	// The server's own claim, if on this host, is of its project, which
+	// Admits does not hold against it.
+	if !trustack.Admits(tenants, c.ProjectID, c.Isolation) {
+		return nil, lostClaim(c.HostID)
+	}
+	return tenants, nil
+}
+
+// MoveClaim moves the claim of c.ServerID to c.HostID in one transaction:
+// the new claim is taken as Claim takes one (generation, room, tenants
+// and group policy of c.HostID), and what the old claim held is given
+// back to its host, whose generation moves on. A move to the host the
+// claim is on changes the claim in place, the host's room counted without
+// the old claim. It returns the host the claim left and the host it is
+// on, both after the move (the same host twice for a move in place);
+// ENOTFOUND if the server holds no claim, ECONFLICT as Claim.
+func (db *DB) MoveClaim(ctx context.Context, c trustack.Claim, generation int64, group *trustack.ServerGroup) (from, to *trustack.Host, err error) {
+	err = db.inTx(ctx, func(q querier) error {
+		if group != nil {
+			if err := checkGroup(ctx, db, q, c, group); err != nil {
+				return err
+			}
+		}
+		old := trustack.Claim{ServerID: c.ServerID}
+		err := q.QueryRowContext(ctx, `SELECT host_id, vcpus, memory_mb, disk_gb FROM claims WHERE server_id = $1`+db.lockRow(), c.ServerID).
+			Scan(&old.HostID, &old.VCPUs, &old.MemoryMB, &old.DiskGB)
+		if errors.Is(err, sql.ErrNoRows) {
+			return trustack.Errorf(trustack.ENOTFOUND, "Server %s holds no claim on a compute host to move.", c.ServerID)
+		}
+		if err != nil {
+			return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
+		}
+		back := old
+		if old.HostID != c.HostID {
+			back = trustack.Claim{}
+			// Both hosts are locked in the order of their IDs, so that a
+			// move the other way waits for this one instead of deadlocking.
+			if db.backend == "postgres" {
+				if _, err := column(ctx, q, `SELECT id FROM hosts WHERE id IN ($1, $2) ORDER BY id FOR UPDATE`, old.HostID, c.HostID); err != nil {
+					return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
+				}
+			}
+		}
+		if _, err := take(ctx, q, c, generation, back); err != nil {
+			return err
+		}
+		if old.HostID != c.HostID {
+			if err := giveBack(ctx, q, old); err != nil {
+				return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
+			}
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE claims SET host_id = $1, vcpus = $2, memory_mb = $3, disk_gb = $4, project_id = $5, isolation = $6
+			WHERE server_id = $7`, c.HostID, c.VCPUs, c.MemoryMB, c.DiskGB, c.ProjectID, c.Isolation.String(), c.ServerID); err != nil {
+			return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
+		}
+		if from, err = getHost(ctx, q, old.HostID); err != nil {
+			return err
+		}
+		to, err = getHost(ctx, q, c.HostID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return from, to, nil
+}
+
+// giveBack returns what claim c took of its host; the host's generation
+// moves on.
+func giveBack(ctx context.Context, q querier, c trustack.Claim) error {
+	_, err := q.ExecContext(ctx, `UPDATE hosts SET used_vcpus = used_vcpus - $1, used_memory_mb = used_memory_mb - $2,
+		used_disk_gb = used_disk_gb - $3, running_vms = running_vms - 1, generation = generation + 1 WHERE id = $4`,
+		c.VCPUs, c.MemoryMB, c.DiskGB, c.HostID)
+	return err
+}
+
 // lostClaim is the ECONFLICT of a claim that lost: the host changed since
-// it was read, has no room, or breaks the group's policy.
+// it was read, has no room, breaks the group's policy, or runs servers
+// that may not share it with the claim's.
 func lostClaim(host string) error {
-	return trustack.Errorf(trustack.ECONFLICT, "Compute host %s changed, has no room, or breaks the server group's policy.", host)
+	return trustack.Errorf(trustack.ECONFLICT, "Compute host %s changed, has no room, breaks the server group's policy or the isolation of a project on it.", host)
 }
 
 // checkGroup locks the group's row and checks its policy against the claim.
@@ -376,12 +517,10 @@ func (db *DB) Release(ctx context.Context, serverID string) (*trustack.Host, err
 		if _, err := q.ExecContext(ctx, `DELETE FROM claims WHERE server_id = $1`, serverID); err != nil {
 			return err
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE hosts SET used_vcpus = used_vcpus - $1, used_memory_mb = used_memory_mb - $2,
-			used_disk_gb = used_disk_gb - $3, running_vms = running_vms - 1, generation = generation + 1 WHERE id = $4`,
-			c.VCPUs, c.MemoryMB, c.DiskGB, c.HostID); err != nil {
+		if err := giveBack(ctx, q, c); err != nil {
 			return fmt.Errorf("release claim of %s: %w", serverID, err)
 		}
-		out, err = hosts.get(ctx, q, c.HostID)
+		out, err = getHost(ctx, q, c.HostID)
 		return err
 	})
 	return out, err
@@ -391,7 +530,7 @@ func (db *DB) Release(ctx context.Context, serverID string) (*trustack.Host, err
 func (db *DB) Claims(ctx context.Context, hostID string) ([]trustack.Claim, error) {
 	var w where
 	w.eq("host_id", hostID)
-	rows, err := db.read.QueryContext(ctx, `SELECT server_id, host_id, vcpus, memory_mb, disk_gb FROM claims`+w.sql()+` ORDER BY server_id`, w.args...)
+	rows, err := db.read.QueryContext(ctx, `SELECT server_id, host_id, vcpus, memory_mb, disk_gb, project_id, isolation FROM claims`+w.sql()+` ORDER BY server_id`, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list claims: %w", err)
 	}
@@ -399,8 +538,12 @@ func (db *DB) Claims(ctx context.Context, hostID string) ([]trustack.Claim, erro
 	var out []trustack.Claim
 	for rows.Next() {
 		var c trustack.Claim
-		if err := rows.Scan(&c.ServerID, &c.HostID, &c.VCPUs, &c.MemoryMB, &c.DiskGB); err != nil {
+		var iso string
+		if err := rows.Scan(&c.ServerID, &c.HostID, &c.VCPUs, &c.MemoryMB, &c.DiskGB, &c.ProjectID, &iso); err != nil {
 			return nil, err
+		}
+		if c.Isolation, err = parseIsolation(iso); err != nil {
+			return nil, fmt.Errorf("claim of %s: %w", c.ServerID, err)
 		}
 		out = append(out, c)
 	}

@@ -74,15 +74,22 @@ func (t *table[T]) list(ctx context.Context, q querier, w where) ([]*T, error) {
 
 // insert adds v; a duplicate gives ECONFLICT.
 func (t *table[T]) insert(ctx context.Context, q querier, v *T) error {
+	if err := t.add(ctx, q, v); err != nil {
+		return fmt.Errorf("create %s: %w", t.kind, conflict(t.kind, err))
+	}
+	return nil
+}
+
+// add adds v and returns a violated constraint as a *constraintError,
+// for callers that name what was violated themselves.
+func (t *table[T]) add(ctx context.Context, q querier, v *T) error {
 	marks := make([]string, len(t.columns))
 	for i := range marks {
 		marks[i] = fmt.Sprintf("$%d", i+1)
 	}
 	query := "INSERT INTO " + t.name + " (" + strings.Join(t.columns, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")"
-	if _, err := q.ExecContext(ctx, query, t.fields(v)...); err != nil {
-		return fmt.Errorf("create %s: %w", t.kind, conflict(t.kind, translate(err)))
-	}
-	return nil
+	_, err := q.ExecContext(ctx, query, t.fields(v)...)
+	return translate(err)
 }
 
 // update reads the row with the given ID, lets fn change it and writes it

@@ -431,3 +431,65 @@ func testActionsRecordedWithTheirChange(t *testing.T, s Store) {
 	must(t, err)
 	equal(t, got.VMState, trustack.VMBuilding)
 }
+
+func testMoveClaim(t *testing.T, s Store) {
+	h1 := host(t, s, "h1", 4, 8192)
+	h2 := host(t, s, "h2", 4, 8192)
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 2, 2048), server("s3", "p", 1, 1)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s2", "q", 1, 1024)}, nil, nil))
+	_, err := s.Claim(ctx, trustack.Claim{ServerID: "s1", HostID: h1.ID, VCPUs: 2, MemoryMB: 2048, DiskGB: 1, ProjectID: "p"}, h1.Generation, nil)
+	must(t, err)
+
+	// The claim leaves its host and takes the other, in one step.
+	cur, err := s.Host(ctx, h2.ID)
+	must(t, err)
+	moved := trustack.Claim{ServerID: "s1", HostID: h2.ID, VCPUs: 2, MemoryMB: 2048, DiskGB: 1, ProjectID: "p"}
+	from, to, err := s.MoveClaim(ctx, moved, cur.Generation, nil)
+	must(t, err)
+	if from.ID != h1.ID || from.UsedVCPUs != 0 || from.RunningVMs != 0 || len(from.Tenants) != 0 {
+		t.Errorf("the host the claim left: %+v", from)
+	}
+	if to.ID != h2.ID || to.UsedVCPUs != 2 || to.RunningVMs != 1 || to.Generation == cur.Generation {
+		t.Errorf("the host the claim moved to: %+v", to)
+	}
+	equal(t, to.Tenants, []trustack.Tenant{{ProjectID: "p", Servers: 1}})
+	claims, err := s.Claims(ctx, "")
+	must(t, err)
+	equal(t, claims, []trustack.Claim{moved})
+	CheckHostUsage(t, s, h1.ID)
+	CheckHostUsage(t, s, h2.ID)
+
+	// A move made on the host as it was loses, and changes nothing.
+	_, _, err = s.MoveClaim(ctx, trustack.Claim{ServerID: "s1", HostID: h1.ID, VCPUs: 2, MemoryMB: 2048, DiskGB: 1, ProjectID: "p"}, h1.Generation, nil)
+	code(t, err, trustack.ECONFLICT)
+
+	// A move in place, as a resize, counts the host's room without the
+	// claim it replaces: 4 vCPUs fit a 4-vCPU host holding this claim of 2.
+	cur, err = s.Host(ctx, h2.ID)
+	must(t, err)
+	bigger := trustack.Claim{ServerID: "s1", HostID: h2.ID, VCPUs: 4, MemoryMB: 4096, DiskGB: 1, ProjectID: "p"}
+	from, to, err = s.MoveClaim(ctx, bigger, cur.Generation, nil)
+	must(t, err)
+	if from.ID != h2.ID || to.UsedVCPUs != 4 || to.RunningVMs != 1 {
+		t.Errorf("after a move in place: from %s, to %+v", from.ID, to)
+	}
+	CheckHostUsage(t, s, h2.ID)
+
+	// The host moved to must admit the claim's project.
+	cur, err = s.Host(ctx, h1.ID)
+	must(t, err)
+	_, err = s.Claim(ctx, trustack.Claim{ServerID: "s2", HostID: h1.ID, VCPUs: 1, MemoryMB: 1024, DiskGB: 1, ProjectID: "q",
+		Isolation: trustack.Isolation{Exclusive: true}}, cur.Generation, nil)
+	must(t, err)
+	cur, err = s.Host(ctx, h1.ID)
+	must(t, err)
+	_, _, err = s.MoveClaim(ctx, trustack.Claim{ServerID: "s1", HostID: h1.ID, VCPUs: 1, MemoryMB: 1, DiskGB: 1, ProjectID: "p"}, cur.Generation, nil)
+	code(t, err, trustack.ECONFLICT)
+	claims, err = s.Claims(ctx, h2.ID)
+	must(t, err)
+	equal(t, claims, []trustack.Claim{bigger})
+
+	// A server without a claim has none to move.
+	_, _, err = s.MoveClaim(ctx, trustack.Claim{ServerID: "s3", HostID: h1.ID, VCPUs: 1, MemoryMB: 1, DiskGB: 1, ProjectID: "p"}, cur.Generation, nil)
+	code(t, err, trustack.ENOTFOUND)
+}

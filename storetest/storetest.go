@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
@@ -22,6 +23,7 @@ type Store interface {
 	identity.Store
 	images.Store
 	compute.Store
+	acaas.Store
 }
 
 // Run runs the suite; open returns a new, empty store for each test.
@@ -54,6 +56,15 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"QuotaUnderConcurrency", testQuotaUnderConcurrency},
 		{"ActionsAndQuotas", testActionsAndQuotas},
 		{"ActionsRecordedWithTheirChange", testActionsRecordedWithTheirChange},
+		{"MoveClaim", testMoveClaim},
+		{"Locations", testLocations},
+		{"PhysicalDomains", testPhysicalDomains},
+		{"HostPropertiesAndDomain", testHostPropertiesAndDomain},
+		{"ServerRequirements", testServerRequirements},
+		{"RequirementEntriesAndProjectRequirements", testRequirementEntriesAndProjectRequirements},
+		{"Topology", testTopology},
+		{"IsolationInClaims", testIsolationInClaims},
+		{"IsolationUnderConcurrency", testIsolationUnderConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,9 +11,10 @@ import (
 )
 
 // addClientCommands adds the client commands, which talk to a cloud as
-// the OS_* variables say: image, keypair and flavor, and the server
-// commands under `server`. That is the controller's command, which takes
-// no arguments, so `trustack server` alone still runs the controller.
+// the OS_* variables say: image, keypair, flavor and requirement, and the
+// server commands under `server`. That is the controller's command, which
+// takes no arguments, so `trustack server` alone still runs the
+// controller.
 func addClientCommands(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		if c.Name() == "server" {
@@ -28,7 +29,7 @@ func addClientCommands(root *cobra.Command) {
 	flavor.AddCommand(formatted(clientCommand("list", "List flavors", cobra.NoArgs, func(ctx context.Context, c *client.Client, _ []string) error {
 		return c.ListFlavors(ctx)
 	})))
-	root.AddCommand(image, keypair, flavor)
+	root.AddCommand(image, keypair, flavor, requirementCommand())
 }
 
 // clientCommand is a command that connects to the cloud and runs run.

@@ -52,7 +52,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(upCommand(), serverCommand(), agentCommand(), manageCommand(), configCommand(), policyCommand())
+	cmd.AddCommand(upCommand(), serverCommand(), agentCommand(), manageCommand(), configCommand(), policyCommand(), simCommand())
 	addClientCommands(cmd)
 	return cmd
 }
@@ -196,7 +196,10 @@ func agentCommand() *cobra.Command {
 func manageCommand() *cobra.Command {
 	var configFile string
 	load := func() (*config.Config, error) { return config.Load(configFile) }
-	cmd := &cobra.Command{Use: "manage", Short: "Operator tasks on the controller's state"}
+	cmd := &cobra.Command{
+		Use:   "manage",
+		Short: "Operator tasks: the controller's state (fernet, db, bootstrap), and ACaaS through the API (host, location, domain, requirement-entry)",
+	}
 	cmd.PersistentFlags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists)")
 
 	fernet := &cobra.Command{Use: "fernet", Short: "Manage the Fernet keys that sign tokens"}
@@ -265,6 +268,7 @@ second. Copy the repository to every controller after rotating.`,
 	bootstrap.Flags().StringVar(&password, "admin-password", "", "password of the admin user (set even if the user exists)")
 
 	cmd.AddCommand(fernet, db, bootstrap)
+	cmd.AddCommand(acaasManageCommands()...)
 	return cmd
 }
 

@@ -50,17 +50,20 @@ type Config struct {
 type handler struct {
 	api    *openstack.API
 	svc    *compute.Service
+	acaas  ACaaS
 	images Images
 	dec    openstack.Decoder
 	cfg    Config
 	base   string // PublicURL + Prefix
 }
 
-// New returns the compute API's handler, to mount at Prefix.
-func New(svc *compute.Service, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
+// New returns the compute API's handler, to mount at Prefix. The
+// os-trustack-* calls are served by reqs.
+func New(svc *compute.Service, reqs ACaaS, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
 		api:    openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
 		svc:    svc,
+		acaas:  reqs,
 		images: imgs,
 		dec:    openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
 		cfg:    cfg,
@@ -124,6 +127,8 @@ type urlProjectKey struct{}
 var collections = map[string]bool{
 	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "": true,
+	"os-trustack-locations": true, "os-trustack-distances": true, "os-trustack-domains": true, "os-trustack-hosts": true,
+	"os-trustack-requirement-entries": true, "os-trustack-requirements": true,
 }
 
 // projectInPath returns the path without a project ID after the version.
@@ -247,6 +252,8 @@ func (h *handler) routes() {
 	a.Private("GET "+v+"/images/detail", h.listImages(true))
 	a.Private("GET "+v+"/images/{id}", h.showImage)
 	a.Private("DELETE "+v+"/images/{id}", h.deleteImage)
+
+	h.trustackRoutes(v)
 }
 
 // versionDoc describes a version of the API, with its self link.
