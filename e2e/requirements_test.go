@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,16 @@ func TestRequirementsFollowTheServer(t *testing.T) {
 	}
 	id, _ := server["id"].(string)
 	host := hostOf(t, admin, id)
+	// The member learns nothing of where vm1 runs: no host fields, and a
+	// hostId that is a hash of the host with the project.
+	for _, key := range []string{"OS-EXT-SRV-ATTR:host", "OS-EXT-SRV-ATTR:hypervisor_hostname", "OS-EXT-SRV-ATTR:instance_name"} {
+		if v, ok := server[key]; ok && v != nil && v != "" {
+			t.Errorf("openstack server create as a member shows %s = %v, want it hidden", key, v)
+		}
+	}
+	if hid, _ := server["hostId"].(string); len(hid) != 56 || strings.Contains(hid, "compute") {
+		t.Errorf("hostId %q, want a 56-digit hash", hid)
+	}
 	other := map[string]string{"compute-1": "compute-2", "compute-2": "compute-1"}[host]
 	if other == "" {
 		t.Fatalf("vm1, requiring location=DE, is on %s: want compute-1 or compute-2, the German hosts", host)
@@ -89,4 +101,57 @@ func TestRequirementsFollowTheServer(t *testing.T) {
 func hostOf(t testing.TB, admin map[string]string, id string) string {
 	t.Helper()
 	return strings.TrimSpace(must(t, admin, "server", "show", id, "-f", "value", "-c", "OS-EXT-SRV-ATTR:host"))
+}
+
+// TestColdMigrationOfARealVM moves a QEMU guest between hosts the way
+// ACaaS does when a host stops meeting a server's requirements: the guest
+// stops, its disk goes through the image service, and it boots on the
+// other host, where its QEMU process alone runs.
+func TestColdMigrationOfARealVM(t *testing.T) {
+	need(t, "openstack", "qemu-system-x86_64")
+	images, err := filepath.Abs("../build/test-image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", images)
+	t.Cleanup(func() { killQEMUs(t, c.dir) })
+	admin := c.openrc("openrc")
+	manage := func(args ...string) { t.Helper(); trustackOK(t, admin, append([]string{"manage"}, args...)...) }
+	manage("location", "create", "Berlin", "--country", "DE")
+	manage("location", "create", "Paris", "--country", "FR")
+	manage("domain", "create", "a", "--location", "Berlin")
+	manage("domain", "create", "b", "--location", "Berlin")
+	manage("domain", "add-host", "a", "compute-1")
+	manage("domain", "add-host", "b", "compute-2")
+	trustackOK(t, admin, "requirement", "set", "location=DE")
+
+	id := must(t, admin, "server", "create", "--image", "tiny", "--flavor", "m1.tiny", "--wait", "-f", "value", "-c", "id", "vm1")
+	ready := func(after string) {
+		t.Helper()
+		eventually(t, 2*time.Minute, func() (bool, string) {
+			out := must(t, admin, "console", "log", "show", "vm1")
+			return strings.Contains(out, "trustack-guest ready") && strings.Contains(out, "trustack-guest hostname: vm1"), out
+		}, "the guest ready, after %s", after)
+	}
+	ready("create")
+	host := hostOf(t, admin, id)
+	other := map[string]string{"compute-1": "compute-2", "compute-2": "compute-1"}[host]
+	manage("domain", "set", map[string]string{"compute-1": "a", "compute-2": "b"}[host], "--location", "Paris")
+	eventually(t, 3*time.Minute, func() (bool, string) {
+		now := hostOf(t, admin, id)
+		status := must(t, admin, "server", "show", id, "-f", "value", "-c", "status")
+		return now == other && status == "ACTIVE", fmt.Sprintf("vm1 on %s, %s", now, status)
+	}, "vm1 to be migrated to %s and ACTIVE", other)
+	ready("the migration")
+	eventually(t, time.Minute, func() (bool, string) {
+		pids := qemuProcesses(c.dir)
+		if len(pids) != 1 {
+			return false, fmt.Sprintf("%d QEMU processes", len(pids))
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pids[0]))
+		return strings.Contains(string(cmdline), other), string(cmdline)
+	}, "one QEMU process, on %s", other)
+	if images := must(t, admin, "image", "list", "-f", "value", "-c", "Name"); strings.Contains(images, "migration of") {
+		t.Errorf("openstack image list: the migration's transient image is left:\n%s", images)
+	}
 }

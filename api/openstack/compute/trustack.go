@@ -107,6 +107,19 @@ func created(w http.ResponseWriter, v any) error {
 }
 
 // required is the 400 for a missing field of a body.
+// listed writes a collection of what a list call returned, each item
+// rendered, or the call's error.
+func listed[T any](w http.ResponseWriter, key string, list []T, err error, render func(T) object) error {
+	if err != nil {
+		return err
+	}
+	out := make([]object, len(list))
+	for i, item := range list {
+		out[i] = render(item)
+	}
+	return collection(w, key, out)
+}
+
 func required(field string) error {
 	return invalid(field, "'%s' is a required property.", field)
 }
@@ -122,14 +135,7 @@ func (h *handler) listLocations(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list, err := h.acaas.Locations(r.Context())
-	if err != nil {
-		return err
-	}
-	out := make([]object, len(list))
-	for i, l := range list {
-		out[i] = location(l)
-	}
-	return collection(w, "locations", out)
+	return listed(w, "locations", list, err, location)
 }
 
 func (h *handler) createLocation(w http.ResponseWriter, r *http.Request) error {
@@ -191,14 +197,7 @@ func (h *handler) listDistances(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list, err := h.acaas.Distances(r.Context())
-	if err != nil {
-		return err
-	}
-	out := make([]object, len(list))
-	for i, d := range list {
-		out[i] = distance(d)
-	}
-	return collection(w, "distances", out)
+	return listed(w, "distances", list, err, distance)
 }
 
 func (h *handler) setDistance(w http.ResponseWriter, r *http.Request) error {
@@ -250,14 +249,7 @@ func (h *handler) listDomains(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list, err := h.acaas.Domains(r.Context())
-	if err != nil {
-		return err
-	}
-	out := make([]object, len(list))
-	for i, d := range list {
-		out[i] = domain(d)
-	}
-	return collection(w, "domains", out)
+	return listed(w, "domains", list, err, domain)
 }
 
 func (h *handler) createDomain(w http.ResponseWriter, r *http.Request) error {
@@ -496,14 +488,7 @@ func (h *handler) listEntries(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list, err := h.acaas.Entries(r.Context())
-	if err != nil {
-		return err
-	}
-	out := make([]object, len(list))
-	for i, e := range list {
-		out[i] = entry(e)
-	}
-	return collection(w, "requirement_entries", out)
+	return listed(w, "requirement_entries", list, err, entry)
 }
 
 func (h *handler) showEntry(w http.ResponseWriter, r *http.Request) error {
@@ -586,14 +571,7 @@ func (h *handler) listRequirements(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	list, err := h.acaas.Requirements(r.Context(), c, project)
-	if err != nil {
-		return err
-	}
-	out := make([]object, len(list))
-	for i, p := range list {
-		out[i] = requirement(p)
-	}
-	return collection(w, "requirements", out)
+	return listed(w, "requirements", list, err, requirement)
 }
 
 func (h *handler) createRequirement(w http.ResponseWriter, r *http.Request) error {
