@@ -66,14 +66,14 @@ type Store interface {
 	// while a project states a requirement of it.
 	DeleteRequirementEntry(ctx context.Context, name string) error
 
-	// SetProjectRequirement states a project's requirement, replacing the
-	// project's value for the same entry.
-	SetProjectRequirement(ctx context.Context, r *trustack.ProjectRequirement) error
+	// UpdateProjectRequirement reads a project's requirement for an entry
+	// (nil for none) and stores what fn makes of it (nil removes it), in
+	// one transaction; an error from fn changes nothing. ENOTFOUND for an
+	// unknown entry.
+	UpdateProjectRequirement(ctx context.Context, projectID, entry string, fn func(*trustack.ProjectRequirement) (*trustack.ProjectRequirement, error)) error
 	// ProjectRequirements returns a project's requirements ("" for every
 	// project's), by project and entry.
 	ProjectRequirements(ctx context.Context, projectID string) ([]*trustack.ProjectRequirement, error)
-	// DeleteProjectRequirement removes one; ENOTFOUND.
-	DeleteProjectRequirement(ctx context.Context, projectID, entry string) error
 }
 
 // Enforcer is told when something placement depends on changed: it reads

@@ -812,20 +812,19 @@ func (s *Service) SetRequirement(ctx context.Context, c Caller, projectID, entry
 			return nil, trustack.Errorf(trustack.EINVALID, "Invalid isolation %q: project %s cannot exclude itself.", value, projectID)
 		}
 	}
-	old, err := s.requirement(ctx, projectID, entry)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case old != nil && mode == Create:
-		return nil, trustack.Errorf(trustack.ECONFLICT, "Project %s already has requirement %s=%s: use change to change it.", projectID, entry, old.Value)
-	case old == nil && mode == Change:
-		return nil, trustack.Errorf(trustack.ENOTFOUND, "Project %s has no requirement %s to change: use set to state one.", projectID, entry)
-	case old != nil && old.Locked && !c.Admin:
-		return nil, lockedError(entry, projectID)
-	}
 	r := &trustack.ProjectRequirement{ProjectID: projectID, Entry: entry, Value: value, Locked: c.Admin, UpdatedAt: s.opts.Now().UTC()}
-	if err := s.store.SetProjectRequirement(ctx, r); err != nil {
+	err = s.store.UpdateProjectRequirement(ctx, projectID, entry, func(old *trustack.ProjectRequirement) (*trustack.ProjectRequirement, error) {
+		switch {
+		case old != nil && mode == Create:
+			return nil, trustack.Errorf(trustack.ECONFLICT, "Project %s already has requirement %s=%s: use change to change it.", projectID, entry, old.Value)
+		case old == nil && mode == Change:
+			return nil, trustack.Errorf(trustack.ENOTFOUND, "Project %s has no requirement %s to change: use set to state one.", projectID, entry)
+		case old != nil && old.Locked && !c.Admin:
+			return nil, lockedError(entry, projectID)
+		}
+		return r, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("set requirement %s of project %s: %w", entry, projectID, err)
 	}
 	s.changed()
@@ -847,20 +846,6 @@ func (s *Service) entry(ctx context.Context, name string) (*trustack.Requirement
 	}
 	names := slices.Sorted(maps.Keys(entries))
 	return nil, trustack.Errorf(trustack.EINVALID, "Unknown requirement entry %q: the entries are %s.", name, strings.Join(names, ", "))
-}
-
-// requirement returns a project's requirement for an entry, nil if none.
-func (s *Service) requirement(ctx context.Context, projectID, entry string) (*trustack.ProjectRequirement, error) {
-	list, err := s.store.ProjectRequirements(ctx, projectID)
-	if err != nil {
-		return nil, fmt.Errorf("read requirements of project %s: %w", projectID, err)
-	}
-	for _, r := range list {
-		if r.Entry == entry {
-			return r, nil
-		}
-	}
-	return nil, nil
 }
 
 // Requirements returns the requirements a project ("" for the caller's)
@@ -886,17 +871,16 @@ func (s *Service) UnsetRequirement(ctx context.Context, c Caller, projectID, ent
 	if err != nil {
 		return err
 	}
-	old, err := s.requirement(ctx, projectID, entry)
+	err = s.store.UpdateProjectRequirement(ctx, projectID, entry, func(old *trustack.ProjectRequirement) (*trustack.ProjectRequirement, error) {
+		switch {
+		case old == nil:
+			return nil, trustack.Errorf(trustack.ENOTFOUND, "Project %s has no requirement %s.", projectID, entry)
+		case old.Locked && !c.Admin:
+			return nil, lockedError(entry, projectID)
+		}
+		return nil, nil
+	})
 	if err != nil {
-		return err
-	}
-	switch {
-	case old == nil:
-		return trustack.Errorf(trustack.ENOTFOUND, "Project %s has no requirement %s.", projectID, entry)
-	case old.Locked && !c.Admin:
-		return lockedError(entry, projectID)
-	}
-	if err := s.store.DeleteProjectRequirement(ctx, projectID, entry); err != nil {
 		return fmt.Errorf("unset requirement %s of project %s: %w", entry, projectID, err)
 	}
 	s.changed()

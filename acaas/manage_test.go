@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -526,5 +527,39 @@ func TestRequirements(t *testing.T) {
 	f.changed(t, "requirements unset", 2)
 	if list, err := f.svc.Requirements(ctx, other, ""); err != nil || len(list) != 0 {
 		t.Errorf("Requirements(p2) after unset: got %v, %v, want none", list, err)
+	}
+}
+
+// TestOperatorsLockHoldsUnderConcurrentChanges races members changing a
+// requirement with the operator locking it: once the operator's value is
+// stored, no member's change lands, so it is what remains.
+func TestOperatorsLockHoldsUnderConcurrentChanges(t *testing.T) {
+	f := newFixture(t)
+	member, operator := acaas.Caller{ProjectID: "p"}, acaas.Caller{ProjectID: "admin", Admin: true}
+	if _, err := f.svc.SetRequirement(ctx, member, "p", "location", "FR", acaas.Set); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 10 {
+				if _, err := f.svc.SetRequirement(ctx, operator, "p", "location", "DE", acaas.Set); err != nil {
+					t.Errorf("operator: %v", err)
+				}
+				return
+			}
+			_, err := f.svc.SetRequirement(ctx, member, "p", "location", fmt.Sprintf("NL%d", i), acaas.Change)
+			if err != nil && trustack.ErrorCode(err) != trustack.EFORBIDDEN {
+				t.Errorf("member: %v, want success or EFORBIDDEN", err)
+			}
+		}()
+	}
+	wg.Wait()
+	list, err := f.svc.Requirements(ctx, member, "p")
+	must(t, err)
+	if len(list) != 1 || list[0].Value != "DE" || !list[0].Locked {
+		t.Errorf("requirements after the race: %+v, want location=DE, locked", list)
 	}
 }

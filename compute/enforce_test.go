@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/identity"
 )
@@ -36,7 +37,7 @@ func germany(t *testing.T, c *cloud) {
 // require states a requirement of the user's project, as its members do.
 func require(t *testing.T, c *cloud, entry, value string) {
 	t.Helper()
-	if err := c.store.SetProjectRequirement(ctx, &trustack.ProjectRequirement{ProjectID: c.user.ProjectID, Entry: entry, Value: value, UpdatedAt: epoch}); err != nil {
+	if _, err := c.acaas.SetRequirement(ctx, acaas.Caller{ProjectID: c.user.ProjectID}, "", entry, value, acaas.Set); err != nil {
 		t.Fatal(err)
 	}
 	c.ctl.svc.RequirementsChanged()

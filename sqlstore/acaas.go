@@ -583,19 +583,49 @@ func (db *DB) DeleteRequirementEntry(ctx context.Context, name string) error {
 
 // Project requirements.
 
-// SetProjectRequirement states a project's requirement, replacing the
-// project's value for the same entry; ENOTFOUND for an unknown entry.
-func (db *DB) SetProjectRequirement(ctx context.Context, r *trustack.ProjectRequirement) error {
-	_, err := db.write.ExecContext(ctx, `INSERT INTO project_requirements (project_id, entry, value, locked, updated_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (project_id, entry) DO UPDATE SET value = excluded.value, locked = excluded.locked, updated_at = excluded.updated_at`,
-		r.ProjectID, r.Entry, r.Value, r.Locked, timeColumn{&r.UpdatedAt})
-	if err = translate(err); err != nil {
-		if isConstraint(err, false) {
-			return entryNotFound(r.Entry)
+// UpdateProjectRequirement reads a project's requirement for an entry
+// (nil for none) and stores what fn makes of it (nil removes it), in one
+// transaction, so that an operator's lock is never lost to a member's
+// change made at the same moment. An error from fn changes nothing; an
+// unknown entry is ENOTFOUND, and a requirement another change created
+// meanwhile ECONFLICT.
+func (db *DB) UpdateProjectRequirement(ctx context.Context, projectID, entry string, fn func(*trustack.ProjectRequirement) (*trustack.ProjectRequirement, error)) error {
+	return db.inTx(ctx, func(q querier) error {
+		cur := &trustack.ProjectRequirement{ProjectID: projectID, Entry: entry}
+		err := q.QueryRowContext(ctx, `SELECT value, locked, updated_at FROM project_requirements WHERE project_id = $1 AND entry = $2`+db.lockRow(),
+			projectID, entry).Scan(&cur.Value, &cur.Locked, timeColumn{&cur.UpdatedAt})
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			cur = nil
+		case err != nil:
+			return fmt.Errorf("read requirement %s of project %s: %w", entry, projectID, err)
 		}
-		return fmt.Errorf("set requirement %s of project %s: %w", r.Entry, r.ProjectID, err)
-	}
-	return nil
+		next, err := fn(cur)
+		switch {
+		case err != nil:
+			return err
+		case next == nil && cur == nil:
+			return nil
+		case next == nil:
+			_, err = q.ExecContext(ctx, `DELETE FROM project_requirements WHERE project_id = $1 AND entry = $2`, projectID, entry)
+		case cur == nil:
+			_, err = q.ExecContext(ctx, `INSERT INTO project_requirements (project_id, entry, value, locked, updated_at) VALUES ($1, $2, $3, $4, $5)`,
+				projectID, entry, next.Value, next.Locked, timeColumn{&next.UpdatedAt})
+		default:
+			_, err = q.ExecContext(ctx, `UPDATE project_requirements SET value = $1, locked = $2, updated_at = $3 WHERE project_id = $4 AND entry = $5`,
+				next.Value, next.Locked, timeColumn{&next.UpdatedAt}, projectID, entry)
+		}
+		if err = translate(err); err != nil {
+			switch {
+			case isConstraint(err, false):
+				return entryNotFound(entry)
+			case isConstraint(err, true):
+				return trustack.Errorf(trustack.ECONFLICT, "Requirement %s of project %s was stated meanwhile; try again.", entry, projectID)
+			}
+			return fmt.Errorf("update requirement %s of project %s: %w", entry, projectID, err)
+		}
+		return nil
+	})
 }
 
 // ProjectRequirements returns a project's requirements ("" for every
@@ -620,10 +650,4 @@ func (db *DB) ProjectRequirements(ctx context.Context, projectID string) ([]*tru
 		return cmp.Or(cmp.Compare(a.ProjectID, b.ProjectID), cmp.Compare(a.Entry, b.Entry))
 	})
 	return out, rows.Err()
-}
-
-// DeleteProjectRequirement removes one; ENOTFOUND.
-func (db *DB) DeleteProjectRequirement(ctx context.Context, projectID, entry string) error {
-	return db.deleteOne(ctx, `DELETE FROM project_requirements WHERE project_id = $1 AND entry = $2`,
-		trustack.Errorf(trustack.ENOTFOUND, "Project %s has no requirement %s.", projectID, entry), projectID, entry)
 }

@@ -297,15 +297,29 @@ func testRequirementEntriesAndProjectRequirements(t *testing.T, s Store) {
 	must(t, err)
 	equal(t, entries, []*trustack.RequirementEntry{gpu, loc})
 
-	must(t, s.SetProjectRequirement(ctx, &trustack.ProjectRequirement{ProjectID: "p1", Entry: "location", Value: "DE", Locked: true, UpdatedAt: start}))
-	must(t, s.SetProjectRequirement(ctx, &trustack.ProjectRequirement{ProjectID: "p1", Entry: "gpu", Value: "a100", UpdatedAt: start}))
-	must(t, s.SetProjectRequirement(ctx, &trustack.ProjectRequirement{ProjectID: "p2", Entry: "location", Value: "NL", UpdatedAt: start}))
-	err = s.SetProjectRequirement(ctx, &trustack.ProjectRequirement{ProjectID: "p1", Entry: "colour", Value: "blue", UpdatedAt: start})
+	set := func(r *trustack.ProjectRequirement) error {
+		return s.UpdateProjectRequirement(ctx, r.ProjectID, r.Entry, func(*trustack.ProjectRequirement) (*trustack.ProjectRequirement, error) { return r, nil })
+	}
+	must(t, set(&trustack.ProjectRequirement{ProjectID: "p1", Entry: "location", Value: "DE", Locked: true, UpdatedAt: start}))
+	must(t, set(&trustack.ProjectRequirement{ProjectID: "p1", Entry: "gpu", Value: "a100", UpdatedAt: start}))
+	must(t, set(&trustack.ProjectRequirement{ProjectID: "p2", Entry: "location", Value: "NL", UpdatedAt: start}))
+	err = set(&trustack.ProjectRequirement{ProjectID: "p1", Entry: "colour", Value: "blue", UpdatedAt: start})
 	code(t, err, trustack.ENOTFOUND)
 	message(t, err, "Requirement entry colour could not be found.")
+	// The update sees what is stored, and an error from it changes nothing.
+	refused := trustack.Errorf(trustack.EFORBIDDEN, "locked")
+	err = s.UpdateProjectRequirement(ctx, "p1", "location", func(cur *trustack.ProjectRequirement) (*trustack.ProjectRequirement, error) {
+		if cur == nil || cur.Value != "DE" || !cur.Locked || !cur.UpdatedAt.Equal(start) {
+			t.Errorf("update of p1's location saw %+v, want DE, locked, at %v", cur, start)
+		}
+		return nil, refused
+	})
+	if err != refused {
+		t.Errorf("update whose function failed: got %v, want its error", err)
+	}
 	// Setting it again replaces the project's value, lock and time.
 	later := start.Add(time.Hour)
-	must(t, s.SetProjectRequirement(ctx, &trustack.ProjectRequirement{ProjectID: "p1", Entry: "location", Value: "Berlin", UpdatedAt: later}))
+	must(t, set(&trustack.ProjectRequirement{ProjectID: "p1", Entry: "location", Value: "Berlin", UpdatedAt: later}))
 	p1, err := s.ProjectRequirements(ctx, "p1")
 	must(t, err)
 	equal(t, p1, []*trustack.ProjectRequirement{
@@ -323,9 +337,17 @@ func testRequirementEntriesAndProjectRequirements(t *testing.T, s Store) {
 	err = s.DeleteRequirementEntry(ctx, "location")
 	code(t, err, trustack.ECONFLICT)
 	message(t, err, "Requirement entry location is still stated by 2 projects; unset it there first.")
-	must(t, s.DeleteProjectRequirement(ctx, "p1", "location"))
-	code(t, s.DeleteProjectRequirement(ctx, "p1", "location"), trustack.ENOTFOUND)
-	must(t, s.DeleteProjectRequirement(ctx, "p2", "location"))
+	unset := func(project, entry string) error {
+		return s.UpdateProjectRequirement(ctx, project, entry, func(cur *trustack.ProjectRequirement) (*trustack.ProjectRequirement, error) {
+			if cur == nil {
+				return nil, trustack.Errorf(trustack.ENOTFOUND, "none")
+			}
+			return nil, nil
+		})
+	}
+	must(t, unset("p1", "location"))
+	code(t, unset("p1", "location"), trustack.ENOTFOUND)
+	must(t, unset("p2", "location"))
 	must(t, s.DeleteRequirementEntry(ctx, "location"))
 	code(t, s.DeleteRequirementEntry(ctx, "location"), trustack.ENOTFOUND)
 	entries, err = s.RequirementEntries(ctx)
