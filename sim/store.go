@@ -132,22 +132,6 @@ func (s *Store) MoveClaim(_ context.Context, c trustack.Claim, generation int64,
 	return copyHost(s.hosts[old.HostID]), copyHost(s.hosts[c.HostID]), nil
 }
 
-// Release gives back what a server claimed; it is not an error if the
-// server holds no claim. It returns the host after the release, or nil.
-func (s *Store) Release(_ context.Context, serverID string) (*trustack.Host, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.claims[serverID]
-	if !ok {
-		return nil, nil
-	}
-	delete(s.claims, serverID)
-	delete(s.members, serverID)
-	s.onHost[c.HostID] = slices.DeleteFunc(s.onHost[c.HostID], func(id string) bool { return id == serverID })
-	s.giveBack(c)
-	return copyHost(s.hosts[c.HostID]), nil
-}
-
 // GroupHosts returns the IDs of the hosts that the group's members, other
 // than exceptServer, hold claims on, in order.
 func (s *Store) GroupHosts(_ context.Context, groupID, exceptServer string) ([]string, error) {

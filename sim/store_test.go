@@ -1,7 +1,6 @@
 package sim_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
@@ -10,12 +9,6 @@ import (
 	"github.com/trustack/trustack/sim"
 	"github.com/trustack/trustack/sqlstore"
 )
-
-// claimStore is what TestStoreClaims exercises.
-type claimStore interface {
-	scheduler.Hosts
-	Release(ctx context.Context, serverID string) (*trustack.Host, error)
-}
 
 // TestStoreClaims holds the in-memory store to the database's claim
 // semantics, which the scheduler's guarantees rest on: the same cases run
@@ -31,10 +24,10 @@ func TestStoreClaims(t *testing.T) {
 		return hosts
 	}
 	t.Run("memory", func(t *testing.T) {
-		testStoreClaims(t, func() claimStore { return sim.NewStore(hosts(), nil) })
+		testStoreClaims(t, func() scheduler.Hosts { return sim.NewStore(hosts(), nil) })
 	})
 	t.Run("sqlite", func(t *testing.T) {
-		testStoreClaims(t, func() claimStore {
+		testStoreClaims(t, func() scheduler.Hosts {
 			db, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
 			if err != nil {
 				t.Fatal(err)
@@ -61,7 +54,7 @@ func TestStoreClaims(t *testing.T) {
 	})
 }
 
-func testStoreClaims(t *testing.T, newStore func() claimStore) {
+func testStoreClaims(t *testing.T, newStore func() scheduler.Hosts) {
 	claim := func(server, host, project, iso string, vcpus int) trustack.Claim {
 		i, err := trustack.ParseIsolation(iso)
 		if err != nil {
@@ -69,7 +62,7 @@ func testStoreClaims(t *testing.T, newStore func() claimStore) {
 		}
 		return trustack.Claim{ServerID: server, HostID: host, VCPUs: vcpus, MemoryMB: 512, DiskGB: 1, ProjectID: project, Isolation: i}
 	}
-	gen := func(s claimStore, id string) int64 {
+	gen := func(s scheduler.Hosts, id string) int64 {
 		h, err := s.Host(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -124,28 +117,6 @@ func testStoreClaims(t *testing.T, newStore func() claimStore) {
 			if _, err := s.Claim(ctx, claim("s3", "a", "p", tc.first, 1), 1, nil); err != nil {
 				t.Errorf("p (%s) beside itself: %v", tc.first, err)
 			}
-		}
-	})
-	t.Run("release counts the tenants again", func(t *testing.T) {
-		s := newStore()
-		if _, err := s.Claim(ctx, claim("s1", "a", "p", "exclusive", 1), 0, nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Claim(ctx, claim("s2", "a", "p", "shared", 1), 1, nil); err != nil {
-			t.Fatal(err)
-		}
-		h, err := s.Release(ctx, "s1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.UsedVCPUs != 1 || h.RunningVMs != 1 || h.Generation != 3 || h.Tenants[0].Isolation.Exclusive {
-			t.Fatalf("after release: %d vCPUs, %d VMs, generation %d, tenants %v; want 1, 1, 3, p shared", h.UsedVCPUs, h.RunningVMs, h.Generation, h.Tenants)
-		}
-		if _, err := s.Claim(ctx, claim("s3", "a", "q", "shared", 1), 3, nil); err != nil {
-			t.Errorf("q beside p once p's exclusive server is gone: %v", err)
-		}
-		if h, err := s.Release(ctx, "unknown"); h != nil || err != nil {
-			t.Errorf("release of a server without a claim: %v, %v; want nil, nil", h, err)
 		}
 	})
 	t.Run("move", func(t *testing.T) {
