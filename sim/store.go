@@ -85,7 +85,7 @@ func (s *Store) Claim(_ context.Context, c trustack.Claim, generation int64, gro
 	if err := s.checkGroup(c, group); err != nil {
 		return nil, err
 	}
-	h, err := s.take(c, generation, trustack.Claim{})
+	h, err := s.take(c, generation)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +99,9 @@ func (s *Store) Claim(_ context.Context, c trustack.Claim, generation int64, gro
 
 // MoveClaim moves the claim of c.ServerID to c.HostID, taken as Claim
 // takes one, and gives what it held back to its former host, whose
-// generation moves on. A move to the host the claim is on changes it in
-// place. It returns both hosts after the move; ENOTFOUND if the server
-// holds no claim, ECONFLICT as Claim.
+// generation moves on. It returns both hosts after the move; ENOTFOUND if
+// the server holds no claim, EINVALID if it is on c.HostID already,
+// ECONFLICT as Claim.
 func (s *Store) MoveClaim(_ context.Context, c trustack.Claim, generation int64, group *trustack.ServerGroup) (from, to *trustack.Host, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,19 +112,16 @@ func (s *Store) MoveClaim(_ context.Context, c trustack.Claim, generation int64,
 	if err := s.checkGroup(c, group); err != nil {
 		return nil, nil, err
 	}
-	back := trustack.Claim{}
 	if old.HostID == c.HostID {
-		back = old
+		return nil, nil, trustack.Errorf(trustack.EINVALID, "The claim of server %s is on host %s already.", c.ServerID, c.HostID)
 	}
-	if _, err := s.take(c, generation, back); err != nil {
+	if _, err := s.take(c, generation); err != nil {
 		return nil, nil, err
 	}
 	s.claims[c.ServerID] = c
-	if old.HostID != c.HostID {
-		s.onHost[old.HostID] = slices.DeleteFunc(s.onHost[old.HostID], func(id string) bool { return id == c.ServerID })
-		s.onHost[c.HostID] = append(s.onHost[c.HostID], c.ServerID)
-		s.giveBack(old)
-	}
+	s.onHost[old.HostID] = slices.DeleteFunc(s.onHost[old.HostID], func(id string) bool { return id == c.ServerID })
+	s.onHost[c.HostID] = append(s.onHost[c.HostID], c.ServerID)
+	s.giveBack(old)
 	s.hosts[c.HostID].Tenants = s.tenants(c.HostID)
 	if group != nil {
 		s.members[c.ServerID] = group.ID
@@ -161,27 +158,20 @@ func (s *Store) Claims(_ context.Context, hostID string) ([]trustack.Claim, erro
 	return out, nil
 }
 
-// take is the compare-and-swap: c's resources, less those of back (the
-// server's own claim on the same host, or none), are taken of c.HostID if
-// it is at generation, has room and admits c's project. The caller holds
+// take is the compare-and-swap: c's resources are taken of c.HostID if it
+// is at generation, has room and admits c's project. The caller holds
 // s.mu and records the claim.
-func (s *Store) take(c trustack.Claim, generation int64, back trustack.Claim) (*trustack.Host, error) {
+func (s *Store) take(c trustack.Claim, generation int64) (*trustack.Host, error) {
 	h, ok := s.hosts[c.HostID]
-	if !ok || h.Generation != generation ||
-		!h.Free(c.VCPUs-back.VCPUs, c.MemoryMB-back.MemoryMB, c.DiskGB-back.DiskGB) ||
-		!trustack.Admits(h.Tenants, c.ProjectID, c.Isolation) {
+	if !ok || h.Generation != generation || !h.Free(c.VCPUs, c.MemoryMB, c.DiskGB) || !trustack.Admits(h.Tenants, c.ProjectID, c.Isolation) {
 		return nil, lostClaim(c.HostID)
 	}
-	h.UsedVCPUs += c.VCPUs - back.VCPUs
-	h.UsedMemoryMB += c.MemoryMB - back.MemoryMB
-	h.UsedDiskGB += c.DiskGB - back.DiskGB
-	if back.ServerID == "" {
-		h.RunningVMs++
-	}
+	h.UsedVCPUs += c.VCPUs
+	h.UsedMemoryMB += c.MemoryMB
+	h.UsedDiskGB += c.DiskGB
+	h.RunningVMs++
 	h.Generation++
-	if back.ServerID == "" {
-		h.Tenants = sortTenants(trustack.WithTenant(h.Tenants, c.ProjectID, c.Isolation))
-	}
+	h.Tenants = sortTenants(trustack.WithTenant(h.Tenants, c.ProjectID, c.Isolation))
 	return h, nil
 }
 

@@ -341,7 +341,7 @@ func (db *DB) Claim(ctx context.Context, c trustack.Claim, generation int64, gro
 				return err
 			}
 		}
-		tenants, err := take(ctx, q, c, generation, trustack.Claim{})
+		tenants, err := take(ctx, q, c, generation)
 		if err != nil {
 			return err
 		}
@@ -358,22 +358,16 @@ func (db *DB) Claim(ctx context.Context, c trustack.Claim, generation int64, gro
 	return out, err
 }
 
-// take is the compare-and-swap of a claim: c's resources, less those of
-// back (a claim the server gives back of the same host, or none), are
-// taken of c.HostID if it is at generation, has room and admits c's
-// project. It returns the host's tenants before the claim. The update
+// take is the compare-and-swap of a claim: c's resources are taken of
+// c.HostID if it is at generation, has room and admits c's project. It returns the host's tenants before the claim. The update
 // holds the host's row until the transaction ends, so its tenants cannot
 // change under the check: concurrent claims on one host take turns.
-func take(ctx context.Context, q querier, c trustack.Claim, generation int64, back trustack.Claim) ([]trustack.Tenant, error) {
-	vms := 1
-	if back.ServerID != "" {
-		vms = 0
-	}
+func take(ctx context.Context, q querier, c trustack.Claim, generation int64) ([]trustack.Tenant, error) {
 	res, err := q.ExecContext(ctx, `UPDATE hosts SET used_vcpus = used_vcpus + $1, used_memory_mb = used_memory_mb + $2,
-		used_disk_gb = used_disk_gb + $3, running_vms = running_vms + $4, generation = generation + 1
-		WHERE id = $5 AND generation = $6
+		used_disk_gb = used_disk_gb + $3, running_vms = running_vms + 1, generation = generation + 1
+		WHERE id = $4 AND generation = $5
 		AND used_vcpus + $1 <= vcpus * cpu_ratio AND used_memory_mb + $2 <= memory_mb * ram_ratio AND used_disk_gb + $3 <= disk_gb * disk_ratio`,
-		c.VCPUs-back.VCPUs, c.MemoryMB-back.MemoryMB, c.DiskGB-back.DiskGB, vms, c.HostID, generation)
+		c.VCPUs, c.MemoryMB, c.DiskGB, c.HostID, generation)
 	if err != nil {
 		return nil, fmt.Errorf("claim on host %s: %w", c.HostID, err)
 	}
@@ -384,8 +378,6 @@ func take(ctx context.Context, q querier, c trustack.Claim, generation int64, ba
 	if err != nil {
 		return nil, fmt.Errorf("claim on host %s: %w", c.HostID, err)
 	}
-	// The server's own claim, if on this host, is of its project, which
-	// Admits does not hold against it.
 	if !trustack.Admits(tenants, c.ProjectID, c.Isolation) {
 		return nil, lostClaim(c.HostID)
 	}
@@ -395,11 +387,10 @@ func take(ctx context.Context, q querier, c trustack.Claim, generation int64, ba
 // MoveClaim moves the claim of c.ServerID to c.HostID in one transaction:
 // the new claim is taken as Claim takes one (generation, room, tenants
 // and group policy of c.HostID), and what the old claim held is given
-// back to its host, whose generation moves on. A move to the host the
-// claim is on changes the claim in place, the host's room counted without
-// the old claim. It returns the host the claim left and the host it is
-// on, both after the move (the same host twice for a move in place);
-// ENOTFOUND if the server holds no claim, ECONFLICT as Claim.
+// back to its host, whose generation moves on. It returns the host the
+// claim left and the host it is on, both after the move; ENOTFOUND if the
+// server holds no claim, EINVALID if it is on c.HostID already, ECONFLICT
+// as Claim.
 func (db *DB) MoveClaim(ctx context.Context, c trustack.Claim, generation int64, group *trustack.ServerGroup) (from, to *trustack.Host, err error) {
 	err = db.inTx(ctx, func(q querier) error {
 		if group != nil {
@@ -416,24 +407,21 @@ func (db *DB) MoveClaim(ctx context.Context, c trustack.Claim, generation int64,
 		if err != nil {
 			return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
 		}
-		back := old
-		if old.HostID != c.HostID {
-			back = trustack.Claim{}
-			// Both hosts are locked in the order of their IDs, so that a
-			// move the other way waits for this one instead of deadlocking.
-			if db.backend == "postgres" {
-				if _, err := column(ctx, q, `SELECT id FROM hosts WHERE id IN ($1, $2) ORDER BY id FOR UPDATE`, old.HostID, c.HostID); err != nil {
-					return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
-				}
-			}
+		if old.HostID == c.HostID {
+			return trustack.Errorf(trustack.EINVALID, "The claim of server %s is on host %s already.", c.ServerID, c.HostID)
 		}
-		if _, err := take(ctx, q, c, generation, back); err != nil {
-			return err
-		}
-		if old.HostID != c.HostID {
-			if err := giveBack(ctx, q, old); err != nil {
+		// Both hosts are locked in the order of their IDs, so that a move
+		// the other way waits for this one instead of deadlocking.
+		if db.backend == "postgres" {
+			if _, err := column(ctx, q, `SELECT id FROM hosts WHERE id IN ($1, $2) ORDER BY id FOR UPDATE`, old.HostID, c.HostID); err != nil {
 				return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
 			}
+		}
+		if _, err := take(ctx, q, c, generation); err != nil {
+			return err
+		}
+		if err := giveBack(ctx, q, old); err != nil {
+			return fmt.Errorf("move claim of %s: %w", c.ServerID, err)
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE claims SET host_id = $1, vcpus = $2, memory_mb = $3, disk_gb = $4, project_id = $5, isolation = $6
 			WHERE server_id = $7`, c.HostID, c.VCPUs, c.MemoryMB, c.DiskGB, c.ProjectID, c.Isolation.String(), c.ServerID); err != nil {

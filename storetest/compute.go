@@ -463,16 +463,11 @@ func testMoveClaim(t *testing.T, s Store) {
 	_, _, err = s.MoveClaim(ctx, trustack.Claim{ServerID: "s1", HostID: h1.ID, VCPUs: 2, MemoryMB: 2048, DiskGB: 1, ProjectID: "p"}, h1.Generation, nil)
 	code(t, err, trustack.ECONFLICT)
 
-	// A move in place, as a resize, counts the host's room without the
-	// claim it replaces: 4 vCPUs fit a 4-vCPU host holding this claim of 2.
+	// A move to the host the claim is on is no move.
 	cur, err = s.Host(ctx, h2.ID)
 	must(t, err)
-	bigger := trustack.Claim{ServerID: "s1", HostID: h2.ID, VCPUs: 4, MemoryMB: 4096, DiskGB: 1, ProjectID: "p"}
-	from, to, err = s.MoveClaim(ctx, bigger, cur.Generation, nil)
-	must(t, err)
-	if from.ID != h2.ID || to.UsedVCPUs != 4 || to.RunningVMs != 1 {
-		t.Errorf("after a move in place: from %s, to %+v", from.ID, to)
-	}
+	_, _, err = s.MoveClaim(ctx, trustack.Claim{ServerID: "s1", HostID: h2.ID, VCPUs: 4, MemoryMB: 4096, DiskGB: 1, ProjectID: "p"}, cur.Generation, nil)
+	code(t, err, trustack.EINVALID)
 	CheckHostUsage(t, s, h2.ID)
 
 	// The host moved to must admit the claim's project.
@@ -487,7 +482,7 @@ func testMoveClaim(t *testing.T, s Store) {
 	code(t, err, trustack.ECONFLICT)
 	claims, err = s.Claims(ctx, h2.ID)
 	must(t, err)
-	equal(t, claims, []trustack.Claim{bigger})
+	equal(t, claims, []trustack.Claim{moved})
 
 	// A server without a claim has none to move.
 	_, _, err = s.MoveClaim(ctx, trustack.Claim{ServerID: "s3", HostID: h1.ID, VCPUs: 1, MemoryMB: 1, DiskGB: 1, ProjectID: "p"}, cur.Generation, nil)
