@@ -76,6 +76,8 @@ type Request struct {
 	// moves to the chosen host, and the host it leaves gets back what it
 	// held.
 	Move bool
+
+	isolation trustack.Isolation // the server's, read once by Place
 }
 
 // Options configure a Scheduler; zero values take the defaults.
@@ -111,7 +113,8 @@ type Scheduler struct {
 	rand     *rand.Rand
 	view     map[string]*trustack.Host
 	topology *trustack.Topology
-	members  map[string][]string // host IDs by domain name ("" for none), in name order
+	members  map[string][]string        // host IDs by domain name ("" for none), in name order
+	tenancy  map[string]map[string]bool // host IDs by project with servers on them
 	readAt   time.Time
 	inFlight map[string][]trustack.Claim // by host: what placements in flight are claiming
 	claiming map[string]*sync.Mutex      // by host: claims from this process take turns
@@ -171,8 +174,9 @@ const maxRounds = 8
 // they did not meet.
 func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, error) {
 	f := req.Server.Flavor
+	req.isolation = req.Server.Requirements.Isolation()
 	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk,
-		ProjectID: req.Server.ProjectID, Isolation: req.Server.Requirements.Isolation()}
+		ProjectID: req.Server.ProjectID, Isolation: req.isolation}
 	for round := 0; round < maxRounds; round++ {
 		var groupHosts []string
 		if req.Group != nil {
@@ -259,21 +263,39 @@ func (s *Scheduler) tries(req Request, groupHosts []string, want trustack.Claim)
 func (s *Scheduler) pick(req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	order := s.domainOrder(req.Server.Requirements)
 	if want.Isolation.Exclusive {
-		own := func(h *trustack.Host) bool {
-			return slices.ContainsFunc(h.Tenants, func(t trustack.Tenant) bool { return t.ProjectID == want.ProjectID })
-		}
-		if h := s.pickIn(order, own, req, groupHosts, want, tried); h != nil {
+		if h := s.pickOwn(req, groupHosts, want, tried); h != nil {
 			return h
 		}
 	}
-	return s.pickIn(order, nil, req, groupHosts, want, tried)
+	return s.pickIn(s.domainOrder(req.Server.Requirements), req, groupHosts, want, tried)
 }
 
-// pickIn is pick over the domains in order, among the hosts only accepts
-// (nil for all); the caller holds s.mu.
-func (s *Scheduler) pickIn(order []string, only func(*trustack.Host) bool, req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+// pickOwn is pick among the hosts where the project has servers, or
+// claims in flight, in random order; the caller holds s.mu.
+func (s *Scheduler) pickOwn(req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+	var ids []string
+	for id := range s.tenancy[want.ProjectID] {
+		ids = append(ids, id)
+	}
+	for id, list := range s.inFlight {
+		if !s.tenancy[want.ProjectID][id] && slices.ContainsFunc(list, func(c trustack.Claim) bool { return c.ProjectID == want.ProjectID }) {
+			ids = append(ids, id)
+		}
+	}
+	// Map order is not the seeded source's: sort, then shuffle with it.
+	slices.Sort(ids)
+	s.rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for _, id := range ids {
+		if h := s.try(id, req, groupHosts, want, tried); h != nil {
+			return h
+		}
+	}
+	return nil
+}
+
+// pickIn is pick over the domains in order; the caller holds s.mu.
+func (s *Scheduler) pickIn(order []string, req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
 	for _, d := range order {
 		ids := s.members[d]
 		// A partial Fisher-Yates shuffle: only as many draws as hosts looked at.
@@ -288,20 +310,27 @@ func (s *Scheduler) pickIn(order []string, only func(*trustack.Host) bool, req R
 			j := i + s.rand.IntN(len(ids)-i)
 			vi, vj := at(i), at(j)
 			swapped[j] = vi
-			id := ids[vj]
-			h := s.withReservations(s.view[id])
-			if tried[id] || h == nil || (only != nil && !only(h)) {
-				continue
+			if h := s.try(ids[vj], req, groupHosts, want, tried); h != nil {
+				return h
 			}
-			tried[id] = true
-			if s.reject(req, groupHosts, h) != "" {
-				continue
-			}
-			s.inFlight[id] = append(s.inFlight[id], want)
-			return h
 		}
 	}
 	return nil
+}
+
+// try reserves the host for want if it was not tried yet and can take the
+// request; the caller holds s.mu.
+func (s *Scheduler) try(id string, req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+	h := s.withReservations(s.view[id])
+	if tried[id] || h == nil {
+		return nil
+	}
+	tried[id] = true
+	if s.reject(req, groupHosts, h) != "" {
+		return nil
+	}
+	s.inFlight[id] = append(s.inFlight[id], want)
+	return h
 }
 
 // domainOrder returns the domains to look in, in order: the local domains
@@ -380,6 +409,9 @@ func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
 	rejected := map[string]int{}
 	for _, h := range s.view {
 		switch reason := s.reject(req, groupHosts, s.withReservations(h)); {
+		case reason == notMeeting:
+			r, _ := req.Server.Requirements.Unmet(h, s.topology)
+			rejected[reason+" "+r.String()]++
 		case reason != "":
 			rejected[reason]++
 		case reachable != nil && !reachable[h.Domain]:
@@ -515,12 +547,17 @@ func (s *Scheduler) candidates(req Request, groupHosts []string) []*trustack.Hos
 	return ok
 }
 
-// reject returns why a host cannot take the request, or ""; the caller
-// holds s.mu.
+// notMeeting is reject's reason for a host that does not meet one of the
+// server's requirements; why says which.
+const notMeeting = "not meeting the requirement"
+
+// reject returns why a host cannot take the request, or "": constant
+// strings, so that ruling out thousands of hosts allocates nothing. The
+// caller holds s.mu.
 func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) string {
 	f := req.Server.Flavor
-	if r, unmet := req.Server.Requirements.Unmet(h, s.topology); unmet {
-		return "not meeting the requirement " + r.String()
+	if _, unmet := req.Server.Requirements.Unmet(h, s.topology); unmet {
+		return notMeeting
 	}
 	switch {
 	case slices.Contains(req.Exclude, h.ID):
@@ -539,7 +576,7 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "without enough free disk"
 	case !imageFits(req.ImageProperties, h):
 		return "not matching the image's properties"
-	case !trustack.Admits(h.Tenants, req.Server.ProjectID, req.Server.Requirements.Isolation()):
+	case !trustack.Admits(h.Tenants, req.Server.ProjectID, req.isolation):
 		return "running servers of a project the isolation requirements exclude"
 	case req.Group != nil && req.Group.Policy == trustack.PolicyAntiAffinity && slices.Contains(groupHosts, h.ID):
 		return "already running a member of the anti-affinity group"
@@ -665,8 +702,12 @@ func (s *Scheduler) refresh(ctx context.Context) error {
 		members[h.Domain] = append(members[h.Domain], h.ID)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.view, s.topology, s.members, s.readAt = view, topology, members, now
-	s.mu.Unlock()
+	s.tenancy = map[string]map[string]bool{}
+	for _, h := range list {
+		s.index(nil, h)
+	}
 	return nil
 }
 
@@ -683,12 +724,32 @@ func (s *Scheduler) remember(h *trustack.Host) {
 		return
 	}
 	s.view[h.ID] = h
+	s.index(old, h)
 	if ok && old.Domain != h.Domain {
 		s.members[old.Domain] = slices.DeleteFunc(slices.Clone(s.members[old.Domain]), func(id string) bool { return id == h.ID })
 	}
 	if !ok || old.Domain != h.Domain {
 		// Last in the domain until the next refresh sorts it in by name.
 		s.members[h.Domain] = append(slices.Clone(s.members[h.Domain]), h.ID)
+	}
+}
+
+// index moves a host's entries in s.tenancy from its tenants as they
+// were (old, nil for a new host) to what they are (h, nil for a host
+// gone); the caller holds s.mu.
+func (s *Scheduler) index(old, h *trustack.Host) {
+	if old != nil {
+		for _, t := range old.Tenants {
+			delete(s.tenancy[t.ProjectID], old.ID)
+		}
+	}
+	if h != nil {
+		for _, t := range h.Tenants {
+			if s.tenancy[t.ProjectID] == nil {
+				s.tenancy[t.ProjectID] = map[string]bool{}
+			}
+			s.tenancy[t.ProjectID][h.ID] = true
+		}
 	}
 }
 
@@ -699,6 +760,7 @@ func (s *Scheduler) reread(ctx context.Context, id string) error {
 		s.mu.Lock()
 		if old, ok := s.view[id]; ok {
 			delete(s.view, id)
+			s.index(old, nil)
 			s.members[old.Domain] = slices.DeleteFunc(slices.Clone(s.members[old.Domain]), func(m string) bool { return m == id })
 		}
 		s.mu.Unlock()
