@@ -83,16 +83,7 @@ func BenchmarkIncrementalReplay(b *testing.B) {
 func BenchmarkParse(b *testing.B) {
 	entries := benchList(b, 5000)
 	for _, f := range []Format{Binary, ASCII} {
-		var buf bytes.Buffer
-		var err error
-		if f == ASCII {
-			err = WriteASCII(&buf, entries)
-		} else {
-			err = WriteBinary(&buf, entries)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
+		buf := encode(b, f, entries)
 		b.Run(f.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(buf.Len()))

@@ -129,16 +129,7 @@ func TestReaderDetails(t *testing.T) {
 		sum, _ := TemplateDigest(&e, crypto.SHA256)
 		e256.TemplateHash = sum
 		for _, f := range []Format{ASCII, Binary} {
-			var buf bytes.Buffer
-			var err error
-			if f == ASCII {
-				err = WriteASCII(&buf, []Entry{e256})
-			} else {
-				err = WriteBinary(&buf, []Entry{e256})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			buf := encode(t, f, []Entry{e256})
 			if _, err := NewReader(bytes.NewReader(buf.Bytes()), f).Next(); err == nil {
 				t.Errorf("%v: a SHA-256 list read as SHA-1: got no error", f)
 			}
@@ -161,16 +152,7 @@ func TestReaderStreams(t *testing.T) {
 		entries = append(entries, mustNG(t, "sha256", bytes.Repeat([]byte{byte(i)}, 32), fmt.Sprintf("/usr/lib/lib%d.so", i)))
 	}
 	for _, f := range []Format{ASCII, Binary} {
-		var buf bytes.Buffer
-		var err error
-		if f == ASCII {
-			err = WriteASCII(&buf, entries)
-		} else {
-			err = WriteBinary(&buf, entries)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		buf := encode(t, f, entries)
 		size := int64(buf.Len())
 		for name, r := range map[string]io.Reader{
 			"one byte at a time": iotest.OneByteReader(bytes.NewReader(buf.Bytes())),
@@ -336,4 +318,18 @@ func TestParseBoundsAllocation(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
 		t.Errorf("10 parses of a %d-byte input claiming %d bytes of data allocated %d bytes", len(input), MaxTemplateDataLen, got)
 	}
+}
+
+// encode writes entries in format f.
+func encode(tb testing.TB, f Format, entries []Entry) *bytes.Buffer {
+	tb.Helper()
+	var buf bytes.Buffer
+	write := WriteBinary
+	if f == ASCII {
+		write = WriteASCII
+	}
+	if err := write(&buf, entries); err != nil {
+		tb.Fatal(err)
+	}
+	return &buf
 }

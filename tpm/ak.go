@@ -27,17 +27,21 @@ var akTemplate = tpm2.TPMTPublic{
 		Restricted:          true,
 		SignEncrypt:         true,
 	},
-	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-		Scheme: tpm2.TPMTECCScheme{
-			Scheme:  tpm2.TPMAlgECDSA,
-			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-		},
-		CurveID: tpm2.TPMECCNistP256,
-		KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-	}),
-	Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
+	Parameters: ecdsaP256,
+	Unique:     tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
 }
+
+// ecdsaP256 are the parameters of trustack's signing keys: ECDSA with
+// SHA-256 on P-256.
+var ecdsaP256 = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+	Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+	Scheme: tpm2.TPMTECCScheme{
+		Scheme:  tpm2.TPMAlgECDSA,
+		Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+	},
+	CurveID: tpm2.TPMECCNistP256,
+	KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+})
 
 // AK is an attestation key: a restricted ECDSA P-256 signing key that
 // the TPM created under its storage root key (the owner hierarchy's,
