@@ -23,6 +23,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -113,12 +114,14 @@ type Scheduler struct {
 	rand     *rand.Rand
 	view     map[string]*trustack.Host
 	topology *trustack.Topology
-	members  map[string][]string        // host IDs by domain name ("" for none), in name order
-	tenancy  map[string]map[string]bool // host IDs by project with servers on them
-	readAt   time.Time
-	inFlight map[string][]trustack.Claim // by host: what placements in flight are claiming
-	claiming map[string]*sync.Mutex      // by host: claims from this process take turns
-	settled  *sync.Cond
+	members  map[string][]string // host IDs by domain name ("" for none), in name order
+	// localDomains are the names of the topology's local domains, sorted.
+	localDomains []string
+	tenancy      map[string]map[string]bool // host IDs by project with servers on them
+	readAt       time.Time
+	inFlight     map[string][]trustack.Claim // by host: what placements in flight are claiming
+	claiming     map[string]*sync.Mutex      // by host: claims from this process take turns
+	settled      *sync.Cond
 }
 
 // New returns a scheduler over hosts.
@@ -295,8 +298,8 @@ func (s *Scheduler) pickOwn(req Request, groupHosts []string, want trustack.Clai
 }
 
 // pickIn is pick over the domains in order; the caller holds s.mu.
-func (s *Scheduler) pickIn(order []string, req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
-	for _, d := range order {
+func (s *Scheduler) pickIn(order iter.Seq[string], req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+	for d := range order {
 		ids := s.members[d]
 		// A partial Fisher-Yates shuffle: only as many draws as hosts looked at.
 		swapped := map[int]int{}
@@ -341,54 +344,64 @@ func (s *Scheduler) try(id string, req Request, groupHosts []string, want trusta
 // the requirements allow federation, the emergency domains that
 // collaborate with those local domains, in the same order. The caller
 // holds s.mu.
-func (s *Scheduler) domainOrder(reqs trustack.Requirements) []string {
+func (s *Scheduler) domainOrder(reqs trustack.Requirements) iter.Seq[string] {
 	type scored struct {
 		name  string
 		score int
 	}
 	t := s.topology
-	var local []scored
-	for name, d := range t.Domains {
-		if d.Source != trustack.SourceLocal || len(s.members[name]) == 0 {
+	local := make([]scored, 0, len(s.localDomains))
+	ranked := false
+	for _, name := range s.localDomains {
+		if len(s.members[name]) == 0 {
 			continue
 		}
-		if ok, score := reqs.DomainFit(d, t); ok {
+		if ok, score := reqs.DomainFit(t.Domains[name], t); ok {
 			local = append(local, scored{name, score})
+			ranked = ranked || score != local[0].score
 		}
 	}
-	// Map order is not the seeded source's: sort, then shuffle with it.
-	slices.SortFunc(local, func(a, b scored) int { return strings.Compare(a.name, b.name) })
 	s.rand.Shuffle(len(local), func(i, j int) { local[i], local[j] = local[j], local[i] })
-	slices.SortStableFunc(local, func(a, b scored) int { return b.score - a.score })
-
-	seen := map[string]bool{}
-	order := make([]string, 0, len(local)+1)
-	add := func(name string) {
-		if !seen[name] {
-			seen[name] = true
-			order = append(order, name)
-		}
+	if ranked {
+		slices.SortStableFunc(local, func(a, b scored) int { return b.score - a.score })
 	}
-	collaborators := func(of, source string) {
-		for _, c := range t.Domains[of].Collaborators {
-			if d := t.Domains[c.Domain]; d != nil && d.Source == source {
-				if ok, _ := reqs.DomainFit(d, t); ok {
-					add(c.Domain)
+	// Lazily: most placements end in the first domain.
+	return func(yield func(string) bool) {
+		var seen map[string]bool
+		add := func(name string) bool {
+			if seen[name] {
+				return true
+			}
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[name] = true
+			return yield(name)
+		}
+		collaborators := func(of, source string) bool {
+			for _, c := range t.Domains[of].Collaborators {
+				if d := t.Domains[c.Domain]; d != nil && d.Source == source {
+					if ok, _ := reqs.DomainFit(d, t); ok && !add(c.Domain) {
+						return false
+					}
 				}
+			}
+			return true
+		}
+		for _, l := range local {
+			if !add(l.name) || !collaborators(l.name, trustack.SourceLocal) {
+				return
+			}
+		}
+		if ok, _ := reqs.DomainFit(nil, t); ok && !add("") {
+			return
+		}
+		for _, l := range local {
+			if !collaborators(l.name, trustack.SourceEmergency) {
+				return
 			}
 		}
 	}
-	for _, l := range local {
-		add(l.name)
-		collaborators(l.name, trustack.SourceLocal)
-	}
-	if ok, _ := reqs.DomainFit(nil, t); ok {
-		add("")
-	}
-	for _, l := range local {
-		collaborators(l.name, trustack.SourceEmergency)
-	}
-	return order
 }
 
 // noValidHost is the EOVERQUOTA of a request no host can take, with the
@@ -402,7 +415,7 @@ func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
 	var reachable map[string]bool
 	if s.order == nil {
 		reachable = map[string]bool{}
-		for _, d := range s.domainOrder(req.Server.Requirements) {
+		for d := range s.domainOrder(req.Server.Requirements) {
 			reachable[d] = true
 		}
 	}
@@ -704,6 +717,13 @@ func (s *Scheduler) refresh(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.view, s.topology, s.members, s.readAt = view, topology, members, now
+	s.localDomains = s.localDomains[:0]
+	for name, d := range topology.Domains {
+		if d.Source == trustack.SourceLocal {
+			s.localDomains = append(s.localDomains, name)
+		}
+	}
+	slices.Sort(s.localDomains)
 	s.tenancy = map[string]map[string]bool{}
 	for _, h := range list {
 		s.index(nil, h)
