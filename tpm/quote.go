@@ -74,17 +74,32 @@ type ClockInfo struct {
 // never goes back and is safe. A quote that fails this was replayed, or
 // came from a TPM whose state was rolled back. Errors are invalid.
 func (c ClockInfo) Follows(prev ClockInfo) error {
+	rolledBack := "the quote is older than one already verified, or the TPM's state was rolled back"
 	switch {
-	case c.ResetCount < prev.ResetCount:
-		return trustack.Errorf(trustack.EINVALID, "tpm: the TPM's reset count went back from %d to %d", prev.ResetCount, c.ResetCount)
-	case c.ResetCount == prev.ResetCount && c.RestartCount < prev.RestartCount:
-		return trustack.Errorf(trustack.EINVALID, "tpm: the TPM's restart count went back from %d to %d", prev.RestartCount, c.RestartCount)
+	case before(c.ResetCount, prev.ResetCount):
+		return trustack.Errorf(trustack.EINVALID, "The TPM's reset count went back by %d: %s.", prev.ResetCount-c.ResetCount, rolledBack)
+	case c.ResetCount == prev.ResetCount && before(c.RestartCount, prev.RestartCount):
+		return trustack.Errorf(trustack.EINVALID, "The TPM's restart count went back by %d: %s.", prev.RestartCount-c.RestartCount, rolledBack)
 	case c.Clock < prev.Clock:
-		return trustack.Errorf(trustack.EINVALID, "tpm: the TPM's clock went back from %d to %d ms", prev.Clock, c.Clock)
+		return trustack.Errorf(trustack.EINVALID, "The TPM's clock went back from %d ms to %d ms: %s.", prev.Clock, c.Clock, rolledBack)
 	case !c.Safe:
-		return trustack.Errorf(trustack.EINVALID, "tpm: the TPM's clock is not safe: it may have gone back")
+		return ErrClockUnsafe
 	}
 	return nil
+}
+
+// ErrClockUnsafe is Follows's error for a TPM whose clock may have gone
+// back.
+var ErrClockUnsafe = &trustack.Error{Code: trustack.EINVALID,
+	Message: "The TPM reports that its clock may have gone back (it lost power without an orderly shutdown), so its quotes cannot be ordered."}
+
+// before reports whether counter a is before b. A quote by a key outside
+// the endorsement and platform hierarchies, such as the AK, obfuscates the
+// reset and restart counts by adding a constant of the key (TPM 2.0 Part 1,
+// clock and obfuscation): they still count one by one, but from an
+// arbitrary value that may wrap around, so they are compared modulo 2^32.
+func before(a, b uint32) bool {
+	return int32(a-b) < 0
 }
 
 // Errors of VerifyQuote, each for one check, so that a verifier can say
