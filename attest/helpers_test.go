@@ -2,100 +2,35 @@ package attest_test
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/ima"
 	"github.com/trustack/trustack/tpm"
+	"github.com/trustack/trustack/tpm/tpmtest"
 )
 
-// The tests run on real swtpm instances. Manufacturing one takes a second,
-// so one TPM is manufactured for the whole run and every test starts its
-// own swtpm on a copy of its state: PCRs, keys and clock of its own.
-var (
-	templateDir  string
-	templateOnce sync.Once
-	templateErr  error
-)
+// The tests run on real swtpm instances, each on a copy of one TPM
+// manufactured for the run.
+var factory tpmtest.Factory
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "attest-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	templateDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	factory.Close()
 	os.Exit(code)
 }
 
-// openTPM starts an swtpm on a copy of the run's manufactured TPM, stopped
-// when the test ends, and opens it. Without swtpm it fails the test, saying
-// how to install it.
+// openTPM starts an swtpm on a copy of the run's TPM and opens it.
 func openTPM(t testing.TB) *tpm.TPM {
 	t.Helper()
-	templateOnce.Do(func() {
-		_, templateErr = tpm.Manufacture(context.Background(), templateDir, "")
-	})
-	if templateErr != nil {
-		t.Fatalf("manufacture the test TPM (install swtpm and swtpm-tools, or run scripts/install-deps): %v", templateErr)
-	}
-	dir := t.TempDir()
-	copyDir(t, filepath.Join(templateDir, "state"), filepath.Join(dir, "state"))
-	ctx, cancel := context.WithCancel(context.Background())
-	addr, stop, err := tpm.Start(ctx, dir)
-	if err != nil {
-		cancel()
-		t.Fatalf("start swtpm: %v", err)
-	}
-	tp, err := tpm.Open(addr)
-	if err != nil {
-		stop()
-		cancel()
-		t.Fatalf("open %s: %v", addr, err)
-	}
-	t.Cleanup(func() {
-		tp.Close()
-		if err := stop(); err != nil {
-			t.Errorf("stop swtpm: %v", err)
-		}
-		cancel()
-	})
-	return tp
-}
-
-func copyDir(t testing.TB, from, to string) {
-	t.Helper()
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return factory.OpenCopy(t)
 }
 
 // extender extends PCR 10 of a TPM for the ima Measurer, in both banks.

@@ -20,11 +20,8 @@ import (
 // TPMs (openTPM's), as a verifier configured for it has them.
 func manufacturerCA(t testing.TB) (roots, intermediates *x509.CertPool) {
 	t.Helper()
-	ca, err := tpm.Manufacture(context.Background(), templateDir, "") // made already: returns its CA
-	if err != nil {
-		t.Fatalf("manufacture: %v", err)
-	}
-	roots, intermediates, err = ca.Pools()
+	_, ca := factory.Manufactured(t)
+	roots, intermediates, err := ca.Pools()
 	if err != nil {
 		t.Fatalf("CA pools: %v", err)
 	}
@@ -175,10 +172,7 @@ func TestChallengeEKNotApproved(t *testing.T) {
 
 	// The intermediate may come from the agent instead.
 	withInter := reg
-	issuer, err := tpm.Manufacture(context.Background(), templateDir, "")
-	if err != nil {
-		t.Fatalf("manufacture: %v", err)
-	}
+	_, issuer := factory.Manufactured(t)
 	withInter.EKIntermediates = [][]byte{readPEM(t, issuer.Issuer)}
 	if _, _, err := attest.Challenge(withInter, roots, nil, now, seeded(1)); err != nil {
 		t.Errorf("Challenge with the intermediate sent by the agent: %v", err)

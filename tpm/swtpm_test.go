@@ -91,9 +91,7 @@ func TestManufacture(t *testing.T) {
 
 func TestStartStopsWithItsContext(t *testing.T) {
 	t.Parallel()
-	manufactured(t)
-	dir := t.TempDir()
-	copyDir(t, filepath.Join(templateDir, "state"), filepath.Join(dir, "state"))
+	dir := factory.Copy(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, stop, err := tpm.Start(ctx, dir)
@@ -129,9 +127,7 @@ func TestStartStopsWithItsContext(t *testing.T) {
 // OpenSwtpm does, in swtpm's protocol, before TPM2_Startup.
 func TestOpenPowersOnSwtpm(t *testing.T) {
 	t.Parallel()
-	manufactured(t)
-	dir := t.TempDir()
-	copyDir(t, filepath.Join(templateDir, "state"), filepath.Join(dir, "state"))
+	dir := factory.Copy(t)
 	ports := freePorts(t, 2)
 	cmd := exec.CommandContext(t.Context(), "swtpm", "socket", "--tpm2",
 		"--tpmstate", "dir="+filepath.Join(dir, "state"),
