@@ -148,14 +148,24 @@ const (
 	flavorTrustLevel = "trust:level"
 )
 
-// Stored returns the project's stored requirements, as a server of the
-// project is placed under them.
-func (s *Service) Stored(ctx context.Context, projectID string) (trustack.Requirements, error) {
+// Stored returns every project's stored requirements, by project, as
+// servers of the project are placed under them.
+func (s *Service) Stored(ctx context.Context) (map[string]trustack.Requirements, error) {
 	entries, err := s.entries(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.stored(ctx, entries, projectID)
+	list, err := s.store.ProjectRequirements(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("read requirements of projects: %w", err)
+	}
+	out := map[string]trustack.Requirements{}
+	for _, r := range list {
+		if req, ok := fromProject(entries, r); ok {
+			out[r.ProjectID] = append(out[r.ProjectID], req)
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) stored(ctx context.Context, entries map[string]*trustack.RequirementEntry, projectID string) (trustack.Requirements, error) {
@@ -165,11 +175,21 @@ func (s *Service) stored(ctx context.Context, entries map[string]*trustack.Requi
 	}
 	var out trustack.Requirements
 	for _, r := range list {
-		if e, ok := entries[r.Entry]; ok {
-			out = append(out, trustack.Requirement{Entry: r.Entry, Kind: e.Kind, Value: r.Value, Source: trustack.FromProject})
+		if req, ok := fromProject(entries, r); ok {
+			out = append(out, req)
 		}
 	}
 	return out, nil
+}
+
+// fromProject is a project's stored requirement as servers are placed
+// under it, if its entry is known.
+func fromProject(entries map[string]*trustack.RequirementEntry, r *trustack.ProjectRequirement) (trustack.Requirement, bool) {
+	e, ok := entries[r.Entry]
+	if !ok {
+		return trustack.Requirement{}, false
+	}
+	return trustack.Requirement{Entry: r.Entry, Kind: e.Kind, Value: r.Value, Source: trustack.FromProject}, true
 }
 
 // Effective returns the requirements a new server of the project is placed

@@ -512,7 +512,8 @@ func TestRequirements(t *testing.T) {
 	code(t, "Requirements of another project", err, trustack.EFORBIDDEN)
 
 	// The stored requirements are what servers are placed under.
-	stored, err := f.svc.Stored(ctx, "p2")
+	all, err := f.svc.Stored(ctx)
+	stored := all["p2"]
 	must(t, err)
 	if want := (trustack.Requirements{{Entry: "location", Kind: trustack.KindLocation, Value: "DE", Source: trustack.FromProject}}); !slices.Equal(stored, want) {
 		t.Errorf("Stored(p2): got %v, want %v", stored, want)

@@ -120,8 +120,8 @@ type Requirements interface {
 	// placed under, from the project's stored requirements, the flavor's
 	// extra specs and the scheduler hints; EINVALID for a bad value.
 	Effective(ctx context.Context, projectID string, f *trustack.Flavor, hints map[string][]string) (trustack.Requirements, error)
-	// Stored returns the project's stored requirements.
-	Stored(ctx context.Context, projectID string) (trustack.Requirements, error)
+	// Stored returns every project's stored requirements, by project.
+	Stored(ctx context.Context) (map[string]trustack.Requirements, error)
 }
 
 // Placer chooses and claims a host for a server.

@@ -70,16 +70,18 @@ func (s *Service) enforce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stored := map[string]trustack.Requirements{}
+	var stored map[string]trustack.Requirements
+	if s.opts.Requirements != nil {
+		if stored, err = s.opts.Requirements.Stored(ctx); err != nil {
+			return fmt.Errorf("read requirements of projects: %w", err)
+		}
+	}
 	for _, srv := range servers {
 		h := byName[srv.Host]
 		if h == nil || srv.TaskState != "" || srv.VMState == trustack.VMError {
 			continue
 		}
-		reqs, err := s.currentRequirements(ctx, srv, stored)
-		if err != nil {
-			return err
-		}
+		reqs := currentRequirements(srv, stored)
 		why := violation(reqs, h, topology, srv.ProjectID)
 		if why == "" {
 			if !slices.Equal(reqs, srv.Requirements) {
@@ -97,26 +99,18 @@ func (s *Service) enforce(ctx context.Context) error {
 }
 
 // currentRequirements are the server's requirements with its project's as
-// they are now; stored caches the projects'.
-func (s *Service) currentRequirements(ctx context.Context, srv *trustack.Server, stored map[string]trustack.Requirements) (trustack.Requirements, error) {
-	if s.opts.Requirements == nil {
-		return srv.Requirements, nil
+// they are now (stored, by project; nil without a requirements model).
+func currentRequirements(srv *trustack.Server, stored map[string]trustack.Requirements) trustack.Requirements {
+	if stored == nil {
+		return srv.Requirements
 	}
-	project, ok := stored[srv.ProjectID]
-	if !ok {
-		var err error
-		if project, err = s.opts.Requirements.Stored(ctx, srv.ProjectID); err != nil {
-			return nil, fmt.Errorf("read requirements of project %s: %w", srv.ProjectID, err)
-		}
-		stored[srv.ProjectID] = project
-	}
-	out := slices.Clone(project)
+	out := slices.Clone(stored[srv.ProjectID])
 	for _, r := range srv.Requirements {
 		if r.Source != trustack.FromProject {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // violation says how a server of the project breaks its requirements on
@@ -329,8 +323,10 @@ func (s *Service) migrationFailed(ctx context.Context, srv *trustack.Server, req
 // next check of requirements migrates the server again.
 func (s *Service) abandonMigration(ctx context.Context, srv *trustack.Server) {
 	if old, err := s.store.HostByName(ctx, srv.Host); err == nil {
-		claims, err := s.store.Claims(ctx, "")
-		if err == nil && slices.ContainsFunc(claims, func(c trustack.Claim) bool { return c.ServerID == srv.ID && c.HostID != old.ID }) {
+		// A migrating server holds a claim: on its old host, or on the
+		// one it was moving to.
+		claims, err := s.store.Claims(ctx, old.ID)
+		if err == nil && !slices.ContainsFunc(claims, func(c trustack.Claim) bool { return c.ServerID == srv.ID }) {
 			s.moveClaimBack(ctx, srv, old)
 		}
 	}

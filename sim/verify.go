@@ -103,7 +103,7 @@ func Verify(st State, placements []Placement, driver string) []Violation {
 			continue
 		}
 		placed[srv.ID] = true
-		iso := isolationOf(srv.Requirements)
+		iso := srv.Requirements.Isolation()
 		c, ok := claims[srv.ID]
 		switch {
 		case !ok:
@@ -129,7 +129,7 @@ func Verify(st State, placements []Placement, driver string) []Violation {
 			loads[p.Host] = l
 		}
 		l.vcpus, l.ram, l.disk = l.vcpus+srv.Flavor.VCPUs, l.ram+srv.Flavor.RAM, l.disk+srv.Flavor.Disk
-		l.projects[srv.ProjectID] = union(l.projects[srv.ProjectID], iso)
+		l.projects[srv.ProjectID] = l.projects[srv.ProjectID].With(iso)
 	}
 	for _, c := range st.Claims {
 		if !placed[c.ServerID] {
@@ -165,7 +165,7 @@ func Verify(st State, placements []Placement, driver string) []Violation {
 		}
 		srv := p.Server
 		reach := Reachable(st.Topology, st.Hosts, srv.Requirements, driver)
-		iso := isolationOf(srv.Requirements)
+		iso := srv.Requirements.Isolation()
 		for _, h := range st.Hosts {
 			if !reach[h.Domain] || !h.Enabled || h.ForcedDown {
 				continue
@@ -226,34 +226,9 @@ func Reachable(t *trustack.Topology, hosts []*trustack.Host, reqs trustack.Requi
 	return out
 }
 
-// isolationOf is the isolation the requirements ask for, read here rather
-// than by Requirements.Isolation, which the scheduler uses.
-func isolationOf(reqs trustack.Requirements) trustack.Isolation {
-	var iso trustack.Isolation
-	for _, r := range reqs {
-		if r.Kind == trustack.KindIsolation {
-			o, err := trustack.ParseIsolation(r.Value)
-			if err != nil {
-				panic(fmt.Sprintf("requirement %s: %v", r, err)) // the workload only draws valid ones
-			}
-			iso = union(iso, o)
-		}
-	}
-	return iso
-}
-
-// union is the isolation that keeps both a and b.
-func union(a, b trustack.Isolation) trustack.Isolation {
-	if a.Exclusive || b.Exclusive {
-		return trustack.Isolation{Exclusive: true}
-	}
-	ex := slices.Concat(a.Exclude, b.Exclude)
-	slices.Sort(ex)
-	return trustack.Isolation{Exclude: slices.Compact(ex)}
-}
-
 // excludes reports whether a server of isolation iso may not share a
-// host with one of project other.
+// host with one of project other: the rule stated here again, apart from
+// trustack.Admits, which the claims under test apply.
 func excludes(iso trustack.Isolation, other string) bool {
 	return iso.Exclusive || slices.Contains(iso.Exclude, other)
 }

@@ -106,6 +106,19 @@ func created(w http.ResponseWriter, v any) error {
 	return nil
 }
 
+// decodeWrapped decodes a body of the form {"key": {...}}, the form of
+// every os-trustack request body, and refuses one without key.
+func decodeWrapped[T any](h *handler, r *http.Request, key string) (*T, error) {
+	var body map[string]*T
+	if err := h.dec.Decode(r, &body); err != nil {
+		return nil, err
+	}
+	if body[key] == nil {
+		return nil, required(key)
+	}
+	return body[key], nil
+}
+
 // required is the 400 for a missing field of a body.
 // listed writes a collection of what a list call returned, each item
 // rendered, or the call's error.
@@ -142,19 +155,14 @@ func (h *handler) createLocation(w http.ResponseWriter, r *http.Request) error {
 	if err := h.manage(r); err != nil {
 		return err
 	}
-	var body struct {
-		Location *struct {
-			Name    string `json:"name"`
-			Country string `json:"country"`
-		} `json:"location"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Name    string `json:"name"`
+		Country string `json:"country"`
+	}](h, r, "location")
+	if err != nil {
 		return err
 	}
-	if body.Location == nil {
-		return required("location")
-	}
-	l, err := h.acaas.CreateLocation(r.Context(), body.Location.Name, body.Location.Country)
+	l, err := h.acaas.CreateLocation(r.Context(), b.Name, b.Country)
 	if err != nil {
 		return err
 	}
@@ -204,21 +212,16 @@ func (h *handler) setDistance(w http.ResponseWriter, r *http.Request) error {
 	if err := h.manage(r); err != nil {
 		return err
 	}
-	var body struct {
-		Distance *struct {
-			KM *int `json:"km"`
-		} `json:"distance"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		KM *int `json:"km"`
+	}](h, r, "distance")
+	if err != nil {
 		return err
 	}
-	if body.Distance == nil {
-		return required("distance")
-	}
-	if body.Distance.KM == nil {
+	if b.KM == nil {
 		return required("km")
 	}
-	d, err := h.acaas.SetDistance(r.Context(), r.PathValue("a"), r.PathValue("b"), *body.Distance.KM)
+	d, err := h.acaas.SetDistance(r.Context(), r.PathValue("a"), r.PathValue("b"), *b.KM)
 	if err != nil {
 		return err
 	}
@@ -256,21 +259,15 @@ func (h *handler) createDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := h.manage(r); err != nil {
 		return err
 	}
-	var body struct {
-		Domain *struct {
-			Name         string            `json:"name"`
-			Location     string            `json:"location"`
-			Capabilities map[string]string `json:"capabilities"`
-			DCoT         string            `json:"dcot"`
-			Source       string            `json:"source"`
-		} `json:"domain"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Name         string            `json:"name"`
+		Location     string            `json:"location"`
+		Capabilities map[string]string `json:"capabilities"`
+		DCoT         string            `json:"dcot"`
+		Source       string            `json:"source"`
+	}](h, r, "domain")
+	if err != nil {
 		return err
-	}
-	b := body.Domain
-	if b == nil {
-		return required("domain")
 	}
 	d, err := h.acaas.CreateDomain(r.Context(), &trustack.PhysicalDomain{Name: b.Name, Location: b.Location, Capabilities: b.Capabilities, DCoT: b.DCoT, Source: b.Source})
 	if err != nil {
@@ -296,19 +293,13 @@ func (h *handler) updateDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := h.manage(r); err != nil {
 		return err
 	}
-	var body struct {
-		Domain *struct {
-			Location     *string           `json:"location"`
-			Capabilities map[string]string `json:"capabilities"`
-			DCoT         *string           `json:"dcot"`
-		} `json:"domain"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Location     *string           `json:"location"`
+		Capabilities map[string]string `json:"capabilities"`
+		DCoT         *string           `json:"dcot"`
+	}](h, r, "domain")
+	if err != nil {
 		return err
-	}
-	b := body.Domain
-	if b == nil {
-		return required("domain")
 	}
 	if b.Location == nil && b.Capabilities == nil && b.DCoT == nil {
 		return invalid("domain", "Give location, capabilities or dcot to change.")
@@ -361,21 +352,16 @@ func (h *handler) addCollaborator(w http.ResponseWriter, r *http.Request) error 
 	if err := h.manage(r); err != nil {
 		return err
 	}
-	var body struct {
-		Collaborator *struct {
-			Priority *int `json:"priority"`
-		} `json:"collaborator"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Priority *int `json:"priority"`
+	}](h, r, "collaborator")
+	if err != nil {
 		return err
 	}
-	if body.Collaborator == nil {
-		return required("collaborator")
-	}
-	if body.Collaborator.Priority == nil {
+	if b.Priority == nil {
 		return required("priority")
 	}
-	d, err := h.acaas.AddCollaborator(r.Context(), r.PathValue("name"), r.PathValue("backup"), *body.Collaborator.Priority)
+	d, err := h.acaas.AddCollaborator(r.Context(), r.PathValue("name"), r.PathValue("backup"), *b.Priority)
 	if err != nil {
 		return err
 	}
@@ -512,20 +498,15 @@ func (h *handler) createEntry(w http.ResponseWriter, r *http.Request) error {
 	if err := h.manage(r); err != nil {
 		return err
 	}
-	var body struct {
-		Entry *struct {
-			Name        string `json:"name"`
-			Kind        string `json:"kind"`
-			Description string `json:"description"`
-		} `json:"requirement_entry"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Name        string `json:"name"`
+		Kind        string `json:"kind"`
+		Description string `json:"description"`
+	}](h, r, "requirement_entry")
+	if err != nil {
 		return err
 	}
-	if body.Entry == nil {
-		return required("requirement_entry")
-	}
-	e, err := h.acaas.CreateEntry(r.Context(), body.Entry.Name, body.Entry.Kind, body.Entry.Description)
+	e, err := h.acaas.CreateEntry(r.Context(), b.Name, b.Kind, b.Description)
 	if err != nil {
 		return err
 	}
@@ -575,19 +556,13 @@ func (h *handler) listRequirements(w http.ResponseWriter, r *http.Request) error
 }
 
 func (h *handler) createRequirement(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Requirement *struct {
-			Entry     string  `json:"entry"`
-			Value     *string `json:"value"`
-			ProjectID string  `json:"project_id"`
-		} `json:"requirement"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Entry     string  `json:"entry"`
+		Value     *string `json:"value"`
+		ProjectID string  `json:"project_id"`
+	}](h, r, "requirement")
+	if err != nil {
 		return err
-	}
-	b := body.Requirement
-	if b == nil {
-		return required("requirement")
 	}
 	project := b.ProjectID
 	if project == "" {
@@ -615,21 +590,16 @@ func (h *handler) updateRequirement(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Requirement *struct {
-			Value *string `json:"value"`
-		} `json:"requirement"`
-	}
-	if err := h.dec.Decode(r, &body); err != nil {
+	b, err := decodeWrapped[struct {
+		Value *string `json:"value"`
+	}](h, r, "requirement")
+	if err != nil {
 		return err
 	}
-	if body.Requirement == nil {
-		return required("requirement")
-	}
-	if body.Requirement.Value == nil {
+	if b.Value == nil {
 		return required("value")
 	}
-	p, err := h.acaas.SetRequirement(r.Context(), c, project, r.PathValue("entry"), *body.Requirement.Value, acaas.Change)
+	p, err := h.acaas.SetRequirement(r.Context(), c, project, r.PathValue("entry"), *b.Value, acaas.Change)
 	if err != nil {
 		return err
 	}
