@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -271,4 +272,34 @@ func (c nullColumn) Scan(src any) error {
 	}
 	*c.p = s.String
 	return nil
+}
+
+// bytesColumn stores bytes as a blob, none as an empty one (a nil []byte
+// would be NULL), and reads an empty one back as nil.
+type bytesColumn struct{ p *[]byte }
+
+func (c bytesColumn) Value() (driver.Value, error) {
+	if len(*c.p) == 0 {
+		return []byte{}, nil
+	}
+	return *c.p, nil
+}
+
+func (c bytesColumn) Scan(src any) error {
+	switch s := src.(type) {
+	case []byte:
+		*c.p = nil
+		if len(s) > 0 {
+			*c.p = slices.Clone(s) // the driver may reuse s
+		}
+		return nil
+	case string:
+		*c.p = nil
+		if s != "" {
+			*c.p = []byte(s)
+		}
+		return nil
+	default:
+		return fmt.Errorf("bytes column: unexpected %T", src)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
+	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
@@ -24,6 +25,7 @@ type Store interface {
 	images.Store
 	compute.Store
 	acaas.Store
+	attest.Store
 }
 
 // Run runs the suite; open returns a new, empty store for each test.
@@ -65,6 +67,13 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"Topology", testTopology},
 		{"IsolationInClaims", testIsolationInClaims},
 		{"IsolationUnderConcurrency", testIsolationUnderConcurrency},
+		{"Whitelists", testWhitelists},
+		{"LargeWhitelist", testLargeWhitelist},
+		{"HostAttestations", testHostAttestations},
+		{"HostAttestationUpdatesUnderConcurrency", testHostAttestationUpdatesUnderConcurrency},
+		{"ApprovedEKs", testApprovedEKs},
+		{"AttestationEvents", testAttestationEvents},
+		{"AttestationEventsUnderConcurrency", testAttestationEventsUnderConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
