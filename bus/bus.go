@@ -2,9 +2,12 @@
 // controller sends to compute-host agents and the events agents publish
 // (state changes, heartbeats, attestation evidence). It runs an embedded
 // nats-server for clouds without a NATS cluster and connects to it, or to
-// an external cluster, by URL. Payloads are JSON. A reply carries either a
-// result or a trustack error code and message, so errors cross the wire as
-// codes, never as text to parse. Naming subjects is the caller's business.
+// an external cluster, by URL. The embedded server can make its clients
+// authenticate, by password or by signing its nonce with a key, and limit
+// each to the subjects it was granted. Payloads are JSON. A reply carries
+// either a result or a trustack error code and message, so errors cross the
+// wire as codes, never as text to parse. Naming subjects is the caller's
+// business.
 package bus
 
 import (
@@ -41,7 +44,9 @@ const (
 
 // Conn is a connection to a NATS server. It reconnects by itself, forever,
 // after losing the server; meanwhile its subscriptions wait and what it
-// sends is buffered (up to 8MB), to be delivered on reconnection. Its
+// sends is buffered (up to 8MB), to be delivered on reconnection. The one
+// exception is a server that refuses its credentials twice in a row when
+// it reconnects: then the Conn closes for good, and Done and Err tell. Its
 // methods are safe for concurrent use, and one Conn can serve thousands of
 // subscriptions.
 type Conn struct {
@@ -59,6 +64,9 @@ type Conn struct {
 	regain  chan struct{} // closed at the next reconnection
 	subs    map[*nats.Subscription]struct{}
 	running sync.WaitGroup // handlers started and not returned
+	done    chan struct{}  // closed when the connection has ended for good
+	ended   bool           // done is closed
+	err     error          // why it ended
 }
 
 // Option configures Connect.
@@ -66,15 +74,52 @@ type Option func(*options)
 
 type options struct {
 	server      *Server
+	trusted     bool
 	log         *slog.Logger
 	maxHandlers int
+
+	// Credentials, unless trusted.
+	user, password string
+	keyID          string
+	sign           func(nonce []byte) ([]byte, error)
 }
 
 // InProcess connects to s, an embedded server in the same process, through
 // an in-memory pipe instead of TCP. Reconnections go to s too, so such a
 // Conn never reaches a server started after s shut down.
 func InProcess(s *Server) Option {
-	return func(o *options) { o.server = s }
+	return func(o *options) { o.server, o.trusted = s, false }
+}
+
+// Trusted is InProcess, and lets the connection do anything on s whatever
+// s's Authenticator says: it is for the process that embeds s, such as the
+// controller. It authenticates with a secret that s draws at random and
+// that never leaves the process, and that s accepts only on in-process
+// connections. Trusted overrides Password and SignedNonce. Without
+// ServerConfig.Authenticate, Trusted is InProcess.
+func Trusted(s *Server) Option {
+	return func(o *options) { o.server, o.trusted = s, true }
+}
+
+// Password connects as user with password, for the server's Authenticator
+// to judge. With a user name, the connection takes its replies on the
+// private inbox "_I.<user>.>", so the Grant's Name must be user. user must
+// be "" or a single subject token (no dots, wildcards or spaces).
+// Password and SignedNonce may be combined; user is the last one's.
+func Password(user, password string) Option {
+	return func(o *options) { o.user, o.password = user, password }
+}
+
+// SignedNonce connects as user presenting keyID, the identifier of a key
+// the server's Authenticator knows, and proves that it holds the key by
+// signing with sign the random nonce that the server presents to each
+// connection; sign gets the nonce as the bytes the server's Authenticator
+// gets in Credentials.Nonce, and is called at every connection and
+// reconnection. A sign error fails Connect, or that reconnection attempt.
+// The private inbox is that of Password. keyID must not be empty, nor sign
+// nil.
+func SignedNonce(user, keyID string, sign func(nonce []byte) ([]byte, error)) Option {
+	return func(o *options) { o.user, o.keyID, o.sign = user, keyID, sign }
 }
 
 // Logger sets where the connection logs disconnections, internal errors of
@@ -92,9 +137,11 @@ func MaxHandlers(n int) Option {
 
 // Connect connects to the NATS server at url (nats://host:port, or several
 // such URLs separated by commas), naming the connection name in the
-// server's monitoring. With InProcess, url may be empty. Connect fails with
-// EUNAVAILABLE if it cannot reach the server, and with EINVALID for a
-// MaxHandlers that is not positive.
+// server's monitoring. With InProcess or Trusted, url may be empty. Connect
+// fails with EFORBIDDEN if the server refuses the connection's credentials,
+// with EUNAVAILABLE if it cannot reach the server (or SignedNonce's sign
+// fails), and with EINVALID for a MaxHandlers that is not positive or
+// malformed credentials.
 func Connect(url, name string, opts ...Option) (*Conn, error) {
 	o := options{log: slog.Default(), maxHandlers: defaultMaxHandlers}
 	for _, opt := range opts {
@@ -102,6 +149,12 @@ func Connect(url, name string, opts ...Option) (*Conn, error) {
 	}
 	if o.maxHandlers < 1 {
 		return nil, trustack.Errorf(trustack.EINVALID, "connect to message bus: %d handlers at most: want at least 1", o.maxHandlers)
+	}
+	if o.user != "" && !validToken(o.user) {
+		return nil, trustack.Errorf(trustack.EINVALID, "connect to message bus: user %q: want a single subject token, without dots, wildcards or spaces", o.user)
+	}
+	if (o.sign == nil) != (o.keyID == "") {
+		return nil, trustack.Errorf(trustack.EINVALID, "connect to message bus: a signed nonce needs both a key identifier and a signing function")
 	}
 	log := o.log.With("bus_conn", name)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,6 +165,7 @@ func Connect(url, name string, opts ...Option) (*Conn, error) {
 		slots:  make(chan struct{}, o.maxHandlers),
 		subs:   make(map[*nats.Subscription]struct{}),
 		regain: make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	natsOpts := []nats.Option{
 		nats.Name(name),
@@ -132,20 +186,96 @@ func Connect(url, name string, opts ...Option) (*Conn, error) {
 				log.Error("message bus error", "error", err)
 			}
 		}),
+		// Not called after Close, which ends the connection itself.
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			err := lost(nc.LastError())
+			log.Error("message bus connection closed for good", "error", err)
+			c.end(err)
+		}),
 	}
 	if o.server != nil {
-		natsOpts = append(natsOpts, nats.InProcessServer(o.server.ns))
+		var p nats.InProcessConnProvider = o.server.ns
+		if o.server.auth != nil && !o.trusted {
+			p = asyncPipes{o.server.ns} // for the server to refuse it promptly
+		}
+		natsOpts = append(natsOpts, nats.InProcessServer(p))
 		if url == "" {
 			url = o.server.ClientURL()
+		}
+	}
+	switch {
+	case o.trusted:
+		if o.server.auth != nil {
+			natsOpts = append(natsOpts, nats.Token(string(o.server.auth.secret)))
+		}
+	default:
+		if o.user != "" || o.password != "" {
+			natsOpts = append(natsOpts, nats.UserInfo(o.user, o.password))
+		}
+		if o.user != "" {
+			natsOpts = append(natsOpts, nats.CustomInboxPrefix(inboxPrefix+o.user))
+		}
+		if o.keyID != "" {
+			natsOpts = append(natsOpts, nats.Nkey(o.keyID, o.sign))
 		}
 	}
 	nc, err := nats.Connect(url, natsOpts...)
 	if err != nil {
 		cancel()
+		if refused(err) {
+			return nil, fmt.Errorf("connect to message bus %s: %w: %w", url, trustack.Errorf(trustack.EFORBIDDEN, "the message bus refused the credentials"), err)
+		}
 		return nil, fmt.Errorf("connect to message bus %s: %w: %w", url, trustack.Errorf(trustack.EUNAVAILABLE, "cannot reach the message bus"), err)
 	}
 	c.nc = nc
 	return c, nil
+}
+
+// Done returns a channel closed when the connection has ended for good:
+// when Close has returned, or when the server refused its credentials as
+// it reconnected. Err then tells why.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns nil until Done is closed. Then it returns nil if Close ended
+// the connection, EFORBIDDEN if the server refused its credentials, and
+// EUNAVAILABLE if the connection was lost otherwise.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// end records that the connection ended for good because of err, unless it
+// already had, and closes done. Handlers' contexts end too, since their
+// replies can no longer be sent.
+func (c *Conn) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	c.ended, c.err = true, err
+	close(c.done)
+	c.cancel()
+}
+
+// lost returns the error of a connection that NATS closed for good after
+// err, its last error.
+func lost(err error) error {
+	if refused(err) {
+		return fmt.Errorf("%w: %w", trustack.Errorf(trustack.EFORBIDDEN, "the message bus refused the credentials"), err)
+	}
+	e := trustack.Errorf(trustack.EUNAVAILABLE, "the connection to the message bus was lost")
+	if err == nil {
+		return e
+	}
+	return fmt.Errorf("%w: %w", e, err)
+}
+
+// refused reports whether err is the server's refusal of the credentials.
+func refused(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
 }
 
 // Reconnected returns a channel closed when the connection next comes back
@@ -174,11 +304,11 @@ func reconnectDelay(attempt int) time.Duration {
 }
 
 // Close unsubscribes everything, cancels the contexts of running handlers,
-// waits for them to return and their replies to be sent, and closes the
-// connection. Event callbacks of Subscribe are not waited for. A handler
-// must therefore not call Close, which would wait for it forever.
-// Afterwards Request, Publish, Subscribe, Handle and HandleQueue fail with
-// EUNAVAILABLE. Calling Close again does nothing.
+// waits for them to return and their replies to be sent, closes the
+// connection and then Done. Event callbacks of Subscribe are not waited
+// for. A handler must therefore not call Close, which would wait for it
+// forever. Afterwards Request, Publish, Subscribe, Handle and HandleQueue
+// fail with EUNAVAILABLE. Calling Close again does nothing.
 func (c *Conn) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -198,7 +328,13 @@ func (c *Conn) Close() {
 	}
 	c.cancel()
 	c.running.Wait()
+	if c.nc.IsClosed() {
+		// NATS ended it first; its closed handler may not have run yet.
+		c.end(lost(c.nc.LastError()))
+		return
+	}
 	c.nc.Close() // flushes the replies
+	c.end(nil)
 }
 
 // Publish sends v, encoded as JSON, to the subscribers of subject and

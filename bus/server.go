@@ -28,6 +28,11 @@ type ServerConfig struct {
 	// debug messages go at slog.LevelDebug, so the server is quiet unless
 	// the logger's level is debug. Nil discards everything.
 	Logger *slog.Logger
+	// Authenticate, if not nil, decides who may connect and what each
+	// client may do; connections made with the Trusted option may do
+	// anything without asking it. Nil lets anyone connect and do anything,
+	// whatever credentials they present.
+	Authenticate Authenticator
 }
 
 // Server is an embedded NATS server: the message broker inside the trustack
@@ -36,14 +41,17 @@ type ServerConfig struct {
 // lost, and clients reconnect to whatever listens on the same address next.
 // Its methods are safe for concurrent use.
 type Server struct {
-	ns  *server.Server
-	url string
+	ns   *server.Server
+	url  string
+	auth *auth // nil without ServerConfig.Authenticate
 }
 
 // Serve starts a NATS server in this process, listening on cfg.Host and
 // cfg.Port, and returns once it accepts clients. Clients in the same
-// process can skip TCP with the InProcess option. Serve fails if the server
-// cannot listen, for instance because the port is taken.
+// process can skip TCP with the InProcess option, and those that must be
+// able to do anything, whatever cfg.Authenticate says, connect with the
+// Trusted option. Serve fails if the server cannot listen, for instance
+// because the port is taken.
 func Serve(cfg ServerConfig) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -53,16 +61,30 @@ func Serve(cfg ServerConfig) (*Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT // for nats-server, 0 means its default port 4222
 	}
-	ns, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host:   cfg.Host,
 		Port:   port,
 		NoSigs: true, // the process that embeds the server handles its own signals
 		// Without a system account the server publishes no $SYS event per
 		// connection, which matters with thousands of simulated hosts.
 		NoSystemAccount: true,
-	})
+		// Clients with SignedNonce sign it to prove that they hold their
+		// key. nats.go refuses to connect with a key to a server that
+		// presents none, so even a server that lets anyone in presents
+		// one, to which they can connect alike.
+		AlwaysEnableNonce: true,
+	}
+	var a *auth
+	if cfg.Authenticate != nil {
+		a = newAuth(cfg.Authenticate, log.With("component", "bus-auth"))
+		opts.CustomClientAuthentication = a
+	}
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure nats server: %w", err)
+	}
+	if a != nil {
+		a.ns = ns
 	}
 	nlog := &serverLog{log: log.With("component", "nats-server")}
 	ns.SetLoggerV2(nlog, log.Enabled(context.Background(), slog.LevelDebug), false, false)
@@ -87,7 +109,7 @@ func Serve(cfg ServerConfig) (*Server, error) {
 		// Go's wildcard listeners accept IPv4 too, so loopback always works.
 		ip = net.IPv4(127, 0, 0, 1)
 	}
-	return &Server{ns: ns, url: "nats://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))}, nil
+	return &Server{ns: ns, url: "nats://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port)), auth: a}, nil
 }
 
 // ClientURL returns the URL that clients on this machine connect to, such
