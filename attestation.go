@@ -1,6 +1,9 @@
 package trustack
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // The vocabulary of attestation: what a host's agent sends to prove the
 // software it runs (Evidence), what good software is (Whitelist), and what
@@ -67,4 +70,109 @@ type Evidence struct {
 	// (counted from the boot_aggregate entry, 0) to the end of the log.
 	Log       []byte
 	FromEntry int
+}
+
+// Measurement modes: where a host's measurement log comes from.
+const (
+	// MeasuredByKernel: the kernel's IMA log, extended into PCR 10 by
+	// the kernel itself.
+	MeasuredByKernel = "kernel"
+	// MeasuredInUserspace: the agent's own measurer, for hosts whose
+	// kernel log it cannot read; it measures a configured set of files
+	// (the trustack and QEMU binaries, configuration, libraries) and
+	// extends PCR 10 as the kernel would. Weaker: it sees only those
+	// files, and only when the agent measures them.
+	MeasuredInUserspace = "userspace"
+)
+
+// HostAttestation is what the verifier keeps of a compute host: the TPM
+// identity it registered with and the outcome of its attestations. It
+// exists from the host's first registration on.
+type HostAttestation struct {
+	Host string // the compute host's name
+	// CID is the identity the verifier assigned at the host's latest
+	// registration; "" once it was revoked, until it registers again.
+	CID          string
+	RegisteredAt time.Time
+	// EKCert is the TPM's endorsement key certificate (DER); AKPublic
+	// the certified attestation key (TPMT_PUBLIC); CredentialKey the
+	// public key (PKIX DER) of the agent's PCR-bound key, with which it
+	// authenticates on the bus.
+	EKCert        []byte
+	AKPublic      []byte
+	CredentialKey []byte
+	// Mode is MeasuredByKernel or MeasuredInUserspace.
+	Mode string
+	// Verdict is the latest verdict; State "" before the first.
+	Verdict Verdict
+	// FailingSince is when the host stopped being trusted (the first of
+	// its current run of untrusted or unreachable verdicts); zero while
+	// it is trusted.
+	FailingSince time.Time
+	// Revoked reports whether the host was put out (disabled, its bus
+	// credentials withdrawn) for failing attestation past the grace
+	// period; it comes back only by registering again.
+	Revoked bool
+	// Checkpoint is the verifier's state of the host between rounds
+	// (opaque to the store).
+	Checkpoint []byte
+	// Version moves on at each write; UpdateHostAttestation compares it.
+	Version int64
+}
+
+// Trusted reports whether the host's latest verdict is trusted and it is
+// not revoked.
+func (a *HostAttestation) Trusted() bool {
+	return a != nil && !a.Revoked && a.CID != "" && a.Verdict.State == VerdictTrusted
+}
+
+// RCoT is the chain of trust the host proved: the white-list its latest
+// trusted verdict names, "" for none.
+func (a *HostAttestation) RCoT() string {
+	if !a.Trusted() {
+		return ""
+	}
+	return a.Verdict.Whitelist
+}
+
+// AttestationEvent is something that happened to a host's trust:
+// registration, a verdict that changed, its removal from scheduling.
+type AttestationEvent struct {
+	Host    string
+	At      time.Time
+	Kind    string // one of the Event* constants
+	Message string // a sentence for operators
+}
+
+// Kinds of attestation events.
+const (
+	EventRegistered  = "registered"
+	EventRefused     = "registration-refused"
+	EventTrusted     = "trusted"
+	EventUntrusted   = "untrusted"
+	EventUnreachable = "unreachable"
+	EventRevoked     = "revoked"
+	EventEvacuating  = "evacuating"
+)
+
+// ApprovedEK is an endorsement key an operator approved although its
+// certificate does not chain to a configured manufacturer CA.
+type ApprovedEK struct {
+	// Fingerprint is the SHA-256 of the EK certificate (DER), in hex.
+	Fingerprint string
+	Comment     string
+	ApprovedAt  time.Time
+}
+
+// AttestationHold prefixes the disabled reason of a compute host that
+// attestation keeps out of scheduling: one not attested yet, or found
+// untrusted or unreachable. As with Nova's "AUTO: " reasons, only the
+// service that set such a reason clears it; an operator's own reason is
+// never overridden.
+const AttestationHold = "AUTO: attestation: "
+
+// HeldByAttestation reports whether attestation keeps the host out of
+// scheduling.
+func (h *Host) HeldByAttestation() bool {
+	return !h.Enabled && strings.HasPrefix(h.DisabledReason, AttestationHold)
 }

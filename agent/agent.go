@@ -80,6 +80,10 @@ type Config struct {
 	// SyncInterval is how often the agent compares the hypervisor's servers
 	// with what it last reported (default 10 s).
 	SyncInterval time.Duration
+	// Refusal, if set, says why the host takes no new servers (its TPM
+	// failed attestation), nil while it does: spawns are refused with its
+	// error, while the controllers move the host's servers away.
+	Refusal func() error
 	// HTTPClient uploads snapshots (default http.DefaultClient).
 	HTTPClient *http.Client
 	// Log receives what the agent does (default: discarded).
@@ -342,6 +346,11 @@ func (a *Agent) handle(ctx context.Context, req hostRequest) (hostReply, error) 
 	case opSpawn:
 		if req.Spec == nil {
 			return r, trustack.Errorf(trustack.EINVALID, "spawn needs a spec")
+		}
+		if a.cfg.Refusal != nil {
+			if err := a.cfg.Refusal(); err != nil {
+				return r, err
+			}
 		}
 		err := a.locked(req.Spec.ServerID, func() error {
 			err := a.hv.Spawn(ctx, *req.Spec)

@@ -163,3 +163,10 @@ type hostReply struct {
 }
 
 type empty struct{}
+
+// HostSubjects are the subjects a host's agent publishes to and
+// subscribes to, for the bus's grant to a registered host: the
+// controllers' subjects, and its own host's.
+func HostSubjects(host string) (publish, subscribe []string) {
+	return []string{subjectRegister, subjectPower, subjectHeartbeat}, []string{hostSubject(host)}
+}

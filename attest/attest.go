@@ -84,10 +84,10 @@ const maxReasons = 20
 // reset count than st.Clock's is from a new boot: the TPM's PCRs were reset
 // and IMA started a new log, so the replay restarts from entry 0 and the
 // agent must send the log from there (it knows it rebooted). An earlier
-// reset count is a replayed quote or a rolled-back TPM: untrusted. An unsafe
-// clock (the TPM lost power without an orderly shutdown, so its clock may
-// repeat values) is untrusted too, since it cannot be told from a rollback;
-// the host registers again.
+// reset count is a replayed quote or a rolled-back TPM: untrusted. Within
+// a boot, an unsafe clock (the TPM lost power without an orderly shutdown,
+// so its clock may repeat values) is untrusted too, since it cannot be told
+// from a rollback.
 //
 // It returns the verdict, stamped with no time (the caller, which owns the
 // clock, sets At), and the state to keep: on a trusted verdict the state
@@ -195,19 +195,18 @@ func Verify(ev trustack.Evidence, nonce []byte, st HostState, wl *trustack.White
 }
 
 // clockReason returns why clock, a verified quote's, cannot follow the
-// host's last verified quote, or "" if it can.
+// host's last verified quote, or "" if it can. The first quote after
+// registration has nothing to follow (its nonce makes it fresh), and the
+// first of a new boot needs only its reset count to have moved forward:
+// after a power loss the TPM's clock may lag and is not safe until the
+// TPM next saves it, which says nothing of the host's integrity, and the
+// log is replayed from its start anyway. Within a boot, the counts and
+// clock must move forward and the clock be safe.
 func clockReason(c tpm.ClockInfo, st HostState) string {
-	var err error
-	switch {
-	case st.Attested:
-		err = c.Follows(st.Clock)
-	case !c.Safe:
-		err = tpm.ErrClockUnsafe
+	if !st.Attested || int32(c.ResetCount-st.Clock.ResetCount) > 0 {
+		return ""
 	}
-	if err == tpm.ErrClockUnsafe {
-		return trustack.ErrorMessage(err) + " The host must register again."
-	}
-	return trustack.ErrorMessage(err)
+	return trustack.ErrorMessage(c.Follows(st.Clock))
 }
 
 // checkBootAggregate checks the log's first entry, which records how the

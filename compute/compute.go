@@ -167,6 +167,13 @@ type Options struct {
 	Log *slog.Logger
 }
 
+// Verifier attests compute hosts.
+type Verifier interface {
+	// AttestSoon has the host attested now rather than at its next
+	// round.
+	AttestSoon(host string)
+}
+
 // Service is the compute service. It is safe for concurrent use.
 type Service struct {
 	store  Store
@@ -181,7 +188,13 @@ type Service struct {
 
 	heartbeats heartbeats
 	recheck    chan struct{} // a check of placed servers is due
+	verifier   Verifier      // nil when hosts do not attest
 }
+
+// SetVerifier has hosts attested before they get servers: a new host
+// joins held by attestation, and v is asked to attest a host whenever its
+// agent joins. Call it before Start.
+func (s *Service) SetVerifier(v Verifier) { s.verifier = v }
 
 // New returns a Service; Run starts its workers.
 func New(store Store, images Images, agents Agents, placer Placer, opts Options) *Service {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -117,6 +118,9 @@ func currentRequirements(srv *trustack.Server, stored map[string]trustack.Requir
 // host h, "" if it does not. Another project's isolation that excludes
 // this one is that project's to keep: only the server's own count.
 func violation(reqs trustack.Requirements, h *trustack.Host, t *trustack.Topology, project string) string {
+	if h.HeldByAttestation() {
+		return fmt.Sprintf("Host %s is out of scheduling: %s.", h.Name, strings.TrimPrefix(h.DisabledReason, trustack.AttestationHold))
+	}
 	if r, unmet := reqs.Unmet(h, t); unmet {
 		return fmt.Sprintf("Host %s no longer meets the requirement %s.", h.Name, r)
 	}
@@ -156,7 +160,7 @@ func (s *Service) migrate(ctx context.Context, id, from string, reqs trustack.Re
 		s.migrationFailed(ctx, srv, requestID, start, fmt.Errorf("%s %w", why, err))
 		return
 	}
-	req := scheduler.Request{Server: srv, Zone: askedZone(srv), Exclude: []string{old.ID}, Move: true}
+	req := scheduler.Request{Server: srv, Zone: askedZone(srv), Exclude: []string{old.ID}, Move: true, PreferDomain: old.Domain}
 	if srv.GroupID != "" {
 		if req.Group, err = s.store.ServerGroup(ctx, srv.GroupID); err != nil {
 			s.migrationFailed(ctx, srv, requestID, start, err)

@@ -85,6 +85,10 @@ func (s *Service) Register(ctx context.Context, h *trustack.Host) (*trustack.Hos
 		h.AvailabilityZone = s.opts.DefaultAvailabilityZone
 	}
 	h.Enabled, h.CreatedAt, h.UpdatedAt, h.LastSeen = true, now, now, now
+	if s.verifier != nil {
+		// Kept if the host is known already.
+		h.Enabled, h.DisabledReason = false, trustack.AttestationHold+"waiting for its first attestation"
+	}
 	stored, err := s.store.RegisterHost(ctx, h)
 	if err != nil {
 		return nil, nil, err
@@ -100,6 +104,9 @@ func (s *Service) Register(ctx context.Context, h *trustack.Host) (*trustack.Hos
 		if srv.VMState != trustack.VMBuilding || srv.TaskState == trustack.TaskSpawning {
 			expected = append(expected, agent.Expected{ServerID: srv.ID, Power: srv.PowerState})
 		}
+	}
+	if s.verifier != nil {
+		s.verifier.AttestSoon(stored.Name)
 	}
 	s.opts.Log.Info("compute host registered", "host", stored.Name, "id", stored.ID, "vcpus", stored.VCPUs, "memory_mb", stored.MemoryMB, "servers", len(expected))
 	return stored, expected, nil
@@ -194,3 +201,54 @@ func (s *Service) DeleteHost(ctx context.Context, id string) error {
 }
 
 var _ agent.Controller = (*Service)(nil)
+
+// ApplyAttestation sets what the verifier concluded of a host: its chain
+// of trust (the security property trust; "" removes it) and whether
+// attestation keeps it out of scheduling (hold, a sentence; "" lets back
+// a host that attestation held, never one an operator disabled). A change
+// moves the host's generation and has placed servers checked again, so
+// that those on a held host, or that needed its trust, are migrated. It
+// returns how many servers the host still has; ENOTFOUND for a host that
+// never joined.
+func (s *Service) ApplyAttestation(ctx context.Context, name, rcot, hold string) (int, error) {
+	h, err := s.store.HostByName(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if enabled, reason := held(h, hold); h.RCoT() != rcot || h.Enabled != enabled || h.DisabledReason != reason {
+		h, err = s.store.UpdateHost(ctx, h.ID, func(cur *trustack.Host) error {
+			if rcot == "" {
+				delete(cur.Security, trustack.SecurityTrust)
+			} else {
+				if cur.Security == nil {
+					cur.Security = map[string]string{}
+				}
+				cur.Security[trustack.SecurityTrust] = rcot
+			}
+			cur.Enabled, cur.DisabledReason = held(cur, hold)
+			cur.UpdatedAt = s.opts.Now().UTC()
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		s.opts.Log.Info("attestation changed a host", "host", name, "trust", rcot, "held", hold)
+		s.placer.Forget(h)
+		s.RequirementsChanged()
+	}
+	servers, err := s.store.Servers(ctx, trustack.ServerFilter{Host: name})
+	return len(servers), err
+}
+
+// held returns whether host h should be enabled, and its disabled reason,
+// for attestation's hold ("" for none): a host an operator disabled stays
+// as the operator left it.
+func held(h *trustack.Host, hold string) (enabled bool, reason string) {
+	switch {
+	case !h.Enabled && !h.HeldByAttestation():
+		return false, h.DisabledReason
+	case hold == "":
+		return true, ""
+	}
+	return false, trustack.AttestationHold + hold
+}

@@ -78,6 +78,16 @@ type Config struct {
 		AvailabilityZone string
 		HostIP           string
 	}
+	Attestation struct {
+		Enabled         string
+		Interval        time.Duration
+		GracePeriod     time.Duration
+		CABundles       []string
+		TPM             string
+		IMALog          string
+		MeasureFiles    []string
+		MeasureInterval time.Duration
+	}
 	Policy struct {
 		Dir string
 	}
@@ -140,6 +150,14 @@ func (c *Config) options() []option {
 		{"agent", "host", "Name of this compute host, unique in the cloud (default: the machine's hostname).", (*str)(&c.Agent.Host)},
 		{"agent", "availability_zone", "Availability zone of this compute host (default: the controller's default_availability_zone).", (*str)(&c.Agent.AvailabilityZone)},
 		{"agent", "host_ip", "Address of this compute host, shown to operators.", (*str)(&c.Agent.HostIP)},
+		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
+		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
+		{"attestation", "grace_period", "Seconds a host may leave attestation requests unanswered, keeping its servers, before it is put out of scheduling and its servers are migrated. An untrusted host is put out at once.", (*seconds)(&c.Attestation.GracePeriod)},
+		{"attestation", "ca_bundles", "Comma-separated PEM files of the TPM manufacturers' CAs that EK certificates must chain to (intermediate CAs too). A TPM of another manufacturer registers only once an operator approves its EK (trustack manage ek approve). `trustack up` adds the CA of its swtpm instances.", (*list)(&c.Attestation.CABundles)},
+		{"attestation", "tpm", "On compute hosts: the TPM, a device such as /dev/tpmrm0 or an swtpm instance as swtpm:HOST:PORT,HOST:CTRLPORT.", (*str)(&c.Attestation.TPM)},
+		{"attestation", "ima_log", "On compute hosts: the kernel's binary IMA measurement log. If it cannot be read, the agent measures measure_files in userspace, extending PCR 10 as the kernel would, and says so in its log and in the host's record.", (*str)(&c.Attestation.IMALog)},
+		{"attestation", "measure_files", "On compute hosts, in userspace measurement mode: comma-separated files or glob patterns to measure, besides the trustack binary; {host_dir} stands for the host's directory. Default: the QEMU binary, this configuration file and the shared libraries in /usr/lib/x86_64-linux-gnu/libc.so.6.", (*list)(&c.Attestation.MeasureFiles)},
+		{"attestation", "measure_interval", "On compute hosts, in userspace measurement mode: seconds between two looks for changed files.", (*seconds)(&c.Attestation.MeasureInterval)},
 		{"policy", "dir", "Directory of policy files, one per API as OpenStack services have: identity.yaml (Keystone's rules), image.yaml (Glance's) and compute.yaml (Nova's), in YAML or JSON. Each overrides the API's default rules, one by one; `trustack policy defaults API` prints them. Missing files keep the defaults.", (*str)(&c.Policy.Dir)},
 		{"log", "format", "Log format: text or json.", (*choice)(&c.Log.Format)},
 		{"log", "level", "Least severe level logged: debug, info, warn or error.", (*choice)(&c.Log.Level)},
@@ -175,6 +193,13 @@ func Default() *Config {
 	c.Compute.FakeMemoryMB = 16384
 	c.Compute.FakeDiskGB = 200
 	c.Compute.FakeSnapshotTime = 2 * time.Second
+	c.Attestation.Enabled = "auto"
+	c.Attestation.Interval = 60 * time.Second
+	c.Attestation.GracePeriod = 120 * time.Second
+	c.Attestation.TPM = "/dev/tpmrm0"
+	c.Attestation.IMALog = "/sys/kernel/security/ima/binary_runtime_measurements"
+	c.Attestation.MeasureFiles = []string{"/usr/bin/qemu-system-x86_64", "/etc/trustack/trustack.conf", "/usr/lib/x86_64-linux-gnu/libc.so.6"}
+	c.Attestation.MeasureInterval = 10 * time.Second
 	c.Policy.Dir = "/etc/trustack/policy.d"
 	c.Log.Format = "text"
 	c.Log.Level = "info"
@@ -276,6 +301,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [compute] accel must be auto, kvm or tcg, not %q", c.Compute.Accel)
 	case c.Compute.Workers < 1 || c.Scheduler.MaxAttempts < 1 || c.Scheduler.HostSubsetSize < 1:
 		return fmt.Errorf("config: [compute] workers, [scheduler] max_attempts and host_subset_size must be at least 1")
+	case !slices.Contains([]string{"auto", "yes", "no"}, c.Attestation.Enabled):
+		return fmt.Errorf("config: [attestation] enabled must be auto, yes or no, not %q", c.Attestation.Enabled)
+	case c.Attestation.Interval < time.Second || c.Attestation.MeasureInterval < time.Second:
+		return fmt.Errorf("config: [attestation] interval and measure_interval must be at least 1 second")
 	case c.Compute.CPUAllocationRatio <= 0 || c.Compute.RAMAllocationRatio <= 0 || c.Compute.DiskAllocationRatio <= 0:
 		return fmt.Errorf("config: [compute] allocation ratios must be positive")
 	}
@@ -367,6 +396,7 @@ type (
 	i64     int64
 	float   float64
 	seconds time.Duration
+	list    []string
 )
 
 func (s *str) set(v string) error    { *s = str(v); return nil }
@@ -403,6 +433,17 @@ func (f *float) set(v string) error {
 	return nil
 }
 func (f *float) String() string { return strconv.FormatFloat(float64(*f), 'f', -1, 64) }
+
+func (l *list) set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+func (l *list) String() string { return strings.Join(*l, ", ") }
 
 func (d *seconds) set(v string) error {
 	f, err := strconv.ParseFloat(v, 64)

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestDefaultsDocumentEveryOptionAndParse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the uncommented defaults do not load: %v", err)
 	}
-	if *c != *Default() {
+	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("uncommented defaults give %+v, want %+v", c, Default())
 	}
 }

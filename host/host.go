@@ -1,6 +1,8 @@
 // Package host assembles a compute host: the hypervisor driver its
-// configuration names, and the agent that serves it on the bus. `trustack
-// agent` runs one; `trustack up` runs several in one process.
+// configuration names, the DC-C that registers its TPM and answers the
+// verifier (when the host attests), and the agent that serves it on the
+// bus. `trustack agent` runs one; `trustack up` runs several in one
+// process.
 package host
 
 import (
@@ -9,24 +11,34 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/trustack/trustack/agent"
-	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
+	"github.com/trustack/trustack/dcc"
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/hypervisor/qemu"
 )
 
-// Host is a compute host's agent and driver.
+// Host is a compute host's driver, DC-C and agent.
 type Host struct {
 	Name   string
-	Agent  *agent.Agent
 	Driver agent.Hypervisor
+	// DCC is the host's DC-C; nil for a host that does not attest.
+	DCC *dcc.DCC
+
+	dial  dcc.Dial
+	agent agent.Config
+	log   *slog.Logger
 }
 
 // New builds the host named name, keeping its state in dir, with the
-// configuration's [compute] and [agent] sections.
-func New(ctx context.Context, cfg *config.Config, conn *bus.Conn, name, dir string, log *slog.Logger) (*Host, error) {
+// configuration's [compute], [agent] and [attestation] sections. It
+// reaches the bus with dial. With tpm, the address of its TPM (a device,
+// or swtpm's), the host attests: its agent joins only once its TPM
+// registered, and takes work only while the verifier trusts it; with ""
+// it does not.
+func New(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, tpm string, log *slog.Logger) (*Host, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create host directory: %w", err)
 	}
@@ -54,14 +66,86 @@ func New(ctx context.Context, cfg *config.Config, conn *bus.Conn, name, dir stri
 	default:
 		return nil, fmt.Errorf("unknown hypervisor driver %q", cfg.Compute.Driver)
 	}
-	a := agent.New(conn, hv, agent.Config{
+	h := &Host{Name: name, Driver: hv, dial: dial, log: log.With("host", name), agent: agent.Config{
 		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP,
 		CPUAllocationRatio: cfg.Compute.CPUAllocationRatio, RAMAllocationRatio: cfg.Compute.RAMAllocationRatio,
 		DiskAllocationRatio: cfg.Compute.DiskAllocationRatio, HeartbeatInterval: cfg.Compute.HeartbeatInterval,
 		Log: log.With("host", name),
+	}}
+	if tpm == "" {
+		return h, nil
+	}
+	files, err := measured(cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	h.DCC, err = dcc.Open(dcc.Config{
+		Host: name, Dir: dir, TPM: tpm, KernelLog: cfg.Attestation.IMALog,
+		Files: files, MeasureInterval: cfg.Attestation.MeasureInterval, Log: h.log,
 	})
-	return &Host{Name: name, Agent: a, Driver: hv}, nil
+	if err != nil {
+		return nil, err
+	}
+	h.agent.Refusal = h.DCC.Refusal
+	return h, nil
 }
 
-// Run serves the host until ctx ends.
-func (h *Host) Run(ctx context.Context) error { return h.Agent.Run(ctx) }
+// measured returns the files the userspace measurer measures: the
+// trustack binary and the configured ones, {host_dir} replaced.
+func measured(cfg *config.Config, dir string) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the trustack binary to measure: %w", err)
+	}
+	files := []string{self}
+	for _, f := range cfg.Attestation.MeasureFiles {
+		files = append(files, strings.ReplaceAll(f, "{host_dir}", dir))
+	}
+	return files, nil
+}
+
+// Run serves the host until ctx ends. An attesting host first registers
+// its TPM; it stops with a forbidden error when the bus refuses it
+// (the verifier revoked it, or its boot state changed): it must register
+// again, which a restart does.
+func (h *Host) Run(ctx context.Context) error {
+	if h.DCC == nil {
+		conn, err := h.dial()
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return agent.New(conn, h.Driver, h.agent).Run(ctx)
+	}
+	defer h.DCC.Close()
+	conn, err := h.DCC.Join(ctx, h.dial)
+	if err != nil {
+		return fmt.Errorf("host %s: join: %w", h.Name, err)
+	}
+	defer conn.Close()
+	sub, err := h.DCC.Serve(conn)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go h.DCC.Run(ctx, conn)
+	go func() {
+		select {
+		case <-conn.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = agent.New(conn, h.Driver, h.agent).Run(ctx)
+	select {
+	case <-conn.Done():
+		if err := conn.Err(); err != nil {
+			h.log.Error("the bus refused this host: it must register again (restart its agent once it is fixed)", "error", err)
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+	default:
+	}
+	return err
+}

@@ -77,6 +77,11 @@ type Request struct {
 	// moves to the chosen host, and the host it leaves gets back what it
 	// held.
 	Move bool
+	// PreferDomain is a physical domain the acaas driver tries first,
+	// with its collaborating domains by priority, if the server's
+	// requirements allow it: the domain of a host whose servers are
+	// moved away, so that they stay as close as they can.
+	PreferDomain string
 
 	isolation trustack.Isolation // the server's, read once by Place
 }
@@ -271,7 +276,7 @@ func (s *Scheduler) pick(req Request, groupHosts []string, want trustack.Claim, 
 			return h
 		}
 	}
-	return s.pickIn(s.domainOrder(req.Server.Requirements), req, groupHosts, want, tried)
+	return s.pickIn(s.domainOrder(req.Server.Requirements, req.PreferDomain), req, groupHosts, want, tried)
 }
 
 // pickOwn is pick among the hosts where the project has servers, or
@@ -336,7 +341,8 @@ func (s *Scheduler) try(id string, req Request, groupHosts []string, want trusta
 	return h
 }
 
-// domainOrder returns the domains to look in, in order: the local domains
+// domainOrder returns the domains to look in, in order: prefer (a local
+// domain, "" for none) with its local collaborators if they fit, the local domains
 // that fit the requirements, those that meet more of them by themselves
 // (a DCoT that is the trust level asked for, capabilities asked for)
 // first and, among equals, in random order, each followed by its local
@@ -344,7 +350,7 @@ func (s *Scheduler) try(id string, req Request, groupHosts []string, want trusta
 // the requirements allow federation, the emergency domains that
 // collaborate with those local domains, in the same order. The caller
 // holds s.mu.
-func (s *Scheduler) domainOrder(reqs trustack.Requirements) iter.Seq[string] {
+func (s *Scheduler) domainOrder(reqs trustack.Requirements, prefer string) iter.Seq[string] {
 	type scored struct {
 		name  string
 		score int
@@ -388,6 +394,11 @@ func (s *Scheduler) domainOrder(reqs trustack.Requirements) iter.Seq[string] {
 			}
 			return true
 		}
+		if d := t.Domains[prefer]; d != nil && d.Source == trustack.SourceLocal && len(s.members[prefer]) > 0 {
+			if ok, _ := reqs.DomainFit(d, t); ok && (!add(prefer) || !collaborators(prefer, trustack.SourceLocal)) {
+				return
+			}
+		}
 		for _, l := range local {
 			if !add(l.name) || !collaborators(l.name, trustack.SourceLocal) {
 				return
@@ -415,7 +426,7 @@ func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
 	var reachable map[string]bool
 	if s.order == nil {
 		reachable = map[string]bool{}
-		for d := range s.domainOrder(req.Server.Requirements) {
+		for d := range s.domainOrder(req.Server.Requirements, req.PreferDomain) {
 			reachable[d] = true
 		}
 	}

@@ -324,3 +324,23 @@ func checkQuotedPCRs(q *quoteInfo, pcrs PCRBank, ak *AKPublic) error {
 	}
 	return nil
 }
+
+// Clock returns the TPM's clock and its reset and restart counts, as the
+// TPM reads them (not obfuscated, unlike a quote's): the agent tells its
+// boots apart by the reset count.
+func (t *TPM) Clock() (ClockInfo, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, err := tpm2.ReadClock{}.Execute(t.tpm)
+	if err != nil {
+		return ClockInfo{}, unavailable("read the TPM's clock", err)
+	}
+	c := r.CurrentTime.ClockInfo
+	return ClockInfo{Clock: c.Clock, ResetCount: c.ResetCount, RestartCount: c.RestartCount, Safe: c.Safe == tpm2.TPMIYesNo(true)}, nil
+}
+
+// Extend extends PCR pcr in the SHA-1 and SHA-256 banks, as the kernel's
+// IMA does for each measurement; it is ima's Extender.
+func (t *TPM) Extend(pcr int, sha1Digest, sha256Digest []byte) error {
+	return t.ExtendPCR(pcr, map[crypto.Hash][]byte{crypto.SHA1: sha1Digest, crypto.SHA256: sha256Digest})
+}

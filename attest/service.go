@@ -1,0 +1,459 @@
+package attest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
+	"github.com/trustack/trustack/ima"
+	"github.com/trustack/trustack/tpm"
+)
+
+// Hosts is the verifier's view of the compute hosts: which physical
+// domain a host is in decides the white-list it is held to (the domain's
+// DCoT).
+type Hosts interface {
+	// HostByName returns a compute host; ENOTFOUND before its agent
+	// first joined.
+	HostByName(ctx context.Context, name string) (*trustack.Host, error)
+	// PhysicalDomain returns a domain; ENOTFOUND.
+	PhysicalDomain(ctx context.Context, name string) (*trustack.PhysicalDomain, error)
+}
+
+// Enforcer applies what the verifier concludes to compute.
+type Enforcer interface {
+	// ApplyAttestation sets a host's chain of trust (rcot, its security
+	// property trust; "" for none) and whether attestation keeps it out
+	// of scheduling (hold, a sentence, "" to let it back), and returns
+	// how many servers the host still has. Servers on a held host are
+	// migrated to other hosts. ENOTFOUND for a host that never joined.
+	ApplyAttestation(ctx context.Context, host, rcot, hold string) (servers int, err error)
+}
+
+// Options configure the verifier; zero values take the defaults.
+type Options struct {
+	// Interval is the time between two attestations of a host (default
+	// 60 s), each drawn within 10% of it so that hosts spread out.
+	Interval time.Duration
+	// Grace is how long a host may stay unreachable, keeping its place
+	// and servers, before it is put out (default two intervals). An
+	// untrusted host is put out at once.
+	Grace time.Duration
+	// Timeout bounds an agent's answer to an evidence request (default
+	// 10 s).
+	Timeout time.Duration
+	// Roots are the TPM manufacturers' CAs that EK certificates must
+	// chain to, through Intermediates (nil: none).
+	Roots, Intermediates *x509.CertPool
+	// HostSubjects returns the bus subjects a registered host's agent
+	// may publish to and subscribe to besides the verifier's own; nil
+	// for none.
+	HostSubjects func(host string) (publish, subscribe []string)
+	// Disconnect closes the bus connections of a bus user (a host's CID)
+	// whose credentials were withdrawn; nil when the bus is not the
+	// embedded one (an external NATS does its own authentication).
+	Disconnect func(user string)
+	// Now returns the current time (default time.Now); Rand is the
+	// source of nonces, challenges' secrets and identities (default
+	// crypto/rand.Reader).
+	Now  func() time.Time
+	Rand io.Reader
+	// Log receives what the verifier does (default: discarded).
+	Log *slog.Logger
+}
+
+// Service is the attestation verifier (the DC-S): it registers hosts'
+// TPMs, attests each host on a timer and when its measurer records
+// something new, keeps white-lists, and applies verdicts to compute. It
+// is safe for concurrent use.
+type Service struct {
+	store    Store
+	hosts    Hosts
+	enforcer Enforcer
+	conn     *bus.Conn
+	opts     Options
+	id       string // names this verifier's activation subject
+
+	mu      sync.Mutex
+	pending map[string]*pending      // challenges by ID
+	creds   map[string]credential    // registered hosts' bus credentials, by CID
+	aks     map[string]*tpm.AKPublic // parsed AKs, by CID
+	loops   map[string]chan struct{} // per host: a round is wanted now
+	runCtx  context.Context
+	running sync.WaitGroup
+}
+
+// pending is a registration between its challenge and its activation.
+type pending struct {
+	Pending
+	req RegisterRequest
+}
+
+// New returns a verifier; Start loads what it knows and starts the rounds.
+func New(store Store, hosts Hosts, enforcer Enforcer, conn *bus.Conn, opts Options) *Service {
+	if opts.Interval == 0 {
+		opts.Interval = 60 * time.Second
+	}
+	if opts.Grace == 0 {
+		opts.Grace = 2 * opts.Interval
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		store: store, hosts: hosts, enforcer: enforcer, conn: conn, opts: opts, id: uuid.NewString(),
+		pending: map[string]*pending{}, creds: map[string]credential{}, aks: map[string]*tpm.AKPublic{},
+		loops: map[string]chan struct{}{},
+	}
+}
+
+// Start loads the registered hosts' credentials, serves the agents'
+// registrations and measurement events, and attests every registered
+// host on its timer until ctx ends; Wait waits for the rounds to stop.
+func (s *Service) Start(ctx context.Context) error {
+	recs, err := s.store.HostAttestations(ctx)
+	if err != nil {
+		return fmt.Errorf("attest: load hosts: %w", err)
+	}
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	for _, rec := range recs {
+		if rec.CID == "" {
+			continue
+		}
+		if err := s.admit(rec); err != nil {
+			s.opts.Log.Error("registered host has a bad credential key; it must register again", "host", rec.Host, "error", err)
+			continue
+		}
+		s.watch(rec.Host, false)
+	}
+	return s.serve(ctx)
+}
+
+// Wait waits for the rounds started by Start to stop, after its context
+// ended.
+func (s *Service) Wait() { s.running.Wait() }
+
+// AttestSoon has the host attested now rather than at its next round: its
+// agent joined, or something it depends on changed.
+func (s *Service) AttestSoon(host string) {
+	s.mu.Lock()
+	soon := s.loops[host]
+	s.mu.Unlock()
+	if soon != nil {
+		select {
+		case soon <- struct{}{}:
+		default: // a round is due already
+		}
+	}
+}
+
+// watch makes sure the host is attested on its timer, now if soon.
+func (s *Service) watch(host string, soon bool) {
+	s.mu.Lock()
+	ch := s.loops[host]
+	ctx := s.runCtx
+	if ch == nil && ctx != nil {
+		ch = make(chan struct{}, 1)
+		s.loops[host] = ch
+		s.running.Add(1)
+		go s.loop(ctx, host, ch, soon)
+	}
+	s.mu.Unlock()
+	if ch != nil && soon {
+		s.AttestSoon(host)
+	}
+}
+
+// loop attests a host on its timer, and whenever asked, until ctx ends.
+// The first round comes at a random point of the first interval, so that
+// hosts known at start do not all come at once.
+func (s *Service) loop(ctx context.Context, host string, soon chan struct{}, now bool) {
+	defer s.running.Done()
+	first := time.Duration(mathrand.Int64N(int64(s.opts.Interval)))
+	if now {
+		first = 0
+	}
+	timer := time.NewTimer(first)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-soon:
+			timer.Stop()
+		}
+		if err := s.Attest(ctx, host); err != nil && ctx.Err() == nil {
+			s.opts.Log.Error("attest host", "host", host, "error", err)
+		}
+		timer.Reset(s.nextRound())
+	}
+}
+
+// nextRound is the time to a host's next round: the interval, give or
+// take 10%.
+func (s *Service) nextRound() time.Duration {
+	i := s.opts.Interval
+	return i - i/10 + time.Duration(mathrand.Int64N(int64(i/5)+1))
+}
+
+// errStale is UpdateHostAttestation's error when the host's record moved
+// on during a round (it registered again, another verifier's round
+// landed first): the round's outcome is dropped.
+var errStale = errors.New("the host's record changed during the round")
+
+// Attest runs one round for a host (Protocol 12.2): a fresh nonce, the
+// agent's quote and log, Verify against the host's white-list, and the
+// verdict recorded and applied. A revoked host is not attested; its
+// round checks whether its servers have left, to withdraw its bus
+// credentials then.
+func (s *Service) Attest(ctx context.Context, host string) error {
+	rec, err := s.store.HostAttestation(ctx, host)
+	if err != nil {
+		return err
+	}
+	if rec.CID == "" {
+		return nil
+	}
+	if rec.Revoked {
+		return s.apply(ctx, rec)
+	}
+	st, cp, err := s.state(rec)
+	if err != nil {
+		return err
+	}
+	wl, err := s.whitelistFor(ctx, host)
+	if err != nil {
+		return err
+	}
+	if fp := whitelistFingerprint(wl); fp != cp.Whitelist {
+		// Entries verified against another white-list, or another
+		// version of it, are verified again from the log's start.
+		st.Replay = ima.State{}
+		cp.Whitelist = fp
+	}
+	nonce, err := NewNonce(s.opts.Rand)
+	if err != nil {
+		return err
+	}
+	req := EvidenceRequest{Nonce: nonce, FromEntry: st.Replay.Entries, Boot: cp.Boot, Attested: st.Attested}
+	var rep EvidenceReply
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	err = s.conn.Request(rctx, HostSubject(host), AgentRequest{Evidence: &req}, &rep)
+	cancel()
+	var v trustack.Verdict
+	next := st
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		v = trustack.Verdict{State: trustack.VerdictUnreachable, Reasons: []string{fmt.Sprintf("The host did not answer the attestation request: %s.", trustack.ErrorMessage(err))}}
+		if wl != nil {
+			v.Whitelist = wl.Name
+		}
+	} else {
+		v, next = Verify(rep.Evidence, nonce, st, wl)
+		cp.Boot = rep.Boot
+	}
+	v.At = s.opts.Now().UTC()
+	return s.record(ctx, rec, v, next, cp)
+}
+
+// record stores a round's verdict and applies it, with the events it
+// makes.
+func (s *Service) record(ctx context.Context, rec *trustack.HostAttestation, v trustack.Verdict, next HostState, cp checkpoint) error {
+	var events []trustack.AttestationEvent
+	event := func(kind, msg string) {
+		events = append(events, trustack.AttestationEvent{Host: rec.Host, At: v.At, Kind: kind, Message: msg})
+	}
+	updated, err := s.store.UpdateHostAttestation(ctx, rec.Host, func(cur *trustack.HostAttestation) (*trustack.HostAttestation, error) {
+		if cur == nil || cur.CID != rec.CID || cur.Version != rec.Version {
+			return nil, errStale
+		}
+		events = events[:0]
+		prev := cur.Verdict
+		cur.Verdict = v
+		switch v.State {
+		case trustack.VerdictTrusted:
+			cur.FailingSince = time.Time{}
+			cur.Checkpoint = encodeCheckpoint(next, cp.Boot, cp.Whitelist)
+		default:
+			if cur.FailingSince.IsZero() {
+				cur.FailingSince = v.At
+			}
+		}
+		if prev.State != v.State || v.State == trustack.VerdictUntrusted {
+			event(eventKind(v.State), verdictMessage(rec.Host, v))
+		}
+		switch {
+		case v.State == trustack.VerdictUntrusted:
+			cur.Revoked = true
+		case v.State == trustack.VerdictUnreachable && v.At.Sub(cur.FailingSince) >= s.opts.Grace:
+			cur.Revoked = true
+		}
+		if cur.Revoked {
+			event(trustack.EventRevoked, fmt.Sprintf("Host %s is out of scheduling and its servers are migrated to trusted hosts: it %s. It must register again to come back.", rec.Host, failure(v)))
+		}
+		return cur, nil
+	})
+	if errors.Is(err, errStale) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record verdict: %w", err)
+	}
+	if err := s.store.AddAttestationEvents(ctx, events...); err != nil {
+		s.opts.Log.Error("record attestation events", "host", rec.Host, "error", err)
+	}
+	level := slog.LevelDebug
+	if len(events) > 0 {
+		level = slog.LevelInfo
+	}
+	s.opts.Log.Log(ctx, level, "host attested", "host", rec.Host, "verdict", v.State, "whitelist", v.Whitelist, "reasons", v.Reasons)
+	if updated.Revoked {
+		s.notify(ctx, rec.Host, Notice{Revoked: true, Reason: failure(v)})
+	}
+	if v.State == trustack.VerdictUnreachable && !updated.Revoked {
+		return nil // within the grace period, the host keeps its place
+	}
+	return s.apply(ctx, updated)
+}
+
+// apply tells compute what a host's record means for scheduling, and
+// withdraws the bus credentials of a revoked host once its servers left.
+func (s *Service) apply(ctx context.Context, rec *trustack.HostAttestation) error {
+	var rcot, hold string
+	switch {
+	case rec.Revoked:
+		hold = fmt.Sprintf("it %s; it must register again", failure(rec.Verdict))
+	case rec.Verdict.State == "":
+		hold = "waiting for its first attestation"
+	case rec.Verdict.State == trustack.VerdictTrusted:
+		rcot = rec.Verdict.Whitelist
+	default:
+		return nil
+	}
+	servers, err := s.enforcer.ApplyAttestation(ctx, rec.Host, rcot, hold)
+	switch {
+	case trustack.ErrorCode(err) == trustack.ENOTFOUND:
+		return nil // its agent has not joined yet
+	case err != nil:
+		return fmt.Errorf("apply attestation: %w", err)
+	case rec.Revoked && servers == 0:
+		return s.withdraw(ctx, rec)
+	}
+	return nil
+}
+
+// withdraw takes a revoked host's identity and bus credentials away, now
+// that it runs no servers: its agent is disconnected and refused.
+func (s *Service) withdraw(ctx context.Context, rec *trustack.HostAttestation) error {
+	_, err := s.store.UpdateHostAttestation(ctx, rec.Host, func(cur *trustack.HostAttestation) (*trustack.HostAttestation, error) {
+		if cur == nil || cur.CID != rec.CID {
+			return nil, errStale
+		}
+		cur.CID = ""
+		return cur, nil
+	})
+	if errors.Is(err, errStale) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.forget(rec.CID)
+	s.opts.Log.Info("revoked host disconnected from the bus", "host", rec.Host)
+	return nil
+}
+
+// notify tells a host's agent about its revocation; the agent may be
+// gone, which the bus disconnection covers.
+func (s *Service) notify(ctx context.Context, host string, n Notice) {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if err := s.conn.Request(rctx, HostSubject(host), AgentRequest{Notice: &n}, &struct{}{}); err != nil {
+		s.opts.Log.Warn("tell a revoked host's agent", "host", host, "error", err)
+	}
+}
+
+// whitelistFor returns the white-list the host is held to: the one its
+// physical domain's DCoT names; nil for a host in no domain, in one
+// without a DCoT, or whose DCoT names no white-list (its quote and log
+// are checked, its files are not, and it proves no chain of trust).
+func (s *Service) whitelistFor(ctx context.Context, host string) (*trustack.Whitelist, error) {
+	h, err := s.hosts.HostByName(ctx, host)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil || h.Domain == "" {
+		return nil, err
+	}
+	d, err := s.hosts.PhysicalDomain(ctx, h.Domain)
+	if err != nil || d.DCoT == "" {
+		return nil, err
+	}
+	wl, err := s.store.Whitelist(ctx, d.DCoT)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		// A DCoT that names no white-list is met by no host; the host
+		// is still attested, against none.
+		s.opts.Log.Warn("a physical domain's DCoT names no white-list", "domain", d.Name, "dcot", d.DCoT, "host", host)
+		return nil, nil
+	}
+	return wl, err
+}
+
+func eventKind(state string) string {
+	switch state {
+	case trustack.VerdictTrusted:
+		return trustack.EventTrusted
+	case trustack.VerdictUntrusted:
+		return trustack.EventUntrusted
+	}
+	return trustack.EventUnreachable
+}
+
+// verdictMessage is a verdict in a sentence or a few.
+func verdictMessage(host string, v trustack.Verdict) string {
+	msg := fmt.Sprintf("Host %s is %s", host, v.State)
+	if v.Whitelist != "" {
+		msg += fmt.Sprintf(" (white-list %s)", v.Whitelist)
+	}
+	msg += "."
+	for _, r := range v.Reasons {
+		msg += " " + r
+	}
+	return msg
+}
+
+// failure says how a host failed, after "it".
+func failure(v trustack.Verdict) string {
+	if v.State == trustack.VerdictUnreachable {
+		return "did not answer attestation requests for longer than the grace period"
+	}
+	if len(v.Reasons) == 0 {
+		return "failed attestation"
+	}
+	return "failed attestation: " + v.Reasons[0]
+}
