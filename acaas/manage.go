@@ -180,10 +180,21 @@ func (s *Service) Distances(ctx context.Context) ([]trustack.Distance, error) {
 
 // Physical domains.
 
-// DomainView is a physical domain with the names of its member hosts.
+// DomainView is a physical domain with the names of its member hosts,
+// and whether they prove its chain of trust now.
 type DomainView struct {
 	*trustack.PhysicalDomain
 	Hosts []string // by name
+	// Holding is how many of Hosts hold the domain's DCoT: their chain
+	// of trust (RCoT, set by the verifier from their latest verdict) is
+	// the DCoT; 0 for a domain without a DCoT.
+	Holding int
+	// DCoTHeld reports whether the DCoT holds now: the domain has one,
+	// and at least one member host, all holding it.
+	DCoTHeld bool
+	// CDCoTHeld reports whether the collaborative DCoT holds: the DCoT
+	// holds in the domain and in every one of its collaborators.
+	CDCoTHeld bool
 }
 
 // DomainChanges are the changes SetDomain makes; nil fields stay as they
@@ -271,11 +282,7 @@ func (s *Service) Domain(ctx context.Context, name string) (*DomainView, error) 
 	if err != nil {
 		return nil, err
 	}
-	members, err := s.members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &DomainView{PhysicalDomain: d, Hosts: hostsOf(members, name)}, nil
+	return s.view(ctx, d)
 }
 
 // domain returns a domain, or ENOTFOUND saying so.
@@ -300,39 +307,70 @@ func (s *Service) Domains(ctx context.Context) ([]*DomainView, error) {
 	if err != nil {
 		return nil, err
 	}
+	all := make(map[string]*trustack.PhysicalDomain, len(list))
+	for _, d := range list {
+		all[d.Name] = d
+	}
 	out := make([]*DomainView, len(list))
 	for i, d := range list {
-		out[i] = &DomainView{PhysicalDomain: d, Hosts: hostsOf(members, d.Name)}
+		out[i] = newView(d, members, all)
 	}
 	return out, nil
 }
 
-// members returns the names of each domain's hosts, by domain; each list
-// is sorted and not nil.
-func (s *Service) members(ctx context.Context) (map[string][]string, error) {
+// members returns each domain's hosts, by domain, each list sorted by
+// name.
+func (s *Service) members(ctx context.Context) (map[string][]*trustack.Host, error) {
 	hosts, err := s.store.Hosts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read hosts: %w", err)
 	}
-	out := map[string][]string{}
+	out := map[string][]*trustack.Host{}
 	for _, h := range hosts {
 		if h.Domain != "" {
-			out[h.Domain] = append(out[h.Domain], h.Name)
+			out[h.Domain] = append(out[h.Domain], h)
 		}
 	}
-	for _, names := range out {
-		sort.Strings(names)
+	for _, list := range out {
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	}
 	return out, nil
 }
 
-// hostsOf returns a domain's hosts from members, empty and not nil if it
-// has none.
-func hostsOf(members map[string][]string, domain string) []string {
-	if names := members[domain]; names != nil {
-		return names
+// newView returns d's view from every domain's members and every domain
+// by name (for its collaborators).
+func newView(d *trustack.PhysicalDomain, members map[string][]*trustack.Host, all map[string]*trustack.PhysicalDomain) *DomainView {
+	v := &DomainView{PhysicalDomain: d, Hosts: []string{}}
+	for _, h := range members[d.Name] {
+		v.Hosts = append(v.Hosts, h.Name)
 	}
-	return []string{}
+	v.Holding, v.DCoTHeld = dcotHeld(d, members[d.Name])
+	v.CDCoTHeld = v.DCoTHeld
+	for _, c := range d.Collaborators {
+		b, ok := all[c.Domain]
+		if !ok {
+			v.CDCoTHeld = false
+			continue
+		}
+		if _, held := dcotHeld(b, members[b.Name]); !held {
+			v.CDCoTHeld = false
+		}
+	}
+	return v
+}
+
+// dcotHeld returns how many of a domain's hosts hold its DCoT, and
+// whether the DCoT holds: there is one, and hosts, every one holding it.
+func dcotHeld(d *trustack.PhysicalDomain, hosts []*trustack.Host) (holding int, held bool) {
+	if d.DCoT == "" {
+		return 0, false
+	}
+	for _, h := range hosts {
+		if h.RCoT() == d.DCoT {
+			holding++
+		}
+	}
+	return holding, len(hosts) > 0 && holding == len(hosts)
 }
 
 // domainMap returns every domain by name.
@@ -404,11 +442,7 @@ func (s *Service) SetDomain(ctx context.Context, name string, ch DomainChanges) 
 		return nil, fmt.Errorf("change domain %s: %w", name, err)
 	}
 	s.changed()
-	members, err := s.members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &DomainView{PhysicalDomain: d, Hosts: hostsOf(members, name)}, nil
+	return s.view(ctx, d)
 }
 
 // DeleteDomain removes a domain. It returns ENOTFOUND, or ECONFLICT
@@ -598,13 +632,18 @@ func (s *Service) RemoveCollaborator(ctx context.Context, domain, backup string)
 	return s.view(ctx, d)
 }
 
-// view returns d with its hosts.
+// view returns d with its hosts and whether its DCoT and CDCoT hold.
 func (s *Service) view(ctx context.Context, d *trustack.PhysicalDomain) (*DomainView, error) {
 	members, err := s.members(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &DomainView{PhysicalDomain: d, Hosts: hostsOf(members, d.Name)}, nil
+	all, err := s.domainMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all[d.Name] = d
+	return newView(d, members, all), nil
 }
 
 // Host properties.

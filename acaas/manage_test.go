@@ -340,6 +340,75 @@ func TestCollaborators(t *testing.T) {
 	f.changed(t, "collaborator removed", 1)
 }
 
+// TestDomainChainOfTrustHeld checks when a domain's DCoT holds (every
+// member host proved it) and when its CDCoT holds (the DCoT holds in the
+// domain and in each collaborator), as the verifier sets hosts' chains
+// of trust.
+func TestDomainChainOfTrustHeld(t *testing.T) {
+	f := newFixture(t)
+	f.location(t, "fra1", "DE")
+	f.domain(t, trustack.PhysicalDomain{Name: "d1", Location: "fra1", DCoT: "gold"})
+	f.domain(t, trustack.PhysicalDomain{Name: "d2", Location: "fra1", DCoT: "gold"})
+	f.domain(t, trustack.PhysicalDomain{Name: "none", Location: "fra1"})
+	for _, m := range [][2]string{{"d1", "h1"}, {"d1", "h2"}, {"d2", "h3"}} {
+		_, err := f.svc.AddHost(ctx, m[0], m[1])
+		must(t, err)
+	}
+	_, err := f.svc.AddCollaborator(ctx, "d1", "d2", 1)
+	must(t, err)
+	// trust sets the hosts' chains of trust as the verifier does: the
+	// security property trust, "" for none.
+	trust := func(rcot map[string]string) {
+		t.Helper()
+		for host, v := range rcot {
+			if v == "" {
+				_, err := f.svc.RemoveHostProperties(ctx, host, []string{trustack.SecurityTrust}, true)
+				must(t, err)
+				continue
+			}
+			_, err := f.svc.AddHostProperties(ctx, host, map[string]string{trustack.SecurityTrust: v}, true)
+			must(t, err)
+		}
+	}
+	type held struct {
+		holding     int
+		dcot, cdcot bool
+	}
+	check := func(what string, want map[string]held) {
+		t.Helper()
+		list, err := f.svc.Domains(ctx)
+		must(t, err)
+		for _, d := range list {
+			got := held{d.Holding, d.DCoTHeld, d.CDCoTHeld}
+			if got != want[d.Name] {
+				t.Errorf("%s: Domains: %s: got %+v, want %+v", what, d.Name, got, want[d.Name])
+			}
+			one, err := f.svc.Domain(ctx, d.Name)
+			must(t, err)
+			if got := (held{one.Holding, one.DCoTHeld, one.CDCoTHeld}); got != want[d.Name] {
+				t.Errorf("%s: Domain(%s): got %+v, want %+v", what, d.Name, got, want[d.Name])
+			}
+		}
+	}
+
+	check("no host attested", map[string]held{"d1": {0, false, false}, "d2": {0, false, false}, "none": {0, false, false}})
+	trust(map[string]string{"h1": "gold", "h2": "silver", "h3": "gold"})
+	check("h2 proved another chain", map[string]held{"d1": {1, false, false}, "d2": {1, true, true}, "none": {0, false, false}})
+	trust(map[string]string{"h2": "gold"})
+	check("every host proved gold", map[string]held{"d1": {2, true, true}, "d2": {1, true, true}, "none": {0, false, false}})
+	trust(map[string]string{"h3": ""})
+	check("the collaborator's host lost its chain", map[string]held{"d1": {2, true, false}, "d2": {0, false, false}, "none": {0, false, false}})
+	must(t, f.svc.RemoveHost(ctx, "d2", "h3"))
+	check("the collaborator has no hosts", map[string]held{"d1": {2, true, false}, "d2": {0, false, false}, "none": {0, false, false}})
+
+	// The views the changes answer with say it too.
+	v, err := f.svc.RemoveCollaborator(ctx, "d1", "d2")
+	must(t, err)
+	if got, want := (held{v.Holding, v.DCoTHeld, v.CDCoTHeld}), (held{2, true, true}); got != want {
+		t.Errorf("RemoveCollaborator(d1, d2): got %+v, want %+v: with no collaborator, the CDCoT is the DCoT", got, want)
+	}
+}
+
 func TestHostProperties(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.svc.AddHostProperties(ctx, "h1", map[string]string{"rack": "r1", "ssd": "yes"}, false)

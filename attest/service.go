@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	mathrand "math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -455,5 +458,17 @@ func failure(v trustack.Verdict) string {
 	if len(v.Reasons) == 0 {
 		return "failed attestation"
 	}
-	return "failed attestation: " + v.Reasons[0]
+	return "failed attestation: " + strings.TrimSuffix(v.Reasons[0], ".")
+}
+
+// RequirementsChanged has every host attested soon: the physical
+// domains, which decide the white-list each host is held to, changed. It
+// makes the verifier an acaas.Enforcer.
+func (s *Service) RequirementsChanged() {
+	s.mu.Lock()
+	hosts := slices.Collect(maps.Keys(s.loops))
+	s.mu.Unlock()
+	for _, h := range hosts {
+		s.AttestSoon(h)
+	}
 }

@@ -72,7 +72,11 @@ func (s *Service) CreateWhitelist(ctx context.Context, wl *trustack.Whitelist) e
 	if err := CheckWhitelist(wl); err != nil {
 		return err
 	}
-	return s.store.CreateWhitelist(ctx, wl)
+	if err := s.store.CreateWhitelist(ctx, wl); err != nil {
+		return err
+	}
+	s.RequirementsChanged()
+	return nil
 }
 
 // PutWhitelist adds a white-list or replaces the one of its name (an
@@ -81,7 +85,11 @@ func (s *Service) PutWhitelist(ctx context.Context, wl *trustack.Whitelist) erro
 	if err := CheckWhitelist(wl); err != nil {
 		return err
 	}
-	return s.store.PutWhitelist(ctx, wl)
+	if err := s.store.PutWhitelist(ctx, wl); err != nil {
+		return err
+	}
+	s.RequirementsChanged()
+	return nil
 }
 
 // Whitelist returns a white-list; ENOTFOUND.
@@ -97,7 +105,11 @@ func (s *Service) Whitelists(ctx context.Context) ([]*trustack.Whitelist, error)
 // DeleteWhitelist removes a white-list: hosts held to it are no longer
 // trusted against it from their next attestation. ENOTFOUND.
 func (s *Service) DeleteWhitelist(ctx context.Context, name string) error {
-	return s.store.DeleteWhitelist(ctx, name)
+	if err := s.store.DeleteWhitelist(ctx, name); err != nil {
+		return err
+	}
+	s.RequirementsChanged()
+	return nil
 }
 
 // WhitelistFromHost makes a white-list named name of what a known-good

@@ -210,6 +210,12 @@ type domainBody struct {
 	} `json:"collaborators"`
 	Hosts     []string `json:"hosts"`
 	CreatedAt string   `json:"created_at"`
+	// DCoTHeld says whether every member host proved the DCoT now,
+	// DCoTHeldBy how many did; CDCoTHeld whether the DCoT holds in the
+	// domain and in every collaborator.
+	DCoTHeld   bool `json:"dcot_held"`
+	DCoTHeldBy int  `json:"dcot_held_by"`
+	CDCoTHeld  bool `json:"cdcot_held"`
 }
 
 // collaborators renders a domain's collaborators as "name (priority)",
@@ -222,12 +228,32 @@ func (d domainBody) collaborators() []string {
 	return out
 }
 
+// showDomain shows a domain; in a table, whether its DCoT and CDCoT hold
+// is said in words ("baseline (held by 2 of 2 hosts)", "held"), in JSON
+// by the API's fields.
 func (c *Client) showDomain(d domainBody) error {
 	if d.Hosts == nil {
 		d.Hosts = []string{}
 	}
-	return c.show(record{{"name", d.Name}, {"location", d.Location}, {"source", d.Source}, {"dcot", d.DCoT},
-		{"capabilities", d.Capabilities}, {"hosts", d.Hosts}, {"collaborators", d.collaborators()}, {"created_at", d.CreatedAt}})
+	held := record{{"dcot", d.DCoT}, {"dcot_held", d.DCoTHeld}, {"dcot_held_by", d.DCoTHeldBy}, {"cdcot_held", d.CDCoTHeld}}
+	if c.out.Format != FormatJSON {
+		dcot := d.DCoT
+		if dcot != "" {
+			noun := "hosts"
+			if len(d.Hosts) == 1 {
+				noun = "host"
+			}
+			dcot += fmt.Sprintf(" (held by %d of %d %s)", d.DCoTHeldBy, len(d.Hosts), noun)
+		}
+		cdcot := "not held"
+		if d.CDCoTHeld {
+			cdcot = "held"
+		}
+		held = record{{"dcot", dcot}, {"cdcot", cdcot}}
+	}
+	r := record{{"name", d.Name}, {"location", d.Location}, {"source", d.Source}}
+	r = append(r, held...)
+	return c.show(append(r, record{{"capabilities", d.Capabilities}, {"hosts", d.Hosts}, {"collaborators", d.collaborators()}, {"created_at", d.CreatedAt}}...))
 }
 
 // domainCall makes a call that answers with a domain, and shows it.

@@ -172,6 +172,7 @@ var statusCodes = map[int]string{
 	http.StatusConflict:              trustack.ECONFLICT,
 	http.StatusRequestEntityTooLarge: trustack.EOVERQUOTA,
 	http.StatusTooManyRequests:       trustack.EOVERQUOTA,
+	http.StatusNotImplemented:        trustack.EUNAVAILABLE,
 	http.StatusServiceUnavailable:    trustack.EUNAVAILABLE,
 }
 

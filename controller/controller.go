@@ -6,7 +6,10 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +27,7 @@ import (
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
 	identityapi "github.com/trustack/trustack/api/openstack/identity"
 	imageapi "github.com/trustack/trustack/api/openstack/image"
+	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/config"
@@ -36,12 +40,15 @@ import (
 
 // Controller is a running controller's parts.
 type Controller struct {
-	Config    *config.Config
-	Store     *sqlstore.DB
-	Identity  *identity.Service
-	Images    *images.Service
-	Compute   *compute.Service
-	ACaaS     *acaas.Service
+	Config   *config.Config
+	Store    *sqlstore.DB
+	Identity *identity.Service
+	Images   *images.Service
+	Compute  *compute.Service
+	ACaaS    *acaas.Service
+	// Attest is the attestation verifier; nil when hosts do not attest
+	// ([attestation] enabled = no).
+	Attest    *attest.Service
 	Scheduler *scheduler.Scheduler
 	// Policies holds each API's policy engine, by API name.
 	Policies map[string]*policy.Enforcer
@@ -109,6 +116,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		Log:                     log,
 	})
 	c.ACaaS.SetEnforcer(c.Compute)
+	if c.attesting() {
+		if err := c.newVerifier(); err != nil {
+			return nil, err
+		}
+	}
 	c.Handler = c.routes()
 	return c, nil
 }
@@ -130,11 +142,94 @@ func (c *Controller) connectBus() error {
 	if err != nil {
 		return trustack.Errorf(trustack.EINVALID, "config: [bus] listen %q: bad port", cfg.Bus.Listen)
 	}
-	if c.Bus, err = bus.Serve(bus.ServerConfig{Host: host, Port: p, Logger: c.log}); err != nil {
+	sc := bus.ServerConfig{Host: host, Port: p, Logger: c.log}
+	if c.attesting() {
+		// Agents are admitted as the verifier says; it exists once the
+		// services are built, before the bus serves agents.
+		sc.Authenticate = func(cred bus.Credentials) (bus.Grant, bool) {
+			if c.Attest == nil {
+				return bus.Grant{}, false
+			}
+			return c.Attest.Authenticate(cred)
+		}
+	}
+	if c.Bus, err = bus.Serve(sc); err != nil {
 		return err
 	}
-	c.Conn, err = bus.Connect(c.Bus.ClientURL(), "trustack-controller", bus.InProcess(c.Bus), bus.Logger(c.log))
+	c.Conn, err = bus.Connect(c.Bus.ClientURL(), "trustack-controller", bus.Trusted(c.Bus), bus.Logger(c.log))
 	return err
+}
+
+// attesting reports whether hosts must pass attestation: unless
+// [attestation] enabled is no (`trustack up` decides auto beforehand).
+func (c *Controller) attesting() bool { return c.Config.Attestation.Enabled != "no" }
+
+// newVerifier builds the attestation verifier, trusting the configured
+// TPM manufacturer CAs.
+func (c *Controller) newVerifier() error {
+	roots, intermediates, err := readCABundles(c.Config.Attestation.CABundles)
+	if err != nil {
+		return err
+	}
+	opts := attest.Options{
+		Interval: c.Config.Attestation.Interval, Grace: c.Config.Attestation.GracePeriod,
+		Roots: roots, Intermediates: intermediates, HostSubjects: agent.HostSubjects,
+		Log: c.log.With("component", "verifier"),
+	}
+	if c.Bus != nil {
+		opts.Disconnect = func(user string) { c.Bus.Disconnect(user) }
+	}
+	c.Attest = attest.New(c.Store, c.Store, c.Compute, c.Conn, opts)
+	c.Compute.SetVerifier(c.Attest)
+	// A host's domain decides its white-list: changes to domains have
+	// hosts attested again at once.
+	c.ACaaS.SetEnforcer(enforcers{c.Compute, c.Attest})
+	return nil
+}
+
+// enforcers tells several services that placement's model changed.
+type enforcers []acaas.Enforcer
+
+func (e enforcers) RequirementsChanged() {
+	for _, x := range e {
+		x.RequirementsChanged()
+	}
+}
+
+// readCABundles reads PEM files of CA certificates: the self-signed ones
+// are roots, the others intermediates.
+func readCABundles(files []string) (roots, intermediates *x509.CertPool, err error) {
+	roots, intermediates = x509.NewCertPool(), x509.NewCertPool()
+	for _, f := range files {
+		rest, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: [attestation] ca_bundles: %w", err)
+		}
+		n := 0
+		for {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+			if block.Type != "CERTIFICATE" {
+				continue
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("config: [attestation] ca_bundles: %s: %w", f, err)
+			}
+			if bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil {
+				roots.AddCert(cert)
+			} else {
+				intermediates.AddCert(cert)
+			}
+			n++
+		}
+		if n == 0 {
+			return nil, nil, fmt.Errorf("config: [attestation] ca_bundles: %s holds no PEM certificate", f)
+		}
+	}
+	return roots, intermediates, nil
 }
 
 // DefaultPolicies returns each API's default rules, by API name: the name
@@ -190,11 +285,16 @@ func (c *Controller) routes() http.Handler {
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 	}, c.log))
+	var verifier computeapi.Attestation // nil, not a nil *attest.Service, when hosts do not attest
+	if c.Attest != nil {
+		verifier = c.Attest
+	}
 	mount(computeapi.Prefix, computeapi.New(c.Compute, c.ACaaS, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
 		PublicURL:   base,
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 		ImageURL:    base + imageapi.Prefix,
+		Attestation: verifier,
 	}, c.log))
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))
@@ -246,6 +346,12 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	defer c.Compute.Wait()
+	if c.Attest != nil {
+		if err := c.Attest.Start(ctx); err != nil {
+			return err
+		}
+		defer c.Attest.Wait()
+	}
 	stopAgents, err := agent.Serve(c.Conn, c.Compute)
 	defer stopAgents()
 	if err != nil {

@@ -10,14 +10,17 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/host"
 	"github.com/trustack/trustack/identity"
+	"github.com/trustack/trustack/tpm"
 )
 
 // account is one of the accounts `trustack up` makes, with the file that
@@ -40,6 +43,11 @@ var upAccounts = []account{
 // directory keeps everything, passwords and servers included. Once it
 // serves, it writes a line with "trustack ready" and the auth URL to out.
 func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
+	tpms, err := upTPMs(ctx, cfg, nodes, log)
+	if err != nil {
+		return err
+	}
+	defer tpms.stop()
 	c, err := New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -82,7 +90,10 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string,
 	defer stopHosts()
 	for i := 1; i <= nodes; i++ {
 		name := fmt.Sprintf("compute-%d", i)
-		h, err := host.New(ctx, cfg, c.Conn, name, filepath.Join(cfg.DataDir, "hosts", name), log)
+		dial := func(opts ...bus.Option) (*bus.Conn, error) {
+			return bus.Connect("", "trustack-agent-"+name, append(opts, bus.InProcess(c.Bus), bus.Logger(log))...)
+		}
+		h, err := host.New(ctx, cfg, dial, name, hostDir(cfg, name), tpms.addr[name], log)
 		if err != nil {
 			return err
 		}
@@ -103,6 +114,67 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string,
 	return <-served
 }
 
+func hostDir(cfg *config.Config, name string) string {
+	return filepath.Join(cfg.DataDir, "hosts", name)
+}
+
+// simulatedTPMs are the swtpm instances of `trustack up`'s hosts.
+type simulatedTPMs struct {
+	addr  map[string]string // by host name; none when hosts do not attest
+	stops []func() error
+}
+
+func (t *simulatedTPMs) stop() {
+	for _, stop := range t.stops {
+		stop()
+	}
+}
+
+// upTPMs decides whether `trustack up`'s hosts attest ([attestation]
+// enabled: auto means if swtpm is installed) and if so gives each its own
+// swtpm, manufactured once in its directory with an EK certificate from
+// one local CA (the cloud's "TPM manufacturer", which the verifier
+// trusts), and started on free ports.
+func upTPMs(ctx context.Context, cfg *config.Config, nodes int, log *slog.Logger) (*simulatedTPMs, error) {
+	t := &simulatedTPMs{addr: map[string]string{}}
+	switch cfg.Attestation.Enabled {
+	case "auto", "yes", "no":
+	default:
+		return nil, fmt.Errorf("attestation must be auto, yes or no, not %q", cfg.Attestation.Enabled)
+	}
+	if cfg.Attestation.Enabled == "auto" {
+		cfg.Attestation.Enabled = "yes"
+		if _, err := exec.LookPath("swtpm"); err != nil {
+			cfg.Attestation.Enabled = "no"
+			log.Warn("swtpm is not installed: the compute hosts do not attest (run scripts/install-deps to have them attest)")
+		}
+	}
+	if cfg.Attestation.Enabled == "no" {
+		return t, nil
+	}
+	caDir := filepath.Join(cfg.DataDir, "swtpm-ca")
+	for i := 1; i <= nodes; i++ {
+		name := fmt.Sprintf("compute-%d", i)
+		dir := filepath.Join(hostDir(cfg, name), "swtpm")
+		ca, err := tpm.Manufacture(ctx, dir, caDir)
+		if err != nil {
+			t.stop()
+			return nil, fmt.Errorf("host %s: %w", name, err)
+		}
+		if i == 1 {
+			cfg.Attestation.CABundles = append(cfg.Attestation.CABundles, ca.Root, ca.Issuer)
+		}
+		addr, stop, err := tpm.Start(ctx, dir)
+		if err != nil {
+			t.stop()
+			return nil, fmt.Errorf("host %s: %w", name, err)
+		}
+		t.addr[name], t.stops = addr, append(t.stops, stop)
+	}
+	log.Info("compute hosts attest, each with its own swtpm", "hosts", nodes, "ca", caDir)
+	return t, nil
+}
+
 // waitForHosts waits until n compute hosts are up, so that "ready" means
 // servers can be built, or until the controller stops serving.
 func (c *Controller) waitForHosts(ctx context.Context, n int, served <-chan error) error {
@@ -113,7 +185,8 @@ func (c *Controller) waitForHosts(ctx context.Context, n int, served <-chan erro
 		}
 		up := 0
 		for _, h := range hosts {
-			if c.Compute.Alive(h) {
+			// An attesting host is up once attested and let in.
+			if c.Compute.Alive(h) && !h.HeldByAttestation() {
 				up++
 			}
 		}

@@ -70,15 +70,31 @@ type cloud struct {
 // its command line, such as "--nodes", "3".
 func startUp(t testing.TB, flags ...string) *cloud {
 	t.Helper()
+	return startUpWith(t, "", flags...)
+}
+
+// startUpWith is startUp with conf added to the configuration file.
+func startUpWith(t testing.TB, conf string, flags ...string) *cloud {
+	t.Helper()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "trustack.conf")
-	if err := os.WriteFile(conf, []byte(testConfig), 0o600); err != nil {
+	file := filepath.Join(dir, "trustack.conf")
+	if err := os.WriteFile(file, []byte(testConfig+conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cloud{t: t, dir: dir, addr: freeAddr(t)}
-	c.args = append([]string{"up", "--config", conf, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr}, flags...)
-	c.start("trustack ready")
-	return c
+	c := &cloud{t: t, dir: dir}
+	// The free port found may be taken before trustack binds it (by an
+	// swtpm of this very cloud, or another test's process): try another.
+	for attempt := 1; ; attempt++ {
+		c.addr = freeAddr(t)
+		c.args = append([]string{"up", "--config", file, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr}, flags...)
+		err := c.tryStart("trustack ready")
+		if err == nil {
+			return c
+		}
+		if attempt == 3 || !strings.Contains(c.log(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
 }
 
 func freeAddr(t testing.TB) string {
@@ -94,6 +110,14 @@ func freeAddr(t testing.TB) string {
 // log) contains ready.
 func (c *cloud) start(ready string) {
 	c.t.Helper()
+	if err := c.tryStart(ready); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// tryStart is start, returning why the binary did not get ready.
+func (c *cloud) tryStart(ready string) error {
+	c.t.Helper()
 	c.logFile = filepath.Join(c.dir, fmt.Sprintf("trustack-%d.log", time.Now().UnixNano()))
 	log, err := os.Create(c.logFile)
 	if err != nil {
@@ -104,7 +128,7 @@ func (c *cloud) start(ready string) {
 	c.cmd.Stdout = io.MultiWriter(pw, log)
 	c.cmd.Stderr = io.MultiWriter(pw, log)
 	if err := c.cmd.Start(); err != nil {
-		c.t.Fatal(err)
+		return err
 	}
 	c.exited = make(chan struct{})
 	go func() {
@@ -127,11 +151,13 @@ func (c *cloud) start(ready string) {
 	select {
 	case <-found:
 	case <-c.exited:
-		c.t.Fatalf("trustack %s exited before it was ready:\n%s", c.args[0], c.log())
+		return fmt.Errorf("trustack %s exited before it was ready:\n%s", c.args[0], c.log())
 	case <-time.After(90 * time.Second):
-		c.t.Fatalf("trustack %s not ready within 90 s:\n%s", c.args[0], c.log())
+		c.signal(syscall.SIGKILL)
+		return fmt.Errorf("trustack %s not ready within 90 s:\n%s", c.args[0], c.log())
 	}
 	c.t.Cleanup(func() { c.signal(syscall.SIGKILL) })
+	return nil
 }
 
 func (c *cloud) log() string {

@@ -11,19 +11,21 @@ import (
 	"github.com/trustack/trustack/client"
 )
 
-// acaasManageCommands are the operator's ACaaS commands under `manage`:
-// host, location, domain and requirement-entry. They talk to the cloud's
-// API as the OS_* variables say (an admin's openrc).
+// acaasManageCommands are the operator's ACaaS and attestation commands
+// under `manage`: host, location, domain and requirement-entry, whitelist
+// and ek. They talk to the cloud's API as the OS_* variables say (an
+// admin's openrc).
 func acaasManageCommands() []*cobra.Command {
-	host := &cobra.Command{Use: "host", Short: "Manage compute hosts' infrastructure and security properties (ACaaS)"}
+	host := &cobra.Command{Use: "host", Short: "Manage compute hosts' properties (ACaaS) and see their attestation"}
 	host.AddCommand(hostCommands()...)
+	host.AddCommand(hostAttestationCommands()...)
 	location := &cobra.Command{Use: "location", Short: "Manage locations and the distances between them (ACaaS)"}
 	location.AddCommand(locationCommands()...)
 	domain := &cobra.Command{Use: "domain", Short: "Manage physical domains, their hosts and collaborators (ACaaS)"}
 	domain.AddCommand(domainCommands()...)
 	entry := &cobra.Command{Use: "requirement-entry", Short: "Manage the requirement entries users may state (ACaaS)"}
 	entry.AddCommand(entryCommands()...)
-	groups := []*cobra.Command{host, location, domain, entry}
+	groups := append([]*cobra.Command{host, location, domain, entry}, attestationManageCommands()...)
 	for _, g := range groups {
 		// These talk to the API, so manage's --config, for the commands
 		// that open the controller's state, means nothing here: hide it.
@@ -134,7 +136,7 @@ func domainCommands() []*cobra.Command {
 		formatted(clientCommand("list", "List physical domains", cobra.NoArgs, func(ctx context.Context, c *client.Client, _ []string) error {
 			return c.ListDomains(ctx)
 		})),
-		formatted(clientCommand("show NAME", "Show a physical domain, with its hosts and collaborators", cobra.ExactArgs(1),
+		formatted(clientCommand("show NAME", "Show a physical domain, with its hosts and collaborators, and whether its DCoT and CDCoT hold", cobra.ExactArgs(1),
 			func(ctx context.Context, c *client.Client, args []string) error {
 				return c.ShowDomain(ctx, args[0])
 			})),

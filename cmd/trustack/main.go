@@ -68,7 +68,7 @@ func logger(cfg *config.Config) *slog.Logger {
 }
 
 func upCommand() *cobra.Command {
-	var configFile, dataDir, listen, driver, testImage string
+	var configFile, dataDir, listen, driver, testImage, attestation string
 	var nodes int
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -99,6 +99,9 @@ flags override it.`,
 					cfg.Compute.Driver = driver
 				}
 			}
+			if cmd.Flags().Changed("attestation") {
+				cfg.Attestation.Enabled = attestation
+			}
 			abs, err := filepath.Abs(cfg.DataDir)
 			if err != nil {
 				return err
@@ -110,6 +113,7 @@ flags override it.`,
 	home, _ := os.UserHomeDir()
 	cmd.Flags().IntVar(&nodes, "nodes", 1, "compute hosts to run in this process")
 	cmd.Flags().StringVar(&driver, "driver", "fake", "hypervisor driver of the compute hosts: fake or qemu")
+	cmd.Flags().StringVar(&attestation, "attestation", "auto", "whether the compute hosts attest, each with its own swtpm: yes, no, or auto (if swtpm is installed)")
 	cmd.Flags().StringVar(&testImage, "test-image", "build/test-image", "directory of the test guest (scripts/build-test-image), offered as the public image tiny if there")
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: none, embedded defaults)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", filepath.Join(home, ".local", "share", "trustack"), "directory for the cloud's state")
@@ -176,12 +180,14 @@ func agentCommand() *cobra.Command {
 			if url == "" {
 				url = "nats://" + cfg.Bus.Listen
 			}
-			conn, err := bus.Connect(url, "trustack-agent-"+name, bus.Logger(log))
-			if err != nil {
-				return err
+			dial := func(opts ...bus.Option) (*bus.Conn, error) {
+				return bus.Connect(url, "trustack-agent-"+name, append(opts, bus.Logger(log))...)
 			}
-			defer conn.Close()
-			h, err := host.New(cmd.Context(), cfg, conn, name, filepath.Join(cfg.DataDir, "host"), log)
+			tpm := cfg.Attestation.TPM
+			if cfg.Attestation.Enabled == "no" {
+				tpm = ""
+			}
+			h, err := host.New(cmd.Context(), cfg, dial, name, filepath.Join(cfg.DataDir, "host"), tpm, log)
 			if err != nil {
 				return err
 			}
@@ -198,7 +204,7 @@ func manageCommand() *cobra.Command {
 	load := func() (*config.Config, error) { return config.Load(configFile) }
 	cmd := &cobra.Command{
 		Use:   "manage",
-		Short: "Operator tasks: the controller's state (fernet, db, bootstrap), and ACaaS through the API (host, location, domain, requirement-entry)",
+		Short: "Operator tasks: the controller's state (fernet, db, bootstrap), and, through the API, ACaaS and attestation (host, location, domain, requirement-entry, whitelist, ek)",
 	}
 	cmd.PersistentFlags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists)")
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/images"
 	"github.com/trustack/trustack/policy"
@@ -45,12 +46,17 @@ type Config struct {
 	MaxBodySize int64
 	// ImageURL is the image API's public URL, for createImage's Location.
 	ImageURL string
+	// Attestation serves the attestation calls (white-lists, hosts'
+	// attestations, approved EKs); nil, or a nil *attest.Service, when
+	// hosts do not attest, and those calls answer 501.
+	Attestation Attestation
 }
 
 type handler struct {
 	api    *openstack.API
 	svc    *compute.Service
 	acaas  ACaaS
+	attest Attestation // nil when hosts do not attest
 	images Images
 	dec    openstack.Decoder
 	cfg    Config
@@ -58,16 +64,21 @@ type handler struct {
 }
 
 // New returns the compute API's handler, to mount at Prefix. The
-// os-trustack-* calls are served by reqs.
+// os-trustack-* calls are served by reqs, and those of attestation by
+// cfg.Attestation.
 func New(svc *compute.Service, reqs ACaaS, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
 		api:    openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
 		svc:    svc,
 		acaas:  reqs,
+		attest: cfg.Attestation,
 		images: imgs,
 		dec:    openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
 		cfg:    cfg,
 		base:   cfg.PublicURL + Prefix,
+	}
+	if s, ok := h.attest.(*attest.Service); ok && s == nil {
+		h.attest = nil // a nil verifier is none, not one to call
 	}
 	h.routes()
 	return http.HandlerFunc(h.serve)
@@ -129,6 +140,7 @@ var collections = map[string]bool{
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "": true,
 	"os-trustack-locations": true, "os-trustack-distances": true, "os-trustack-domains": true, "os-trustack-hosts": true,
 	"os-trustack-requirement-entries": true, "os-trustack-requirements": true,
+	"os-trustack-whitelists": true, "os-trustack-attestations": true, "os-trustack-approved-eks": true,
 }
 
 // projectInPath returns the path without a project ID after the version.
@@ -254,6 +266,7 @@ func (h *handler) routes() {
 	a.Private("DELETE "+v+"/images/{id}", h.deleteImage)
 
 	h.trustackRoutes(v)
+	h.attestationRoutes(v)
 }
 
 // versionDoc describes a version of the API, with its self link.

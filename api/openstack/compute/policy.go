@@ -92,6 +92,7 @@ func Policy() []policy.Rule {
 		// requirements.
 		{Name: "trustack:manage", Check: "rule:context_is_admin", Description: "GET POST PUT DELETE /os-trustack-locations, /os-trustack-distances, /os-trustack-domains, /os-trustack-hosts/{host}/properties; POST DELETE /os-trustack-requirement-entries"},
 		{Name: "trustack:requirement-entries:list", Check: "@", Description: "GET /os-trustack-requirement-entries"},
+		{Name: "trustack:attestation", Check: "rule:context_is_admin", Description: "GET POST PUT DELETE /os-trustack-whitelists, /os-trustack-attestations, /os-trustack-approved-eks"},
 		{Name: "trustack:requirements:list", Check: "rule:project_member_or_admin", Description: "GET /os-trustack-requirements"},
 		{Name: "trustack:requirements:create", Check: "rule:project_member_or_admin", Description: "POST /os-trustack-requirements"},
 		{Name: "trustack:requirements:update", Check: "rule:project_member_or_admin", Description: "PUT /os-trustack-requirements/{entry}"},

@@ -244,7 +244,8 @@ func domain(d *acaas.DomainView) object {
 		hosts = []string{}
 	}
 	return object{"name": d.Name, "location": d.Location, "capabilities": capabilities, "dcot": d.DCoT, "source": d.Source,
-		"collaborators": collaborators, "hosts": hosts, "created_at": d.CreatedAt.UTC().Format(time.RFC3339)}
+		"collaborators": collaborators, "hosts": hosts, "created_at": d.CreatedAt.UTC().Format(time.RFC3339),
+		"dcot_held": d.DCoTHeld, "dcot_held_by": d.Holding, "cdcot_held": d.CDCoTHeld}
 }
 
 func (h *handler) listDomains(w http.ResponseWriter, r *http.Request) error {
