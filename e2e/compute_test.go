@@ -286,7 +286,10 @@ func TestControllerRestartDuringBuilds(t *testing.T) {
 	conf := writeConfig(t, filepath.Join(dir, "controller.conf"), testConfig+
 		"[DEFAULT]\ndata_dir = "+filepath.Join(dir, "controller")+"\n"+
 		"[api]\nlisten = "+apiAddr+"\n"+
-		"[bus]\nlisten = "+busAddr+"\n")
+		"[bus]\nlisten = "+busAddr+"\n"+
+		// Separate agent processes have no TPM here: TestAttestation
+		// covers attesting hosts.
+		"[attestation]\nenabled = no\n")
 	if out, err := runTrustack("manage", "bootstrap", "--admin-password", "s3cret", "--config", conf); err != nil {
 		t.Fatalf("trustack manage bootstrap: %v\n%s", err, out)
 	}
@@ -296,7 +299,7 @@ func TestControllerRestartDuringBuilds(t *testing.T) {
 	for _, h := range hosts {
 		hdir := filepath.Join(dir, h)
 		// Room for 100 m1.tiny servers on any two hosts.
-		aconf := writeConfig(t, filepath.Join(dir, h+".conf"), "[DEFAULT]\ndata_dir = "+hdir+"\n"+
+		aconf := writeConfig(t, filepath.Join(dir, h+".conf"), "[DEFAULT]\ndata_dir = "+hdir+"\n"+"[attestation]\nenabled = no\n"+
 			"[bus]\nurl = nats://"+busAddr+"\n"+
 			"[agent]\nhost = "+h+"\n"+
 			"[compute]\ndriver = fake\nheartbeat_interval = 1\nfake_vcpus = 64\nfake_memory_mb = 65536\n")
