@@ -1,9 +1,8 @@
 package agent
 
 import (
-	"strings"
-
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
 )
 
 // Spec is what an agent needs to spawn a server.
@@ -104,12 +103,8 @@ const (
 // one subscription each. Host names may hold dots, which separate subject
 // tokens, so they are escaped.
 func hostSubject(host string) string {
-	return "trustack.host." + escape(host)
+	return "trustack.host." + bus.Token(host)
 }
-
-var escaper = strings.NewReplacer("%", "%25", ".", "%2E", "*", "%2A", ">", "%3E", " ", "%20")
-
-func escape(s string) string { return escaper.Replace(s) }
 
 // Messages.
 

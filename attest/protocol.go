@@ -1,9 +1,8 @@
 package attest
 
 import (
-	"strings"
-
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
 )
 
 // The wire protocol between the verifier and the hosts' agents (package
@@ -30,9 +29,7 @@ const (
 // HostSubject is the subject a host's agent answers EvidenceRequests and
 // Notices on. Host names may hold dots, which separate subject tokens,
 // so they are escaped.
-func HostSubject(host string) string { return "trustack.attest.host." + escaper.Replace(host) }
-
-var escaper = strings.NewReplacer("%", "%25", ".", "%2E", "*", "%2A", ">", "%3E", " ", "%20")
+func HostSubject(host string) string { return "trustack.attest.host." + bus.Token(host) }
 
 // ActivateSubjects is the pattern of the subjects activation answers go
 // to, for an unregistered agent's grant.

@@ -160,7 +160,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (RegisterCh
 	fp := Fingerprint(req.EKCert)
 	refuse := func(err error) (RegisterChallenge, error) {
 		s.opts.Log.Warn("host registration refused", "host", req.Host, "ek", fp, "error", err)
-		s.store.AddAttestationEvents(ctx, trustack.AttestationEvent{Host: req.Host, At: now, Kind: trustack.EventRefused,
+		s.event(ctx, trustack.AttestationEvent{Host: req.Host, At: now, Kind: trustack.EventRefused,
 			Message: fmt.Sprintf("Host %s could not register its TPM (EK %s): %s", req.Host, fp, trustack.ErrorMessage(err))})
 		return RegisterChallenge{}, err
 	}
@@ -227,7 +227,7 @@ func (s *Service) Activate(ctx context.Context, req ActivateRequest) (ActivateRe
 	now := s.opts.Now().UTC()
 	st, err := Complete(p.Pending, req.Secret, now)
 	if err != nil {
-		s.store.AddAttestationEvents(ctx, trustack.AttestationEvent{Host: p.req.Host, At: now, Kind: trustack.EventRefused,
+		s.event(ctx, trustack.AttestationEvent{Host: p.req.Host, At: now, Kind: trustack.EventRefused,
 			Message: fmt.Sprintf("Host %s could not register: %s", p.req.Host, trustack.ErrorMessage(err))})
 		return ActivateReply{}, err
 	}
@@ -258,12 +258,12 @@ func (s *Service) Activate(ctx context.Context, req ActivateRequest) (ActivateRe
 	if rec.Mode == trustack.MeasuredInUserspace {
 		mode = "the agent's userspace measurer (weaker: only the files it is configured to measure)"
 	}
-	s.store.AddAttestationEvents(ctx, trustack.AttestationEvent{Host: rec.Host, At: now, Kind: trustack.EventRegistered,
+	s.event(ctx, trustack.AttestationEvent{Host: rec.Host, At: now, Kind: trustack.EventRegistered,
 		Message: fmt.Sprintf("Host %s registered its TPM (EK %s, %s); its measurements come from %s.", rec.Host, Fingerprint(rec.EKCert)[:16], ekSubject(p.EKCert), mode)})
 	s.opts.Log.Info("host registered", "host", rec.Host, "cid", cid, "mode", rec.Mode)
 	// Its first round comes when its agent joins compute
 	// (AttestSoon), or on its timer.
-	s.watch(rec.Host, false)
+	s.watch(rec.Host)
 	return ActivateReply{CID: cid}, nil
 }
 

@@ -38,10 +38,12 @@ type Hosts interface {
 type Enforcer interface {
 	// ApplyAttestation sets a host's chain of trust (rcot, its security
 	// property trust; "" for none) and whether attestation keeps it out
-	// of scheduling (hold, a sentence, "" to let it back), and returns
-	// how many servers the host still has. Servers on a held host are
-	// migrated to other hosts. ENOTFOUND for a host that never joined.
-	ApplyAttestation(ctx context.Context, host, rcot, hold string) (servers int, err error)
+	// of scheduling (hold, a sentence, "" to let it back). Servers on a
+	// held host are migrated to other hosts. ENOTFOUND for a host that
+	// never joined.
+	ApplyAttestation(ctx context.Context, host, rcot, hold string) error
+	// HostServers returns how many servers a host has.
+	HostServers(ctx context.Context, host string) (int, error)
 }
 
 // Options configure the verifier; zero values take the defaults.
@@ -149,7 +151,7 @@ func (s *Service) Start(ctx context.Context) error {
 			s.opts.Log.Error("registered host has a bad credential key; it must register again", "host", rec.Host, "error", err)
 			continue
 		}
-		s.watch(rec.Host, false)
+		s.watch(rec.Host)
 	}
 	return s.serve(ctx)
 }
@@ -172,33 +174,24 @@ func (s *Service) AttestSoon(host string) {
 	}
 }
 
-// watch makes sure the host is attested on its timer, now if soon.
-func (s *Service) watch(host string, soon bool) {
+// watch makes sure the host is attested on its timer.
+func (s *Service) watch(host string) {
 	s.mu.Lock()
-	ch := s.loops[host]
-	ctx := s.runCtx
-	if ch == nil && ctx != nil {
-		ch = make(chan struct{}, 1)
+	defer s.mu.Unlock()
+	if s.loops[host] == nil && s.runCtx != nil {
+		ch := make(chan struct{}, 1)
 		s.loops[host] = ch
 		s.running.Add(1)
-		go s.loop(ctx, host, ch, soon)
-	}
-	s.mu.Unlock()
-	if ch != nil && soon {
-		s.AttestSoon(host)
+		go s.loop(s.runCtx, host, ch)
 	}
 }
 
 // loop attests a host on its timer, and whenever asked, until ctx ends.
 // The first round comes at a random point of the first interval, so that
 // hosts known at start do not all come at once.
-func (s *Service) loop(ctx context.Context, host string, soon chan struct{}, now bool) {
+func (s *Service) loop(ctx context.Context, host string, soon chan struct{}) {
 	defer s.running.Done()
-	first := time.Duration(mathrand.Int64N(int64(s.opts.Interval)))
-	if now {
-		first = 0
-	}
-	timer := time.NewTimer(first)
+	timer := time.NewTimer(time.Duration(mathrand.Int64N(int64(s.opts.Interval))))
 	defer timer.Stop()
 	for {
 		select {
@@ -257,15 +250,8 @@ func (s *Service) Attest(ctx context.Context, host string) error {
 		st.Replay = ima.State{}
 		cp.Whitelist = fp
 	}
-	nonce, err := NewNonce(s.opts.Rand)
-	if err != nil {
-		return err
-	}
-	req := EvidenceRequest{Nonce: nonce, FromEntry: st.Replay.Entries, Boot: cp.Boot, Attested: st.Attested}
-	var rep EvidenceReply
-	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	err = s.conn.Request(rctx, HostSubject(host), AgentRequest{Evidence: &req}, &rep)
-	cancel()
+	req := EvidenceRequest{FromEntry: st.Replay.Entries, Boot: cp.Boot, Attested: st.Attested}
+	rep, err := s.requestEvidence(ctx, host, &req)
 	var v trustack.Verdict
 	next := st
 	if err != nil {
@@ -277,11 +263,34 @@ func (s *Service) Attest(ctx context.Context, host string) error {
 			v.Whitelist = wl.Name
 		}
 	} else {
-		v, next = Verify(rep.Evidence, nonce, st, wl)
+		v, next = Verify(rep.Evidence, req.Nonce, st, wl)
 		cp.Boot = rep.Boot
 	}
 	v.At = s.opts.Now().UTC()
 	return s.record(ctx, rec, v, next, cp)
+}
+
+// requestEvidence asks a host's agent for evidence for req, with a fresh
+// nonce it sets in req.
+func (s *Service) requestEvidence(ctx context.Context, host string, req *EvidenceRequest) (EvidenceReply, error) {
+	var rep EvidenceReply
+	nonce, err := NewNonce(s.opts.Rand)
+	if err != nil {
+		return rep, err
+	}
+	req.Nonce = nonce
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	err = s.conn.Request(ctx, HostSubject(host), AgentRequest{Evidence: req}, &rep)
+	return rep, err
+}
+
+// event records an event, logging a failure to: events inform, they
+// decide nothing.
+func (s *Service) event(ctx context.Context, events ...trustack.AttestationEvent) {
+	if err := s.store.AddAttestationEvents(ctx, events...); err != nil {
+		s.opts.Log.Error("record attestation events", "error", err)
+	}
 }
 
 // record stores a round's verdict and applies it, with the events it
@@ -327,9 +336,7 @@ func (s *Service) record(ctx context.Context, rec *trustack.HostAttestation, v t
 	if err != nil {
 		return fmt.Errorf("record verdict: %w", err)
 	}
-	if err := s.store.AddAttestationEvents(ctx, events...); err != nil {
-		s.opts.Log.Error("record attestation events", "host", rec.Host, "error", err)
-	}
+	s.event(ctx, events...)
 	level := slog.LevelDebug
 	if len(events) > 0 {
 		level = slog.LevelInfo
@@ -358,16 +365,20 @@ func (s *Service) apply(ctx context.Context, rec *trustack.HostAttestation) erro
 	default:
 		return nil
 	}
-	servers, err := s.enforcer.ApplyAttestation(ctx, rec.Host, rcot, hold)
+	err := s.enforcer.ApplyAttestation(ctx, rec.Host, rcot, hold)
 	switch {
 	case trustack.ErrorCode(err) == trustack.ENOTFOUND:
 		return nil // its agent has not joined yet
 	case err != nil:
 		return fmt.Errorf("apply attestation: %w", err)
-	case rec.Revoked && servers == 0:
-		return s.withdraw(ctx, rec)
+	case !rec.Revoked:
+		return nil
 	}
-	return nil
+	servers, err := s.enforcer.HostServers(ctx, rec.Host)
+	if err != nil || servers > 0 {
+		return err
+	}
+	return s.withdraw(ctx, rec)
 }
 
 // withdraw takes a revoked host's identity and bus credentials away, now

@@ -138,17 +138,12 @@ func (s *Service) WhitelistFromHost(ctx context.Context, name, host string) (*tr
 	// The whole log, from a state that has verified nothing; the host's
 	// own checkpoint is not touched.
 	st = HostState{AK: st.AK}
-	nonce, err := NewNonce(s.opts.Rand)
+	var req EvidenceRequest
+	rep, err := s.requestEvidence(ctx, host, &req)
 	if err != nil {
-		return nil, err
-	}
-	var rep EvidenceReply
-	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	if err := s.conn.Request(rctx, HostSubject(host), AgentRequest{Evidence: &EvidenceRequest{Nonce: nonce}}, &rep); err != nil {
 		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "Host %s did not answer: %s", host, trustack.ErrorMessage(err))
 	}
-	v, next := Verify(rep.Evidence, nonce, st, nil)
+	v, next := Verify(rep.Evidence, req.Nonce, st, nil)
 	if v.State != trustack.VerdictTrusted {
 		return nil, trustack.Errorf(trustack.ECONFLICT, "The evidence of host %s does not verify, so it cannot be a known-good host: %s", host, strings.Join(v.Reasons, " "))
 	}

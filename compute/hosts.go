@@ -207,13 +207,12 @@ var _ agent.Controller = (*Service)(nil)
 // attestation keeps it out of scheduling (hold, a sentence; "" lets back
 // a host that attestation held, never one an operator disabled). A change
 // moves the host's generation and has placed servers checked again, so
-// that those on a held host, or that needed its trust, are migrated. It
-// returns how many servers the host still has; ENOTFOUND for a host that
-// never joined.
-func (s *Service) ApplyAttestation(ctx context.Context, name, rcot, hold string) (int, error) {
+// that those on a held host, or that needed its trust, are migrated.
+// ENOTFOUND for a host that never joined.
+func (s *Service) ApplyAttestation(ctx context.Context, name, rcot, hold string) error {
 	h, err := s.store.HostByName(ctx, name)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if enabled, reason := held(h, hold); h.RCoT() != rcot || h.Enabled != enabled || h.DisabledReason != reason {
 		h, err = s.store.UpdateHost(ctx, h.ID, func(cur *trustack.Host) error {
@@ -230,12 +229,17 @@ func (s *Service) ApplyAttestation(ctx context.Context, name, rcot, hold string)
 			return nil
 		})
 		if err != nil {
-			return 0, err
+			return err
 		}
 		s.opts.Log.Info("attestation changed a host", "host", name, "trust", rcot, "held", hold)
 		s.placer.Forget(h)
 		s.RequirementsChanged()
 	}
+	return nil
+}
+
+// HostServers returns how many servers a host has, of every state.
+func (s *Service) HostServers(ctx context.Context, name string) (int, error) {
 	servers, err := s.store.Servers(ctx, trustack.ServerFilter{Host: name})
 	return len(servers), err
 }

@@ -119,7 +119,14 @@ func (d *DCC) open(dir string) error {
 	if d.ek == nil {
 		return trustack.Errorf(trustack.EINVALID, "dcc: the TPM has no endorsement key with a certificate, which registration needs")
 	}
-	if d.ak, err = loadOrCreate(filepath.Join(dir, "ak.json"), d.tpm.LoadAK, d.tpm.CreateAK); err != nil {
+	akFile := filepath.Join(dir, "ak.json")
+	d.ak, err = d.tpm.LoadAK(akFile)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		if d.ak, err = d.tpm.CreateAK(); err == nil {
+			err = d.ak.Save(akFile)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("dcc: attestation key: %w", err)
 	}
 	clock, err := d.tpm.Clock()
@@ -144,18 +151,6 @@ func (d *DCC) open(dir string) error {
 		d.cfg.Log.Warn("measure files", "error", err)
 	}
 	return nil
-}
-
-// loadOrCreate loads a key kept at path, or creates and keeps one.
-func loadOrCreate[K interface{ Save(string) error }](path string, load func(string) (K, error), create func() (K, error)) (K, error) {
-	k, err := load(path)
-	if err == nil || trustack.ErrorCode(err) != trustack.ENOTFOUND {
-		return k, err
-	}
-	if k, err = create(); err != nil {
-		return k, err
-	}
-	return k, k.Save(path)
 }
 
 // loadCredentialKey loads the credential key, or makes a new one bound to
