@@ -2,13 +2,12 @@
 // with the controllers over the bus, keeps it alive with heartbeats, and
 // carries out the controllers' requests (spawn, destroy, power, console,
 // snapshot) through a Hypervisor, which this package declares and drivers
-// implement (hypervisor/fake, hypervisor/qemu). It also holds the wire
-// protocol and the Client controllers use to reach agents.
+// implement (hypervisor/fake, hypervisor/qemu). The conversation itself,
+// subjects and messages, is package wire's.
 package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/bus"
+	"github.com/trustack/trustack/wire"
 )
 
 // Hypervisor runs servers on one host. Every method is safe for concurrent
@@ -27,13 +27,13 @@ type Hypervisor interface {
 	Describe(ctx context.Context) (Resources, error)
 	// Spawn starts a server from spec. Spawning a server that exists
 	// already succeeds without starting another.
-	Spawn(ctx context.Context, spec Spec) error
+	Spawn(ctx context.Context, spec wire.Spec) error
 	// Destroy stops a server and removes all it has on the host; a server
 	// that does not exist is not an error.
 	Destroy(ctx context.Context, serverID string) error
 	// Power carries out a power operation; ENOTFOUND for a missing server,
 	// ECONFLICT if the server's state does not allow it.
-	Power(ctx context.Context, serverID string, op PowerOp) error
+	Power(ctx context.Context, serverID string, op wire.PowerOp) error
 	// State returns a server's power state, or ENOTFOUND.
 	State(ctx context.Context, serverID string) (trustack.PowerState, error)
 	// List returns the power state of every server on the host.
@@ -90,11 +90,13 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Agent serves one compute host.
+// Agent serves one compute host. It is the host's side of the compute
+// conversation (wire.Host).
 type Agent struct {
-	conn *bus.Conn
-	hv   Hypervisor
-	cfg  Config
+	conn        *bus.Conn
+	controllers *wire.Controllers
+	hv          Hypervisor
+	cfg         Config
 
 	locks sync.Map // server ID → *sync.Mutex
 
@@ -125,8 +127,10 @@ func New(conn *bus.Conn, hv Hypervisor, cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Agent{conn: conn, hv: hv, cfg: cfg, known: map[string]trustack.PowerState{}}
+	return &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, cfg: cfg, known: map[string]trustack.PowerState{}}
 }
+
+var _ wire.Host = (*Agent)(nil)
 
 // Run serves the host until ctx ends. It first serves its host's subjects,
 // then joins the controllers, and from then on sends heartbeats and
@@ -134,15 +138,11 @@ func New(conn *bus.Conn, hv Hypervisor, cfg Config) *Agent {
 // whenever the bus comes back after a loss, as the controllers may have
 // moved this host's servers elsewhere meanwhile.
 func (a *Agent) Run(ctx context.Context) error {
-	subs, err := a.serve()
-	defer func() {
-		for _, s := range subs {
-			s.Unsubscribe()
-		}
-	}()
+	sub, err := wire.ServeHost(a.conn, a.cfg.Name, a)
 	if err != nil {
-		return err
+		return fmt.Errorf("serve host %s: %w", a.cfg.Name, err)
 	}
+	defer sub.Unsubscribe()
 	regained := a.conn.Reconnected()
 	if err := a.join(ctx); err != nil {
 		return err
@@ -161,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				return err
 			}
 		case <-beat.C:
-			if err := a.conn.Publish(subjectHeartbeat, heartbeat{Host: a.cfg.Name}); err != nil {
+			if err := a.controllers.Heartbeat(a.cfg.Name); err != nil {
 				a.cfg.Log.Warn("heartbeat", "error", err)
 			}
 		case <-resync.C:
@@ -189,7 +189,7 @@ func (a *Agent) join(ctx context.Context) error {
 
 // register describes the host to a controller and returns the servers it
 // expects here, trying again with backoff until one answers.
-func (a *Agent) register(ctx context.Context) ([]Expected, error) {
+func (a *Agent) register(ctx context.Context) ([]wire.Expected, error) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		expected, err := a.registerOnce(ctx)
 		if err == nil {
@@ -204,7 +204,7 @@ func (a *Agent) register(ctx context.Context) ([]Expected, error) {
 	}
 }
 
-func (a *Agent) registerOnce(ctx context.Context) ([]Expected, error) {
+func (a *Agent) registerOnce(ctx context.Context) ([]wire.Expected, error) {
 	res, err := a.hv.Describe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("describe host: %w", err)
@@ -217,8 +217,8 @@ func (a *Agent) registerOnce(ctx context.Context) ([]Expected, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var reply registerReply
-	if err := a.conn.Request(rctx, subjectRegister, registerRequest{Host: host}, &reply); err != nil {
+	reply, err := a.controllers.Register(rctx, host)
+	if err != nil {
 		return nil, err
 	}
 	a.cfg.Log.Info("registered", "id", reply.Host.ID, "expected_servers", len(reply.Expected))
@@ -229,7 +229,7 @@ func (a *Agent) registerOnce(ctx context.Context) ([]Expected, error) {
 // before registering that the controller does not expect are destroyed,
 // and those it expects but the host lacks, or whose power state differs,
 // are reported.
-func (a *Agent) settle(ctx context.Context, have map[string]trustack.PowerState, expected []Expected) {
+func (a *Agent) settle(ctx context.Context, have map[string]trustack.PowerState, expected []wire.Expected) {
 	want := map[string]trustack.PowerState{}
 	for _, e := range expected {
 		want[e.ServerID] = e.Power
@@ -303,7 +303,7 @@ func (a *Agent) sync(ctx context.Context) {
 func (a *Agent) report(ctx context.Context, serverID string, state trustack.PowerState, reason string) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := a.conn.Request(rctx, subjectPower, powerEvent{Host: a.cfg.Name, ServerID: serverID, Power: state, Reason: reason}, &empty{})
+	err := a.controllers.PowerChanged(rctx, wire.PowerEvent{Host: a.cfg.Name, ServerID: serverID, Power: state, Reason: reason})
 	if err != nil {
 		a.cfg.Log.Warn("report power state", "server", serverID, "error", err)
 	}
@@ -329,73 +329,64 @@ func (a *Agent) settled(serverID string, state trustack.PowerState, gone bool) {
 	a.known[serverID] = state
 }
 
-// serve subscribes the host's subject.
-func (a *Agent) serve() ([]bus.Subscription, error) {
-	sub, err := a.conn.Handle(hostSubject(a.cfg.Name), bus.Handler(a.handle))
-	if err != nil {
-		return nil, fmt.Errorf("serve host %s: %w", a.cfg.Name, err)
+// Spawn starts a server unless the host refuses new work, and leaves
+// nothing of it behind if it fails: the controller takes a failed spawn as
+// a server not here, and tries another host.
+func (a *Agent) Spawn(ctx context.Context, spec wire.Spec) (state trustack.PowerState, err error) {
+	if a.cfg.Refusal != nil {
+		if err := a.cfg.Refusal(); err != nil {
+			return 0, err
+		}
 	}
-	return []bus.Subscription{sub}, nil
+	err = a.locked(spec.ServerID, func() error {
+		err := a.hv.Spawn(ctx, spec)
+		if err == nil {
+			state, err = a.observe(ctx, spec.ServerID)
+		}
+		if err != nil {
+			a.cleanUp(ctx, spec.ServerID)
+		}
+		return err
+	})
+	return state, err
 }
 
-// handle carries out one operation, holding the server's lock for those
-// that change it.
-func (a *Agent) handle(ctx context.Context, req hostRequest) (hostReply, error) {
-	var r hostReply
-	switch req.Op {
-	case opSpawn:
-		if req.Spec == nil {
-			return r, trustack.Errorf(trustack.EINVALID, "spawn needs a spec")
-		}
-		if a.cfg.Refusal != nil {
-			if err := a.cfg.Refusal(); err != nil {
-				return r, err
-			}
-		}
-		err := a.locked(req.Spec.ServerID, func() error {
-			err := a.hv.Spawn(ctx, *req.Spec)
-			if err == nil {
-				err = a.observe(ctx, req.Spec.ServerID, &r)
-			}
-			if err != nil {
-				// Leave nothing behind: the controller takes a failed spawn
-				// as a server not here, and tries another host.
-				a.cleanUp(ctx, req.Spec.ServerID)
-			}
+// Destroy stops a server and removes all it has on the host.
+func (a *Agent) Destroy(ctx context.Context, serverID string) error {
+	return a.locked(serverID, func() error {
+		if err := a.hv.Destroy(ctx, serverID); err != nil {
 			return err
-		})
-		return r, err
-	case opDestroy:
-		return r, a.locked(req.ServerID, func() error {
-			if err := a.hv.Destroy(ctx, req.ServerID); err != nil {
-				return err
-			}
-			a.settled(req.ServerID, 0, true)
-			return nil
-		})
-	case opPower:
-		return r, a.locked(req.ServerID, func() error {
-			if err := a.hv.Power(ctx, req.ServerID, req.Power); err != nil {
-				return err
-			}
-			return a.observe(ctx, req.ServerID, &r)
-		})
-	case opState:
-		state, err := a.hv.State(ctx, req.ServerID)
-		r.Power = state
-		return r, err
-	case opConsole:
-		out, err := a.hv.Console(ctx, req.ServerID, req.Lines)
-		r.Output = out
-		return r, err
-	case opDiagnostics:
-		d, err := a.hv.Diagnostics(ctx, req.ServerID)
-		r.Diagnostics = d
-		return r, err
-	case opSnapshot:
-		return r, a.snapshot(ctx, req)
-	}
-	return r, trustack.Errorf(trustack.EINVALID, "unknown operation %q", req.Op)
+		}
+		a.settled(serverID, 0, true)
+		return nil
+	})
+}
+
+// Power carries out a power operation and returns the state it left.
+func (a *Agent) Power(ctx context.Context, serverID string, op wire.PowerOp) (state trustack.PowerState, err error) {
+	err = a.locked(serverID, func() error {
+		if err := a.hv.Power(ctx, serverID, op); err != nil {
+			return err
+		}
+		state, err = a.observe(ctx, serverID)
+		return err
+	})
+	return state, err
+}
+
+// State returns a server's power state.
+func (a *Agent) State(ctx context.Context, serverID string) (trustack.PowerState, error) {
+	return a.hv.State(ctx, serverID)
+}
+
+// Console returns the end of a server's console.
+func (a *Agent) Console(ctx context.Context, serverID string, lines int) (string, error) {
+	return a.hv.Console(ctx, serverID, lines)
+}
+
+// Diagnostics returns what the hypervisor measures of a server.
+func (a *Agent) Diagnostics(ctx context.Context, serverID string) (map[string]int64, error) {
+	return a.hv.Diagnostics(ctx, serverID)
 }
 
 // cleanUp destroys what a failed spawn left, even after its request's
@@ -409,61 +400,55 @@ func (a *Agent) cleanUp(ctx context.Context, serverID string) {
 	a.settled(serverID, 0, true)
 }
 
-// observe reads a server's power state after an operation into r and
-// remembers it, so that sync does not report it as a change.
-func (a *Agent) observe(ctx context.Context, serverID string, r *hostReply) error {
+// observe reads a server's power state after an operation and remembers
+// it, so that sync does not report it as a change.
+func (a *Agent) observe(ctx context.Context, serverID string) (trustack.PowerState, error) {
 	state, err := a.hv.State(ctx, serverID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	r.Power = state
 	a.settled(serverID, state, false)
-	return nil
+	return state, nil
 }
 
-// snapshot streams the server's disk to the image service.
-func (a *Agent) snapshot(ctx context.Context, req hostRequest) error {
-	if req.Upload == nil {
-		return trustack.Errorf(trustack.EINVALID, "a snapshot needs an upload")
-	}
-	return a.locked(req.ServerID, func() error {
+// Snapshot streams the server's disk to the image service.
+func (a *Agent) Snapshot(ctx context.Context, serverID string, upload wire.Upload) error {
+	return a.locked(serverID, func() error {
 		pr, pw := io.Pipe()
 		copied := make(chan error, 1)
 		go func() {
-			err := a.hv.Snapshot(ctx, req.ServerID, pw)
+			err := a.hv.Snapshot(ctx, serverID, pw)
 			pw.CloseWithError(err)
 			copied <- err
 		}()
-		uploadErr := a.upload(ctx, req, pr)
+		uploadErr := a.upload(ctx, serverID, upload, pr)
 		pr.Close() // unblocks the hypervisor if the upload stopped reading
 		// A failed snapshot is the cause of the failed upload.
 		if err := <-copied; err != nil {
-			a.cfg.Log.Error("snapshot", "server", req.ServerID, "error", err)
-			return trustack.Errorf(trustack.ErrorCode(err), "The snapshot of %s failed: %s", req.ServerID, trustack.ErrorMessage(err))
+			a.cfg.Log.Error("snapshot", "server", serverID, "error", err)
+			return trustack.Errorf(trustack.ErrorCode(err), "The snapshot of %s failed: %s", serverID, trustack.ErrorMessage(err))
 		}
 		return uploadErr
 	})
 }
 
 // upload sends a snapshot's bytes to the image service.
-func (a *Agent) upload(ctx context.Context, req hostRequest, body io.Reader) error {
-	put, err := http.NewRequestWithContext(ctx, http.MethodPut, req.Upload.URL, body)
+func (a *Agent) upload(ctx context.Context, serverID string, upload wire.Upload, body io.Reader) error {
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, upload.URL, body)
 	if err != nil {
 		return err
 	}
 	put.Header.Set("Content-Type", "application/octet-stream")
-	put.Header.Set("X-Auth-Token", req.Upload.Token)
+	put.Header.Set("X-Auth-Token", upload.Token)
 	resp, err := a.cfg.HTTPClient.Do(put)
 	if err != nil {
-		a.cfg.Log.Error("upload snapshot", "server", req.ServerID, "error", err)
-		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not reach the image service.", req.ServerID)
+		a.cfg.Log.Error("upload snapshot", "server", serverID, "error", err)
+		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not reach the image service.", serverID)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not be uploaded: the image service answered %s: %s", req.ServerID, resp.Status, body)
+		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not be uploaded: the image service answered %s: %s", serverID, resp.Status, body)
 	}
 	return nil
 }
-
-func unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

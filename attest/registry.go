@@ -17,6 +17,7 @@ import (
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/tpm"
+	"github.com/trustack/trustack/wire"
 )
 
 // Registration over the bus, and the bus credentials it issues: an agent
@@ -25,10 +26,6 @@ import (
 // the EK and the AK, the host gets an identity (CID), and from then on
 // connects as that CID, signing the bus's nonce with its PCR-bound
 // credential key. Its grant lets it use its own host's subjects only.
-
-// RegistrationUserPrefix starts the bus user name of an agent that is not
-// registered; the rest is random, so that its replies are its own.
-const RegistrationUserPrefix = "reg-"
 
 // credential is a registered host's bus credential.
 type credential struct {
@@ -63,7 +60,7 @@ func (s *Service) forget(cid string) {
 	}
 }
 
-var registrationUser = regexp.MustCompile(`^` + RegistrationUserPrefix + `[A-Za-z0-9_-]{8,64}$`)
+var registrationUser = regexp.MustCompile(`^` + wire.RegistrationUserPrefix + `[A-Za-z0-9_-]{8,64}$`)
 
 // Authenticate decides what a client of the embedded bus may do: an
 // agent registering may send registrations; a registered host, having
@@ -74,7 +71,7 @@ func (s *Service) Authenticate(c bus.Credentials) (bus.Grant, bool) {
 		if !registrationUser.MatchString(c.User) {
 			return bus.Grant{}, false
 		}
-		return bus.Grant{Name: c.User, Publish: []string{SubjectRegister, ActivateSubjects}}, true
+		return bus.Grant{Name: c.User, Publish: wire.RegistrationGrant()}, true
 	}
 	s.mu.Lock()
 	cred, ok := s.creds[c.Key]
@@ -86,42 +83,17 @@ func (s *Service) Authenticate(c bus.Credentials) (bus.Grant, bool) {
 	if !ecdsa.VerifyASN1(cred.key, digest[:], c.Signature) {
 		return bus.Grant{}, false
 	}
-	g := bus.Grant{Name: c.Key, Publish: []string{SubjectMeasured}, Subscribe: []string{HostSubject(cred.host)}}
-	if s.opts.HostSubjects != nil {
-		pub, sub := s.opts.HostSubjects(cred.host)
-		g.Publish = append(g.Publish, pub...)
-		g.Subscribe = append(g.Subscribe, sub...)
-	}
+	g := bus.Grant{Name: c.Key}
+	g.Publish, g.Subscribe = wire.HostGrant(cred.host)
 	return g, true
 }
 
-// serve answers agents on the bus until ctx ends: registrations and
-// measurement events in the verifiers' queue group (one verifier takes
-// each), activations on this verifier's own subject.
+// serve answers agents on the bus until ctx ends (see
+// wire.ServeVerifier).
 func (s *Service) serve(ctx context.Context) error {
-	var subs []bus.Subscription
-	stop := func() {
-		for _, sub := range subs {
-			sub.Unsubscribe()
-		}
-	}
-	for _, h := range []struct {
-		subject string
-		fn      bus.HandlerFunc
-	}{
-		{SubjectRegister, bus.Handler(s.Register)},
-		{subjectActivate + s.id, bus.Handler(s.Activate)},
-		{SubjectMeasured, bus.Handler(func(_ context.Context, m Measured) (struct{}, error) {
-			s.AttestSoon(m.Host)
-			return struct{}{}, nil
-		})},
-	} {
-		sub, err := s.conn.HandleQueue(h.subject, QueueGroup, h.fn)
-		if err != nil {
-			stop()
-			return fmt.Errorf("attest: serve %s: %w", h.subject, err)
-		}
-		subs = append(subs, sub)
+	stop, err := wire.ServeVerifier(s.conn, s.id, s)
+	if err != nil {
+		return fmt.Errorf("attest: serve agents: %w", err)
 	}
 	s.running.Add(1)
 	go func() {
@@ -131,6 +103,10 @@ func (s *Service) serve(ctx context.Context) error {
 	}()
 	return nil
 }
+
+// Measured has a host whose measurer recorded something new attested at
+// once.
+func (s *Service) Measured(host string) { s.AttestSoon(host) }
 
 // Fingerprint identifies an EK by its certificate: the SHA-256 of its
 // DER, in hex, as operators approve it.
@@ -146,29 +122,29 @@ var hostName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 // operator must have approved it (forbidden otherwise, recorded as an
 // event); a host name registered with another TPM is a conflict until an
 // operator forgets the host.
-func (s *Service) Register(ctx context.Context, req RegisterRequest) (RegisterChallenge, error) {
+func (s *Service) Register(ctx context.Context, req wire.RegisterRequest) (wire.RegisterChallenge, error) {
 	if !hostName.MatchString(req.Host) {
-		return RegisterChallenge{}, trustack.Errorf(trustack.EINVALID, "A host name must be letters, digits, dots, dashes and underscores, not %q.", req.Host)
+		return wire.RegisterChallenge{}, trustack.Errorf(trustack.EINVALID, "A host name must be letters, digits, dots, dashes and underscores, not %q.", req.Host)
 	}
 	if req.Mode != trustack.MeasuredByKernel && req.Mode != trustack.MeasuredInUserspace {
-		return RegisterChallenge{}, trustack.Errorf(trustack.EINVALID, "Unknown measurement mode %q: want %s or %s.", req.Mode, trustack.MeasuredByKernel, trustack.MeasuredInUserspace)
+		return wire.RegisterChallenge{}, trustack.Errorf(trustack.EINVALID, "Unknown measurement mode %q: want %s or %s.", req.Mode, trustack.MeasuredByKernel, trustack.MeasuredInUserspace)
 	}
 	if _, err := x509.ParsePKIXPublicKey(req.CredentialKey); err != nil {
-		return RegisterChallenge{}, trustack.Errorf(trustack.EINVALID, "The credential key is malformed: %v.", err)
+		return wire.RegisterChallenge{}, trustack.Errorf(trustack.EINVALID, "The credential key is malformed: %v.", err)
 	}
 	now := s.opts.Now().UTC()
 	fp := Fingerprint(req.EKCert)
-	refuse := func(err error) (RegisterChallenge, error) {
+	refuse := func(err error) (wire.RegisterChallenge, error) {
 		s.opts.Log.Warn("host registration refused", "host", req.Host, "ek", fp, "error", err)
 		s.event(ctx, trustack.AttestationEvent{Host: req.Host, At: now, Kind: trustack.EventRefused,
 			Message: fmt.Sprintf("Host %s could not register its TPM (EK %s): %s", req.Host, fp, trustack.ErrorMessage(err))})
-		return RegisterChallenge{}, err
+		return wire.RegisterChallenge{}, err
 	}
 	rec, err := s.store.HostAttestation(ctx, req.Host)
 	switch {
 	case trustack.ErrorCode(err) == trustack.ENOTFOUND:
 	case err != nil:
-		return RegisterChallenge{}, err
+		return wire.RegisterChallenge{}, err
 	case rec.CID != "" && Fingerprint(rec.EKCert) != fp:
 		return refuse(trustack.Errorf(trustack.ECONFLICT, "Host %s is registered with another TPM; an operator must forget the host (trustack manage host forget %s) before another TPM can take its name.", req.Host, req.Host))
 	}
@@ -189,7 +165,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (RegisterCh
 	}
 	s.pending[id] = &pending{Pending: p, req: req}
 	s.mu.Unlock()
-	return RegisterChallenge{ID: id, Subject: subjectActivate + s.id, IDObject: cred.IDObject, EncryptedSecret: cred.EncSecret}, nil
+	return wire.RegisterChallenge{ID: id, Subject: wire.ActivateSubject(s.id), IDObject: cred.IDObject, EncryptedSecret: cred.EncSecret}, nil
 }
 
 // challengeApproved makes the challenge of an EK whose certificate does
@@ -216,20 +192,20 @@ func (s *Service) challengeApproved(ctx context.Context, reg Registration, fp st
 // is registered: a new CID, its AK certified, its credential key admitted
 // on the bus, and its first attestation under way. A host registered
 // before starts over (its verdicts so far no longer count).
-func (s *Service) Activate(ctx context.Context, req ActivateRequest) (ActivateReply, error) {
+func (s *Service) Activate(ctx context.Context, req wire.ActivateRequest) (wire.ActivateReply, error) {
 	s.mu.Lock()
 	p := s.pending[req.ID]
 	delete(s.pending, req.ID)
 	s.mu.Unlock()
 	if p == nil {
-		return ActivateReply{}, trustack.Errorf(trustack.EFORBIDDEN, "Unknown or used registration challenge: the agent must register again.")
+		return wire.ActivateReply{}, trustack.Errorf(trustack.EFORBIDDEN, "Unknown or used registration challenge: the agent must register again.")
 	}
 	now := s.opts.Now().UTC()
 	st, err := Complete(p.Pending, req.Secret, now)
 	if err != nil {
 		s.event(ctx, trustack.AttestationEvent{Host: p.req.Host, At: now, Kind: trustack.EventRefused,
 			Message: fmt.Sprintf("Host %s could not register: %s", p.req.Host, trustack.ErrorMessage(err))})
-		return ActivateReply{}, err
+		return wire.ActivateReply{}, err
 	}
 	cid := uuid.NewString()
 	var old string
@@ -246,13 +222,13 @@ func (s *Service) Activate(ctx context.Context, req ActivateRequest) (ActivateRe
 		return cur, nil
 	})
 	if err != nil {
-		return ActivateReply{}, fmt.Errorf("attest: record registration: %w", err)
+		return wire.ActivateReply{}, fmt.Errorf("attest: record registration: %w", err)
 	}
 	if old != "" {
 		s.forget(old)
 	}
 	if err := s.admit(rec); err != nil {
-		return ActivateReply{}, err
+		return wire.ActivateReply{}, err
 	}
 	mode := "the kernel's IMA log"
 	if rec.Mode == trustack.MeasuredInUserspace {
@@ -264,7 +240,7 @@ func (s *Service) Activate(ctx context.Context, req ActivateRequest) (ActivateRe
 	// Its first round comes when its agent joins compute
 	// (AttestSoon), or on its timer.
 	s.watch(rec.Host)
-	return ActivateReply{CID: cid}, nil
+	return wire.ActivateReply{CID: cid}, nil
 }
 
 func ekSubject(c *x509.Certificate) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/ima"
 	"github.com/trustack/trustack/tpm"
+	"github.com/trustack/trustack/wire"
 )
 
 // Hosts is the verifier's view of the compute hosts: which physical
@@ -61,10 +62,6 @@ type Options struct {
 	// Roots are the TPM manufacturers' CAs that EK certificates must
 	// chain to, through Intermediates (nil: none).
 	Roots, Intermediates *x509.CertPool
-	// HostSubjects returns the bus subjects a registered host's agent
-	// may publish to and subscribe to besides the verifier's own; nil
-	// for none.
-	HostSubjects func(host string) (publish, subscribe []string)
 	// Disconnect closes the bus connections of a bus user (a host's CID)
 	// whose credentials were withdrawn; nil when the bus is not the
 	// embedded one (an external NATS does its own authentication).
@@ -83,12 +80,13 @@ type Options struct {
 // something new, keeps white-lists, and applies verdicts to compute. It
 // is safe for concurrent use.
 type Service struct {
-	store    Store
-	hosts    Hosts
-	enforcer Enforcer
-	conn     *bus.Conn
-	opts     Options
-	id       string // names this verifier's activation subject
+	store     Store
+	hosts     Hosts
+	enforcer  Enforcer
+	conn      *bus.Conn
+	attesters *wire.Attesters
+	opts      Options
+	id        string // names this verifier's activation subject
 
 	mu      sync.Mutex
 	pending map[string]*pending      // challenges by ID
@@ -102,7 +100,7 @@ type Service struct {
 // pending is a registration between its challenge and its activation.
 type pending struct {
 	Pending
-	req RegisterRequest
+	req wire.RegisterRequest
 }
 
 // New returns a verifier; Start loads what it knows and starts the rounds.
@@ -126,7 +124,7 @@ func New(store Store, hosts Hosts, enforcer Enforcer, conn *bus.Conn, opts Optio
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		store: store, hosts: hosts, enforcer: enforcer, conn: conn, opts: opts, id: uuid.NewString(),
+		store: store, hosts: hosts, enforcer: enforcer, conn: conn, attesters: wire.NewAttesters(conn), opts: opts, id: uuid.NewString(),
 		pending: map[string]*pending{}, creds: map[string]credential{}, aks: map[string]*tpm.AKPublic{},
 		loops: map[string]chan struct{}{},
 	}
@@ -250,7 +248,7 @@ func (s *Service) Attest(ctx context.Context, host string) error {
 		st.Replay = ima.State{}
 		cp.Whitelist = fp
 	}
-	req := EvidenceRequest{FromEntry: st.Replay.Entries, Boot: cp.Boot, Attested: st.Attested}
+	req := wire.EvidenceRequest{FromEntry: st.Replay.Entries, Boot: cp.Boot, Attested: st.Attested}
 	rep, err := s.requestEvidence(ctx, host, &req)
 	var v trustack.Verdict
 	next := st
@@ -272,17 +270,15 @@ func (s *Service) Attest(ctx context.Context, host string) error {
 
 // requestEvidence asks a host's agent for evidence for req, with a fresh
 // nonce it sets in req.
-func (s *Service) requestEvidence(ctx context.Context, host string, req *EvidenceRequest) (EvidenceReply, error) {
-	var rep EvidenceReply
+func (s *Service) requestEvidence(ctx context.Context, host string, req *wire.EvidenceRequest) (wire.EvidenceReply, error) {
 	nonce, err := NewNonce(s.opts.Rand)
 	if err != nil {
-		return rep, err
+		return wire.EvidenceReply{}, err
 	}
 	req.Nonce = nonce
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	err = s.conn.Request(ctx, HostSubject(host), AgentRequest{Evidence: req}, &rep)
-	return rep, err
+	return s.attesters.Evidence(ctx, host, *req)
 }
 
 // event records an event, logging a failure to: events inform, they
@@ -343,7 +339,7 @@ func (s *Service) record(ctx context.Context, rec *trustack.HostAttestation, v t
 	}
 	s.opts.Log.Log(ctx, level, "host attested", "host", rec.Host, "verdict", v.State, "whitelist", v.Whitelist, "reasons", v.Reasons)
 	if updated.Revoked {
-		s.notify(ctx, rec.Host, Notice{Revoked: true, Reason: failure(v)})
+		s.notify(ctx, rec.Host, wire.Notice{Revoked: true, Reason: failure(v)})
 	}
 	if v.State == trustack.VerdictUnreachable && !updated.Revoked {
 		return nil // within the grace period, the host keeps its place
@@ -404,10 +400,10 @@ func (s *Service) withdraw(ctx context.Context, rec *trustack.HostAttestation) e
 
 // notify tells a host's agent about its revocation; the agent may be
 // gone, which the bus disconnection covers.
-func (s *Service) notify(ctx context.Context, host string, n Notice) {
+func (s *Service) notify(ctx context.Context, host string, n wire.Notice) {
 	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.conn.Request(rctx, HostSubject(host), AgentRequest{Notice: &n}, &struct{}{}); err != nil {
+	if err := s.attesters.Notify(rctx, host, n); err != nil {
 		s.opts.Log.Warn("tell a revoked host's agent", "host", host, "error", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/ima"
+	"github.com/trustack/trustack/wire"
 )
 
 // White-lists are kept by the verifier; a change takes effect at each
@@ -138,7 +139,7 @@ func (s *Service) WhitelistFromHost(ctx context.Context, name, host string) (*tr
 	// The whole log, from a state that has verified nothing; the host's
 	// own checkpoint is not touched.
 	st = HostState{AK: st.AK}
-	var req EvidenceRequest
+	var req wire.EvidenceRequest
 	rep, err := s.requestEvidence(ctx, host, &req)
 	if err != nil {
 		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "Host %s did not answer: %s", host, trustack.ErrorMessage(err))

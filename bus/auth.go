@@ -226,13 +226,6 @@ func (s *Server) Disconnect(name string) int {
 	return s.auth.disconnect(name)
 }
 
-// Token escapes s into a single token of a subject: dots, which separate
-// tokens, wildcards and spaces are percent-encoded (and the percent sign),
-// so that names such as host names, which may hold dots, fit in one.
-func Token(s string) string { return tokenEscaper.Replace(s) }
-
-var tokenEscaper = strings.NewReplacer("%", "%25", ".", "%2E", "*", "%2A", ">", "%3E", " ", "%20")
-
 // validToken reports whether s is a single token of a NATS subject,
 // without wildcards.
 func validToken(s string) bool {

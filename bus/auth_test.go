@@ -279,7 +279,7 @@ func testAuthGrant(t *testing.T, transport func(*bus.Server) []bus.Option) {
 		})
 		short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		if err := h1.Request(short, "admin.shutdown", nil, nil); trustack.ErrorCode(err) != trustack.EUNAVAILABLE || !bus.NoReply(err) {
+		if err := h1.Request(short, "admin.shutdown", nil, nil); trustack.ErrorCode(err) != trustack.EUNAVAILABLE || !noReply(err) {
 			t.Errorf("request: got %v, want no reply (%s)", err, trustack.EUNAVAILABLE)
 		}
 	})

@@ -25,13 +25,11 @@ type noReplyError struct{ err error }
 func (e noReplyError) Error() string { return e.err.Error() }
 func (e noReplyError) Unwrap() error { return e.err }
 
-// NoReply reports whether err is that of a Request that got no reply, as
-// opposed to an error its handler answered: then whether the handler ran,
-// or still runs, is unknown.
-func NoReply(err error) bool {
-	var e noReplyError
-	return errors.As(err, &e)
-}
+// NoReply reports true: the request got no reply, as opposed to an error
+// its handler answered, so whether the handler ran, or still runs, is
+// unknown. Callers that must tell the two apart declare an interface of
+// this method and look for it in the error's chain with errors.As.
+func (e noReplyError) NoReply() bool { return true }
 
 // reply is the envelope of every reply: a result or an error, never both.
 type reply struct {
@@ -55,8 +53,8 @@ type replyError struct {
 // before the reply: a request has no timeout of its own, so give ctx a
 // deadline. The handler's context ends at that deadline too. Failures of
 // the connection are EUNAVAILABLE; failing to encode req or decode the
-// reply is an internal error. NoReply tells the errors of requests that
-// got no reply from those handlers answered.
+// reply is an internal error. The errors of requests that got no reply
+// have a NoReply method, which those that handlers answered lack.
 func (c *Conn) Request(ctx context.Context, subject string, req, resp any) error {
 	data, err := json.Marshal(req)
 	if err != nil {

@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
-	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/scheduler"
+	"github.com/trustack/trustack/wire"
 )
 
 // Start starts the service's background work, until ctx ends: it first
@@ -140,7 +139,7 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 	}
 	if err != nil {
 		s.opts.Log.Warn("spawn failed", "server", srv.ID, "host", srv.Host, "error", err)
-		if bus.NoReply(err) && s.hostAlive(ctx, srv.Host) {
+		if unanswered(err) && s.hostAlive(ctx, srv.Host) {
 			s.finishEvent(ctx, srv.ID, requestID, "compute_build_and_run_instance", srv.Host, start, err)
 			s.strand(ctx, srv.ID, err)
 			return
@@ -200,40 +199,40 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 // spec is what the agent needs to spawn a server: its image, and a direct
 // kernel boot's kernel and ramdisk, each with where to download it, and a
 // token of the server's owner to download them with.
-func (s *Service) spec(ctx context.Context, srv *trustack.Server) (agent.Spec, error) {
+func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, error) {
 	img, err := s.imageRef(ctx, srv.ProjectID, srv.ImageID)
 	if err != nil {
-		return agent.Spec{}, err
+		return wire.Spec{}, err
 	}
-	spec := agent.Spec{
+	spec := wire.Spec{
 		ServerID: srv.ID, Name: srv.Name, Hostname: hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
 		Image: *img, KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
 	}
 	if id := img.Properties["kernel_id"]; id != "" {
 		if spec.Kernel, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
-			return agent.Spec{}, err
+			return wire.Spec{}, err
 		}
 	}
 	if id := img.Properties["ramdisk_id"]; id != "" {
 		if spec.Ramdisk, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
-			return agent.Spec{}, err
+			return wire.Spec{}, err
 		}
 	}
 	if s.opts.ImageTokens != nil {
 		if spec.ImageToken, err = s.opts.ImageTokens.IssueToken(ctx, srv.UserID, srv.ProjectID); err != nil {
-			return agent.Spec{}, fmt.Errorf("a token to download image %s: %w", srv.ImageID, err)
+			return wire.Spec{}, fmt.Errorf("a token to download image %s: %w", srv.ImageID, err)
 		}
 	}
 	return spec, nil
 }
 
 // imageRef describes an image the project boots from to a host.
-func (s *Service) imageRef(ctx context.Context, projectID, id string) (*agent.ImageRef, error) {
+func (s *Service) imageRef(ctx context.Context, projectID, id string) (*wire.ImageRef, error) {
 	img, err := s.images.BootImage(ctx, projectID, id)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", id, err)
 	}
-	return &agent.ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
+	return &wire.ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
 		DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Properties: img.Properties,
 		URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file"}, nil
 }
@@ -350,7 +349,7 @@ func (s *Service) respawn(ctx context.Context, srv *trustack.Server) {
 			return nil
 		})
 		return
-	case bus.NoReply(err) && s.hostAlive(ctx, srv.Host):
+	case unanswered(err) && s.hostAlive(ctx, srv.Host):
 		s.strand(ctx, srv.ID, err)
 		return
 	}
@@ -416,7 +415,7 @@ func (s *Service) reach(ctx context.Context, host string, op func(context.Contex
 	pause := reachPause
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
-		if !bus.NoReply(err) || attempt == reachAttempts || ctx.Err() != nil || !s.hostAlive(ctx, host) {
+		if !unanswered(err) || attempt == reachAttempts || ctx.Err() != nil || !s.hostAlive(ctx, host) {
 			return err
 		}
 		s.opts.Log.Warn("no answer from host; trying again", "host", host, "error", err, "retry_in", pause)

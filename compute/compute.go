@@ -9,14 +9,15 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/scheduler"
+	"github.com/trustack/trustack/wire"
 )
 
 // Store keeps compute state. Update methods read, change with fn and
@@ -90,18 +91,19 @@ type Tokens interface {
 	IssueToken(ctx context.Context, userID, projectID string) (string, error)
 }
 
-// Agents is how compute reaches the agents of compute hosts. Every method
-// names the host by name and gives EUNAVAILABLE when its agent cannot be
-// reached; bus.NoReply tells an agent that did not answer, and may or may
-// not have done what was asked, from an error the agent answered.
+// Agents is how compute reaches the agents of compute hosts; wire.Hosts
+// is its client over the bus. Every method names the host by name and
+// gives EUNAVAILABLE when its agent cannot be reached; the error of a
+// request that got no answer, whose agent may or may not have done what
+// was asked, has a NoReply method that reports true (see unanswered).
 type Agents interface {
 	// Spawn starts a server; spawning one that runs already succeeds. An
 	// agent that answers that a spawn failed left nothing of the server.
-	Spawn(ctx context.Context, host string, spec agent.Spec) (trustack.PowerState, error)
+	Spawn(ctx context.Context, host string, spec wire.Spec) (trustack.PowerState, error)
 	// Destroy stops a server and deletes its disks; a missing one is fine.
 	Destroy(ctx context.Context, host, serverID string) error
 	// Power carries out a power operation and returns the new power state.
-	Power(ctx context.Context, host, serverID string, op agent.PowerOp) (trustack.PowerState, error)
+	Power(ctx context.Context, host, serverID string, op wire.PowerOp) (trustack.PowerState, error)
 	// State returns a server's power state, ENOTFOUND if the host has none.
 	State(ctx context.Context, host, serverID string) (trustack.PowerState, error)
 	// ConsoleOutput returns the last lines of a server's console (all if
@@ -110,7 +112,15 @@ type Agents interface {
 	// Diagnostics returns what the host's hypervisor measures of a server.
 	Diagnostics(ctx context.Context, host, serverID string) (map[string]int64, error)
 	// Snapshot uploads a copy of a server's disk to the image service.
-	Snapshot(ctx context.Context, host, serverID string, upload agent.Upload) error
+	Snapshot(ctx context.Context, host, serverID string, upload wire.Upload) error
+}
+
+// unanswered reports whether err is that of a request to an agent that got
+// no answer, as opposed to an error the agent answered: then whether the
+// agent did what was asked is unknown.
+func unanswered(err error) bool {
+	var e interface{ NoReply() bool }
+	return errors.As(err, &e) && e.NoReply()
 }
 
 // Requirements is where compute learns what servers require of their

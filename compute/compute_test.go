@@ -32,6 +32,7 @@ import (
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
 	"github.com/trustack/trustack/storetest"
+	"github.com/trustack/trustack/wire"
 )
 
 var ctx = context.Background()
@@ -289,7 +290,7 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 	if wrap.placer != nil {
 		placer = wrap.placer(placer, cancel)
 	}
-	var agents compute.Agents = agent.NewClient(ctl.conn)
+	var agents compute.Agents = wire.NewHosts(ctl.conn)
 	if wrap.agents != nil {
 		agents = wrap.agents(agents)
 	}
@@ -297,7 +298,7 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 	if err := ctl.svc.Start(run); err != nil {
 		t.Fatal(err)
 	}
-	stopServe, err := agent.Serve(ctl.conn, ctl.svc)
+	stopServe, err := wire.ServeControllers(ctl.conn, ctl.svc)
 	if err != nil {
 		t.Fatal(err)
 	}

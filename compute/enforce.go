@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/scheduler"
+	"github.com/trustack/trustack/wire"
 )
 
 // Requirements keep holding after placement: when hosts' properties or
@@ -209,12 +209,12 @@ func (s *Service) migrate(ctx context.Context, id, from string, reqs trustack.Re
 func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack.Host, was string) error {
 	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	defer cancel()
-	if _, err := s.agents.Power(actx, srv.Host, srv.ID, agent.OpStop); err != nil {
+	if _, err := s.agents.Power(actx, srv.Host, srv.ID, wire.OpStop); err != nil {
 		return fmt.Errorf("stop the server on host %s: %w", srv.Host, err)
 	}
 	restart := func() {
 		if was != trustack.VMStopped {
-			if _, err := s.agents.Power(actx, srv.Host, srv.ID, agent.OpStart); err != nil {
+			if _, err := s.agents.Power(actx, srv.Host, srv.ID, wire.OpStart); err != nil {
 				s.opts.Log.Error("restart a server whose migration failed", "server", srv.ID, "error", err)
 			}
 		}
@@ -235,7 +235,7 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 		_, err = s.agents.Spawn(actx, to.Name, spec)
 	}
 	if err == nil && was == trustack.VMStopped {
-		_, err = s.agents.Power(actx, to.Name, srv.ID, agent.OpStop)
+		_, err = s.agents.Power(actx, to.Name, srv.ID, wire.OpStop)
 	}
 	if err != nil {
 		if derr := s.agents.Destroy(actx, to.Name, srv.ID); derr != nil {
@@ -249,7 +249,7 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 
 // copyDisk uploads the stopped server's disk as a private image of its
 // project and returns how a host downloads it.
-func (s *Service) copyDisk(ctx context.Context, srv *trustack.Server) (*agent.ImageRef, error) {
+func (s *Service) copyDisk(ctx context.Context, srv *trustack.Server) (*wire.ImageRef, error) {
 	base, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", srv.ImageID, err)
@@ -259,7 +259,7 @@ func (s *Service) copyDisk(ctx context.Context, srv *trustack.Server) (*agent.Im
 	if err := s.images.CreateSnapshot(ctx, srv.ProjectID, img); err != nil {
 		return nil, fmt.Errorf("an image to migrate the disk through: %w", err)
 	}
-	upload := agent.Upload{ImageID: img.ID, URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file"}
+	upload := wire.Upload{ImageID: img.ID, URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file"}
 	if s.opts.ImageTokens != nil {
 		if upload.Token, err = s.opts.ImageTokens.IssueToken(ctx, srv.UserID, srv.ProjectID); err != nil {
 			return nil, fmt.Errorf("a token to upload the disk with: %w", err)

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 // heartbeats remembers when each host was last heard from; they are
@@ -76,7 +76,7 @@ func (s *Service) Heartbeat(name string) {
 // Register records a host as its agent describes it (a new one, or one
 // back with the same name) and returns it with the servers it should run:
 // the agent destroys any other, and reports those it lacks.
-func (s *Service) Register(ctx context.Context, h *trustack.Host) (*trustack.Host, []agent.Expected, error) {
+func (s *Service) Register(ctx context.Context, h *trustack.Host) (wire.Registration, error) {
 	now := s.opts.Now().UTC()
 	if h.ID == "" {
 		h.ID = uuid.NewString()
@@ -91,34 +91,35 @@ func (s *Service) Register(ctx context.Context, h *trustack.Host) (*trustack.Hos
 	}
 	stored, err := s.store.RegisterHost(ctx, h)
 	if err != nil {
-		return nil, nil, err
+		return wire.Registration{}, err
 	}
 	s.placer.Forget(stored)
 	s.heartbeats.beat(stored.Name, now)
 	list, err := s.store.Servers(ctx, trustack.ServerFilter{Host: stored.Name})
 	if err != nil {
-		return nil, nil, err
+		return wire.Registration{}, err
 	}
-	expected := []agent.Expected{}
+	expected := []wire.Expected{}
 	for _, srv := range list {
 		if srv.VMState != trustack.VMBuilding || srv.TaskState == trustack.TaskSpawning {
-			expected = append(expected, agent.Expected{ServerID: srv.ID, Power: srv.PowerState})
+			expected = append(expected, wire.Expected{ServerID: srv.ID, Power: srv.PowerState})
 		}
 	}
 	if s.verifier != nil {
 		s.verifier.AttestSoon(stored.Name)
 	}
 	s.opts.Log.Info("compute host registered", "host", stored.Name, "id", stored.ID, "vcpus", stored.VCPUs, "memory_mb", stored.MemoryMB, "servers", len(expected))
-	return stored, expected, nil
+	return wire.Registration{Host: *stored, Expected: expected}, nil
 }
 
 // PowerChanged records what an agent found: a server whose power state
 // changed without being asked (its VM stopped or crashed), or that is
 // missing from its host. A running server that stopped becomes SHUTOFF
 // with a fault that says why.
-func (s *Service) PowerChanged(ctx context.Context, host, serverID string, state trustack.PowerState, reason string) error {
-	_, err := s.store.UpdateServer(ctx, serverID, func(cur *trustack.Server) error {
-		if cur.Host != host || cur.TaskState != "" || cur.VMState == trustack.VMDeleted || cur.PowerState == state {
+func (s *Service) PowerChanged(ctx context.Context, e wire.PowerEvent) error {
+	state := e.Power
+	_, err := s.store.UpdateServer(ctx, e.ServerID, func(cur *trustack.Server) error {
+		if cur.Host != e.Host || cur.TaskState != "" || cur.VMState == trustack.VMDeleted || cur.PowerState == state {
 			return errMoved
 		}
 		cur.PowerState = state
@@ -127,7 +128,7 @@ func (s *Service) PowerChanged(ctx context.Context, host, serverID string, state
 			if cur.VMState == trustack.VMActive || cur.VMState == trustack.VMPaused || cur.VMState == trustack.VMSuspended {
 				cur.VMState = trustack.VMStopped
 			}
-			cur.Fault = &trustack.Fault{Code: 500, Message: reason, Created: s.opts.Now().UTC()}
+			cur.Fault = &trustack.Fault{Code: 500, Message: e.Reason, Created: s.opts.Now().UTC()}
 		}
 		return nil
 	})
@@ -200,7 +201,7 @@ func (s *Service) DeleteHost(ctx context.Context, id string) error {
 	return s.store.DeleteHost(ctx, id)
 }
 
-var _ agent.Controller = (*Service)(nil)
+var _ wire.Controller = (*Service)(nil)
 
 // ApplyAttestation sets what the verifier concluded of a host: its chain
 // of trust (the security property trust; "" removes it) and whether

@@ -2,7 +2,7 @@ package compute
 
 import (
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 // transition is one power action a user may ask for: the VM states it may
@@ -11,7 +11,7 @@ import (
 type transition struct {
 	from  []string
 	task  string
-	op    agent.PowerOp
+	op    wire.PowerOp
 	event string // the instance action event, as Nova names it
 	vm    string
 	power trustack.PowerState
@@ -21,14 +21,14 @@ type transition struct {
 // asked for from any other VM state, or while another task runs, gives
 // ECONFLICT and changes nothing.
 var transitions = map[string]transition{
-	"pause":       {from: []string{trustack.VMActive}, task: trustack.TaskPausing, op: agent.OpPause, event: "compute_pause_instance", vm: trustack.VMPaused, power: trustack.PowerPaused},
-	"unpause":     {from: []string{trustack.VMPaused}, task: trustack.TaskUnpausing, op: agent.OpUnpause, event: "compute_unpause_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
-	"suspend":     {from: []string{trustack.VMActive}, task: trustack.TaskSuspending, op: agent.OpSuspend, event: "compute_suspend_instance", vm: trustack.VMSuspended, power: trustack.PowerSuspended},
-	"resume":      {from: []string{trustack.VMSuspended}, task: trustack.TaskResuming, op: agent.OpResume, event: "compute_resume_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
-	"stop":        {from: []string{trustack.VMActive, trustack.VMError}, task: trustack.TaskPoweringOff, op: agent.OpStop, event: "compute_stop_instance", vm: trustack.VMStopped, power: trustack.PowerShutdown},
-	"start":       {from: []string{trustack.VMStopped}, task: trustack.TaskPoweringOn, op: agent.OpStart, event: "compute_start_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
-	"reboot":      {from: []string{trustack.VMActive}, task: trustack.TaskRebooting, op: agent.OpRebootSoft, event: "compute_reboot_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
-	"reboot_hard": {from: []string{trustack.VMActive, trustack.VMStopped, trustack.VMPaused, trustack.VMSuspended, trustack.VMError}, task: trustack.TaskRebootingHard, op: agent.OpRebootHard, event: "compute_reboot_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
+	"pause":       {from: []string{trustack.VMActive}, task: trustack.TaskPausing, op: wire.OpPause, event: "compute_pause_instance", vm: trustack.VMPaused, power: trustack.PowerPaused},
+	"unpause":     {from: []string{trustack.VMPaused}, task: trustack.TaskUnpausing, op: wire.OpUnpause, event: "compute_unpause_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
+	"suspend":     {from: []string{trustack.VMActive}, task: trustack.TaskSuspending, op: wire.OpSuspend, event: "compute_suspend_instance", vm: trustack.VMSuspended, power: trustack.PowerSuspended},
+	"resume":      {from: []string{trustack.VMSuspended}, task: trustack.TaskResuming, op: wire.OpResume, event: "compute_resume_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
+	"stop":        {from: []string{trustack.VMActive, trustack.VMError}, task: trustack.TaskPoweringOff, op: wire.OpStop, event: "compute_stop_instance", vm: trustack.VMStopped, power: trustack.PowerShutdown},
+	"start":       {from: []string{trustack.VMStopped}, task: trustack.TaskPoweringOn, op: wire.OpStart, event: "compute_start_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
+	"reboot":      {from: []string{trustack.VMActive}, task: trustack.TaskRebooting, op: wire.OpRebootSoft, event: "compute_reboot_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
+	"reboot_hard": {from: []string{trustack.VMActive, trustack.VMStopped, trustack.VMPaused, trustack.VMSuspended, trustack.VMError}, task: trustack.TaskRebootingHard, op: wire.OpRebootHard, event: "compute_reboot_instance", vm: trustack.VMActive, power: trustack.PowerRunning},
 }
 
 // snapshotFrom are the VM states a server may be snapshotted in.

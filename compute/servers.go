@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 // Caller is who asks for something, as the API authenticated them.
@@ -592,12 +592,12 @@ func (s *Service) CreateImage(ctx context.Context, c Caller, id, name string, md
 		return "", err
 	}
 	s.record(ctx, c, id, "createImage")
-	upload := agent.Upload{ImageID: img.ID, URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file", Token: c.Token}
+	upload := wire.Upload{ImageID: img.ID, URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file", Token: c.Token}
 	s.enqueue(func(ctx context.Context) { s.snapshot(ctx, srv, upload, c.RequestID) })
 	return img.ID, nil
 }
 
-func (s *Service) snapshot(ctx context.Context, srv *trustack.Server, upload agent.Upload, requestID string) {
+func (s *Service) snapshot(ctx context.Context, srv *trustack.Server, upload wire.Upload, requestID string) {
 	start := s.opts.Now().UTC()
 	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	err := s.agents.Snapshot(actx, srv.Host, srv.ID, upload)

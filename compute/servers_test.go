@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/compute"
+	"github.com/trustack/trustack/wire"
 )
 
 func TestCreateBecomesActive(t *testing.T) {
@@ -66,11 +66,11 @@ func TestCreateBecomesActive(t *testing.T) {
 // so that the test sees the server in its task.
 type gatedAgents struct {
 	compute.Agents
-	asked chan agent.PowerOp
+	asked chan wire.PowerOp
 	goOn  chan struct{}
 }
 
-func (g *gatedAgents) Power(ctx context.Context, host, id string, op agent.PowerOp) (trustack.PowerState, error) {
+func (g *gatedAgents) Power(ctx context.Context, host, id string, op wire.PowerOp) (trustack.PowerState, error) {
 	select {
 	case g.asked <- op:
 	case <-ctx.Done():
@@ -88,7 +88,7 @@ func TestPowerActionsMoveTheServerThroughItsStates(t *testing.T) {
 	t.Parallel()
 	c := newCloud(t, cloudOptions{Hosts: 1})
 	c.ctl.stop()
-	gate := &gatedAgents{asked: make(chan agent.PowerOp), goOn: make(chan struct{})}
+	gate := &gatedAgents{asked: make(chan wire.PowerOp), goOn: make(chan struct{})}
 	c.ctl = c.startControllerWith(t, wrappers{agents: func(a compute.Agents) compute.Agents { gate.Agents = a; return gate }})
 	srv := c.boot(t, "vm")
 	hv := c.host(t, srv.Host).hv
@@ -97,23 +97,23 @@ func TestPowerActionsMoveTheServerThroughItsStates(t *testing.T) {
 		// task and during are the task state and status while the agent
 		// works.
 		task, during string
-		op           agent.PowerOp
+		op           wire.PowerOp
 		// status, vm and power are where the server ends.
 		status string
 		vm     string
 		power  trustack.PowerState
 		event  string
 	}{
-		{"pause", trustack.TaskPausing, "ACTIVE", agent.OpPause, "PAUSED", trustack.VMPaused, trustack.PowerPaused, "compute_pause_instance"},
-		{"unpause", trustack.TaskUnpausing, "PAUSED", agent.OpUnpause, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_unpause_instance"},
-		{"suspend", trustack.TaskSuspending, "ACTIVE", agent.OpSuspend, "SUSPENDED", trustack.VMSuspended, trustack.PowerSuspended, "compute_suspend_instance"},
-		{"resume", trustack.TaskResuming, "SUSPENDED", agent.OpResume, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_resume_instance"},
-		{"stop", trustack.TaskPoweringOff, "ACTIVE", agent.OpStop, "SHUTOFF", trustack.VMStopped, trustack.PowerShutdown, "compute_stop_instance"},
-		{"start", trustack.TaskPoweringOn, "SHUTOFF", agent.OpStart, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_start_instance"},
-		{"reboot", trustack.TaskRebooting, "REBOOT", agent.OpRebootSoft, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_reboot_instance"},
-		{"reboot_hard", trustack.TaskRebootingHard, "HARD_REBOOT", agent.OpRebootHard, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_reboot_instance"},
-		{"stop", trustack.TaskPoweringOff, "ACTIVE", agent.OpStop, "SHUTOFF", trustack.VMStopped, trustack.PowerShutdown, "compute_stop_instance"},
-		{"reboot_hard", trustack.TaskRebootingHard, "SHUTOFF", agent.OpRebootHard, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_reboot_instance"},
+		{"pause", trustack.TaskPausing, "ACTIVE", wire.OpPause, "PAUSED", trustack.VMPaused, trustack.PowerPaused, "compute_pause_instance"},
+		{"unpause", trustack.TaskUnpausing, "PAUSED", wire.OpUnpause, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_unpause_instance"},
+		{"suspend", trustack.TaskSuspending, "ACTIVE", wire.OpSuspend, "SUSPENDED", trustack.VMSuspended, trustack.PowerSuspended, "compute_suspend_instance"},
+		{"resume", trustack.TaskResuming, "SUSPENDED", wire.OpResume, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_resume_instance"},
+		{"stop", trustack.TaskPoweringOff, "ACTIVE", wire.OpStop, "SHUTOFF", trustack.VMStopped, trustack.PowerShutdown, "compute_stop_instance"},
+		{"start", trustack.TaskPoweringOn, "SHUTOFF", wire.OpStart, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_start_instance"},
+		{"reboot", trustack.TaskRebooting, "REBOOT", wire.OpRebootSoft, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_reboot_instance"},
+		{"reboot_hard", trustack.TaskRebootingHard, "HARD_REBOOT", wire.OpRebootHard, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_reboot_instance"},
+		{"stop", trustack.TaskPoweringOff, "ACTIVE", wire.OpStop, "SHUTOFF", trustack.VMStopped, trustack.PowerShutdown, "compute_stop_instance"},
+		{"reboot_hard", trustack.TaskRebootingHard, "SHUTOFF", wire.OpRebootHard, "ACTIVE", trustack.VMActive, trustack.PowerRunning, "compute_reboot_instance"},
 	} {
 		caller := c.as(c.user)
 		if err := c.ctl.svc.Act(ctx, caller, srv.ID, step.action); err != nil {

@@ -22,11 +22,11 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
-	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/api/openstack"
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
 	identityapi "github.com/trustack/trustack/api/openstack/identity"
 	imageapi "github.com/trustack/trustack/api/openstack/image"
+	trustapi "github.com/trustack/trustack/api/openstack/trust"
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/compute"
@@ -36,6 +36,7 @@ import (
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
+	"github.com/trustack/trustack/wire"
 )
 
 // Controller is a running controller's parts.
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		return nil, err
 	}
 	c.ACaaS = acaas.New(c.Store, nil, acaas.Options{})
-	c.Compute = compute.New(c.Store, c.Images, agent.NewClient(c.Conn), c.Scheduler, compute.Options{
+	c.Compute = compute.New(c.Store, c.Images, wire.NewHosts(c.Conn), c.Scheduler, compute.Options{
 		Requirements:            c.ACaaS,
 		Workers:                 cfg.Compute.Workers,
 		ServiceDownTime:         cfg.Compute.ServiceDownTime,
@@ -173,7 +174,7 @@ func (c *Controller) newVerifier() error {
 	}
 	opts := attest.Options{
 		Interval: c.Config.Attestation.Interval, Grace: c.Config.Attestation.GracePeriod,
-		Roots: roots, Intermediates: intermediates, HostSubjects: agent.HostSubjects,
+		Roots: roots, Intermediates: intermediates,
 		Log: c.log.With("component", "verifier"),
 	}
 	if c.Bus != nil {
@@ -238,7 +239,7 @@ func DefaultPolicies() map[string][]policy.Rule {
 	return map[string][]policy.Rule{
 		"identity": identityapi.Policy(),
 		"image":    imageapi.Policy(),
-		"compute":  computeapi.Policy(),
+		"compute":  append(computeapi.Policy(), trustapi.Policy()...),
 	}
 }
 
@@ -285,20 +286,30 @@ func (c *Controller) routes() http.Handler {
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 	}, c.log))
-	var verifier computeapi.Attestation // nil, not a nil *attest.Service, when hosts do not attest
+	var verifier trustapi.Attestation // nil, not a nil *attest.Service, when hosts do not attest
 	if c.Attest != nil {
 		verifier = c.Attest
 	}
-	mount(computeapi.Prefix, computeapi.New(c.Compute, c.ACaaS, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
+	trust := trustapi.New(c.ACaaS, c.Identity, c.Policies["compute"], trustapi.Config{
+		AuthURL:     AuthURL(c.Config),
+		MaxBodySize: c.Config.API.MaxBodySize,
+		Attestation: verifier,
+	}, c.log)
+	mount(computeapi.Prefix, computeapi.New(c.Compute, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
 		PublicURL:   base,
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 		ImageURL:    base + imageapi.Prefix,
-		Attestation: verifier,
+		Extensions:  trustapi.Extensions(trust),
 	}, c.log))
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))
 	return openstack.Middleware(c.log, mux)
+}
+
+// AuthURL is the identity endpoint clients authenticate against.
+func AuthURL(cfg *config.Config) string {
+	return cfg.BaseURL() + identityapi.Prefix + "/v3"
 }
 
 // Endpoints returns the catalog entries of the APIs this controller serves.
@@ -352,7 +363,7 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 		}
 		defer c.Attest.Wait()
 	}
-	stopAgents, err := agent.Serve(c.Conn, c.Compute)
+	stopAgents, err := wire.ServeControllers(c.Conn, c.Compute)
 	defer stopAgents()
 	if err != nil {
 		return err

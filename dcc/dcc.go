@@ -24,10 +24,10 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/ima"
 	"github.com/trustack/trustack/tpm"
+	"github.com/trustack/trustack/wire"
 )
 
 // DefaultKernelLog is where the kernel publishes its IMA log.
@@ -222,7 +222,7 @@ func (d *DCC) Join(ctx context.Context, dial Dial) (*bus.Conn, error) {
 
 // register runs Protocol 12.1 on a connection that may do nothing else.
 func (d *DCC) register(ctx context.Context, dial Dial) (string, error) {
-	conn, err := dial(bus.Password(attest.RegistrationUserPrefix+rand.Text(), ""))
+	conn, err := dial(bus.Password(wire.RegistrationUserPrefix+rand.Text(), ""))
 	if err != nil {
 		return "", err
 	}
@@ -236,10 +236,10 @@ func (d *DCC) register(ctx context.Context, dial Dial) (string, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var ch attest.RegisterChallenge
-	err = conn.Request(rctx, attest.SubjectRegister, attest.RegisterRequest{
+	verifiers := wire.NewVerifiers(conn)
+	ch, err := verifiers.Register(rctx, wire.RegisterRequest{
 		Host: d.cfg.Host, EKCert: d.ek.Cert.Raw, AKPublic: d.ak.Public().Bytes(), CredentialKey: credKey, Mode: d.Mode(),
-	}, &ch)
+	})
 	if err != nil {
 		return "", err
 	}
@@ -247,8 +247,8 @@ func (d *DCC) register(ctx context.Context, dial Dial) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dcc: activate the registration credential: %w", err)
 	}
-	var reply attest.ActivateReply
-	if err := conn.Request(rctx, ch.Subject, attest.ActivateRequest{ID: ch.ID, Secret: secret}, &reply); err != nil {
+	reply, err := verifiers.Activate(rctx, ch, secret)
+	if err != nil {
 		return "", err
 	}
 	d.cfg.Log.Info("TPM registered", "cid", reply.CID, "mode", d.Mode())
@@ -270,19 +270,21 @@ func (d *DCC) connect(cid string, dial Dial) (*bus.Conn, error) {
 // Serve answers the verifier's requests on conn: evidence, and the notice
 // of the host's revocation.
 func (d *DCC) Serve(conn *bus.Conn) (bus.Subscription, error) {
-	return conn.Handle(attest.HostSubject(d.cfg.Host), bus.Handler(func(ctx context.Context, req attest.AgentRequest) (any, error) {
-		switch {
-		case req.Evidence != nil:
-			return d.evidence(*req.Evidence)
-		case req.Notice != nil && req.Notice.Revoked:
-			d.mu.Lock()
-			d.refusal = trustack.Errorf(trustack.EFORBIDDEN, "Host %s failed attestation and takes no new servers: %s.", d.cfg.Host, req.Notice.Reason)
-			d.mu.Unlock()
-			d.cfg.Log.Error("the verifier revoked this host: it takes no new servers, and must register again (restart the agent once the host is fixed)", "reason", req.Notice.Reason)
-			return struct{}{}, nil
-		}
-		return nil, trustack.Errorf(trustack.EINVALID, "empty request")
-	}))
+	return wire.ServeAttester(conn, d.cfg.Host, d)
+}
+
+var _ wire.Attester = (*DCC)(nil)
+
+// Revoked takes the verifier's notice that the host was put out: it takes
+// no new servers from then on.
+func (d *DCC) Revoked(n wire.Notice) {
+	if !n.Revoked {
+		return
+	}
+	d.mu.Lock()
+	d.refusal = trustack.Errorf(trustack.EFORBIDDEN, "Host %s failed attestation and takes no new servers: %s.", d.cfg.Host, n.Reason)
+	d.mu.Unlock()
+	d.cfg.Log.Error("the verifier revoked this host: it takes no new servers, and must register again (restart the agent once the host is fixed)", "reason", n.Reason)
 }
 
 // Refusal returns why the host takes no new work, nil while it does.
@@ -292,9 +294,9 @@ func (d *DCC) Refusal() error {
 	return d.refusal
 }
 
-// evidence quotes the PCRs for the nonce and adds the log the verifier
+// Evidence quotes the PCRs for the nonce and adds the log the verifier
 // has not verified.
-func (d *DCC) evidence(req attest.EvidenceRequest) (attest.EvidenceReply, error) {
+func (d *DCC) Evidence(_ context.Context, req wire.EvidenceRequest) (wire.EvidenceReply, error) {
 	from := req.FromEntry
 	if !req.Attested || req.Boot != d.boot {
 		from = 0
@@ -308,21 +310,21 @@ func (d *DCC) evidence(req attest.EvidenceRequest) (attest.EvidenceReply, error)
 	}
 	d.quoting.Unlock()
 	if err != nil {
-		return attest.EvidenceReply{}, fmt.Errorf("dcc: quote: %w", err)
+		return wire.EvidenceReply{}, fmt.Errorf("dcc: quote: %w", err)
 	}
 	ev.Nonce, ev.Attest, ev.Signature, ev.PCRs = req.Nonce, q, sig, pcrs.Values
 	// The log is read after the quote, so it holds at least the quoted
 	// entries.
 	entries, err := d.entries(from)
 	if err != nil {
-		return attest.EvidenceReply{}, err
+		return wire.EvidenceReply{}, err
 	}
 	var buf bytes.Buffer
 	if err := ima.WriteBinary(&buf, entries); err != nil {
-		return attest.EvidenceReply{}, err
+		return wire.EvidenceReply{}, err
 	}
 	ev.Log, ev.FromEntry = buf.Bytes(), from
-	return attest.EvidenceReply{Evidence: ev, Boot: d.boot}, nil
+	return wire.EvidenceReply{Evidence: ev, Boot: d.boot}, nil
 }
 
 // entries returns the measurement log from entry from.
@@ -376,7 +378,7 @@ func (d *DCC) Run(ctx context.Context, conn *bus.Conn) {
 		}
 		if added > 0 {
 			d.cfg.Log.Info("new measurements", "entries", added)
-			if err := conn.Publish(attest.SubjectMeasured, attest.Measured{Host: d.cfg.Host}); err != nil {
+			if err := wire.NewVerifiers(conn).Measured(d.cfg.Host); err != nil {
 				d.cfg.Log.Warn("tell the verifier of new measurements", "error", err)
 			}
 		}

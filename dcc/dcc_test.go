@@ -1,6 +1,7 @@
 package dcc
 
 import (
+	"context"
 	"crypto/rand"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/tpm"
 	"github.com/trustack/trustack/tpm/tpmtest"
+	"github.com/trustack/trustack/wire"
 )
 
 var tpms tpmtest.Factory
@@ -28,7 +30,7 @@ func attestOnce(t *testing.T, d *DCC, st attest.HostState, boot uint32) (trustac
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := d.evidence(attest.EvidenceRequest{Nonce: nonce, FromEntry: st.Replay.Entries, Boot: boot, Attested: st.Attested})
+	rep, err := d.Evidence(context.Background(), wire.EvidenceRequest{Nonce: nonce, FromEntry: st.Replay.Entries, Boot: boot, Attested: st.Attested})
 	if err != nil {
 		t.Fatal(err)
 	}

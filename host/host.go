@@ -1,8 +1,7 @@
-// Package host assembles a compute host: the hypervisor driver its
-// configuration names, the DC-C that registers its TPM and answers the
-// verifier (when the host attests), and the agent that serves it on the
-// bus. `trustack agent` runs one; `trustack up` runs several in one
-// process.
+// Package host runs a compute host: its hypervisor driver, the DC-C that
+// registers its TPM and answers the verifier (when the host attests), and
+// the agent that serves it on the bus. Package up chooses its drivers;
+// `trustack agent` runs one host, `trustack up` several in one process.
 package host
 
 import (
@@ -10,14 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/dcc"
-	"github.com/trustack/trustack/hypervisor/fake"
-	"github.com/trustack/trustack/hypervisor/qemu"
 )
 
 // Host is a compute host's driver, DC-C and agent.
@@ -32,40 +28,13 @@ type Host struct {
 	log   *slog.Logger
 }
 
-// New builds the host named name, keeping its state in dir, with the
-// configuration's [compute], [agent] and [attestation] sections. It
-// reaches the bus with dial. With tpm, the address of its TPM (a device,
-// or swtpm's), the host attests: its agent joins only once its TPM
-// registered, and takes work only while the verifier trusts it; with ""
-// it does not.
-func New(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, tpm string, log *slog.Logger) (*Host, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create host directory: %w", err)
-	}
-	var hv agent.Hypervisor
-	switch cfg.Compute.Driver {
-	case "fake":
-		d, err := fake.New(fake.Options{
-			Hostname: name, VCPUs: cfg.Compute.FakeVCPUs, MemoryMB: cfg.Compute.FakeMemoryMB, DiskGB: cfg.Compute.FakeDiskGB,
-			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, StateFile: filepath.Join(dir, "fake-hypervisor.json"),
-			SnapshotTime: cfg.Compute.FakeSnapshotTime,
-		})
-		if err != nil {
-			return nil, err
-		}
-		hv = d
-	case "qemu":
-		d, err := qemu.New(ctx, qemu.Options{
-			Dir: filepath.Join(dir, "qemu"), Hostname: name, Accel: cfg.Compute.Accel,
-			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, PowerOffTimeout: cfg.Compute.ShutdownTimeout, Log: log.With("host", name),
-		})
-		if err != nil {
-			return nil, err
-		}
-		hv = d
-	default:
-		return nil, fmt.Errorf("unknown hypervisor driver %q", cfg.Compute.Driver)
-	}
+// New builds the host named name on the hypervisor driver hv, keeping its
+// state in dir (which must exist), with the configuration's [compute],
+// [agent] and [attestation] sections. It reaches the bus with dial. With
+// tpm, the address of its TPM (a device, or swtpm's), the host attests:
+// its agent joins only once its TPM registered, and takes work only while
+// the verifier trusts it; with "" it does not.
+func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hypervisor, log *slog.Logger) (*Host, error) {
 	h := &Host{Name: name, Driver: hv, dial: dial, log: log.With("host", name), agent: agent.Config{
 		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP,
 		CPUAllocationRatio: cfg.Compute.CPUAllocationRatio, RAMAllocationRatio: cfg.Compute.RAMAllocationRatio,

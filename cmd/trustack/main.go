@@ -20,10 +20,10 @@ import (
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/controller"
-	"github.com/trustack/trustack/host"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/sqlstore"
+	"github.com/trustack/trustack/up"
 )
 
 func main() {
@@ -107,7 +107,7 @@ flags override it.`,
 				return err
 			}
 			cfg.DataDir = abs
-			return controller.Up(cmd.Context(), cfg, nodes, testImage, logger(cfg), cmd.OutOrStdout())
+			return up.Run(cmd.Context(), cfg, nodes, testImage, logger(cfg), cmd.OutOrStdout())
 		},
 	}
 	home, _ := os.UserHomeDir()
@@ -187,7 +187,7 @@ func agentCommand() *cobra.Command {
 			if cfg.Attestation.Enabled == "no" {
 				tpm = ""
 			}
-			h, err := host.New(cmd.Context(), cfg, dial, name, filepath.Join(cfg.DataDir, "host"), tpm, log)
+			h, err := up.NewHost(cmd.Context(), cfg, dial, name, filepath.Join(cfg.DataDir, "host"), tpm, log)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 var _ agent.Hypervisor = (*Driver)(nil)
@@ -57,7 +58,7 @@ type Driver struct {
 
 // server is a simulated VM.
 type server struct {
-	Spec    agent.Spec          `json:"spec"`
+	Spec    wire.Spec           `json:"spec"`
 	Power   trustack.PowerState `json:"power"`
 	Console []string            `json:"console"`
 	Boots   int                 `json:"boots"`
@@ -156,7 +157,7 @@ func (d *Driver) Describe(context.Context) (agent.Resources, error) {
 
 // Spawn "boots" a server: it runs at once, and its console says what a
 // trustack guest would.
-func (d *Driver) Spawn(ctx context.Context, spec agent.Spec) error {
+func (d *Driver) Spawn(ctx context.Context, spec wire.Spec) error {
 	if err := d.begin(ctx, "spawn"); err != nil {
 		return err
 	}
@@ -228,22 +229,22 @@ func (d *Driver) Destroy(ctx context.Context, serverID string) error {
 
 // powerResults give, per operation, the power state it leaves and what
 // the console says of it.
-var powerResults = map[agent.PowerOp]struct {
+var powerResults = map[wire.PowerOp]struct {
 	to   trustack.PowerState
 	line string
 }{
-	agent.OpPause:      {trustack.PowerPaused, "paused"},
-	agent.OpUnpause:    {trustack.PowerRunning, "unpaused"},
-	agent.OpSuspend:    {trustack.PowerSuspended, "suspended to disk"},
-	agent.OpResume:     {trustack.PowerRunning, "resumed"},
-	agent.OpStop:       {trustack.PowerShutdown, "trustack-guest powering off"},
-	agent.OpStart:      {trustack.PowerRunning, ""},
-	agent.OpRebootSoft: {trustack.PowerRunning, "trustack-guest powering off"},
-	agent.OpRebootHard: {trustack.PowerRunning, ""},
+	wire.OpPause:      {trustack.PowerPaused, "paused"},
+	wire.OpUnpause:    {trustack.PowerRunning, "unpaused"},
+	wire.OpSuspend:    {trustack.PowerSuspended, "suspended to disk"},
+	wire.OpResume:     {trustack.PowerRunning, "resumed"},
+	wire.OpStop:       {trustack.PowerShutdown, "trustack-guest powering off"},
+	wire.OpStart:      {trustack.PowerRunning, ""},
+	wire.OpRebootSoft: {trustack.PowerRunning, "trustack-guest powering off"},
+	wire.OpRebootHard: {trustack.PowerRunning, ""},
 }
 
 // Power carries out a power operation.
-func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) error {
+func (d *Driver) Power(ctx context.Context, serverID string, op wire.PowerOp) error {
 	if err := d.begin(ctx, "power"); err != nil {
 		return err
 	}
@@ -257,13 +258,13 @@ func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) e
 	if s == nil {
 		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
 	}
-	if !slices.Contains(agent.PowerFrom[op], s.Power) {
+	if !slices.Contains(wire.PowerFrom[op], s.Power) {
 		return trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: cannot %s a server in power state %d", op, s.Power)
 	}
 	if rule.line != "" {
 		s.log(d.now(), rule.line)
 	}
-	if rule.to == trustack.PowerRunning && (op == agent.OpStart || op == agent.OpRebootSoft || op == agent.OpRebootHard) {
+	if rule.to == trustack.PowerRunning && (op == wire.OpStart || op == wire.OpRebootSoft || op == wire.OpRebootHard) {
 		s.boot(d.now())
 	}
 	s.Power = rule.to
@@ -318,7 +319,7 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	}
 	d.mu.Lock()
 	s := d.servers[serverID]
-	var spec agent.Spec
+	var spec wire.Spec
 	if s != nil {
 		spec = s.Spec
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/hypervisor/hypervisortest"
+	"github.com/trustack/trustack/wire"
 )
 
 var ctx = context.Background()
@@ -36,9 +37,9 @@ func newDriver(t testing.TB, opts fake.Options) *fake.Driver {
 	return d
 }
 
-func spec(id string, memoryMB int) agent.Spec {
-	return agent.Spec{ServerID: id, Name: "server " + id, Hostname: "server-" + id, VCPUs: 1, MemoryMB: memoryMB, DiskGB: 1,
-		Image: agent.ImageRef{ID: "img-1", DiskFormat: "raw", ContainerFormat: "bare"}, ProjectID: "p"}
+func spec(id string, memoryMB int) wire.Spec {
+	return wire.Spec{ServerID: id, Name: "server " + id, Hostname: "server-" + id, VCPUs: 1, MemoryMB: memoryMB, DiskGB: 1,
+		Image: wire.ImageRef{ID: "img-1", DiskFormat: "raw", ContainerFormat: "bare"}, ProjectID: "p"}
 }
 
 func spawn(t testing.TB, d *fake.Driver, id string, memoryMB int) {
@@ -119,7 +120,7 @@ func TestFailFailsTheNextCallsOfOneOperation(t *testing.T) {
 		{"destroy", func(d *fake.Driver) error { return d.Destroy(ctx, "s") }, func(t *testing.T, d *fake.Driver) {
 			wantState(t, d, "s", trustack.PowerRunning)
 		}},
-		{"power", func(d *fake.Driver) error { return d.Power(ctx, "s", agent.OpStop) }, func(t *testing.T, d *fake.Driver) {
+		{"power", func(d *fake.Driver) error { return d.Power(ctx, "s", wire.OpStop) }, func(t *testing.T, d *fake.Driver) {
 			wantState(t, d, "s", trustack.PowerRunning)
 		}},
 		{"console", func(d *fake.Driver) error { _, err := d.Console(ctx, "s", 0); return err }, func(t *testing.T, d *fake.Driver) {}},
@@ -166,7 +167,7 @@ func TestSetDelaySlowsEveryOperation(t *testing.T) {
 	d.SetDelay(delay)
 	start := time.Now()
 	spawn(t, d, "s", 256)
-	if err := d.Power(ctx, "s", agent.OpPause); err != nil {
+	if err := d.Power(ctx, "s", wire.OpPause); err != nil {
 		t.Fatal(err)
 	}
 	if elapsed := time.Since(start); elapsed < 2*delay {
@@ -178,13 +179,13 @@ func TestSetDelaySlowsEveryOperation(t *testing.T) {
 	cut, cancel := context.WithTimeout(ctx, time.Millisecond)
 	defer cancel()
 	wantCode(t, d.Spawn(cut, spec("late", 256)), trustack.EUNAVAILABLE)
-	wantCode(t, d.Power(cut, "s", agent.OpUnpause), trustack.EUNAVAILABLE)
+	wantCode(t, d.Power(cut, "s", wire.OpUnpause), trustack.EUNAVAILABLE)
 	wantState(t, d, "s", trustack.PowerPaused)
 	_, err := d.State(ctx, "late")
 	wantCode(t, err, trustack.ENOTFOUND)
 
 	d.SetDelay(0)
-	if err := d.Power(ctx, "s", agent.OpUnpause); err != nil {
+	if err := d.Power(ctx, "s", wire.OpUnpause); err != nil {
 		t.Fatal(err)
 	}
 	wantState(t, d, "s", trustack.PowerRunning)
@@ -206,7 +207,7 @@ func TestCrashStopsTheServer(t *testing.T) {
 	}
 	// The crashed server can be started again; crashing a missing one does
 	// nothing.
-	if err := d.Power(ctx, "s", agent.OpStart); err != nil {
+	if err := d.Power(ctx, "s", wire.OpStart); err != nil {
 		t.Fatalf("start after a crash: %v", err)
 	}
 	wantState(t, d, "s", trustack.PowerRunning)
@@ -226,7 +227,7 @@ func TestStateFileSurvivesANewDriver(t *testing.T) {
 	spawn(t, first, "a", 256)
 	spawn(t, first, "b", 256)
 	spawn(t, first, "c", 256)
-	if err := first.Power(ctx, "b", agent.OpPause); err != nil {
+	if err := first.Power(ctx, "b", wire.OpPause); err != nil {
 		t.Fatal(err)
 	}
 	first.Crash("c")
@@ -371,6 +372,6 @@ func TestSnapshotNamesTheServer(t *testing.T) {
 func TestUnknownPowerOperation(t *testing.T) {
 	d := newDriver(t, fake.Options{})
 	spawn(t, d, "s", 256)
-	wantCode(t, d.Power(ctx, "s", agent.PowerOp("hibernate")), trustack.EINVALID)
+	wantCode(t, d.Power(ctx, "s", wire.PowerOp("hibernate")), trustack.EINVALID)
 	wantState(t, d, "s", trustack.PowerRunning)
 }

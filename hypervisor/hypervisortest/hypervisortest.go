@@ -18,6 +18,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 // Options tune the suite for a driver; zero values take the defaults.
@@ -31,8 +32,8 @@ type Options struct {
 	// those of a direct kernel boot; the fake needs none. The guest must
 	// be trustack's test guest (scripts/build-test-image), whose console
 	// the suite reads.
-	Image           agent.ImageRef
-	Kernel, Ramdisk *agent.ImageRef
+	Image           wire.ImageRef
+	Kernel, Ramdisk *wire.ImageRef
 	// ImageToken is the token the images are downloaded with.
 	ImageToken string
 	// VCPUs, MemoryMB and DiskGB size the servers (defaults 1, 256 and 1).
@@ -103,8 +104,8 @@ func (s *suite) op(t *testing.T, boot bool) context.Context {
 const publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFjXgS6qUz5bPBKVvl3QAHhDWXbmZvRm4I0vfCQ0nJ3n hypervisortest"
 
 // spec returns the spec of a new server with a random ID.
-func (s *suite) spec(name string) agent.Spec {
-	return agent.Spec{ServerID: uuid.NewString(), Name: "hypervisortest " + name, Hostname: "hypervisortest-" + name,
+func (s *suite) spec(name string) wire.Spec {
+	return wire.Spec{ServerID: uuid.NewString(), Name: "hypervisortest " + name, Hostname: "hypervisortest-" + name,
 		VCPUs: s.opts.VCPUs, MemoryMB: s.opts.MemoryMB, DiskGB: s.opts.DiskGB, Image: s.opts.Image, Kernel: s.opts.Kernel, Ramdisk: s.opts.Ramdisk,
 		ImageToken: s.opts.ImageToken, KeyName: "k", KeyData: publicKey, ProjectID: "hypervisortest"}
 }
@@ -195,7 +196,7 @@ func stateName(p trustack.PowerState) string {
 	return fmt.Sprintf("%d (unknown)", p)
 }
 
-var allOps = []agent.PowerOp{agent.OpPause, agent.OpUnpause, agent.OpSuspend, agent.OpResume, agent.OpStop, agent.OpStart, agent.OpRebootSoft, agent.OpRebootHard}
+var allOps = []wire.PowerOp{wire.OpPause, wire.OpUnpause, wire.OpSuspend, wire.OpResume, wire.OpStop, wire.OpStart, wire.OpRebootSoft, wire.OpRebootHard}
 
 func testDescribe(t *testing.T, s *suite) {
 	r, err := s.hv.Describe(s.op(t, false))
@@ -236,11 +237,11 @@ func testMissingServer(t *testing.T, s *suite) {
 }
 
 // wrongFrom are power operations that each power state does not allow.
-var wrongFrom = map[trustack.PowerState][]agent.PowerOp{
-	trustack.PowerRunning:   {agent.OpUnpause, agent.OpResume, agent.OpStart},
-	trustack.PowerPaused:    {agent.OpPause, agent.OpSuspend, agent.OpResume, agent.OpStart, agent.OpRebootSoft},
-	trustack.PowerSuspended: {agent.OpPause, agent.OpSuspend, agent.OpUnpause, agent.OpStart, agent.OpRebootSoft},
-	trustack.PowerShutdown:  {agent.OpPause, agent.OpSuspend, agent.OpUnpause, agent.OpResume, agent.OpRebootSoft},
+var wrongFrom = map[trustack.PowerState][]wire.PowerOp{
+	trustack.PowerRunning:   {wire.OpUnpause, wire.OpResume, wire.OpStart},
+	trustack.PowerPaused:    {wire.OpPause, wire.OpSuspend, wire.OpResume, wire.OpStart, wire.OpRebootSoft},
+	trustack.PowerSuspended: {wire.OpPause, wire.OpSuspend, wire.OpUnpause, wire.OpStart, wire.OpRebootSoft},
+	trustack.PowerShutdown:  {wire.OpPause, wire.OpSuspend, wire.OpUnpause, wire.OpResume, wire.OpRebootSoft},
 }
 
 // testLifecycle takes one server through every operation in turn; a step
@@ -264,9 +265,9 @@ func testLifecycle(t *testing.T, s *suite) {
 	// power returns a step that carries out op and checks the state it
 	// leaves, then that the operations the new state does not allow give
 	// ECONFLICT and change nothing.
-	power := func(op agent.PowerOp, want trustack.PowerState) func(t *testing.T) {
+	power := func(op wire.PowerOp, want trustack.PowerState) func(t *testing.T) {
 		return func(t *testing.T) {
-			boot := op == agent.OpStart || op == agent.OpRebootSoft || op == agent.OpRebootHard
+			boot := op == wire.OpStart || op == wire.OpRebootSoft || op == wire.OpRebootHard
 			if err := s.hv.Power(s.op(t, boot), id, op); err != nil {
 				t.Fatalf("Power %s: %v", op, err)
 			}
@@ -356,7 +357,7 @@ func testLifecycle(t *testing.T, s *suite) {
 				t.Errorf("Diagnostics: CPU time %d ns of a guest that booted, want some", d["cpu0_time"])
 			}
 		}},
-		{"Pause", power(agent.OpPause, trustack.PowerPaused)},
+		{"Pause", power(wire.OpPause, trustack.PowerPaused)},
 		{"SpawnAgainLeavesItAsItIs", func(t *testing.T) {
 			// The agent spawns again after a controller restart; that must
 			// not boot a server that exists already.
@@ -365,9 +366,9 @@ func testLifecycle(t *testing.T, s *suite) {
 			}
 			s.wantState(t, id, trustack.PowerPaused)
 		}},
-		{"Unpause", power(agent.OpUnpause, trustack.PowerRunning)},
-		{"Suspend", power(agent.OpSuspend, trustack.PowerSuspended)},
-		{"Resume", power(agent.OpResume, trustack.PowerRunning)},
+		{"Unpause", power(wire.OpUnpause, trustack.PowerRunning)},
+		{"Suspend", power(wire.OpSuspend, trustack.PowerSuspended)},
+		{"Resume", power(wire.OpResume, trustack.PowerRunning)},
 		{"ResumeDidNotBootAgain", func(t *testing.T) {
 			if got := s.boots(t, id); got != booted {
 				t.Errorf("the guest said %q %d times after resume, want %d as before suspend: it booted again", guestReady, got, booted)
@@ -383,15 +384,15 @@ func testLifecycle(t *testing.T, s *suite) {
 			}
 			s.wantState(t, id, trustack.PowerRunning)
 		}},
-		{"RebootSoft", power(agent.OpRebootSoft, trustack.PowerRunning)},
+		{"RebootSoft", power(wire.OpRebootSoft, trustack.PowerRunning)},
 		{"RebootSoftBootedAgain", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
-		{"Stop", power(agent.OpStop, trustack.PowerShutdown)},
-		{"Start", power(agent.OpStart, trustack.PowerRunning)},
+		{"Stop", power(wire.OpStop, trustack.PowerShutdown)},
+		{"Start", power(wire.OpStart, trustack.PowerRunning)},
 		{"StartBooted", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
-		{"RebootHard", power(agent.OpRebootHard, trustack.PowerRunning)},
+		{"RebootHard", power(wire.OpRebootHard, trustack.PowerRunning)},
 		{"RebootHardBootedAgain", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
-		{"StopAgain", power(agent.OpStop, trustack.PowerShutdown)},
-		{"RebootHardFromShutdown", power(agent.OpRebootHard, trustack.PowerRunning)},
+		{"StopAgain", power(wire.OpStop, trustack.PowerShutdown)},
+		{"RebootHardFromShutdown", power(wire.OpRebootHard, trustack.PowerRunning)},
 		{"Destroy", func(t *testing.T) {
 			if err := s.hv.Destroy(s.op(t, false), id); err != nil {
 				t.Fatalf("Destroy: %v", err)

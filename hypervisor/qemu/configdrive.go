@@ -9,7 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 // metaData is openstack/latest/meta_data.json of a config drive, with the
@@ -33,7 +33,7 @@ type metaKey struct {
 // writeConfigDrive makes the server's config drive at path: an ISO 9660
 // image labelled config-2 holding openstack/latest/meta_data.json and,
 // if the server has any, user_data, built with genisoimage as Nova does.
-func writeConfigDrive(ctx context.Context, spec agent.Spec, path string) error {
+func writeConfigDrive(ctx context.Context, spec wire.Spec, path string) error {
 	root, err := os.MkdirTemp(filepath.Dir(path), ".configdrive-")
 	if err != nil {
 		return err

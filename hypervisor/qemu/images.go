@@ -14,7 +14,7 @@ import (
 	"sync"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 // imageCache keeps the images servers boot from, once per host, each
@@ -30,7 +30,7 @@ type imageCache struct {
 
 // path returns the local copy of the image, downloading it first if the
 // cache lacks it. Concurrent calls for one image download it once.
-func (c *imageCache) path(ctx context.Context, img *agent.ImageRef, token string) (string, error) {
+func (c *imageCache) path(ctx context.Context, img *wire.ImageRef, token string) (string, error) {
 	c.mu.Lock()
 	l := c.loading[img.ID]
 	if l == nil {
@@ -52,7 +52,7 @@ func (c *imageCache) path(ctx context.Context, img *agent.ImageRef, token string
 
 // download fetches the image into path, through a temporary file renamed
 // into place only once the data matches the image's checksums.
-func (c *imageCache) download(ctx context.Context, img *agent.ImageRef, token, path string) error {
+func (c *imageCache) download(ctx context.Context, img *wire.ImageRef, token, path string) error {
 	if img.URL == "" {
 		return trustack.Errorf(trustack.EINVALID, "image %s has no download URL", img.ID)
 	}
@@ -114,7 +114,7 @@ type checksum struct {
 
 // checksums are the hashes the image service recorded of the image: its
 // md5 checksum and its multihash (os_hash_algo, os_hash_value).
-func checksums(img *agent.ImageRef) []checksum {
+func checksums(img *wire.ImageRef) []checksum {
 	var sums []checksum
 	if img.Checksum != "" {
 		sums = append(sums, checksum{"md5", md5.New(), img.Checksum})

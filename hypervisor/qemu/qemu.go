@@ -34,6 +34,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
 )
 
 var _ agent.Hypervisor = (*Driver)(nil)
@@ -84,7 +85,7 @@ type Driver struct {
 
 // instance is a server on this host.
 type instance struct {
-	spec agent.Spec // without its image token
+	spec wire.Spec // without its image token
 	dir  string
 	vm   *vm // the running QEMU, nil when none; guarded by Driver.mu
 }
@@ -305,7 +306,7 @@ func (d *Driver) setVM(inst *instance, v *vm) {
 
 // Spawn downloads the server's images if the host lacks them, makes its
 // disk and config drive, and starts it.
-func (d *Driver) Spawn(ctx context.Context, spec agent.Spec) error {
+func (d *Driver) Spawn(ctx context.Context, spec wire.Spec) error {
 	inst, err := d.reserve(spec)
 	if inst == nil || err != nil {
 		return err
@@ -334,7 +335,7 @@ func (d *Driver) Spawn(ctx context.Context, spec agent.Spec) error {
 // reserve adds the server, or returns nil if it exists already. It
 // refuses a server that would overcommit the host's memory beyond the
 // allocation ratio, counting every server on the host, running or not.
-func (d *Driver) reserve(spec agent.Spec) (*instance, error) {
+func (d *Driver) reserve(spec wire.Spec) (*instance, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.servers[spec.ServerID]; ok {
@@ -371,7 +372,7 @@ func (d *Driver) makeDisk(ctx context.Context, inst *instance, token string) err
 	if err != nil {
 		return err
 	}
-	for _, ref := range []*agent.ImageRef{inst.spec.Kernel, inst.spec.Ramdisk} {
+	for _, ref := range []*wire.ImageRef{inst.spec.Kernel, inst.spec.Ramdisk} {
 		if ref != nil {
 			if _, err := d.images.path(ctx, ref, token); err != nil {
 				return err
@@ -702,8 +703,8 @@ func (d *Driver) List(ctx context.Context) (map[string]trustack.PowerState, erro
 }
 
 // Power carries out a power operation.
-func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) error {
-	from, ok := agent.PowerFrom[op]
+func (d *Driver) Power(ctx context.Context, serverID string, op wire.PowerOp) error {
+	from, ok := wire.PowerFrom[op]
 	if !ok {
 		return trustack.Errorf(trustack.EINVALID, "qemu: unknown power operation %q", op)
 	}
@@ -719,28 +720,28 @@ func (d *Driver) Power(ctx context.Context, serverID string, op agent.PowerOp) e
 		return trustack.Errorf(trustack.ECONFLICT, "qemu: cannot %s a server in power state %d", op, state)
 	}
 	switch op {
-	case agent.OpPause:
+	case wire.OpPause:
 		_, err = v.mon.run(ctx, "stop", nil)
-	case agent.OpUnpause:
+	case wire.OpUnpause:
 		_, err = v.mon.run(ctx, "cont", nil)
-	case agent.OpSuspend:
+	case wire.OpSuspend:
 		err = d.suspend(ctx, inst, v)
-	case agent.OpResume:
+	case wire.OpResume:
 		if err = d.start(ctx, inst, true); err == nil {
 			err = os.Remove(filepath.Join(inst.dir, savedState))
 		}
-	case agent.OpStop:
+	case wire.OpStop:
 		err = d.halt(ctx, inst, state == trustack.PowerRunning)
 		if err == nil {
 			err = removeSavedState(inst)
 		}
-	case agent.OpStart:
+	case wire.OpStart:
 		err = d.start(ctx, inst, false)
-	case agent.OpRebootSoft:
+	case wire.OpRebootSoft:
 		if err = d.halt(ctx, inst, true); err == nil {
 			err = d.start(ctx, inst, false)
 		}
-	case agent.OpRebootHard:
+	case wire.OpRebootHard:
 		err = d.reset(ctx, inst, v)
 	}
 	return err

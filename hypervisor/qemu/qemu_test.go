@@ -19,6 +19,7 @@ import (
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/hypervisor/hypervisortest"
 	"github.com/trustack/trustack/hypervisor/qemu"
+	"github.com/trustack/trustack/wire"
 )
 
 // testImageDir is where scripts/build-test-image puts the test guest;
@@ -30,10 +31,10 @@ const commandLine = "console=ttyS0 root=/dev/vda rw quiet"
 
 // imageService serves the test guest's files as the image API does, and
 // returns how a spec names them. Requests without the token are refused.
-func imageService(t *testing.T, token string) (disk agent.ImageRef, kernel, ramdisk *agent.ImageRef) {
+func imageService(t *testing.T, token string) (disk wire.ImageRef, kernel, ramdisk *wire.ImageRef) {
 	t.Helper()
 	files := map[string]string{"disk": "tiny.qcow2", "kernel": "vmlinuz", "ramdisk": "initrd.img"}
-	refs := map[string]*agent.ImageRef{}
+	refs := map[string]*wire.ImageRef{}
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -45,7 +46,7 @@ func imageService(t *testing.T, token string) (disk agent.ImageRef, kernel, ramd
 		}
 		md := md5.Sum(data)
 		sha := sha512.Sum512(data)
-		refs[id] = &agent.ImageRef{ID: "image-" + id, Checksum: hex.EncodeToString(md[:]), HashAlgo: "sha512", HashValue: hex.EncodeToString(sha[:]),
+		refs[id] = &wire.ImageRef{ID: "image-" + id, Checksum: hex.EncodeToString(md[:]), HashAlgo: "sha512", HashValue: hex.EncodeToString(sha[:]),
 			Size: int64(len(data)), URL: srv.URL + "/v2/images/image-" + id + "/file"}
 		mux.HandleFunc("GET /v2/images/image-"+id+"/file", func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("X-Auth-Token") != token {
@@ -124,8 +125,8 @@ func TestSpawnRefusesToOvercommitMemory(t *testing.T) {
 	disk, kernel, ramdisk := imageService(t, "token")
 	d := newDriver(t, qemu.Options{VCPUs: 4, MemoryMB: 1024, DiskGB: 20, RAMAllocationRatio: 1.0})
 	ctx := context.Background()
-	spec := func(id string, mb int) agent.Spec {
-		return agent.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: mb, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"}
+	spec := func(id string, mb int) wire.Spec {
+		return wire.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: mb, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"}
 	}
 	if err := d.Spawn(ctx, spec("big", 768)); err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func TestSpawnRefusesAnImageWithTheWrongChecksum(t *testing.T) {
 	d := newDriver(t, qemu.Options{})
 	ctx := context.Background()
 	disk.Checksum = strings.Repeat("0", 32)
-	err := d.Spawn(ctx, agent.Spec{ServerID: "bad", Name: "bad", Hostname: "bad", VCPUs: 1, MemoryMB: 256, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
+	err := d.Spawn(ctx, wire.Spec{ServerID: "bad", Name: "bad", Hostname: "bad", VCPUs: 1, MemoryMB: 256, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("Spawn from an image whose data does not match its checksum: %v, want a mismatch", err)
 	}
@@ -159,7 +160,7 @@ func bootedServer(t *testing.T, d *qemu.Driver, id string) {
 	t.Helper()
 	disk, kernel, ramdisk := imageService(t, "token")
 	ctx := context.Background()
-	err := d.Spawn(ctx, agent.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: 256, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
+	err := d.Spawn(ctx, wire.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: 256, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestARestartedDriverFindsItsServersRunning(t *testing.T) {
 	if state, err := second.State(ctx, "s1"); err != nil || state != trustack.PowerRunning {
 		t.Fatalf("State after the restart: %v, %v; want running", state, err)
 	}
-	if err := second.Power(ctx, "s1", agent.OpPause); err != nil {
+	if err := second.Power(ctx, "s1", wire.OpPause); err != nil {
 		t.Fatal(err)
 	}
 	if state, _ := second.State(ctx, "s1"); state != trustack.PowerPaused {
@@ -225,7 +226,7 @@ func TestAQEMUThatDiesLeavesItsServerShutOff(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// It starts again.
-	if err := d.Power(ctx, "s1", agent.OpStart); err != nil {
+	if err := d.Power(ctx, "s1", wire.OpStart); err != nil {
 		t.Fatal(err)
 	}
 	if state, _ := d.State(ctx, "s1"); state != trustack.PowerRunning {

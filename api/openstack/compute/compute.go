@@ -14,7 +14,6 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/api/openstack"
-	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/images"
 	"github.com/trustack/trustack/policy"
@@ -46,39 +45,31 @@ type Config struct {
 	MaxBodySize int64
 	// ImageURL is the image API's public URL, for createImage's Location.
 	ImageURL string
-	// Attestation serves the attestation calls (white-lists, hosts'
-	// attestations, approved EKs); nil, or a nil *attest.Service, when
-	// hosts do not attest, and those calls answer 501.
-	Attestation Attestation
+	// Extensions serve the collections they are keyed by (the path's
+	// first segment after the version), such as trustack's os-trustack-*
+	// calls, with the API's headers and its handling of a project ID in
+	// the path, which CheckURLProject checks.
+	Extensions map[string]http.Handler
 }
 
 type handler struct {
 	api    *openstack.API
 	svc    *compute.Service
-	acaas  ACaaS
-	attest Attestation // nil when hosts do not attest
 	images Images
 	dec    openstack.Decoder
 	cfg    Config
 	base   string // PublicURL + Prefix
 }
 
-// New returns the compute API's handler, to mount at Prefix. The
-// os-trustack-* calls are served by reqs, and those of attestation by
-// cfg.Attestation.
-func New(svc *compute.Service, reqs ACaaS, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
+// New returns the compute API's handler, to mount at Prefix.
+func New(svc *compute.Service, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
 		api:    openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
 		svc:    svc,
-		acaas:  reqs,
-		attest: cfg.Attestation,
 		images: imgs,
 		dec:    openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
 		cfg:    cfg,
 		base:   cfg.PublicURL + Prefix,
-	}
-	if s, ok := h.attest.(*attest.Service); ok && s == nil {
-		h.attest = nil // a nil verifier is none, not one to call
 	}
 	h.routes()
 	return http.HandlerFunc(h.serve)
@@ -114,9 +105,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 			Message: "Version " + v + " is not supported by the API. Minimum is " + minVersion + " and maximum is " + maxVersion + "."})
 		return
 	}
-	if rest, project, ok := projectInPath(r.URL.Path); ok {
+	if rest, project, ok := h.projectInPath(r.URL.Path); ok {
 		r = r.Clone(context.WithValue(r.Context(), urlProjectKey{}, project))
 		r.URL.Path = rest
+	}
+	if ext := h.cfg.Extensions[h.collection(r.URL.Path)]; ext != nil {
+		ext.ServeHTTP(w, r)
+		return
 	}
 	h.api.ServeHTTP(w, r)
 }
@@ -138,13 +133,10 @@ type urlProjectKey struct{}
 var collections = map[string]bool{
 	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "": true,
-	"os-trustack-locations": true, "os-trustack-distances": true, "os-trustack-domains": true, "os-trustack-hosts": true,
-	"os-trustack-requirement-entries": true, "os-trustack-requirements": true,
-	"os-trustack-whitelists": true, "os-trustack-attestations": true, "os-trustack-approved-eks": true,
 }
 
 // projectInPath returns the path without a project ID after the version.
-func projectInPath(path string) (rest, project string, ok bool) {
+func (h *handler) projectInPath(path string) (rest, project string, ok bool) {
 	for _, v := range []string{"/v2.1/", "/v2/"} {
 		prefix := Prefix + v
 		after, found := strings.CutPrefix(path, prefix)
@@ -152,12 +144,32 @@ func projectInPath(path string) (rest, project string, ok bool) {
 			continue
 		}
 		first, tail, _ := strings.Cut(after, "/")
-		if collections[first] {
+		if collections[first] || h.cfg.Extensions[first] != nil {
 			return "", "", false
 		}
 		return prefix + tail, first, true
 	}
 	return "", "", false
+}
+
+// collection returns the first segment of a path after the version.
+func (h *handler) collection(path string) string {
+	for _, v := range []string{"/v2.1/", "/v2/"} {
+		if after, found := strings.CutPrefix(path, Prefix+v); found {
+			first, _, _ := strings.Cut(after, "/")
+			return first
+		}
+	}
+	return ""
+}
+
+// CheckURLProject returns EINVALID if the request's path named a project
+// other than projectID, the caller's.
+func CheckURLProject(r *http.Request, projectID string) error {
+	if p, _ := r.Context().Value(urlProjectKey{}).(string); p != "" && p != projectID {
+		return trustack.Errorf(trustack.EINVALID, "Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", p, projectID)
+	}
+	return nil
 }
 
 // caller returns who the request comes from, for the compute service;
@@ -173,10 +185,7 @@ func (h *handler) caller(r *http.Request) (compute.Caller, error) {
 	if tok.Project != nil {
 		c.ProjectID = tok.Project.ID
 	}
-	if p, _ := r.Context().Value(urlProjectKey{}).(string); p != "" && p != c.ProjectID {
-		return c, trustack.Errorf(trustack.EINVALID, "Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", p, c.ProjectID)
-	}
-	return c, nil
+	return c, CheckURLProject(r, c.ProjectID)
 }
 
 // authorize checks rule against a project's thing (the caller's own
@@ -264,9 +273,6 @@ func (h *handler) routes() {
 	a.Private("GET "+v+"/images/detail", h.listImages(true))
 	a.Private("GET "+v+"/images/{id}", h.showImage)
 	a.Private("DELETE "+v+"/images/{id}", h.deleteImage)
-
-	h.trustackRoutes(v)
-	h.attestationRoutes(v)
 }
 
 // versionDoc describes a version of the API, with its self link.

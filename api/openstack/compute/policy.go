@@ -3,8 +3,8 @@ package compute
 import "github.com/trustack/trustack/policy"
 
 // Policy returns the compute API's default rules: Nova's defaults
-// (release 34), so that a Nova policy file means the same here, and the
-// trustack:* rules of the os-trustack-* calls.
+// (release 34), so that a Nova policy file means the same here. The
+// trustack:* rules of the os-trustack-* calls are package trust's.
 func Policy() []policy.Rule {
 	return []policy.Rule{
 		{Name: "context_is_admin", Check: "role:admin"},
@@ -87,15 +87,5 @@ func Policy() []policy.Rule {
 		{Name: "os_compute_api:os-flavor-manage:create", Check: "rule:context_is_admin", Description: "POST /flavors"},
 		{Name: "os_compute_api:os-flavor-manage:delete", Check: "rule:context_is_admin", Description: "DELETE /flavors/{flavor_id}"},
 		{Name: "os_compute_api:os-extended-server-attributes", Check: "rule:context_is_admin", Description: "GET /servers/{id}"},
-		// trustack's own: ACaaS's model is the operators', but users must
-		// see which requirement entries exist to state their project's
-		// requirements.
-		{Name: "trustack:manage", Check: "rule:context_is_admin", Description: "GET POST PUT DELETE /os-trustack-locations, /os-trustack-distances, /os-trustack-domains, /os-trustack-hosts/{host}/properties; POST DELETE /os-trustack-requirement-entries"},
-		{Name: "trustack:requirement-entries:list", Check: "@", Description: "GET /os-trustack-requirement-entries"},
-		{Name: "trustack:attestation", Check: "rule:context_is_admin", Description: "GET POST PUT DELETE /os-trustack-whitelists, /os-trustack-attestations, /os-trustack-approved-eks"},
-		{Name: "trustack:requirements:list", Check: "rule:project_member_or_admin", Description: "GET /os-trustack-requirements"},
-		{Name: "trustack:requirements:create", Check: "rule:project_member_or_admin", Description: "POST /os-trustack-requirements"},
-		{Name: "trustack:requirements:update", Check: "rule:project_member_or_admin", Description: "PUT /os-trustack-requirements/{entry}"},
-		{Name: "trustack:requirements:delete", Check: "rule:project_member_or_admin", Description: "DELETE /os-trustack-requirements/{entry}"},
 	}
 }

@@ -1,4 +1,4 @@
-package compute_test
+package trust_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/trustack/trustack"
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
+	"github.com/trustack/trustack/api/openstack/trust"
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/policy"
 )
@@ -35,7 +36,7 @@ type fakeAttestation struct {
 	now        time.Time
 }
 
-var _ computeapi.Attestation = (*fakeAttestation)(nil)
+var _ trust.Attestation = (*fakeAttestation)(nil)
 
 func (f *fakeAttestation) CreateWhitelist(_ context.Context, wl *trustack.Whitelist) error {
 	if err := attest.CheckWhitelist(wl); err != nil {
@@ -216,13 +217,13 @@ func newFakeAttestation() *fakeAttestation {
 
 // newAttestationAPI serves the compute API with att as its verifier (nil
 // for a cloud whose hosts do not attest).
-func newAttestationAPI(t *testing.T, att computeapi.Attestation) *httptest.Server {
+func newAttestationAPI(t *testing.T, att trust.Attestation) *httptest.Server {
 	t.Helper()
-	enforcer, err := policy.New(computeapi.Policy(), nil)
+	enforcer, err := policy.New(append(computeapi.Policy(), trust.Policy()...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := computeapi.New(nil, nil, nil, validator{}, enforcer, computeapi.Config{Attestation: att}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := throughCompute(enforcer, trust.New(nil, validator{}, enforcer, trust.Config{Attestation: att}, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
@@ -343,7 +344,7 @@ func TestAttestationAPI(t *testing.T) {
 func TestAttestationAPIDisabled(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		att  computeapi.Attestation
+		att  trust.Attestation
 	}{
 		{"no verifier", nil},
 		{"a nil *attest.Service", (*attest.Service)(nil)},

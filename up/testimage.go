@@ -1,14 +1,16 @@
-package controller
+package up
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/controller"
 	"github.com/trustack/trustack/images"
 )
 
@@ -22,10 +24,10 @@ const testImageCommandLine = "console=ttyS0 root=/dev/vda rw quiet"
 // in dir as the public image "tiny", booted directly from its kernel and
 // ramdisk (the public images tiny-kernel and tiny-ramdisk), unless an
 // image of that name exists. A directory without the guest is skipped.
-func (c *Controller) addTestImage(ctx context.Context, dir string) error {
+func addTestImage(ctx context.Context, c *controller.Controller, dir string, log *slog.Logger) error {
 	for _, name := range []string{"vmlinuz", "initrd.img", "tiny.qcow2"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
-			c.log.Info("no test guest to offer as an image; scripts/build-test-image makes one", "missing", filepath.Join(dir, name))
+			log.Info("no test guest to offer as an image; scripts/build-test-image makes one", "missing", filepath.Join(dir, name))
 			return nil
 		}
 	}
@@ -38,22 +40,22 @@ func (c *Controller) addTestImage(ctx context.Context, dir string) error {
 	if err != nil || len(have) > 0 {
 		return err
 	}
-	kernel, err := c.uploadImage(ctx, admin, &trustack.Image{Name: TestImageName + "-kernel", DiskFormat: "aki", ContainerFormat: "aki"}, filepath.Join(dir, "vmlinuz"))
+	kernel, err := uploadImage(ctx, c, admin, &trustack.Image{Name: TestImageName + "-kernel", DiskFormat: "aki", ContainerFormat: "aki"}, filepath.Join(dir, "vmlinuz"), log)
 	if err != nil {
 		return err
 	}
-	ramdisk, err := c.uploadImage(ctx, admin, &trustack.Image{Name: TestImageName + "-ramdisk", DiskFormat: "ari", ContainerFormat: "ari"}, filepath.Join(dir, "initrd.img"))
+	ramdisk, err := uploadImage(ctx, c, admin, &trustack.Image{Name: TestImageName + "-ramdisk", DiskFormat: "ari", ContainerFormat: "ari"}, filepath.Join(dir, "initrd.img"), log)
 	if err != nil {
 		return err
 	}
-	_, err = c.uploadImage(ctx, admin, &trustack.Image{Name: TestImageName, DiskFormat: "qcow2", ContainerFormat: "bare",
-		Properties: map[string]string{"kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": testImageCommandLine}}, filepath.Join(dir, "tiny.qcow2"))
+	_, err = uploadImage(ctx, c, admin, &trustack.Image{Name: TestImageName, DiskFormat: "qcow2", ContainerFormat: "bare",
+		Properties: map[string]string{"kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": testImageCommandLine}}, filepath.Join(dir, "tiny.qcow2"), log)
 	return err
 }
 
 // uploadImage creates a public image with the file's data and returns its
 // ID.
-func (c *Controller) uploadImage(ctx context.Context, admin images.Caller, img *trustack.Image, path string) (string, error) {
+func uploadImage(ctx context.Context, c *controller.Controller, admin images.Caller, img *trustack.Image, path string, log *slog.Logger) (string, error) {
 	img.Visibility = trustack.VisibilityPublic
 	if err := c.Images.Create(ctx, admin, img); err != nil {
 		return "", fmt.Errorf("image %s: %w", img.Name, err)
@@ -66,6 +68,6 @@ func (c *Controller) uploadImage(ctx context.Context, admin images.Caller, img *
 	if _, err := c.Images.Upload(ctx, admin, img.ID, f, images.Expect{}); err != nil {
 		return "", fmt.Errorf("image %s: %w", img.Name, err)
 	}
-	c.log.Info("offered the test guest as an image", "name", img.Name, "id", img.ID)
+	log.Info("offered the test guest as an image", "name", img.Name, "id", img.ID)
 	return img.ID, nil
 }

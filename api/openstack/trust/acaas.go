@@ -1,4 +1,4 @@
-package compute
+package trust
 
 import (
 	"context"
@@ -8,18 +8,15 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
-	"github.com/trustack/trustack/api/openstack"
 )
 
-// trustack's own extension of the compute API, /os-trustack-*: what
-// ACaaS places servers by. Operators manage locations, the distances
-// between them, physical domains with their hosts and collaborators, the
-// hosts' properties and the requirement entries; users state their
-// project's requirements. Bodies are wrapped as Nova's are
-// ({"location": {...}}); a create answers 201, a delete 204.
+// What ACaaS places servers by. Operators manage locations, the
+// distances between them, physical domains with their hosts and
+// collaborators, the hosts' properties and the requirement entries; users
+// state their project's requirements.
 
-// ACaaS is what the compute API needs of the requirements service;
-// acaas.Service is one.
+// ACaaS is what the API needs of the requirements service; acaas.Service
+// is one.
 type ACaaS interface {
 	CreateLocation(ctx context.Context, name, country string) (*trustack.Location, error)
 	Locations(ctx context.Context) ([]*trustack.Location, error)
@@ -52,7 +49,7 @@ type ACaaS interface {
 
 var _ ACaaS = (*acaas.Service)(nil)
 
-func (h *handler) trustackRoutes(v string) {
+func (h *handler) acaasRoutes(v string) {
 	a := h.api
 	a.Private("GET "+v+"/os-trustack-locations", h.listLocations)
 	a.Private("POST "+v+"/os-trustack-locations", h.createLocation)
@@ -99,42 +96,6 @@ func (h *handler) manage(r *http.Request) error {
 		return err
 	}
 	return nil
-}
-
-func created(w http.ResponseWriter, v any) error {
-	openstack.JSON(w, http.StatusCreated, v)
-	return nil
-}
-
-// decodeWrapped decodes a body of the form {"key": {...}}, the form of
-// every os-trustack request body, and refuses one without key.
-func decodeWrapped[T any](h *handler, r *http.Request, key string) (*T, error) {
-	var body map[string]*T
-	if err := h.dec.Decode(r, &body); err != nil {
-		return nil, err
-	}
-	if body[key] == nil {
-		return nil, required(key)
-	}
-	return body[key], nil
-}
-
-// required is the 400 for a missing field of a body.
-// listed writes a collection of what a list call returned, each item
-// rendered, or the call's error.
-func listed[T any](w http.ResponseWriter, key string, list []T, err error, render func(T) object) error {
-	if err != nil {
-		return err
-	}
-	out := make([]object, len(list))
-	for i, item := range list {
-		out[i] = render(item)
-	}
-	return collection(w, key, out)
-}
-
-func required(field string) error {
-	return invalid(field, "'%s' is a required property.", field)
 }
 
 // Locations and distances.
@@ -544,7 +505,7 @@ func (h *handler) requirementCaller(r *http.Request, rule, project string) (acaa
 	if err := h.authorize(r, rule, project); err != nil {
 		return acaas.Caller{}, "", err
 	}
-	return acaas.Caller{ProjectID: c.ProjectID, Admin: c.Admin}, project, nil
+	return c, project, nil
 }
 
 func (h *handler) listRequirements(w http.ResponseWriter, r *http.Request) error {

@@ -1,4 +1,10 @@
-package controller
+// Package up assembles trustack from its parts, with every driver: the
+// whole cloud in one process (Run, what `trustack up` runs: the
+// controller, its embedded bus and N simulated compute hosts, each with
+// its own swtpm), and a compute host with the drivers its configuration
+// names (NewHost, what `trustack agent` runs). It is the only package that
+// links the drivers.
+package up
 
 import (
 	"bufio"
@@ -18,7 +24,7 @@ import (
 
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
-	"github.com/trustack/trustack/host"
+	"github.com/trustack/trustack/controller"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/tpm"
 )
@@ -35,20 +41,20 @@ var upAccounts = []account{
 	{"demo-openrc", identity.BootstrapAccount{Project: "demo", User: "demo", Role: "member"}},
 }
 
-// Up runs a whole cloud in this process until ctx ends: the controller
+// Run runs a whole cloud in this process until ctx ends: the controller
 // with its embedded bus, and nodes compute hosts named compute-1 to
 // compute-N, each with its own directory under DataDir/hosts. It
 // bootstraps an admin and a demo account and writes their credentials to
 // DataDir/openrc and DataDir/demo-openrc. A restart on the same data
 // directory keeps everything, passwords and servers included. Once it
 // serves, it writes a line with "trustack ready" and the auth URL to out.
-func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
+func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
 	tpms, err := upTPMs(ctx, cfg, nodes, log)
 	if err != nil {
 		return err
 	}
 	defer tpms.stop()
-	c, err := New(ctx, cfg, log)
+	c, err := controller.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -76,7 +82,7 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string,
 		}
 	}
 	if testImageDir != "" {
-		if err := c.addTestImage(ctx, testImageDir); err != nil {
+		if err := addTestImage(ctx, c, testImageDir, log); err != nil {
 			return err
 		}
 	}
@@ -93,7 +99,7 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string,
 		dial := func(opts ...bus.Option) (*bus.Conn, error) {
 			return bus.Connect("", "trustack-agent-"+name, append(opts, bus.InProcess(c.Bus), bus.Logger(log))...)
 		}
-		h, err := host.New(ctx, cfg, dial, name, hostDir(cfg, name), tpms.addr[name], log)
+		h, err := NewHost(ctx, cfg, dial, name, hostDir(cfg, name), tpms.addr[name], log)
 		if err != nil {
 			return err
 		}
@@ -107,10 +113,10 @@ func Up(ctx context.Context, cfg *config.Config, nodes int, testImageDir string,
 	}
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ctx, l) }()
-	if err := c.waitForHosts(ctx, nodes, served); err != nil {
+	if err := waitForHosts(ctx, c, nodes, served); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "trustack ready at %s with %d compute hosts: source %s to use it\n", AuthURL(cfg), nodes, filepath.Join(cfg.DataDir, "openrc"))
+	fmt.Fprintf(out, "trustack ready at %s with %d compute hosts: source %s to use it\n", controller.AuthURL(cfg), nodes, filepath.Join(cfg.DataDir, "openrc"))
 	return <-served
 }
 
@@ -177,7 +183,7 @@ func upTPMs(ctx context.Context, cfg *config.Config, nodes int, log *slog.Logger
 
 // waitForHosts waits until n compute hosts are up, so that "ready" means
 // servers can be built, or until the controller stops serving.
-func (c *Controller) waitForHosts(ctx context.Context, n int, served <-chan error) error {
+func waitForHosts(ctx context.Context, c *controller.Controller, n int, served <-chan error) error {
 	for {
 		hosts, err := c.Compute.Hosts(ctx)
 		if err != nil {
@@ -201,11 +207,6 @@ func (c *Controller) waitForHosts(ctx context.Context, n int, served <-chan erro
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// AuthURL is the identity endpoint clients authenticate against.
-func AuthURL(cfg *config.Config) string {
-	return cfg.BaseURL() + "/identity/v3"
 }
 
 func newPassword() string {
@@ -237,7 +238,7 @@ func writeOpenRC(path string, cfg *config.Config, a identity.BootstrapAccount) e
 	var b strings.Builder
 	fmt.Fprintf(&b, "# trustack credentials for %s: source this file to use the OpenStack CLIs.\n", a.User)
 	for _, kv := range [][2]string{
-		{"OS_AUTH_URL", AuthURL(cfg)},
+		{"OS_AUTH_URL", controller.AuthURL(cfg)},
 		{"OS_USERNAME", a.User},
 		{"OS_PASSWORD", a.Password},
 		{"OS_PROJECT_NAME", a.Project},

@@ -1,4 +1,4 @@
-package compute_test
+package trust_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
+	"github.com/trustack/trustack/api/openstack/trust"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/sqlstore"
 )
@@ -57,14 +58,20 @@ func newACaaSAPI(t *testing.T) *httptest.Server {
 	if err := svc.EnsureEntries(ctx, acaas.DefaultEntries); err != nil {
 		t.Fatal(err)
 	}
-	enforcer, err := policy.New(computeapi.Policy(), nil)
+	enforcer, err := policy.New(append(computeapi.Policy(), trust.Policy()...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := computeapi.New(nil, svc, nil, validator{}, enforcer, computeapi.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := throughCompute(enforcer, trust.New(svc, validator{}, enforcer, trust.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// throughCompute serves the os-trustack-* calls of h through the compute
+// API, as a controller does.
+func throughCompute(enforcer *policy.Enforcer, h http.Handler) http.Handler {
+	return computeapi.New(nil, nil, validator{}, enforcer, computeapi.Config{Extensions: trust.Extensions(h)}, slog.New(slog.DiscardHandler))
 }
 
 // call makes a request as the caller of token and returns the status and

@@ -1,0 +1,56 @@
+package up
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/config"
+	"github.com/trustack/trustack/dcc"
+	"github.com/trustack/trustack/host"
+	"github.com/trustack/trustack/hypervisor/fake"
+	"github.com/trustack/trustack/hypervisor/qemu"
+)
+
+// NewHost builds the compute host named name, keeping its state in dir,
+// on the hypervisor driver [compute] driver names (see host.New for dial
+// and tpm).
+func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, tpm string, log *slog.Logger) (*host.Host, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create host directory: %w", err)
+	}
+	hv, err := hypervisor(ctx, cfg, name, dir, log)
+	if err != nil {
+		return nil, err
+	}
+	return host.New(cfg, dial, name, dir, tpm, hv, log)
+}
+
+// hypervisor returns the driver [compute] driver names, for the host
+// named name with its state in dir.
+func hypervisor(ctx context.Context, cfg *config.Config, name, dir string, log *slog.Logger) (agent.Hypervisor, error) {
+	var hv agent.Hypervisor
+	var err error
+	switch cfg.Compute.Driver {
+	case "fake":
+		hv, err = fake.New(fake.Options{
+			Hostname: name, VCPUs: cfg.Compute.FakeVCPUs, MemoryMB: cfg.Compute.FakeMemoryMB, DiskGB: cfg.Compute.FakeDiskGB,
+			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, StateFile: filepath.Join(dir, "fake-hypervisor.json"),
+			SnapshotTime: cfg.Compute.FakeSnapshotTime,
+		})
+	case "qemu":
+		hv, err = qemu.New(ctx, qemu.Options{
+			Dir: filepath.Join(dir, "qemu"), Hostname: name, Accel: cfg.Compute.Accel,
+			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, PowerOffTimeout: cfg.Compute.ShutdownTimeout, Log: log.With("host", name),
+		})
+	default:
+		err = fmt.Errorf("unknown hypervisor driver %q", cfg.Compute.Driver)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return hv, nil
+}

@@ -1,0 +1,350 @@
+package wire
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
+)
+
+// The compute conversation. Controllers serve SubjectRegister and
+// SubjectPower in a queue group, so that one of them answers each request,
+// and every controller hears the heartbeats on SubjectHeartbeat; each
+// agent serves its own host's subject, one subject with the operation in
+// the request, so that simulating thousands of hosts costs one
+// subscription each.
+const (
+	SubjectRegister  = "trustack.hosts.register"
+	SubjectPower     = "trustack.hosts.power"
+	SubjectHeartbeat = "trustack.hosts.heartbeat"
+	controllersQueue = "controllers"
+)
+
+// hostSubject is the subject a host's agent serves.
+func hostSubject(host string) string { return "trustack.host." + token(host) }
+
+// Spec is what an agent needs to spawn a server.
+type Spec struct {
+	ServerID    string            `json:"server_id"`
+	Name        string            `json:"name"`
+	Hostname    string            `json:"hostname"`
+	VCPUs       int               `json:"vcpus"`
+	MemoryMB    int               `json:"memory_mb"`
+	DiskGB      int               `json:"disk_gb"`
+	Image       ImageRef          `json:"image"`
+	KeyName     string            `json:"key_name,omitempty"`
+	KeyData     string            `json:"key_data,omitempty"`
+	UserData    string            `json:"user_data,omitempty"` // base64
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ProjectID   string            `json:"project_id"`
+	ConfigDrive bool              `json:"config_drive"`
+	// Kernel and Ramdisk are the images of a direct kernel boot, as the
+	// image's kernel_id and ramdisk_id properties name them.
+	Kernel  *ImageRef `json:"kernel,omitempty"`
+	Ramdisk *ImageRef `json:"ramdisk,omitempty"`
+	// ImageToken authorizes the image downloads, on behalf of the server's
+	// owner; a driver must not keep it.
+	ImageToken string `json:"image_token,omitempty"`
+}
+
+// ImageRef names the image a server boots from, with what a host needs to
+// fetch and check it.
+type ImageRef struct {
+	ID              string            `json:"id"`
+	Checksum        string            `json:"checksum,omitempty"`
+	HashAlgo        string            `json:"os_hash_algo,omitempty"`
+	HashValue       string            `json:"os_hash_value,omitempty"`
+	Size            int64             `json:"size"`
+	DiskFormat      string            `json:"disk_format"`
+	ContainerFormat string            `json:"container_format"`
+	Properties      map[string]string `json:"properties,omitempty"`
+	// URL is where a host downloads the image's data, with the spec's
+	// ImageToken in X-Auth-Token (the image API's GET /v2/images/ID/file).
+	URL string `json:"url,omitempty"`
+}
+
+// Upload says where an agent puts snapshot data: an HTTP PUT of the data
+// to URL with the token in X-Auth-Token.
+type Upload struct {
+	ImageID string `json:"image_id"`
+	URL     string `json:"url"`
+	Token   string `json:"token"`
+}
+
+// PowerOp is a power operation an agent carries out.
+type PowerOp string
+
+// Power operations.
+const (
+	OpPause      PowerOp = "pause"
+	OpUnpause    PowerOp = "unpause"
+	OpSuspend    PowerOp = "suspend"
+	OpResume     PowerOp = "resume"
+	OpStop       PowerOp = "stop"
+	OpStart      PowerOp = "start"
+	OpRebootSoft PowerOp = "reboot_soft"
+	OpRebootHard PowerOp = "reboot_hard"
+)
+
+// PowerFrom gives, per power operation, the power states a server may be
+// in for it; in any other, a driver refuses it with ECONFLICT.
+var PowerFrom = map[PowerOp][]trustack.PowerState{
+	OpPause:      {trustack.PowerRunning},
+	OpUnpause:    {trustack.PowerPaused},
+	OpSuspend:    {trustack.PowerRunning},
+	OpResume:     {trustack.PowerSuspended},
+	OpStop:       {trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown},
+	OpStart:      {trustack.PowerShutdown},
+	OpRebootSoft: {trustack.PowerRunning},
+	OpRebootHard: {trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown, trustack.PowerCrashed},
+}
+
+// Expected is a server the controller expects on a host, as a registering
+// agent learns it.
+type Expected struct {
+	ServerID string              `json:"server_id"`
+	Power    trustack.PowerState `json:"power_state"`
+}
+
+// Registration is a controller's answer to a registering agent: its host
+// as stored, and the servers it should run.
+type Registration struct {
+	Host     trustack.Host `json:"host"`
+	Expected []Expected    `json:"expected"`
+}
+
+// PowerEvent reports a server whose power state an agent found changed
+// without being asked, or missing, with why.
+type PowerEvent struct {
+	Host     string              `json:"host"`
+	ServerID string              `json:"server_id"`
+	Power    trustack.PowerState `json:"power_state"`
+	Reason   string              `json:"reason"`
+}
+
+type registerRequest struct {
+	Host trustack.Host `json:"host"`
+}
+
+type heartbeat struct {
+	Host string `json:"host"`
+}
+
+// Operations on a host's agent.
+const (
+	opSpawn       = "spawn"
+	opDestroy     = "destroy"
+	opPower       = "power"
+	opState       = "state"
+	opConsole     = "console"
+	opSnapshot    = "snapshot"
+	opDiagnostics = "diagnostics"
+)
+
+// hostRequest asks a host's agent for one operation.
+type hostRequest struct {
+	Op       string  `json:"op"`
+	Spec     *Spec   `json:"spec,omitempty"`
+	ServerID string  `json:"server_id,omitempty"`
+	Power    PowerOp `json:"power,omitempty"`
+	Lines    int     `json:"lines,omitempty"`
+	Upload   *Upload `json:"upload,omitempty"`
+}
+
+// hostReply is what an operation answers: a power state, console output
+// or diagnostics.
+type hostReply struct {
+	Power       trustack.PowerState `json:"power_state"`
+	Output      string              `json:"output,omitempty"`
+	Diagnostics map[string]int64    `json:"diagnostics,omitempty"`
+}
+
+type empty struct{}
+
+// Hosts is the controllers' client of the hosts' agents. It is safe for
+// concurrent use. Every method names the host and gives EUNAVAILABLE when
+// its agent cannot be reached.
+type Hosts struct {
+	conn *bus.Conn
+}
+
+// NewHosts returns a client of the agents on conn.
+func NewHosts(conn *bus.Conn) *Hosts { return &Hosts{conn: conn} }
+
+func (c *Hosts) call(ctx context.Context, host string, req hostRequest) (hostReply, error) {
+	var r hostReply
+	err := c.conn.Request(ctx, hostSubject(host), req, &r)
+	return r, err
+}
+
+// Spawn asks the host's agent to start a server and
+// returns its power state; spawning one that runs already succeeds. When
+// the agent answers with an error, it left nothing of the server on the
+// host; when it does not answer, the server may be there or not.
+func (c *Hosts) Spawn(ctx context.Context, host string, spec Spec) (trustack.PowerState, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opSpawn, Spec: &spec})
+	return r.Power, err
+}
+
+// Destroy asks the host's agent to stop a server and delete its disks.
+func (c *Hosts) Destroy(ctx context.Context, host, serverID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opDestroy, ServerID: serverID})
+	return err
+}
+
+// Power asks the host's agent for a power operation.
+func (c *Hosts) Power(ctx context.Context, host, serverID string, op PowerOp) (trustack.PowerState, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opPower, ServerID: serverID, Power: op})
+	return r.Power, err
+}
+
+// State asks the host's agent for a server's power state; ENOTFOUND if
+// the host has no such server.
+func (c *Hosts) State(ctx context.Context, host, serverID string) (trustack.PowerState, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opState, ServerID: serverID})
+	return r.Power, err
+}
+
+// ConsoleOutput asks the host's agent for the end of a server's console.
+func (c *Hosts) ConsoleOutput(ctx context.Context, host, serverID string, lines int) (string, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opConsole, ServerID: serverID, Lines: lines})
+	return r.Output, err
+}
+
+// Diagnostics asks the host's agent what its hypervisor measures of a
+// server.
+func (c *Hosts) Diagnostics(ctx context.Context, host, serverID string) (map[string]int64, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opDiagnostics, ServerID: serverID})
+	return r.Diagnostics, err
+}
+
+// Snapshot asks the host's agent to upload a copy of a server's disk.
+func (c *Hosts) Snapshot(ctx context.Context, host, serverID string, upload Upload) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSnapshot, ServerID: serverID, Upload: &upload})
+	return err
+}
+
+// Host is what a host's agent does for the controllers. ServeHost hands
+// it their requests, each in a goroutine of its own.
+type Host interface {
+	Spawn(ctx context.Context, spec Spec) (trustack.PowerState, error)
+	Destroy(ctx context.Context, serverID string) error
+	Power(ctx context.Context, serverID string, op PowerOp) (trustack.PowerState, error)
+	State(ctx context.Context, serverID string) (trustack.PowerState, error)
+	Console(ctx context.Context, serverID string, lines int) (string, error)
+	Diagnostics(ctx context.Context, serverID string) (map[string]int64, error)
+	Snapshot(ctx context.Context, serverID string, upload Upload) error
+}
+
+// ServeHost answers the requests to the named host on conn with h, until
+// the subscription is removed.
+func ServeHost(conn *bus.Conn, host string, h Host) (bus.Subscription, error) {
+	return conn.Handle(hostSubject(host), bus.Handler(func(ctx context.Context, req hostRequest) (hostReply, error) {
+		var r hostReply
+		var err error
+		switch req.Op {
+		case opSpawn:
+			if req.Spec == nil {
+				return r, trustack.Errorf(trustack.EINVALID, "spawn needs a spec")
+			}
+			r.Power, err = h.Spawn(ctx, *req.Spec)
+		case opDestroy:
+			err = h.Destroy(ctx, req.ServerID)
+		case opPower:
+			r.Power, err = h.Power(ctx, req.ServerID, req.Power)
+		case opState:
+			r.Power, err = h.State(ctx, req.ServerID)
+		case opConsole:
+			r.Output, err = h.Console(ctx, req.ServerID, req.Lines)
+		case opDiagnostics:
+			r.Diagnostics, err = h.Diagnostics(ctx, req.ServerID)
+		case opSnapshot:
+			if req.Upload == nil {
+				return r, trustack.Errorf(trustack.EINVALID, "a snapshot needs an upload")
+			}
+			err = h.Snapshot(ctx, req.ServerID, *req.Upload)
+		default:
+			return r, trustack.Errorf(trustack.EINVALID, "unknown operation %q", req.Op)
+		}
+		return r, err
+	}))
+}
+
+// Controllers is an agent's client of the controllers.
+type Controllers struct {
+	conn *bus.Conn
+}
+
+// NewControllers returns a client of the controllers on conn.
+func NewControllers(conn *bus.Conn) *Controllers { return &Controllers{conn: conn} }
+
+// Register describes the host to a controller and returns what the
+// controller expects of it.
+func (c *Controllers) Register(ctx context.Context, h trustack.Host) (Registration, error) {
+	var r Registration
+	err := c.conn.Request(ctx, SubjectRegister, registerRequest{Host: h}, &r)
+	return r, err
+}
+
+// Heartbeat tells every controller that the named host's agent is alive.
+func (c *Controllers) Heartbeat(host string) error {
+	return c.conn.Publish(SubjectHeartbeat, heartbeat{Host: host})
+}
+
+// PowerChanged reports a server's power state to a controller.
+func (c *Controllers) PowerChanged(ctx context.Context, e PowerEvent) error {
+	return c.conn.Request(ctx, SubjectPower, e, &empty{})
+}
+
+// Controller is what a controller does with what agents tell it.
+type Controller interface {
+	// Register records a host as its agent describes it, and returns it
+	// as stored with what it should run.
+	Register(ctx context.Context, h *trustack.Host) (Registration, error)
+	// Heartbeat records that the named host's agent is alive.
+	Heartbeat(host string)
+	// PowerChanged records a server's power state found by its host's
+	// agent without being asked, with the reason.
+	PowerChanged(ctx context.Context, e PowerEvent) error
+}
+
+// ServeControllers has ctl answer agents on conn until the returned
+// function is called: registrations and power changes in the controllers'
+// queue group (one controller answers each), heartbeats to every
+// controller.
+func ServeControllers(conn *bus.Conn, ctl Controller) (stop func(), err error) {
+	var subs []bus.Subscription
+	stop = func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+	}
+	sub, err := conn.HandleQueue(SubjectRegister, controllersQueue, bus.Handler(func(ctx context.Context, r registerRequest) (Registration, error) {
+		return ctl.Register(ctx, &r.Host)
+	}))
+	if err != nil {
+		return stop, err
+	}
+	subs = append(subs, sub)
+	sub, err = conn.HandleQueue(SubjectPower, controllersQueue, bus.Handler(func(ctx context.Context, e PowerEvent) (empty, error) {
+		return empty{}, ctl.PowerChanged(ctx, e)
+	}))
+	if err != nil {
+		stop()
+		return stop, err
+	}
+	subs = append(subs, sub)
+	sub, err = conn.Subscribe(SubjectHeartbeat, func(_ string, data []byte) {
+		var hb heartbeat
+		if json.Unmarshal(data, &hb) == nil && hb.Host != "" {
+			ctl.Heartbeat(hb.Host)
+		}
+	})
+	if err != nil {
+		stop()
+		return stop, err
+	}
+	subs = append(subs, sub)
+	return stop, nil
+}
