@@ -116,10 +116,15 @@ type Server struct {
 	AccessIPv6    string
 	ConfigDrive   bool
 	DiskConfig    string // "AUTO" or "MANUAL", as Nova's OS-DCF:diskConfig
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	LaunchedAt    time.Time // zero until first active
-	TerminatedAt  time.Time // zero until deleted
+	// Ports are the server's ports, in the order of its NICs; UserPorts
+	// those of them its user made and gave it, which outlive it (the
+	// others are deleted with it).
+	Ports        []string
+	UserPorts    []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	LaunchedAt   time.Time // zero until first active
+	TerminatedAt time.Time // zero until deleted
 }
 
 // ServerFilter selects servers; empty fields match everything.
@@ -192,6 +197,12 @@ type Host struct {
 	// see RCoT); both set by operators.
 	Properties map[string]string
 	Security   map[string]string
+	// PhysicalNetworks are the physical networks the host is wired to, as
+	// its agent registers them: flat and VLAN networks on one reach only
+	// the hosts wired to it.
+	PhysicalNetworks []string
+	// NetworkNode says the host runs DHCP servers and routers.
+	NetworkNode bool
 	// Tenants are the projects with servers on the host, as the claims
 	// on it say; read only.
 	Tenants   []Tenant

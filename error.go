@@ -25,6 +25,11 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Reason names the error more finely than Code does, for the APIs
+	// whose error bodies say it, as Neutron's type
+	// ("IpAddressGenerationFailure"); "" for none. What the error means
+	// to a caller is its Code's.
+	Reason string
 }
 
 // Error returns the message, prefixed by the code for logs.
@@ -35,6 +40,22 @@ func (e *Error) Error() string {
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Reasonf returns an *Error with the given code, reason and formatted
+// message.
+func Reasonf(code, reason, format string, args ...any) *Error {
+	return &Error{Code: code, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorReason returns the reason of the *Error in err's chain, "" if it
+// has none or err has no *Error.
+func ErrorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // ErrorCode returns the code of the *Error in err's chain, "" for a nil

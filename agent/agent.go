@@ -1,9 +1,10 @@
 // Package agent is trustack's compute host agent: it registers its host
 // with the controllers over the bus, keeps it alive with heartbeats, and
 // carries out the controllers' requests (spawn, destroy, power, console,
-// snapshot) through a Hypervisor, which this package declares and drivers
-// implement (hypervisor/fake, hypervisor/qemu). The conversation itself,
-// subjects and messages, is package wire's.
+// snapshot; plug and unplug ports, security groups, DHCP, routers)
+// through a Hypervisor and a HostNetwork, which this package declares and
+// drivers implement (hypervisor/fake, hypervisor/qemu, hostnet/fake). The
+// conversations themselves, subjects and messages, are package wire's.
 package agent
 
 import (
@@ -69,6 +70,8 @@ type Config struct {
 	AvailabilityZone string
 	// HostIP is the host's address, for operators.
 	HostIP string
+	// NetworkNode says the host runs DHCP servers and routers.
+	NetworkNode bool
 	// Allocation ratios: how far the scheduler may overcommit this host
 	// (defaults 4.0 for vCPUs, 1.0 for memory and disk, as Nova's).
 	CPUAllocationRatio  float64
@@ -96,6 +99,7 @@ type Agent struct {
 	conn        *bus.Conn
 	controllers *wire.Controllers
 	hv          Hypervisor
+	net         HostNetwork
 	cfg         Config
 
 	locks sync.Map // server ID → *sync.Mutex
@@ -104,8 +108,9 @@ type Agent struct {
 	known map[string]trustack.PowerState // last power states reported or caused
 }
 
-// New returns an agent for the host, on conn.
-func New(conn *bus.Conn, hv Hypervisor, cfg Config) *Agent {
+// New returns an agent for the host, on conn, with its hypervisor and its
+// network.
+func New(conn *bus.Conn, hv Hypervisor, net HostNetwork, cfg Config) *Agent {
 	if cfg.CPUAllocationRatio == 0 {
 		cfg.CPUAllocationRatio = 4.0
 	}
@@ -127,7 +132,7 @@ func New(conn *bus.Conn, hv Hypervisor, cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, cfg: cfg, known: map[string]trustack.PowerState{}}
+	return &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, net: net, cfg: cfg, known: map[string]trustack.PowerState{}}
 }
 
 var _ wire.Host = (*Agent)(nil)
@@ -179,50 +184,54 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list servers: %w", err)
 	}
-	expected, err := a.register(ctx)
+	reg, err := a.register(ctx)
 	if err != nil {
 		return err
 	}
-	a.settle(ctx, have, expected)
+	a.settle(ctx, have, reg.Expected)
+	if err := a.net.Sync(ctx, reg.Network); err != nil {
+		a.cfg.Log.Error("bring the host's network up to date", "error", err)
+	}
 	return nil
 }
 
-// register describes the host to a controller and returns the servers it
+// register describes the host to a controller and returns what it
 // expects here, trying again with backoff until one answers.
-func (a *Agent) register(ctx context.Context) ([]wire.Expected, error) {
+func (a *Agent) register(ctx context.Context) (wire.Registration, error) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-		expected, err := a.registerOnce(ctx)
+		reg, err := a.registerOnce(ctx)
 		if err == nil {
-			return expected, nil
+			return reg, nil
 		}
 		a.cfg.Log.Warn("register with a controller", "error", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return wire.Registration{}, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
 }
 
-func (a *Agent) registerOnce(ctx context.Context) ([]wire.Expected, error) {
+func (a *Agent) registerOnce(ctx context.Context) (wire.Registration, error) {
 	res, err := a.hv.Describe(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("describe host: %w", err)
+		return wire.Registration{}, fmt.Errorf("describe host: %w", err)
 	}
 	host := trustack.Host{
 		Name: a.cfg.Name, AvailabilityZone: a.cfg.AvailabilityZone, HostIP: a.cfg.HostIP,
 		HypervisorType: res.HypervisorType, HypervisorVersion: res.HypervisorVersion, HypervisorHostname: res.HypervisorHostname,
 		VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
 		CPUAllocationRatio: a.cfg.CPUAllocationRatio, RAMAllocationRatio: a.cfg.RAMAllocationRatio, DiskAllocationRatio: a.cfg.DiskAllocationRatio,
+		PhysicalNetworks: a.net.PhysicalNetworks(), NetworkNode: a.cfg.NetworkNode,
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	reply, err := a.controllers.Register(rctx, host)
+	reg, err := a.controllers.Register(rctx, host)
 	if err != nil {
-		return nil, err
+		return wire.Registration{}, err
 	}
-	a.cfg.Log.Info("registered", "id", reply.Host.ID, "expected_servers", len(reply.Expected))
-	return reply.Expected, nil
+	a.cfg.Log.Info("registered", "id", reg.Host.ID, "expected_servers", len(reg.Expected), "ports", len(reg.Network.Ports))
+	return reg, nil
 }
 
 // settle makes the host match what the controller expects: servers it had
@@ -339,7 +348,13 @@ func (a *Agent) Spawn(ctx context.Context, spec wire.Spec) (state trustack.Power
 		}
 	}
 	err = a.locked(spec.ServerID, func() error {
-		err := a.hv.Spawn(ctx, spec)
+		err := a.plugAll(ctx, spec.Ports, spec.SecurityGroups)
+		if err == nil {
+			// The groups are the network's; the hypervisor needs the ports.
+			guest := spec
+			guest.SecurityGroups = nil
+			err = a.hv.Spawn(ctx, guest)
+		}
 		if err == nil {
 			state, err = a.observe(ctx, spec.ServerID)
 		}
@@ -351,14 +366,15 @@ func (a *Agent) Spawn(ctx context.Context, spec wire.Spec) (state trustack.Power
 	return state, err
 }
 
-// Destroy stops a server and removes all it has on the host.
+// Destroy stops a server and removes all it has on the host, its ports'
+// wiring included.
 func (a *Agent) Destroy(ctx context.Context, serverID string) error {
 	return a.locked(serverID, func() error {
 		if err := a.hv.Destroy(ctx, serverID); err != nil {
 			return err
 		}
 		a.settled(serverID, 0, true)
-		return nil
+		return a.unplugServer(ctx, serverID)
 	})
 }
 
@@ -389,8 +405,8 @@ func (a *Agent) Diagnostics(ctx context.Context, serverID string) (map[string]in
 	return a.hv.Diagnostics(ctx, serverID)
 }
 
-// cleanUp destroys what a failed spawn left, even after its request's
-// context ended.
+// cleanUp destroys what a failed spawn left, its ports' wiring included,
+// even after its request's context ended.
 func (a *Agent) cleanUp(ctx context.Context, serverID string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -398,6 +414,9 @@ func (a *Agent) cleanUp(ctx context.Context, serverID string) {
 		a.cfg.Log.Error("clean up after a failed spawn", "server", serverID, "error", err)
 	}
 	a.settled(serverID, 0, true)
+	if err := a.unplugServer(ctx, serverID); err != nil {
+		a.cfg.Log.Error("clean up after a failed spawn", "server", serverID, "error", err)
+	}
 }
 
 // observe reads a server's power state after an operation and remembers

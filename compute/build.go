@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +101,10 @@ func (s *Service) place(ctx context.Context, srv *trustack.Server, failed []stri
 	if img, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID); err == nil {
 		req.ImageProperties = img.Properties
 	}
+	var err error
+	if req.PhysicalNetworks, err = s.physicalNetworks(ctx, srv); err != nil {
+		return nil, err
+	}
 	if srv.GroupID != "" {
 		g, err := s.store.ServerGroup(ctx, srv.GroupID)
 		if err != nil {
@@ -196,9 +201,53 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 	}
 }
 
+// PortsOf returns the ports of servers, by server ID, each server's in
+// the order of its NICs, in one read of the networking service however
+// many servers there are; a server without ports has no entry.
+func (s *Service) PortsOf(ctx context.Context, servers ...*trustack.Server) (map[string][]*trustack.Port, error) {
+	out := map[string][]*trustack.Port{}
+	var ids []string
+	for _, srv := range servers {
+		if len(srv.Ports) > 0 {
+			ids = append(ids, srv.ID)
+		}
+	}
+	if s.opts.Network == nil || len(ids) == 0 {
+		return out, nil
+	}
+	byServer, err := s.opts.Network.ServerPortsOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the ports of servers %v: %w", ids, err)
+	}
+	for _, srv := range servers {
+		for _, id := range srv.Ports {
+			if i := slices.IndexFunc(byServer[srv.ID], func(p *trustack.Port) bool { return p.ID == id }); i >= 0 {
+				out[srv.ID] = append(out[srv.ID], byServer[srv.ID][i])
+			}
+		}
+	}
+	return out, nil
+}
+
+// ports returns a server's ports, in the order of its NICs.
+func (s *Service) ports(ctx context.Context, srv *trustack.Server) ([]*trustack.Port, error) {
+	byServer, err := s.PortsOf(ctx, srv)
+	return byServer[srv.ID], err
+}
+
+// physicalNetworks returns the physical networks a host must be wired to
+// for the server's ports.
+func (s *Service) physicalNetworks(ctx context.Context, srv *trustack.Server) ([]string, error) {
+	ports, err := s.ports(ctx, srv)
+	if err != nil || len(ports) == 0 {
+		return nil, err
+	}
+	return s.opts.Network.PhysicalNetworks(ctx, ports)
+}
+
 // spec is what the agent needs to spawn a server: its image, and a direct
-// kernel boot's kernel and ramdisk, each with where to download it, and a
-// token of the server's owner to download them with.
+// kernel boot's kernel and ramdisk, each with where to download it, a
+// token of the server's owner to download them with, and its ports.
 func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, error) {
 	img, err := s.imageRef(ctx, srv.ProjectID, srv.ImageID)
 	if err != nil {
@@ -222,6 +271,16 @@ func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, er
 		if spec.ImageToken, err = s.opts.ImageTokens.IssueToken(ctx, srv.UserID, srv.ProjectID); err != nil {
 			return wire.Spec{}, fmt.Errorf("a token to download image %s: %w", srv.ImageID, err)
 		}
+	}
+	ports, err := s.ports(ctx, srv)
+	if err == nil && len(ports) > 0 {
+		spec.Ports, err = s.opts.Network.WirePorts(ctx, ports)
+	}
+	if err == nil && len(ports) > 0 {
+		spec.SecurityGroups, err = s.opts.Network.WireGroups(ctx, ports)
+	}
+	if err != nil {
+		return wire.Spec{}, err
 	}
 	return spec, nil
 }

@@ -16,13 +16,18 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/network"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/wire"
 )
 
 // Store keeps compute state. Update methods read, change with fn and
 // write back in one transaction; fn may read through the Store but not
-// write through it.
+// write through it. UpdateServer and UpdateServerWithEvent also bring
+// the server's ports (those whose device is the server) in line with it in
+// the same transaction: bound to its host (none while it has none), owned
+// by "compute:" and its availability zone, and ACTIVE while it is active
+// or paused on a host, DOWN otherwise.
 type Store interface {
 	scheduler.Hosts
 
@@ -113,6 +118,38 @@ type Agents interface {
 	Diagnostics(ctx context.Context, host, serverID string) (map[string]int64, error)
 	// Snapshot uploads a copy of a server's disk to the image service.
 	Snapshot(ctx context.Context, host, serverID string, upload wire.Upload) error
+	// Plug wires a port on a host, or brings its wiring up to date;
+	// Unplug removes it; SecurityGroups enforces groups on a host.
+	Plug(ctx context.Context, host string, p wire.Port) error
+	Unplug(ctx context.Context, host, portID string) error
+	SecurityGroups(ctx context.Context, host string, groups []wire.SecurityGroup) error
+}
+
+// Network is what compute needs of the networking service;
+// network.Service is one.
+type Network interface {
+	// ResolveNICs returns the NICs a new server gets for those it asks
+	// for and the mode (network.AutoNICs, network.NoNICs or "").
+	ResolveNICs(ctx context.Context, c network.Caller, nics []network.NIC, mode string) ([]network.NIC, error)
+	// ServerPorts makes, or takes over, a server's ports for its NICs,
+	// in the security groups named (the default one if none), all or
+	// none.
+	ServerPorts(ctx context.Context, c network.Caller, serverID, zone string, nics []network.NIC, groups []string) ([]*trustack.Port, error)
+	// ReleaseServerPorts deletes ports, but lets those of keep go.
+	ReleaseServerPorts(ctx context.Context, ports []*trustack.Port, keep []string) error
+	// ServerPortsOf returns the ports of servers, by server ID.
+	ServerPortsOf(ctx context.Context, serverIDs []string) (map[string][]*trustack.Port, error)
+	// WirePorts returns ports as hosts wire them, and WireGroups their
+	// security groups as hosts enforce them.
+	WirePorts(ctx context.Context, ports []*trustack.Port) ([]wire.Port, error)
+	WireGroups(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error)
+	// PhysicalNetworks returns the physical networks a host must be
+	// wired to for ports.
+	PhysicalNetworks(ctx context.Context, ports []*trustack.Port) ([]string, error)
+	// HostNetwork returns the network state a host should have.
+	HostNetwork(ctx context.Context, h *trustack.Host) (wire.HostNetwork, error)
+	// SetServerGroups adds a security group to ports, or removes it.
+	SetServerGroups(ctx context.Context, c network.Caller, ports []*trustack.Port, group string, add bool) error
 }
 
 // unanswered reports whether err is that of a request to an agent that got
@@ -165,6 +202,8 @@ type Options struct {
 	// Requirements states what servers require of hosts; nil for
 	// nothing.
 	Requirements Requirements
+	// Network makes servers' ports; nil for servers without NICs.
+	Network Network
 	// EnforceInterval is how often placed servers are checked against
 	// their requirements besides after every change (default 60 s).
 	EnforceInterval time.Duration

@@ -24,10 +24,12 @@ import (
 	imageapi "github.com/trustack/trustack/api/openstack/image"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/compute"
+	fakenet "github.com/trustack/trustack/hostnet/fake"
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
 	"github.com/trustack/trustack/internal/testclock"
+	"github.com/trustack/trustack/network"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
@@ -63,6 +65,7 @@ func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 type host struct {
 	name   string
 	hv     *fake.Driver
+	net    *fakenet.Network
 	conn   *bus.Conn
 	cancel context.CancelFunc
 	done   chan error
@@ -114,7 +117,9 @@ type cloud struct {
 	// identity is set with cloudOptions.ImageAPI.
 	identity *identity.Service
 	// acaas is set with cloudOptions.ACaaS.
-	acaas    *acaas.Service
+	acaas *acaas.Service
+	// network is set with cloudOptions.Network.
+	network  *network.Service
 	requests atomic.Int64
 }
 
@@ -134,6 +139,11 @@ type cloudOptions struct {
 	// ACaaS states servers' requirements from the store's requirements
 	// model, through the acaas service.
 	ACaaS bool
+	// Network gives servers ports through the networking service, on the
+	// cloud's store; host-0 is the network node. HostPhysnets returns the
+	// physical networks host i is wired to (default: physnet1).
+	Network      bool
+	HostPhysnets func(i int) []string
 }
 
 func newCloud(t *testing.T, opts cloudOptions) *cloud {
@@ -168,6 +178,12 @@ func newCloud(t *testing.T, opts cloudOptions) *cloud {
 		}
 		c.opts.Compute.Requirements = c.acaas
 	}
+	if opts.Network {
+		c.network = network.New(c.store, network.Options{Now: c.clock.Now, Rand: rand.New(rand.NewPCG(3, 4)),
+			PhysicalNetworks: []string{"physnet1", "physnet2", "physnet3"},
+			Log:              slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		c.opts.Compute.Network = c.network
+	}
 	c.ctl = c.startController(t)
 	if err := c.ctl.svc.EnsureFlavors(ctx, compute.DefaultFlavors); err != nil {
 		t.Fatal(err)
@@ -177,7 +193,11 @@ func newCloud(t *testing.T, opts cloudOptions) *cloud {
 		if opts.Host != nil {
 			hv = opts.Host(i)
 		}
-		c.hosts = append(c.hosts, c.startHost(t, fmt.Sprintf("host-%d", i), hv))
+		physnets := []string{"physnet1"}
+		if opts.HostPhysnets != nil {
+			physnets = opts.HostPhysnets(i)
+		}
+		c.hosts = append(c.hosts, c.startHost(t, fmt.Sprintf("host-%d", i), hv, fakenet.New(physnets)))
 	}
 	c.waitFor(t, fmt.Sprintf("%d hosts to register", opts.Hosts), func() bool {
 		hosts, err := c.store.Hosts(ctx)
@@ -295,6 +315,9 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 		agents = wrap.agents(agents)
 	}
 	ctl.svc = compute.New(c.store, c.images, agents, placer, opts)
+	if c.network != nil {
+		c.network.SetAgents(wire.NewHosts(ctl.conn))
+	}
 	if err := ctl.svc.Start(run); err != nil {
 		t.Fatal(err)
 	}
@@ -317,13 +340,13 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 
 // startHost starts an agent with the fake hypervisor that beats and syncs
 // every 20 ms.
-func (c *cloud) startHost(t *testing.T, name string, opts fake.Options) *host {
+func (c *cloud) startHost(t *testing.T, name string, opts fake.Options, net *fakenet.Network) *host {
 	t.Helper()
 	hv, err := fake.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &host{name: name, hv: hv}
+	h := &host{name: name, hv: hv, net: net}
 	c.runAgent(t, h)
 	t.Cleanup(func() { h.stop(t) })
 	return h
@@ -348,7 +371,8 @@ func (c *cloud) runAgent(t *testing.T, h *host) {
 	}
 	run, cancel := context.WithCancel(ctx)
 	h.conn, h.cancel, h.done = conn, cancel, make(chan error, 1)
-	a := agent.New(conn, h.hv, agent.Config{Name: h.name, HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
+	a := agent.New(conn, h.hv, h.net, agent.Config{Name: h.name, HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond,
+		NetworkNode: h.name == "host-0"})
 	go func() { h.done <- a.Run(run) }()
 }
 

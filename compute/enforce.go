@@ -161,6 +161,10 @@ func (s *Service) migrate(ctx context.Context, id, from string, reqs trustack.Re
 		return
 	}
 	req := scheduler.Request{Server: srv, Zone: askedZone(srv), Exclude: []string{old.ID}, Move: true, PreferDomain: old.Domain}
+	if req.PhysicalNetworks, err = s.physicalNetworks(ctx, srv); err != nil {
+		s.migrationFailed(ctx, srv, requestID, start, err)
+		return
+	}
 	if srv.GroupID != "" {
 		if req.Group, err = s.store.ServerGroup(ctx, srv.GroupID); err != nil {
 			s.migrationFailed(ctx, srv, requestID, start, err)

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -105,11 +106,17 @@ func (s *Service) Register(ctx context.Context, h *trustack.Host) (wire.Registra
 			expected = append(expected, wire.Expected{ServerID: srv.ID, Power: srv.PowerState})
 		}
 	}
+	reg := wire.Registration{Host: *stored, Expected: expected}
+	if s.opts.Network != nil {
+		if reg.Network, err = s.opts.Network.HostNetwork(ctx, stored); err != nil {
+			return wire.Registration{}, fmt.Errorf("the network state of host %s: %w", stored.Name, err)
+		}
+	}
 	if s.verifier != nil {
 		s.verifier.AttestSoon(stored.Name)
 	}
-	s.opts.Log.Info("compute host registered", "host", stored.Name, "id", stored.ID, "vcpus", stored.VCPUs, "memory_mb", stored.MemoryMB, "servers", len(expected))
-	return wire.Registration{Host: *stored, Expected: expected}, nil
+	s.opts.Log.Info("compute host registered", "host", stored.Name, "id", stored.ID, "vcpus", stored.VCPUs, "memory_mb", stored.MemoryMB, "servers", len(expected), "ports", len(reg.Network.Ports))
+	return reg, nil
 }
 
 // PowerChanged records what an agent found: a server whose power state

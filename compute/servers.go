@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/network"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -45,6 +47,14 @@ type CreateRequest struct {
 	AccessIPv6  string
 	ConfigDrive bool
 	DiskConfig  string // "AUTO" (the default) or "MANUAL"
+	// NICs are the servers' network interfaces, in order; with none,
+	// NICMode says what they get: network.NoNICs none,
+	// network.AutoNICs or "" (Nova's 2.1) the project's only network.
+	NICs    []network.NIC
+	NICMode string
+	// SecurityGroups name the groups the servers' ports go in, by name
+	// or ID (the project's default group if none).
+	SecurityGroups []string
 }
 
 // maxUserData is the largest user data Nova accepts, base64 encoded.
@@ -129,6 +139,10 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
+	nics, err := s.resolveNICs(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
 	var reqs trustack.Requirements
 	if s.opts.Requirements != nil {
 		if reqs, err = s.opts.Requirements.Effective(ctx, c.ProjectID, flavor, req.Hints); err != nil {
@@ -172,7 +186,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	action := s.actionOf(c, "", "create")
 	for n := req.MaxCount; n >= req.MinCount; n-- {
 		created = make(n)
-		err = s.store.CreateServers(ctx, created, limits, &action)
+		if err = s.makePorts(ctx, c, created, nics, req.SecurityGroups); err != nil {
+			return nil, err
+		}
+		if err = s.store.CreateServers(ctx, created, limits, &action); err != nil {
+			s.releasePorts(ctx, created...)
+		}
 		if trustack.ErrorCode(err) != trustack.EOVERQUOTA {
 			break
 		}
@@ -184,6 +203,72 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		s.enqueue(func(ctx context.Context) { s.build(ctx, srv.ID, c.RequestID, nil) })
 	}
 	return created, nil
+}
+
+// network is the caller as the networking service knows callers.
+func (c Caller) network() network.Caller {
+	return network.Caller{ProjectID: c.ProjectID, Admin: c.Admin}
+}
+
+// resolveNICs returns the NICs each server of req gets. A port or an
+// address cannot go to several servers (EINVALID).
+func (s *Service) resolveNICs(ctx context.Context, c Caller, req CreateRequest) ([]network.NIC, error) {
+	if s.opts.Network == nil {
+		if len(req.NICs) > 0 || len(req.SecurityGroups) > 0 {
+			return nil, trustack.Errorf(trustack.EINVALID, "This cloud has no networking service: servers get no network interfaces.")
+		}
+		return nil, nil
+	}
+	nics, err := s.opts.Network.ResolveNICs(ctx, c.network(), req.NICs, req.NICMode)
+	if err != nil {
+		return nil, err
+	}
+	if req.MaxCount > 1 && slices.ContainsFunc(nics, func(n network.NIC) bool { return n.PortID != "" || n.FixedIP.IsValid() }) {
+		return nil, trustack.Errorf(trustack.EINVALID, "Unable to launch multiple instances with a single configured port ID or fixed IP. Please launch your instance one by one with different ports.")
+	}
+	return nics, nil
+}
+
+// makePorts gives each new server its ports for nics, all or none.
+func (s *Service) makePorts(ctx context.Context, c Caller, servers []*trustack.Server, nics []network.NIC, groups []string) error {
+	if len(nics) == 0 {
+		return nil
+	}
+	for i, srv := range servers {
+		zone := cmp.Or(srv.AvailabilityZone, s.opts.DefaultAvailabilityZone)
+		ports, err := s.opts.Network.ServerPorts(ctx, c.network(), srv.ID, zone, nics, groups)
+		if err != nil {
+			s.releasePorts(ctx, servers[:i]...)
+			return err
+		}
+		for j, p := range ports {
+			srv.Ports = append(srv.Ports, p.ID)
+			if nics[j].PortID != "" {
+				srv.UserPorts = append(srv.UserPorts, p.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// releasePorts ends servers' use of their ports: those their users gave
+// them are let go, the others deleted. A failure is logged: the ports
+// stay, owned by servers that are gone, for an operator to delete.
+func (s *Service) releasePorts(ctx context.Context, servers ...*trustack.Server) {
+	if s.opts.Network == nil {
+		return
+	}
+	ids := make([]string, len(servers))
+	for i, srv := range servers {
+		ids[i] = srv.ID
+	}
+	ports, err := s.opts.Network.ServerPortsOf(ctx, ids)
+	for i := 0; err == nil && i < len(servers); i++ {
+		err = s.opts.Network.ReleaseServerPorts(ctx, ports[servers[i].ID], servers[i].UserPorts)
+	}
+	if err != nil {
+		s.opts.Log.Error("release the ports of servers", "servers", ids, "error", err)
+	}
 }
 
 // usableFlavor returns the flavor if the caller may use it.
@@ -505,8 +590,8 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	return nil
 }
 
-// destroy removes a server from its host, gives back its claim and marks it
-// deleted.
+// destroy removes a server from its host, gives back its claim, ends its
+// use of its ports and marks it deleted.
 func (s *Service) destroy(ctx context.Context, srv *trustack.Server, requestID string) {
 	start := s.opts.Now().UTC()
 	var err error
@@ -534,6 +619,7 @@ func (s *Service) destroy(ctx context.Context, srv *trustack.Server, requestID s
 		return
 	}
 	s.placer.Forget(host)
+	s.releasePorts(ctx, srv)
 	s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
 		now := s.opts.Now().UTC()
 		cur.VMState, cur.TaskState, cur.PowerState = trustack.VMDeleted, "", trustack.PowerNoState

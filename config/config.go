@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,6 +78,17 @@ type Config struct {
 		Host             string
 		AvailabilityZone string
 		HostIP           string
+		PhysicalNetworks []string
+		NetworkNode      bool
+	}
+	Network struct {
+		Driver            string
+		TenantNetworkType string
+		PhysicalNetworks  []string
+		VLANRanges        []string
+		VNIRanges         string
+		MTU               int
+		BaseMAC           string
 	}
 	Attestation struct {
 		Enabled         string
@@ -150,6 +162,15 @@ func (c *Config) options() []option {
 		{"agent", "host", "Name of this compute host, unique in the cloud (default: the machine's hostname).", (*str)(&c.Agent.Host)},
 		{"agent", "availability_zone", "Availability zone of this compute host (default: the controller's default_availability_zone).", (*str)(&c.Agent.AvailabilityZone)},
 		{"agent", "host_ip", "Address of this compute host, shown to operators.", (*str)(&c.Agent.HostIP)},
+		{"agent", "physical_networks", "Comma-separated physical networks this compute host is wired to, each as NAME:INTERFACE (the host's interface that carries it); flat and VLAN networks on a physical network are placed only on hosts wired to it.", (*list)(&c.Agent.PhysicalNetworks)},
+		{"agent", "network_node", "Whether this compute host runs the cloud's DHCP servers and routers (yes or no); the first network node that is up, by name, does.", (*boolean)(&c.Agent.NetworkNode)},
+		{"network", "driver", "On compute hosts: how ports, security groups, DHCP and routers are wired: fake (kept in memory, for tests and simulated hosts).", (*choice)(&c.Network.Driver)},
+		{"network", "tenant_network_type", "Segment type of the networks users create without naming one: vxlan, vlan (from vlan_ranges) or local.", (*choice)(&c.Network.TenantNetworkType)},
+		{"network", "physical_networks", "Comma-separated names of the physical networks that flat and VLAN networks may be on, as the hosts' [agent] physical_networks name them.", (*list)(&c.Network.PhysicalNetworks)},
+		{"network", "vlan_ranges", "Comma-separated VLAN ranges users' networks take, each as PHYSNET:FIRST:LAST, as Neutron's network_vlan_ranges; empty: VLAN networks only from an administrator who names the VLAN.", (*list)(&c.Network.VLANRanges)},
+		{"network", "vni_ranges", "VXLAN VNIs users' networks take, as FIRST:LAST.", (*str)(&c.Network.VNIRanges)},
+		{"network", "mtu", "MTU of the physical networks; VXLAN networks get 50 bytes less, for the encapsulation.", (*integer)(&c.Network.MTU)},
+		{"network", "base_mac", "MAC addresses of ports start with the first three bytes of this one, the rest random, as Neutron's base_mac.", (*str)(&c.Network.BaseMAC)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
 		{"attestation", "grace_period", "Seconds a host may leave attestation requests unanswered, keeping its servers, before it is put out of scheduling and its servers are migrated. An untrusted host is put out at once.", (*seconds)(&c.Attestation.GracePeriod)},
@@ -158,7 +179,7 @@ func (c *Config) options() []option {
 		{"attestation", "ima_log", "On compute hosts: the kernel's binary IMA measurement log. If it cannot be read, the agent measures measure_files in userspace, extending PCR 10 as the kernel would, and says so in its log and in the host's record.", (*str)(&c.Attestation.IMALog)},
 		{"attestation", "measure_files", "On compute hosts, in userspace measurement mode: comma-separated files or glob patterns to measure, besides the trustack binary; {host_dir} stands for the host's directory. Default: the QEMU binary, this configuration file and the shared libraries in /usr/lib/x86_64-linux-gnu/libc.so.6.", (*list)(&c.Attestation.MeasureFiles)},
 		{"attestation", "measure_interval", "On compute hosts, in userspace measurement mode: seconds between two looks for changed files.", (*seconds)(&c.Attestation.MeasureInterval)},
-		{"policy", "dir", "Directory of policy files, one per API as OpenStack services have: identity.yaml (Keystone's rules), image.yaml (Glance's) and compute.yaml (Nova's), in YAML or JSON. Each overrides the API's default rules, one by one; `trustack policy defaults API` prints them. Missing files keep the defaults.", (*str)(&c.Policy.Dir)},
+		{"policy", "dir", "Directory of policy files, one per API as OpenStack services have: identity.yaml (Keystone's rules), image.yaml (Glance's), compute.yaml (Nova's) and network.yaml (Neutron's), in YAML or JSON. Each overrides the API's default rules, one by one; `trustack policy defaults API` prints them. Missing files keep the defaults.", (*str)(&c.Policy.Dir)},
 		{"log", "format", "Log format: text or json.", (*choice)(&c.Log.Format)},
 		{"log", "level", "Least severe level logged: debug, info, warn or error.", (*choice)(&c.Log.Level)},
 	}
@@ -193,6 +214,13 @@ func Default() *Config {
 	c.Compute.FakeMemoryMB = 16384
 	c.Compute.FakeDiskGB = 200
 	c.Compute.FakeSnapshotTime = 2 * time.Second
+	c.Agent.PhysicalNetworks = []string{"physnet1:eth1", "public:eth2"}
+	c.Network.Driver = "fake"
+	c.Network.TenantNetworkType = "vxlan"
+	c.Network.PhysicalNetworks = []string{"physnet1", "public"}
+	c.Network.VNIRanges = "1:65535"
+	c.Network.MTU = 1500
+	c.Network.BaseMAC = "fa:16:3e:00:00:00"
 	c.Attestation.Enabled = "auto"
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
@@ -307,8 +335,78 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [attestation] interval and measure_interval must be at least 1 second")
 	case c.Compute.CPUAllocationRatio <= 0 || c.Compute.RAMAllocationRatio <= 0 || c.Compute.DiskAllocationRatio <= 0:
 		return fmt.Errorf("config: [compute] allocation ratios must be positive")
+	case c.Network.Driver != "fake":
+		return fmt.Errorf("config: [network] driver must be fake, not %q", c.Network.Driver)
+	case !slices.Contains([]string{"vxlan", "vlan", "local"}, c.Network.TenantNetworkType):
+		return fmt.Errorf("config: [network] tenant_network_type must be vxlan, vlan or local, not %q", c.Network.TenantNetworkType)
+	case c.Network.MTU < 576:
+		return fmt.Errorf("config: [network] mtu must be at least 576")
+	}
+	if _, err := c.VLANRanges(); err != nil {
+		return err
+	}
+	if _, err := c.VNIRange(); err != nil {
+		return err
+	}
+	if _, err := c.BaseMAC(); err != nil {
+		return err
+	}
+	if _, err := c.HostPhysicalNetworks(); err != nil {
+		return err
 	}
 	return nil
+}
+
+// VLANRanges returns [network] vlan_ranges, by physical network.
+func (c *Config) VLANRanges() (map[string][2]int, error) {
+	out := map[string][2]int{}
+	for _, r := range c.Network.VLANRanges {
+		parts := strings.Split(r, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("config: [network] vlan_ranges: want PHYSNET:FIRST:LAST, got %q", r)
+		}
+		lo, err1 := strconv.Atoi(parts[1])
+		hi, err2 := strconv.Atoi(parts[2])
+		if err1 != nil || err2 != nil || lo < 1 || hi > 4094 || lo > hi {
+			return nil, fmt.Errorf("config: [network] vlan_ranges: %q is not a range of VLAN IDs (1 to 4094)", r)
+		}
+		out[parts[0]] = [2]int{lo, hi}
+	}
+	return out, nil
+}
+
+// VNIRange returns [network] vni_ranges.
+func (c *Config) VNIRange() ([2]int, error) {
+	a, b, ok := strings.Cut(c.Network.VNIRanges, ":")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || lo < 1 || hi >= 1<<24 || lo > hi {
+		return [2]int{}, fmt.Errorf("config: [network] vni_ranges: %q is not a range of VNIs (1 to 16777215)", c.Network.VNIRanges)
+	}
+	return [2]int{lo, hi}, nil
+}
+
+// BaseMAC returns the first three bytes of [network] base_mac.
+func (c *Config) BaseMAC() ([3]byte, error) {
+	hw, err := net.ParseMAC(c.Network.BaseMAC)
+	if err != nil || len(hw) != 6 || hw[0]&1 == 1 {
+		return [3]byte{}, fmt.Errorf("config: [network] base_mac: %q is not a unicast MAC address", c.Network.BaseMAC)
+	}
+	return [3]byte{hw[0], hw[1], hw[2]}, nil
+}
+
+// HostPhysicalNetworks returns [agent] physical_networks: the host's
+// interface of each physical network it is wired to, by name.
+func (c *Config) HostPhysicalNetworks() (map[string]string, error) {
+	out := map[string]string{}
+	for _, m := range c.Agent.PhysicalNetworks {
+		name, iface, ok := strings.Cut(m, ":")
+		if !ok || name == "" || iface == "" {
+			return nil, fmt.Errorf("config: [agent] physical_networks: want NAME:INTERFACE, got %q", m)
+		}
+		out[name] = iface
+	}
+	return out, nil
 }
 
 // Derived settings.
@@ -391,6 +489,7 @@ func wrap(s string, width int) []string {
 
 type (
 	str     string
+	boolean bool
 	choice  string
 	integer int
 	i64     int64
@@ -399,7 +498,27 @@ type (
 	list    []string
 )
 
-func (s *str) set(v string) error    { *s = str(v); return nil }
+func (s *str) set(v string) error { *s = str(v); return nil }
+
+func (b *boolean) set(v string) error {
+	switch strings.ToLower(v) {
+	case "yes", "true", "on", "1":
+		*b = true
+	case "no", "false", "off", "0":
+		*b = false
+	default:
+		return fmt.Errorf("want yes or no, got %q", v)
+	}
+	return nil
+}
+
+func (b *boolean) String() string {
+	if *b {
+		return "yes"
+	}
+	return "no"
+}
+
 func (s *str) String() string        { return string(*s) }
 func (s *choice) set(v string) error { *s = choice(strings.ToLower(v)); return nil }
 func (s *choice) String() string     { return string(*s) }

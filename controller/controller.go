@@ -33,6 +33,7 @@ import (
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
+	"github.com/trustack/trustack/network"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
@@ -46,6 +47,7 @@ type Controller struct {
 	Identity *identity.Service
 	Images   *images.Service
 	Compute  *compute.Service
+	Network  *network.Service
 	ACaaS    *acaas.Service
 	// Attest is the attestation verifier; nil when hosts do not attest
 	// ([attestation] enabled = no).
@@ -106,8 +108,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		return nil, err
 	}
 	c.ACaaS = acaas.New(c.Store, nil, acaas.Options{})
+	if c.Network, err = newNetwork(cfg, c.Store, func(h *trustack.Host) bool { return c.Compute.Alive(h) }, log); err != nil {
+		return nil, err
+	}
+	c.Network.SetAgents(wire.NewHosts(c.Conn))
 	c.Compute = compute.New(c.Store, c.Images, wire.NewHosts(c.Conn), c.Scheduler, compute.Options{
 		Requirements:            c.ACaaS,
+		Network:                 c.Network,
 		Workers:                 cfg.Compute.Workers,
 		ServiceDownTime:         cfg.Compute.ServiceDownTime,
 		MaxAttempts:             cfg.Scheduler.MaxAttempts,
@@ -124,6 +131,26 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 	}
 	c.Handler = c.routes()
 	return c, nil
+}
+
+// newNetwork builds the networking service as [network] says.
+func newNetwork(cfg *config.Config, store network.Store, alive func(*trustack.Host) bool, log *slog.Logger) (*network.Service, error) {
+	vlans, err := cfg.VLANRanges()
+	if err != nil {
+		return nil, err
+	}
+	vnis, err := cfg.VNIRange()
+	if err != nil {
+		return nil, err
+	}
+	mac, err := cfg.BaseMAC()
+	if err != nil {
+		return nil, err
+	}
+	return network.New(store, network.Options{
+		MACPrefix: mac, TenantNetworkType: cfg.Network.TenantNetworkType, VLANRanges: vlans, VXLANRange: vnis,
+		PhysicalNetworks: cfg.Network.PhysicalNetworks, MTU: cfg.Network.MTU, Alive: alive, Log: log.With("component", "network"),
+	}), nil
 }
 
 // connectBus starts the embedded NATS server, unless an external one is

@@ -16,10 +16,11 @@ import (
 	"github.com/trustack/trustack/dcc"
 )
 
-// Host is a compute host's driver, DC-C and agent.
+// Host is a compute host's drivers, DC-C and agent.
 type Host struct {
-	Name   string
-	Driver agent.Hypervisor
+	Name    string
+	Driver  agent.Hypervisor
+	Network agent.HostNetwork
 	// DCC is the host's DC-C; nil for a host that does not attest.
 	DCC *dcc.DCC
 
@@ -28,15 +29,15 @@ type Host struct {
 	log   *slog.Logger
 }
 
-// New builds the host named name on the hypervisor driver hv, keeping its
-// state in dir (which must exist), with the configuration's [compute],
-// [agent] and [attestation] sections. It reaches the bus with dial. With
+// New builds the host named name on the hypervisor driver hv and the
+// network net, keeping its state in dir (which must exist), with the
+// configuration's [compute], [agent] and [attestation] sections. It reaches the bus with dial. With
 // tpm, the address of its TPM (a device, or swtpm's), the host attests:
 // its agent joins only once its TPM registered, and takes work only while
 // the verifier trusts it; with "" it does not.
-func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hypervisor, log *slog.Logger) (*Host, error) {
-	h := &Host{Name: name, Driver: hv, dial: dial, log: log.With("host", name), agent: agent.Config{
-		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP,
+func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hypervisor, net agent.HostNetwork, log *slog.Logger) (*Host, error) {
+	h := &Host{Name: name, Driver: hv, Network: net, dial: dial, log: log.With("host", name), agent: agent.Config{
+		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP, NetworkNode: cfg.Agent.NetworkNode,
 		CPUAllocationRatio: cfg.Compute.CPUAllocationRatio, RAMAllocationRatio: cfg.Compute.RAMAllocationRatio,
 		DiskAllocationRatio: cfg.Compute.DiskAllocationRatio, HeartbeatInterval: cfg.Compute.HeartbeatInterval,
 		Log: log.With("host", name),
@@ -84,7 +85,7 @@ func (h *Host) Run(ctx context.Context) error {
 			return err
 		}
 		defer conn.Close()
-		return agent.New(conn, h.Driver, h.agent).Run(ctx)
+		return agent.New(conn, h.Driver, h.Network, h.agent).Run(ctx)
 	}
 	defer h.DCC.Close()
 	conn, err := h.DCC.Join(ctx, h.dial)
@@ -107,7 +108,7 @@ func (h *Host) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	err = agent.New(conn, h.Driver, h.agent).Run(ctx)
+	err = agent.New(conn, h.Driver, h.Network, h.agent).Run(ctx)
 	select {
 	case <-conn.Done():
 		if err := conn.Err(); err != nil {

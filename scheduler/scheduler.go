@@ -9,7 +9,7 @@
 // in the asked-for availability zone, meets every requirement of the
 // server, shares no host with a project either side's isolation excludes,
 // keeps the server group's policy and the same-host and different-host
-// hints.
+// hints, and is wired to the physical networks of the server's ports.
 //
 // The claim is a compare-and-swap on the host's generation, done by the
 // store in one transaction with the group's policy and the isolation
@@ -77,6 +77,9 @@ type Request struct {
 	// moves to the chosen host, and the host it leaves gets back what it
 	// held.
 	Move bool
+	// PhysicalNetworks are the physical networks the server's ports are
+	// on: a host must be wired to each of them.
+	PhysicalNetworks []string
 	// PreferDomain is a physical domain the acaas driver tries first,
 	// with its collaborating domains by priority, if the server's
 	// requirements allow it: the domain of a host whose servers are
@@ -600,6 +603,8 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "without enough free disk"
 	case !imageFits(req.ImageProperties, h):
 		return "not matching the image's properties"
+	case !wired(req.PhysicalNetworks, h):
+		return "not wired to a physical network the server's ports are on"
 	case !trustack.Admits(h.Tenants, req.Server.ProjectID, req.isolation):
 		return "running servers of a project the isolation requirements exclude"
 	case req.Group != nil && req.Group.Policy == trustack.PolicyAntiAffinity && slices.Contains(groupHosts, h.ID):
@@ -612,6 +617,16 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "running a server named in different_host"
 	}
 	return ""
+}
+
+// wired reports whether a host is wired to each of the physical networks.
+func wired(physnets []string, h *trustack.Host) bool {
+	for _, p := range physnets {
+		if !slices.Contains(h.PhysicalNetworks, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // imageFits is Nova's image-properties filter: an image may ask for a

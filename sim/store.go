@@ -243,6 +243,7 @@ func copyHost(h *trustack.Host) *trustack.Host {
 	c := *h
 	c.Properties = maps.Clone(h.Properties)
 	c.Security = maps.Clone(h.Security)
+	c.PhysicalNetworks = slices.Clone(h.PhysicalNetworks)
 	c.Tenants = slices.Clone(h.Tenants)
 	for i := range c.Tenants {
 		c.Tenants[i].Isolation.Exclude = slices.Clone(c.Tenants[i].Isolation.Exclude)

@@ -23,13 +23,14 @@ var (
 		name: "hosts", kind: "compute host", order: "name",
 		columns: []string{"id", "number", "name", "availability_zone", "hypervisor_type", "hypervisor_version", "hypervisor_hostname", "host_ip",
 			"vcpus", "memory_mb", "disk_gb", "cpu_ratio", "ram_ratio", "disk_ratio", "used_vcpus", "used_memory_mb", "used_disk_gb", "running_vms",
-			"generation", "enabled", "disabled_reason", "forced_down", "last_seen", "domain", "properties", "security", "created_at", "updated_at"},
+			"generation", "enabled", "disabled_reason", "forced_down", "last_seen", "domain", "properties", "security", "physical_networks", "network_node",
+			"created_at", "updated_at"},
 		fields: func(h *trustack.Host) []any {
 			return []any{&h.ID, &h.Number, &h.Name, &h.AvailabilityZone, &h.HypervisorType, &h.HypervisorVersion, &h.HypervisorHostname, &h.HostIP,
 				&h.VCPUs, &h.MemoryMB, &h.DiskGB, &h.CPUAllocationRatio, &h.RAMAllocationRatio, &h.DiskAllocationRatio,
 				&h.UsedVCPUs, &h.UsedMemoryMB, &h.UsedDiskGB, &h.RunningVMs, &h.Generation, &h.Enabled, &h.DisabledReason, &h.ForcedDown,
 				timeColumn{&h.LastSeen}, &h.Domain, jsonColumn[map[string]string]{&h.Properties}, jsonColumn[map[string]string]{&h.Security},
-				timeColumn{&h.CreatedAt}, timeColumn{&h.UpdatedAt}}
+				stringsColumn(&h.PhysicalNetworks), &h.NetworkNode, timeColumn{&h.CreatedAt}, timeColumn{&h.UpdatedAt}}
 		},
 	}
 	serverGroups = &table[trustack.ServerGroup]{
@@ -44,13 +45,13 @@ var (
 		columns: []string{"id", "name", "project_id", "user_id", "image_id", "flavor", "vcpus", "ram", "key_name", "key_data", "metadata",
 			"availability_zone", "user_data", "host", "node", "vm_state", "task_state", "power_state", "fault", "locked", "locked_by",
 			"group_id", "hints", "requirements", "rcot", "reservation_id", "launch_index", "access_ipv4", "access_ipv6", "config_drive", "disk_config",
-			"created_at", "updated_at", "launched_at", "terminated_at"},
+			"ports", "user_ports", "created_at", "updated_at", "launched_at", "terminated_at"},
 		fields: func(s *trustack.Server) []any {
 			return []any{&s.ID, &s.Name, &s.ProjectID, &s.UserID, &s.ImageID, jsonColumn[trustack.Flavor]{&s.Flavor}, &s.Flavor.VCPUs, &s.Flavor.RAM,
 				&s.KeyName, &s.KeyData, jsonColumn[map[string]string]{&s.Metadata}, &s.AvailabilityZone, &s.UserData, &s.Host, &s.Node,
 				&s.VMState, &s.TaskState, &s.PowerState, jsonColumn[*trustack.Fault]{&s.Fault}, &s.Locked, &s.LockedBy,
 				&s.GroupID, jsonColumn[map[string][]string]{&s.Hints}, jsonColumn[trustack.Requirements]{&s.Requirements}, &s.RCoT, &s.ReservationID, &s.LaunchIndex, &s.AccessIPv4, &s.AccessIPv6, &s.ConfigDrive, &s.DiskConfig,
-				timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}, timeColumn{&s.LaunchedAt}, timeColumn{&s.TerminatedAt}}
+				stringsColumn(&s.Ports), stringsColumn(&s.UserPorts), timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}, timeColumn{&s.LaunchedAt}, timeColumn{&s.TerminatedAt}}
 		},
 	}
 )
@@ -184,8 +185,9 @@ func (db *DB) DeleteKeypair(ctx context.Context, userID, name string) error {
 // Hosts.
 
 // RegisterHost records a compute host by name: a new one is created, a
-// known one gets the description and capacity it reports now, and keeps
-// its ID, claims, usage and service state. It returns the host as stored.
+// known one gets the description, capacity and wiring (physical networks,
+// network node) it reports now, and keeps its ID, claims, usage and
+// service state. It returns the host as stored.
 func (db *DB) RegisterHost(ctx context.Context, h *trustack.Host) (*trustack.Host, error) {
 	for attempt := 0; ; attempt++ {
 		out, err := db.registerHost(ctx, h)
@@ -219,9 +221,11 @@ func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Hos
 		default:
 			_, err := q.ExecContext(ctx, `UPDATE hosts SET availability_zone = $1, hypervisor_type = $2, hypervisor_version = $3,
 				hypervisor_hostname = $4, host_ip = $5, vcpus = $6, memory_mb = $7, disk_gb = $8, cpu_ratio = $9, ram_ratio = $10,
-				disk_ratio = $11, last_seen = $12, updated_at = $13, generation = generation + 1 WHERE id = $14`,
+				disk_ratio = $11, last_seen = $12, updated_at = $13, physical_networks = $14, network_node = $15, generation = generation + 1
+				WHERE id = $16`,
 				h.AvailabilityZone, h.HypervisorType, h.HypervisorVersion, h.HypervisorHostname, h.HostIP, h.VCPUs, h.MemoryMB, h.DiskGB,
-				h.CPUAllocationRatio, h.RAMAllocationRatio, h.DiskAllocationRatio, h.LastSeen.UnixMicro(), h.UpdatedAt.UnixMicro(), id)
+				h.CPUAllocationRatio, h.RAMAllocationRatio, h.DiskAllocationRatio, h.LastSeen.UnixMicro(), h.UpdatedAt.UnixMicro(),
+				stringsColumn(&h.PhysicalNetworks), h.NetworkNode, id)
 			if err != nil {
 				return fmt.Errorf("register host %s: %w", h.Name, err)
 			}
@@ -680,15 +684,29 @@ func (db *DB) Servers(ctx context.Context, f trustack.ServerFilter) ([]*trustack
 }
 
 // UpdateServer reads a server, lets fn change it and writes it back in one
-// transaction; an error from fn changes nothing.
+// transaction, in which its ports follow it (see bindPorts); an error from
+// fn changes nothing.
 func (db *DB) UpdateServer(ctx context.Context, id string, fn func(*trustack.Server) error) (*trustack.Server, error) {
-	return servers.update(ctx, db, id, fn)
+	var s *trustack.Server
+	return servers.updateAnd(ctx, db, id, func(v *trustack.Server) error {
+		s = v
+		return fn(v)
+	}, func(q querier) error { return db.bindPorts(ctx, q, s) })
 }
 
 // UpdateServerWithEvent is UpdateServer that also records an event of the
 // server's action requestID, as AddEvent does, in the same transaction.
 func (db *DB) UpdateServerWithEvent(ctx context.Context, id, requestID string, e trustack.ActionEvent, fn func(*trustack.Server) error) (*trustack.Server, error) {
-	return servers.updateAnd(ctx, db, id, fn, func(q querier) error { return addEvent(ctx, q, id, requestID, e) })
+	var s *trustack.Server
+	return servers.updateAnd(ctx, db, id, func(v *trustack.Server) error {
+		s = v
+		return fn(v)
+	}, func(q querier) error {
+		if err := db.bindPorts(ctx, q, s); err != nil {
+			return err
+		}
+		return addEvent(ctx, q, id, requestID, e)
+	})
 }
 
 // Server groups.

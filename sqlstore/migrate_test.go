@@ -61,10 +61,10 @@ func TestACaaSMigrationKeepsClaims(t *testing.T) {
 			start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 			h := &trustack.Host{ID: "h", Number: 1, Name: "h", VCPUs: 4, MemoryMB: 4096, DiskGB: 10, CPUAllocationRatio: 1, RAMAllocationRatio: 1,
 				DiskAllocationRatio: 1, UsedVCPUs: 1, UsedMemoryMB: 512, UsedDiskGB: 1, RunningVMs: 1, Enabled: true, CreatedAt: start, UpdatedAt: start}
-			insertAsOf(t, db, hosts, h, "domain", "properties", "security")
+			insertAsOf(t, db, hosts, h, "domain", "properties", "security", "physical_networks", "network_node")
 			srv := &trustack.Server{ID: "s", Name: "s", ProjectID: "p", Flavor: trustack.Flavor{VCPUs: 1, RAM: 512, Disk: 1}, Host: "h",
 				VMState: trustack.VMActive, CreatedAt: start, UpdatedAt: start}
-			insertAsOf(t, db, servers, srv, "requirements", "rcot")
+			insertAsOf(t, db, servers, srv, "requirements", "rcot", "ports", "user_ports")
 			if _, err := db.write.ExecContext(ctx, `INSERT INTO claims (server_id, host_id, vcpus, memory_mb, disk_gb) VALUES ('s', 'h', 1, 512, 1)`); err != nil {
 				t.Fatal(err)
 			}
@@ -84,16 +84,17 @@ func TestACaaSMigrationKeepsClaims(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Domain != "" || got.Properties != nil || got.Security != nil || !reflect.DeepEqual(got.Tenants, []trustack.Tenant{{ProjectID: "p", Servers: 1}}) {
-				t.Errorf("host after the upgrade: domain %q, properties %v, security %v, tenants %+v; want none, and project p's one server",
-					got.Domain, got.Properties, got.Security, got.Tenants)
+			if got.Domain != "" || got.Properties != nil || got.Security != nil || got.PhysicalNetworks != nil || got.NetworkNode ||
+				!reflect.DeepEqual(got.Tenants, []trustack.Tenant{{ProjectID: "p", Servers: 1}}) {
+				t.Errorf("host after the upgrade: domain %q, properties %v, security %v, physical networks %v, network node %v, tenants %+v; want none, and project p's one server",
+					got.Domain, got.Properties, got.Security, got.PhysicalNetworks, got.NetworkNode, got.Tenants)
 			}
 			s, err := db.Server(ctx, "s")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Requirements != nil || s.RCoT != "" {
-				t.Errorf("server after the upgrade: requirements %v, RCoT %q; want none", s.Requirements, s.RCoT)
+			if s.Requirements != nil || s.RCoT != "" || s.Ports != nil || s.UserPorts != nil {
+				t.Errorf("server after the upgrade: requirements %v, RCoT %q, ports %v, user's ports %v; want none", s.Requirements, s.RCoT, s.Ports, s.UserPorts)
 			}
 		})
 	}

@@ -24,6 +24,8 @@ type table[T any] struct {
 	// argument and as a Scan destination.
 	fields func(*T) []any
 	order  string // ORDER BY clause for lists
+	// missing is the ENOTFOUND of a missing ID; nil for a generic one.
+	missing func(id string) error
 }
 
 func (t *table[T]) selectFrom() string {
@@ -31,6 +33,9 @@ func (t *table[T]) selectFrom() string {
 }
 
 func (t *table[T]) notFound(id string) error {
+	if t.missing != nil {
+		return t.missing(id)
+	}
 	return trustack.Errorf(trustack.ENOTFOUND, "Could not find %s: %s.", t.kind, id)
 }
 
@@ -54,7 +59,12 @@ func (t *table[T]) getSQL(ctx context.Context, q querier, id, suffix string) (*T
 
 // list returns the rows matching w, in the table's order.
 func (t *table[T]) list(ctx context.Context, q querier, w where) ([]*T, error) {
-	rows, err := q.QueryContext(ctx, t.selectFrom()+w.sql()+" ORDER BY "+t.order, w.args...)
+	return t.listSQL(ctx, q, w, "")
+}
+
+// listSQL is list with a suffix for the query, such as FOR UPDATE.
+func (t *table[T]) listSQL(ctx context.Context, q querier, w where, suffix string) ([]*T, error) {
+	rows, err := q.QueryContext(ctx, t.selectFrom()+w.sql()+" ORDER BY "+t.order+suffix, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", t.kind, err)
 	}
@@ -84,13 +94,31 @@ func (t *table[T]) insert(ctx context.Context, q querier, v *T) error {
 // add adds v and returns a violated constraint as a *constraintError,
 // for callers that name what was violated themselves.
 func (t *table[T]) add(ctx context.Context, q querier, v *T) error {
+	_, err := q.ExecContext(ctx, t.insertInto(), t.fields(v)...)
+	return translate(err)
+}
+
+// insertInto is the statement that inserts a row, all columns given.
+func (t *table[T]) insertInto() string {
 	marks := make([]string, len(t.columns))
 	for i := range marks {
 		marks[i] = fmt.Sprintf("$%d", i+1)
 	}
-	query := "INSERT INTO " + t.name + " (" + strings.Join(t.columns, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")"
-	_, err := q.ExecContext(ctx, query, t.fields(v)...)
-	return translate(err)
+	return "INSERT INTO " + t.name + " (" + strings.Join(t.columns, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")"
+}
+
+// tryAdd adds v unless that would break a uniqueness constraint, and
+// reports whether it did. Unlike add it leaves a PostgreSQL transaction
+// usable after a duplicate, so that the caller can find out which
+// constraint it was and, for a value it chose itself, choose again; a
+// violated foreign key is still an error.
+func (t *table[T]) tryAdd(ctx context.Context, q querier, v *T) (bool, error) {
+	res, err := q.ExecContext(ctx, t.insertInto()+" ON CONFLICT DO NOTHING", t.fields(v)...)
+	if err != nil {
+		return false, translate(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // update reads the row with the given ID, lets fn change it and writes it
@@ -112,17 +140,8 @@ func (t *table[T]) updateAnd(ctx context.Context, db *DB, id string, fn func(*T)
 		if err := fn(v); err != nil {
 			return err
 		}
-		args := t.fields(v)
-		if got := *args[0].(*string); got != id {
-			return trustack.Errorf(trustack.EINVALID, "The %s ID cannot be changed.", t.kind)
-		}
-		sets := make([]string, 0, len(t.columns)-1)
-		for i, c := range t.columns[1:] {
-			sets = append(sets, fmt.Sprintf("%s = $%d", c, i+2))
-		}
-		query := "UPDATE " + t.name + " SET " + strings.Join(sets, ", ") + " WHERE " + t.columns[0] + " = $1"
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("update %s %s: %w", t.kind, id, conflict(t.kind, translate(err)))
+		if err := t.put(ctx, tx, id, v); err != nil {
+			return err
 		}
 		if and != nil {
 			return and(tx)
@@ -133,6 +152,24 @@ func (t *table[T]) updateAnd(ctx context.Context, db *DB, id string, fn func(*T)
 		return nil, err
 	}
 	return v, nil
+}
+
+// put writes v over the row with the given ID, in a transaction that read
+// it: EINVALID if v's ID is another, ECONFLICT for a violated constraint.
+func (t *table[T]) put(ctx context.Context, q querier, id string, v *T) error {
+	args := t.fields(v)
+	if got := *args[0].(*string); got != id {
+		return trustack.Errorf(trustack.EINVALID, "The %s ID cannot be changed.", t.kind)
+	}
+	sets := make([]string, 0, len(t.columns)-1)
+	for i, c := range t.columns[1:] {
+		sets = append(sets, fmt.Sprintf("%s = $%d", c, i+2))
+	}
+	query := "UPDATE " + t.name + " SET " + strings.Join(sets, ", ") + " WHERE " + t.columns[0] + " = $1"
+	if _, err := q.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("update %s %s: %w", t.kind, id, conflict(t.kind, translate(err)))
+	}
+	return nil
 }
 
 // delete removes the row with the given ID, or gives ENOTFOUND.

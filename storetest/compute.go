@@ -287,6 +287,7 @@ func testServers(t *testing.T, s Store) {
 	a.Metadata = map[string]string{"role": "db"}
 	a.Hints = map[string][]string{"different_host": {"x"}}
 	a.Fault = &trustack.Fault{Code: 500, Message: "boom", Created: start}
+	a.Ports, a.UserPorts = []string{"port-2", "port-1"}, []string{"port-1"}
 	must(t, s.CreateServers(ctx, []*trustack.Server{a}, limits, nil))
 	got, err := s.Server(ctx, "a")
 	must(t, err)

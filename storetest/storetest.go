@@ -17,6 +17,7 @@ import (
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
+	"github.com/trustack/trustack/network"
 )
 
 // Store is everything a backend must implement.
@@ -26,6 +27,7 @@ type Store interface {
 	compute.Store
 	acaas.Store
 	attest.Store
+	network.Store
 }
 
 // Run runs the suite; open returns a new, empty store for each test.
@@ -74,6 +76,24 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"ApprovedEKs", testApprovedEKs},
 		{"AttestationEvents", testAttestationEvents},
 		{"AttestationEventsUnderConcurrency", testAttestationEventsUnderConcurrency},
+		{"Networks", testNetworks},
+		{"NetworkAndSubnetLists", testNetworkLists},
+		{"Subnets", testSubnets},
+		{"SubnetsUnderConcurrency", testSubnetsUnderConcurrency},
+		{"Ports", testPorts},
+		{"PortsUnderConcurrency", testPortsUnderConcurrency},
+		{"AddressesAreRandom", testAddressesAreRandom},
+		{"NetworkAndSubnetDeletes", testNetworkDeletes},
+		{"ServerPorts", testServerPorts},
+		{"HostWiring", testHostWiring},
+		{"SecurityGroups", testSecurityGroups},
+		{"SecurityGroupRules", testSecurityGroupRules},
+		{"SecurityGroupMembersAndHosts", testSecurityGroupMembersAndHosts},
+		{"Routers", testRouters},
+		{"RouterInterfaces", testRouterInterfaces},
+		{"FloatingIPs", testFloatingIPs},
+		{"NetworkQuotas", testNetworkQuotas},
+		{"NetworkQuotaUnderConcurrency", testNetworkQuotaUnderConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

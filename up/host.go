@@ -4,20 +4,23 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/dcc"
 	"github.com/trustack/trustack/host"
+	fakenet "github.com/trustack/trustack/hostnet/fake"
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/hypervisor/qemu"
 )
 
 // NewHost builds the compute host named name, keeping its state in dir,
-// on the hypervisor driver [compute] driver names (see host.New for dial
-// and tpm).
+// on the hypervisor driver [compute] driver names and the network
+// [network] driver names (see host.New for dial and tpm).
 func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, tpm string, log *slog.Logger) (*host.Host, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create host directory: %w", err)
@@ -26,7 +29,23 @@ func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, 
 	if err != nil {
 		return nil, err
 	}
-	return host.New(cfg, dial, name, dir, tpm, hv, log)
+	net, err := hostNetwork(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return host.New(cfg, dial, name, dir, tpm, hv, net, log)
+}
+
+// hostNetwork returns the host network [network] driver names.
+func hostNetwork(cfg *config.Config) (agent.HostNetwork, error) {
+	physnets, err := cfg.HostPhysicalNetworks()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Network.Driver != "fake" {
+		return nil, fmt.Errorf("unknown network driver %q", cfg.Network.Driver)
+	}
+	return fakenet.New(slices.Sorted(maps.Keys(physnets))), nil
 }
 
 // hypervisor returns the driver [compute] driver names, for the host

@@ -48,6 +48,8 @@ var upAccounts = []account{
 // DataDir/openrc and DataDir/demo-openrc. A restart on the same data
 // directory keeps everything, passwords and servers included. Once it
 // serves, it writes a line with "trustack ready" and the auth URL to out.
+// Its cloud has an external network and, for each account, a network with
+// a router to it (see addNetworks).
 func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
 	tpms, err := upTPMs(ctx, cfg, nodes, log)
 	if err != nil {
@@ -81,6 +83,13 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 			return err
 		}
 	}
+	var projects []string
+	for _, a := range upAccounts {
+		projects = append(projects, a.Project)
+	}
+	if err := addNetworks(ctx, c, projects, log); err != nil {
+		return err
+	}
 	if testImageDir != "" {
 		if err := addTestImage(ctx, c, testImageDir, log); err != nil {
 			return err
@@ -99,7 +108,10 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		dial := func(opts ...bus.Option) (*bus.Conn, error) {
 			return bus.Connect("", "trustack-agent-"+name, append(opts, bus.InProcess(c.Bus), bus.Logger(log))...)
 		}
-		h, err := NewHost(ctx, cfg, dial, name, hostDir(cfg, name), tpms.addr[name], log)
+		// The first host is the network node: DHCP servers and routers.
+		hostCfg := *cfg
+		hostCfg.Agent.NetworkNode = i == 1
+		h, err := NewHost(ctx, &hostCfg, dial, name, hostDir(cfg, name), tpms.addr[name], log)
 		if err != nil {
 			return err
 		}

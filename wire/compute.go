@@ -46,6 +46,11 @@ type Spec struct {
 	// ImageToken authorizes the image downloads, on behalf of the server's
 	// owner; a driver must not keep it.
 	ImageToken string `json:"image_token,omitempty"`
+	// Ports are the server's NICs, in order: the agent plugs them before
+	// the guest starts, held to SecurityGroups, and unplugs them when it is
+	// destroyed.
+	Ports          []Port          `json:"ports,omitempty"`
+	SecurityGroups []SecurityGroup `json:"security_groups,omitempty"`
 }
 
 // ImageRef names the image a server boots from, with what a host needs to
@@ -108,10 +113,12 @@ type Expected struct {
 }
 
 // Registration is a controller's answer to a registering agent: its host
-// as stored, and the servers it should run.
+// as stored, the servers it should run, and the network its ports and,
+// on a network node, its DHCP servers and routers should have.
 type Registration struct {
 	Host     trustack.Host `json:"host"`
 	Expected []Expected    `json:"expected"`
+	Network  HostNetwork   `json:"network"`
 }
 
 // PowerEvent reports a server whose power state an agent found changed
@@ -142,7 +149,8 @@ const (
 	opDiagnostics = "diagnostics"
 )
 
-// hostRequest asks a host's agent for one operation.
+// hostRequest asks a host's agent for one operation, of the compute or
+// the network conversation.
 type hostRequest struct {
 	Op       string  `json:"op"`
 	Spec     *Spec   `json:"spec,omitempty"`
@@ -150,6 +158,7 @@ type hostRequest struct {
 	Power    PowerOp `json:"power,omitempty"`
 	Lines    int     `json:"lines,omitempty"`
 	Upload   *Upload `json:"upload,omitempty"`
+	networkRequest
 }
 
 // hostReply is what an operation answers: a power state, console output
@@ -178,7 +187,7 @@ func (c *Hosts) call(ctx context.Context, host string, req hostRequest) (hostRep
 	return r, err
 }
 
-// Spawn asks the host's agent to start a server and
+// Spawn asks the host's agent to start a server, its ports wired, and
 // returns its power state; spawning one that runs already succeeds. When
 // the agent answers with an error, it left nothing of the server on the
 // host; when it does not answer, the server may be there or not.
@@ -187,7 +196,8 @@ func (c *Hosts) Spawn(ctx context.Context, host string, spec Spec) (trustack.Pow
 	return r.Power, err
 }
 
-// Destroy asks the host's agent to stop a server and delete its disks.
+// Destroy asks the host's agent to stop a server, unplug its ports and
+// delete its disks.
 func (c *Hosts) Destroy(ctx context.Context, host, serverID string) error {
 	_, err := c.call(ctx, host, hostRequest{Op: opDestroy, ServerID: serverID})
 	return err
@@ -235,6 +245,7 @@ type Host interface {
 	Console(ctx context.Context, serverID string, lines int) (string, error)
 	Diagnostics(ctx context.Context, serverID string) (map[string]int64, error)
 	Snapshot(ctx context.Context, serverID string, upload Upload) error
+	NetworkHost
 }
 
 // ServeHost answers the requests to the named host on conn with h, until
@@ -265,7 +276,7 @@ func ServeHost(conn *bus.Conn, host string, h Host) (bus.Subscription, error) {
 			}
 			err = h.Snapshot(ctx, req.ServerID, *req.Upload)
 		default:
-			return r, trustack.Errorf(trustack.EINVALID, "unknown operation %q", req.Op)
+			return r, serveNetwork(ctx, h, req)
 		}
 		return r, err
 	}))

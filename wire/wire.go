@@ -9,6 +9,8 @@
 //   - compute (compute.go): an agent registers its host, beats and reports
 //     servers whose power changed by itself; controllers ask it to spawn,
 //     destroy, power and snapshot servers, and for consoles.
+//   - network (network.go): controllers ask an agent to plug and unplug
+//     ports, apply security groups, and serve DHCP and routers.
 //   - attestation (attest.go): an agent registers its TPM with a verifier
 //     and tells it of new measurements; verifiers ask it for evidence and
 //     tell it when its host is revoked.

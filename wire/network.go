@@ -1,0 +1,249 @@
+package wire
+
+import (
+	"context"
+
+	"github.com/trustack/trustack"
+)
+
+// The network conversation, on the host's subject: controllers ask an
+// agent to plug and unplug ports (those of its servers are plugged by the
+// spawn itself), to apply security groups to its ports, and, on a network
+// node, to serve DHCP for subnets and to run routers. Each request carries
+// the whole of what it sets, so that repeating it changes nothing.
+
+// Segment is the layer-2 segment a network is on.
+type Segment struct {
+	Type            string `json:"type"` // trustack.NetworkFlat, NetworkVLAN, NetworkVXLAN, NetworkLocal
+	PhysicalNetwork string `json:"physical_network,omitempty"`
+	SegmentationID  int    `json:"segmentation_id,omitempty"`
+	MTU             int    `json:"mtu"`
+}
+
+// Route is a route a host or a guest installs.
+type Route struct {
+	Destination string `json:"destination"` // a CIDR
+	NextHop     string `json:"nexthop"`
+}
+
+// Address is one of a port's fixed addresses, with its subnet's settings
+// that the guest's network configuration needs.
+type Address struct {
+	SubnetID   string   `json:"subnet_id"`
+	Address    string   `json:"ip_address"`
+	CIDR       string   `json:"cidr"`
+	Gateway    string   `json:"gateway_ip,omitempty"`
+	DHCP       bool     `json:"enable_dhcp"`
+	DNS        []string `json:"dns_nameservers,omitempty"`
+	HostRoutes []Route  `json:"host_routes,omitempty"`
+}
+
+// AddressPair is an address, with its MAC, that a port may send from
+// besides its own.
+type AddressPair struct {
+	IPAddress  string `json:"ip_address"` // an address or a CIDR
+	MACAddress string `json:"mac_address"`
+}
+
+// Port is a port as a host wires it.
+type Port struct {
+	ID        string    `json:"id"`
+	NetworkID string    `json:"network_id"`
+	ServerID  string    `json:"server_id,omitempty"` // Neutron's device_id, for a server's port
+	Owner     string    `json:"device_owner"`
+	MAC       string    `json:"mac_address"`
+	Segment   Segment   `json:"segment"`
+	Addresses []Address `json:"addresses"`
+	AdminUp   bool      `json:"admin_state_up"`
+	// PortSecurity on means the port is held to SecurityGroups and may
+	// send only from its MAC and addresses, and AllowedAddressPairs; off,
+	// it is filtered not at all.
+	PortSecurity        bool          `json:"port_security_enabled"`
+	SecurityGroups      []string      `json:"security_groups,omitempty"`
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
+}
+
+// Rule is a security group rule as a host enforces it: traffic in its
+// direction that matches is let through; everything else is dropped.
+type Rule struct {
+	Direction string `json:"direction"` // "ingress" or "egress"
+	EtherType string `json:"ethertype"` // "IPv4" or "IPv6"
+	Protocol  string `json:"protocol,omitempty"`
+	// PortMin and PortMax bound the destination ports (for ICMP, the type
+	// and code); nil for any.
+	PortMin *int `json:"port_range_min,omitempty"`
+	PortMax *int `json:"port_range_max,omitempty"`
+	// At most one of RemotePrefix and RemoteGroup is set; neither means
+	// any remote address.
+	RemotePrefix string `json:"remote_ip_prefix,omitempty"`
+	RemoteGroup  string `json:"remote_group_id,omitempty"`
+}
+
+// SecurityGroup is a group's rules and the addresses of its members, which
+// rules of other groups naming it as remote group match.
+type SecurityGroup struct {
+	ID       string   `json:"id"`
+	Stateful bool     `json:"stateful"`
+	Rules    []Rule   `json:"rules"`
+	Members  []string `json:"members"`
+}
+
+// DHCP is what a DHCP server for one subnet serves: each port of the
+// subnet's network its own address, with the subnet's gateway, name
+// servers and routes.
+type DHCP struct {
+	SubnetID   string     `json:"subnet_id"`
+	NetworkID  string     `json:"network_id"`
+	Segment    Segment    `json:"segment"`
+	CIDR       string     `json:"cidr"`
+	Gateway    string     `json:"gateway_ip,omitempty"`
+	DNS        []string   `json:"dns_nameservers,omitempty"`
+	HostRoutes []Route    `json:"host_routes,omitempty"`
+	Port       Port       `json:"port"` // the DHCP server's own
+	Leases     []DHCPHost `json:"leases"`
+}
+
+// DHCPHost is an address the DHCP server gives one MAC.
+type DHCPHost struct {
+	MAC      string `json:"mac_address"`
+	Address  string `json:"ip_address"`
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// Router is a router as a network node runs it: its interfaces on tenant
+// subnets, its gateway on an external network with source NAT, its
+// static routes and the floating addresses it translates.
+type Router struct {
+	ID          string       `json:"id"`
+	Interfaces  []Port       `json:"interfaces"`
+	Gateway     *Port        `json:"gateway,omitempty"`
+	SNAT        bool         `json:"enable_snat"`
+	Routes      []Route      `json:"routes,omitempty"`
+	FloatingIPs []FloatingIP `json:"floating_ips,omitempty"`
+}
+
+// FloatingIP maps an external address to a port's fixed address.
+type FloatingIP struct {
+	Address      string `json:"floating_ip_address"`
+	FixedAddress string `json:"fixed_ip_address"`
+	PortID       string `json:"port_id"`
+}
+
+// HostNetwork is the network state a host should have: the ports of its
+// servers, the security groups they are in, and on a network node the
+// DHCP servers and routers. An agent that registers gets it, and makes its
+// host match: what it has beyond it is removed.
+type HostNetwork struct {
+	Ports   []Port          `json:"ports,omitempty"`
+	Groups  []SecurityGroup `json:"security_groups,omitempty"`
+	DHCP    []DHCP          `json:"dhcp,omitempty"`
+	Routers []Router        `json:"routers,omitempty"`
+}
+
+// Operations of the network conversation.
+const (
+	opPlug           = "plug"
+	opUnplug         = "unplug"
+	opSecurityGroups = "security_groups"
+	opSetDHCP        = "set_dhcp"
+	opRemoveDHCP     = "remove_dhcp"
+	opSetRouter      = "set_router"
+	opRemoveRouter   = "remove_router"
+)
+
+// networkRequest is the network conversation's part of a hostRequest.
+type networkRequest struct {
+	Port   *Port           `json:"port,omitempty"`
+	ID     string          `json:"id,omitempty"` // of a port, a subnet or a router
+	Groups []SecurityGroup `json:"groups,omitempty"`
+	DHCP   *DHCP           `json:"dhcp,omitempty"`
+	Router *Router         `json:"router,omitempty"`
+}
+
+// Plug asks the host's agent to wire a port that no server's spawn wires,
+// or to bring one up to date.
+func (c *Hosts) Plug(ctx context.Context, host string, p Port) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opPlug, networkRequest: networkRequest{Port: &p}})
+	return err
+}
+
+// Unplug asks the host's agent to remove a port's wiring; a port it does
+// not have is no error.
+func (c *Hosts) Unplug(ctx context.Context, host, portID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opUnplug, networkRequest: networkRequest{ID: portID}})
+	return err
+}
+
+// SecurityGroups asks the host's agent to enforce these groups, as they
+// now are, on its ports in them.
+func (c *Hosts) SecurityGroups(ctx context.Context, host string, groups []SecurityGroup) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSecurityGroups, networkRequest: networkRequest{Groups: groups}})
+	return err
+}
+
+// SetDHCP asks a network node's agent to serve DHCP for a subnet as d
+// says.
+func (c *Hosts) SetDHCP(ctx context.Context, host string, d DHCP) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSetDHCP, networkRequest: networkRequest{DHCP: &d}})
+	return err
+}
+
+// RemoveDHCP asks a network node's agent to stop serving DHCP for a
+// subnet.
+func (c *Hosts) RemoveDHCP(ctx context.Context, host, subnetID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opRemoveDHCP, networkRequest: networkRequest{ID: subnetID}})
+	return err
+}
+
+// SetRouter asks a network node's agent to run a router as r says.
+func (c *Hosts) SetRouter(ctx context.Context, host string, r Router) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSetRouter, networkRequest: networkRequest{Router: &r}})
+	return err
+}
+
+// RemoveRouter asks a network node's agent to remove a router.
+func (c *Hosts) RemoveRouter(ctx context.Context, host, routerID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opRemoveRouter, networkRequest: networkRequest{ID: routerID}})
+	return err
+}
+
+// NetworkHost is what a host's agent does of the network conversation.
+type NetworkHost interface {
+	Plug(ctx context.Context, p Port) error
+	Unplug(ctx context.Context, portID string) error
+	SecurityGroups(ctx context.Context, groups []SecurityGroup) error
+	SetDHCP(ctx context.Context, d DHCP) error
+	RemoveDHCP(ctx context.Context, subnetID string) error
+	SetRouter(ctx context.Context, r Router) error
+	RemoveRouter(ctx context.Context, routerID string) error
+}
+
+// serveNetwork hands a request of the network conversation to h.
+func serveNetwork(ctx context.Context, h NetworkHost, req hostRequest) error {
+	switch req.Op {
+	case opPlug:
+		if req.Port == nil {
+			return trustack.Errorf(trustack.EINVALID, "plug needs a port")
+		}
+		return h.Plug(ctx, *req.Port)
+	case opUnplug:
+		return h.Unplug(ctx, req.ID)
+	case opSecurityGroups:
+		return h.SecurityGroups(ctx, req.Groups)
+	case opSetDHCP:
+		if req.DHCP == nil {
+			return trustack.Errorf(trustack.EINVALID, "set_dhcp needs a subnet")
+		}
+		return h.SetDHCP(ctx, *req.DHCP)
+	case opRemoveDHCP:
+		return h.RemoveDHCP(ctx, req.ID)
+	case opSetRouter:
+		if req.Router == nil {
+			return trustack.Errorf(trustack.EINVALID, "set_router needs a router")
+		}
+		return h.SetRouter(ctx, *req.Router)
+	case opRemoveRouter:
+		return h.RemoveRouter(ctx, req.ID)
+	}
+	return trustack.Errorf(trustack.EINVALID, "unknown operation %q", req.Op)
+}
