@@ -26,6 +26,7 @@ import (
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
 	identityapi "github.com/trustack/trustack/api/openstack/identity"
 	imageapi "github.com/trustack/trustack/api/openstack/image"
+	networkapi "github.com/trustack/trustack/api/openstack/network"
 	trustapi "github.com/trustack/trustack/api/openstack/trust"
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/bus"
@@ -267,6 +268,7 @@ func DefaultPolicies() map[string][]policy.Rule {
 		"identity": identityapi.Policy(),
 		"image":    imageapi.Policy(),
 		"compute":  append(computeapi.Policy(), trustapi.Policy()...),
+		"network":  networkapi.Policy(),
 	}
 }
 
@@ -329,6 +331,11 @@ func (c *Controller) routes() http.Handler {
 		ImageURL:    base + imageapi.Prefix,
 		Extensions:  trustapi.Extensions(trust),
 	}, c.log))
+	mount(networkapi.Prefix, networkapi.New(c.Network, c.Identity, c.Policies["network"], networkapi.Config{
+		PublicURL:   base,
+		AuthURL:     AuthURL(c.Config),
+		MaxBodySize: c.Config.API.MaxBodySize,
+	}, c.log))
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))
 	return openstack.Middleware(c.log, mux)
@@ -346,6 +353,7 @@ func (c *Controller) Endpoints() []identity.BootstrapEndpoint {
 		{Type: "identity", Name: "keystone", URL: base + identityapi.Prefix + "/v3"},
 		{Type: "image", Name: "glance", URL: base + imageapi.Prefix},
 		{Type: "compute", Name: "nova", URL: base + computeapi.Prefix + "/v2.1"},
+		{Type: "network", Name: "neutron", URL: base + networkapi.Prefix},
 	}
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -31,6 +32,15 @@ type (
 		kind    string
 		literal bool
 		match   string
+	}
+	// fieldCheck is Neutron's field:RESOURCE:ATTRIBUTE=VALUE: the
+	// target's ATTRIBUTE must be VALUE, "True" and "False" matching
+	// whatever their case, or, for a VALUE of ~REGEXP, begin with a match
+	// of REGEXP, as Python's re.match.
+	fieldCheck struct {
+		attr  string
+		value string
+		re    *regexp.Regexp
 	}
 )
 
@@ -76,6 +86,25 @@ func (g genericCheck) eval(_ *Enforcer, c Credentials, t Target, _ int) bool {
 	}
 	have, ok := c.Value(g.kind)
 	return ok && have == match
+}
+
+func (f fieldCheck) eval(_ *Enforcer, _ Credentials, t Target, _ int) bool {
+	have, ok := t[f.attr]
+	switch {
+	case !ok:
+		return false
+	case f.re != nil:
+		return f.re.MatchString(have)
+	case isBool(have) && isBool(f.value):
+		return strings.EqualFold(have, f.value)
+	}
+	return have == f.value
+}
+
+// isBool reports whether s is a boolean as Neutron's policy values write
+// them: true or false, in any case.
+func isBool(s string) bool {
+	return strings.EqualFold(s, "true") || strings.EqualFold(s, "false")
 }
 
 // interpolate replaces each %(key)s in s with the target's value, and
@@ -238,6 +267,8 @@ func check(tok string) (node, error) {
 		return ruleCheck(match), nil
 	case "role":
 		return roleCheck(match), nil
+	case "field":
+		return field(tok, match)
 	case "http", "https":
 		return nil, fmt.Errorf("check %q: remote checks are not supported", tok)
 	}
@@ -245,6 +276,25 @@ func check(tok string) (node, error) {
 		return genericCheck{kind: lit, literal: true, match: match}, nil
 	}
 	return genericCheck{kind: kind, match: match}, nil
+}
+
+// field compiles the RESOURCE:ATTRIBUTE=VALUE of a field check. The
+// resource only documents the check: the target is the resource checked.
+func field(tok, match string) (node, error) {
+	_, attrValue, ok := strings.Cut(match, ":")
+	attr, value, hasValue := strings.Cut(attrValue, "=")
+	if !ok || !hasValue || attr == "" {
+		return nil, fmt.Errorf("check %q: want field:RESOURCE:ATTRIBUTE=VALUE", tok)
+	}
+	f := fieldCheck{attr: attr, value: value}
+	if pattern, isRegexp := strings.CutPrefix(value, "~"); isRegexp {
+		re, err := regexp.Compile("^(?:" + pattern + ")")
+		if err != nil {
+			return nil, fmt.Errorf("check %q: %w", tok, err)
+		}
+		f.re = re
+	}
+	return f, nil
 }
 
 // literal returns the string form of a Python literal on the left of a

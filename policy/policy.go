@@ -1,9 +1,9 @@
 // Package policy decides whether a caller may perform an action, with rules
 // written in oslo.policy's language so that operators' policy files for
 // OpenStack keep their meaning here: "role:admin", "rule:admin_required",
-// "project_id:%(target.project.id)s", "'member':%(target.role.name)s", "@",
-// "!", combined with "not", "and", "or" (binding in that order) and
-// parentheses. Each API package registers its default rules; a policy file
+// "project_id:%(target.project.id)s", "'member':%(target.role.name)s",
+// Neutron's "field:networks:shared=True", "@", "!", combined with "not",
+// "and", "or" (binding in that order) and parentheses. Each API package registers its default rules; a policy file
 // overrides them rule by rule.
 package policy
 
@@ -181,7 +181,7 @@ func (c tokenCredentials) Value(key string) (string, bool) {
 		return t.User.ID, true
 	case "user_domain_id", "token.user.domain.id":
 		return t.User.DomainID, true
-	case "project_id":
+	case "project_id", "tenant_id": // tenant_id as Neutron's rules name it
 		if t.Project == nil {
 			return "None", true
 		}

@@ -26,6 +26,8 @@ func TestChecks(t *testing.T) {
 		{Name: "owner", Check: "user_id:%(user_id)s"},
 		{Name: "admin_or_owner", Check: "rule:admin_required or rule:owner"},
 		{Name: "loop", Check: "rule:loop"},
+		{Name: "shared", Check: "field:networks:shared=True"},
+		{Name: "external", Check: "field:networks:router:external=True"},
 	}
 	tests := []struct {
 		name  string
@@ -58,6 +60,17 @@ func TestChecks(t *testing.T) {
 		{"and binds tighter than or", "role:admin or role:member and role:nope", admin, nil, true},
 		{"parentheses", "(role:admin or role:member) and role:nope", admin, nil, false},
 		{"nested parentheses", "((role:reader and domain_id:%(target.domain_id)s))", domainReader, Target{"target.domain_id": "d1"}, true},
+		{"field equals", "field:networks:shared=True", member, Target{"shared": "True"}, true},
+		{"field differs", "field:networks:shared=True", member, Target{"shared": "False"}, false},
+		{"field boolean in any case", "field:networks:shared=true", member, Target{"shared": "True"}, true},
+		{"field missing is false", "field:networks:shared=True", member, Target{}, false},
+		{"field with a colon in its name", "field:networks:router:external=True", member, Target{"router:external": "True"}, true},
+		{"field string", "field:ports:device_owner=network:dhcp", member, Target{"device_owner": "network:dhcp"}, true},
+		{"field regexp matches the start", "field:port:device_owner=~^network:", member, Target{"device_owner": "network:router_gateway"}, true},
+		{"field regexp anchored as re.match", "field:port:device_owner=~network:", member, Target{"device_owner": "compute:nova network:"}, false},
+		{"not field regexp", "not field:port:device_owner=~^network:", member, Target{"device_owner": "compute:nova"}, true},
+		{"neutron get_network shared", "(role:admin) or (role:reader and project_id:%(project_id)s) or rule:shared or rule:external",
+			member, Target{"project_id": "p9", "shared": "True", "router:external": "False"}, true},
 		{"keystone get_project as member of it", "(rule:admin_required) or (role:reader and system_scope:all) or (role:reader and domain_id:%(target.project.domain_id)s and not None:%(target.project.domain_id)s) or project_id:%(target.project.id)s",
 			member, Target{"target.project.id": "p1", "target.project.domain_id": "default"}, true},
 		{"keystone get_project of another", "(rule:admin_required) or (role:reader and system_scope:all) or (role:reader and domain_id:%(target.project.domain_id)s and not None:%(target.project.domain_id)s) or project_id:%(target.project.id)s",
@@ -90,6 +103,9 @@ func TestParseErrors(t *testing.T) {
 		"http://policy.example.com/check",
 		"not",
 		"role:a and and role:b",
+		"field:networks",
+		"field:networks:shared",
+		"field:ports:device_owner=~(",
 	} {
 		if _, err := New([]Rule{{Name: "x", Check: check}}, nil); err == nil {
 			t.Errorf("New(%q): got no error, want one", check)
@@ -157,7 +173,7 @@ func TestCredentialsOfToken(t *testing.T) {
 	tok := &trustack.Token{User: trustack.User{ID: "u1", DomainID: "d0"}, Project: project, Roles: []trustack.Role{{Name: "Member"}}}
 	c := CredentialsOf(tok)
 	for key, want := range map[string]string{
-		"user_id": "u1", "user_domain_id": "d0", "project_id": "p1", "token.project.domain.id": "d1",
+		"user_id": "u1", "user_domain_id": "d0", "project_id": "p1", "tenant_id": "p1", "token.project.domain.id": "d1",
 		"domain_id": "None", "token.domain.id": "None", "system_scope": "None", "is_admin": "False",
 	} {
 		if got, ok := c.Value(key); !ok || got != want {

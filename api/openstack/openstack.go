@@ -53,6 +53,11 @@ func StatusOf(err error) (int, string) {
 // ErrorFormat renders an error body in a service's format.
 type ErrorFormat func(status int, message string) any
 
+// ReasonFormat renders an error body that also names the error's reason
+// (trustack.ErrorReason; "" for an error that has none), as Neutron's
+// bodies name its exception types.
+type ReasonFormat func(status int, reason, message string) any
+
 // TitledError is Keystone's error format, the code, title and message
 // under "error", which glanceclient and openstacksdk read from Glance too.
 func TitledError(status int, message string) any {
@@ -76,7 +81,8 @@ type Validator interface {
 // validation and policy.
 type API struct {
 	mux       *http.ServeMux
-	format    ErrorFormat
+	format    ReasonFormat
+	status    func(err error) int // nil, or 0 for the table's status
 	validator Validator
 	policy    *policy.Enforcer
 	// authURL is advertised in WWW-Authenticate on 401 responses.
@@ -86,8 +92,19 @@ type API struct {
 
 // NewAPI returns an API with no routes.
 func NewAPI(format ErrorFormat, v Validator, p *policy.Enforcer, authURL string, log *slog.Logger) *API {
-	return &API{mux: http.NewServeMux(), format: format, validator: v, policy: p, authURL: authURL, log: log}
+	reasonless := func(status int, _, message string) any { return format(status, message) }
+	return &API{mux: http.NewServeMux(), format: reasonless, validator: v, policy: p, authURL: authURL, log: log}
 }
+
+// SetReasonFormat has the API render error bodies with f instead of its
+// ErrorFormat. Call it before the API serves.
+func (a *API) SetReasonFormat(f ReasonFormat) { a.format = f }
+
+// SetStatus has the API answer an error with status(err) where that is
+// not 0, and with the shared table's status elsewhere, for a service
+// whose clients expect otherwise: Neutron answers quota errors with 409
+// where Nova answers 403. Call it before the API serves.
+func (a *API) SetStatus(status func(err error) int) { a.status = status }
 
 // Public routes a pattern ("GET /identity/v3") to h without
 // authentication.
@@ -151,13 +168,18 @@ func (a *API) serve(h Handler) http.Handler {
 // and shown as a generic message.
 func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
 	status, message := StatusOf(err)
+	if a.status != nil {
+		if s := a.status(err); s != 0 {
+			status = s
+		}
+	}
 	if status == http.StatusInternalServerError {
 		a.log.Error("internal error", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	if status == http.StatusUnauthorized && a.authURL != "" {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", a.authURL))
 	}
-	JSON(w, status, a.format(status, message))
+	JSON(w, status, a.format(status, trustack.ErrorReason(err), message))
 }
 
 // ServeHTTP routes the request; a path or method with no route gets a 404

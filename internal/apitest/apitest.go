@@ -1,0 +1,47 @@
+// Package apitest holds what the tests of the API packages share: callers
+// known by their tokens (an administrator, members of two projects, a
+// reader of one), and a token validator that knows them, in the place of
+// the identity service.
+package apitest
+
+import (
+	"context"
+
+	"github.com/trustack/trustack"
+)
+
+// The projects of the callers, with IDs as Keystone makes them.
+const (
+	AdminProject = "7c0a9d6f1e2b4c3d8e9f0a1b2c3d4e5f"
+	P1           = "1a1a1a1a1a1a4a1a8a1a1a1a1a1a1a1a"
+	P2           = "2b2b2b2b2b2b4b2b8b2b2b2b2b2b2b2b"
+)
+
+// Tokens are the callers, by token: "admin" an administrator of
+// AdminProject, "alice" and "bob" members of P1 and P2, "rita" a reader of
+// P1.
+var Tokens = map[string]*trustack.Token{
+	"admin": {User: trustack.User{ID: "u-admin"}, Project: &trustack.Project{ID: AdminProject}, Roles: roles("admin", "member", "reader")},
+	"alice": {User: trustack.User{ID: "u-alice"}, Project: &trustack.Project{ID: P1}, Roles: roles("member", "reader")},
+	"bob":   {User: trustack.User{ID: "u-bob"}, Project: &trustack.Project{ID: P2}, Roles: roles("member", "reader")},
+	"rita":  {User: trustack.User{ID: "u-rita"}, Project: &trustack.Project{ID: P1}, Roles: roles("reader")},
+}
+
+func roles(names ...string) []trustack.Role {
+	out := make([]trustack.Role, len(names))
+	for i, n := range names {
+		out[i] = trustack.Role{Name: n}
+	}
+	return out
+}
+
+// Validator validates the tokens of Tokens; it is an openstack.Validator.
+type Validator struct{}
+
+// Validate returns the caller of a token of Tokens, or EUNAUTHORIZED.
+func (Validator) Validate(_ context.Context, token string) (*trustack.Token, error) {
+	if t, ok := Tokens[token]; ok {
+		return t, nil
+	}
+	return nil, trustack.Errorf(trustack.EUNAUTHORIZED, "The request you have made requires authentication.")
+}
