@@ -324,7 +324,7 @@ func (c *Controller) routes() http.Handler {
 		MaxBodySize: c.Config.API.MaxBodySize,
 		Attestation: verifier,
 	}, c.log)
-	mount(computeapi.Prefix, computeapi.New(c.Compute, c.Images, c.Identity, c.Policies["compute"], computeapi.Config{
+	mount(computeapi.Prefix, computeapi.New(c.Compute, c.Images, c.Network, c.Identity, c.Policies["compute"], computeapi.Config{
 		PublicURL:   base,
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,

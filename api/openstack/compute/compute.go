@@ -1,9 +1,11 @@
 // Package compute serves Nova's v2.1 API, at microversion 2.1, over
 // trustack's compute service: servers and their actions, flavors,
 // keypairs, server groups, availability zones, hypervisors and services,
-// limits and quotas, instance actions, and the image proxy Nova kept at
-// 2.1. Bodies follow the schemas Tempest checks; every operation asks the
-// policy engine with Nova's rule names and defaults.
+// limits and quotas, instance actions; the servers' addresses, network
+// interfaces and security groups; and the proxies Nova kept at 2.1, of
+// the image service and of the networking service (security groups,
+// floating IPs, networks). Bodies follow the schemas Tempest checks; every
+// operation asks the policy engine with Nova's rule names and defaults.
 package compute
 
 import (
@@ -56,17 +58,19 @@ type handler struct {
 	api    *openstack.API
 	svc    *compute.Service
 	images Images
+	net    Network
 	dec    openstack.Decoder
 	cfg    Config
 	base   string // PublicURL + Prefix
 }
 
 // New returns the compute API's handler, to mount at Prefix.
-func New(svc *compute.Service, imgs Images, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
+func New(svc *compute.Service, imgs Images, net Network, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
 		api:    openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
 		svc:    svc,
 		images: imgs,
+		net:    net,
 		dec:    openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
 		cfg:    cfg,
 		base:   cfg.PublicURL + Prefix,
@@ -132,7 +136,9 @@ type urlProjectKey struct{}
 // that place is a project ID.
 var collections = map[string]bool{
 	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
-	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "": true,
+	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "os-security-groups": true,
+	"os-security-group-rules": true, "os-floating-ips": true, "os-floating-ip-pools": true, "os-networks": true,
+	"os-tenant-networks": true, "": true,
 }
 
 // projectInPath returns the path without a project ID after the version.
@@ -225,6 +231,33 @@ func (h *handler) routes() {
 	a.Private("GET "+v+"/servers/{id}/diagnostics", h.diagnostics)
 	a.Private("GET "+v+"/servers/{id}/os-instance-actions", h.listActions)
 	a.Private("GET "+v+"/servers/{id}/os-instance-actions/{request_id}", h.showAction)
+	a.Private("GET "+v+"/servers/{id}/ips", h.listIPs)
+	a.Private("GET "+v+"/servers/{id}/ips/{label}", h.showIPs)
+	a.Private("GET "+v+"/servers/{id}/os-interface", h.listInterfaces)
+	a.Private("POST "+v+"/servers/{id}/os-interface", h.attachInterface)
+	a.Private("GET "+v+"/servers/{id}/os-interface/{port}", h.showInterface)
+	a.Private("DELETE "+v+"/servers/{id}/os-interface/{port}", h.detachInterface)
+	a.Private("GET "+v+"/servers/{id}/os-virtual-interfaces", h.listVirtualInterfaces)
+	a.Private("GET "+v+"/servers/{id}/os-security-groups", h.listServerSecurityGroups)
+
+	a.Private("GET "+v+"/os-security-groups", h.listSecurityGroups)
+	a.Private("POST "+v+"/os-security-groups", h.createSecurityGroup)
+	a.Private("GET "+v+"/os-security-groups/{id}", h.showSecurityGroup)
+	a.Private("PUT "+v+"/os-security-groups/{id}", h.updateSecurityGroup)
+	a.Private("DELETE "+v+"/os-security-groups/{id}", h.deleteSecurityGroup)
+	a.Private("POST "+v+"/os-security-group-rules", h.createGroupRule)
+	a.Private("DELETE "+v+"/os-security-group-rules/{id}", h.deleteGroupRule)
+
+	a.Private("GET "+v+"/os-floating-ips", h.listFloatingIPs)
+	a.Private("POST "+v+"/os-floating-ips", h.createFloatingIP)
+	a.Private("GET "+v+"/os-floating-ips/{id}", h.showFloatingIP)
+	a.Private("DELETE "+v+"/os-floating-ips/{id}", h.deleteFloatingIP)
+	a.Private("GET "+v+"/os-floating-ip-pools", h.listFloatingIPPools)
+
+	a.Private("GET "+v+"/os-networks", h.listNetworks(novaNetwork, "os_compute_api:os-networks:list"))
+	a.Private("GET "+v+"/os-networks/{id}", h.showNetwork(novaNetwork, "os_compute_api:os-networks:show"))
+	a.Private("GET "+v+"/os-tenant-networks", h.listNetworks(tenantNetwork, "os_compute_api:os-tenant-networks:list"))
+	a.Private("GET "+v+"/os-tenant-networks/{id}", h.showNetwork(tenantNetwork, "os_compute_api:os-tenant-networks:show"))
 
 	a.Private("GET "+v+"/flavors", h.listFlavors(false))
 	a.Private("GET "+v+"/flavors/detail", h.listFlavors(true))

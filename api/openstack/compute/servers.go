@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,35 +17,41 @@ import (
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/api/openstack"
 	"github.com/trustack/trustack/compute"
+	"github.com/trustack/trustack/network"
 	"github.com/trustack/trustack/policy"
 )
 
 // createBody is the body of POST /servers at 2.1.
 type createBody struct {
 	Server *struct {
-		Name                 string                  `json:"name"`
-		ImageRef             *string                 `json:"imageRef"`
-		FlavorRef            json.RawMessage         `json:"flavorRef"`
-		KeyName              *string                 `json:"key_name"`
-		Metadata             map[string]string       `json:"metadata"`
-		AvailabilityZone     *string                 `json:"availability_zone"`
-		UserData             *string                 `json:"user_data"`
-		MinCount             json.RawMessage         `json:"min_count"`
-		MaxCount             json.RawMessage         `json:"max_count"`
-		AccessIPv4           *string                 `json:"accessIPv4"`
-		AccessIPv6           *string                 `json:"accessIPv6"`
-		AdminPass            *string                 `json:"adminPass"`
-		DiskConfig           *string                 `json:"OS-DCF:diskConfig"`
-		SecurityGroups       []struct{ Name string } `json:"security_groups"`
-		Networks             json.RawMessage         `json:"networks"`
-		ConfigDrive          json.RawMessage         `json:"config_drive"`
-		ReturnReservationID  bool                    `json:"return_reservation_id"`
-		Personality          []json.RawMessage       `json:"personality"`
-		BlockDeviceMapping   json.RawMessage         `json:"block_device_mapping"`
-		BlockDeviceMappingV2 json.RawMessage         `json:"block_device_mapping_v2"`
+		Name                 string             `json:"name"`
+		ImageRef             *string            `json:"imageRef"`
+		FlavorRef            json.RawMessage    `json:"flavorRef"`
+		KeyName              *string            `json:"key_name"`
+		Metadata             map[string]string  `json:"metadata"`
+		AvailabilityZone     *string            `json:"availability_zone"`
+		UserData             *string            `json:"user_data"`
+		MinCount             json.RawMessage    `json:"min_count"`
+		MaxCount             json.RawMessage    `json:"max_count"`
+		AccessIPv4           *string            `json:"accessIPv4"`
+		AccessIPv6           *string            `json:"accessIPv6"`
+		AdminPass            *string            `json:"adminPass"`
+		DiskConfig           *string            `json:"OS-DCF:diskConfig"`
+		SecurityGroups       []securityGroupRef `json:"security_groups"`
+		Networks             json.RawMessage    `json:"networks"`
+		ConfigDrive          json.RawMessage    `json:"config_drive"`
+		ReturnReservationID  bool               `json:"return_reservation_id"`
+		Personality          []json.RawMessage  `json:"personality"`
+		BlockDeviceMapping   json.RawMessage    `json:"block_device_mapping"`
+		BlockDeviceMappingV2 json.RawMessage    `json:"block_device_mapping_v2"`
 	} `json:"server"`
 	Hints    map[string]any `json:"os:scheduler_hints"`
 	OldHints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
+}
+
+// securityGroupRef names a security group, as POST /servers does.
+type securityGroupRef struct {
+	Name string `json:"name"`
 }
 
 // invalid is a 400 naming the field at fault, as Nova words it.
@@ -201,8 +210,8 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 		req.DiskConfig = *b.DiskConfig
 	}
 	for _, sg := range b.SecurityGroups {
-		if sg.Name != "default" {
-			return trustack.Errorf(trustack.EINVALID, "Security group %s not found for project %s.", sg.Name, c.ProjectID)
+		if sg.Name != "" && !slices.Contains(req.SecurityGroups, sg.Name) {
+			req.SecurityGroups = append(req.SecurityGroups, sg.Name)
 		}
 	}
 	if len(b.Personality) > 0 {
@@ -211,8 +220,13 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 	if nonEmpty(b.BlockDeviceMapping) || nonEmpty(b.BlockDeviceMappingV2) {
 		return trustack.Errorf(trustack.EINVALID, "Block device mappings are not supported yet: servers boot from images.")
 	}
-	if err := checkNetworks(b.Networks); err != nil {
+	if req.NICs, req.NICMode, err = nics(b.Networks); err != nil {
 		return err
+	}
+	if len(req.NICs) > 0 || req.NICMode == network.AutoNICs {
+		if err := h.authorize(r, "os_compute_api:servers:create:attach_network", ""); err != nil {
+			return err
+		}
 	}
 	if req.ConfigDrive, err = configDrive(b.ConfigDrive); err != nil {
 		return err
@@ -229,6 +243,11 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 		pass = *b.AdminPass
 	}
 	list, err := h.svc.CreateServers(r.Context(), c, req)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND || trustack.ErrorReason(err) == "IpAddressInUse" {
+		// As Nova: a network, port or group the body names that does not
+		// exist, or an address taken, makes a bad request.
+		return &trustack.Error{Code: trustack.EINVALID, Message: trustack.ErrorMessage(err)}
+	}
 	if err != nil {
 		return err
 	}
@@ -236,11 +255,19 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 		openstack.JSON(w, http.StatusAccepted, object{"reservation_id": list[0].ReservationID})
 		return nil
 	}
+	// As Nova, the groups asked for, as asked.
+	groups := []object{{"name": trustack.DefaultSecurityGroup}}
+	if b.SecurityGroups != nil {
+		groups = make([]object, len(b.SecurityGroups))
+		for i, sg := range b.SecurityGroups {
+			groups[i] = object{"name": sg.Name}
+		}
+	}
 	first := list[0]
 	w.Header().Set("Location", h.base+"/v2.1/servers/"+first.ID)
 	openstack.JSON(w, http.StatusAccepted, object{"server": object{
 		"id": first.ID, "links": h.links("servers", first.ID), "OS-DCF:diskConfig": diskConfig(first.DiskConfig),
-		"security_groups": []object{{"name": "default"}}, "adminPass": pass,
+		"security_groups": groups, "adminPass": pass,
 	}})
 	return nil
 }
@@ -250,26 +277,73 @@ func nonEmpty(raw json.RawMessage) bool {
 	return s != "" && s != "null" && s != "[]"
 }
 
-// checkNetworks accepts what a cloud without tenant networks can honour:
-// nothing, or networks named by well-formed IDs (every server gets the
-// cloud's network).
-func checkNetworks(raw json.RawMessage) error {
+// nics reads the networks of POST /servers as Nova 2.1 does: a list of
+// NICs, each a network (uuid), optionally with an address on it
+// (fixed_ip), or a port the caller made (port, which takes precedence
+// over uuid); absent, null or empty, the project's only network. trustack
+// also takes Nova's "auto" and "none" of microversion 2.37 at 2.1, for
+// clients that cannot send a list.
+func nics(raw json.RawMessage) ([]network.NIC, string, error) {
 	if !nonEmpty(raw) {
-		return nil
+		return nil, "", nil
 	}
-	var list []struct {
-		UUID string `json:"uuid"`
-		Port string `json:"port"`
-	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return invalid("networks", "It must be a list of networks.")
-	}
-	for _, n := range list {
-		if n.UUID != "" && !uuidRE.MatchString(n.UUID) {
-			return trustack.Errorf(trustack.EINVALID, "Bad networks format: network uuid is not in proper format (%s)", n.UUID)
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		if mode != network.AutoNICs && mode != network.NoNICs {
+			return nil, "", invalid("networks", "Value: %s. It must be a list of networks, or 'auto' or 'none'.", mode)
 		}
+		return nil, mode, nil
 	}
-	return nil
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, "", invalid("networks", "Value: %s. It must be a list of networks.", raw)
+	}
+	var out []network.NIC
+	for _, item := range items {
+		var nic network.NIC
+		var uuid, port, fixed *string
+		for k, v := range item {
+			var dst **string
+			switch k {
+			case "uuid":
+				dst = &uuid
+			case "port":
+				dst = &port
+			case "fixed_ip":
+				dst = &fixed
+			default:
+				return nil, "", invalid("networks", "Additional properties are not allowed ('%s' was unexpected)", k)
+			}
+			if json.Unmarshal(v, dst) != nil {
+				return nil, "", invalid(k, "Value: %s. It must be a string.", v)
+			}
+		}
+		if fixed != nil {
+			addr, err := netip.ParseAddr(*fixed)
+			if err != nil {
+				return nil, "", invalid("fixed_ip", "Value: %s. %q is not a 'ip-address'", *fixed, *fixed)
+			}
+			nic.FixedIP = addr
+		}
+		switch {
+		case port != nil && !uuidRE.MatchString(*port):
+			return nil, "", invalid("port", "Value: %s. %q is not a 'uuid'", *port, *port)
+		case port != nil && slices.ContainsFunc(out, func(n network.NIC) bool { return n.PortID == *port }):
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Port ID '%s' was specified twice: you cannot attach a port multiple times.", *port)
+		case port != nil && fixed != nil:
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Specified Fixed IP '%s' cannot be used with port '%s': the two cannot be specified together.", *fixed, *port)
+		case port != nil:
+			nic.PortID = *port
+		case uuid == nil:
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Bad network format: missing 'uuid'")
+		case !uuidRE.MatchString(*uuid):
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Bad networks format: network uuid is not in proper format (%s)", *uuid)
+		default:
+			nic.NetworkID = *uuid
+		}
+		out = append(out, nic)
+	}
+	return out, "", nil
 }
 
 // configDrive reads config_drive: a boolean, or "true"/"false" as a string.
@@ -340,20 +414,74 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 			}
 			f.ChangesSince, f.IncludeDeleted = t, true
 		}
+		ips, err := parseIPFilter(q)
+		if err != nil {
+			return err
+		}
+		limit := f.Limit
+		if ips != nil {
+			f.Limit = 0 // applied once the servers are filtered by address
+		}
 		list, err := h.svc.Servers(r.Context(), f)
 		if err != nil {
 			return err
 		}
+		var nets map[string]serverNet
+		if detail || ips != nil {
+			if nets, err = h.serverNets(r.Context(), list...); err != nil {
+				return err
+			}
+		}
+		if ips != nil {
+			list = slices.DeleteFunc(list, func(s *trustack.Server) bool { return !ips.matches(nets[s.ID].addresses) })
+			if limit > 0 {
+				list = list[:min(limit, len(list))]
+			}
+		}
 		out := make([]object, 0, len(list))
 		for _, s := range list {
 			if detail {
-				out = append(out, h.server(s, true, c.Admin))
+				out = append(out, h.server(s, nets[s.ID], true, c.Admin))
 			} else {
 				out = append(out, object{"id": s.ID, "name": s.Name, "links": h.links("servers", s.ID)})
 			}
 		}
 		return collection(w, "servers", out)
 	}
+}
+
+// ipFilter is GET /servers's ip and ip6: regular expressions, by IP
+// version, that one of a server's fixed addresses must match from its
+// start, as Nova matches them; nil when neither is given.
+type ipFilter map[int]*regexp.Regexp
+
+func parseIPFilter(q url.Values) (ipFilter, error) {
+	var f ipFilter
+	for _, p := range []struct {
+		name    string
+		version int
+	}{{"ip", 4}, {"ip6", 6}} {
+		if !q.Has(p.name) {
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + q.Get(p.name) + ")")
+		if err != nil {
+			return nil, invalid(p.name, "Value: %s. It is not a regular expression.", q.Get(p.name))
+		}
+		if f == nil {
+			f = ipFilter{}
+		}
+		f[p.version] = re
+	}
+	return f, nil
+}
+
+// matches reports whether one of the fixed addresses matches.
+func (f ipFilter) matches(addrs []network.Address) bool {
+	return slices.ContainsFunc(addrs, func(a network.Address) bool {
+		re := f[a.Version]
+		return !a.Floating && re != nil && re.MatchString(a.Address.String())
+	})
 }
 
 // parseTime reads an ISO 8601 time as Nova's changes-since takes it.
@@ -388,7 +516,11 @@ func (h *handler) showServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server": h.server(s, true, c.Admin)})
+	nets, err := h.serverNets(r.Context(), s)
+	if err != nil {
+		return err
+	}
+	return ok(w, object{"server": h.server(s, nets[s.ID], true, c.Admin)})
 }
 
 func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
@@ -431,7 +563,11 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 	if s, err = h.svc.Update(r.Context(), c, s.ID, u); err != nil {
 		return err
 	}
-	return ok(w, object{"server": h.server(s, false, false)})
+	nets, err := h.serverNets(r.Context(), s)
+	if err != nil {
+		return err
+	}
+	return ok(w, object{"server": h.server(s, nets[s.ID], false, false)})
 }
 
 func (h *handler) deleteServer(w http.ResponseWriter, r *http.Request) error {
@@ -459,6 +595,10 @@ var serverActions = map[string]string{
 	"unlock":              "os_compute_api:os-lock-server:unlock",
 	"createImage":         "os_compute_api:servers:create_image",
 	"os-getConsoleOutput": "os_compute_api:os-console-output",
+	"addSecurityGroup":    "os_compute_api:os-security-groups:add",
+	"removeSecurityGroup": "os_compute_api:os-security-groups:remove",
+	"addFloatingIp":       "os_compute_api:os-floating-ips:add",
+	"removeFloatingIp":    "os_compute_api:os-floating-ips:remove",
 }
 
 func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
@@ -521,6 +661,12 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return h.createImage(w, r, c, s, args)
 	case "os-getConsoleOutput":
 		return h.consoleOutput(w, r, c, s, args)
+	case "addSecurityGroup", "removeSecurityGroup":
+		return h.setServerGroup(w, r, c, s, name, args)
+	case "addFloatingIp":
+		return h.addFloatingIP(w, r, c, s, args)
+	case "removeFloatingIp":
+		return h.removeFloatingIP(w, r, c, s, args)
 	}
 	if err != nil {
 		return err

@@ -60,9 +60,10 @@ func hostID(projectID, host string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// server renders a server at 2.1: the basic fields, and with detail those
-// of GET /servers/{id}; admin adds the host attributes.
-func (h *handler) server(s *trustack.Server, detail, admin bool) object {
+// server renders a server at 2.1, with its networking n: the basic
+// fields, and with detail those of GET /servers/{id}; admin adds the host
+// attributes.
+func (h *handler) server(s *trustack.Server, n serverNet, detail, admin bool) object {
 	status := compute.Status(s)
 	o := object{
 		"id":                s.ID,
@@ -76,7 +77,7 @@ func (h *handler) server(s *trustack.Server, detail, admin bool) object {
 		"updated":           stamp(s.UpdatedAt),
 		"metadata":          metadata(s.Metadata),
 		"links":             h.links("servers", s.ID),
-		"addresses":         object{},
+		"addresses":         addresses(n.addresses, detail),
 		"hostId":            hostID(s.ProjectID, s.Host),
 		"OS-DCF:diskConfig": diskConfig(s.DiskConfig),
 		"accessIPv4":        s.AccessIPv4,
@@ -100,7 +101,14 @@ func (h *handler) server(s *trustack.Server, detail, admin bool) object {
 		return o
 	}
 	o["key_name"] = nullIfEmpty(s.KeyName)
-	o["security_groups"] = []object{{"name": "default"}}
+	// As Nova: a server without ports is in no group, and says nothing.
+	if len(n.groups) > 0 {
+		groups := make([]object, len(n.groups))
+		for i, g := range n.groups {
+			groups[i] = object{"name": g}
+		}
+		o["security_groups"] = groups
+	}
 	o["OS-SRV-USG:launched_at"] = stampOrNull(s.LaunchedAt)
 	o["OS-SRV-USG:terminated_at"] = stampOrNull(s.TerminatedAt)
 	o["OS-EXT-AZ:availability_zone"] = s.AvailabilityZone

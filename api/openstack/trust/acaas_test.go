@@ -71,7 +71,7 @@ func newACaaSAPI(t *testing.T) *httptest.Server {
 // throughCompute serves the os-trustack-* calls of h through the compute
 // API, as a controller does.
 func throughCompute(enforcer *policy.Enforcer, h http.Handler) http.Handler {
-	return computeapi.New(nil, nil, validator{}, enforcer, computeapi.Config{Extensions: trust.Extensions(h)}, slog.New(slog.DiscardHandler))
+	return computeapi.New(nil, nil, nil, validator{}, enforcer, computeapi.Config{Extensions: trust.Extensions(h)}, slog.New(slog.DiscardHandler))
 }
 
 // call makes a request as the caller of token and returns the status and
