@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -155,13 +154,9 @@ func (c *Client) ListLocations(ctx context.Context) error {
 // DeleteLocations deletes locations. It tries every one and returns the
 // errors of those it could not delete.
 func (c *Client) DeleteLocations(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-locations", name); err != nil {
-			errs = append(errs, fmt.Errorf("delete location %s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("delete location", names, func(name string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-locations", name)
+	})
 }
 
 type distanceBody struct {
@@ -361,13 +356,9 @@ func (c *Client) SetDomain(ctx context.Context, name string, req DomainSet) erro
 // DeleteDomains deletes physical domains. It tries every one and returns
 // the errors of those it could not delete.
 func (c *Client) DeleteDomains(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-domains", name); err != nil {
-			errs = append(errs, fmt.Errorf("delete domain %s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("delete domain", names, func(name string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-domains", name)
+	})
 }
 
 // AddDomainHost makes a compute host a member of a domain (moving it from
@@ -439,13 +430,9 @@ func (c *Client) ListEntries(ctx context.Context) error {
 // DeleteEntries deletes requirement entries. It tries every one and
 // returns the errors of those it could not delete.
 func (c *Client) DeleteEntries(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-requirement-entries", name); err != nil {
-			errs = append(errs, fmt.Errorf("delete requirement entry %s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("delete requirement entry", names, func(name string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-requirement-entries", name)
+	})
 }
 
 // Project requirements.
@@ -499,13 +486,9 @@ func (c *Client) SetRequirements(ctx context.Context, project string, args []str
 // requirements for the entries. It tries every one and returns the
 // errors of those it could not remove.
 func (c *Client) UnsetRequirements(ctx context.Context, project string, entries []string) error {
-	var errs []error
-	for _, e := range entries {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, projectQuery(project), "os-trustack-requirements", e); err != nil {
-			errs = append(errs, fmt.Errorf("unset requirement %s: %w", e, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("unset requirement", entries, func(e string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, projectQuery(project), "os-trustack-requirements", e)
+	})
 }
 
 type requirementBody struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -209,13 +208,9 @@ func (c *Client) ListWhitelists(ctx context.Context) error {
 // DeleteWhitelists deletes white-lists. It tries every one and returns
 // the errors of those it could not delete.
 func (c *Client) DeleteWhitelists(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-whitelists", name); err != nil {
-			errs = append(errs, fmt.Errorf("delete white-list %s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("delete white-list", names, func(name string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-whitelists", name)
+	})
 }
 
 // Hosts' attestations.
@@ -308,13 +303,9 @@ func (c *Client) HostEvents(ctx context.Context, host string, limit int) error {
 // another TPM. It tries every one and returns the errors of those it
 // could not forget.
 func (c *Client) ForgetHosts(ctx context.Context, hosts []string) error {
-	var errs []error
-	for _, host := range hosts {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-attestations", host); err != nil {
-			errs = append(errs, fmt.Errorf("forget host %s: %w", host, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("forget host", hosts, func(host string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-attestations", host)
+	})
 }
 
 // Approved EKs.
@@ -359,11 +350,7 @@ func (c *Client) ListApprovedEKs(ctx context.Context) error {
 // (hosts registered with them stay until they register again). It tries
 // every one and returns the errors of those it could not revoke.
 func (c *Client) RevokeEKs(ctx context.Context, fingerprints []string) error {
-	var errs []error
-	for _, fp := range fingerprints {
-		if err := c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-approved-eks", fp); err != nil {
-			errs = append(errs, fmt.Errorf("revoke EK %s: %w", fp, err))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("revoke EK", fingerprints, func(fp string) error {
+		return c.request(ctx, http.MethodDelete, http.StatusNoContent, nil, nil, nil, "os-trustack-approved-eks", fp)
+	})
 }

@@ -1,10 +1,11 @@
 // Package client is the trustack command-line client over the OpenStack
 // APIs: it authenticates with Keystone v3 as the OS_* variables of an
-// openrc file say, finds the compute and image services in the catalog,
-// and runs the common tasks on servers, images, keypairs and flavors
-// through gophercloud, printing tables or JSON. It speaks the APIs any
-// OpenStack cloud speaks (compute at microversion 2.1, Glance v2), so it
-// needs nothing of trustack's own.
+// openrc file say, finds the compute, image and network services in the
+// catalog, and runs the common tasks on servers, images, keypairs,
+// flavors, networks, subnets, ports, routers, floating IPs and security
+// groups through gophercloud, printing tables or JSON. It speaks the APIs
+// any OpenStack cloud speaks (compute at microversion 2.1, Glance v2,
+// Neutron v2.0), so it needs nothing of trustack's own.
 package client
 
 import (
@@ -15,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,13 +108,32 @@ func (c Config) authOptions() gophercloud.AuthOptions {
 }
 
 // Client is an authenticated session with a cloud's compute and image
-// services that writes what it finds to Out. Its methods are the client's
-// commands; a Client is for one goroutine.
+// services, and its network service if it has one, that writes what it
+// finds to Out. Its methods are the client's commands (those of the
+// network service are Networking's); a Client is for one goroutine.
 type Client struct {
 	compute *gophercloud.ServiceClient
 	image   *gophercloud.ServiceClient
-	out     Output
-	poll    time.Duration
+	// networking is nil for a cloud whose catalog has no network
+	// service; noNetwork then says why.
+	networking *gophercloud.ServiceClient
+	noNetwork  error
+	out        Output
+	poll       time.Duration
+}
+
+// Networking is a Client whose cloud has a network service; its methods
+// are the commands of networks, subnets, ports, routers, floating IPs and
+// security groups.
+type Networking struct{ *Client }
+
+// Networking returns the client's session with the network service. It
+// returns ENOTFOUND if the catalog has no network endpoint.
+func (c *Client) Networking() (*Networking, error) {
+	if c.networking == nil {
+		return nil, c.noNetwork
+	}
+	return &Networking{c}, nil
 }
 
 // Output is where and how a Client writes.
@@ -128,10 +149,11 @@ type Output struct {
 	Terminal bool
 }
 
-// Dial authenticates as cfg says and finds the compute and image
-// services in the catalog. It returns EUNAUTHORIZED (or another code) with
-// Keystone's message if Keystone refuses, and ENOTFOUND if the catalog
-// lacks a service.
+// Dial authenticates as cfg says and finds the compute, image and
+// network services in the catalog. It returns EUNAUTHORIZED (or another
+// code) with Keystone's message if Keystone refuses, and ENOTFOUND if the
+// catalog lacks the compute or the image service; a cloud without a
+// network service is dialled, and only Networking fails.
 func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
 	provider, err := openstack.NewClient(cfg.AuthURL)
 	if err != nil {
@@ -151,6 +173,9 @@ func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
 	}
 	if c.image, err = openstack.NewImageV2(provider, eo); err != nil {
 		return nil, catalogError("image", eo, err)
+	}
+	if c.networking, err = openstack.NewNetworkV2(provider, eo); err != nil {
+		c.noNetwork = catalogError("network", eo, err)
 	}
 	return c, nil
 }
@@ -178,7 +203,8 @@ var statusCodes = map[int]string{
 
 // apiError turns an API's error response into an *trustack.Error with the
 // API's own message, its status and the request ID to quote to an
-// operator. Other errors (a refused connection, say) pass unchanged.
+// operator, and Neutron's type of error as its Reason. Other errors (a
+// refused connection, say) pass unchanged.
 func apiError(err error) error {
 	var resp gophercloud.ErrUnexpectedResponseCode
 	if !errors.As(err, &resp) {
@@ -188,33 +214,43 @@ func apiError(err error) error {
 	if !ok {
 		code = trustack.EINTERNAL
 	}
-	msg := fmt.Sprintf("%s (HTTP %d)", apiMessage(resp.Body, resp.Actual), resp.Actual)
+	text, reason := apiMessage(resp.Body, resp.Actual)
+	msg := fmt.Sprintf("%s (HTTP %d)", text, resp.Actual)
 	for _, h := range []string{"X-Openstack-Request-Id", "X-Compute-Request-Id"} {
 		if id := resp.ResponseHeader.Get(h); id != "" {
 			msg += " (Request-ID: " + id + ")"
 			break
 		}
 	}
-	return &trustack.Error{Code: code, Message: msg}
+	return &trustack.Error{Code: code, Reason: reason, Message: msg}
 }
 
 // apiMessage finds the message in an OpenStack error body: Keystone's and
-// Glance's {"error": {"message"}}, Nova's {"itemNotFound": {"message"}}.
-func apiMessage(body []byte, status int) string {
-	var doc map[string]struct {
-		Message string `json:"message"`
-	}
+// Glance's {"error": {"message"}}, Nova's {"itemNotFound": {"message"}},
+// Neutron's {"NeutronError": {"type", "message", "detail"}} (with its
+// type as the reason, and its detail after the message) or, from older
+// Neutrons, {"NeutronError": "message"}. The reason is "" for the other
+// APIs.
+func apiMessage(body []byte, status int) (msg, reason string) {
+	var doc map[string]json.RawMessage
 	if json.Unmarshal(body, &doc) == nil {
-		for _, v := range doc {
+		for k, raw := range doc {
+			var v struct{ Type, Message, Detail string }
+			if json.Unmarshal(raw, &v) != nil && k == "NeutronError" {
+				json.Unmarshal(raw, &v.Message)
+			}
+			if v.Detail != "" {
+				v.Message += ": " + v.Detail
+			}
 			if v.Message != "" {
-				return v.Message
+				return v.Message, v.Type
 			}
 		}
 	}
 	if s := strings.TrimSpace(string(body)); s != "" && len(s) < 500 && !strings.ContainsAny(s, "<{") {
-		return s
+		return s, ""
 	}
-	return http.StatusText(status)
+	return http.StatusText(status), ""
 }
 
 // notFound reports whether err is the API's 404.
@@ -230,6 +266,37 @@ func pick[T any](kind, ref string, found []T) (*T, error) {
 		return &found[0], nil
 	}
 	return nil, trustack.Errorf(trustack.ECONFLICT, "More than one %s exists with the name '%s': use its ID.", kind, ref)
+}
+
+// find returns the resource of a kind that ref names, as the OpenStack
+// CLI finds it: get by ID, or else among those that byName lists, with
+// pick's errors.
+func find[T any](kind, ref string, get func(id string) (*T, error), byName func(name string) ([]T, error)) (*T, error) {
+	v, err := get(ref)
+	switch {
+	case err == nil:
+		return v, nil
+	case !notFound(err):
+		return nil, apiError(err)
+	}
+	list, err := byName(ref)
+	if err != nil {
+		return nil, err
+	}
+	return pick(kind, ref, list)
+}
+
+// eachOf does do to every resource refs name, and returns the errors of
+// those it failed on, each after what was done ("delete network") and the
+// resource's name.
+func eachOf(what string, refs []string, do func(ref string) error) error {
+	var errs []error
+	for _, ref := range refs {
+		if err := do(ref); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", what, ref, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // exactName is a Nova name filter (a regular expression) for one name.
@@ -251,6 +318,23 @@ func (c *Client) wait(ctx context.Context, done func() (bool, error)) error {
 		case <-t.C:
 		}
 	}
+}
+
+// options parses a flag's argument of comma-separated KEY=VALUE pairs, as
+// the OpenStack CLI's --nic and --allocation-pool take, into a map. It
+// returns EINVALID, showing the form the flag wants, for a pair without
+// "=" or with an empty value, for a key not among keys, and for a key
+// given twice.
+func options(flag, arg, form string, keys ...string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.Split(arg, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if _, dup := out[k]; !ok || v == "" || dup || !slices.Contains(keys, k) {
+			return nil, trustack.Errorf(trustack.EINVALID, "%s %q: want %s", flag, arg, form)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // keyValues parses KEY=VALUE arguments of a flag (--property, --hint) into

@@ -207,17 +207,13 @@ func (c *Client) imageNames(ctx context.Context) (map[string]string, error) {
 // DeleteImages deletes the images refs name. It tries every image and
 // returns the errors of those it could not delete.
 func (c *Client) DeleteImages(ctx context.Context, refs []string) error {
-	var errs []error
-	for _, ref := range refs {
+	return eachOf("delete image", refs, func(ref string) error {
 		img, err := c.findImage(ctx, ref)
-		if err == nil {
-			err = apiError(images.Delete(ctx, c.image, img.ID).ExtractErr())
-		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("delete image %s: %w", ref, err))
+			return err
 		}
-	}
-	return errors.Join(errs...)
+		return apiError(images.Delete(ctx, c.image, img.ID).ExtractErr())
+	})
 }
 
 // DownloadImage writes the data of the image ref names to the file at

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -60,11 +59,7 @@ func (c *Client) ListKeypairs(ctx context.Context) error {
 // DeleteKeypairs deletes the user's keypairs of those names. It tries
 // every keypair and returns the errors of those it could not delete.
 func (c *Client) DeleteKeypairs(ctx context.Context, names []string) error {
-	var errs []error
-	for _, name := range names {
-		if err := keypairs.Delete(ctx, c.compute, name, nil).ExtractErr(); err != nil {
-			errs = append(errs, fmt.Errorf("delete keypair %s: %w", name, apiError(err)))
-		}
-	}
-	return errors.Join(errs...)
+	return eachOf("delete keypair", names, func(name string) error {
+		return apiError(keypairs.Delete(ctx, c.compute, name, nil).ExtractErr())
+	})
 }

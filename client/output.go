@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -135,8 +136,9 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // cell renders a value on one line of a table: maps as k='v' pairs in key
-// order (as the OpenStack CLI shows properties), lists joined by commas,
-// nothing for nil.
+// order (as the OpenStack CLI shows properties), lists of strings joined
+// by commas, other lists (of pools, routes, addresses, which have commas
+// of their own) by semicolons, nothing for nil.
 func cell(v any) string {
 	var s string
 	switch v := v.(type) {
@@ -152,7 +154,15 @@ func cell(v any) string {
 	case []string:
 		s = strings.Join(v, ", ")
 	default:
-		s = fmt.Sprint(v)
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice {
+			items := make([]string, rv.Len())
+			for i := range items {
+				items[i] = cell(rv.Index(i).Interface())
+			}
+			s = strings.Join(items, "; ")
+		} else {
+			s = fmt.Sprint(v)
+		}
 	}
 	return strings.NewReplacer("\t", " ", "\r", " ", "\n", " ").Replace(s)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -36,12 +37,134 @@ type ServerCreate struct {
 	// given several times is a list.
 	Properties []string
 	Hints      []string
+	// NICs are the server's network interfaces, in order; none for the
+	// cloud's choice (a port on the project's one network).
+	NICs []NIC
+	// SecurityGroups are the names or IDs of the groups its ports go in;
+	// none for the project's default group.
+	SecurityGroups []string
 	// Min and Max are how many servers to create: at least Min (default
 	// 1), at most Max (default Min). Several are named NAME-1, NAME-2, ...
 	Min, Max int
 	// Wait waits until the servers are ACTIVE, and fails if one goes to
 	// ERROR.
 	Wait bool
+}
+
+// NIC is a network interface a new server asks for, as the OpenStack
+// CLI's --nic, --network and --port say it: a new port on a network, at
+// a fixed IP if not empty, or a port made beforehand; or, alone, Mode
+// "auto" or "none" for Nova's networks "auto" (the cloud's choice) and
+// "none" (no interface).
+type NIC struct {
+	Network string // name or ID
+	FixedIP string
+	Port    string // name or ID
+	Mode    string
+}
+
+// ParseNIC parses a --nic argument: net-id=NET (a name or ID) with
+// v4-fixed-ip=IP or v6-fixed-ip=IP, port-id=PORT, auto or none. It
+// returns EINVALID for anything else, for both a network and a port, and
+// for an address with a port (which has its own) or of the other IP
+// version.
+func ParseNIC(arg string) (NIC, error) {
+	if arg == "auto" || arg == "none" {
+		return NIC{Mode: arg}, nil
+	}
+	const form = "net-id=NET[,v4-fixed-ip=IP|,v6-fixed-ip=IP], port-id=PORT, auto or none"
+	o, err := options("--nic", arg, form, "net-id", "port-id", "v4-fixed-ip", "v6-fixed-ip")
+	if err != nil {
+		return NIC{}, err
+	}
+	nic := NIC{Network: o["net-id"], Port: o["port-id"]}
+	v4, v6 := o["v4-fixed-ip"], o["v6-fixed-ip"]
+	switch {
+	case (nic.Network == "") == (nic.Port == ""):
+		return NIC{}, trustack.Errorf(trustack.EINVALID, "--nic %q: give net-id or port-id, one of them", arg)
+	case v4 != "" && v6 != "":
+		return NIC{}, trustack.Errorf(trustack.EINVALID, "--nic %q: give v4-fixed-ip or v6-fixed-ip, not both", arg)
+	case nic.Port != "" && v4+v6 != "":
+		return NIC{}, trustack.Errorf(trustack.EINVALID, "--nic %q: a fixed IP goes with net-id; a port has its own", arg)
+	}
+	for _, ip := range []struct {
+		key, addr string
+		version   int
+	}{{"v4-fixed-ip", v4, 4}, {"v6-fixed-ip", v6, 6}} {
+		if ip.addr == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(ip.addr); err != nil || ipVersion(a) != ip.version {
+			return NIC{}, trustack.Errorf(trustack.EINVALID, "--nic %q: %s %q is not an IPv%d address", arg, ip.key, ip.addr, ip.version)
+		}
+		nic.FixedIP = ip.addr
+	}
+	return nic, nil
+}
+
+// nicMode returns the Mode of nics that are one NIC of Mode auto or
+// none, and "" for NICs without one. It returns EINVALID for a Mode among
+// other NICs.
+func nicMode(nics []NIC) (string, error) {
+	for _, nic := range nics {
+		if nic.Mode != "" && len(nics) > 1 {
+			return "", trustack.Errorf(trustack.EINVALID, "--nic %s cannot go with any other --nic, --network or --port", nic.Mode)
+		}
+	}
+	if len(nics) == 1 {
+		return nics[0].Mode, nil
+	}
+	return "", nil
+}
+
+// serverNetworks returns the networks of servers.CreateOpts for nics,
+// with their networks and ports found by name or ID: nil for none, the
+// mode for one NIC of Mode auto or none, else a []servers.Network.
+func (c *Client) serverNetworks(ctx context.Context, nics []NIC) (any, error) {
+	mode, err := nicMode(nics)
+	switch {
+	case err != nil:
+		return nil, err
+	case mode != "":
+		return mode, nil
+	case len(nics) == 0:
+		return nil, nil
+	}
+	n, err := c.Networking()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]servers.Network, len(nics))
+	for i, nic := range nics {
+		if nic.Port != "" {
+			p, err := n.findPort(ctx, nic.Port)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Port = p.ID
+			continue
+		}
+		net, err := n.findNetwork(ctx, nic.Network)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = servers.Network{UUID: net.ID, FixedIP: nic.FixedIP}
+	}
+	return out, nil
+}
+
+// serverGroups returns the IDs of the security groups refs name, as the
+// OpenStack CLI sends them (a name may be the project's and another's);
+// nil for none.
+func (c *Client) serverGroups(ctx context.Context, refs []string) ([]string, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	n, err := c.Networking()
+	if err != nil {
+		return nil, err
+	}
+	return n.groupIDs(ctx, refs)
 }
 
 // reservationOpts asks Nova for the reservation ID of a multiple create,
@@ -66,8 +189,9 @@ func (q reservationQuery) ToServerListQuery() (string, error) {
 
 // CreateServer creates the servers req asks for and shows the server (or
 // lists the servers, if several), once ACTIVE if req.Wait. It returns
-// EINVALID for a bad request, ENOTFOUND for an unknown image or flavor,
-// and the code of the compute API's refusal.
+// EINVALID for a bad request, ENOTFOUND for an unknown image, flavor,
+// network, port or security group, and the code of the compute API's
+// refusal.
 func (c *Client) CreateServer(ctx context.Context, req ServerCreate) error {
 	minCount, maxCount := max(req.Min, 1), req.Max
 	if maxCount == 0 {
@@ -102,9 +226,17 @@ func (c *Client) CreateServer(ctx context.Context, req ServerCreate) error {
 	if err != nil {
 		return err
 	}
+	nets, err := c.serverNetworks(ctx, req.NICs)
+	if err != nil {
+		return err
+	}
+	groupIDs, err := c.serverGroups(ctx, req.SecurityGroups)
+	if err != nil {
+		return err
+	}
 	opts := servers.CreateOpts{
 		Name: req.Name, ImageRef: img.ID, FlavorRef: flavor.ID, AvailabilityZone: req.AvailabilityZone,
-		UserData: userData, Metadata: last(props),
+		UserData: userData, Metadata: last(props), Networks: nets, SecurityGroups: groupIDs,
 	}
 	if minCount > 1 || maxCount > 1 {
 		opts.Min, opts.Max = minCount, maxCount
@@ -290,7 +422,7 @@ func (c *Client) serverRecord(ctx context.Context, s *servers.Server) record {
 		r = append(r, field{"host", s.Host})
 	}
 	r = append(r, record{
-		{"addresses", networks(s.Addresses)},
+		{"addresses", addressesOf(s.Addresses)},
 		{"properties", s.Metadata},
 		{"created", stamp(s.Created)},
 		{"updated", stamp(s.Updated)},
@@ -319,21 +451,34 @@ func stamp(t time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// networks renders a server's addresses as the OpenStack CLI does:
-// net1=10.0.0.3, 10.0.0.4; net2=...
-func networks(addresses map[string]any) string {
+// addresses are a server's addresses by network name, fixed before
+// floating as Nova lists them. They show as the OpenStack CLI shows them:
+// in tables "net1=10.0.0.3, 172.24.4.9; net2=...", in JSON an object of
+// lists.
+type addresses map[string][]string
+
+func (a addresses) String() string {
 	var parts []string
-	for _, net := range slices.Sorted(maps.Keys(addresses)) {
-		list, _ := addresses[net].([]any)
-		var ips []string
+	for _, net := range slices.Sorted(maps.Keys(a)) {
+		parts = append(parts, net+"="+strings.Join(a[net], ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// addressesOf reads Nova's addresses of a server: {"net1": [{"addr"}, ...]}.
+func addressesOf(nova map[string]any) addresses {
+	out := addresses{}
+	for net, v := range nova {
+		list, _ := v.([]any)
+		ips := []string{}
 		for _, a := range list {
 			if m, ok := a.(map[string]any); ok {
 				ips = append(ips, fmt.Sprint(m["addr"]))
 			}
 		}
-		parts = append(parts, net+"="+strings.Join(ips, ", "))
+		out[net] = ips
 	}
-	return strings.Join(parts, "; ")
+	return out
 }
 
 // ListServers lists the project's servers.
@@ -363,7 +508,7 @@ func (c *Client) listServers(ctx context.Context, q servers.ListOptsBuilder) err
 	for _, s := range list {
 		imageID, _ := s.Image["id"].(string)
 		flavorID := fmt.Sprint(s.Flavor["id"])
-		t.add(s.ID, s.Name, s.Status, networks(s.Addresses), or(imageNames[imageID], imageID), or(flavorNames[flavorID], flavorID))
+		t.add(s.ID, s.Name, s.Status, addressesOf(s.Addresses), or(imageNames[imageID], imageID), or(flavorNames[flavorID], flavorID))
 	}
 	return c.list(t)
 }

@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/client"
 )
 
 // addClientCommands adds the client commands, which talk to a cloud as
-// the OS_* variables say: image, keypair, flavor and requirement, and the
-// server commands under `server`. That is the controller's command, which
+// the OS_* variables say: image, keypair, flavor, requirement, network,
+// subnet, port, router, floating-ip and security-group, and the server
+// commands under `server`. That is the controller's command, which
 // takes no arguments, so `trustack server` alone still runs the
 // controller.
 func addClientCommands(root *cobra.Command) {
@@ -30,6 +33,7 @@ func addClientCommands(root *cobra.Command) {
 		return c.ListFlavors(ctx)
 	})))
 	root.AddCommand(image, keypair, flavor, requirementCommand())
+	root.AddCommand(networkCommands()...)
 }
 
 // clientCommand is a command that connects to the cloud and runs run.
@@ -83,6 +87,17 @@ func serverClientCommands() []*cobra.Command {
 	fl.StringVar(&req.UserDataFile, "user-data", "", "file to pass to the server as user data")
 	fl.StringArrayVar(&req.Properties, "property", nil, "metadata KEY=VALUE (repeat for more)")
 	fl.StringArrayVar(&req.Hints, "hint", nil, "scheduler hint KEY=VALUE (repeat for more, or for a list)")
+	for _, f := range []struct {
+		name, usage string
+		parse       func(string) (client.NIC, error)
+	}{
+		{"network", "a NIC on this network, by name or ID (repeat for more)", func(s string) (client.NIC, error) { return client.NIC{Network: s}, nil }},
+		{"port", "a NIC that is this port, by name or ID (repeat for more)", func(s string) (client.NIC, error) { return client.NIC{Port: s}, nil }},
+		{"nic", "a NIC: net-id=NET[,v4-fixed-ip=IP|,v6-fixed-ip=IP], port-id=PORT, or alone auto or none (repeat for more)", client.ParseNIC},
+	} {
+		fl.Var(nicFlag{&req.NICs, f.parse}, f.name, f.usage)
+	}
+	fl.StringArrayVar(&req.SecurityGroups, "security-group", nil, "a security group for the server's ports, by name or ID (repeat for more; default: the project's default group)")
 	fl.IntVar(&req.Min, "min", 1, "create at least this many servers")
 	fl.IntVar(&req.Max, "max", 0, "create at most this many servers (default: --min)")
 	fl.BoolVar(&req.Wait, "wait", false, "wait until the servers are ACTIVE")
@@ -151,6 +166,26 @@ func serverClientCommands() []*cobra.Command {
 	}
 	return cmds
 }
+
+// nicFlag is a flag of `server create` that adds a NIC to the list that
+// --network, --port and --nic share, so that the server's NICs are in the
+// order the flags are given.
+type nicFlag struct {
+	nics  *[]client.NIC
+	parse func(string) (client.NIC, error)
+}
+
+func (f nicFlag) Set(s string) error {
+	nic, err := f.parse(s)
+	if err != nil {
+		return errors.New(trustack.ErrorMessage(err))
+	}
+	*f.nics = append(*f.nics, nic)
+	return nil
+}
+
+func (f nicFlag) String() string { return "" }
+func (f nicFlag) Type() string   { return "string" }
 
 func imageCommands() []*cobra.Command {
 	var req client.ImageUpload
