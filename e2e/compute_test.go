@@ -214,9 +214,11 @@ func TestComputeCLI(t *testing.T) {
 // TestTempestCompute runs Tempest 33's compute and image tests listed in
 // testdata/tempest-compute-include.txt against `trustack up` with two
 // compute hosts, with dynamic credentials (Tempest makes its projects and
-// users as the admin), booting from two public images uploaded first. The
-// configuration switches on what trustack serves and off what it does
-// not, so that Tempest skips those tests for a stated reason.
+// users as the admin, and each project's network, subnet and router with
+// a gateway on the external network public), booting from two public
+// images uploaded first. The configuration switches on what trustack
+// serves and off what it does not, so that Tempest skips those tests for a
+// stated reason.
 func TestTempestCompute(t *testing.T) {
 	need(t, "tempest", "openstack")
 	c := startUp(t, "--nodes", "2")
@@ -265,7 +267,7 @@ run_validation = false
 [image-feature-enabled]
 # trustack reserves os_glance_* as Glance does
 os_glance_reserved = true
-`, admin["OS_PASSWORD"], images[0], images[1])
+`, admin["OS_PASSWORD"], images[0], images[1]) + neutronConf(t, admin)
 	ws := tempestWorkspace(t, admin["OS_AUTH_URL"], "", extra)
 	include, err := filepath.Abs("testdata/tempest-compute-include.txt")
 	if err != nil {
@@ -485,6 +487,11 @@ func liftQuotas(t testing.TB, admin map[string]string, compute, tok string) {
 	if resp := api(t, "PUT", compute+"/os-quota-sets/"+projects.Projects[0].ID, tok, map[string]any{"quota_set": map[string]any{
 		"instances": -1, "cores": -1, "ram": -1, "server_groups": -1, "server_group_members": -1}}, nil); resp.StatusCode != 200 {
 		t.Fatalf("lift the quotas of project %s: status %d", admin["OS_PROJECT_NAME"], resp.StatusCode)
+	}
+	// Each server has a port, which Neutron's quota counts too.
+	network := strings.Replace(compute, "/compute/v2.1", "/network/v2.0", 1)
+	if resp := api(t, "PUT", network+"/quotas/"+projects.Projects[0].ID, tok, map[string]any{"quota": map[string]any{"port": -1}}, nil); resp.StatusCode != 200 {
+		t.Fatalf("lift the port quota of project %s: status %d", admin["OS_PROJECT_NAME"], resp.StatusCode)
 	}
 }
 
