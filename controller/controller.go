@@ -374,11 +374,13 @@ func (c *Controller) Bootstrap(ctx context.Context, accounts ...identity.Bootstr
 	return c.ACaaS.EnsureEntries(ctx, acaas.DefaultEntries)
 }
 
-// Listen opens the API listener.
-func (c *Controller) Listen() (net.Listener, error) {
-	l, err := net.Listen("tcp", c.Config.API.Listen)
+// Listen opens the API listener of cfg. Opening it before a controller
+// starts fails at once on a port in use, and keeps the port from being
+// taken meanwhile.
+func Listen(cfg *config.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
-		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "listen on %s: %v", c.Config.API.Listen, err)
+		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "listen on %s: %v", cfg.API.Listen, err)
 	}
 	return l, nil
 }

@@ -82,8 +82,8 @@ func startUpWith(t testing.TB, conf string, flags ...string) *cloud {
 		t.Fatal(err)
 	}
 	c := &cloud{t: t, dir: dir}
-	// The free port found may be taken before trustack binds it (by an
-	// swtpm of this very cloud, or another test's process): try another.
+	// The free port found may be taken by another test's process before
+	// trustack binds it: try another.
 	for attempt := 1; ; attempt++ {
 		c.addr = freeAddr(t)
 		c.args = append([]string{"up", "--config", file, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr}, flags...)

@@ -51,6 +51,11 @@ var upAccounts = []account{
 // Its cloud has an external network and, for each account, a network with
 // a router to it (see addNetworks).
 func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
+	l, err := controller.Listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
 	tpms, err := upTPMs(ctx, cfg, nodes, log)
 	if err != nil {
 		return err
@@ -94,10 +99,6 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		if err := addTestImage(ctx, c, testImageDir, log); err != nil {
 			return err
 		}
-	}
-	l, err := c.Listen()
-	if err != nil {
-		return err
 	}
 	var hosts sync.WaitGroup
 	defer hosts.Wait()

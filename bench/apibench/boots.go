@@ -15,9 +15,11 @@ import (
 )
 
 // bootServers boots n m1.tiny servers from clients concurrent clients on
-// the cloud of openrc, and reports boots per second and the time from each
-// POST to its server's launch, as the server records it.
-func bootServers(openrc string, clients, n int) error {
+// the cloud of openrc, each with a port on the admin's network "private"
+// if withPort, with no network interface otherwise, and reports boots per
+// second and the time from each POST to its server's launch, as the
+// server records it.
+func bootServers(openrc string, clients, n int, withPort bool) error {
 	env, err := readOpenRC(openrc)
 	if err != nil {
 		return err
@@ -29,9 +31,23 @@ func bootServers(openrc string, clients, n int) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
 	call := func(method, url string, body any, out any) error { return s.call(client, method, url, body, out) }
 	compute, image := s.base+"/compute/v2.1", s.base+"/image/v2"
-	// Room for every boot, and an image to boot from.
+	// Room for every boot and its port, and an image to boot from.
 	if err := call("PUT", compute+"/os-quota-sets/"+s.projectID, map[string]any{"quota_set": map[string]int{"instances": -1, "cores": -1, "ram": -1}}, nil); err != nil {
 		return err
+	}
+	var networks any = "none"
+	if withPort {
+		if err := call("PUT", s.base+"/network/v2.0/quotas/"+s.projectID, map[string]any{"quota": map[string]int{"port": -1}}, nil); err != nil {
+			return err
+		}
+		var nets struct{ Networks []struct{ ID string } }
+		if err := call("GET", s.base+"/network/v2.0/networks?name=private&project_id="+s.projectID, nil, &nets); err != nil {
+			return err
+		}
+		if len(nets.Networks) != 1 {
+			return fmt.Errorf("the admin's network private: found %d", len(nets.Networks))
+		}
+		networks = []map[string]string{{"uuid": nets.Networks[0].ID}}
 	}
 	var img struct{ ID string }
 	if err := call("POST", image+"/images", map[string]any{"name": "bench", "disk_format": "qcow2", "container_format": "bare"}, &img); err != nil {
@@ -58,7 +74,7 @@ func bootServers(openrc string, clients, n int) error {
 				t0 := time.Now()
 				var created struct{ Server struct{ ID string } }
 				err := call("POST", compute+"/servers", map[string]any{"server": map[string]any{
-					"name": fmt.Sprintf("bench-%d", i), "imageRef": img.ID, "flavorRef": "1"}}, &created)
+					"name": fmt.Sprintf("bench-%d", i), "imageRef": img.ID, "flavorRef": "1", "networks": networks}}, &created)
 				mu.Lock()
 				if err != nil {
 					failures = append(failures, err)
@@ -128,8 +144,12 @@ func bootServers(openrc string, clients, n int) error {
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
 	took := last.Sub(start)
-	fmt.Printf("boot %d m1.tiny servers, %d clients: %d ACTIVE, %d not, in %.1f s: %.0f boots/s; POST to ACTIVE p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
-		n, clients, len(latencies), errors, took.Seconds(), float64(len(latencies))/took.Seconds(),
+	what := "no network"
+	if withPort {
+		what = "a port each"
+	}
+	fmt.Printf("boot %d m1.tiny servers (%s), %d clients: %d ACTIVE, %d not, in %.1f s: %.0f boots/s; POST to ACTIVE p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+		n, what, clients, len(latencies), errors, took.Seconds(), float64(len(latencies))/took.Seconds(),
 		float64(pct(0.5).Microseconds())/1000, float64(pct(0.99).Microseconds())/1000, float64(latencies[len(latencies)-1].Microseconds())/1000)
 	for fault, count := range faults {
 		fmt.Printf("  %d servers: %s\n", count, fault)

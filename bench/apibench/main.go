@@ -8,8 +8,9 @@
 // server sustains), and at a fixed rate (the latency users see at that
 // load). At a fixed rate each request has a scheduled time and its latency
 // counts from then, so a stall cannot hide the requests queued behind it.
-// It also measures server boots on fake hosts, and how much longer than a
-// bare QEMU command line the test guest takes to boot through trustack.
+// It also measures port creations, server boots on fake hosts (with and
+// without a port each), and how much longer than a bare QEMU command line
+// the test guest takes to boot through trustack.
 // Run by `make bench`.
 package main
 
@@ -36,11 +37,12 @@ import (
 func main() {
 	binary := flag.String("trustack", "", "the trustack binary to measure")
 	backends := flag.String("backends", "sqlite,postgres", "database backends to measure, comma-separated")
-	what := flag.String("what", "identity,boots,guest", "what to measure, comma-separated: identity, boots, guest")
+	what := flag.String("what", "identity,ports,boots,boots-ports,guest", "what to measure, comma-separated: identity, ports, boots, boots-ports, guest")
 	clients := flag.Int("c", 64, "concurrent clients")
 	duration := flag.Duration("d", 10*time.Second, "identity: how long to measure, after a 2 s warm-up")
 	rate := flag.Float64("rate", 10000, "identity: requests per second of the fixed-rate run")
 	boots := flag.Int("boots", 1000, "boots: how many servers to boot")
+	ports := flag.Int("ports", 5000, "ports: how many ports to create")
 	hosts := flag.Int("hosts", 50, "boots: how many fake compute hosts")
 	guestRuns := flag.Int("guest-runs", 5, "guest: how many boots through trustack, and as many with bare QEMU")
 	flag.Parse()
@@ -58,8 +60,10 @@ func main() {
 			switch w {
 			case "identity":
 				err = withCloud(*binary, backend, 0, "", func(openrc string) error { return identity(openrc, *clients, *duration, *rate) })
-			case "boots":
-				err = withCloud(*binary, backend, *hosts, "", func(openrc string) error { return bootServers(openrc, *clients, *boots) })
+			case "ports":
+				err = withCloud(*binary, backend, 0, "", func(openrc string) error { return createPorts(openrc, *clients, *ports) })
+			case "boots", "boots-ports":
+				err = withCloud(*binary, backend, *hosts, "", func(openrc string) error { return bootServers(openrc, *clients, *boots, w == "boots-ports") })
 			case "guest":
 				err = guest(*binary, *guestRuns)
 			default:
@@ -138,17 +142,28 @@ func withCloud(binary, backend string, hosts int, conf string, fn func(openrc st
 				return
 			}
 		}
-		ready <- fmt.Errorf("trustack up ended before it was ready; see its log")
+		ready <- fmt.Errorf("trustack up ended before it was ready")
 	}()
 	select {
 	case err := <-ready:
 		if err != nil {
-			return err
+			return fmt.Errorf("%w; its log ends:\n%s", err, logTail(log.Name()))
 		}
 	case <-time.After(60 * time.Second):
-		return fmt.Errorf("trustack up was not ready within 60 s")
+		return fmt.Errorf("trustack up was not ready within 60 s; its log ends:\n%s", logTail(log.Name()))
 	}
 	return fn(filepath.Join(dir, "openrc"))
+}
+
+// logTail returns the last lines of the file at path, which goes away with
+// the cloud's data directory.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
 
 // session is a login: a project-scoped token and who it is for.

@@ -138,16 +138,17 @@ API, with the credentials of the OS_* environment, as the OpenStack CLIs do.`,
 				return err
 			}
 			log := logger(cfg)
+			l, err := controller.Listen(cfg)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
 			c, err := controller.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			if err := c.Bootstrap(cmd.Context()); err != nil {
-				return err
-			}
-			l, err := c.Listen()
-			if err != nil {
 				return err
 			}
 			log.Info("trustack server ready", "listen", l.Addr().String(), "auth_url", controller.AuthURL(cfg))
