@@ -23,7 +23,8 @@ type HostNetwork interface {
 	Unplug(ctx context.Context, portID string) error
 	// Ports returns the ports wired.
 	Ports(ctx context.Context) ([]wire.Port, error)
-	// SecurityGroups enforces the groups, as given, on the ports in them.
+	// SecurityGroups enforces the groups on the ports in them, each as
+	// wire.SecurityGroup.Update makes it from the one enforced.
 	SecurityGroups(ctx context.Context, groups []wire.SecurityGroup) error
 	// SetDHCP serves DHCP for a subnet as d says; RemoveDHCP stops.
 	SetDHCP(ctx context.Context, d wire.DHCP) error

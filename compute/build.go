@@ -277,7 +277,7 @@ func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, er
 		spec.Ports, err = s.opts.Network.WirePorts(ctx, ports)
 	}
 	if err == nil && len(ports) > 0 {
-		spec.SecurityGroups, err = s.opts.Network.WireGroups(ctx, ports)
+		spec.SecurityGroups, err = s.opts.Network.WireGroupRules(ctx, ports)
 	}
 	if err != nil {
 		return wire.Spec{}, err

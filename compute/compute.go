@@ -139,10 +139,10 @@ type Network interface {
 	ReleaseServerPorts(ctx context.Context, ports []*trustack.Port, keep []string) error
 	// ServerPortsOf returns the ports of servers, by server ID.
 	ServerPortsOf(ctx context.Context, serverIDs []string) (map[string][]*trustack.Port, error)
-	// WirePorts returns ports as hosts wire them, and WireGroups their
-	// security groups as hosts enforce them.
+	// WirePorts returns ports as hosts wire them, and WireGroupRules
+	// their security groups' rules, as hosts enforce them.
 	WirePorts(ctx context.Context, ports []*trustack.Port) ([]wire.Port, error)
-	WireGroups(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error)
+	WireGroupRules(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error)
 	// PhysicalNetworks returns the physical networks a host must be
 	// wired to for ports.
 	PhysicalNetworks(ctx context.Context, ports []*trustack.Port) ([]string, error)

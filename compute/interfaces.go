@@ -97,7 +97,7 @@ func (s *Service) plug(ctx context.Context, host string, p *trustack.Port) error
 	if err != nil {
 		return err
 	}
-	groups, err := s.opts.Network.WireGroups(ctx, ports)
+	groups, err := s.opts.Network.WireGroupRules(ctx, ports)
 	if err != nil {
 		return err
 	}

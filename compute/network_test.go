@@ -244,6 +244,39 @@ func TestSecurityGroupRulesReachTheHosts(t *testing.T) {
 	})
 }
 
+// TestSpawnedHostsLearnGroupMembers checks that the host of a new server,
+// whose spawn brings its groups' rules only, learns the members that its
+// groups' rules name: of its own group, and of a remote group that did not
+// change.
+func TestSpawnedHostsLearnGroupMembers(t *testing.T) {
+	c := newCloud(t, cloudOptions{Hosts: 2, Network: true})
+	n, _ := c.networkOf(t, "private", "10.10.0.0/24", "")
+	caller := network.Caller{ProjectID: c.user.ProjectID}
+	first := c.waitStatus(t, c.create(t, compute.CreateRequest{Name: "first", NICs: []network.NIC{{NetworkID: n.ID}}})[0].ID, "ACTIVE")
+	firstAddr := c.portsOf(t, first)[0].FixedIPs[0].Address.String()
+	defaultGroup := c.portsOf(t, first)[0].SecurityGroups[0]
+	name := "web"
+	web, err := c.network.CreateSecurityGroup(ctx, caller, network.SecurityGroupSpec{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.network.CreateSecurityGroupRule(ctx, caller, network.RuleSpec{
+		SecurityGroupID: web.ID, Direction: trustack.Ingress, RemoteGroupID: defaultGroup}); err != nil {
+		t.Fatal(err)
+	}
+	second := c.waitStatus(t, c.create(t, compute.CreateRequest{Name: "second", NICs: []network.NIC{{NetworkID: n.ID}}, SecurityGroups: []string{"web"}})[0].ID, "ACTIVE")
+	secondAddr := c.portsOf(t, second)[0].FixedIPs[0].Address.String()
+	host := c.host(t, second.Host)
+	c.waitFor(t, "the second server's host to know its own group's members", func() bool {
+		g, _ := host.net.Group(web.ID)
+		return slices.Contains(g.Members, secondAddr) && len(g.Rules) > 0
+	})
+	c.waitFor(t, "the second server's host to know the members of the group its rules name", func() bool {
+		g, _ := host.net.Group(defaultGroup)
+		return slices.Contains(g.Members, firstAddr)
+	})
+}
+
 // TestRegistrationRestoresTheHostNetwork checks that an agent that comes
 // back with its host's network state lost (a reboot) gets every port of
 // its servers and every group back, and loses what no port owns.

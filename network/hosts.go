@@ -59,19 +59,20 @@ type notifier struct {
 	resolving bool             // a resolver runs
 }
 
-// work is what a host is to be told: ports, subnets and routers by ID,
-// security groups as last resolved.
+// work is what a host is to be told: ports, subnets, networks and routers
+// by ID, security groups as last resolved.
 type work struct {
 	plug, unplug        map[string]bool // ports
 	groups              map[string]wire.SecurityGroup
 	dhcp, removeDHCP    map[string]bool // subnets
+	leases              map[string]bool // networks, whose subnets' DHCP servers to set
 	router, removeRoute map[string]bool // routers
 }
 
 // newWork returns empty work.
 func newWork() *work {
 	return &work{plug: map[string]bool{}, unplug: map[string]bool{}, groups: map[string]wire.SecurityGroup{},
-		dhcp: map[string]bool{}, removeDHCP: map[string]bool{}, router: map[string]bool{}, removeRoute: map[string]bool{}}
+		dhcp: map[string]bool{}, removeDHCP: map[string]bool{}, leases: map[string]bool{}, router: map[string]bool{}, removeRoute: map[string]bool{}}
 }
 
 // agentTimeout bounds a message to an agent.
@@ -107,7 +108,7 @@ func (n *notifier) run(host string) {
 	for {
 		n.mu.Lock()
 		w := n.pending[host]
-		empty := len(w.plug)+len(w.unplug)+len(w.groups)+len(w.dhcp)+len(w.removeDHCP)+len(w.router)+len(w.removeRoute) == 0
+		empty := len(w.plug)+len(w.unplug)+len(w.groups)+len(w.dhcp)+len(w.removeDHCP)+len(w.leases)+len(w.router)+len(w.removeRoute) == 0
 		if empty {
 			delete(n.pending, host)
 			n.mu.Unlock()
@@ -155,6 +156,17 @@ func (n *notifier) send(host string, w *work) {
 	for id := range w.removeDHCP {
 		if err := n.agents.RemoveDHCP(ctx, host, id); err != nil {
 			log.Warn("remove a DHCP server", "subnet", id, "error", err)
+		}
+	}
+	if len(w.leases) > 0 {
+		subnets, err := n.svc.store.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: keys(w.leases)})
+		if err != nil {
+			log.Warn("find the subnets of networks", "error", err)
+		}
+		for _, sn := range subnets {
+			if sn.EnableDHCP {
+				w.dhcp[sn.ID] = true
+			}
 		}
 	}
 	for id := range w.dhcp {
@@ -313,28 +325,51 @@ func (n *notifier) resolve() {
 	}
 }
 
-// groupHosts returns, by host, the groups of ids as hosts enforce them
-// that each host needs: those it has ports in, and those the rules of the
-// groups it has ports in name as remote group. Groups gone are left out.
+// groupHosts returns, by host, the groups as hosts enforce them that the
+// change of the groups of ids brings each host: a changed group to the
+// hosts with ports in it or in a group whose rules name it as remote
+// group; and, as a host with a port new to a changed group learns only
+// its rules from the spawn, the groups its rules name to the hosts with
+// ports in it. Groups gone are left out.
 func (s *Service) groupHosts(ctx context.Context, ids []string) (map[string][]wire.SecurityGroup, error) {
 	all, err := s.store.SecurityGroups(ctx, "", nil)
 	if err != nil {
 		return nil, err
 	}
-	// needs: the changed groups that each group's ports need.
+	changed := map[string]bool{}
+	for _, id := range ids {
+		changed[id] = true
+	}
+	// needs: the groups that the hosts of each group's ports are sent.
 	needs := map[string][]string{}
-	var changed []*trustack.SecurityGroup
-	for _, g := range all {
-		if slices.Contains(ids, g.ID) {
-			changed = append(changed, g)
+	need := func(holder, id string) {
+		if !slices.Contains(needs[holder], id) {
+			needs[holder] = append(needs[holder], id)
 		}
-		for _, id := range ids {
-			if g.ID == id || slices.ContainsFunc(g.Rules, func(r trustack.SecurityGroupRule) bool { return r.RemoteGroupID == id }) {
-				needs[g.ID] = append(needs[g.ID], id)
+	}
+	for _, g := range all {
+		if changed[g.ID] {
+			need(g.ID, g.ID)
+		}
+		for _, r := range g.Rules {
+			if r.RemoteGroupID != "" && (changed[g.ID] || changed[r.RemoteGroupID]) {
+				need(g.ID, r.RemoteGroupID)
 			}
 		}
 	}
-	wired, err := s.wireGroups(ctx, changed)
+	sent := map[string]bool{}
+	for _, list := range needs {
+		for _, id := range list {
+			sent[id] = true
+		}
+	}
+	var send []*trustack.SecurityGroup
+	for _, g := range all {
+		if sent[g.ID] {
+			send = append(send, g)
+		}
+	}
+	wired, err := s.wireGroups(ctx, send)
 	if err != nil {
 		return nil, err
 	}
@@ -382,22 +417,13 @@ func (s *Service) networkChanged(ctx context.Context, networkID string) {
 }
 
 // networkLeasesChanged tells the network node to serve DHCP for each of
-// the network's DHCP subnets as they now are.
+// the network's DHCP subnets as they now are; which subnets those are, its
+// worker reads when it sends.
 func (s *Service) networkLeasesChanged(ctx context.Context, networkID string) {
 	if s.notify == nil {
 		return
 	}
-	subnets, err := s.store.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: []string{networkID}})
-	if err != nil {
-		s.opts.Log.Error("find the subnets of a network", "network", networkID, "error", err)
-		return
-	}
-	node := s.networkNode(ctx)
-	for _, sn := range subnets {
-		if sn.EnableDHCP {
-			s.notify.note(node, func(w *work) { w.dhcp[sn.ID] = true })
-		}
-	}
+	s.notify.note(s.networkNode(ctx), func(w *work) { w.leases[networkID] = true })
 }
 
 // dhcpRemoved tells the network node to stop serving a subnet.
@@ -525,10 +551,23 @@ func wireRoutes(routes []trustack.HostRoute) []wire.Route {
 	return out
 }
 
-// WireGroups returns the security groups that hosts need to enforce
-// those of ports: the groups the ports are in and the groups their rules
-// name as remote group, each with its members' addresses.
-func (s *Service) WireGroups(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error) {
+// WireGroupRules returns the rules of the security groups of ports, as
+// hosts enforce them, without their members (see wire.SecurityGroup).
+func (s *Service) WireGroupRules(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error) {
+	groups, err := s.groupsOf(ctx, ports)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.SecurityGroup, len(groups))
+	for i, g := range groups {
+		out[i] = wireGroup(g, nil)
+		out[i].RulesOnly = true
+	}
+	return out, nil
+}
+
+// groupsOf returns the security groups ports are in.
+func (s *Service) groupsOf(ctx context.Context, ports []*trustack.Port) ([]*trustack.SecurityGroup, error) {
 	var ids []string
 	for _, p := range ports {
 		for _, g := range p.SecurityGroups {
@@ -540,9 +579,20 @@ func (s *Service) WireGroups(ctx context.Context, ports []*trustack.Port) ([]wir
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	groups, err := s.store.SecurityGroups(ctx, "", ids)
-	if err != nil {
+	return s.store.SecurityGroups(ctx, "", ids)
+}
+
+// wireGroupsOf returns the security groups that hosts need to enforce
+// those of ports: the groups the ports are in and the groups their rules
+// name as remote group, each with its members' addresses.
+func (s *Service) wireGroupsOf(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error) {
+	groups, err := s.groupsOf(ctx, ports)
+	if err != nil || len(groups) == 0 {
 		return nil, err
+	}
+	ids := make([]string, len(groups))
+	for i, g := range groups {
+		ids[i] = g.ID
 	}
 	for _, g := range groups {
 		for _, r := range g.Rules {
@@ -590,7 +640,7 @@ func masked(prefix string) string {
 // wireGroup is a group as hosts enforce it, with the addresses of its
 // members.
 func wireGroup(g *trustack.SecurityGroup, members []string) wire.SecurityGroup {
-	wg := wire.SecurityGroup{ID: g.ID, Stateful: g.Stateful, Rules: []wire.Rule{}, Members: slices.Clip(append([]string{}, members...))}
+	wg := wire.SecurityGroup{ID: g.ID, Revision: g.Revision, Stateful: g.Stateful, Rules: []wire.Rule{}, Members: slices.Clip(append([]string{}, members...))}
 	for _, r := range g.Rules {
 		wg.Rules = append(wg.Rules, wire.Rule{Direction: r.Direction, EtherType: r.EtherType, Protocol: r.Protocol,
 			PortMin: r.PortMin, PortMax: r.PortMax, RemotePrefix: masked(r.RemoteIPPrefix), RemoteGroup: r.RemoteGroupID})
@@ -697,7 +747,7 @@ func (s *Service) HostNetwork(ctx context.Context, h *trustack.Host) (wire.HostN
 	if hn.Ports, err = s.WirePorts(ctx, ports); err != nil {
 		return hn, err
 	}
-	if hn.Groups, err = s.WireGroups(ctx, ports); err != nil {
+	if hn.Groups, err = s.wireGroupsOf(ctx, ports); err != nil {
 		return hn, err
 	}
 	if !h.NetworkNode || s.networkNode(ctx) != host {

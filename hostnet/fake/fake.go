@@ -134,7 +134,7 @@ func (n *Network) SecurityGroups(_ context.Context, groups []wire.SecurityGroup)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, g := range groups {
-		n.groups[g.ID] = g
+		n.groups[g.ID] = n.groups[g.ID].Update(g)
 	}
 	return nil
 }
