@@ -20,16 +20,11 @@ import (
 // second and the time from each POST to its server's launch, as the
 // server records it.
 func bootServers(openrc string, clients, n int, withPort bool) error {
-	env, err := readOpenRC(openrc)
+	s, err := openSession(openrc)
 	if err != nil {
 		return err
 	}
-	s, err := loginSession(env)
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
-	call := func(method, url string, body any, out any) error { return s.call(client, method, url, body, out) }
+	call := s.caller(clients)
 	compute, image := s.base+"/compute/v2.1", s.base+"/image/v2"
 	// Room for every boot and its port, and an image to boot from.
 	if err := call("PUT", compute+"/os-quota-sets/"+s.projectID, map[string]any{"quota_set": map[string]int{"instances": -1, "cores": -1, "ram": -1}}, nil); err != nil {
@@ -172,6 +167,13 @@ func (e *httpError) Error() string {
 func isStatus(err error, code int) bool {
 	var e *httpError
 	return errors.As(err, &e) && e.status == code
+}
+
+// caller returns a function that calls as s (see call) over up to clients
+// kept-alive connections.
+func (s session) caller(clients int) func(method, url string, body, out any) error {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
+	return func(method, url string, body, out any) error { return s.call(client, method, url, body, out) }
 }
 
 // call sends an authenticated request with client. A []byte body goes as

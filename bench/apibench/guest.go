@@ -103,11 +103,7 @@ type guestCloud struct {
 // newGuestCloud logs in with openrc, finds the image tiny, which `trustack
 // up` offers, and creates the key pair bench to boot with.
 func newGuestCloud(openrc string) (*guestCloud, error) {
-	env, err := readOpenRC(openrc)
-	if err != nil {
-		return nil, err
-	}
-	s, err := loginSession(env)
+	s, err := openSession(openrc)
 	if err != nil {
 		return nil, err
 	}

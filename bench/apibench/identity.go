@@ -18,15 +18,11 @@ type target struct {
 
 // identity measures authenticated GETs on the identity API.
 func identity(openrc string, clients int, duration time.Duration, rate float64) error {
-	env, err := readOpenRC(openrc)
+	s, err := openSession(openrc)
 	if err != nil {
 		return err
 	}
-	token, userID, err := login(env)
-	if err != nil {
-		return err
-	}
-	auth := env["OS_AUTH_URL"]
+	token, userID, auth := s.token, s.userID, s.base+"/identity/v3"
 	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	for _, t := range []target{

@@ -172,14 +172,12 @@ type session struct {
 	base                     string // the cloud's base URL, before /identity
 }
 
-// login returns a project-scoped token and the user's ID.
-func login(env map[string]string) (token, userID string, err error) {
-	s, err := loginSession(env)
-	return s.token, s.userID, err
-}
-
-// loginSession logs in with the credentials of an openrc file's variables.
-func loginSession(env map[string]string) (session, error) {
+// openSession logs in with the credentials of an openrc file.
+func openSession(openrc string) (session, error) {
+	env, err := readOpenRC(openrc)
+	if err != nil {
+		return session{}, err
+	}
 	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
 		"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": map[string]any{
 			"name": env["OS_USERNAME"], "domain": map[string]any{"name": env["OS_USER_DOMAIN_NAME"]}, "password": env["OS_PASSWORD"],

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -14,16 +13,11 @@ import (
 // chosen at random by the cloud, and reports ports per second and the
 // latency of each POST.
 func createPorts(openrc string, clients, n int) error {
-	env, err := readOpenRC(openrc)
+	s, err := openSession(openrc)
 	if err != nil {
 		return err
 	}
-	s, err := loginSession(env)
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
-	call := func(method, url string, body any, out any) error { return s.call(client, method, url, body, out) }
+	call := s.caller(clients)
 	network := s.base + "/network/v2.0"
 	if err := call("PUT", network+"/quotas/"+s.projectID, map[string]any{"quota": map[string]int{"port": -1}}, nil); err != nil {
 		return err

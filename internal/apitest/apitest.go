@@ -1,11 +1,17 @@
 // Package apitest holds what the tests of the API packages share: callers
 // known by their tokens (an administrator, members of two projects, a
-// reader of one), and a token validator that knows them, in the place of
-// the identity service.
+// reader of one), a token validator that knows them, in the place of the
+// identity service, and JSON requests as one of them.
 package apitest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
 
 	"github.com/trustack/trustack"
 )
@@ -44,4 +50,52 @@ func (Validator) Validate(_ context.Context, token string) (*trustack.Token, err
 		return t, nil
 	}
 	return nil, trustack.Errorf(trustack.EUNAUTHORIZED, "The request you have made requires authentication.")
+}
+
+// Do makes a request to url with client as the caller of token, with body
+// as JSON unless it is a string, and returns the status and the decoded
+// body.
+func Do(t testing.TB, client *http.Client, token, method, url string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Auth-Token", token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var o map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, url, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode, o
+}
+
+// Must makes a request as Do does that must answer status, and returns
+// the body.
+func Must(t testing.TB, client *http.Client, status int, token, method, url string, body any) map[string]any {
+	t.Helper()
+	got, o := Do(t, client, token, method, url, body)
+	if got != status {
+		t.Fatalf("%s %s as %s: status %d, want %d: %v", method, url, token, got, status, o)
+	}
+	return o
 }

@@ -1,11 +1,8 @@
 package compute_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -187,46 +184,13 @@ type obj = map[string]any
 // status and the decoded body.
 func (c *cloud) do(t testing.TB, token, method, path string, body any) (int, obj) {
 	t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, c.URL+computeapi.Prefix+"/v2.1"+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Auth-Token", token)
-	resp, err := c.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var o obj
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &o); err != nil {
-			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode, o
+	return apitest.Do(t, c.Client(), token, method, c.URL+computeapi.Prefix+"/v2.1"+path, body)
 }
 
 // must makes a request that must answer status, and returns the body.
 func (c *cloud) must(t testing.TB, status int, token, method, path string, body any) obj {
 	t.Helper()
-	got, o := c.do(t, token, method, path, body)
-	if got != status {
-		t.Fatalf("%s %s as %s: status %d, want %d: %v", method, path, token, got, status, o)
-	}
-	return o
+	return apitest.Must(t, c.Client(), status, token, method, c.URL+computeapi.Prefix+"/v2.1"+path, body)
 }
 
 // boot creates a server as the caller of token with attrs added to its

@@ -1,10 +1,7 @@
 package network_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -56,46 +53,13 @@ type obj = map[string]any
 // it is a string, and returns the status and the decoded body.
 func (s *server) do(t testing.TB, token, method, path string, body any) (int, obj) {
 	t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Auth-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var o obj
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &o); err != nil {
-			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode, o
+	return apitest.Do(t, http.DefaultClient, token, method, s.URL+path, body)
 }
 
 // must makes a request that must answer status, and returns the body.
 func (s *server) must(t testing.TB, status int, token, method, path string, body any) obj {
 	t.Helper()
-	got, o := s.do(t, token, method, path, body)
-	if got != status {
-		t.Fatalf("%s %s as %s: status %d, want %d: %v", method, path, token, got, status, o)
-	}
-	return o
+	return apitest.Must(t, http.DefaultClient, status, token, method, s.URL+path, body)
 }
 
 // create makes a resource of a collection and returns it.
