@@ -308,3 +308,13 @@ type Allocator interface {
 	Address(s *Subnet, space AddressSpace) (addr netip.Addr, ok bool, err error)
 	MAC() string
 }
+
+// NewPorts are ports a store makes in the transaction that makes what
+// owns them (new servers), each as it makes a port on its own: Alloc
+// chooses their addresses, and Limit is the port quota of their project
+// (-1 for none).
+type NewPorts struct {
+	Ports []*Port
+	Alloc Allocator
+	Limit int
+}

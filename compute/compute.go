@@ -53,7 +53,7 @@ type Store interface {
 	Release(ctx context.Context, serverID string) (*trustack.Host, error)
 	Claims(ctx context.Context, hostID string) ([]trustack.Claim, error)
 
-	CreateServers(ctx context.Context, servers []*trustack.Server, limits map[string]int, action *trustack.InstanceAction) error
+	CreateServers(ctx context.Context, servers []*trustack.Server, ports trustack.NewPorts, limits map[string]int, action *trustack.InstanceAction) error
 	Server(ctx context.Context, id string) (*trustack.Server, error)
 	Servers(ctx context.Context, f trustack.ServerFilter) ([]*trustack.Server, error)
 	UpdateServer(ctx context.Context, id string, fn func(*trustack.Server) error) (*trustack.Server, error)
@@ -135,6 +135,12 @@ type Network interface {
 	// in the security groups named (the default one if none), all or
 	// none.
 	ServerPorts(ctx context.Context, c network.Caller, serverID, zone string, nics []network.NIC, groups []string) ([]*trustack.Port, error)
+	// PrepareServerPorts readies the ports of new servers likewise, for
+	// the store to make with them; then ServerPortsMade, or, if they are
+	// not made, AbandonServerPorts.
+	PrepareServerPorts(ctx context.Context, c network.Caller, servers []network.NewServer, nics []network.NIC, groups []string) (*network.PreparedPorts, error)
+	ServerPortsMade(ctx context.Context, p *network.PreparedPorts)
+	AbandonServerPorts(ctx context.Context, p *network.PreparedPorts)
 	// ReleaseServerPorts deletes ports, but lets those of keep go.
 	ReleaseServerPorts(ctx context.Context, ports []*trustack.Port, keep []string) error
 	// ServerPortsOf returns the ports of servers, by server ID.

@@ -186,13 +186,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	action := s.actionOf(c, "", "create")
 	for n := req.MaxCount; n >= req.MinCount; n-- {
 		created = make(n)
-		if err = s.makePorts(ctx, c, created, nics, req.SecurityGroups); err != nil {
-			return nil, err
-		}
-		if err = s.store.CreateServers(ctx, created, limits, &action); err != nil {
-			s.releasePorts(ctx, created...)
-		}
-		if trustack.ErrorCode(err) != trustack.EOVERQUOTA {
+		if err = s.storeServers(ctx, c, created, nics, req.SecurityGroups, limits, &action); trustack.ErrorCode(err) != trustack.EOVERQUOTA {
 			break
 		}
 	}
@@ -229,26 +223,46 @@ func (s *Service) resolveNICs(ctx context.Context, c Caller, req CreateRequest) 
 	return nics, nil
 }
 
-// makePorts gives each new server its ports for nics, all or none.
-func (s *Service) makePorts(ctx context.Context, c Caller, servers []*trustack.Server, nics []network.NIC, groups []string) error {
+// macAttempts is how many times new servers' ports are made ready before
+// their creation gives up on MAC addresses taken meanwhile by other ports
+// (each a chance in millions).
+const macAttempts = 3
+
+// storeServers stores new servers, all or none, with their ports for
+// nics, in the security groups named: new ones made in the servers'
+// transaction, the users' ports named taken over.
+func (s *Service) storeServers(ctx context.Context, c Caller, servers []*trustack.Server, nics []network.NIC, groups []string, limits map[string]int, action *trustack.InstanceAction) error {
 	if len(nics) == 0 {
-		return nil
+		return s.store.CreateServers(ctx, servers, trustack.NewPorts{}, limits, action)
 	}
+	news := make([]network.NewServer, len(servers))
 	for i, srv := range servers {
-		zone := cmp.Or(srv.AvailabilityZone, s.opts.DefaultAvailabilityZone)
-		ports, err := s.opts.Network.ServerPorts(ctx, c.network(), srv.ID, zone, nics, groups)
+		news[i] = network.NewServer{ID: srv.ID, Zone: cmp.Or(srv.AvailabilityZone, s.opts.DefaultAvailabilityZone)}
+	}
+	for attempt := 1; ; attempt++ {
+		ports, err := s.opts.Network.PrepareServerPorts(ctx, c.network(), news, nics, groups)
 		if err != nil {
-			s.releasePorts(ctx, servers[:i]...)
 			return err
 		}
-		for j, p := range ports {
-			srv.Ports = append(srv.Ports, p.ID)
-			if nics[j].PortID != "" {
-				srv.UserPorts = append(srv.UserPorts, p.ID)
+		for _, srv := range servers {
+			srv.Ports, srv.UserPorts = nil, nil
+			for j, p := range ports.Of[srv.ID] {
+				srv.Ports = append(srv.Ports, p.ID)
+				if nics[j].PortID != "" {
+					srv.UserPorts = append(srv.UserPorts, p.ID)
+				}
 			}
 		}
+		err = s.store.CreateServers(ctx, servers, ports.New, limits, action)
+		if err == nil {
+			s.opts.Network.ServerPortsMade(ctx, ports)
+			return nil
+		}
+		s.opts.Network.AbandonServerPorts(ctx, ports)
+		if trustack.ErrorReason(err) != "MacAddressInUse" || attempt == macAttempts {
+			return err
+		}
 	}
-	return nil
 }
 
 // releasePorts ends servers' use of their ports: those their users gave

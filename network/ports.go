@@ -63,30 +63,11 @@ var vnicTypes = []string{"normal", "direct", "macvtap", "baremetal", "direct-phy
 // must be free (ECONFLICT); none left gives ECONFLICT
 // (IpAddressGenerationFailure).
 func (s *Service) CreatePort(ctx context.Context, c Caller, spec PortSpec) (*trustack.Port, error) {
-	n, project, err := s.useNetwork(ctx, c, spec.NetworkID, spec.ProjectID, "ports")
+	p, n, err := s.newPort(ctx, c, &spec)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	p := &trustack.Port{ID: uuid.NewString(), ProjectID: project, NetworkID: n.ID, AdminStateUp: true, Status: trustack.StatusDown,
-		PortSecurity: n.PortSecurity, VNICType: "normal", Standard: trustack.Standard{CreatedAt: now, UpdatedAt: now, Revision: 1}}
-	if spec.FixedIPs == nil {
-		spec.FixedIPs = &[]FixedIPSpec{}
-		if err := s.defaultAddresses(ctx, n, spec.FixedIPs); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.applyPort(ctx, c, n, p, spec); err != nil {
-		return nil, err
-	}
-	if spec.SecurityGroups == nil && p.PortSecurity && !networkDevice(p.DeviceOwner) {
-		g, err := s.defaultGroup(ctx, project)
-		if err != nil {
-			return nil, err
-		}
-		p.SecurityGroups = []string{g.ID}
-	}
-	limit, err := s.limit(ctx, project, trustack.QuotaPort)
+	limit, err := s.limit(ctx, p.ProjectID, trustack.QuotaPort)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +76,36 @@ func (s *Service) CreatePort(ctx context.Context, c Caller, spec PortSpec) (*tru
 	}
 	s.portChanged(ctx, nil, p)
 	return p, nil
+}
+
+// newPort returns the port spec makes, checked as CreatePort checks it
+// but not stored, and its network. Fixed IPs not asked for are set in
+// spec to the default addresses.
+func (s *Service) newPort(ctx context.Context, c Caller, spec *PortSpec) (*trustack.Port, *trustack.Network, error) {
+	n, project, err := s.useNetwork(ctx, c, spec.NetworkID, spec.ProjectID, "ports")
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	p := &trustack.Port{ID: uuid.NewString(), ProjectID: project, NetworkID: n.ID, AdminStateUp: true, Status: trustack.StatusDown,
+		PortSecurity: n.PortSecurity, VNICType: "normal", Standard: trustack.Standard{CreatedAt: now, UpdatedAt: now, Revision: 1}}
+	if spec.FixedIPs == nil {
+		spec.FixedIPs = &[]FixedIPSpec{}
+		if err := s.defaultAddresses(ctx, n, spec.FixedIPs); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.applyPort(ctx, c, n, p, *spec); err != nil {
+		return nil, nil, err
+	}
+	if spec.SecurityGroups == nil && p.PortSecurity && !networkDevice(p.DeviceOwner) {
+		g, err := s.defaultGroup(ctx, project)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.SecurityGroups = []string{g.ID}
+	}
+	return p, n, nil
 }
 
 // createPort stores a new port of network n, choosing its MAC again, and

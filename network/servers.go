@@ -92,21 +92,34 @@ func (s *Service) ServerPorts(ctx context.Context, c Caller, serverID, zone stri
 
 // serverPort makes or takes over one port of a server.
 func (s *Service) serverPort(ctx context.Context, c Caller, serverID, zone string, nic NIC, groups []string) (*trustack.Port, error) {
-	owner := trustack.OwnerCompute + zone
 	if nic.PortID != "" {
-		p, err := s.Port(ctx, c, nic.PortID)
-		if err != nil {
-			return nil, err
-		}
-		if p.DeviceID != "" || p.DeviceOwner != "" {
-			return nil, conflict("PortInUse", "Port %s is still in use.", p.ID)
-		}
-		spec := PortSpec{DeviceID: &serverID, DeviceOwner: &owner}
-		if groups != nil && p.PortSecurity {
-			spec.SecurityGroups = &groups
-		}
-		return s.UpdatePort(ctx, c, p.ID, spec)
+		return s.takePort(ctx, c, serverID, zone, nic.PortID, groups)
 	}
+	return s.CreatePort(ctx, c, serverPortSpec(serverID, zone, nic, groups))
+}
+
+// takePort has a server take over a port of the caller's that no device
+// uses (ECONFLICT PortInUse otherwise), in the security groups given if
+// any.
+func (s *Service) takePort(ctx context.Context, c Caller, serverID, zone, portID string, groups []string) (*trustack.Port, error) {
+	p, err := s.Port(ctx, c, portID)
+	if err != nil {
+		return nil, err
+	}
+	if p.DeviceID != "" || p.DeviceOwner != "" {
+		return nil, conflict("PortInUse", "Port %s is still in use.", p.ID)
+	}
+	owner := trustack.OwnerCompute + zone
+	spec := PortSpec{DeviceID: &serverID, DeviceOwner: &owner}
+	if groups != nil && p.PortSecurity {
+		spec.SecurityGroups = &groups
+	}
+	return s.UpdatePort(ctx, c, p.ID, spec)
+}
+
+// serverPortSpec is the spec of a new port of a server for a NIC.
+func serverPortSpec(serverID, zone string, nic NIC, groups []string) PortSpec {
+	owner := trustack.OwnerCompute + zone
 	spec := PortSpec{NetworkID: nic.NetworkID, DeviceID: &serverID, DeviceOwner: &owner}
 	if nic.FixedIP.IsValid() {
 		spec.FixedIPs = &[]FixedIPSpec{{Address: nic.FixedIP}}
@@ -114,7 +127,84 @@ func (s *Service) serverPort(ctx context.Context, c Caller, serverID, zone strin
 	if groups != nil {
 		spec.SecurityGroups = &groups
 	}
-	return s.CreatePort(ctx, c, spec)
+	return spec
+}
+
+// NewServer is a server about to be made, as PrepareServerPorts knows it.
+type NewServer struct {
+	ID, Zone string
+}
+
+// PreparedPorts are the ports of servers about to be made.
+type PreparedPorts struct {
+	// Of holds each server's ports, by server ID, in the order of its
+	// NICs.
+	Of map[string][]*trustack.Port
+	// New are the ports for a store to make in the transaction that makes
+	// the servers (its CreateServers).
+	New   trustack.NewPorts
+	taken []*trustack.Port // users' ports, taken over already
+}
+
+// PrepareServerPorts readies the ports of new servers as ServerPorts
+// makes those of one, so that they are made with the servers, in one
+// transaction: the users' ports named are taken over at once, the new
+// ones checked and left for the store to make. Once the servers are made,
+// ServerPortsMade tells the hosts concerned; if they cannot be,
+// AbandonServerPorts lets the users' ports go. On an error nothing is
+// left taken.
+func (s *Service) PrepareServerPorts(ctx context.Context, c Caller, servers []NewServer, nics []NIC, groups []string) (*PreparedPorts, error) {
+	groupIDs, err := s.groupIDs(ctx, c, groups)
+	if err != nil {
+		return nil, err
+	}
+	out := &PreparedPorts{Of: map[string][]*trustack.Port{}, New: trustack.NewPorts{Alloc: s.allocator()}}
+	if slices.ContainsFunc(nics, func(nic NIC) bool { return nic.PortID == "" }) {
+		if out.New.Limit, err = s.limit(ctx, c.ProjectID, trustack.QuotaPort); err != nil {
+			return nil, err
+		}
+	}
+	for _, srv := range servers {
+		for _, nic := range nics {
+			var p *trustack.Port
+			if nic.PortID != "" {
+				if p, err = s.takePort(ctx, c, srv.ID, srv.Zone, nic.PortID, groupIDs); err == nil {
+					out.taken = append(out.taken, p)
+				}
+			} else {
+				spec := serverPortSpec(srv.ID, srv.Zone, nic, groupIDs)
+				if p, _, err = s.newPort(ctx, c, &spec); err == nil {
+					out.New.Ports = append(out.New.Ports, p)
+				}
+			}
+			if err != nil {
+				s.AbandonServerPorts(ctx, out)
+				return nil, err
+			}
+			out.Of[srv.ID] = append(out.Of[srv.ID], p)
+		}
+	}
+	return out, nil
+}
+
+// ServerPortsMade tells the hosts concerned of the new ports of servers
+// made.
+func (s *Service) ServerPortsMade(ctx context.Context, p *PreparedPorts) {
+	for _, port := range p.New.Ports {
+		s.portChanged(ctx, nil, port)
+	}
+}
+
+// AbandonServerPorts lets go of the users' ports taken over for servers
+// that could not be made.
+func (s *Service) AbandonServerPorts(ctx context.Context, p *PreparedPorts) {
+	keep := make([]string, len(p.taken))
+	for i, port := range p.taken {
+		keep[i] = port.ID
+	}
+	if err := s.ReleaseServerPorts(context.WithoutCancel(ctx), p.taken, keep); err != nil {
+		s.opts.Log.Error("let go of the ports of servers not made", "ports", keep, "error", err)
+	}
 }
 
 // groupIDs returns the IDs of the caller's security groups named by name

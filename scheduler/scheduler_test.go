@@ -83,7 +83,7 @@ func (f *fixture) server(t testing.TB, vcpus, ram, disk int, group string) *trus
 	srv := &trustack.Server{ID: fmt.Sprintf("srv-%04d", f.seq), Name: fmt.Sprintf("srv-%d", f.seq), ProjectID: "p", UserID: "u", ImageID: "img",
 		Flavor: trustack.Flavor{ID: "f", Name: "f", VCPUs: vcpus, RAM: ram, Disk: disk}, VMState: trustack.VMBuilding,
 		TaskState: trustack.TaskScheduling, GroupID: group, CreatedAt: epoch, UpdatedAt: epoch}
-	if err := f.db.CreateServers(ctx, []*trustack.Server{srv}, nil, nil); err != nil {
+	if err := f.db.CreateServers(ctx, []*trustack.Server{srv}, trustack.NewPorts{}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	return srv
@@ -623,7 +623,7 @@ func TestConcurrentPlacements(t *testing.T) {
 			all = append(all, &placement{srv: srv, group: g})
 		}
 	}
-	if err := f.db.CreateServers(ctx, servers, nil, nil); err != nil {
+	if err := f.db.CreateServers(ctx, servers, trustack.NewPorts{}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Each scheduler's clock stands still: its view goes stale at once,

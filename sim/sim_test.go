@@ -193,7 +193,7 @@ func openSQLite(t testing.TB, c *sim.Cluster, servers []*trustack.Server) *sqlst
 		}
 	}
 	for _, s := range servers {
-		if err := db.CreateServers(ctx, []*trustack.Server{s}, nil, nil); err != nil {
+		if err := db.CreateServers(ctx, []*trustack.Server{s}, trustack.NewPorts{}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -45,7 +45,7 @@ func TestStoreClaims(t *testing.T) {
 				}
 			}
 			for id, group := range map[string]string{"s1": "g", "s2": "g", "s3": "h", "s4": "h", "nobody": ""} {
-				if err := db.CreateServers(ctx, []*trustack.Server{{ID: id, ProjectID: "p", GroupID: group}}, nil, nil); err != nil {
+				if err := db.CreateServers(ctx, []*trustack.Server{{ID: id, ProjectID: "p", GroupID: group}}, trustack.NewPorts{}, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -548,8 +548,9 @@ func (db *DB) Claims(ctx context.Context, hostID string) ([]trustack.Claim, erro
 // quota allows them: limits maps quota resources (instances, cores, ram,
 // and server_group_members for servers in a group) to their limits, -1 for
 // none. Going over a limit gives EOVERQUOTA with Nova's message. Unless
-// nil, action is recorded for each server, as AddAction does.
-func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, limits map[string]int, action *trustack.InstanceAction) error {
+// nil, action is recorded for each server, as AddAction does. The servers'
+// new ports are made with them, each as CreatePort makes one.
+func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, ports trustack.NewPorts, limits map[string]int, action *trustack.InstanceAction) error {
 	if len(list) == 0 {
 		return nil
 	}
@@ -591,6 +592,14 @@ func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, limits
 				if err := addAction(ctx, q, a); err != nil {
 					return err
 				}
+			}
+		}
+		for _, p := range ports.Ports {
+			if err := checkQuota(ctx, db, q, p.ProjectID, trustack.QuotaPort, ports.Limit); err != nil {
+				return err
+			}
+			if err := db.createPort(ctx, q, p, ports.Alloc); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -213,7 +213,7 @@ func testHostPropertiesAndDomain(t *testing.T, s Store) {
 	equal(t, got, b)
 
 	// A claim made on the host as it was before an update loses.
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 1)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 1)}, trustack.NewPorts{}, nil, nil))
 	_, err = s.UpdateHost(ctx, b.ID, func(h *trustack.Host) error { h.Domain = "de-2"; return nil })
 	must(t, err)
 	_, err = s.Claim(ctx, trustack.Claim{ServerID: "s1", HostID: b.ID, VCPUs: 1, MemoryMB: 1, DiskGB: 1, ProjectID: "p"}, b.Generation, nil)
@@ -261,7 +261,7 @@ func testServerRequirements(t *testing.T, s Store) {
 		{Entry: "isolation", Kind: trustack.KindIsolation, Value: "exclude:q", Source: trustack.FromHint},
 	}
 	srv.RCoT = "gold"
-	must(t, s.CreateServers(ctx, []*trustack.Server{srv, server("s2", "p", 1, 512)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{srv, server("s2", "p", 1, 512)}, trustack.NewPorts{}, nil, nil))
 	got, err := s.Server(ctx, "s1")
 	must(t, err)
 	equal(t, got, srv)
@@ -412,7 +412,7 @@ func testIsolationInClaims(t *testing.T, s Store) {
 		list = append(list, server(id, id[:1], 1, 1))
 	}
 	for _, srv := range list {
-		must(t, s.CreateServers(ctx, []*trustack.Server{srv}, nil, nil))
+		must(t, s.CreateServers(ctx, []*trustack.Server{srv}, trustack.NewPorts{}, nil, nil))
 	}
 	steps := []struct {
 		server, project, isolation string
@@ -497,7 +497,7 @@ func testIsolationUnderConcurrency(t *testing.T, s Store) {
 		list = append(list, server(fmt.Sprintf("s%02d", i), []string{"a", "b"}[i%2], 1, 1))
 	}
 	for _, srv := range list {
-		must(t, s.CreateServers(ctx, []*trustack.Server{srv}, nil, nil))
+		must(t, s.CreateServers(ctx, []*trustack.Server{srv}, trustack.NewPorts{}, nil, nil))
 	}
 	// More than enough: a claim loses a race only to one that won, and at
 	// most n/2 win.

@@ -137,7 +137,7 @@ func testHosts(t *testing.T, s Store) {
 	if a.Number == b.Number || a.Number < 1 {
 		t.Errorf("host numbers %d and %d, want distinct and positive", a.Number, b.Number)
 	}
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 1024)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 1024)}, trustack.NewPorts{}, nil, nil))
 	must(t, claim(s, "s1", a.ID, 1, 1024, nil))
 	// Registering again updates capacity but keeps identity and claims.
 	again, err := s.RegisterHost(ctx, &trustack.Host{ID: "other", Name: "a.example.com", AvailabilityZone: "z2", VCPUs: 8, MemoryMB: 16384, DiskGB: 100,
@@ -164,7 +164,7 @@ func testHosts(t *testing.T, s Store) {
 
 func testClaims(t *testing.T, s Store) {
 	h := host(t, s, "h", 2, 4096)
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 2048), server("s2", "p", 1, 2048), server("s3", "p", 1, 2048)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 2048), server("s2", "p", 1, 2048), server("s3", "p", 1, 2048)}, trustack.NewPorts{}, nil, nil))
 	after, err := s.Claim(ctx, trustack.Claim{ServerID: "s1", HostID: h.ID, VCPUs: 1, MemoryMB: 2048, DiskGB: 1}, h.Generation, nil)
 	must(t, err)
 	if after.UsedVCPUs != 1 || after.UsedMemoryMB != 2048 || after.RunningVMs != 1 || after.Generation == h.Generation {
@@ -201,7 +201,7 @@ func testClaimsUnderConcurrency(t *testing.T, s Store) {
 	for i := range n {
 		list = append(list, server(fmt.Sprintf("s%02d", i), "p", 1, 1))
 	}
-	must(t, s.CreateServers(ctx, list, nil, nil))
+	must(t, s.CreateServers(ctx, list, trustack.NewPorts{}, nil, nil))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	won := 0
@@ -246,7 +246,7 @@ func testGroupPolicies(t *testing.T, s Store) {
 		srv.GroupID = "anti"
 		members = append(members, srv)
 	}
-	must(t, s.CreateServers(ctx, members, nil, nil))
+	must(t, s.CreateServers(ctx, members, trustack.NewPorts{}, nil, nil))
 	var wg sync.WaitGroup
 	for i, srv := range members {
 		wg.Add(1)
@@ -275,7 +275,7 @@ func testGroupPolicies(t *testing.T, s Store) {
 	// Affinity: once a member is placed, others must follow it.
 	a1, a2 := server("aff-1", "p", 1, 1), server("aff-2", "p", 1, 1)
 	a1.GroupID, a2.GroupID = "aff", "aff"
-	must(t, s.CreateServers(ctx, []*trustack.Server{a1, a2}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{a1, a2}, trustack.NewPorts{}, nil, nil))
 	must(t, claim(s, "aff-1", hs[0].ID, 1, 1, aff))
 	code(t, claim(s, "aff-2", hs[1].ID, 1, 1, aff), trustack.ECONFLICT)
 	must(t, claim(s, "aff-2", hs[0].ID, 1, 1, aff))
@@ -288,21 +288,21 @@ func testServers(t *testing.T, s Store) {
 	a.Hints = map[string][]string{"different_host": {"x"}}
 	a.Fault = &trustack.Fault{Code: 500, Message: "boom", Created: start}
 	a.Ports, a.UserPorts = []string{"port-2", "port-1"}, []string{"port-1"}
-	must(t, s.CreateServers(ctx, []*trustack.Server{a}, limits, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{a}, trustack.NewPorts{}, limits, nil))
 	got, err := s.Server(ctx, "a")
 	must(t, err)
 	equal(t, got, a)
 	// Over the cores quota: nothing of the batch is created, and the
 	// message is Nova's.
-	err = s.CreateServers(ctx, []*trustack.Server{server("b", "p1", 2, 512), server("c", "p1", 1, 512)}, limits, nil)
+	err = s.CreateServers(ctx, []*trustack.Server{server("b", "p1", 2, 512), server("c", "p1", 1, 512)}, trustack.NewPorts{}, limits, nil)
 	code(t, err, trustack.EOVERQUOTA)
 	if want := "Quota exceeded for cores: Requested 3, but already used 2 of 4 cores"; trustack.ErrorMessage(err) != want {
 		t.Errorf("message %q, want %q", trustack.ErrorMessage(err), want)
 	}
 	_, err = s.Server(ctx, "b")
 	code(t, err, trustack.ENOTFOUND)
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("b", "p1", 1, 512), server("c", "p1", 1, 512)}, limits, nil))
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("d", "p2", 1, 512)}, limits, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("b", "p1", 1, 512), server("c", "p1", 1, 512)}, trustack.NewPorts{}, limits, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("d", "p2", 1, 512)}, trustack.NewPorts{}, limits, nil))
 	usage, err := s.Usage(ctx, "p1")
 	must(t, err)
 	if usage[trustack.QuotaInstances] != 3 || usage[trustack.QuotaCores] != 4 || usage[trustack.QuotaRAM] != 1536 {
@@ -344,7 +344,7 @@ func testQuotaUnderConcurrency(t *testing.T, s Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.CreateServers(ctx, []*trustack.Server{server(fmt.Sprintf("s%02d", i), "p", 1, 1)}, limits, nil)
+			err := s.CreateServers(ctx, []*trustack.Server{server(fmt.Sprintf("s%02d", i), "p", 1, 1)}, trustack.NewPorts{}, limits, nil)
 			if err == nil {
 				mu.Lock()
 				created++
@@ -392,7 +392,7 @@ func testActionsAndQuotas(t *testing.T, s Store) {
 
 func testActionsRecordedWithTheirChange(t *testing.T, s Store) {
 	create := &trustack.InstanceAction{Action: "create", RequestID: "req-1", UserID: "u", ProjectID: "p", StartTime: start}
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 512), server("s2", "p", 1, 512)}, nil, create))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 512), server("s2", "p", 1, 512)}, trustack.NewPorts{}, nil, create))
 	for _, id := range []string{"s1", "s2"} {
 		a, err := s.Action(ctx, id, "req-1")
 		must(t, err)
@@ -401,7 +401,7 @@ func testActionsRecordedWithTheirChange(t *testing.T, s Store) {
 		}
 	}
 	// Servers refused by their quota leave no action behind.
-	err := s.CreateServers(ctx, []*trustack.Server{server("s3", "p", 1, 512)}, map[string]int{trustack.QuotaInstances: 2}, &trustack.InstanceAction{
+	err := s.CreateServers(ctx, []*trustack.Server{server("s3", "p", 1, 512)}, trustack.NewPorts{}, map[string]int{trustack.QuotaInstances: 2}, &trustack.InstanceAction{
 		Action: "create", RequestID: "req-2", UserID: "u", ProjectID: "p", StartTime: start})
 	code(t, err, trustack.EOVERQUOTA)
 	_, err = s.Action(ctx, "s3", "req-2")
@@ -436,8 +436,8 @@ func testActionsRecordedWithTheirChange(t *testing.T, s Store) {
 func testMoveClaim(t *testing.T, s Store) {
 	h1 := host(t, s, "h1", 4, 8192)
 	h2 := host(t, s, "h2", 4, 8192)
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 2, 2048), server("s3", "p", 1, 1)}, nil, nil))
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("s2", "q", 1, 1024)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 2, 2048), server("s3", "p", 1, 1)}, trustack.NewPorts{}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("s2", "q", 1, 1024)}, trustack.NewPorts{}, nil, nil))
 	_, err := s.Claim(ctx, trustack.Claim{ServerID: "s1", HostID: h1.ID, VCPUs: 2, MemoryMB: 2048, DiskGB: 1, ProjectID: "p"}, h1.Generation, nil)
 	must(t, err)
 

@@ -873,7 +873,7 @@ func testServerPorts(t *testing.T, s Store) {
 	f := newNets(t, s, 7)
 	f.network("n", "p")
 	f.subnet("sn", "n", "10.0.0.0/24")
-	must(t, s.CreateServers(ctx, []*trustack.Server{server("vm", "p", 1, 512)}, nil, nil))
+	must(t, s.CreateServers(ctx, []*trustack.Server{server("vm", "p", 1, 512)}, trustack.NewPorts{}, nil, nil))
 	must(t, s.AddAction(ctx, trustack.InstanceAction{ServerID: "vm", RequestID: "req", Action: "create", ProjectID: "p", StartTime: start}))
 	mk := func(id, device, owner string) *trustack.Port {
 		p := newPort(id, "n", "p", ip("sn", ""))
@@ -991,4 +991,44 @@ func testHostWiring(t *testing.T, s Store) {
 	up, err := s.UpdateHost(ctx, "id-a", func(h *trustack.Host) error { h.DisabledReason = "x"; return nil })
 	must(t, err)
 	equal(t, up.PhysicalNetworks, []string{"physnet3"})
+}
+
+// testServersWithPorts checks that servers and their new ports are made
+// in one transaction: all of them, or, over a quota or on an address
+// taken, none.
+func testServersWithPorts(t *testing.T, s Store) {
+	f := newNets(t, s, 5)
+	f.network("n1", "p1")
+	f.subnet("s1", "n1", "10.0.0.0/24")
+	portOf := func(id, server string, fixed trustack.FixedIP) *trustack.Port {
+		p := newPort(id, "n1", "p1", fixed)
+		p.MACAddress, p.DeviceOwner, p.DeviceID = f.alloc.MAC(), trustack.OwnerCompute+"nova", server
+		return p
+	}
+	a, b := server("a", "p1", 1, 512), server("b", "p1", 1, 512)
+	a.Ports, b.Ports = []string{"pa"}, []string{"pb"}
+	pa, pb := portOf("pa", "a", ip("s1", "10.0.0.7")), portOf("pb", "b", ip("s1", ""))
+	must(t, s.CreateServers(ctx, []*trustack.Server{a, b}, trustack.NewPorts{Ports: []*trustack.Port{pa, pb}, Alloc: f.alloc, Limit: 3}, nil, nil))
+	for _, p := range []*trustack.Port{pa, pb} {
+		got, err := s.Port(ctx, p.ID)
+		must(t, err)
+		equal(t, got, p)
+	}
+	if !pb.FixedIPs[0].Address.IsValid() {
+		t.Errorf("the second port's address was not allocated: %v", pb.FixedIPs)
+	}
+	// Over the port quota, or on an address taken: neither the servers
+	// nor any of their ports are made.
+	c, d := server("c", "p1", 1, 512), server("d", "p1", 1, 512)
+	pc, pd := portOf("pc", "c", ip("s1", "")), portOf("pd", "d", ip("s1", ""))
+	code(t, s.CreateServers(ctx, []*trustack.Server{c, d}, trustack.NewPorts{Ports: []*trustack.Port{pc, pd}, Alloc: f.alloc, Limit: 3}, nil, nil), trustack.EOVERQUOTA)
+	pc, pd = portOf("pc", "c", ip("s1", "")), portOf("pd", "d", ip("s1", "10.0.0.7"))
+	code(t, s.CreateServers(ctx, []*trustack.Server{c, d}, trustack.NewPorts{Ports: []*trustack.Port{pc, pd}, Alloc: f.alloc, Limit: -1}, nil, nil), trustack.ECONFLICT)
+	for _, id := range []string{"c", "d"} {
+		_, err := s.Server(ctx, id)
+		code(t, err, trustack.ENOTFOUND)
+	}
+	ports, err := s.Ports(ctx, trustack.PortFilter{NetworkID: "n1"})
+	must(t, err)
+	equal(t, len(ports), 2)
 }

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"Subnets", testSubnets},
 		{"SubnetsUnderConcurrency", testSubnetsUnderConcurrency},
 		{"Ports", testPorts},
+		{"ServersWithPorts", testServersWithPorts},
 		{"PortsUnderConcurrency", testPortsUnderConcurrency},
 		{"AddressesAreRandom", testAddressesAreRandom},
 		{"NetworkAndSubnetDeletes", testNetworkDeletes},
