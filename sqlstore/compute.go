@@ -595,7 +595,10 @@ func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, ports 
 			}
 		}
 		for _, p := range ports.Ports {
-			if err := checkQuota(ctx, db, q, p.ProjectID, trustack.QuotaPort, ports.Limit); err != nil {
+			if p.ProjectID != project {
+				return fmt.Errorf("create servers of project %s: port %s is of project %s", project, p.ID, p.ProjectID)
+			}
+			if err := checkLockedQuota(ctx, q, project, trustack.QuotaPort, ports.Limit); err != nil {
 				return err
 			}
 			if err := db.createPort(ctx, q, p, ports.Alloc); err != nil {

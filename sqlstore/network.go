@@ -251,6 +251,15 @@ func checkQuota(ctx context.Context, db *DB, q querier, project, resource string
 	if err := lockProject(ctx, db, q, project); err != nil {
 		return err
 	}
+	return checkLockedQuota(ctx, q, project, resource, limit)
+}
+
+// checkLockedQuota is checkQuota in a transaction that holds the
+// project's quota lock already.
+func checkLockedQuota(ctx context.Context, q querier, project, resource string, limit int) error {
+	if limit < 0 {
+		return nil
+	}
 	var n int
 	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+quotaTables[resource]+` WHERE project_id = $1`, project).Scan(&n); err != nil {
 		return fmt.Errorf("count %s of %s: %w", resource, project, err)
