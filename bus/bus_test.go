@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -515,9 +516,28 @@ func connect(t testing.TB, s *bus.Server, opts ...bus.Option) *bus.Conn {
 	return c
 }
 
-// testLogger logs warnings and errors into the test's output.
+// testLogger logs warnings and errors into the test's output while the
+// test runs: the bus's connection callbacks may still log once it ended.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w := &whileRunning{out: t.Output()}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.out = io.Discard
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// whileRunning writes to a test's output until the test ends.
+type whileRunning struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (w *whileRunning) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out.Write(p)
 }
 
 func handle(t testing.TB, c *bus.Conn, subject string, fn bus.HandlerFunc) {
