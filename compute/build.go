@@ -238,11 +238,10 @@ func (s *Service) ports(ctx context.Context, srv *trustack.Server) ([]*trustack.
 // physicalNetworks returns the physical networks a host must be wired to
 // for the server's ports.
 func (s *Service) physicalNetworks(ctx context.Context, srv *trustack.Server) ([]string, error) {
-	ports, err := s.ports(ctx, srv)
-	if err != nil || len(ports) == 0 {
-		return nil, err
+	if s.opts.Network == nil || len(srv.Ports) == 0 {
+		return nil, nil
 	}
-	return s.opts.Network.PhysicalNetworks(ctx, ports)
+	return s.opts.Network.PhysicalNetworks(ctx, srv.ID)
 }
 
 // spec is what the agent needs to spawn a server: its image, and a direct

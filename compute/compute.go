@@ -150,8 +150,8 @@ type Network interface {
 	WirePorts(ctx context.Context, ports []*trustack.Port) ([]wire.Port, error)
 	WireGroupRules(ctx context.Context, ports []*trustack.Port) ([]wire.SecurityGroup, error)
 	// PhysicalNetworks returns the physical networks a host must be
-	// wired to for ports.
-	PhysicalNetworks(ctx context.Context, ports []*trustack.Port) ([]string, error)
+	// wired to for a server's ports.
+	PhysicalNetworks(ctx context.Context, serverID string) ([]string, error)
 	// HostNetwork returns the network state a host should have.
 	HostNetwork(ctx context.Context, h *trustack.Host) (wire.HostNetwork, error)
 	// SetServerGroups adds a security group to ports, or removes it.

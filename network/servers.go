@@ -397,26 +397,9 @@ func (s *Service) SetServerGroups(ctx context.Context, c Caller, ports []*trusta
 	return nil
 }
 
-// PhysicalNetworks returns the physical networks that ports' flat and
-// VLAN networks are on: a host must be wired to each to take a server
-// with these ports.
-func (s *Service) PhysicalNetworks(ctx context.Context, ports []*trustack.Port) ([]string, error) {
-	var ids []string
-	for _, p := range ports {
-		ids = append(ids, p.NetworkID)
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	nets, err := s.store.Networks(ctx, trustack.NetworkFilter{IDs: ids})
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, n := range nets {
-		if (n.Type == trustack.NetworkFlat || n.Type == trustack.NetworkVLAN) && !slices.Contains(out, n.PhysicalNetwork) {
-			out = append(out, n.PhysicalNetwork)
-		}
-	}
-	return out, nil
+// PhysicalNetworks returns the physical networks that the flat and VLAN
+// networks of a server's ports are on: a host must be wired to each to
+// take the server.
+func (s *Service) PhysicalNetworks(ctx context.Context, serverID string) ([]string, error) {
+	return s.store.DevicePhysicalNetworks(ctx, serverID)
 }

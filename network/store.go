@@ -64,6 +64,9 @@ type Store interface {
 	CreatePort(ctx context.Context, p *trustack.Port, alloc trustack.Allocator, limit int) error
 	Port(ctx context.Context, id string) (*trustack.Port, error)
 	Ports(ctx context.Context, f trustack.PortFilter) ([]*trustack.Port, error)
+	// DevicePhysicalNetworks returns the physical networks of the flat
+	// and VLAN networks a device's ports are on, each once, sorted.
+	DevicePhysicalNetworks(ctx context.Context, deviceID string) ([]string, error)
 	// UpdatePort is an update in which the fixed IPs fn leaves are
 	// allocated as CreatePort allocates them, and those it removed are
 	// freed; a floating IP whose fixed address went away is disassociated.

@@ -901,6 +901,13 @@ func (db *DB) Ports(ctx context.Context, f trustack.PortFilter) ([]*trustack.Por
 	return list, portDetails(ctx, db.read, list, w)
 }
 
+// DevicePhysicalNetworks returns the physical networks of the flat and
+// VLAN networks a device's ports are on, each once, sorted.
+func (db *DB) DevicePhysicalNetworks(ctx context.Context, deviceID string) ([]string, error) {
+	return db.strings(ctx, `SELECT DISTINCT n.physical_network FROM ports p JOIN networks n ON n.id = p.network_id
+		WHERE p.device_id = $1 AND n.network_type IN ($2, $3) ORDER BY n.physical_network`, deviceID, trustack.NetworkFlat, trustack.NetworkVLAN)
+}
+
 // portDetails adds their fixed IPs and security groups to the ports of
 // list, which are those matching w.
 func portDetails(ctx context.Context, q querier, list []*trustack.Port, w where) error {

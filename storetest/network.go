@@ -1032,3 +1032,28 @@ func testServersWithPorts(t *testing.T, s Store) {
 	must(t, err)
 	equal(t, len(ports), 2)
 }
+
+func testDevicePhysicalNetworks(t *testing.T, s Store) {
+	f := newNets(t, s, 9)
+	for _, n := range []*trustack.Network{
+		{ID: "flat2", Type: trustack.NetworkFlat, PhysicalNetwork: "physnet2"},
+		{ID: "vlan1", Type: trustack.NetworkVLAN, PhysicalNetwork: "physnet1", SegmentationID: 10},
+		{ID: "vlan1b", Type: trustack.NetworkVLAN, PhysicalNetwork: "physnet1", SegmentationID: 11},
+		{ID: "vx", Type: trustack.NetworkVXLAN, SegmentationID: 7},
+		{ID: "flat3", Type: trustack.NetworkFlat, PhysicalNetwork: "physnet3"},
+	} {
+		n.ProjectID, n.Standard = "p", std()
+		must(t, s.CreateNetwork(ctx, n, -1))
+	}
+	for i, on := range []struct{ network, device string }{{"flat2", "vm"}, {"vlan1", "vm"}, {"vlan1b", "vm"}, {"vx", "vm"}, {"flat3", "other"}} {
+		p := newPort(fmt.Sprint("port-", i), on.network, "p")
+		p.DeviceID = on.device
+		must(t, s.CreatePort(ctx, p, f.alloc, -1))
+	}
+	got, err := s.DevicePhysicalNetworks(ctx, "vm")
+	must(t, err)
+	equal(t, got, []string{"physnet1", "physnet2"})
+	got, err = s.DevicePhysicalNetworks(ctx, "nobody")
+	must(t, err)
+	equal(t, len(got), 0)
+}

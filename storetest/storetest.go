@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"SubnetsUnderConcurrency", testSubnetsUnderConcurrency},
 		{"Ports", testPorts},
 		{"ServersWithPorts", testServersWithPorts},
+		{"DevicePhysicalNetworks", testDevicePhysicalNetworks},
 		{"PortsUnderConcurrency", testPortsUnderConcurrency},
 		{"AddressesAreRandom", testAddressesAreRandom},
 		{"NetworkAndSubnetDeletes", testNetworkDeletes},
