@@ -55,32 +55,23 @@ func bootServers(openrc string, clients, n int, withPort bool) error {
 	}
 
 	// Boot.
-	var next atomic.Int64
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
 	var failures []error
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				t0 := time.Now()
-				var created struct{ Server struct{ ID string } }
-				err := call("POST", compute+"/servers", map[string]any{"server": map[string]any{
-					"name": fmt.Sprintf("bench-%d", i), "imageRef": img.ID, "flavorRef": "1", "networks": networks}}, &created)
-				mu.Lock()
-				if err != nil {
-					failures = append(failures, err)
-				} else {
-					sent[created.Server.ID] = t0
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	fanOut(clients, n, func(i int) {
+		t0 := time.Now()
+		var created struct{ Server struct{ ID string } }
+		err := call("POST", compute+"/servers", map[string]any{"server": map[string]any{
+			"name": fmt.Sprintf("bench-%d", i), "imageRef": img.ID, "flavorRef": "1", "networks": networks}}, &created)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failures = append(failures, err)
+		} else {
+			sent[created.Server.ID] = t0
+		}
+	})
 	if len(failures) > 0 {
 		return fmt.Errorf("%d of %d boot requests failed; the first: %w", len(failures), n, failures[0])
 	}
@@ -211,4 +202,21 @@ func (s session) call(client *http.Client, method, url string, body, out any) er
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// fanOut calls do with 1 to n from clients goroutines, each taking the
+// next number when done with its last, and returns when all are done.
+func fanOut(clients, n int, do func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				do(int(i))
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -30,31 +29,22 @@ func createPorts(openrc string, clients, n int) error {
 		"network_id": net.Network.ID, "ip_version": 4, "cidr": "10.200.0.0/16", "enable_dhcp": false}}, nil); err != nil {
 		return err
 	}
-	var next atomic.Int64
 	var mu sync.Mutex
 	var latencies []time.Duration
 	var failures []error
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				t0 := time.Now()
-				err := call("POST", network+"/ports", map[string]any{"port": map[string]any{"network_id": net.Network.ID, "name": fmt.Sprintf("bench-%d", i)}}, nil)
-				took := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					failures = append(failures, err)
-				} else {
-					latencies = append(latencies, took)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	fanOut(clients, n, func(i int) {
+		t0 := time.Now()
+		err := call("POST", network+"/ports", map[string]any{"port": map[string]any{"network_id": net.Network.ID, "name": fmt.Sprintf("bench-%d", i)}}, nil)
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failures = append(failures, err)
+		} else {
+			latencies = append(latencies, took)
+		}
+	})
 	elapsed := time.Since(start)
 	if len(failures) > 0 {
 		return fmt.Errorf("%d of %d port creations failed; the first: %w", len(failures), n, failures[0])
