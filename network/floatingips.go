@@ -56,14 +56,14 @@ func (s *Service) CreateFloatingIP(ctx context.Context, c Caller, spec FloatingI
 	if err := applyFloatingIP(f, spec); err != nil {
 		return nil, err
 	}
+	subnets, err := s.subnetsOf(ctx, n)
+	if err != nil {
+		return nil, err
+	}
 	ip := FixedIPSpec{SubnetID: spec.SubnetID, Address: spec.Address}
 	ips := []FixedIPSpec{ip}
 	if ip.SubnetID == "" && !ip.Address.IsValid() {
 		// An IPv4 address: floating IPs translate to fixed IPv4 ones.
-		subnets, err := s.store.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: []string{n.ID}})
-		if err != nil {
-			return nil, err
-		}
 		i := slices.IndexFunc(subnets, func(sn *trustack.Subnet) bool { return sn.IPVersion == 4 })
 		if i < 0 {
 			return nil, invalid("Bad floatingip request: Network %s has no IPv4 subnet to allocate floating IPs from.", n.ID)
@@ -72,7 +72,7 @@ func (s *Service) CreateFloatingIP(ctx context.Context, c Caller, spec FloatingI
 	}
 	port := &trustack.Port{ID: uuid.NewString(), NetworkID: n.ID, AdminStateUp: true, Status: trustack.StatusActive, DeviceOwner: trustack.OwnerFloatingIP,
 		DeviceID: f.ID, MACAddress: s.allocator().MAC(), VNICType: "normal", Standard: trustack.Standard{CreatedAt: now, UpdatedAt: now, Revision: 1}}
-	if port.FixedIPs, err = s.fixedIPs(ctx, n, port, ips, false); err != nil {
+	if port.FixedIPs, err = fixedIPs(n, subnets, port, ips, false); err != nil {
 		return nil, err
 	}
 	if spec.PortID != nil && *spec.PortID != "" {

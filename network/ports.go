@@ -89,13 +89,15 @@ func (s *Service) newPort(ctx context.Context, c Caller, spec *PortSpec) (*trust
 	now := s.now()
 	p := &trustack.Port{ID: uuid.NewString(), ProjectID: project, NetworkID: n.ID, AdminStateUp: true, Status: trustack.StatusDown,
 		PortSecurity: n.PortSecurity, VNICType: "normal", Standard: trustack.Standard{CreatedAt: now, UpdatedAt: now, Revision: 1}}
+	subnets, err := s.subnetsOf(ctx, n)
+	if err != nil {
+		return nil, nil, err
+	}
 	if spec.FixedIPs == nil {
 		spec.FixedIPs = &[]FixedIPSpec{}
-		if err := s.defaultAddresses(ctx, n, spec.FixedIPs); err != nil {
-			return nil, nil, err
-		}
+		defaultAddresses(subnets, spec.FixedIPs)
 	}
-	if err := s.applyPort(ctx, c, n, p, *spec); err != nil {
+	if err := s.applyPort(ctx, c, n, subnets, p, *spec); err != nil {
 		return nil, nil, err
 	}
 	if spec.SecurityGroups == nil && p.PortSecurity && !networkDevice(p.DeviceOwner) {
@@ -118,7 +120,11 @@ func (s *Service) createPort(ctx context.Context, n *trustack.Network, p *trusta
 			return err
 		}
 		p.MACAddress, p.FixedIPs = s.allocator().MAC(), nil
-		if p.FixedIPs, err = s.fixedIPs(ctx, n, p, ips, false); err != nil {
+		subnets, err := s.subnetsOf(ctx, n)
+		if err != nil {
+			return err
+		}
+		if p.FixedIPs, err = fixedIPs(n, subnets, p, ips, false); err != nil {
 			return err
 		}
 	}
@@ -128,15 +134,16 @@ func (s *Service) createPort(ctx context.Context, n *trustack.Network, p *trusta
 // or a DHCP server's), which security groups do not hold.
 func networkDevice(owner string) bool { return strings.HasPrefix(owner, "network:") }
 
-// defaultAddresses asks for a port's default addresses on network n: one
-// of the first IPv4 subnet, and one of the first IPv6 subnet whose
-// addresses come from its pools. Those of subnets whose addresses are
+// subnetsOf returns the subnets of network n.
+func (s *Service) subnetsOf(ctx context.Context, n *trustack.Network) ([]*trustack.Subnet, error) {
+	return s.store.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: []string{n.ID}})
+}
+
+// defaultAddresses asks for a port's default addresses on a network of
+// subnets: one of the first IPv4 subnet, and one of the first IPv6 subnet
+// whose addresses come from its pools. Those of subnets whose addresses are
 // automatic follow from the port's MAC, and fixedIPs adds them.
-func (s *Service) defaultAddresses(ctx context.Context, n *trustack.Network, ips *[]FixedIPSpec) error {
-	subnets, err := s.store.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: []string{n.ID}})
-	if err != nil {
-		return err
-	}
+func defaultAddresses(subnets []*trustack.Subnet, ips *[]FixedIPSpec) {
 	v4, v6 := false, false
 	for _, sn := range subnets {
 		switch {
@@ -147,11 +154,11 @@ func (s *Service) defaultAddresses(ctx context.Context, n *trustack.Network, ips
 			*ips, v6 = append(*ips, FixedIPSpec{SubnetID: sn.ID}), true
 		}
 	}
-	return nil
 }
 
-// applyPort sets and checks what spec changes of p, a port of network n.
-func (s *Service) applyPort(ctx context.Context, c Caller, n *trustack.Network, p *trustack.Port, spec PortSpec) error {
+// applyPort sets and checks what spec changes of p, a port of network n,
+// given n's subnets when spec changes the fixed IPs or the MAC.
+func (s *Service) applyPort(ctx context.Context, c Caller, n *trustack.Network, subnets []*trustack.Subnet, p *trustack.Port, spec PortSpec) error {
 	set(&p.Name, spec.Name)
 	set(&p.Description, spec.Description)
 	set(&p.AdminStateUp, spec.AdminStateUp)
@@ -188,7 +195,7 @@ func (s *Service) applyPort(ctx context.Context, c Caller, n *trustack.Network, 
 	}
 	switch {
 	case spec.FixedIPs != nil:
-		ips, err := s.fixedIPs(ctx, n, p, *spec.FixedIPs, false)
+		ips, err := fixedIPs(n, subnets, p, *spec.FixedIPs, false)
 		if err != nil {
 			return err
 		}
@@ -199,7 +206,7 @@ func (s *Service) applyPort(ctx context.Context, c Caller, n *trustack.Network, 
 		for i, ip := range p.FixedIPs {
 			specs[i] = FixedIPSpec{SubnetID: ip.SubnetID, Address: ip.Address}
 		}
-		ips, err := s.fixedIPs(ctx, n, p, specs, true)
+		ips, err := fixedIPs(n, subnets, p, specs, true)
 		if err != nil {
 			return err
 		}
@@ -241,7 +248,7 @@ func checkMAC(s string) (string, error) {
 }
 
 // fixedIPs resolves the fixed IPs specs ask for into the addresses of p,
-// a port of network n with its MAC and owner set, and with the fixed IPs
+// a port of network n, whose subnets are subnets, with its MAC and owner set, and with the fixed IPs
 // it has (none for a new port). Each subnet must be the network's, an
 // address must lie in its subnet, and no address may come twice. A fixed
 // IP that names only a subnet keeps an address the port has there that
@@ -251,11 +258,7 @@ func checkMAC(s string) (string, error) {
 // named or not, and one asked for there is EINVALID unless reassign (when
 // the port's MAC changes); a router's interface has addresses there as on
 // any other subnet.
-func (s *Service) fixedIPs(ctx context.Context, n *trustack.Network, p *trustack.Port, specs []FixedIPSpec, reassign bool) ([]trustack.FixedIP, error) {
-	subnets, err := s.store.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: []string{n.ID}})
-	if err != nil {
-		return nil, err
-	}
+func fixedIPs(n *trustack.Network, subnets []*trustack.Subnet, p *trustack.Port, specs []FixedIPSpec, reassign bool) ([]trustack.FixedIP, error) {
 	byID := map[string]*trustack.Subnet{}
 	for _, sn := range subnets {
 		byID[sn.ID] = sn
@@ -416,12 +419,18 @@ func (s *Service) UpdatePort(ctx context.Context, c Caller, id string, spec Port
 	if spec.MACAddress != nil && before.HostID != "" {
 		return nil, conflict("PortBound", "Unable to complete operation on port %s, port is already bound, port type: ovs, old_mac %s, new_mac %s.", id, before.MACAddress, *spec.MACAddress)
 	}
+	var subnets []*trustack.Subnet
+	if spec.FixedIPs != nil || spec.MACAddress != nil {
+		if subnets, err = s.subnetsOf(ctx, n); err != nil {
+			return nil, err
+		}
+	}
 	after, err := s.store.UpdatePort(ctx, id, s.allocator(), func(p *trustack.Port) error {
 		p.UpdatedAt = s.now()
 		if spec.SecurityGroups == nil && spec.PortSecurity != nil && !*spec.PortSecurity && len(p.SecurityGroups) > 0 {
 			return conflict("PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or IP address until security group is removed.")
 		}
-		return s.applyPort(ctx, c, n, p, spec)
+		return s.applyPort(ctx, c, n, subnets, p, spec)
 	})
 	if err != nil {
 		return nil, err

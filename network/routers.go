@@ -106,13 +106,15 @@ func (s *Service) gatewayPort(ctx context.Context, c Caller, r *trustack.Router,
 	now := s.now()
 	p := &trustack.Port{ID: uuid.NewString(), NetworkID: n.ID, AdminStateUp: true, Status: trustack.StatusActive, DeviceOwner: trustack.OwnerRouterGateway,
 		DeviceID: r.ID, MACAddress: s.allocator().MAC(), VNICType: "normal", Standard: trustack.Standard{CreatedAt: now, UpdatedAt: now, Revision: 1}}
+	subnets, err := s.subnetsOf(ctx, n)
+	if err != nil {
+		return nil, err
+	}
 	ips := spec.FixedIPs
 	if len(ips) == 0 {
-		if err := s.defaultAddresses(ctx, n, &ips); err != nil {
-			return nil, err
-		}
+		defaultAddresses(subnets, &ips)
 	}
-	if p.FixedIPs, err = s.fixedIPs(ctx, n, p, ips, false); err != nil {
+	if p.FixedIPs, err = fixedIPs(n, subnets, p, ips, false); err != nil {
 		return nil, err
 	}
 	r.Gateway = gw

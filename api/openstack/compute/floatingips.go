@@ -256,11 +256,10 @@ func (h *handler) addFloatingIP(w http.ResponseWriter, r *http.Request, c comput
 	if err != nil {
 		return err
 	}
-	byServer, err := h.svc.PortsOf(r.Context(), s)
+	ports, err := h.portsOf(r.Context(), s)
 	if err != nil {
 		return err
 	}
-	ports := byServer[s.ID]
 	type target struct {
 		port string
 		addr netip.Addr
@@ -313,11 +312,10 @@ func (h *handler) removeFloatingIP(w http.ResponseWriter, r *http.Request, c com
 	if err != nil {
 		return err
 	}
-	byServer, err := h.svc.PortsOf(r.Context(), s)
+	ports, err := h.portsOf(r.Context(), s)
 	if err != nil {
 		return err
 	}
-	ports := byServer[s.ID]
 	nc := netCaller(c)
 	f, err := h.floatingIPByAddress(r.Context(), nc, floating)
 	if err != nil {

@@ -191,8 +191,14 @@ func (h *handler) serverPorts(r *http.Request, rule string) (compute.Caller, *tr
 	if err != nil {
 		return c, nil, nil, err
 	}
-	ports, err := h.svc.PortsOf(r.Context(), s)
-	return c, s, ports[s.ID], err
+	ports, err := h.portsOf(r.Context(), s)
+	return c, s, ports, err
+}
+
+// portsOf returns a server's ports, in the order of its NICs.
+func (h *handler) portsOf(ctx context.Context, s *trustack.Server) ([]*trustack.Port, error) {
+	byServer, err := h.svc.PortsOf(ctx, s)
+	return byServer[s.ID], err
 }
 
 func (h *handler) listInterfaces(w http.ResponseWriter, r *http.Request) error {
