@@ -93,31 +93,54 @@ func (p *pool) close() error {
 	return p.db.Close()
 }
 
-// tx is a transaction that uses its pool's prepared statements. It never
-// prepares through the pool: that needs a connection, and on SQLite the
-// transaction holds the only write connection.
-type tx struct {
-	tx   *sql.Tx
-	pool *pool
+// prepare prepares the queries that are not yet, as far as the cache
+// allows.
+func (p *pool) prepare(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		p.stmt(ctx, q)
+	}
 }
 
-func (t tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := t.pool.cached(query); s != nil {
-		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+// tx is a transaction that uses its pool's prepared statements. It never
+// prepares through the pool: that needs a connection, and on SQLite the
+// transaction holds the only write connection. It notes the queries it ran
+// unprepared instead, for the pool to prepare once the transaction is over
+// (inTx does), so that a query that only ever runs in transactions is
+// parsed once, not at each run.
+type tx struct {
+	tx         *sql.Tx
+	pool       *pool
+	unprepared []string
+}
+
+// stmt returns query's statement for the transaction, or nil to run it
+// unprepared.
+func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	s := t.pool.cached(query)
+	if s == nil {
+		t.unprepared = append(t.unprepared, query)
+		return nil
+	}
+	return t.tx.StmtContext(ctx, s)
+}
+
+func (t *tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
-func (t tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.pool.cached(query); s != nil {
-		return t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+func (t *tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
 
-func (t tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := t.pool.cached(query); s != nil {
-		return t.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+func (t *tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, query, args...)
 }

@@ -147,7 +147,9 @@ func (db *DB) inTx(ctx context.Context, fn func(q querier) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", translate(err))
 	}
-	if err := fn(tx{tx: t, pool: db.write}); err != nil {
+	q := &tx{tx: t, pool: db.write}
+	defer func() { db.write.prepare(context.WithoutCancel(ctx), q.unprepared) }()
+	if err := fn(q); err != nil {
 		t.Rollback()
 		return err
 	}
