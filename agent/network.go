@@ -29,6 +29,9 @@ type HostNetwork interface {
 	// SetDHCP serves DHCP for a subnet as d says; RemoveDHCP stops.
 	SetDHCP(ctx context.Context, d wire.DHCP) error
 	RemoveDHCP(ctx context.Context, subnetID string) error
+	// SetLeases changes the leases of the DHCP servers of a network, as
+	// wire.DHCP.Apply does.
+	SetLeases(ctx context.Context, l wire.DHCPLeases) error
 	// SetRouter runs a router as r says; RemoveRouter removes it.
 	SetRouter(ctx context.Context, r wire.Router) error
 	RemoveRouter(ctx context.Context, routerID string) error
@@ -57,6 +60,11 @@ func (a *Agent) SetDHCP(ctx context.Context, d wire.DHCP) error { return a.net.S
 // RemoveDHCP stops serving DHCP for a subnet.
 func (a *Agent) RemoveDHCP(ctx context.Context, subnetID string) error {
 	return a.net.RemoveDHCP(ctx, subnetID)
+}
+
+// SetLeases changes the leases of a network's DHCP servers.
+func (a *Agent) SetLeases(ctx context.Context, l wire.DHCPLeases) error {
+	return a.net.SetLeases(ctx, l)
 }
 
 // SetRouter runs a router.

@@ -15,13 +15,15 @@ import (
 )
 
 // Agents is how the service reaches the hosts' agents; wire.Hosts is its
-// client over the bus. Every request carries the whole of what it sets.
+// client over the bus. Every request carries the whole of what it sets,
+// but for SetLeases, which changes a DHCP server's leases by port.
 type Agents interface {
 	Plug(ctx context.Context, host string, p wire.Port) error
 	Unplug(ctx context.Context, host, portID string) error
 	SecurityGroups(ctx context.Context, host string, groups []wire.SecurityGroup) error
 	SetDHCP(ctx context.Context, host string, d wire.DHCP) error
 	RemoveDHCP(ctx context.Context, host, subnetID string) error
+	SetLeases(ctx context.Context, host string, l wire.DHCPLeases) error
 	SetRouter(ctx context.Context, host string, r wire.Router) error
 	RemoveRouter(ctx context.Context, host, routerID string) error
 }
@@ -64,15 +66,17 @@ type notifier struct {
 type work struct {
 	plug, unplug        map[string]bool // ports
 	groups              map[string]wire.SecurityGroup
-	dhcp, removeDHCP    map[string]bool // subnets
-	leases              map[string]bool // networks, whose subnets' DHCP servers to set
-	router, removeRoute map[string]bool // routers
+	dhcp, removeDHCP    map[string]bool   // subnets
+	leases              map[string]bool   // networks, whose subnets' DHCP servers to set
+	portLeases          map[string]string // ports whose leases changed, to their networks
+	router, removeRoute map[string]bool   // routers
 }
 
 // newWork returns empty work.
 func newWork() *work {
 	return &work{plug: map[string]bool{}, unplug: map[string]bool{}, groups: map[string]wire.SecurityGroup{},
-		dhcp: map[string]bool{}, removeDHCP: map[string]bool{}, leases: map[string]bool{}, router: map[string]bool{}, removeRoute: map[string]bool{}}
+		dhcp: map[string]bool{}, removeDHCP: map[string]bool{}, leases: map[string]bool{}, portLeases: map[string]string{},
+		router: map[string]bool{}, removeRoute: map[string]bool{}}
 }
 
 // agentTimeout bounds a message to an agent.
@@ -108,7 +112,7 @@ func (n *notifier) run(host string) {
 	for {
 		n.mu.Lock()
 		w := n.pending[host]
-		empty := len(w.plug)+len(w.unplug)+len(w.groups)+len(w.dhcp)+len(w.removeDHCP)+len(w.leases)+len(w.router)+len(w.removeRoute) == 0
+		empty := len(w.plug)+len(w.unplug)+len(w.groups)+len(w.dhcp)+len(w.removeDHCP)+len(w.leases)+len(w.portLeases)+len(w.router)+len(w.removeRoute) == 0
 		if empty {
 			delete(n.pending, host)
 			n.mu.Unlock()
@@ -180,6 +184,9 @@ func (n *notifier) send(host string, w *work) {
 			log.Warn("set a DHCP server", "subnet", id, "error", err)
 		}
 	}
+	if err := n.sendLeases(ctx, host, w); err != nil {
+		log.Warn("change DHCP leases", "error", err)
+	}
 	for id := range w.removeRoute {
 		if err := n.agents.RemoveRouter(ctx, host, id); err != nil {
 			log.Warn("remove a router", "router", id, "error", err)
@@ -196,6 +203,39 @@ func (n *notifier) send(host string, w *work) {
 			log.Warn("set a router", "router", id, "error", err)
 		}
 	}
+}
+
+// sendLeases tells a network node the leases of the ports in w changed,
+// but on the networks whose DHCP servers w sets whole.
+func (n *notifier) sendLeases(ctx context.Context, host string, w *work) error {
+	changes := map[string]*wire.DHCPLeases{}
+	for id, network := range w.portLeases {
+		if w.leases[network] {
+			continue
+		}
+		if changes[network] == nil {
+			changes[network] = &wire.DHCPLeases{NetworkID: network}
+		}
+		changes[network].PortIDs = append(changes[network].PortIDs, id)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	ports, err := n.svc.store.Ports(ctx, trustack.PortFilter{IDs: keys(w.portLeases)})
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if c := changes[p.NetworkID]; c != nil {
+			c.Leases = append(c.Leases, leases(p)...)
+		}
+	}
+	for _, network := range keys(changes) {
+		if err := n.agents.SetLeases(ctx, host, *changes[network]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keys returns a map's keys, sorted.
@@ -268,7 +308,7 @@ func (s *Service) portChanged(ctx context.Context, before, after *trustack.Port)
 		p = before
 	}
 	if p.DeviceOwner != trustack.OwnerDHCP {
-		s.networkLeasesChanged(ctx, p.NetworkID)
+		s.notify.note(s.networkNode(ctx), func(w *work) { w.portLeases[p.ID] = p.NetworkID })
 	}
 	if p.DeviceOwner == trustack.OwnerRouterInterface || p.DeviceOwner == trustack.OwnerRouterGateway {
 		s.routerChanged(ctx, p.DeviceID)
@@ -676,18 +716,30 @@ func (s *Service) wireDHCP(ctx context.Context, subnetID string) (*wire.DHCP, er
 		d.DNS = append(d.DNS, a.String())
 	}
 	for _, p := range ports {
-		for _, ip := range p.FixedIPs {
-			if ip.SubnetID != sn.ID {
-				continue
-			}
-			if p.DeviceOwner == trustack.OwnerDHCP {
+		if p.DeviceOwner == trustack.OwnerDHCP {
+			if slices.ContainsFunc(p.FixedIPs, func(ip trustack.FixedIP) bool { return ip.SubnetID == sn.ID }) {
 				d.Port = wirePort(p, n, subnets)
-				continue
 			}
-			d.Leases = append(d.Leases, wire.DHCPHost{MAC: p.MACAddress, Address: ip.Address.String(), Hostname: "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(ip.Address.String())})
+			continue
+		}
+		for _, h := range leases(p) {
+			if h.SubnetID == sn.ID {
+				d.Leases = append(d.Leases, h)
+			}
 		}
 	}
 	return d, nil
+}
+
+// leases returns what DHCP servers give a port: each of its fixed
+// addresses, with a host name made of it.
+func leases(p *trustack.Port) []wire.DHCPHost {
+	out := make([]wire.DHCPHost, len(p.FixedIPs))
+	for i, ip := range p.FixedIPs {
+		out[i] = wire.DHCPHost{PortID: p.ID, SubnetID: ip.SubnetID, MAC: p.MACAddress, Address: ip.Address.String(),
+			Hostname: "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(ip.Address.String())}
+	}
+	return out
 }
 
 // wireRouter returns a router as the network node runs it.

@@ -268,6 +268,7 @@ func (*plugs) Unplug(context.Context, string, string) error                     
 func (*plugs) SecurityGroups(context.Context, string, []wire.SecurityGroup) error { return nil }
 func (*plugs) SetDHCP(context.Context, string, wire.DHCP) error                   { return nil }
 func (*plugs) RemoveDHCP(context.Context, string, string) error                   { return nil }
+func (*plugs) SetLeases(context.Context, string, wire.DHCPLeases) error           { return nil }
 func (*plugs) SetRouter(context.Context, string, wire.Router) error               { return nil }
 func (*plugs) RemoveRouter(context.Context, string, string) error                 { return nil }
 

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"slices"
 
 	"github.com/trustack/trustack"
 )
@@ -10,7 +11,8 @@ import (
 // agent to plug and unplug ports (those of its servers are plugged by the
 // spawn itself), to apply security groups to its ports, and, on a network
 // node, to serve DHCP for subnets and to run routers. Each request carries
-// the whole of what it sets, so that repeating it changes nothing.
+// the whole of what it sets (DHCPLeases the whole of the leases of the
+// ports it names), so that repeating it changes nothing.
 
 // Segment is the layer-2 segment a network is on.
 type Segment struct {
@@ -126,11 +128,43 @@ type DHCP struct {
 	Leases     []DHCPHost `json:"leases"`
 }
 
-// DHCPHost is an address the DHCP server gives one MAC.
+// DHCPHost is an address the DHCP server of a subnet gives one port's
+// MAC.
 type DHCPHost struct {
+	PortID   string `json:"port_id"`
+	SubnetID string `json:"subnet_id"`
 	MAC      string `json:"mac_address"`
 	Address  string `json:"ip_address"`
 	Hostname string `json:"hostname,omitempty"`
+}
+
+// DHCPLeases is a change of the leases of a network's DHCP servers: the
+// ports named lose the leases they had and get those given, if any. A
+// port's change costs one message the size of its leases, where a whole
+// DHCP has the size of its subnet.
+type DHCPLeases struct {
+	NetworkID string     `json:"network_id"`
+	PortIDs   []string   `json:"port_ids"`
+	Leases    []DHCPHost `json:"leases,omitempty"`
+}
+
+// Apply returns d with the change made, if it is of d's network.
+func (d DHCP) Apply(change DHCPLeases) DHCP {
+	if change.NetworkID != d.NetworkID {
+		return d
+	}
+	changed := make(map[string]bool, len(change.PortIDs))
+	for _, id := range change.PortIDs {
+		changed[id] = true
+	}
+	next := d
+	next.Leases = slices.DeleteFunc(slices.Clone(d.Leases), func(h DHCPHost) bool { return changed[h.PortID] })
+	for _, h := range change.Leases {
+		if h.SubnetID == d.SubnetID && changed[h.PortID] {
+			next.Leases = append(next.Leases, h)
+		}
+	}
+	return next
 }
 
 // Router is a router as a network node runs it: its interfaces on tenant
@@ -170,6 +204,7 @@ const (
 	opSecurityGroups = "security_groups"
 	opSetDHCP        = "set_dhcp"
 	opRemoveDHCP     = "remove_dhcp"
+	opSetLeases      = "set_dhcp_leases"
 	opSetRouter      = "set_router"
 	opRemoveRouter   = "remove_router"
 )
@@ -180,6 +215,7 @@ type networkRequest struct {
 	ID     string          `json:"id,omitempty"` // of a port, a subnet or a router
 	Groups []SecurityGroup `json:"groups,omitempty"`
 	DHCP   *DHCP           `json:"dhcp,omitempty"`
+	Leases *DHCPLeases     `json:"leases,omitempty"`
 	Router *Router         `json:"router,omitempty"`
 }
 
@@ -218,6 +254,13 @@ func (c *Hosts) RemoveDHCP(ctx context.Context, host, subnetID string) error {
 	return err
 }
 
+// SetLeases asks a network node's agent to change the leases of a
+// network's DHCP servers.
+func (c *Hosts) SetLeases(ctx context.Context, host string, l DHCPLeases) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSetLeases, networkRequest: networkRequest{Leases: &l}})
+	return err
+}
+
 // SetRouter asks a network node's agent to run a router as r says.
 func (c *Hosts) SetRouter(ctx context.Context, host string, r Router) error {
 	_, err := c.call(ctx, host, hostRequest{Op: opSetRouter, networkRequest: networkRequest{Router: &r}})
@@ -237,6 +280,7 @@ type NetworkHost interface {
 	SecurityGroups(ctx context.Context, groups []SecurityGroup) error
 	SetDHCP(ctx context.Context, d DHCP) error
 	RemoveDHCP(ctx context.Context, subnetID string) error
+	SetLeases(ctx context.Context, l DHCPLeases) error
 	SetRouter(ctx context.Context, r Router) error
 	RemoveRouter(ctx context.Context, routerID string) error
 }
@@ -260,6 +304,11 @@ func serveNetwork(ctx context.Context, h NetworkHost, req hostRequest) error {
 		return h.SetDHCP(ctx, *req.DHCP)
 	case opRemoveDHCP:
 		return h.RemoveDHCP(ctx, req.ID)
+	case opSetLeases:
+		if req.Leases == nil {
+			return trustack.Errorf(trustack.EINVALID, "set_dhcp_leases needs leases")
+		}
+		return h.SetLeases(ctx, *req.Leases)
 	case opSetRouter:
 		if req.Router == nil {
 			return trustack.Errorf(trustack.EINVALID, "set_router needs a router")

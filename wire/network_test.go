@@ -32,3 +32,33 @@ func TestSecurityGroupUpdate(t *testing.T) {
 		}
 	}
 }
+
+func TestDHCPApply(t *testing.T) {
+	a := DHCPHost{PortID: "a", SubnetID: "s", MAC: "fa:16:3e:00:00:0a", Address: "10.0.0.10"}
+	b := DHCPHost{PortID: "b", SubnetID: "s", MAC: "fa:16:3e:00:00:0b", Address: "10.0.0.11"}
+	have := DHCP{SubnetID: "s", NetworkID: "n", Leases: []DHCPHost{a, b}}
+	moved := DHCPHost{PortID: "b", SubnetID: "s", MAC: "fa:16:3e:00:00:0b", Address: "10.0.0.99"}
+	for _, tc := range []struct {
+		name   string
+		change DHCPLeases
+		want   []DHCPHost
+	}{
+		{"a new port", DHCPLeases{NetworkID: "n", PortIDs: []string{"c"}, Leases: []DHCPHost{{PortID: "c", SubnetID: "s", Address: "10.0.0.12"}}},
+			[]DHCPHost{a, b, {PortID: "c", SubnetID: "s", Address: "10.0.0.12"}}},
+		{"a port gone", DHCPLeases{NetworkID: "n", PortIDs: []string{"a"}}, []DHCPHost{b}},
+		{"a port's address changed", DHCPLeases{NetworkID: "n", PortIDs: []string{"b"}, Leases: []DHCPHost{moved}}, []DHCPHost{a, moved}},
+		{"a lease on another subnet of the network", DHCPLeases{NetworkID: "n", PortIDs: []string{"a"}, Leases: []DHCPHost{{PortID: "a", SubnetID: "v6", Address: "fd00::5"}}},
+			[]DHCPHost{b}},
+		{"another network's change", DHCPLeases{NetworkID: "m", PortIDs: []string{"a", "b"}}, []DHCPHost{a, b}},
+		{"a lease of a port not named", DHCPLeases{NetworkID: "n", PortIDs: []string{}, Leases: []DHCPHost{{PortID: "c", SubnetID: "s", Address: "10.0.0.12"}}},
+			[]DHCPHost{a, b}},
+	} {
+		got := have.Apply(tc.change)
+		if !reflect.DeepEqual(got.Leases, tc.want) {
+			t.Errorf("%s:\n got  %+v\n want %+v", tc.name, got.Leases, tc.want)
+		}
+		if !reflect.DeepEqual(have.Leases, []DHCPHost{a, b}) {
+			t.Fatalf("%s: Apply changed the DHCP it was called on", tc.name)
+		}
+	}
+}

@@ -147,9 +147,25 @@ func (n *Network) SetDHCP(_ context.Context, d wire.DHCP) error {
 	if err := n.checkSegment(d.Segment); err != nil {
 		return fmt.Errorf("DHCP for subnet %s: %w", d.SubnetID, err)
 	}
+	if err := checkLeases(d.Leases); err != nil {
+		return fmt.Errorf("DHCP for subnet %s: %w", d.SubnetID, err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dhcp[d.SubnetID] = d
+	return nil
+}
+
+// checkLeases checks what a DHCP server needs of its leases.
+func checkLeases(leases []wire.DHCPHost) error {
+	for _, h := range leases {
+		if hw, err := net.ParseMAC(h.MAC); err != nil || len(hw) != 6 {
+			return trustack.Errorf(trustack.EINVALID, "lease of port %s: bad MAC address %q", h.PortID, h.MAC)
+		}
+		if _, err := netip.ParseAddr(h.Address); err != nil {
+			return trustack.Errorf(trustack.EINVALID, "lease of port %s: bad address %q", h.PortID, h.Address)
+		}
+	}
 	return nil
 }
 
@@ -158,6 +174,19 @@ func (n *Network) RemoveDHCP(_ context.Context, subnetID string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.dhcp, subnetID)
+	return nil
+}
+
+// SetLeases changes the leases of a network's DHCP servers.
+func (n *Network) SetLeases(_ context.Context, l wire.DHCPLeases) error {
+	if err := checkLeases(l.Leases); err != nil {
+		return fmt.Errorf("leases of network %s: %w", l.NetworkID, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, d := range n.dhcp {
+		n.dhcp[id] = d.Apply(l)
+	}
 	return nil
 }
 
