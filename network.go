@@ -290,20 +290,19 @@ type PortFilter struct {
 	VisibleTo string
 }
 
-// AddressSpace is what a store shows of a subnet's allocated addresses to
-// an AddressChooser, in the transaction that allocates one.
+// AddressSpace is a subnet's allocated addresses as a store shows them to
+// an Allocator, in the transaction that allocates one for a port.
 type AddressSpace interface {
-	// Allocated returns how many addresses of the subnet are allocated.
-	Allocated() (int, error)
-	// IsAllocated reports whether an address is.
-	IsAllocated(addr netip.Addr) (bool, error)
+	// Take allocates an address to the port if it is free, and reports
+	// whether it was.
+	Take(addr netip.Addr) (bool, error)
 	// All returns every allocated address of the subnet.
 	All() ([]netip.Addr, error)
 }
 
-// Allocator chooses what a store allocates for a new port: a free address
-// of a subnet's allocation pools (ok false when none is left), and MAC
-// addresses.
+// Allocator chooses what a store allocates for a new port: an address of
+// a subnet's allocation pools, which it takes in space (ok false when
+// none is left), and MAC addresses.
 type Allocator interface {
 	Address(s *Subnet, space AddressSpace) (addr netip.Addr, ok bool, err error)
 	MAC() string

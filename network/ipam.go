@@ -35,84 +35,89 @@ func NewAllocator(r *rand.Rand, prefix [3]byte) trustack.Allocator {
 	return &allocator{mu: new(sync.Mutex), rand: r, prefix: prefix}
 }
 
-// probes is how many random draws Address makes in a subnet less than
-// half full before it lists the free addresses instead: each draw is free
-// with a chance over one half, so 32 all taken is 1 in 4 billion.
-const probes = 32
+// probes is how many random draws Address tries to take before it lists
+// the free addresses instead. In a subnet less than half full, each draw
+// is free with a chance over one half, so 8 all taken is under 1 in 256.
+const probes = 8
 
-// Address returns a free address of s's allocation pools, uniformly at
-// random among the free ones, or ok false when none is left. In a subnet
-// less than half full it draws addresses of the pools until one is free;
-// otherwise it lists the free ones and draws among them.
+// Address takes a free address of s's allocation pools, uniformly at
+// random among the free ones, or reports ok false when none is left. It
+// draws addresses of the pools and tries to take each, which in a subnet
+// that is not nearly full succeeds at once; failing that, it lists the
+// free ones and draws among them. Either way the address is uniform among
+// the free ones.
 func (a *allocator) Address(s *trustack.Subnet, space trustack.AddressSpace) (netip.Addr, bool, error) {
 	size := poolSize(s.AllocationPools)
 	if size.Sign() == 0 {
 		return netip.Addr{}, false, nil
 	}
-	used, err := space.Allocated()
-	if err != nil {
-		return netip.Addr{}, false, err
-	}
-	if big.NewInt(int64(used)*2).Cmp(size) < 0 {
-		for range probes {
-			addr := nthAddress(s.AllocationPools, a.below(size))
-			taken, err := space.IsAllocated(addr)
-			if err != nil {
-				return netip.Addr{}, false, err
-			}
-			if !taken {
-				return addr, true, nil
-			}
+	for range probes {
+		addr := nthAddress(s.AllocationPools, a.below(size))
+		if took, err := space.Take(addr); took || err != nil {
+			return addr, took, err
 		}
 	}
-	// At least half taken, or unlucky: the pools hold at most twice as
-	// many addresses as are allocated, so listing the free ones is cheap.
-	all, err := space.All()
-	if err != nil {
-		return netip.Addr{}, false, err
-	}
-	taken := make(map[netip.Addr]bool, len(all))
-	for _, addr := range all {
-		taken[addr] = true
-	}
-	var free []netip.Addr
-	for _, p := range s.AllocationPools {
-		for addr := p.Start; addr.IsValid() && addr.Compare(p.End) <= 0; addr = addr.Next() {
-			if !taken[addr] {
-				free = append(free, addr)
+	// Nearly full, or unlucky: listing the free addresses costs no more
+	// than the allocated ones.
+	return takeListed(space, func(taken map[netip.Addr]bool) (netip.Addr, bool) {
+		var free []netip.Addr
+		for _, p := range s.AllocationPools {
+			for addr := p.Start; addr.IsValid() && addr.Compare(p.End) <= 0; addr = addr.Next() {
+				if !taken[addr] {
+					free = append(free, addr)
+				}
 			}
 		}
+		if len(free) == 0 {
+			return netip.Addr{}, false
+		}
+		return free[a.below(big.NewInt(int64(len(free)))).Int64()], true
+	})
+}
+
+// takeListed lists the allocated addresses, takes the one choose picks
+// among the others, and does it again if another allocation took it
+// meanwhile (allocations on a subnet run concurrently); ok false when
+// choose finds none. Each time again follows another allocation's
+// success, which the next listing shows, so it ends.
+func takeListed(space trustack.AddressSpace, choose func(taken map[netip.Addr]bool) (netip.Addr, bool)) (netip.Addr, bool, error) {
+	for {
+		all, err := space.All()
+		if err != nil {
+			return netip.Addr{}, false, err
+		}
+		taken := make(map[netip.Addr]bool, len(all))
+		for _, addr := range all {
+			taken[addr] = true
+		}
+		addr, ok := choose(taken)
+		if !ok {
+			return netip.Addr{}, false, nil
+		}
+		if took, err := space.Take(addr); took || err != nil {
+			return addr, took, err
+		}
 	}
-	if len(free) == 0 {
-		return netip.Addr{}, false, nil
-	}
-	return free[a.below(big.NewInt(int64(len(free)))).Int64()], true, nil
 }
 
 // firstFree is an Allocator that chooses the first free address of a
 // subnet's pools, in their order, and MACs as the Allocator it embeds.
 type firstFree struct{ trustack.Allocator }
 
-// Address returns the first address of s's pools that is not allocated,
-// or ok false when none is left. It reads the allocated addresses once and
-// looks at most at one more address than there are.
+// Address takes the first address of s's pools that is not allocated, or
+// reports ok false when none is left. It looks at most at one more
+// address than there are allocated.
 func (firstFree) Address(s *trustack.Subnet, space trustack.AddressSpace) (netip.Addr, bool, error) {
-	all, err := space.All()
-	if err != nil {
-		return netip.Addr{}, false, err
-	}
-	taken := make(map[netip.Addr]bool, len(all))
-	for _, addr := range all {
-		taken[addr] = true
-	}
-	for _, p := range s.AllocationPools {
-		for addr := p.Start; addr.IsValid() && addr.Compare(p.End) <= 0; addr = addr.Next() {
-			if !taken[addr] {
-				return addr, true, nil
+	return takeListed(space, func(taken map[netip.Addr]bool) (netip.Addr, bool) {
+		for _, p := range s.AllocationPools {
+			for addr := p.Start; addr.IsValid() && addr.Compare(p.End) <= 0; addr = addr.Next() {
+				if !taken[addr] {
+					return addr, true
+				}
 			}
 		}
-	}
-	return netip.Addr{}, false, nil
+		return netip.Addr{}, false
+	})
 }
 
 // below returns a uniform random integer in [0, n).

@@ -11,8 +11,13 @@ import (
 // space is an AddressSpace over a set, for the allocator alone.
 type space map[netip.Addr]bool
 
-func (s space) Allocated() (int, error)                { return len(s), nil }
-func (s space) IsAllocated(a netip.Addr) (bool, error) { return s[a], nil }
+func (s space) Take(a netip.Addr) (bool, error) {
+	if s[a] {
+		return false, nil
+	}
+	s[a] = true
+	return true, nil
+}
 func (s space) All() ([]netip.Addr, error) {
 	var out []netip.Addr
 	for a := range s {
@@ -42,12 +47,13 @@ func TestAddressesFillThePoolsAtRandom(t *testing.T) {
 	taken := space{}
 	var order []netip.Addr
 	for range 100 {
+		before := len(taken)
 		addr, ok, err := a.Address(sn, taken)
 		if err != nil || !ok {
 			t.Fatalf("allocation %d: got ok %v, %v; want an address", len(order), ok, err)
 		}
-		if taken[addr] {
-			t.Fatalf("%s allocated twice", addr)
+		if len(taken) != before+1 || !taken[addr] {
+			t.Fatalf("allocating %s took %d addresses, want it alone", addr, len(taken)-before)
 		}
 		in := false
 		for _, p := range sn.AllocationPools {
@@ -56,7 +62,6 @@ func TestAddressesFillThePoolsAtRandom(t *testing.T) {
 		if !in {
 			t.Fatalf("%s is outside the pools", addr)
 		}
-		taken[addr] = true
 		order = append(order, addr)
 	}
 	if _, ok, err := a.Address(sn, taken); ok || err != nil {
@@ -81,11 +86,11 @@ func TestAddressesOfLargeIPv6Pools(t *testing.T) {
 	sn := subnet("2001:db8::/48")
 	seen := space{}
 	for range 200 {
+		before := len(seen)
 		addr, ok, err := a.Address(sn, seen)
-		if err != nil || !ok || !sn.CIDR.Contains(addr) || seen[addr] {
+		if err != nil || !ok || !sn.CIDR.Contains(addr) || len(seen) != before+1 {
 			t.Fatalf("got %s, ok %v, %v; want a new address of %s", addr, ok, err, sn.CIDR)
 		}
-		seen[addr] = true
 	}
 }
 

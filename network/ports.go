@@ -105,7 +105,7 @@ func (s *Service) newPort(ctx context.Context, c Caller, spec *PortSpec) (*trust
 		if err != nil {
 			return nil, nil, err
 		}
-		p.SecurityGroups = []string{g.ID}
+		p.SecurityGroups = []string{g}
 	}
 	return p, n, nil
 }

@@ -38,16 +38,17 @@ type RuleSpec struct {
 	Description     string
 }
 
-// defaultGroup returns a project's default security group, making it the
-// first time: all egress, and ingress from the group's own members.
-func (s *Service) defaultGroup(ctx context.Context, project string) (*trustack.SecurityGroup, error) {
-	g, err := s.store.DefaultSecurityGroup(ctx, project)
+// defaultGroup returns the ID of a project's default security group,
+// making the group the first time: all egress, and ingress from the
+// group's own members.
+func (s *Service) defaultGroup(ctx context.Context, project string) (string, error) {
+	id, err := s.store.DefaultSecurityGroupID(ctx, project)
 	if trustack.ErrorCode(err) != trustack.ENOTFOUND {
-		return g, err
+		return id, err
 	}
 	now := s.now()
 	std := trustack.Standard{CreatedAt: now, UpdatedAt: now, Revision: 1}
-	g = &trustack.SecurityGroup{ID: uuid.NewString(), Name: trustack.DefaultSecurityGroup, ProjectID: project, Stateful: true,
+	g := &trustack.SecurityGroup{ID: uuid.NewString(), Name: trustack.DefaultSecurityGroup, ProjectID: project, Stateful: true,
 		Standard: trustack.Standard{Description: "Default security group", CreatedAt: now, UpdatedAt: now, Revision: 1}}
 	for _, et := range []string{trustack.IPv4, trustack.IPv6} {
 		g.Rules = append(g.Rules,
@@ -57,12 +58,12 @@ func (s *Service) defaultGroup(ctx context.Context, project string) (*trustack.S
 	err = s.store.CreateSecurityGroup(ctx, g, true, -1)
 	if trustack.ErrorCode(err) == trustack.ECONFLICT {
 		// Made meanwhile by another request of the project.
-		return s.store.DefaultSecurityGroup(ctx, project)
+		return s.store.DefaultSecurityGroupID(ctx, project)
 	}
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	return g, nil
+	return g.ID, nil
 }
 
 // ensureDefaultGroup makes a project's default group if it has none.

@@ -233,7 +233,7 @@ func (s *Service) groupIDs(ctx context.Context, c Caller, names []string) ([]str
 				if err != nil {
 					return nil, err
 				}
-				found = []string{g.ID}
+				found = []string{g}
 				break
 			}
 			return nil, notFound("SecurityGroupNotFound", "Security group %s not found.", name)

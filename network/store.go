@@ -83,9 +83,9 @@ type Store interface {
 	// SecurityGroups returns groups, with their rules, of a project ("" for
 	// every project's) or those of ids (nil for any).
 	SecurityGroups(ctx context.Context, projectID string, ids []string) ([]*trustack.SecurityGroup, error)
-	// DefaultSecurityGroup returns a project's default group, or
-	// ENOTFOUND if it has none yet.
-	DefaultSecurityGroup(ctx context.Context, projectID string) (*trustack.SecurityGroup, error)
+	// DefaultSecurityGroupID returns the ID of a project's default group,
+	// or ENOTFOUND if it has none yet.
+	DefaultSecurityGroupID(ctx context.Context, projectID string) (string, error)
 	UpdateSecurityGroup(ctx context.Context, id string, fn func(*trustack.SecurityGroup) error) (*trustack.SecurityGroup, error)
 	// DeleteSecurityGroup deletes a group and its rules; ECONFLICT
 	// (SecurityGroupInUse) while a port is in it.

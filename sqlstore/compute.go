@@ -556,8 +556,24 @@ func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, ports 
 	}
 	project := list[0].ProjectID
 	return db.inTx(ctx, func(q querier) error {
+		// The ports first, as CreatePort makes them, so that the
+		// project's quota lock is held for the counts and the servers
+		// alone.
+		for _, p := range ports.Ports {
+			if p.ProjectID != project {
+				return fmt.Errorf("create servers of project %s: port %s is of project %s", project, p.ID, p.ProjectID)
+			}
+			if err := db.createPort(ctx, q, p, ports.Alloc); err != nil {
+				return err
+			}
+		}
 		if err := lockProject(ctx, db, q, project); err != nil {
 			return err
+		}
+		if len(ports.Ports) > 0 {
+			if err := checkLockedQuota(ctx, q, project, trustack.QuotaPort, ports.Limit, 0); err != nil {
+				return err
+			}
 		}
 		usage, err := usage(ctx, q, project)
 		if err != nil {
@@ -592,17 +608,6 @@ func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, ports 
 				if err := addAction(ctx, q, a); err != nil {
 					return err
 				}
-			}
-		}
-		for _, p := range ports.Ports {
-			if p.ProjectID != project {
-				return fmt.Errorf("create servers of project %s: port %s is of project %s", project, p.ID, p.ProjectID)
-			}
-			if err := checkLockedQuota(ctx, q, project, trustack.QuotaPort, ports.Limit); err != nil {
-				return err
-			}
-			if err := db.createPort(ctx, q, p, ports.Alloc); err != nil {
-				return err
 			}
 		}
 		return nil

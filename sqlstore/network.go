@@ -242,21 +242,21 @@ var quotaTables = map[string]string{
 }
 
 // checkQuota holds the project's quota lock and gives EOVERQUOTA if the
-// project has limit rows of resource already; -1 is no limit, and is not
-// counted.
-func checkQuota(ctx context.Context, db *DB, q querier, project, resource string, limit int) error {
+// project's rows of resource, with adding more, would be over limit; -1
+// is no limit, and is not counted. Rows the transaction made count.
+func checkQuota(ctx context.Context, db *DB, q querier, project, resource string, limit, adding int) error {
 	if limit < 0 {
 		return nil
 	}
 	if err := lockProject(ctx, db, q, project); err != nil {
 		return err
 	}
-	return checkLockedQuota(ctx, q, project, resource, limit)
+	return checkLockedQuota(ctx, q, project, resource, limit, adding)
 }
 
 // checkLockedQuota is checkQuota in a transaction that holds the
 // project's quota lock already.
-func checkLockedQuota(ctx context.Context, q querier, project, resource string, limit int) error {
+func checkLockedQuota(ctx context.Context, q querier, project, resource string, limit, adding int) error {
 	if limit < 0 {
 		return nil
 	}
@@ -264,7 +264,7 @@ func checkLockedQuota(ctx context.Context, q querier, project, resource string, 
 	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+quotaTables[resource]+` WHERE project_id = $1`, project).Scan(&n); err != nil {
 		return fmt.Errorf("count %s of %s: %w", resource, project, err)
 	}
-	if n >= limit {
+	if n+adding > limit {
 		return trustack.Reasonf(trustack.EOVERQUOTA, "OverQuota", "Quota exceeded for resources: ['%s'].", resource)
 	}
 	return nil
@@ -306,7 +306,7 @@ func idFree(ctx context.Context, q querier, table, kind, id string) error {
 // if another network has the same segment, ECONFLICT for an ID in use.
 func (db *DB) CreateNetwork(ctx context.Context, n *trustack.Network, limit int) error {
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, n.ProjectID, trustack.QuotaNetwork, limit); err != nil {
+		if err := checkQuota(ctx, db, q, n.ProjectID, trustack.QuotaNetwork, limit, 1); err != nil {
 			return err
 		}
 		firstRevision(&n.Standard)
@@ -469,7 +469,7 @@ func (db *DB) SegmentationIDs(ctx context.Context, typ, physicalNetwork string) 
 // subnets are compared, so that subnets added at once cannot overlap.
 func (db *DB) CreateSubnet(ctx context.Context, s *trustack.Subnet, limit int) error {
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, s.ProjectID, trustack.QuotaSubnet, limit); err != nil {
+		if err := checkQuota(ctx, db, q, s.ProjectID, trustack.QuotaSubnet, limit, 1); err != nil {
 			return err
 		}
 		if _, err := networks.getSQL(ctx, q, s.NetworkID, db.lockRow()); err != nil {
@@ -604,11 +604,14 @@ func (db *DB) DeleteSubnet(ctx context.Context, id string) error {
 // network (ECONFLICT MacAddressInUse). ENOTFOUND for a missing network,
 // subnet or security group.
 func (db *DB) CreatePort(ctx context.Context, p *trustack.Port, alloc trustack.Allocator, limit int) error {
+	// The port is made first and counted after, so that the project's
+	// quota lock is held for the count alone: its ports' creations wait
+	// for each other no longer than that.
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, p.ProjectID, trustack.QuotaPort, limit); err != nil {
+		if err := db.createPort(ctx, q, p, alloc); err != nil {
 			return err
 		}
-		return db.createPort(ctx, q, p, alloc)
+		return checkQuota(ctx, db, q, p.ProjectID, trustack.QuotaPort, limit, 0)
 	})
 }
 
@@ -624,7 +627,7 @@ func (db *DB) createPort(ctx context.Context, q querier, p *trustack.Port, alloc
 	if err := holdRow(ctx, q, `SELECT id FROM networks WHERE id = $1`+db.shareRow(), p.NetworkID, networks.notFound(p.NetworkID)); err != nil {
 		return err
 	}
-	on, err := db.lockSubnets(ctx, q, p.NetworkID, p.FixedIPs)
+	on, err := db.holdSubnets(ctx, q, p.NetworkID, p.FixedIPs)
 	if err != nil {
 		return err
 	}
@@ -654,7 +657,7 @@ func (db *DB) createPort(ctx context.Context, q querier, p *trustack.Port, alloc
 	if err := allocate(ctx, q, p, on, alloc, nil); err != nil {
 		return err
 	}
-	return db.setGroups(ctx, q, p, nil)
+	return setGroups(ctx, q, p, nil)
 }
 
 func macInUse(p *trustack.Port) error {
@@ -665,11 +668,14 @@ func ipInUse(network string, addr netip.Addr) error {
 	return trustack.Reasonf(trustack.ECONFLICT, "IpAddressInUse", "Unable to complete operation for network %s. The IP address %s is in use.", network, addr)
 }
 
-// lockSubnets holds the subnets that fixed IPs of a port of network name,
-// in the order of lists, and returns them by ID. ENOTFOUND
-// (SubnetNotFound) for a missing subnet; EINVALID (InvalidInput) for a
-// fixed IP that names none, or one of another network.
-func (db *DB) lockSubnets(ctx context.Context, q querier, network string, fixed []trustack.FixedIP) (map[string]*trustack.Subnet, error) {
+// holdSubnets holds the subnets that fixed IPs of a port of network name,
+// so that they are neither changed nor deleted until the transaction
+// ends, and returns them by ID. The hold is shared: allocations on a
+// subnet run concurrently, kept apart by the allocations' unique key.
+// ENOTFOUND (SubnetNotFound) for a missing subnet; EINVALID
+// (InvalidInput) for a fixed IP that names none, or one of another
+// network.
+func (db *DB) holdSubnets(ctx context.Context, q querier, network string, fixed []trustack.FixedIP) (map[string]*trustack.Subnet, error) {
 	if len(fixed) == 0 {
 		return nil, nil
 	}
@@ -682,7 +688,7 @@ func (db *DB) lockSubnets(ctx context.Context, q querier, network string, fixed 
 	}
 	var w where
 	w.in("id", ids)
-	list, err := subnets.listSQL(ctx, q, w, db.lockRow())
+	list, err := subnets.listSQL(ctx, q, w, db.shareRow())
 	if err != nil {
 		return nil, err
 	}
@@ -703,7 +709,7 @@ func (db *DB) lockSubnets(ctx context.Context, q querier, network string, fixed 
 }
 
 // allocate stores p's fixed IPs, in their order, on their subnets (on,
-// held by lockSubnets): addresses of had (the port's before an update) first,
+// held by holdSubnets): addresses of had (the port's before an update) first,
 // then the other given addresses, then alloc's choices for the fixed IPs
 // without one, which it sets in p. A given address must be valid on its
 // subnet (EINVALID InvalidIpForSubnet) and free (ECONFLICT
@@ -711,14 +717,7 @@ func (db *DB) lockSubnets(ctx context.Context, q querier, network string, fixed 
 // IpAddressGenerationFailure.
 func allocate(ctx context.Context, q querier, p *trustack.Port, on map[string]*trustack.Subnet, alloc trustack.Allocator, had []trustack.FixedIP) error {
 	store := func(i int) (bool, error) {
-		f := p.FixedIPs[i]
-		res, err := q.ExecContext(ctx, `INSERT INTO ip_allocations (subnet_id, ip_address, port_id, position) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			f.SubnetID, f.Address.String(), p.ID, i)
-		if err != nil {
-			return false, fmt.Errorf("allocate %s on subnet %s: %w", f.Address, f.SubnetID, conflict("IP allocation", translate(err)))
-		}
-		n, err := res.RowsAffected()
-		return n == 1, err
+		return addressSpace{ctx: ctx, q: q, subnet: p.FixedIPs[i].SubnetID, port: p.ID, position: i}.Take(p.FixedIPs[i].Address)
 	}
 	// Addresses the port keeps go first, so that no other fixed IP of the
 	// update takes them.
@@ -742,7 +741,7 @@ func allocate(ctx context.Context, q querier, p *trustack.Port, on map[string]*t
 		if f.Address.IsValid() {
 			continue
 		}
-		addr, ok, err := alloc.Address(on[f.SubnetID], addressSpace{ctx: ctx, q: q, subnet: f.SubnetID})
+		addr, ok, err := alloc.Address(on[f.SubnetID], addressSpace{ctx: ctx, q: q, subnet: f.SubnetID, port: p.ID, position: i})
 		if err != nil {
 			return fmt.Errorf("allocate an address on subnet %s: %w", f.SubnetID, err)
 		}
@@ -750,11 +749,6 @@ func allocate(ctx context.Context, q querier, p *trustack.Port, on map[string]*t
 			return trustack.Reasonf(trustack.ECONFLICT, "IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
 		}
 		f.Address = addr
-		if ok, err := store(i); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("allocate on subnet %s: the allocator chose %s, which is allocated", f.SubnetID, f.Address)
-		}
 	}
 	return nil
 }
@@ -786,22 +780,25 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // addressSpace shows a subnet's allocated addresses to an Allocator, in
-// the transaction that allocates one. It keeps the transaction's context,
-// for the interface's methods take none.
+// the transaction that allocates one to the fixed IP of a port at a
+// position. It keeps the transaction's context, for the interface's
+// methods take none.
 type addressSpace struct {
-	ctx    context.Context
-	q      querier
-	subnet string
+	ctx      context.Context
+	q        querier
+	subnet   string
+	port     string
+	position int
 }
 
-func (a addressSpace) Allocated() (int, error) {
-	var n int
-	err := a.q.QueryRowContext(a.ctx, `SELECT COUNT(*) FROM ip_allocations WHERE subnet_id = $1`, a.subnet).Scan(&n)
-	return n, err
-}
-
-func (a addressSpace) IsAllocated(addr netip.Addr) (bool, error) {
-	return exists(a.ctx, a.q, `SELECT COUNT(*) FROM ip_allocations WHERE subnet_id = $1 AND ip_address = $2`, a.subnet, addr.String())
+func (a addressSpace) Take(addr netip.Addr) (bool, error) {
+	res, err := a.q.ExecContext(a.ctx, `INSERT INTO ip_allocations (subnet_id, ip_address, port_id, position) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		a.subnet, addr.String(), a.port, a.position)
+	if err != nil {
+		return false, fmt.Errorf("allocate %s on subnet %s: %w", addr, a.subnet, conflict("IP allocation", translate(err)))
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (a addressSpace) All() ([]netip.Addr, error) {
@@ -820,28 +817,15 @@ func (a addressSpace) All() ([]netip.Addr, error) {
 
 // setGroups puts p in its security groups (sorted and without duplicates
 // in p) and out of those of had it is no longer in. ENOTFOUND
-// (SecurityGroupNotFound) for a missing group; the groups are shared, so
-// that none can be deleted before the port is counted in it.
-func (db *DB) setGroups(ctx context.Context, q querier, p *trustack.Port, had []string) error {
+// (SecurityGroupNotFound) for a missing group; the foreign key holds the
+// groups, so that none can be deleted before the port is counted in it.
+func setGroups(ctx context.Context, q querier, p *trustack.Port, had []string) error {
 	slices.Sort(p.SecurityGroups)
 	p.SecurityGroups = slices.Compact(p.SecurityGroups)
 	var added []string
 	for _, g := range p.SecurityGroups {
 		if !slices.Contains(had, g) {
 			added = append(added, g)
-		}
-	}
-	if len(added) > 0 {
-		var w where
-		w.in("id", added)
-		found, err := column(ctx, q, `SELECT id FROM security_groups`+w.sql()+` ORDER BY id`+db.shareRow(), w.args...)
-		if err != nil {
-			return fmt.Errorf("read security groups: %w", err)
-		}
-		for _, g := range added {
-			if !slices.Contains(found, g) {
-				return securityGroupNotFound(g)
-			}
 		}
 	}
 	for _, g := range had {
@@ -853,8 +837,16 @@ func (db *DB) setGroups(ctx context.Context, q querier, p *trustack.Port, had []
 		}
 	}
 	for _, g := range added {
-		if _, err := q.ExecContext(ctx, `INSERT INTO port_security_groups (port_id, security_group_id) VALUES ($1, $2)`, p.ID, g); err != nil {
+		// Inserted only if the group exists; the foreign key holds it
+		// until the transaction ends.
+		res, err := q.ExecContext(ctx, `INSERT INTO port_security_groups (port_id, security_group_id) SELECT $1, id FROM security_groups WHERE id = $2`, p.ID, g)
+		if err != nil {
 			return fmt.Errorf("put port %s in security group %s: %w", p.ID, g, conflict("port security group", translate(err)))
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("put port %s in security group %s: %w", p.ID, g, err)
+		} else if n == 0 {
+			return securityGroupNotFound(g)
 		}
 	}
 	return nil
@@ -909,7 +901,7 @@ func (db *DB) DevicePhysicalNetworks(ctx context.Context, deviceID string) ([]st
 }
 
 // portDetails adds their fixed IPs and security groups to the ports of
-// list, which are those matching w.
+// list, which are those matching w, read in one query.
 func portDetails(ctx context.Context, q querier, list []*trustack.Port, w where) error {
 	if len(list) == 0 {
 		return nil
@@ -918,34 +910,27 @@ func portDetails(ctx context.Context, q querier, list []*trustack.Port, w where)
 	for _, p := range list {
 		byID[p.ID] = p
 	}
-	err := eachRow(ctx, q, `SELECT port_id, subnet_id, ip_address FROM ip_allocations
-		WHERE port_id IN (SELECT id FROM ports`+w.sql()+`) ORDER BY port_id, position`, w.args, func(scan func(...any) error) error {
-		var port string
-		var f trustack.FixedIP
-		if err := scan(&port, &f.SubnetID, addrColumn(&f.Address)); err != nil {
+	// A row is a fixed IP (its subnet and address) or, with no address, a
+	// security group; fixed IPs in their order.
+	ports := `port_id IN (SELECT id FROM ports` + w.sql() + `)`
+	err := eachRow(ctx, q, `SELECT port_id, subnet_id, ip_address, position FROM ip_allocations WHERE `+ports+`
+		UNION ALL SELECT port_id, security_group_id, '', 0 FROM port_security_groups WHERE `+ports+`
+		ORDER BY 1, 4`, w.args, func(scan func(...any) error) error {
+		var port, ref string
+		var addr netip.Addr
+		var position int
+		if err := scan(&port, &ref, addrColumn(&addr), &position); err != nil {
 			return err
 		}
-		if p := byID[port]; p != nil {
-			p.FixedIPs = append(p.FixedIPs, f)
+		if p := byID[port]; p != nil && addr.IsValid() {
+			p.FixedIPs = append(p.FixedIPs, trustack.FixedIP{SubnetID: ref, Address: addr})
+		} else if p != nil {
+			p.SecurityGroups = append(p.SecurityGroups, ref)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read fixed IPs: %w", err)
-	}
-	err = eachRow(ctx, q, `SELECT port_id, security_group_id FROM port_security_groups
-		WHERE port_id IN (SELECT id FROM ports`+w.sql()+`)`, w.args, func(scan func(...any) error) error {
-		var port, group string
-		if err := scan(&port, &group); err != nil {
-			return err
-		}
-		if p := byID[port]; p != nil {
-			p.SecurityGroups = append(p.SecurityGroups, group)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read ports' security groups: %w", err)
+		return fmt.Errorf("read ports' fixed IPs and security groups: %w", err)
 	}
 	for _, p := range list {
 		slices.Sort(p.SecurityGroups)
@@ -999,7 +984,7 @@ func (db *DB) UpdatePort(ctx context.Context, id string, alloc trustack.Allocato
 			return err
 		}
 		if !slices.Equal(p.FixedIPs, was.FixedIPs) {
-			on, err := db.lockSubnets(ctx, q, p.NetworkID, p.FixedIPs)
+			on, err := db.holdSubnets(ctx, q, p.NetworkID, p.FixedIPs)
 			if err != nil {
 				return err
 			}
@@ -1015,7 +1000,7 @@ func (db *DB) UpdatePort(ctx context.Context, id string, alloc trustack.Allocato
 				return fmt.Errorf("update port %s: %w", id, err)
 			}
 		}
-		return db.setGroups(ctx, q, p, was.SecurityGroups)
+		return setGroups(ctx, q, p, was.SecurityGroups)
 	})
 	if err != nil {
 		return nil, err

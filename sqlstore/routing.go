@@ -161,7 +161,7 @@ func (db *DB) reviseNow(ctx context.Context, q querier, table, id string) error 
 // (SecurityGroupRuleExists) if two rules are the same.
 func (db *DB) CreateSecurityGroup(ctx context.Context, g *trustack.SecurityGroup, isDefault bool, limit int) error {
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, g.ProjectID, trustack.QuotaSecurityGroup, limit); err != nil {
+		if err := checkQuota(ctx, db, q, g.ProjectID, trustack.QuotaSecurityGroup, limit, 1); err != nil {
 			return err
 		}
 		firstRevision(&g.Standard)
@@ -354,19 +354,17 @@ func addRules(ctx context.Context, q querier, list []*trustack.SecurityGroup, w 
 	return nil
 }
 
-// DefaultSecurityGroup returns a project's default group, or ENOTFOUND
-// (SecurityGroupNotFound) if it has none yet.
-func (db *DB) DefaultSecurityGroup(ctx context.Context, projectID string) (*trustack.SecurityGroup, error) {
-	var w where
-	w.add("project_id = ? AND is_default = ?", projectID, true)
-	list, err := listSecurityGroups(ctx, db.read, w)
+// DefaultSecurityGroupID returns the ID of a project's default group, or
+// ENOTFOUND (SecurityGroupNotFound) if it has none yet.
+func (db *DB) DefaultSecurityGroupID(ctx context.Context, projectID string) (string, error) {
+	ids, err := column(ctx, db.read, `SELECT id FROM security_groups WHERE project_id = $1 AND is_default = $2`, projectID, true)
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("find the default security group of %s: %w", projectID, err)
 	}
-	if len(list) == 0 {
-		return nil, trustack.Reasonf(trustack.ENOTFOUND, "SecurityGroupNotFound", "Project %s has no default security group yet.", projectID)
+	if len(ids) == 0 {
+		return "", trustack.Reasonf(trustack.ENOTFOUND, "SecurityGroupNotFound", "Project %s has no default security group yet.", projectID)
 	}
-	return list[0], nil
+	return ids[0], nil
 }
 
 // UpdateSecurityGroup reads a group, lets fn change it and writes it back
@@ -434,7 +432,7 @@ func (db *DB) DeleteSecurityGroup(ctx context.Context, id string) error {
 // limit).
 func (db *DB) CreateSecurityGroupRule(ctx context.Context, r *trustack.SecurityGroupRule, limit int) error {
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, r.ProjectID, trustack.QuotaSecurityGroupRule, limit); err != nil {
+		if err := checkQuota(ctx, db, q, r.ProjectID, trustack.QuotaSecurityGroupRule, limit, 1); err != nil {
 			return err
 		}
 		if _, err := securityGroups.getSQL(ctx, q, r.SecurityGroupID, db.lockRow()); err != nil {
@@ -479,7 +477,7 @@ func (db *DB) DeleteSecurityGroupRule(ctx context.Context, id string) error {
 // gateway and no port is given for it, or the other way round.
 func (db *DB) CreateRouter(ctx context.Context, r *trustack.Router, gateway *trustack.Port, alloc trustack.Allocator, limit int) error {
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, r.ProjectID, trustack.QuotaRouter, limit); err != nil {
+		if err := checkQuota(ctx, db, q, r.ProjectID, trustack.QuotaRouter, limit, 1); err != nil {
 			return err
 		}
 		firstRevision(&r.Standard)
@@ -719,7 +717,7 @@ func (db *DB) AddRouterInterface(ctx context.Context, routerID string, p *trusta
 			if err := ports.put(ctx, q, stored.ID, stored); err != nil {
 				return err
 			}
-			if err := db.setGroups(ctx, q, stored, had); err != nil {
+			if err := setGroups(ctx, q, stored, had); err != nil {
 				return err
 			}
 			*p = *stored
@@ -814,7 +812,7 @@ func (db *DB) RemoveRouterInterface(ctx context.Context, routerID, portID string
 // (ECONFLICT FloatingIPPortAlreadyAssociated).
 func (db *DB) CreateFloatingIP(ctx context.Context, f *trustack.FloatingIP, port *trustack.Port, alloc trustack.Allocator, limit int) error {
 	return db.inTx(ctx, func(q querier) error {
-		if err := checkQuota(ctx, db, q, f.ProjectID, trustack.QuotaFloatingIP, limit); err != nil {
+		if err := checkQuota(ctx, db, q, f.ProjectID, trustack.QuotaFloatingIP, limit, 1); err != nil {
 			return err
 		}
 		if f.PortID != "" {

@@ -40,10 +40,10 @@ func testSecurityGroups(t *testing.T, s Store) {
 	got, err := s.SecurityGroup(ctx, "g")
 	must(t, err)
 	equal(t, got, g)
-	got, err = s.DefaultSecurityGroup(ctx, "p1")
+	id, err := s.DefaultSecurityGroupID(ctx, "p1")
 	must(t, err)
-	equal(t, got, g)
-	_, err = s.DefaultSecurityGroup(ctx, "p2")
+	equal(t, id, "g")
+	_, err = s.DefaultSecurityGroupID(ctx, "p2")
 	reason(t, err, trustack.ENOTFOUND, "SecurityGroupNotFound")
 
 	f := newNets(t, s, 8)
