@@ -555,7 +555,7 @@ func (db *DB) CreateServers(ctx context.Context, list []*trustack.Server, ports 
 		return nil
 	}
 	project := list[0].ProjectID
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, project, func(q querier) error {
 		// The ports first, as CreatePort makes them, so that the
 		// project's quota lock is held for the counts and the servers
 		// alone.
@@ -632,13 +632,10 @@ func usage(ctx context.Context, q querier, project string) (map[string]int, erro
 	var instances, cores, ram, groups int
 	// The state is spelt out, not a parameter, so that the planners see
 	// the servers_live_usage index applies.
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(ram), 0) FROM servers WHERE project_id = $1 AND vm_state <> '`+trustack.VMDeleted+`'`,
-		project).Scan(&instances, &cores, &ram)
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(ram), 0), (SELECT COUNT(*) FROM server_groups WHERE project_id = $1)
+		FROM servers WHERE project_id = $1 AND vm_state <> '`+trustack.VMDeleted+`'`, project).Scan(&instances, &cores, &ram, &groups)
 	if err != nil {
 		return nil, fmt.Errorf("count usage of %s: %w", project, err)
-	}
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM server_groups WHERE project_id = $1`, project).Scan(&groups); err != nil {
-		return nil, fmt.Errorf("count server groups of %s: %w", project, err)
 	}
 	return map[string]int{trustack.QuotaInstances: instances, trustack.QuotaCores: cores, trustack.QuotaRAM: ram, trustack.QuotaServerGroups: groups}, nil
 }
@@ -731,7 +728,7 @@ func (db *DB) UpdateServerWithEvent(ctx context.Context, id, requestID string, e
 // CreateServerGroup adds a group if the project has fewer than limit (-1
 // for no limit).
 func (db *DB) CreateServerGroup(ctx context.Context, g *trustack.ServerGroup, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, g.ProjectID, func(q querier) error {
 		if err := lockProject(ctx, db, q, g.ProjectID); err != nil {
 			return err
 		}

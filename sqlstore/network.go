@@ -305,7 +305,7 @@ func idFree(ctx context.Context, q querier, table, kind, id string) error {
 // for no limit): EOVERQUOTA (OverQuota) beyond, ECONFLICT (SegmentInUse)
 // if another network has the same segment, ECONFLICT for an ID in use.
 func (db *DB) CreateNetwork(ctx context.Context, n *trustack.Network, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, n.ProjectID, func(q querier) error {
 		if err := checkQuota(ctx, db, q, n.ProjectID, trustack.QuotaNetwork, limit, 1); err != nil {
 			return err
 		}
@@ -468,7 +468,7 @@ func (db *DB) SegmentationIDs(ctx context.Context, typ, physicalNetwork string) 
 // limit subnets (-1 for no limit). The network's row is held while its
 // subnets are compared, so that subnets added at once cannot overlap.
 func (db *DB) CreateSubnet(ctx context.Context, s *trustack.Subnet, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, s.ProjectID, func(q querier) error {
 		if err := checkQuota(ctx, db, q, s.ProjectID, trustack.QuotaSubnet, limit, 1); err != nil {
 			return err
 		}
@@ -607,7 +607,7 @@ func (db *DB) CreatePort(ctx context.Context, p *trustack.Port, alloc trustack.A
 	// The port is made first and counted after, so that the project's
 	// quota lock is held for the count alone: its ports' creations wait
 	// for each other no longer than that.
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, p.ProjectID, func(q querier) error {
 		if err := db.createPort(ctx, q, p, alloc); err != nil {
 			return err
 		}

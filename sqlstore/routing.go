@@ -160,7 +160,7 @@ func (db *DB) reviseNow(ctx context.Context, q querier, table, id string) error 
 // ECONFLICT if the project has its default group already. ECONFLICT
 // (SecurityGroupRuleExists) if two rules are the same.
 func (db *DB) CreateSecurityGroup(ctx context.Context, g *trustack.SecurityGroup, isDefault bool, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, g.ProjectID, func(q querier) error {
 		if err := checkQuota(ctx, db, q, g.ProjectID, trustack.QuotaSecurityGroup, limit, 1); err != nil {
 			return err
 		}
@@ -431,7 +431,7 @@ func (db *DB) DeleteSecurityGroup(ctx context.Context, id string) error {
 // EOVERQUOTA (OverQuota) if the rule's project has limit rules (-1 for no
 // limit).
 func (db *DB) CreateSecurityGroupRule(ctx context.Context, r *trustack.SecurityGroupRule, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, r.ProjectID, func(q querier) error {
 		if err := checkQuota(ctx, db, q, r.ProjectID, trustack.QuotaSecurityGroupRule, limit, 1); err != nil {
 			return err
 		}
@@ -476,7 +476,7 @@ func (db *DB) DeleteSecurityGroupRule(ctx context.Context, id string) error {
 // gateway gets the port's fixed IPs). EINVALID if the router has a
 // gateway and no port is given for it, or the other way round.
 func (db *DB) CreateRouter(ctx context.Context, r *trustack.Router, gateway *trustack.Port, alloc trustack.Allocator, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, r.ProjectID, func(q querier) error {
 		if err := checkQuota(ctx, db, q, r.ProjectID, trustack.QuotaRouter, limit, 1); err != nil {
 			return err
 		}
@@ -811,7 +811,7 @@ func (db *DB) RemoveRouterInterface(ctx context.Context, routerID, portID string
 // PortNotFound, EINVALID BadRequest) that no other floating IP has
 // (ECONFLICT FloatingIPPortAlreadyAssociated).
 func (db *DB) CreateFloatingIP(ctx context.Context, f *trustack.FloatingIP, port *trustack.Port, alloc trustack.Allocator, limit int) error {
-	return db.inTx(ctx, func(q querier) error {
+	return db.inProjectTx(ctx, f.ProjectID, func(q querier) error {
 		if err := checkQuota(ctx, db, q, f.ProjectID, trustack.QuotaFloatingIP, limit, 1); err != nil {
 			return err
 		}

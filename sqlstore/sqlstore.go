@@ -35,6 +35,7 @@ type DB struct {
 	// transaction tries to upgrade.
 	read, write *pool
 	backend     string // "sqlite" or "postgres"
+	projects    projectQueue
 
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
@@ -157,6 +158,13 @@ func (db *DB) inTx(ctx context.Context, fn func(q querier) error) error {
 		return fmt.Errorf("commit: %w", translate(err))
 	}
 	return nil
+}
+
+// inProjectTx is inTx for a transaction that takes a project's quota lock
+// (checkQuota, lockProject): it waits for a turn of the project's first.
+func (db *DB) inProjectTx(ctx context.Context, project string, fn func(q querier) error) error {
+	defer db.projects.wait(project)()
+	return db.inTx(ctx, fn)
 }
 
 // Error codes of the two drivers that mean a constraint was violated.
