@@ -21,8 +21,10 @@ type projectTurns struct {
 
 // projectTurnsEach is how many transactions of a project may hold a
 // connection at once: enough to overlap what they do before they take the
-// quota lock, few against the pool.
-const projectTurnsEach = 4
+// quota lock, half of PostgreSQL's pool (openPostgres). Four made a burst
+// of boots with ports slower on SQLite, whose transactions then lost the
+// writer to the builds'.
+const projectTurnsEach = 16
 
 // wait waits for a turn of the project, and returns the function that
 // ends it.
