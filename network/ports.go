@@ -248,8 +248,8 @@ func checkMAC(s string) (string, error) {
 }
 
 // fixedIPs resolves the fixed IPs specs ask for into the addresses of p,
-// a port of network n, whose subnets are subnets, with its MAC and owner set, and with the fixed IPs
-// it has (none for a new port). Each subnet must be the network's, an
+// a port of network n (whose subnets are subnets) with its MAC and owner
+// set, and with the fixed IPs it has (none for a new port). Each subnet must be the network's, an
 // address must lie in its subnet, and no address may come twice. A fixed
 // IP that names only a subnet keeps an address the port has there that
 // no other fixed IP asks for, as Neutron's IPAM; otherwise the store

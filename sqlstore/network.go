@@ -716,8 +716,9 @@ func (db *DB) holdSubnets(ctx context.Context, q querier, network string, fixed 
 // IpAddressInUse); no address left is ECONFLICT
 // IpAddressGenerationFailure.
 func allocate(ctx context.Context, q querier, p *trustack.Port, on map[string]*trustack.Subnet, alloc trustack.Allocator, had []trustack.FixedIP) error {
-	store := func(i int) (bool, error) {
-		return addressSpace{ctx: ctx, q: q, subnet: p.FixedIPs[i].SubnetID, port: p.ID, position: i}.Take(p.FixedIPs[i].Address)
+	// space is the address space of the port's fixed IP i.
+	space := func(i int) addressSpace {
+		return addressSpace{ctx: ctx, q: q, subnet: p.FixedIPs[i].SubnetID, port: p.ID, position: i}
 	}
 	// Addresses the port keeps go first, so that no other fixed IP of the
 	// update takes them.
@@ -729,7 +730,7 @@ func allocate(ctx context.Context, q querier, p *trustack.Port, on map[string]*t
 			if !kept && !validFor(on[f.SubnetID], f.Address, p.DeviceOwner) {
 				return trustack.Reasonf(trustack.EINVALID, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", f.Address)
 			}
-			if ok, err := store(i); err != nil {
+			if ok, err := space(i).Take(f.Address); err != nil {
 				return err
 			} else if !ok {
 				return ipInUse(p.NetworkID, f.Address)
@@ -741,7 +742,7 @@ func allocate(ctx context.Context, q querier, p *trustack.Port, on map[string]*t
 		if f.Address.IsValid() {
 			continue
 		}
-		addr, ok, err := alloc.Address(on[f.SubnetID], addressSpace{ctx: ctx, q: q, subnet: f.SubnetID, port: p.ID, position: i})
+		addr, ok, err := alloc.Address(on[f.SubnetID], space(i))
 		if err != nil {
 			return fmt.Errorf("allocate an address on subnet %s: %w", f.SubnetID, err)
 		}
