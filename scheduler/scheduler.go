@@ -225,29 +225,30 @@ func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, err
 func (s *Scheduler) tries(req Request, groupHosts []string, want trustack.Claim) (func() *trustack.Host, error) {
 	if s.order == nil {
 		tried := map[string]bool{}
-		next := func() *trustack.Host { return s.pick(req, groupHosts, want, tried) }
-		first := next()
-		for settle := 0; first == nil && settle < 100 && s.waitInFlight(req, groupHosts); settle++ {
+		first, err := firstFound(s, req, groupHosts, func() (*trustack.Host, bool) {
 			clear(tried)
-			first = next()
-		}
-		if first == nil {
-			return nil, s.noValidHost(req, groupHosts)
+			h := s.pick(req, groupHosts, want, tried)
+			return h, h != nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		return func() *trustack.Host {
 			if h := first; h != nil {
 				first = nil
 				return h
 			}
-			return next()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.pick(req, groupHosts, want, tried)
 		}, nil
 	}
-	candidates := s.candidates(req, groupHosts)
-	for settle := 0; len(candidates) == 0 && settle < 100 && s.waitInFlight(req, groupHosts); settle++ {
-		candidates = s.candidates(req, groupHosts)
-	}
-	if len(candidates) == 0 {
-		return nil, s.noValidHost(req, groupHosts)
+	candidates, err := firstFound(s, req, groupHosts, func() ([]*trustack.Host, bool) {
+		c := s.candidates(req, groupHosts)
+		return c, len(c) > 0
+	})
+	if err != nil {
+		return nil, err
 	}
 	ordered := s.order(s, req, groupHosts, candidates)
 	return func() *trustack.Host {
@@ -263,6 +264,24 @@ func (s *Scheduler) tries(req Request, groupHosts []string, want trustack.Claim)
 	}, nil
 }
 
+// firstFound looks, with s.mu held, until look finds something or no
+// claim in flight could change what it finds, and returns what it found
+// or else the EOVERQUOTA of a request no host can take. Holding s.mu from
+// a look to the wait that follows it means no claim can land or fail
+// unseen between them.
+func firstFound[T any](s *Scheduler, req Request, groupHosts []string, look func() (T, bool)) (T, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found, ok := look()
+	for settle := 0; !ok && settle < 100 && s.waitInFlight(req, groupHosts); settle++ {
+		found, ok = look()
+	}
+	if !ok {
+		return found, s.noValidHost(req, groupHosts)
+	}
+	return found, nil
+}
+
 // pick is the acaas driver: it goes through the domains in the order
 // domainOrder gives and, within each, through its hosts in random order,
 // and reserves the first host not yet tried that can take the request;
@@ -270,10 +289,8 @@ func (s *Scheduler) tries(req Request, groupHosts []string, want trustack.Claim)
 // exploit: among the hosts of the best domain, any is as likely as any
 // other. A server asking for exclusive hosts goes first to those its
 // project holds already, so that exclusive projects strand no more hosts
-// than they need.
+// than they need. The caller holds s.mu.
 func (s *Scheduler) pick(req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if want.Isolation.Exclusive {
 		if h := s.pickOwn(req, groupHosts, want, tried); h != nil {
 			return h
@@ -419,10 +436,8 @@ func (s *Scheduler) domainOrder(reqs trustack.Requirements, prefer string) iter.
 }
 
 // noValidHost is the EOVERQUOTA of a request no host can take, with the
-// reasons each host was ruled out.
+// reasons each host was ruled out; the caller holds s.mu.
 func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.view) == 0 {
 		return trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. There are no compute hosts.")
 	}
@@ -560,10 +575,8 @@ func (s *Scheduler) Invalidate() {
 }
 
 // candidates returns the hosts that can take the request, by name, with
-// the claims in flight.
+// the claims in flight; the caller holds s.mu.
 func (s *Scheduler) candidates(req Request, groupHosts []string) []*trustack.Host {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var ok []*trustack.Host
 	for _, h := range s.view {
 		if h = s.withReservations(h); s.reject(req, groupHosts, h) == "" {
@@ -823,10 +836,9 @@ func (s *Scheduler) reread(ctx context.Context, id string) error {
 // they rule out for the request have landed or failed, and reports whether
 // there were any: a host the view counts a landed claim on twice (once in
 // the host as read or remembered, once as still in flight) must not make
-// the request fail. The caller holds no reservation.
+// the request fail. The caller holds s.mu, which the wait lets go of,
+// and no reservation.
 func (s *Scheduler) waitInFlight(req Request, groupHosts []string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	type pending struct{ host, server string }
 	var waiting []pending
 	for id, list := range s.inFlight {
