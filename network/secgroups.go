@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/wire"
 )
 
 // SecurityGroupSpec is what a caller asks of a security group, on
@@ -193,13 +194,6 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, c Caller, id string) 
 	return nil
 }
 
-// Protocols a rule may name, with their numbers, as Neutron knows them.
-var protocols = map[string]int{
-	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58, "igmp": 2, "ipip": 4, "ipv6-encap": 41,
-	"ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46,
-	"sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
-}
-
 // CreateSecurityGroupRule adds a rule to a group the caller may see. A
 // bad direction, ether type, protocol, port range or remote prefix is
 // EINVALID; a remote group that does not exist is ENOTFOUND; the same
@@ -290,7 +284,7 @@ func checkProtocol(r *trustack.SecurityGroupRule, proto string) error {
 		r.Protocol = "ipv6-icmp"
 		return nil
 	}
-	if _, ok := protocols[proto]; ok {
+	if _, ok := wire.Protocols[proto]; ok {
 		r.Protocol = proto
 		return nil
 	}
@@ -305,7 +299,7 @@ func checkProtocol(r *trustack.SecurityGroupRule, proto string) error {
 // the protocols with ports, a type and code of 0-255 for ICMP, none for
 // the others.
 func checkPorts(r *trustack.SecurityGroupRule) error {
-	switch protocolNumber(r.Protocol) {
+	switch wire.ProtocolNumber(r.Protocol) {
 	case 6, 17, 33, 132, 136:
 		for _, p := range []*int{r.PortMin, r.PortMax} {
 			if p != nil && (*p < 1 || *p > 65535) {
@@ -334,17 +328,6 @@ func checkPorts(r *trustack.SecurityGroupRule) error {
 		}
 	}
 	return nil
-}
-
-// protocolNumber returns the number of a rule's protocol, -1 for any.
-func protocolNumber(proto string) int {
-	if n, ok := protocols[proto]; ok {
-		return n
-	}
-	if n, err := strconv.Atoi(proto); err == nil {
-		return n
-	}
-	return -1
 }
 
 // cmpProtocol names a protocol for a message.

@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"slices"
+	"strconv"
 
 	"github.com/trustack/trustack"
 )
@@ -79,6 +80,25 @@ type Rule struct {
 	// any remote address.
 	RemotePrefix string `json:"remote_ip_prefix,omitempty"`
 	RemoteGroup  string `json:"remote_group_id,omitempty"`
+}
+
+// Protocols a rule may name, with their numbers, as Neutron knows them.
+var Protocols = map[string]int{
+	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58, "igmp": 2, "ipip": 4, "ipv6-encap": 41,
+	"ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46,
+	"sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
+}
+
+// ProtocolNumber returns the number of a rule's protocol, a name of
+// Protocols or a number; -1 for any.
+func ProtocolNumber(proto string) int {
+	if n, ok := Protocols[proto]; ok {
+		return n
+	}
+	if n, err := strconv.Atoi(proto); err == nil {
+		return n
+	}
+	return -1
 }
 
 // SecurityGroup is a group's rules, at a revision of the group, and the
