@@ -1,0 +1,117 @@
+package linux
+
+import (
+	"testing"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/wire"
+)
+
+// securedPort is a port held to its address and groups.
+func securedPort(id, mac, addr string, groups ...string) wire.Port {
+	p := port(id, "net-1", local, mac)
+	p.PortSecurity, p.SecurityGroups = true, groups
+	p.Addresses = []wire.Address{{SubnetID: "subnet-1", Address: addr, CIDR: "10.1.0.0/24"}}
+	return p
+}
+
+func intp(v int) *int { return &v }
+
+var egressAll = wire.Rule{Direction: trustack.Egress, EtherType: trustack.IPv4}
+
+func plugAll(t *testing.T, n *Network, ports ...wire.Port) {
+	t.Helper()
+	for _, p := range ports {
+		if err := n.Plug(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func setGroups(t *testing.T, n *Network, groups ...wire.SecurityGroup) {
+	t.Helper()
+	if err := n.SecurityGroups(ctx, groups); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSecurityGroupsLetInWhatTheirRulesAllow: a group with no ingress rule
+// lets nothing in; a rule lets its traffic in at once, and replies back
+// out; deleting it stops new traffic; a remote group's rule lets in its
+// members alone.
+func TestSecurityGroupsLetInWhatTheirRulesAllow(t *testing.T) {
+	ns := newFabric(t).host()
+	n := newNetwork(t, ns)
+	setGroups(t, n, wire.SecurityGroup{ID: "clients", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll}, Members: []string{"10.1.0.1"}},
+		wire.SecurityGroup{ID: "servers", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll}})
+	a := securedPort("aaaaaaaa-0000-4000-8000-000000000001", "fa:16:3e:00:00:01", "10.1.0.1", "clients")
+	b := securedPort("bbbbbbbb-0000-4000-8000-000000000002", "fa:16:3e:00:00:02", "10.1.0.2", "servers")
+	c := securedPort("cccccccc-0000-4000-8000-000000000003", "fa:16:3e:00:00:03", "10.1.0.3", "clients")
+	plugAll(t, n, a, b, c)
+	ga, gb, gc := newGuest(t, ns, a, "10.1.0.1/24"), newGuest(t, ns, b, "10.1.0.2/24"), newGuest(t, ns, c, "10.1.0.3/24")
+	if ga.pings("10.1.0.2") {
+		t.Errorf("a pings b, whose group has no ingress rule")
+	}
+	icmpIn := wire.Rule{Direction: trustack.Ingress, EtherType: trustack.IPv4, Protocol: "icmp"}
+	setGroups(t, n, wire.SecurityGroup{ID: "servers", Revision: 2, Stateful: true, Rules: []wire.Rule{egressAll, icmpIn}})
+	if !ga.pings("10.1.0.2") {
+		t.Errorf("a cannot ping b once b's group lets ICMP in")
+	}
+	if gb.pings("10.1.0.1") {
+		t.Errorf("b pings a, whose group has no ingress rule")
+	}
+	setGroups(t, n, wire.SecurityGroup{ID: "servers", Revision: 3, Stateful: true, Rules: []wire.Rule{egressAll}})
+	if ga.pings("10.1.0.2") {
+		t.Errorf("a pings b after the rule letting ICMP in was deleted")
+	}
+	fromClients := wire.Rule{Direction: trustack.Ingress, EtherType: trustack.IPv4, Protocol: "icmp", RemoteGroup: "clients"}
+	setGroups(t, n, wire.SecurityGroup{ID: "servers", Revision: 4, Stateful: true, Rules: []wire.Rule{egressAll, fromClients}})
+	if !ga.pings("10.1.0.2") {
+		t.Errorf("a, a member of clients, cannot ping b, which lets clients in")
+	}
+	if gc.pings("10.1.0.2") {
+		t.Errorf("c pings b, though the controllers have not yet said c is a member of clients")
+	}
+	setGroups(t, n, wire.SecurityGroup{ID: "clients", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll}, Members: []string{"10.1.0.1", "10.1.0.3"}})
+	if !gc.pings("10.1.0.2") {
+		t.Errorf("c cannot ping b once it is a member of clients")
+	}
+	tcp22 := wire.Rule{Direction: trustack.Ingress, EtherType: trustack.IPv4, Protocol: "tcp", PortMin: intp(22), PortMax: intp(22), RemotePrefix: "10.1.0.0/24"}
+	setGroups(t, n, wire.SecurityGroup{ID: "servers", Revision: 5, Stateful: true, Rules: []wire.Rule{egressAll, tcp22}})
+	if ga.pings("10.1.0.2") {
+		t.Errorf("a pings b, whose group lets in only TCP port 22")
+	}
+}
+
+// TestPortsSendOnlyFromTheirOwnAddresses: a guest that takes another
+// address or MAC gets nothing through; an allowed address pair lets an
+// address through.
+func TestPortsSendOnlyFromTheirOwnAddresses(t *testing.T) {
+	ns := newFabric(t).host()
+	n := newNetwork(t, ns)
+	open := wire.SecurityGroup{ID: "open", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll,
+		{Direction: trustack.Ingress, EtherType: trustack.IPv4}}}
+	setGroups(t, n, open)
+	a := securedPort("aaaaaaaa-0000-4000-8000-00000000000a", "fa:16:3e:00:00:0a", "10.1.0.10", "open")
+	b := securedPort("bbbbbbbb-0000-4000-8000-00000000000b", "fa:16:3e:00:00:0b", "10.1.0.11", "open")
+	plugAll(t, n, a, b)
+	ga := newGuest(t, ns, a, "10.1.0.10/24")
+	newGuest(t, ns, b, "10.1.0.11/24")
+	if !ga.pings("10.1.0.11") {
+		t.Fatalf("a cannot ping b, both in a group open to all")
+	}
+	run(t, "ip", "-n", ga.ns, "addr", "flush", "dev", "eth0")
+	run(t, "ip", "-n", ga.ns, "addr", "add", "10.1.0.99/24", "dev", "eth0")
+	if ga.pings("10.1.0.11") {
+		t.Errorf("a pings b from an address not its own")
+	}
+	a.AllowedAddressPairs = []wire.AddressPair{{IPAddress: "10.1.0.96/29"}}
+	plugAll(t, n, a)
+	if !ga.pings("10.1.0.11") {
+		t.Errorf("a cannot ping b from an address of its allowed address pairs")
+	}
+	run(t, "ip", "-n", ga.ns, "link", "set", "eth0", "address", "fa:16:3e:00:00:99")
+	if ga.pings("10.1.0.11") {
+		t.Errorf("a pings b from a MAC not its own")
+	}
+}

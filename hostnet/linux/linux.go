@@ -1,0 +1,264 @@
+// Package linux wires a Linux host's side of trustack's networks in its
+// kernel, through netlink and nftables: a bridge for each network with
+// ports on the host, a persistent tap device for each port, which the
+// guest's QEMU opens by name for its virtio-net NIC, the uplink of each
+// network's segment (a VXLAN device on the overlay interface, flooding to
+// the segment's multicast group), and a firewall holding each port to its
+// addresses and its security groups (firewall.go). Every change is
+// idempotent, and Sync rebuilds the whole state from what the controllers
+// say, removing the devices no port owns and never one trustack did not
+// make.
+package linux
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/wire"
+	"github.com/vishvananda/netlink"
+)
+
+var _ agent.HostNetwork = (*Network)(nil)
+
+// Config says how the host is wired.
+type Config struct {
+	// Namespace is the network namespace the host's network is in, a
+	// name under /run/netns; "" for the process's own.
+	Namespace string
+	// PhysicalNetworks are the host's interfaces on the physical
+	// networks it is wired to, by name.
+	PhysicalNetworks map[string]string
+	// OverlayInterface carries VXLAN segments between hosts; "" for a
+	// host that has none.
+	OverlayInterface string
+	// VXLANGroup is the multicast block VXLAN segments flood to: VNI n
+	// to the block's address n modulo its size.
+	VXLANGroup netip.Prefix
+}
+
+// Network is a host's network. It is safe for concurrent use: changes
+// take turns.
+type Network struct {
+	cfg     Config
+	ns      namespace
+	nl      *netlink.Handle
+	overlay netlink.Link
+
+	mu     sync.Mutex
+	ports  map[string]wire.Port
+	groups map[string]wire.SecurityGroup
+	brnf   bool // bridged traffic goes through the IP hooks
+}
+
+// New opens the host's network as cfg says. It changes nothing until told
+// to: the agent's registration brings a Sync.
+func New(cfg Config) (*Network, error) {
+	if cfg.OverlayInterface != "" && (!cfg.VXLANGroup.IsValid() || !cfg.VXLANGroup.Addr().Is4() || !cfg.VXLANGroup.Addr().IsMulticast()) {
+		return nil, fmt.Errorf("the VXLAN group %s is not an IPv4 multicast block", cfg.VXLANGroup)
+	}
+	ns, err := openNamespace(cfg.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	n := &Network{cfg: cfg, ns: ns, ports: map[string]wire.Port{}, groups: map[string]wire.SecurityGroup{}}
+	if ns.handle.IsOpen() {
+		n.nl, err = netlink.NewHandleAt(ns.handle)
+	} else {
+		n.nl, err = netlink.NewHandle()
+	}
+	if err != nil {
+		ns.close()
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	if cfg.OverlayInterface != "" {
+		if n.overlay, err = n.linkByName(cfg.OverlayInterface); err == nil && n.overlay == nil {
+			err = fmt.Errorf("the overlay interface %s does not exist", cfg.OverlayInterface)
+		}
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Close lets go of the kernel; what is wired stays.
+func (n *Network) Close() {
+	n.nl.Close()
+	n.ns.close()
+}
+
+// PhysicalNetworks returns the physical networks the host is wired to.
+func (n *Network) PhysicalNetworks() []string {
+	return slices.Sorted(maps.Keys(n.cfg.PhysicalNetworks))
+}
+
+// Plug wires a port: its network's bridge and uplink, and its tap.
+func (n *Network) Plug(_ context.Context, p wire.Port) error {
+	if err := p.Check(n.PhysicalNetworks()); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.plug(p)
+}
+
+// plug is Plug of a checked port; the caller holds n.mu. The port's tap
+// joins its bridge only once the firewall holds it.
+func (n *Network) plug(p wire.Port) error {
+	mac, _ := p.HardwareAddr()
+	br, err := n.segment(p.NetworkID, p.Segment)
+	if err != nil {
+		return fmt.Errorf("port %s: %w", p.ID, err)
+	}
+	tap, err := n.tap(p, mac)
+	if err != nil {
+		return fmt.Errorf("port %s: %w", p.ID, err)
+	}
+	n.ports[p.ID] = p
+	if err := n.applyFirewall(); err != nil {
+		return err
+	}
+	if err := n.attach(tap, p.Segment.MTU, br); err != nil {
+		return fmt.Errorf("port %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// Unplug removes a port's tap, and its network's bridge and uplink if
+// nothing else is attached to the bridge.
+func (n *Network) Unplug(_ context.Context, portID string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.ports, portID)
+	tap, err := n.linkByName(tapName(portID))
+	if err != nil || tap == nil {
+		return err
+	}
+	if o, ok := ownerOf(tap); !ok || o != portOwner(portID) {
+		return nil // another's, whose name starts the same
+	}
+	if err := n.nl.LinkDel(tap); err != nil {
+		return fmt.Errorf("remove %s: %w", tap.Attrs().Name, err)
+	}
+	if err := n.removeIdleSegment(tap.Attrs().MasterIndex); err != nil {
+		return err
+	}
+	return n.applyFirewall()
+}
+
+// Ports returns the ports wired, by ID.
+func (n *Network) Ports(context.Context) ([]wire.Port, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := slices.Collect(maps.Values(n.ports))
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Sync makes the host's network be hn: it wires what hn has and removes
+// every device trustack made that no port of hn owns.
+func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
+	for _, p := range hn.Ports {
+		if err := p.Check(n.PhysicalNetworks()); err != nil {
+			return err
+		}
+	}
+	for _, g := range hn.Groups {
+		if err := g.Check(); err != nil {
+			return err
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ports, n.groups = map[string]wire.Port{}, map[string]wire.SecurityGroup{}
+	for _, g := range hn.Groups {
+		n.groups[g.ID] = wire.SecurityGroup{}.Update(g)
+	}
+	for _, p := range hn.Ports {
+		if err := n.plug(p); err != nil {
+			return err
+		}
+	}
+	if err := n.removeUnowned(); err != nil {
+		return err
+	}
+	return n.applyFirewall()
+}
+
+// SecurityGroups enforces the groups, as they now are, on the ports in
+// them and on the rules that name them.
+func (n *Network) SecurityGroups(_ context.Context, groups []wire.SecurityGroup) error {
+	for _, g := range groups {
+		if err := g.Check(); err != nil {
+			return err
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, g := range groups {
+		n.groups[g.ID] = n.groups[g.ID].Update(g)
+	}
+	return n.applyFirewall()
+}
+
+// removeUnowned deletes the taps of ports the host does not have and the
+// devices of networks none of its ports is on; the caller holds n.mu.
+func (n *Network) removeUnowned() error {
+	links, err := n.nl.LinkList()
+	if err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	networks := map[string]bool{}
+	for _, p := range n.ports {
+		networks[p.NetworkID] = true
+	}
+	for _, l := range links {
+		o, ok := ownerOf(l)
+		if !ok {
+			continue
+		}
+		stale := false
+		switch o.kind {
+		case "port":
+			_, wired := n.ports[o.id]
+			stale = !wired
+		case "network":
+			stale = !networks[o.id]
+		}
+		if stale {
+			if err := n.nl.LinkDel(l); err != nil {
+				return fmt.Errorf("remove %s, of %s %s: %w", l.Attrs().Name, o.kind, o.id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// SetDHCP is not served by this driver yet.
+func (n *Network) SetDHCP(context.Context, wire.DHCP) error {
+	return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not serve DHCP yet")
+}
+
+// RemoveDHCP has nothing to remove.
+func (n *Network) RemoveDHCP(context.Context, string) error { return nil }
+
+// SetLeases is not served by this driver yet.
+func (n *Network) SetLeases(context.Context, wire.DHCPLeases) error {
+	return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not serve DHCP yet")
+}
+
+// SetRouter is not run by this driver yet.
+func (n *Network) SetRouter(context.Context, wire.Router) error {
+	return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not run routers yet")
+}
+
+// RemoveRouter has nothing to remove.
+func (n *Network) RemoveRouter(context.Context, string) error { return nil }

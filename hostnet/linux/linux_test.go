@@ -1,0 +1,317 @@
+package linux
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/wire"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+var ctx = context.Background()
+
+// The tests stand hosts and guests up as network namespaces, joined by a
+// "physical" bridge; they need root, as the agent does.
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("hostnet/linux: the tests need root, to make network namespaces")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+var nsCount atomic.Int64
+
+// run runs a command, failing the test if it fails.
+func run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNamespace makes a network namespace with its loopback up, removed
+// when the test ends.
+func newNamespace(t testing.TB, role string) string {
+	t.Helper()
+	name := fmt.Sprintf("tst-%s-%d-%d", role, os.Getpid(), nsCount.Add(1))
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// fabric is a "physical" network: a bridge in a namespace of its own that
+// hosts join through veth pairs.
+type fabric struct {
+	t    testing.TB
+	ns   string
+	next int
+}
+
+func newFabric(t testing.TB) *fabric {
+	f := &fabric{t: t, ns: newNamespace(t, "wire")}
+	run(t, "ip", "-n", f.ns, "link", "add", "phys", "type", "bridge", "mcast_snooping", "0")
+	run(t, "ip", "-n", f.ns, "link", "set", "phys", "up")
+	return f
+}
+
+// host makes a host namespace joined to the fabric on its interface eth1,
+// with an address on the underlay.
+func (f *fabric) host() string {
+	f.next++
+	ns := newNamespace(f.t, "host")
+	peer := fmt.Sprintf("h%d", f.next)
+	run(f.t, "ip", "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", peer, "netns", f.ns)
+	run(f.t, "ip", "-n", f.ns, "link", "set", peer, "master", "phys", "up")
+	run(f.t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("192.0.2.%d/24", f.next), "dev", "eth1")
+	run(f.t, "ip", "-n", ns, "link", "set", "eth1", "up")
+	return ns
+}
+
+func newNetwork(t testing.TB, ns string) *Network {
+	t.Helper()
+	n, err := New(Config{Namespace: ns, OverlayInterface: "eth1", VXLANGroup: netip.MustParsePrefix("239.1.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// guest stands for a server's NIC: it opens the port's tap, as QEMU
+// does, and relays its frames to and from a namespace whose interface
+// has the port's MAC and address, so that what reaches the tap reaches a
+// real network stack.
+type guest struct {
+	ns   string
+	addr netip.Prefix
+}
+
+func newGuest(t testing.TB, hostNS string, p wire.Port, addr string) *guest {
+	t.Helper()
+	g := &guest{ns: newNamespace(t, "guest"), addr: netip.MustParsePrefix(addr)}
+	relay := "r" + shortID(p.ID, 12)
+	run(t, "ip", "link", "add", "eth0", "netns", g.ns, "address", p.MAC, "type", "veth", "peer", "name", relay, "netns", hostNS)
+	run(t, "ip", "-n", g.ns, "addr", "add", addr, "dev", "eth0")
+	run(t, "ip", "-n", g.ns, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", hostNS, "link", "set", relay, "up")
+	ns, err := openNamespace(hostNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.close()
+	var tap, sock *os.File
+	err = ns.do(func() error {
+		var err error
+		if tap, err = openTap(tapName(p.ID)); err != nil {
+			return err
+		}
+		sock, err = packetSocket(relay)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tap.Close(); sock.Close() })
+	go copyFrames(sock, tap)
+	go copyFrames(tap, sock)
+	return g
+}
+
+// openTap attaches to a tap device, as QEMU's -netdev tap,ifname= does.
+func openTap(name string) (*os.File, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("attach to %s: %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// packetSocket is a raw socket on an interface that reads only the frames
+// it receives, not those sent through it.
+func packetSocket(ifname string) (*os.File, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, err
+	}
+	proto := int(htons(unix.ETH_P_ALL))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: l.Attrs().Index}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), ifname), nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func copyFrames(dst, src *os.File) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		dst.Write(buf[:n])
+	}
+}
+
+// pings reports whether the guest gets an answer from addr within a few
+// tries. It forgets the neighbours it knew first, so that what a ping
+// before it met (an ARP request dropped, say) does not decide it.
+func (g *guest) pings(addr string) bool {
+	exec.Command("ip", "-n", g.ns, "neigh", "flush", "all").Run()
+	return exec.Command("ip", "netns", "exec", g.ns, "ping", "-c", "1", "-W", "1", "-w", "3", addr).Run() == nil
+}
+
+func port(id, network string, seg wire.Segment, mac string) wire.Port {
+	return wire.Port{ID: id, NetworkID: network, MAC: mac, Segment: seg, AdminUp: true}
+}
+
+var (
+	vxlan1 = wire.Segment{Type: trustack.NetworkVXLAN, SegmentationID: 1001, MTU: 1450}
+	vxlan2 = wire.Segment{Type: trustack.NetworkVXLAN, SegmentationID: 1002, MTU: 1450}
+	local  = wire.Segment{Type: trustack.NetworkLocal, MTU: 1500}
+)
+
+func TestPlugWiresAPortAndUnplugRemovesIt(t *testing.T) {
+	n := newNetwork(t, newFabric(t).host())
+	p := port("8c1e2a44-5b7f-4e0c-9d3a-1f2e3d4c5b6a", "net-a", local, "fa:16:3e:12:34:56")
+	if err := n.Plug(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	tap, err := n.nl.LinkByName(tapName(p.ID))
+	if err != nil {
+		t.Fatalf("no tap after Plug: %v", err)
+	}
+	br, err := n.nl.LinkByName(bridgeName("net-a"))
+	if err != nil {
+		t.Fatalf("no bridge after Plug: %v", err)
+	}
+	if a := tap.Attrs(); a.MasterIndex != br.Attrs().Index || a.MTU != 1500 || a.HardwareAddr.String() != "fe:16:3e:12:34:56" || a.Flags&net.FlagUp == 0 {
+		t.Errorf("tap %s: master %d (bridge %d), MTU %d, MAC %s, flags %v; want on the bridge, MTU 1500, MAC fe:16:3e:12:34:56, up",
+			a.Name, a.MasterIndex, br.Attrs().Index, a.MTU, a.HardwareAddr, a.Flags)
+	}
+	// Plugging again changes nothing.
+	if err := n.Plug(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := n.nl.LinkByName(tapName(p.ID)); again.Attrs().Index != tap.Attrs().Index {
+		t.Errorf("plugging again made the tap anew")
+	}
+	if got, _ := n.Ports(ctx); len(got) != 1 || got[0].ID != p.ID {
+		t.Errorf("Ports = %v, want the port plugged", got)
+	}
+	if err := n.Unplug(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{tapName(p.ID), bridgeName("net-a")} {
+		if l, _ := n.linkByName(name); l != nil {
+			t.Errorf("%s is still there after Unplug", name)
+		}
+	}
+	if err := n.Unplug(ctx, p.ID); err != nil {
+		t.Errorf("unplugging again: %v, want no error", err)
+	}
+	bad := p
+	bad.MAC = "nonsense"
+	if err := n.Plug(ctx, bad); trustack.ErrorCode(err) != trustack.EINVALID {
+		t.Errorf("Plug with a bad MAC: %v, want EINVALID", err)
+	}
+}
+
+// TestVXLANJoinsGuestsOfANetworkAcrossHosts: guests of one VXLAN network on
+// two hosts reach each other over the underlay; a guest of another
+// network, though in the same subnet, reaches neither.
+func TestVXLANJoinsGuestsOfANetworkAcrossHosts(t *testing.T) {
+	f := newFabric(t)
+	h1, h2 := f.host(), f.host()
+	n1, n2 := newNetwork(t, h1), newNetwork(t, h2)
+	a := port("aaaaaaaa-0000-4000-8000-000000000001", "net-1", vxlan1, "fa:16:3e:00:00:01")
+	b := port("bbbbbbbb-0000-4000-8000-000000000002", "net-1", vxlan1, "fa:16:3e:00:00:02")
+	c := port("cccccccc-0000-4000-8000-000000000003", "net-2", vxlan2, "fa:16:3e:00:00:03")
+	for _, plug := range []struct {
+		n *Network
+		p wire.Port
+	}{{n1, a}, {n2, b}, {n2, c}} {
+		if err := plug.n.Plug(ctx, plug.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga := newGuest(t, h1, a, "10.1.0.1/24")
+	newGuest(t, h2, b, "10.1.0.2/24")
+	gc := newGuest(t, h2, c, "10.1.0.3/24")
+	if !ga.pings("10.1.0.2") {
+		t.Errorf("guest a cannot reach guest b on its network on another host")
+	}
+	if ga.pings("10.1.0.3") || gc.pings("10.1.0.1") {
+		t.Errorf("a guest of another network reaches guest a")
+	}
+	vx, err := n1.nl.LinkByName(vxlanName("net-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := vx.(*netlink.Vxlan); v.VxlanId != 1001 || v.Group.String() != "239.1.3.233" {
+		t.Errorf("VXLAN device: VNI %d, group %s; want 1001, 239.1.3.233", v.VxlanId, v.Group)
+	}
+}
+
+// TestSyncLeavesOnlyWhatThePortsOwn: a sync removes the taps of ports the
+// host no longer has and the devices of networks it no longer serves,
+// and leaves devices trustack did not make.
+func TestSyncLeavesOnlyWhatThePortsOwn(t *testing.T) {
+	f := newFabric(t)
+	ns := f.host()
+	n := newNetwork(t, ns)
+	run(t, "ip", "-n", ns, "link", "add", "tapmine", "type", "bridge")
+	a := port("aaaaaaaa-0000-4000-8000-00000000000a", "net-1", vxlan1, "fa:16:3e:00:00:0a")
+	b := port("bbbbbbbb-0000-4000-8000-00000000000b", "net-2", vxlan2, "fa:16:3e:00:00:0b")
+	for _, p := range []wire.Port{a, b} {
+		if err := n.Plug(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A restarted agent knows nothing until the controllers tell it.
+	restarted := newNetwork(t, ns)
+	if err := restarted.Sync(ctx, wire.HostNetwork{Ports: []wire.Port{b}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{tapName(a.ID): false, bridgeName("net-1"): false, vxlanName("net-1"): false,
+		tapName(b.ID): true, bridgeName("net-2"): true, vxlanName("net-2"): true, "tapmine": true} {
+		if l, _ := restarted.linkByName(name); (l != nil) != want {
+			t.Errorf("after sync, %s there: %v, want %v", name, l != nil, want)
+		}
+	}
+	if got, _ := restarted.Ports(ctx); len(got) != 1 || got[0].ID != b.ID {
+		t.Errorf("Ports after sync = %v, want port b alone", got)
+	}
+}
