@@ -133,7 +133,7 @@ func (n *Network) segment(networkID string, s wire.Segment) (netlink.Link, error
 	case trustack.NetworkVXLAN:
 		return br, n.vxlan(networkID, s, br)
 	default:
-		return nil, fmt.Errorf("%s networks are not wired by this driver yet", s.Type)
+		return br, n.physical(networkID, s, br)
 	}
 }
 
@@ -226,5 +226,8 @@ func (n *Network) removeIdleSegment(bridge int) error {
 			return fmt.Errorf("remove %s, of network %s: %w", l.Attrs().Name, o.id, err)
 		}
 	}
-	return nil
+	if n.cfg.OVSDB == "" {
+		return nil
+	}
+	return n.vsctl("--if-exists", "del-port", ovsPortName(o.id))
 }

@@ -3,8 +3,10 @@
 // ports on the host, a persistent tap device for each port, which the
 // guest's QEMU opens by name for its virtio-net NIC, the uplink of each
 // network's segment (a VXLAN device on the overlay interface, flooding to
-// the segment's multicast group), and a firewall holding each port to its
-// addresses and its security groups (firewall.go). Every change is
+// the segment's multicast group; for flat and VLAN networks, an access
+// port of Open vSwitch on the physical network, ovs.go), and a firewall
+// holding each port to its addresses and its security groups
+// (firewall.go). Every change is
 // idempotent, and Sync rebuilds the whole state from what the controllers
 // say, removing the devices no port owns and never one trustack did not
 // make.
@@ -41,15 +43,24 @@ type Config struct {
 	// VXLANGroup is the multicast block VXLAN segments flood to: VNI n
 	// to the block's address n modulo its size.
 	VXLANGroup netip.Prefix
+	// OVSDB is the Open vSwitch database that flat and VLAN networks are
+	// wired through ("unix:/run/openvswitch/db.sock" on a host running
+	// Debian's); "" for a host that has none.
+	OVSDB string
+	// OVSDatapath is Open vSwitch's datapath: "system" (the kernel's),
+	// "netdev" (userspace, for a kernel without the openvswitch module),
+	// or "" to choose by whether the module is there.
+	OVSDatapath string
 }
 
 // Network is a host's network. It is safe for concurrent use: changes
 // take turns.
 type Network struct {
-	cfg     Config
-	ns      namespace
-	nl      *netlink.Handle
-	overlay netlink.Link
+	cfg      Config
+	datapath string // Open vSwitch's
+	ns       namespace
+	nl       *netlink.Handle
+	overlay  netlink.Link
 
 	mu     sync.Mutex
 	ports  map[string]wire.Port
@@ -67,7 +78,7 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{cfg: cfg, ns: ns, ports: map[string]wire.Port{}, groups: map[string]wire.SecurityGroup{}}
+	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, ports: map[string]wire.Port{}, groups: map[string]wire.SecurityGroup{}}
 	if ns.handle.IsOpen() {
 		n.nl, err = netlink.NewHandleAt(ns.handle)
 	} else {
@@ -239,7 +250,7 @@ func (n *Network) removeUnowned() error {
 			}
 		}
 	}
-	return nil
+	return n.removeOVSPorts(networks)
 }
 
 // SetDHCP is not served by this driver yet.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/wire"
@@ -67,22 +68,44 @@ func newFabric(t testing.TB) *fabric {
 	return f
 }
 
-// host makes a host namespace joined to the fabric on its interface eth1,
-// with an address on the underlay.
+// host makes a host namespace joined to the fabric on two interfaces:
+// eth1, with an address on the underlay that VXLAN segments cross, and
+// eth2, its interface on physical network physnet1.
 func (f *fabric) host() string {
 	f.next++
 	ns := newNamespace(f.t, "host")
-	peer := fmt.Sprintf("h%d", f.next)
-	run(f.t, "ip", "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", peer, "netns", f.ns)
-	run(f.t, "ip", "-n", f.ns, "link", "set", peer, "master", "phys", "up")
+	for _, eth := range []string{"eth1", "eth2"} {
+		peer := fmt.Sprintf("h%d%s", f.next, eth)
+		run(f.t, "ip", "link", "add", eth, "netns", ns, "type", "veth", "peer", "name", peer, "netns", f.ns)
+		run(f.t, "ip", "-n", f.ns, "link", "set", peer, "master", "phys", "up")
+		run(f.t, "ip", "-n", ns, "link", "set", eth, "up")
+	}
 	run(f.t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("192.0.2.%d/24", f.next), "dev", "eth1")
-	run(f.t, "ip", "-n", ns, "link", "set", "eth1", "up")
 	return ns
 }
 
 func newNetwork(t testing.TB, ns string) *Network {
 	t.Helper()
-	n, err := New(Config{Namespace: ns, OverlayInterface: "eth1", VXLANGroup: netip.MustParsePrefix("239.1.0.0/16")})
+	return openNetwork(t, Config{Namespace: ns})
+}
+
+// newSwitchedNetwork is newNetwork with an Open vSwitch of its own, for
+// flat and VLAN networks.
+func newSwitchedNetwork(t testing.TB, ns string) *Network {
+	t.Helper()
+	o, err := StartOVS(ctx, t.TempDir(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Stop)
+	return openNetwork(t, Config{Namespace: ns, OVSDB: o.DB})
+}
+
+func openNetwork(t testing.TB, cfg Config) *Network {
+	t.Helper()
+	cfg.OverlayInterface, cfg.VXLANGroup = "eth1", netip.MustParsePrefix("239.1.0.0/16")
+	cfg.PhysicalNetworks = map[string]string{"physnet1": "eth2"}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +224,10 @@ var (
 	vxlan1 = wire.Segment{Type: trustack.NetworkVXLAN, SegmentationID: 1001, MTU: 1450}
 	vxlan2 = wire.Segment{Type: trustack.NetworkVXLAN, SegmentationID: 1002, MTU: 1450}
 	local  = wire.Segment{Type: trustack.NetworkLocal, MTU: 1500}
+
+	vlan100 = wire.Segment{Type: trustack.NetworkVLAN, PhysicalNetwork: "physnet1", SegmentationID: 100, MTU: 1500}
+	vlan101 = wire.Segment{Type: trustack.NetworkVLAN, PhysicalNetwork: "physnet1", SegmentationID: 101, MTU: 1500}
+	flat    = wire.Segment{Type: trustack.NetworkFlat, PhysicalNetwork: "physnet1", MTU: 1500}
 )
 
 func TestPlugWiresAPortAndUnplugRemovesIt(t *testing.T) {
@@ -291,27 +318,91 @@ func TestVXLANJoinsGuestsOfANetworkAcrossHosts(t *testing.T) {
 func TestSyncLeavesOnlyWhatThePortsOwn(t *testing.T) {
 	f := newFabric(t)
 	ns := f.host()
-	n := newNetwork(t, ns)
+	n := newSwitchedNetwork(t, ns)
 	run(t, "ip", "-n", ns, "link", "add", "tapmine", "type", "bridge")
 	a := port("aaaaaaaa-0000-4000-8000-00000000000a", "net-1", vxlan1, "fa:16:3e:00:00:0a")
 	b := port("bbbbbbbb-0000-4000-8000-00000000000b", "net-2", vxlan2, "fa:16:3e:00:00:0b")
-	for _, p := range []wire.Port{a, b} {
+	c := port("cccccccc-0000-4000-8000-00000000000c", "net-3", vlan100, "fa:16:3e:00:00:0c")
+	for _, p := range []wire.Port{a, b, c} {
 		if err := n.Plug(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A restarted agent knows nothing until the controllers tell it.
-	restarted := newNetwork(t, ns)
+	restarted := openNetwork(t, n.cfg)
 	if err := restarted.Sync(ctx, wire.HostNetwork{Ports: []wire.Port{b}}); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]bool{tapName(a.ID): false, bridgeName("net-1"): false, vxlanName("net-1"): false,
+		tapName(c.ID): false, bridgeName("net-3"): false, vethName("net-3"): false,
 		tapName(b.ID): true, bridgeName("net-2"): true, vxlanName("net-2"): true, "tapmine": true} {
 		if l, _ := restarted.linkByName(name); (l != nil) != want {
 			t.Errorf("after sync, %s there: %v, want %v", name, l != nil, want)
 		}
 	}
+	if ports, err := restarted.vsctlOutput("list-ports", physicalBridgeName("physnet1")); err != nil || strings.TrimSpace(ports) != "eth2" {
+		t.Errorf("after sync, the ports of the physical bridge are %q (%v), want eth2 alone", ports, err)
+	}
 	if got, _ := restarted.Ports(ctx); len(got) != 1 || got[0].ID != b.ID {
 		t.Errorf("Ports after sync = %v, want port b alone", got)
+	}
+}
+
+// TestVLANNetworksAreTaggedOnThePhysicalNetwork: a VLAN network's frames
+// leave the host tagged with its VLAN; guests of one VLAN network on two
+// hosts reach each other, and a guest of another VLAN network with the
+// same addresses reaches neither; a flat network's frames are untagged.
+func TestVLANNetworksAreTaggedOnThePhysicalNetwork(t *testing.T) {
+	f := newFabric(t)
+	h1, h2 := f.host(), f.host()
+	n1, n2 := newSwitchedNetwork(t, h1), newSwitchedNetwork(t, h2)
+	a := port("aaaaaaaa-0000-4000-8000-0000000000a1", "vlan-a", vlan100, "fa:16:3e:00:01:01")
+	b := port("bbbbbbbb-0000-4000-8000-0000000000b1", "vlan-a", vlan100, "fa:16:3e:00:01:02")
+	c := port("cccccccc-0000-4000-8000-0000000000c1", "vlan-b", vlan101, "fa:16:3e:00:01:03")
+	d := port("dddddddd-0000-4000-8000-0000000000d1", "flat", flat, "fa:16:3e:00:01:04")
+	plugAll(t, n1, a, d)
+	plugAll(t, n2, b, c)
+	ga := newGuest(t, h1, a, "10.2.0.1/24")
+	newGuest(t, h2, b, "10.2.0.2/24")
+	gc := newGuest(t, h2, c, "10.2.0.3/24")
+	gd := newGuest(t, h1, d, "10.5.0.1/24")
+	run(t, "ip", "-n", f.ns, "addr", "add", "10.5.0.100/24", "dev", "phys")
+
+	tagged := capture(t, f.ns, "phys", "vlan 100 and icmp")
+	if !ga.pings("10.2.0.2") {
+		t.Errorf("guest a cannot reach guest b of its VLAN network on another host")
+	}
+	if got := tagged(); !strings.Contains(got, "vlan 100") || !strings.Contains(got, "10.2.0.1 > 10.2.0.2") {
+		t.Errorf("no ICMP tagged with VLAN 100 on the physical network; tcpdump saw:\n%s", got)
+	}
+	if ga.pings("10.2.0.3") || gc.pings("10.2.0.1") {
+		t.Errorf("a guest of another VLAN network reaches guest a")
+	}
+	untagged := capture(t, f.ns, "phys", "icmp") // untagged alone: a tagged frame is no IP frame to BPF
+	if !gd.pings("10.5.0.100") {
+		t.Errorf("a guest of the flat network cannot reach an address on the physical network")
+	}
+	if got := untagged(); !strings.Contains(got, "10.5.0.1 > 10.5.0.100") {
+		t.Errorf("no untagged ICMP from the flat network on the physical network; tcpdump saw:\n%s", got)
+	}
+}
+
+// capture runs tcpdump on an interface of a namespace until the function
+// it returns is called, which returns what it printed.
+func capture(t testing.TB, ns, iface, filter string) func() string {
+	t.Helper()
+	var out strings.Builder
+	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-e", "-i", iface, filter)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// tcpdump says it listens before it does; give it a moment.
+	time.Sleep(500 * time.Millisecond)
+	return func() string {
+		time.Sleep(200 * time.Millisecond)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		return out.String()
 	}
 }
