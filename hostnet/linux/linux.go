@@ -47,6 +47,8 @@ type Config struct {
 	// wired through ("unix:/run/openvswitch/db.sock" on a host running
 	// Debian's); "" for a host that has none.
 	OVSDB string
+	// StateDir holds the files of the host's DHCP servers.
+	StateDir string
 	// OVSDatapath is Open vSwitch's datapath: "system" (the kernel's),
 	// "netdev" (userspace, for a kernel without the openvswitch module),
 	// or "" to choose by whether the module is there.
@@ -65,7 +67,8 @@ type Network struct {
 	mu     sync.Mutex
 	ports  map[string]wire.Port
 	groups map[string]wire.SecurityGroup
-	brnf   bool // bridged traffic goes through the IP hooks
+	dhcp   map[string]wire.DHCP // by subnet ID
+	brnf   bool                 // bridged traffic goes through the IP hooks
 }
 
 // New opens the host's network as cfg says. It changes nothing until told
@@ -78,7 +81,8 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, ports: map[string]wire.Port{}, groups: map[string]wire.SecurityGroup{}}
+	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, ports: map[string]wire.Port{},
+		groups: map[string]wire.SecurityGroup{}, dhcp: map[string]wire.DHCP{}}
 	if ns.handle.IsOpen() {
 		n.nl, err = netlink.NewHandleAt(ns.handle)
 	} else {
@@ -187,14 +191,38 @@ func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
 			return err
 		}
 	}
+	for _, d := range hn.DHCP {
+		if err := d.Check(n.PhysicalNetworks()); err != nil {
+			return err
+		}
+	}
+	if len(hn.Routers) > 0 {
+		return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not run routers yet")
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.ports, n.groups = map[string]wire.Port{}, map[string]wire.SecurityGroup{}
+	n.ports, n.groups, n.dhcp = map[string]wire.Port{}, map[string]wire.SecurityGroup{}, map[string]wire.DHCP{}
 	for _, g := range hn.Groups {
 		n.groups[g.ID] = wire.SecurityGroup{}.Update(g)
 	}
+	for _, d := range hn.DHCP {
+		n.dhcp[d.SubnetID] = d
+	}
 	for _, p := range hn.Ports {
 		if err := n.plug(p); err != nil {
+			return err
+		}
+	}
+	// The networks served, and those served before that no longer are.
+	networks := map[string]bool{}
+	for _, d := range hn.DHCP {
+		networks[d.NetworkID] = true
+	}
+	for _, id := range n.dhcpNetworks() {
+		networks[id] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(networks)) {
+		if err := n.applyDHCP(id); err != nil {
 			return err
 		}
 	}
@@ -227,9 +255,12 @@ func (n *Network) removeUnowned() error {
 	if err != nil {
 		return fmt.Errorf("list devices: %w", err)
 	}
-	networks := map[string]bool{}
+	networks, served := map[string]bool{}, map[string]bool{}
 	for _, p := range n.ports {
 		networks[p.NetworkID] = true
+	}
+	for _, d := range n.dhcp {
+		networks[d.NetworkID], served[d.NetworkID] = true, true
 	}
 	for _, l := range links {
 		o, ok := ownerOf(l)
@@ -243,6 +274,8 @@ func (n *Network) removeUnowned() error {
 			stale = !wired
 		case "network":
 			stale = !networks[o.id]
+		case "dhcp":
+			stale = !served[o.id]
 		}
 		if stale {
 			if err := n.nl.LinkDel(l); err != nil {
@@ -253,17 +286,46 @@ func (n *Network) removeUnowned() error {
 	return n.removeOVSPorts(networks)
 }
 
-// SetDHCP is not served by this driver yet.
-func (n *Network) SetDHCP(context.Context, wire.DHCP) error {
-	return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not serve DHCP yet")
+// SetDHCP serves DHCP for a subnet as d says.
+func (n *Network) SetDHCP(_ context.Context, d wire.DHCP) error {
+	if err := d.Check(n.PhysicalNetworks()); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dhcp[d.SubnetID] = d
+	return n.applyDHCP(d.NetworkID)
 }
 
-// RemoveDHCP has nothing to remove.
-func (n *Network) RemoveDHCP(context.Context, string) error { return nil }
+// RemoveDHCP stops serving DHCP for a subnet.
+func (n *Network) RemoveDHCP(_ context.Context, subnetID string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d, ok := n.dhcp[subnetID]
+	if !ok {
+		return nil
+	}
+	delete(n.dhcp, subnetID)
+	return n.applyDHCP(d.NetworkID)
+}
 
-// SetLeases is not served by this driver yet.
-func (n *Network) SetLeases(context.Context, wire.DHCPLeases) error {
-	return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not serve DHCP yet")
+// SetLeases changes the leases of a network's DHCP servers.
+func (n *Network) SetLeases(_ context.Context, l wire.DHCPLeases) error {
+	if err := wire.CheckLeases(l.Leases); err != nil {
+		return fmt.Errorf("leases of network %s: %w", l.NetworkID, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	served := false
+	for id, d := range n.dhcp {
+		if d.NetworkID == l.NetworkID {
+			n.dhcp[id], served = d.Apply(l), true
+		}
+	}
+	if !served {
+		return nil
+	}
+	return n.applyDHCP(l.NetworkID)
 }
 
 // SetRouter is not run by this driver yet.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,15 +91,15 @@ func newNetwork(t testing.TB, ns string) *Network {
 }
 
 // newSwitchedNetwork is newNetwork with an Open vSwitch of its own, for
-// flat and VLAN networks.
-func newSwitchedNetwork(t testing.TB, ns string) *Network {
+// flat and VLAN networks, and its state in dir.
+func newSwitchedNetwork(t testing.TB, ns, dir string) *Network {
 	t.Helper()
-	o, err := StartOVS(ctx, t.TempDir(), ns)
+	o, err := StartOVS(ctx, filepath.Join(dir, "ovs"), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(o.Stop)
-	return openNetwork(t, Config{Namespace: ns, OVSDB: o.DB})
+	return openNetwork(t, Config{Namespace: ns, OVSDB: o.DB, StateDir: dir})
 }
 
 func openNetwork(t testing.TB, cfg Config) *Network {
@@ -115,19 +116,18 @@ func openNetwork(t testing.TB, cfg Config) *Network {
 
 // guest stands for a server's NIC: it opens the port's tap, as QEMU
 // does, and relays its frames to and from a namespace whose interface
-// has the port's MAC and address, so that what reaches the tap reaches a
-// real network stack.
-type guest struct {
-	ns   string
-	addr netip.Prefix
-}
+// has the port's MAC (and addr, unless ""), so that what reaches the tap
+// reaches a real network stack.
+type guest struct{ ns string }
 
 func newGuest(t testing.TB, hostNS string, p wire.Port, addr string) *guest {
 	t.Helper()
-	g := &guest{ns: newNamespace(t, "guest"), addr: netip.MustParsePrefix(addr)}
+	g := &guest{ns: newNamespace(t, "guest")}
 	relay := "r" + shortID(p.ID, 12)
 	run(t, "ip", "link", "add", "eth0", "netns", g.ns, "address", p.MAC, "type", "veth", "peer", "name", relay, "netns", hostNS)
-	run(t, "ip", "-n", g.ns, "addr", "add", addr, "dev", "eth0")
+	if addr != "" {
+		run(t, "ip", "-n", g.ns, "addr", "add", addr, "dev", "eth0")
+	}
 	run(t, "ip", "-n", g.ns, "link", "set", "eth0", "up")
 	run(t, "ip", "-n", hostNS, "link", "set", relay, "up")
 	ns, err := openNamespace(hostNS)
@@ -318,15 +318,14 @@ func TestVXLANJoinsGuestsOfANetworkAcrossHosts(t *testing.T) {
 func TestSyncLeavesOnlyWhatThePortsOwn(t *testing.T) {
 	f := newFabric(t)
 	ns := f.host()
-	n := newSwitchedNetwork(t, ns)
+	n := newSwitchedNetwork(t, ns, t.TempDir())
 	run(t, "ip", "-n", ns, "link", "add", "tapmine", "type", "bridge")
 	a := port("aaaaaaaa-0000-4000-8000-00000000000a", "net-1", vxlan1, "fa:16:3e:00:00:0a")
 	b := port("bbbbbbbb-0000-4000-8000-00000000000b", "net-2", vxlan2, "fa:16:3e:00:00:0b")
 	c := port("cccccccc-0000-4000-8000-00000000000c", "net-3", vlan100, "fa:16:3e:00:00:0c")
-	for _, p := range []wire.Port{a, b, c} {
-		if err := n.Plug(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+	plugAll(t, n, a, b, c)
+	if err := n.SetDHCP(ctx, dhcpSubnet()); err != nil {
+		t.Fatal(err)
 	}
 	// A restarted agent knows nothing until the controllers tell it.
 	restarted := openNetwork(t, n.cfg)
@@ -334,11 +333,14 @@ func TestSyncLeavesOnlyWhatThePortsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]bool{tapName(a.ID): false, bridgeName("net-1"): false, vxlanName("net-1"): false,
-		tapName(c.ID): false, bridgeName("net-3"): false, vethName("net-3"): false,
+		tapName(c.ID): false, bridgeName("net-3"): false, vethName("net-3"): false, dhcpVethName("net-1"): false,
 		tapName(b.ID): true, bridgeName("net-2"): true, vxlanName("net-2"): true, "tapmine": true} {
 		if l, _ := restarted.linkByName(name); (l != nil) != want {
 			t.Errorf("after sync, %s there: %v, want %v", name, l != nil, want)
 		}
+	}
+	if _, err := os.Stat("/run/netns/" + n.dhcpNamespace("net-1")); !os.IsNotExist(err) {
+		t.Errorf("after sync, the DHCP namespace of a network no longer served is still there (%v)", err)
 	}
 	if ports, err := restarted.vsctlOutput("list-ports", physicalBridgeName("physnet1")); err != nil || strings.TrimSpace(ports) != "eth2" {
 		t.Errorf("after sync, the ports of the physical bridge are %q (%v), want eth2 alone", ports, err)
@@ -355,7 +357,7 @@ func TestSyncLeavesOnlyWhatThePortsOwn(t *testing.T) {
 func TestVLANNetworksAreTaggedOnThePhysicalNetwork(t *testing.T) {
 	f := newFabric(t)
 	h1, h2 := f.host(), f.host()
-	n1, n2 := newSwitchedNetwork(t, h1), newSwitchedNetwork(t, h2)
+	n1, n2 := newSwitchedNetwork(t, h1, t.TempDir()), newSwitchedNetwork(t, h2, t.TempDir())
 	a := port("aaaaaaaa-0000-4000-8000-0000000000a1", "vlan-a", vlan100, "fa:16:3e:00:01:01")
 	b := port("bbbbbbbb-0000-4000-8000-0000000000b1", "vlan-a", vlan100, "fa:16:3e:00:01:02")
 	c := port("cccccccc-0000-4000-8000-0000000000c1", "vlan-b", vlan101, "fa:16:3e:00:01:03")

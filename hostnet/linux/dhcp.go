@@ -1,0 +1,365 @@
+package linux
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/trustack/trustack/wire"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// A network's DHCP servers are one dnsmasq, as Neutron's, in a network
+// namespace of the network's own ("qdhcp-" and its ID) joined to its
+// bridge by a veth pair ("tsd-" on the bridge, eth0 in the namespace, with
+// the DHCP port's MAC and addresses): a range for each subnet that serves
+// DHCP, each port's address given to its MAC alone, with the subnet's
+// gateway, name servers, routes and the network's MTU. Its files are in
+// the state directory; a change of leases or options rewrites them and
+// signals dnsmasq to read them again, a change of subnets restarts it.
+const (
+	dhcpPrefix    = "tsd-"
+	dhcpInterface = "eth0"
+	leaseTime     = "86400s"
+)
+
+func dhcpVethName(networkID string) string { return dhcpPrefix + shortID(networkID, 11) }
+
+func dhcpOwner(networkID string) owner { return owner{"dhcp", networkID} }
+
+// dhcpNamespace names a network's DHCP namespace, after the host's own
+// when it has one, since namespace names are the machine's.
+func (n *Network) dhcpNamespace(networkID string) string {
+	if n.cfg.Namespace != "" {
+		return n.cfg.Namespace + "-qdhcp-" + networkID
+	}
+	return "qdhcp-" + networkID
+}
+
+func (n *Network) dhcpDir(networkID string) string {
+	return filepath.Join(n.cfg.StateDir, "dhcp", networkID)
+}
+
+// dhcpOf returns the DHCP servers of a network's subnets, by subnet ID;
+// the caller holds n.mu.
+func (n *Network) dhcpOf(networkID string) []wire.DHCP {
+	var out []wire.DHCP
+	for _, d := range n.dhcp {
+		if d.NetworkID == networkID {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SubnetID < out[j].SubnetID })
+	return out
+}
+
+// applyDHCP makes a network's DHCP server serve its subnets as n.dhcp
+// says, or stops it if it serves none; the caller holds n.mu.
+func (n *Network) applyDHCP(networkID string) error {
+	subnets := n.dhcpOf(networkID)
+	if len(subnets) == 0 {
+		return n.stopDHCP(networkID)
+	}
+	if n.cfg.StateDir == "" {
+		return errors.New("DHCP servers need a state directory")
+	}
+	br, err := n.segment(networkID, subnets[0].Segment)
+	if err != nil {
+		return fmt.Errorf("DHCP for network %s: %w", networkID, err)
+	}
+	ns, err := n.openDHCPNamespace(networkID)
+	if err != nil {
+		return err
+	}
+	defer ns.close()
+	if err := n.dhcpLink(networkID, subnets, br, ns); err != nil {
+		return fmt.Errorf("DHCP for network %s: %w", networkID, err)
+	}
+	return n.runDnsmasq(networkID, subnets, ns)
+}
+
+// openDHCPNamespace opens a network's DHCP namespace, made if missing.
+func (n *Network) openDHCPNamespace(networkID string) (namespace, error) {
+	name := n.dhcpNamespace(networkID)
+	if h, err := netns.GetFromName(name); err == nil {
+		return namespace{name: name, handle: h}, nil
+	}
+	// Making a namespace moves the thread into it: do it on a thread
+	// that goes back.
+	err := n.ns.do(func() error {
+		h, err := netns.NewNamed(name)
+		if err == nil {
+			h.Close()
+		}
+		return err
+	})
+	if err != nil {
+		return namespace{}, fmt.Errorf("make network namespace %s: %w", name, err)
+	}
+	return openNamespace(name)
+}
+
+// dhcpLink joins the DHCP namespace to the network's bridge, its end with
+// the DHCP port's MAC and addresses.
+func (n *Network) dhcpLink(networkID string, subnets []wire.DHCP, br netlink.Link, ns namespace) error {
+	mtu := subnets[0].Segment.MTU
+	want := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: dhcpVethName(networkID)}, PeerName: dhcpInterface,
+		PeerNamespace: netlink.NsFd(int(ns.handle))}
+	veth, err := n.ensure(want, dhcpOwner(networkID), func() error { return n.nl.LinkAdd(want) })
+	if err != nil {
+		return err
+	}
+	if err := n.attach(veth, mtu, br); err != nil {
+		return err
+	}
+	inside, err := netlink.NewHandleAt(ns.handle)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", ns.name, err)
+	}
+	defer inside.Close()
+	eth, err := inside.LinkByName(dhcpInterface)
+	if err != nil {
+		return fmt.Errorf("%s in %s: %w", dhcpInterface, ns.name, err)
+	}
+	mac, err := subnets[0].Port.HardwareAddr()
+	if err != nil {
+		return err
+	}
+	if eth.Attrs().HardwareAddr.String() != mac.String() {
+		if err := inside.LinkSetHardwareAddr(eth, mac); err != nil {
+			return fmt.Errorf("set the MAC of the DHCP port: %w", err)
+		}
+	}
+	want4, want6 := map[string]bool{}, map[string]bool{}
+	for _, d := range subnets {
+		for _, a := range d.Port.Addresses {
+			if a.SubnetID != d.SubnetID {
+				continue
+			}
+			addr, err := netlink.ParseAddr(addressWithPrefix(a.Address, d.CIDR))
+			if err != nil {
+				return fmt.Errorf("DHCP port address %s in %s: %w", a.Address, d.CIDR, err)
+			}
+			if err := inside.AddrReplace(eth, addr); err != nil {
+				return fmt.Errorf("give the DHCP port %s: %w", addr, err)
+			}
+			if addr.IP.To4() != nil {
+				want4[addr.IPNet.String()] = true
+			} else {
+				want6[addr.IPNet.String()] = true
+			}
+		}
+	}
+	for family, want := range map[int]map[string]bool{netlink.FAMILY_V4: want4, netlink.FAMILY_V6: want6} {
+		have, err := inside.AddrList(eth, family)
+		if err != nil {
+			return err
+		}
+		for _, a := range have {
+			if !want[a.IPNet.String()] && !a.IP.IsLinkLocalUnicast() {
+				if err := inside.AddrDel(eth, &a); err != nil {
+					return fmt.Errorf("take %s from the DHCP port: %w", a.IPNet, err)
+				}
+			}
+		}
+	}
+	for _, l := range []string{"lo", dhcpInterface} {
+		link, err := inside.LinkByName(l)
+		if err == nil && link.Attrs().Flags&net.FlagUp == 0 {
+			err = inside.LinkSetUp(link)
+		}
+		if err != nil {
+			return fmt.Errorf("bring %s up in %s: %w", l, ns.name, err)
+		}
+	}
+	if mtu > 0 && eth.Attrs().MTU != mtu {
+		return inside.LinkSetMTU(eth, mtu)
+	}
+	return nil
+}
+
+// addressWithPrefix is an address with its subnet's prefix length.
+func addressWithPrefix(addr, cidr string) string {
+	if pfx, err := netip.ParsePrefix(cidr); err == nil {
+		return fmt.Sprintf("%s/%d", addr, pfx.Bits())
+	}
+	return addr
+}
+
+// runDnsmasq writes the DHCP server's files and has dnsmasq serve them:
+// it starts one if none runs with these arguments, and signals the one
+// that does to read its hosts and options again.
+func (n *Network) runDnsmasq(networkID string, subnets []wire.DHCP, ns namespace) error {
+	dir := n.dhcpDir(networkID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	args := []string{"--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0", "--bind-interfaces",
+		"--interface=" + dhcpInterface, "--except-interface=lo", "--dhcp-authoritative", "--leasefile-ro",
+		// Root, for it reads its files again on a signal, after it would
+		// have dropped its privileges; alone in its namespace, it reaches
+		// nothing but the tenant's network.
+		"--user=root", "--group=root",
+		"--pid-file=" + filepath.Join(dir, "pid"), "--dhcp-hostsfile=" + filepath.Join(dir, "hosts"),
+		"--dhcp-optsfile=" + filepath.Join(dir, "opts")}
+	var hosts, opts strings.Builder
+	for _, d := range subnets {
+		pfx, err := netip.ParsePrefix(d.CIDR)
+		if err != nil {
+			return fmt.Errorf("DHCP for subnet %s: bad CIDR %q", d.SubnetID, d.CIDR)
+		}
+		tag := "subnet-" + shortID(d.SubnetID, 12)
+		if pfx.Addr().Is4() {
+			args = append(args, fmt.Sprintf("--dhcp-range=set:%s,%s,static,%s,%s", tag, pfx.Masked().Addr(), net.IP(net.CIDRMask(pfx.Bits(), 32)), leaseTime))
+		} else {
+			args = append(args, fmt.Sprintf("--dhcp-range=set:%s,%s,static,%d,%s", tag, pfx.Masked().Addr(), pfx.Bits(), leaseTime))
+		}
+		for _, h := range d.Leases {
+			addr := h.Address
+			if a, err := netip.ParseAddr(addr); err == nil && a.Is6() {
+				addr = "[" + addr + "]"
+			}
+			fmt.Fprintf(&hosts, "%s,%s,%s\n", h.MAC, h.Hostname, addr)
+		}
+		if pfx.Addr().Is4() {
+			writeOptions(&opts, tag, d)
+		}
+	}
+	changed, err := writeIfChanged(filepath.Join(dir, "args"), strings.Join(args, "\n"))
+	if err != nil {
+		return err
+	}
+	for name, content := range map[string]string{"hosts": hosts.String(), "opts": opts.String()} {
+		if _, err := writeIfChanged(filepath.Join(dir, name), content); err != nil {
+			return err
+		}
+	}
+	pid := dnsmasqPID(dir)
+	if pid != 0 && !changed {
+		return syscall.Kill(pid, syscall.SIGHUP)
+	}
+	if pid != 0 {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	return ns.do(func() error {
+		out, err := exec.Command("dnsmasq", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("start dnsmasq for network %s: %v: %s", networkID, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	})
+}
+
+// writeOptions writes what a subnet's clients are told beyond their
+// address: its gateway, name servers, routes and MTU.
+func writeOptions(w *strings.Builder, tag string, d wire.DHCP) {
+	if d.Gateway != "" {
+		fmt.Fprintf(w, "tag:%s,option:router,%s\n", tag, d.Gateway)
+	} else {
+		fmt.Fprintf(w, "tag:%s,option:router\n", tag) // none, rather than dnsmasq's own address
+	}
+	var dns []string
+	for _, a := range d.DNS {
+		if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() {
+			dns = append(dns, a)
+		}
+	}
+	if len(dns) > 0 {
+		fmt.Fprintf(w, "tag:%s,option:dns-server,%s\n", tag, strings.Join(dns, ","))
+	}
+	if len(d.HostRoutes) > 0 {
+		routes := make([]string, 0, 2*len(d.HostRoutes)+2)
+		for _, r := range d.HostRoutes {
+			routes = append(routes, r.Destination, r.NextHop)
+		}
+		if d.Gateway != "" {
+			// A client given classless routes ignores the router option.
+			routes = append(routes, "0.0.0.0/0", d.Gateway)
+		}
+		fmt.Fprintf(w, "tag:%s,option:classless-static-route,%s\n", tag, strings.Join(routes, ","))
+	}
+	if d.Segment.MTU > 0 {
+		fmt.Fprintf(w, "tag:%s,option:mtu,%d\n", tag, d.Segment.MTU)
+	}
+}
+
+// writeIfChanged writes a file unless it holds content already, and says
+// whether it wrote.
+func writeIfChanged(path, content string) (bool, error) {
+	if b, err := os.ReadFile(path); err == nil && string(b) == content {
+		return false, nil
+	}
+	return true, os.WriteFile(path, []byte(content), 0o600)
+}
+
+// dnsmasqPID returns the process ID of the dnsmasq serving dir, 0 if
+// none runs.
+func dnsmasqPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), filepath.Join(dir, "pid")) {
+		return 0 // gone, and its number perhaps another's
+	}
+	return pid
+}
+
+// stopDHCP stops a network's DHCP server and removes its namespace and
+// files; the caller holds n.mu.
+func (n *Network) stopDHCP(networkID string) error {
+	dir := n.dhcpDir(networkID)
+	if pid := dnsmasqPID(dir); pid != 0 {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	if err := netns.DeleteNamed(n.dhcpNamespace(networkID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove network namespace %s: %w", n.dhcpNamespace(networkID), err)
+	}
+	veth, err := n.linkByName(dhcpVethName(networkID))
+	if err != nil {
+		return err
+	}
+	if veth != nil {
+		// Gone with its peer's namespace, unless a process holds that.
+		if err := n.nl.LinkDel(veth); err != nil && !errors.Is(err, syscall.ENODEV) {
+			return fmt.Errorf("remove %s: %w", veth.Attrs().Name, err)
+		}
+		if err := n.removeIdleSegment(veth.Attrs().MasterIndex); err != nil {
+			return err
+		}
+	}
+	if n.cfg.StateDir == "" {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}
+
+// dhcpNetworks returns the networks of the DHCP servers the host has
+// files of.
+func (n *Network) dhcpNetworks() []string {
+	if n.cfg.StateDir == "" {
+		return nil
+	}
+	entries, _ := os.ReadDir(filepath.Join(n.cfg.StateDir, "dhcp"))
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
