@@ -15,7 +15,6 @@ import (
 
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // A network's DHCP servers are one dnsmasq, as Neutron's, in a network
@@ -76,7 +75,7 @@ func (n *Network) applyDHCP(networkID string) error {
 	if err != nil {
 		return fmt.Errorf("DHCP for network %s: %w", networkID, err)
 	}
-	ns, err := n.openDHCPNamespace(networkID)
+	ns, err := n.openChildNamespace(n.dhcpNamespace(networkID))
 	if err != nil {
 		return err
 	}
@@ -87,104 +86,18 @@ func (n *Network) applyDHCP(networkID string) error {
 	return n.runDnsmasq(networkID, subnets, ns)
 }
 
-// openDHCPNamespace opens a network's DHCP namespace, made if missing.
-func (n *Network) openDHCPNamespace(networkID string) (namespace, error) {
-	name := n.dhcpNamespace(networkID)
-	if h, err := netns.GetFromName(name); err == nil {
-		return namespace{name: name, handle: h}, nil
-	}
-	// Making a namespace moves the thread into it: do it on a thread
-	// that goes back.
-	err := n.ns.do(func() error {
-		h, err := netns.NewNamed(name)
-		if err == nil {
-			h.Close()
-		}
-		return err
-	})
-	if err != nil {
-		return namespace{}, fmt.Errorf("make network namespace %s: %w", name, err)
-	}
-	return openNamespace(name)
-}
-
 // dhcpLink joins the DHCP namespace to the network's bridge, its end with
 // the DHCP port's MAC and addresses.
 func (n *Network) dhcpLink(networkID string, subnets []wire.DHCP, br netlink.Link, ns namespace) error {
-	mtu := subnets[0].Segment.MTU
-	want := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: dhcpVethName(networkID)}, PeerName: dhcpInterface,
-		PeerNamespace: netlink.NsFd(int(ns.handle))}
-	veth, err := n.ensure(want, dhcpOwner(networkID), func() error { return n.nl.LinkAdd(want) })
-	if err != nil {
-		return err
-	}
-	if err := n.attach(veth, mtu, br); err != nil {
-		return err
-	}
-	inside, err := netlink.NewHandleAt(ns.handle)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", ns.name, err)
-	}
-	defer inside.Close()
-	eth, err := inside.LinkByName(dhcpInterface)
-	if err != nil {
-		return fmt.Errorf("%s in %s: %w", dhcpInterface, ns.name, err)
-	}
-	mac, err := subnets[0].Port.HardwareAddr()
-	if err != nil {
-		return err
-	}
-	if eth.Attrs().HardwareAddr.String() != mac.String() {
-		if err := inside.LinkSetHardwareAddr(eth, mac); err != nil {
-			return fmt.Errorf("set the MAC of the DHCP port: %w", err)
-		}
-	}
-	want4, want6 := map[string]bool{}, map[string]bool{}
+	var addrs []string
 	for _, d := range subnets {
 		for _, a := range d.Port.Addresses {
-			if a.SubnetID != d.SubnetID {
-				continue
-			}
-			addr, err := netlink.ParseAddr(addressWithPrefix(a.Address, d.CIDR))
-			if err != nil {
-				return fmt.Errorf("DHCP port address %s in %s: %w", a.Address, d.CIDR, err)
-			}
-			if err := inside.AddrReplace(eth, addr); err != nil {
-				return fmt.Errorf("give the DHCP port %s: %w", addr, err)
-			}
-			if addr.IP.To4() != nil {
-				want4[addr.IPNet.String()] = true
-			} else {
-				want6[addr.IPNet.String()] = true
+			if a.SubnetID == d.SubnetID {
+				addrs = append(addrs, addressWithPrefix(a.Address, d.CIDR))
 			}
 		}
 	}
-	for family, want := range map[int]map[string]bool{netlink.FAMILY_V4: want4, netlink.FAMILY_V6: want6} {
-		have, err := inside.AddrList(eth, family)
-		if err != nil {
-			return err
-		}
-		for _, a := range have {
-			if !want[a.IPNet.String()] && !a.IP.IsLinkLocalUnicast() {
-				if err := inside.AddrDel(eth, &a); err != nil {
-					return fmt.Errorf("take %s from the DHCP port: %w", a.IPNet, err)
-				}
-			}
-		}
-	}
-	for _, l := range []string{"lo", dhcpInterface} {
-		link, err := inside.LinkByName(l)
-		if err == nil && link.Attrs().Flags&net.FlagUp == 0 {
-			err = inside.LinkSetUp(link)
-		}
-		if err != nil {
-			return fmt.Errorf("bring %s up in %s: %w", l, ns.name, err)
-		}
-	}
-	if mtu > 0 && eth.Attrs().MTU != mtu {
-		return inside.LinkSetMTU(eth, mtu)
-	}
-	return nil
+	return n.joinNamespace(ns, dhcpVethName(networkID), dhcpInterface, dhcpOwner(networkID), br, subnets[0].Port, addrs)
 }
 
 // addressWithPrefix is an address with its subnet's prefix length.
@@ -326,8 +239,8 @@ func (n *Network) stopDHCP(networkID string) error {
 	if pid := dnsmasqPID(dir); pid != 0 {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
-	if err := netns.DeleteNamed(n.dhcpNamespace(networkID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove network namespace %s: %w", n.dhcpNamespace(networkID), err)
+	if err := removeNamespace(n.dhcpNamespace(networkID)); err != nil {
+		return err
 	}
 	veth, err := n.linkByName(dhcpVethName(networkID))
 	if err != nil {

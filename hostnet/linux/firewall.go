@@ -5,7 +5,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 
@@ -80,7 +79,7 @@ func (n *Network) applyFirewall() error {
 			return err
 		}
 	}
-	c, err := n.nftables()
+	c, err := n.ns.nftables()
 	if err != nil {
 		return err
 	}
@@ -101,35 +100,16 @@ func (n *Network) applyFirewall() error {
 	return nil
 }
 
-// nftables opens a connection to the host's nftables.
-func (n *Network) nftables() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if n.ns.handle.IsOpen() {
-		opts = append(opts, nftables.WithNetNSFd(int(n.ns.handle)))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	return c, nil
-}
-
 // bridgeNetfilter has bridged IP traffic go through the IP hooks, where
 // connections are tracked.
 func (n *Network) bridgeNetfilter() error {
 	if n.brnf {
 		return nil
 	}
-	err := n.ns.do(func() error {
-		for _, f := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"} {
-			if err := os.WriteFile("/proc/sys/net/bridge/"+f, []byte("1\n"), 0); err != nil {
-				return err
-			}
+	for _, f := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"} {
+		if err := n.ns.sysctl("net/bridge/"+f, "1"); err != nil {
+			return fmt.Errorf("send bridged traffic through the IP hooks: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("send bridged traffic through the IP hooks: %w", err)
 	}
 	n.brnf = true
 	return nil

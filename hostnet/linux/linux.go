@@ -4,9 +4,10 @@
 // guest's QEMU opens by name for its virtio-net NIC, the uplink of each
 // network's segment (a VXLAN device on the overlay interface, flooding to
 // the segment's multicast group; for flat and VLAN networks, an access
-// port of Open vSwitch on the physical network, ovs.go), and a firewall
+// port of Open vSwitch on the physical network, ovs.go), a firewall
 // holding each port to its addresses and its security groups
-// (firewall.go). Every change is
+// (firewall.go), and, on a network node, DHCP servers (dhcp.go) and
+// routers (routers.go) in network namespaces of their own. Every change is
 // idempotent, and Sync rebuilds the whole state from what the controllers
 // say, removing the devices no port owns and never one trustack did not
 // make.
@@ -21,7 +22,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
@@ -64,11 +64,12 @@ type Network struct {
 	nl       *netlink.Handle
 	overlay  netlink.Link
 
-	mu     sync.Mutex
-	ports  map[string]wire.Port
-	groups map[string]wire.SecurityGroup
-	dhcp   map[string]wire.DHCP // by subnet ID
-	brnf   bool                 // bridged traffic goes through the IP hooks
+	mu      sync.Mutex
+	ports   map[string]wire.Port
+	groups  map[string]wire.SecurityGroup
+	dhcp    map[string]wire.DHCP // by subnet ID
+	routers map[string]wire.Router
+	brnf    bool // bridged traffic goes through the IP hooks
 }
 
 // New opens the host's network as cfg says. It changes nothing until told
@@ -82,7 +83,7 @@ func New(cfg Config) (*Network, error) {
 		return nil, err
 	}
 	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, ports: map[string]wire.Port{},
-		groups: map[string]wire.SecurityGroup{}, dhcp: map[string]wire.DHCP{}}
+		groups: map[string]wire.SecurityGroup{}, dhcp: map[string]wire.DHCP{}, routers: map[string]wire.Router{}}
 	if ns.handle.IsOpen() {
 		n.nl, err = netlink.NewHandleAt(ns.handle)
 	} else {
@@ -196,12 +197,28 @@ func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
 			return err
 		}
 	}
-	if len(hn.Routers) > 0 {
-		return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not run routers yet")
+	for _, r := range hn.Routers {
+		if err := r.Check(n.PhysicalNetworks()); err != nil {
+			return err
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.ports, n.groups, n.dhcp = map[string]wire.Port{}, map[string]wire.SecurityGroup{}, map[string]wire.DHCP{}
+	n.routers = map[string]wire.Router{}
+	for _, r := range hn.Routers {
+		n.routers[r.ID] = r
+		if err := n.applyRouter(r); err != nil {
+			return err
+		}
+	}
+	for _, id := range n.routerIDs() {
+		if _, ok := n.routers[id]; !ok {
+			if err := n.stopRouter(id); err != nil {
+				return err
+			}
+		}
+	}
 	for _, g := range hn.Groups {
 		n.groups[g.ID] = wire.SecurityGroup{}.Update(g)
 	}
@@ -262,6 +279,14 @@ func (n *Network) removeUnowned() error {
 	for _, d := range n.dhcp {
 		networks[d.NetworkID], served[d.NetworkID] = true, true
 	}
+	for _, r := range n.routers {
+		for _, p := range r.Interfaces {
+			networks[p.NetworkID] = true
+		}
+		if r.Gateway != nil {
+			networks[r.Gateway.NetworkID] = true
+		}
+	}
 	for _, l := range links {
 		o, ok := ownerOf(l)
 		if !ok {
@@ -276,6 +301,9 @@ func (n *Network) removeUnowned() error {
 			stale = !networks[o.id]
 		case "dhcp":
 			stale = !served[o.id]
+		case "router":
+			_, runs := n.routers[o.id]
+			stale = !runs
 		}
 		if stale {
 			if err := n.nl.LinkDel(l); err != nil {
@@ -328,10 +356,21 @@ func (n *Network) SetLeases(_ context.Context, l wire.DHCPLeases) error {
 	return n.applyDHCP(l.NetworkID)
 }
 
-// SetRouter is not run by this driver yet.
-func (n *Network) SetRouter(context.Context, wire.Router) error {
-	return trustack.Errorf(trustack.EUNAVAILABLE, "the linux network driver does not run routers yet")
+// SetRouter runs a router as r says.
+func (n *Network) SetRouter(_ context.Context, r wire.Router) error {
+	if err := r.Check(n.PhysicalNetworks()); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.routers[r.ID] = r
+	return n.applyRouter(r)
 }
 
-// RemoveRouter has nothing to remove.
-func (n *Network) RemoveRouter(context.Context, string) error { return nil }
+// RemoveRouter removes a router.
+func (n *Network) RemoveRouter(_ context.Context, routerID string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.routers, routerID)
+	return n.stopRouter(routerID)
+}
