@@ -171,6 +171,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case <-resync.C:
 			a.sync(ctx)
+			if err := a.net.Reconcile(ctx); err != nil {
+				a.cfg.Log.Error("repair the host's network", "error", err)
+			}
 		}
 	}
 }

@@ -38,6 +38,10 @@ type HostNetwork interface {
 	// Sync makes the host's network state be hn, removing what it has
 	// beyond it: what a registering agent learns from the controllers.
 	Sync(ctx context.Context, hn wire.HostNetwork) error
+	// Reconcile makes the host's network state what it was last told
+	// again, repairing what changed behind its back; the agent calls it
+	// on a timer.
+	Reconcile(ctx context.Context) error
 }
 
 // The network conversation, handed to the host's HostNetwork.

@@ -66,6 +66,12 @@ type Port struct {
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
 }
 
+// TapName names the tap device of a port on a host, as the host's network
+// makes it, the hypervisor opens it and network_data.json names its link:
+// "tap" and the first 11 characters of the port's ID, as Nova and Neutron
+// name them.
+func TapName(portID string) string { return "tap" + portID[:min(11, len(portID))] }
+
 // Rule is a security group rule as a host enforces it: traffic in its
 // direction that matches is let through; everything else is dropped.
 type Rule struct {

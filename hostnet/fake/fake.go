@@ -161,6 +161,10 @@ func (n *Network) Sync(ctx context.Context, hn wire.HostNetwork) error {
 	return nil
 }
 
+// Reconcile has nothing to repair: nothing changes the fake behind its
+// back.
+func (n *Network) Reconcile(context.Context) error { return nil }
+
 // Group returns a security group the host enforces, and whether it has
 // it.
 func (n *Network) Group(id string) (wire.SecurityGroup, bool) {

@@ -65,7 +65,7 @@ func (n *Network) applyFirewall() error {
 		if !p.PortSecurity {
 			continue
 		}
-		tap, err := n.linkByName(tapName(p.ID))
+		tap, err := n.linkByName(wire.TapName(p.ID))
 		if err != nil {
 			return err
 		}

@@ -13,21 +13,19 @@ import (
 )
 
 // Kernel devices are named after what they wire, within the kernel's 15
-// characters: a network's bridge "tsb-" and VXLAN device "tsx-", and a
-// port's tap "tap", each followed by the start of the ID, as Neutron
-// names taps. Each carries an alias saying whose it is, so that a sync
-// removes what no port owns and nothing trustack did not make.
+// characters: a network's bridge "tsb-" and VXLAN device "tsx-", each
+// followed by the start of the network's ID, and a port's tap as
+// wire.TapName says. Each carries an alias saying whose it is, so that a
+// sync removes what no port owns and nothing trustack did not make.
 const (
 	bridgePrefix = "tsb-"
 	vxlanPrefix  = "tsx-"
-	tapPrefix    = "tap"
 	aliasPrefix  = "trustack "
 	vxlanPort    = 4789 // IANA's
 )
 
 func bridgeName(networkID string) string { return bridgePrefix + shortID(networkID, 11) }
 func vxlanName(networkID string) string  { return vxlanPrefix + shortID(networkID, 11) }
-func tapName(portID string) string       { return tapPrefix + shortID(portID, 12) }
 
 // shortID is the first n characters of an ID, dashes dropped.
 func shortID(id string, n int) string {
@@ -174,7 +172,7 @@ func (n *Network) vxlanGroup(vni int) netip.Addr {
 // Neutron's, so that the bridge never takes the guest's MAC for its own.
 func (n *Network) tap(p wire.Port, mac net.HardwareAddr) (netlink.Link, error) {
 	own := net.HardwareAddr{0xfe, mac[1], mac[2], mac[3], mac[4], mac[5]}
-	want := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: tapName(p.ID), HardwareAddr: own}, Mode: netlink.TUNTAP_MODE_TAP,
+	want := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: wire.TapName(p.ID), HardwareAddr: own}, Mode: netlink.TUNTAP_MODE_TAP,
 		Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR}
 	l, err := n.ensure(want, portOwner(p.ID), func() error {
 		// A tap is made in the namespace of the thread that opens

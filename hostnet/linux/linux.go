@@ -129,19 +129,31 @@ func (n *Network) Plug(_ context.Context, p wire.Port) error {
 // plug is Plug of a checked port; the caller holds n.mu. The port's tap
 // joins its bridge only once the firewall holds it.
 func (n *Network) plug(p wire.Port) error {
-	mac, _ := p.HardwareAddr()
-	br, err := n.segment(p.NetworkID, p.Segment)
+	tap, br, err := n.prepare(p)
 	if err != nil {
-		return fmt.Errorf("port %s: %w", p.ID, err)
-	}
-	tap, err := n.tap(p, mac)
-	if err != nil {
-		return fmt.Errorf("port %s: %w", p.ID, err)
+		return err
 	}
 	n.ports[p.ID] = p
 	if err := n.applyFirewall(); err != nil {
 		return err
 	}
+	return n.join(p, tap, br)
+}
+
+// prepare makes a port's segment and its tap, and returns them.
+func (n *Network) prepare(p wire.Port) (tap, br netlink.Link, err error) {
+	mac, _ := p.HardwareAddr()
+	if br, err = n.segment(p.NetworkID, p.Segment); err != nil {
+		return nil, nil, fmt.Errorf("port %s: %w", p.ID, err)
+	}
+	if tap, err = n.tap(p, mac); err != nil {
+		return nil, nil, fmt.Errorf("port %s: %w", p.ID, err)
+	}
+	return tap, br, nil
+}
+
+// join attaches a port's tap to its bridge.
+func (n *Network) join(p wire.Port, tap, br netlink.Link) error {
 	if err := n.attach(tap, p.Segment.MTU, br); err != nil {
 		return fmt.Errorf("port %s: %w", p.ID, err)
 	}
@@ -154,7 +166,7 @@ func (n *Network) Unplug(_ context.Context, portID string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.ports, portID)
-	tap, err := n.linkByName(tapName(portID))
+	tap, err := n.linkByName(wire.TapName(portID))
 	if err != nil || tap == nil {
 		return err
 	}
@@ -182,8 +194,9 @@ func (n *Network) Ports(context.Context) ([]wire.Port, error) {
 // Sync makes the host's network be hn: it wires what hn has and removes
 // every device trustack made that no port of hn owns.
 func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
+	physnets := n.PhysicalNetworks()
 	for _, p := range hn.Ports {
-		if err := p.Check(n.PhysicalNetworks()); err != nil {
+		if err := p.Check(physnets); err != nil {
 			return err
 		}
 	}
@@ -193,22 +206,68 @@ func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
 		}
 	}
 	for _, d := range hn.DHCP {
-		if err := d.Check(n.PhysicalNetworks()); err != nil {
+		if err := d.Check(physnets); err != nil {
 			return err
 		}
 	}
 	for _, r := range hn.Routers {
-		if err := r.Check(n.PhysicalNetworks()); err != nil {
+		if err := r.Check(physnets); err != nil {
 			return err
 		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.ports, n.groups, n.dhcp = map[string]wire.Port{}, map[string]wire.SecurityGroup{}, map[string]wire.DHCP{}
-	n.routers = map[string]wire.Router{}
+	n.ports, n.groups, n.dhcp, n.routers = map[string]wire.Port{}, map[string]wire.SecurityGroup{}, map[string]wire.DHCP{}, map[string]wire.Router{}
+	for _, p := range hn.Ports {
+		n.ports[p.ID] = p
+	}
+	for _, g := range hn.Groups {
+		n.groups[g.ID] = wire.SecurityGroup{}.Update(g)
+	}
+	for _, d := range hn.DHCP {
+		n.dhcp[d.SubnetID] = d
+	}
 	for _, r := range hn.Routers {
 		n.routers[r.ID] = r
-		if err := n.applyRouter(r); err != nil {
+	}
+	return n.reconcile()
+}
+
+// Reconcile makes the kernel's state what the host was last told again,
+// repairing what was changed behind its back: the agent calls it on a
+// timer.
+func (n *Network) Reconcile(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.reconcile()
+}
+
+// reconcile makes the kernel's state be the host's: every port, DHCP
+// server and router, the firewall over them, and nothing else trustack
+// made; the caller holds n.mu.
+func (n *Network) reconcile() error {
+	type prepared struct {
+		port    wire.Port
+		tap, br netlink.Link
+	}
+	var taps []prepared
+	for _, id := range slices.Sorted(maps.Keys(n.ports)) {
+		tap, br, err := n.prepare(n.ports[id])
+		if err != nil {
+			return err
+		}
+		taps = append(taps, prepared{n.ports[id], tap, br})
+	}
+	if err := n.applyFirewall(); err != nil {
+		return err
+	}
+	for _, t := range taps {
+		if err := n.join(t.port, t.tap, t.br); err != nil {
+			return err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(n.routers)) {
+		if err := n.applyRouter(n.routers[id]); err != nil {
 			return err
 		}
 	}
@@ -219,20 +278,9 @@ func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
 			}
 		}
 	}
-	for _, g := range hn.Groups {
-		n.groups[g.ID] = wire.SecurityGroup{}.Update(g)
-	}
-	for _, d := range hn.DHCP {
-		n.dhcp[d.SubnetID] = d
-	}
-	for _, p := range hn.Ports {
-		if err := n.plug(p); err != nil {
-			return err
-		}
-	}
 	// The networks served, and those served before that no longer are.
 	networks := map[string]bool{}
-	for _, d := range hn.DHCP {
+	for _, d := range n.dhcp {
 		networks[d.NetworkID] = true
 	}
 	for _, id := range n.dhcpNetworks() {
@@ -243,10 +291,7 @@ func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
 			return err
 		}
 	}
-	if err := n.removeUnowned(); err != nil {
-		return err
-	}
-	return n.applyFirewall()
+	return n.removeUnowned()
 }
 
 // SecurityGroups enforces the groups, as they now are, on the ports in

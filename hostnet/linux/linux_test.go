@@ -138,7 +138,7 @@ func newGuest(t testing.TB, hostNS string, p wire.Port, addr string) *guest {
 	var tap, sock *os.File
 	err = ns.do(func() error {
 		var err error
-		if tap, err = openTap(tapName(p.ID)); err != nil {
+		if tap, err = openTap(wire.TapName(p.ID)); err != nil {
 			return err
 		}
 		sock, err = packetSocket(relay)
@@ -236,7 +236,7 @@ func TestPlugWiresAPortAndUnplugRemovesIt(t *testing.T) {
 	if err := n.Plug(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	tap, err := n.nl.LinkByName(tapName(p.ID))
+	tap, err := n.nl.LinkByName(wire.TapName(p.ID))
 	if err != nil {
 		t.Fatalf("no tap after Plug: %v", err)
 	}
@@ -252,7 +252,7 @@ func TestPlugWiresAPortAndUnplugRemovesIt(t *testing.T) {
 	if err := n.Plug(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := n.nl.LinkByName(tapName(p.ID)); again.Attrs().Index != tap.Attrs().Index {
+	if again, _ := n.nl.LinkByName(wire.TapName(p.ID)); again.Attrs().Index != tap.Attrs().Index {
 		t.Errorf("plugging again made the tap anew")
 	}
 	if got, _ := n.Ports(ctx); len(got) != 1 || got[0].ID != p.ID {
@@ -261,7 +261,7 @@ func TestPlugWiresAPortAndUnplugRemovesIt(t *testing.T) {
 	if err := n.Unplug(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{tapName(p.ID), bridgeName("net-a")} {
+	for _, name := range []string{wire.TapName(p.ID), bridgeName("net-a")} {
 		if l, _ := n.linkByName(name); l != nil {
 			t.Errorf("%s is still there after Unplug", name)
 		}
@@ -332,9 +332,9 @@ func TestSyncLeavesOnlyWhatThePortsOwn(t *testing.T) {
 	if err := restarted.Sync(ctx, wire.HostNetwork{Ports: []wire.Port{b}}); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]bool{tapName(a.ID): false, bridgeName("net-1"): false, vxlanName("net-1"): false,
-		tapName(c.ID): false, bridgeName("net-3"): false, vethName("net-3"): false, dhcpVethName("net-1"): false,
-		tapName(b.ID): true, bridgeName("net-2"): true, vxlanName("net-2"): true, "tapmine": true} {
+	for name, want := range map[string]bool{wire.TapName(a.ID): false, bridgeName("net-1"): false, vxlanName("net-1"): false,
+		wire.TapName(c.ID): false, bridgeName("net-3"): false, vethName("net-3"): false, dhcpVethName("net-1"): false,
+		wire.TapName(b.ID): true, bridgeName("net-2"): true, vxlanName("net-2"): true, "tapmine": true} {
 		if l, _ := restarted.linkByName(name); (l != nil) != want {
 			t.Errorf("after sync, %s there: %v, want %v", name, l != nil, want)
 		}
@@ -406,5 +406,30 @@ func capture(t testing.TB, ns, iface, filter string) func() string {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		return out.String()
+	}
+}
+
+// TestReconcileRepairsWhatChangedBehindItsBack: a tap deleted and the
+// firewall's tables flushed by hand are back after Reconcile.
+func TestReconcileRepairsWhatChangedBehindItsBack(t *testing.T) {
+	ns := newFabric(t).host()
+	n := newNetwork(t, ns)
+	setGroups(t, n, wire.SecurityGroup{ID: "closed", Revision: 1, Stateful: true})
+	a := securedPort("aaaaaaaa-0000-4000-8000-0000000000a5", "fa:16:3e:00:05:01", "10.1.0.10", "closed")
+	plugAll(t, n, a)
+	run(t, "ip", "-n", ns, "link", "del", wire.TapName(a.ID))
+	run(t, "ip", "netns", "exec", ns, "nft", "flush", "ruleset")
+	if err := n.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tap, err := n.nl.LinkByName(wire.TapName(a.ID))
+	if err != nil {
+		t.Fatalf("the tap deleted by hand is not back: %v", err)
+	}
+	if br, _ := n.nl.LinkByName(bridgeName("net-1")); br == nil || tap.Attrs().MasterIndex != br.Attrs().Index {
+		t.Errorf("the tap is back, but not on its network's bridge")
+	}
+	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); !strings.Contains(out, "iifname \""+wire.TapName(a.ID)+"\"") {
+		t.Errorf("the firewall's rules for the port are not back:\n%s", out)
 	}
 }

@@ -71,20 +71,11 @@ type ndService struct {
 	Address string `json:"address"`
 }
 
-// tapName is a port's device name on the host, as Nova's and Neutron's:
-// "tap" and the start of its ID.
-func tapName(portID string) string {
-	if len(portID) > 11 {
-		portID = portID[:11]
-	}
-	return "tap" + portID
-}
-
 // newNetworkData describes a server's ports for cloud-init.
 func newNetworkData(ports []wire.Port) networkData {
 	nd := networkData{Links: []ndLink{}, Networks: []ndNetwork{}, Services: []ndService{}}
 	for _, p := range ports {
-		link := tapName(p.ID)
+		link := wire.TapName(p.ID)
 		nd.Links = append(nd.Links, ndLink{ID: link, VIFID: p.ID, Type: "tap", MTU: p.Segment.MTU, MAC: p.MAC})
 		for _, a := range p.Addresses {
 			n := ndNetwork{ID: fmt.Sprintf("network%d", len(nd.Networks)), Link: link, NetworkID: p.NetworkID}

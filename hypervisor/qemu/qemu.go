@@ -427,6 +427,13 @@ func (d *Driver) args(inst *instance, restore bool) []string {
 	if d.accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
+	// A virtio-net NIC for each port, in order, on the tap the host's
+	// network made for it (or, on a host whose network is simulated, one
+	// QEMU makes and that leads nowhere).
+	for i, p := range s.Ports {
+		args = append(args, "-netdev", fmt.Sprintf("tap,id=nic%d,ifname=%s,script=no,downscript=no", i, wire.TapName(p.ID)),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=nic%d,mac=%s", i, p.MAC))
+	}
 	if s.Kernel != nil {
 		cmdline := s.Image.Properties["os_command_line"]
 		if cmdline == "" {
