@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
 )
@@ -75,11 +76,11 @@ func (n *Network) applyDHCP(networkID string) error {
 	if err != nil {
 		return fmt.Errorf("DHCP for network %s: %w", networkID, err)
 	}
-	ns, err := n.openChildNamespace(n.dhcpNamespace(networkID))
+	ns, err := namespace.Create(n.dhcpNamespace(networkID))
 	if err != nil {
 		return err
 	}
-	defer ns.close()
+	defer ns.Close()
 	if err := n.dhcpLink(networkID, subnets, br, ns); err != nil {
 		return fmt.Errorf("DHCP for network %s: %w", networkID, err)
 	}
@@ -88,7 +89,7 @@ func (n *Network) applyDHCP(networkID string) error {
 
 // dhcpLink joins the DHCP namespace to the network's bridge, its end with
 // the DHCP port's MAC and addresses.
-func (n *Network) dhcpLink(networkID string, subnets []wire.DHCP, br netlink.Link, ns namespace) error {
+func (n *Network) dhcpLink(networkID string, subnets []wire.DHCP, br netlink.Link, ns namespace.NS) error {
 	var addrs []string
 	for _, d := range subnets {
 		for _, a := range d.Port.Addresses {
@@ -111,7 +112,7 @@ func addressWithPrefix(addr, cidr string) string {
 // runDnsmasq writes the DHCP server's files and has dnsmasq serve them:
 // it starts one if none runs with these arguments, and signals the one
 // that does to read its hosts and options again.
-func (n *Network) runDnsmasq(networkID string, subnets []wire.DHCP, ns namespace) error {
+func (n *Network) runDnsmasq(networkID string, subnets []wire.DHCP, ns namespace.NS) error {
 	dir := n.dhcpDir(networkID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -163,7 +164,7 @@ func (n *Network) runDnsmasq(networkID string, subnets []wire.DHCP, ns namespace
 	if pid != 0 {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
-	return ns.do(func() error {
+	return ns.Do(func() error {
 		out, err := exec.Command("dnsmasq", args...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("start dnsmasq for network %s: %v: %s", networkID, err, strings.TrimSpace(string(out)))
@@ -239,7 +240,7 @@ func (n *Network) stopDHCP(networkID string) error {
 	if pid := dnsmasqPID(dir); pid != 0 {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
-	if err := removeNamespace(n.dhcpNamespace(networkID)); err != nil {
+	if err := namespace.Remove(n.dhcpNamespace(networkID)); err != nil {
 		return err
 	}
 	veth, err := n.linkByName(dhcpVethName(networkID))

@@ -79,7 +79,7 @@ func (n *Network) applyFirewall() error {
 			return err
 		}
 	}
-	c, err := n.ns.nftables()
+	c, err := nftablesIn(n.ns)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (n *Network) bridgeNetfilter() error {
 		return nil
 	}
 	for _, f := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"} {
-		if err := n.ns.sysctl("net/bridge/"+f, "1"); err != nil {
+		if err := n.ns.Sysctl("net/bridge/"+f, "1"); err != nil {
 			return fmt.Errorf("send bridged traffic through the IP hooks: %w", err)
 		}
 	}

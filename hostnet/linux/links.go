@@ -177,7 +177,7 @@ func (n *Network) tap(p wire.Port, mac net.HardwareAddr) (netlink.Link, error) {
 	l, err := n.ensure(want, portOwner(p.ID), func() error {
 		// A tap is made in the namespace of the thread that opens
 		// /dev/net/tun, whatever the handle's.
-		return n.ns.do(func() error { return netlink.LinkAdd(want) })
+		return n.ns.Do(func() error { return netlink.LinkAdd(want) })
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"sync"
 
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
 )
@@ -60,7 +61,7 @@ type Config struct {
 type Network struct {
 	cfg      Config
 	datapath string // Open vSwitch's
-	ns       namespace
+	ns       namespace.NS
 	nl       *netlink.Handle
 	overlay  netlink.Link
 
@@ -78,19 +79,19 @@ func New(cfg Config) (*Network, error) {
 	if cfg.OverlayInterface != "" && (!cfg.VXLANGroup.IsValid() || !cfg.VXLANGroup.Addr().Is4() || !cfg.VXLANGroup.Addr().IsMulticast()) {
 		return nil, fmt.Errorf("the VXLAN group %s is not an IPv4 multicast block", cfg.VXLANGroup)
 	}
-	ns, err := openNamespace(cfg.Namespace)
+	ns, err := namespace.Open(cfg.Namespace)
 	if err != nil {
 		return nil, err
 	}
 	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, ports: map[string]wire.Port{},
 		groups: map[string]wire.SecurityGroup{}, dhcp: map[string]wire.DHCP{}, routers: map[string]wire.Router{}}
-	if ns.handle.IsOpen() {
-		n.nl, err = netlink.NewHandleAt(ns.handle)
+	if ns.Handle.IsOpen() {
+		n.nl, err = netlink.NewHandleAt(ns.Handle)
 	} else {
 		n.nl, err = netlink.NewHandle()
 	}
 	if err != nil {
-		ns.close()
+		ns.Close()
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
 	if cfg.OverlayInterface != "" {
@@ -108,7 +109,7 @@ func New(cfg Config) (*Network, error) {
 // Close lets go of the kernel; what is wired stays.
 func (n *Network) Close() {
 	n.nl.Close()
-	n.ns.close()
+	n.ns.Close()
 }
 
 // PhysicalNetworks returns the physical networks the host is wired to.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -130,13 +131,13 @@ func newGuest(t testing.TB, hostNS string, p wire.Port, addr string) *guest {
 	}
 	run(t, "ip", "-n", g.ns, "link", "set", "eth0", "up")
 	run(t, "ip", "-n", hostNS, "link", "set", relay, "up")
-	ns, err := openNamespace(hostNS)
+	ns, err := namespace.Open(hostNS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.close()
+	defer ns.Close()
 	var tap, sock *os.File
-	err = ns.do(func() error {
+	err = ns.Do(func() error {
 		var err error
 		if tap, err = openTap(wire.TapName(p.ID)); err != nil {
 			return err

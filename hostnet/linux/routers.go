@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -46,12 +47,12 @@ func (n *Network) childPrefix() string {
 
 // applyRouter makes a router as r says; the caller holds n.mu.
 func (n *Network) applyRouter(r wire.Router) error {
-	ns, err := n.openChildNamespace(n.routerNamespace(r.ID))
+	ns, err := namespace.Create(n.routerNamespace(r.ID))
 	if err != nil {
 		return err
 	}
-	defer ns.close()
-	if err := ns.sysctl("net/ipv4/ip_forward", "1"); err != nil {
+	defer ns.Close()
+	if err := ns.Sysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
 	keep := map[string]bool{}
@@ -117,8 +118,8 @@ func (n *Network) removeRouterPorts(routerID string, keep map[string]bool) error
 
 // routes sets a router's default route, through its gateway's subnet's
 // gateway, and its static routes, and removes any other.
-func routes(ns namespace, r wire.Router) error {
-	h, err := netlink.NewHandleAt(ns.handle)
+func routes(ns namespace.NS, r wire.Router) error {
+	h, err := netlink.NewHandleAt(ns.Handle)
 	if err != nil {
 		return err
 	}
@@ -167,8 +168,8 @@ func routes(ns namespace, r wire.Router) error {
 // natTable replaces the router's address translation: each floating
 // address to its fixed address and back, and, with SNAT on, the rest of
 // what leaves through the gateway from the gateway's address.
-func natTable(ns namespace, r wire.Router) error {
-	c, err := ns.nftables()
+func natTable(ns namespace.NS, r wire.Router) error {
+	c, err := nftablesIn(ns)
 	if err != nil {
 		return err
 	}
@@ -220,14 +221,14 @@ func (n *Network) stopRouter(routerID string) error {
 	if err := n.removeRouterPorts(routerID, nil); err != nil {
 		return err
 	}
-	return removeNamespace(n.routerNamespace(routerID))
+	return namespace.Remove(n.routerNamespace(routerID))
 }
 
 // routerIDs returns the routers whose namespaces the host has.
 func (n *Network) routerIDs() []string {
 	prefix := n.routerNamespace("")
 	var out []string
-	for _, name := range childNamespaces(prefix) {
+	for _, name := range namespace.List(prefix) {
 		out = append(out, strings.TrimPrefix(name, prefix))
 	}
 	return out
