@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,8 @@ type Config struct {
 		HostIP           string
 		PhysicalNetworks []string
 		NetworkNode      bool
+		OverlayInterface string
+		Namespace        string
 	}
 	Network struct {
 		Driver            string
@@ -89,6 +92,9 @@ type Config struct {
 		VNIRanges         string
 		MTU               int
 		BaseMAC           string
+		VXLANGroup        string
+		OVSDB             string
+		OVSDatapath       string
 	}
 	Attestation struct {
 		Enabled         string
@@ -164,7 +170,12 @@ func (c *Config) options() []option {
 		{"agent", "host_ip", "Address of this compute host, shown to operators.", (*str)(&c.Agent.HostIP)},
 		{"agent", "physical_networks", "Comma-separated physical networks this compute host is wired to, each as NAME:INTERFACE (the host's interface that carries it); flat and VLAN networks on a physical network are placed only on hosts wired to it.", (*list)(&c.Agent.PhysicalNetworks)},
 		{"agent", "network_node", "Whether this compute host runs the cloud's DHCP servers and routers (yes or no); the first network node that is up, by name, does.", (*boolean)(&c.Agent.NetworkNode)},
-		{"network", "driver", "On compute hosts: how ports, security groups, DHCP and routers are wired: fake (kept in memory, for tests and simulated hosts).", (*choice)(&c.Network.Driver)},
+		{"agent", "overlay_interface", "The interface of this compute host that VXLAN networks go over, between hosts; needed for VXLAN networks with the linux network driver.", (*str)(&c.Agent.OverlayInterface)},
+		{"agent", "namespace", "The network namespace (a name under /run/netns) this compute host's network and guests are in; empty for the agent's own. `trustack up --network linux` puts each of its hosts in one.", (*str)(&c.Agent.Namespace)},
+		{"network", "driver", "On compute hosts: how ports, security groups, DHCP and routers are wired: linux (in the kernel: bridges, taps, VXLAN, Open vSwitch for flat and VLAN networks, nftables, dnsmasq and routers in network namespaces) or fake (kept in memory, for tests and simulated hosts).", (*choice)(&c.Network.Driver)},
+		{"network", "vxlan_group", "On compute hosts: the IPv4 multicast block VXLAN networks flood to, VNI n to the block's address n modulo its size.", (*str)(&c.Network.VXLANGroup)},
+		{"network", "ovsdb", "On compute hosts: the Open vSwitch database that flat and VLAN networks are wired through.", (*str)(&c.Network.OVSDB)},
+		{"network", "ovs_datapath", "On compute hosts: Open vSwitch's datapath: system (the kernel's), netdev (userspace, where the kernel has no openvswitch module) or auto (system if the module is there).", (*choice)(&c.Network.OVSDatapath)},
 		{"network", "tenant_network_type", "Segment type of the networks users create without naming one: vxlan, vlan (from vlan_ranges) or local.", (*choice)(&c.Network.TenantNetworkType)},
 		{"network", "physical_networks", "Comma-separated names of the physical networks that flat and VLAN networks may be on, as the hosts' [agent] physical_networks name them.", (*list)(&c.Network.PhysicalNetworks)},
 		{"network", "vlan_ranges", "Comma-separated VLAN ranges users' networks take, each as PHYSNET:FIRST:LAST, as Neutron's network_vlan_ranges; empty: VLAN networks only from an administrator who names the VLAN.", (*list)(&c.Network.VLANRanges)},
@@ -221,6 +232,9 @@ func Default() *Config {
 	c.Network.VNIRanges = "1:65535"
 	c.Network.MTU = 1500
 	c.Network.BaseMAC = "fa:16:3e:00:00:00"
+	c.Network.VXLANGroup = "239.1.0.0/16"
+	c.Network.OVSDB = "unix:/run/openvswitch/db.sock"
+	c.Network.OVSDatapath = "auto"
 	c.Attestation.Enabled = "auto"
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
@@ -335,8 +349,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [attestation] interval and measure_interval must be at least 1 second")
 	case c.Compute.CPUAllocationRatio <= 0 || c.Compute.RAMAllocationRatio <= 0 || c.Compute.DiskAllocationRatio <= 0:
 		return fmt.Errorf("config: [compute] allocation ratios must be positive")
-	case c.Network.Driver != "fake":
-		return fmt.Errorf("config: [network] driver must be fake, not %q", c.Network.Driver)
+	case !slices.Contains([]string{"fake", "linux"}, c.Network.Driver):
+		return fmt.Errorf("config: [network] driver must be linux or fake, not %q", c.Network.Driver)
+	case !slices.Contains([]string{"auto", "system", "netdev"}, c.Network.OVSDatapath):
+		return fmt.Errorf("config: [network] ovs_datapath must be auto, system or netdev, not %q", c.Network.OVSDatapath)
 	case !slices.Contains([]string{"vxlan", "vlan", "local"}, c.Network.TenantNetworkType):
 		return fmt.Errorf("config: [network] tenant_network_type must be vxlan, vlan or local, not %q", c.Network.TenantNetworkType)
 	case c.Network.MTU < 576:
@@ -354,7 +370,19 @@ func (c *Config) check() error {
 	if _, err := c.HostPhysicalNetworks(); err != nil {
 		return err
 	}
+	if _, err := c.VXLANGroup(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// VXLANGroup returns [network] vxlan_group.
+func (c *Config) VXLANGroup() (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c.Network.VXLANGroup)
+	if err != nil || !p.Addr().Is4() || !p.Addr().IsMulticast() {
+		return netip.Prefix{}, fmt.Errorf("config: [network] vxlan_group: want an IPv4 multicast block such as 239.1.0.0/16, got %q", c.Network.VXLANGroup)
+	}
+	return p, nil
 }
 
 // VLANRanges returns [network] vlan_ranges, by physical network.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,11 +17,7 @@ import (
 // a network while ports are on it.
 func TestNetworkOpenStackCLI(t *testing.T) {
 	need(t, "openstack")
-	images, err := filepath.Abs("../build/test-image")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startUp(t, "--nodes", "3", "--attestation", "no", "--test-image", images)
+	c := startUp(t, "--nodes", "3", "--attestation", "no", "--test-image", testImage(t))
 	demo := c.openrc("demo-openrc")
 
 	// A newcomer's server has an address on the project's network private.

@@ -23,14 +23,7 @@ import (
 // QEMU process and no file.
 func TestQEMUCLI(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64")
-	images, err := filepath.Abs("../build/test-image")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(images, "tiny.qcow2")); err != nil {
-		t.Fatalf("the test guest is missing (scripts/build-test-image makes it; make test runs it): %v", err)
-	}
-	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", images)
+	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", testImage(t))
 	t.Cleanup(func() { killQEMUs(t, c.dir) })
 	admin := c.openrc("openrc")
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,11 +110,7 @@ func hostOf(t testing.TB, admin map[string]string, id string) string {
 // other host, where its QEMU process alone runs.
 func TestColdMigrationOfARealVM(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64")
-	images, err := filepath.Abs("../build/test-image")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", images)
+	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", testImage(t))
 	t.Cleanup(func() { killQEMUs(t, c.dir) })
 	admin := c.openrc("openrc")
 	manage := func(args ...string) { t.Helper(); trustackOK(t, admin, append([]string{"manage"}, args...)...) }

@@ -14,6 +14,7 @@ import (
 	"github.com/trustack/trustack/dcc"
 	"github.com/trustack/trustack/host"
 	fakenet "github.com/trustack/trustack/hostnet/fake"
+	"github.com/trustack/trustack/hostnet/linux"
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/hypervisor/qemu"
 )
@@ -29,23 +30,37 @@ func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, 
 	if err != nil {
 		return nil, err
 	}
-	net, err := hostNetwork(cfg)
+	net, err := hostNetwork(cfg, dir)
 	if err != nil {
 		return nil, err
 	}
 	return host.New(cfg, dial, name, dir, tpm, hv, net, log)
 }
 
-// hostNetwork returns the host network [network] driver names.
-func hostNetwork(cfg *config.Config) (agent.HostNetwork, error) {
+// hostNetwork returns the host network [network] driver names, with its
+// state in the host's directory dir.
+func hostNetwork(cfg *config.Config, dir string) (agent.HostNetwork, error) {
 	physnets, err := cfg.HostPhysicalNetworks()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Network.Driver != "fake" {
+	switch cfg.Network.Driver {
+	case "fake":
+		return fakenet.New(slices.Sorted(maps.Keys(physnets))), nil
+	case "linux":
+		group, err := cfg.VXLANGroup()
+		if err != nil {
+			return nil, err
+		}
+		datapath := cfg.Network.OVSDatapath
+		if datapath == "auto" {
+			datapath = ""
+		}
+		return linux.New(linux.Config{Namespace: cfg.Agent.Namespace, PhysicalNetworks: physnets, OverlayInterface: cfg.Agent.OverlayInterface,
+			VXLANGroup: group, OVSDB: cfg.Network.OVSDB, OVSDatapath: datapath, StateDir: filepath.Join(dir, "network")})
+	default:
 		return nil, fmt.Errorf("unknown network driver %q", cfg.Network.Driver)
 	}
-	return fakenet.New(slices.Sorted(maps.Keys(physnets))), nil
 }
 
 // hypervisor returns the driver [compute] driver names, for the host
@@ -62,7 +77,7 @@ func hypervisor(ctx context.Context, cfg *config.Config, name, dir string, log *
 		})
 	case "qemu":
 		hv, err = qemu.New(ctx, qemu.Options{
-			Dir: filepath.Join(dir, "qemu"), Hostname: name, Accel: cfg.Compute.Accel,
+			Dir: filepath.Join(dir, "qemu"), Hostname: name, Accel: cfg.Compute.Accel, Namespace: cfg.Agent.Namespace,
 			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, PowerOffTimeout: cfg.Compute.ShutdownTimeout, Log: log.With("host", name),
 		})
 	default:

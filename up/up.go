@@ -100,19 +100,32 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 			return err
 		}
 	}
+	names := make([]string, nodes)
+	hostCfgs := map[string]*config.Config{}
+	for i := range names {
+		names[i] = fmt.Sprintf("compute-%d", i+1)
+		hostCfg := *cfg
+		// The first host is the network node: DHCP servers and routers.
+		hostCfg.Agent.NetworkNode = i == 0
+		hostCfgs[names[i]] = &hostCfg
+	}
+	if cfg.Network.Driver == "linux" {
+		f, err := newFabric(ctx, cfg, names, hostCfgs)
+		if err != nil {
+			return err
+		}
+		defer f.stop()
+		log.Info("compute hosts in network namespaces of their own", "prefix", f.prefix)
+	}
 	var hosts sync.WaitGroup
 	defer hosts.Wait()
 	hostCtx, stopHosts := context.WithCancel(ctx)
 	defer stopHosts()
-	for i := 1; i <= nodes; i++ {
-		name := fmt.Sprintf("compute-%d", i)
+	for _, name := range names {
 		dial := func(opts ...bus.Option) (*bus.Conn, error) {
 			return bus.Connect("", "trustack-agent-"+name, append(opts, bus.InProcess(c.Bus), bus.Logger(log))...)
 		}
-		// The first host is the network node: DHCP servers and routers.
-		hostCfg := *cfg
-		hostCfg.Agent.NetworkNode = i == 1
-		h, err := NewHost(ctx, &hostCfg, dial, name, hostDir(cfg, name), tpms.addr[name], log)
+		h, err := NewHost(ctx, hostCfgs[name], dial, name, hostDir(cfg, name), tpms.addr[name], log)
 		if err != nil {
 			return err
 		}

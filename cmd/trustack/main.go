@@ -68,7 +68,7 @@ func logger(cfg *config.Config) *slog.Logger {
 }
 
 func upCommand() *cobra.Command {
-	var configFile, dataDir, listen, driver, testImage, attestation string
+	var configFile, dataDir, listen, driver, network, testImage, attestation string
 	var nodes int
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -81,7 +81,7 @@ flags override it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
-			cfg.DataDir, cfg.API.Listen, cfg.Compute.Driver = dataDir, listen, driver
+			cfg.DataDir, cfg.API.Listen, cfg.Compute.Driver, cfg.Network.Driver = dataDir, listen, driver, network
 			cfg.Bus.Listen = "127.0.0.1:0" // the hosts are in this process
 			if configFile != "" {
 				var err error
@@ -98,6 +98,9 @@ flags override it.`,
 				if cmd.Flags().Changed("driver") {
 					cfg.Compute.Driver = driver
 				}
+				if cmd.Flags().Changed("network") {
+					cfg.Network.Driver = network
+				}
 			}
 			if cmd.Flags().Changed("attestation") {
 				cfg.Attestation.Enabled = attestation
@@ -113,6 +116,7 @@ flags override it.`,
 	home, _ := os.UserHomeDir()
 	cmd.Flags().IntVar(&nodes, "nodes", 1, "compute hosts to run in this process")
 	cmd.Flags().StringVar(&driver, "driver", "fake", "hypervisor driver of the compute hosts: fake or qemu")
+	cmd.Flags().StringVar(&network, "network", "fake", "network driver of the compute hosts: fake, or linux (each host in a network namespace of its own, as a cloud of several machines on this one; needs root)")
 	cmd.Flags().StringVar(&attestation, "attestation", "auto", "whether the compute hosts attest, each with its own swtpm: yes, no, or auto (if swtpm is installed)")
 	cmd.Flags().StringVar(&testImage, "test-image", "build/test-image", "directory of the test guest (scripts/build-test-image), offered as the public image tiny if there")
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: none, embedded defaults)")

@@ -34,6 +34,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -65,6 +66,10 @@ type Options struct {
 	// ConsoleLogSize is the size at which a console log is rotated (default
 	// 1 MiB; one rotated log is kept).
 	ConsoleLogSize int64
+	// Namespace is the network namespace the guests run in, whose host
+	// network made their taps: a name under /run/netns, or "" for the
+	// agent's own.
+	Namespace string
 	// HTTPClient downloads images (default http.DefaultClient).
 	HTTPClient *http.Client
 	// Log receives what the driver does (default: discarded).
@@ -463,7 +468,12 @@ func (d *Driver) start(ctx context.Context, inst *instance, restore bool) (err e
 	cmd.Dir = inst.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed with the agent's terminal
-	if err := cmd.Start(); err != nil {
+	ns, err := namespace.Open(d.opts.Namespace)
+	if err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	defer ns.Close()
+	if err := ns.Do(cmd.Start); err != nil {
 		return fmt.Errorf("qemu: start: %w", err)
 	}
 	exited := make(chan struct{})

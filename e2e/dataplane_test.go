@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trustack/trustack/up"
+)
+
+// TestNetworksOnRealHosts runs QEMU guests on `trustack up --nodes 2
+// --driver qemu --network linux`, two hosts in network namespaces of their
+// own, and checks what their networks must do on the wire:
+//
+//   - two guests of a project on its DHCP network, on different hosts,
+//     get their addresses by DHCP and reach each other;
+//   - a guest reaches no host's management address, and nothing with an
+//     address not its own;
+//   - a guest of another project, on a network with the same addresses,
+//     reaches neither;
+//   - a guest on the flat external network, which has no DHCP, has the
+//     address the API gave it, from its config drive;
+//   - from the outside, a guest's floating address answers only while its
+//     security group lets ICMP in, and not once the address is removed.
+func TestNetworksOnRealHosts(t *testing.T) {
+	need(t, "openstack", "qemu-system-x86_64", "ovs-vsctl", "dnsmasq", "ip", "ping")
+	if os.Geteuid() != 0 {
+		t.Fatal("the linux network driver needs root, to make network namespaces")
+	}
+	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--network", "linux", "--test-image", testImage(t))
+	prefix := up.FabricPrefix(filepath.Join(c.dir, "data"))
+	t.Cleanup(func() { killQEMUs(t, c.dir); removeNamespaces(t, prefix) })
+	demo, admin := c.openrc("demo-openrc"), c.openrc("openrc")
+
+	// A lets ICMP in from anywhere, so that only anti-spoofing stops B's
+	// forged pings below.
+	must(t, demo, "security group", "create", "icmp-in")
+	must(t, demo, "security group", "rule", "create", "--protocol", "icmp", "--ingress", "icmp-in")
+	a := boot(t, demo, "vmA", "--security-group", "default", "--security-group", "icmp-in")
+	aIP := address(t, demo, "vmA", "private")
+	b := boot(t, demo, "vmB", "--hint", "different_host="+a, "--user-data", script(t, fmt.Sprintf(`
+reach() { i=0; while [ $i -lt 20 ]; do ping -c 1 -W 1 "$1" >/dev/null 2>&1 && return 0; i=$((i + 1)); done; return 1; }
+reach %[1]s && echo "peer reachable" || echo "peer unreachable"
+ping -c 2 -W 1 192.0.2.1 >/dev/null 2>&1 && echo "management reachable" || echo "management unreachable"
+ip addr flush dev eth0
+ip addr add 10.0.15.250/20 dev eth0
+ping -c 3 -W 1 %[1]s >/dev/null 2>&1 && echo "forged reachable" || echo "forged unreachable"
+`, aIP)))
+	if hostOf(t, admin, a) == hostOf(t, admin, b) {
+		t.Fatalf("vmA and vmB are on one host, %s; want two", hostOf(t, admin, a))
+	}
+	waitConsole(t, demo, "vmA", "trustack-guest address: eth0 "+aIP+"/20")
+	waitConsole(t, demo, "vmB", "trustack-guest script: peer reachable")
+	waitConsole(t, demo, "vmB", "trustack-guest script: management unreachable")
+	waitConsole(t, demo, "vmB", "trustack-guest script: forged unreachable")
+
+	// C, the admin project's, on its own network (10.0.0.0/20 too) and on
+	// the flat external network, without DHCP.
+	private := strings.TrimSpace(must(t, admin, "network", "list", "--project", "admin", "--name", "private", "-f", "value", "-c", "ID"))
+	boot(t, admin, "vmC", "--nic", "net-id="+private, "--network", "public", "--user-data", script(t, fmt.Sprintf(`
+ping -c 3 -W 1 %s >/dev/null 2>&1 && echo "other project reachable" || echo "other project unreachable"
+`, aIP)))
+	cPublic := address(t, admin, "vmC", "public")
+	waitConsole(t, admin, "vmC", "trustack-guest address: eth1 "+cPublic+"/24")
+	waitConsole(t, admin, "vmC", "trustack-guest script: other project unreachable")
+
+	// From the outside, through A's floating address.
+	fip := strings.TrimSpace(must(t, demo, "floating ip", "create", "public", "-f", "value", "-c", "floating_ip_address"))
+	must(t, demo, "server", "add", "floating ip", "vmA", fip)
+	outsidePings := func() bool {
+		return exec.Command("ip", "netns", "exec", prefix+"-outside", "ping", "-c", "1", "-W", "1", fip).Run() == nil
+	}
+	eventually(t, 30*time.Second, func() (bool, string) { return outsidePings(), "" }, "the outside pings vmA's floating address %s", fip)
+	must(t, demo, "server", "remove", "security group", "vmA", "icmp-in")
+	eventually(t, 30*time.Second, func() (bool, string) { return !outsidePings(), "" },
+		"the outside no longer pings %s once vmA is in no group that lets ICMP in", fip)
+	rule := strings.TrimSpace(must(t, demo, "security group", "rule", "create", "--protocol", "icmp", "--ingress", "default", "-f", "value", "-c", "id"))
+	eventually(t, 30*time.Second, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s once default lets ICMP in", fip)
+	must(t, demo, "security group", "rule", "delete", rule)
+	eventually(t, 30*time.Second, func() (bool, string) { return !outsidePings(), "" }, "the outside no longer pings %s once the rule is deleted", fip)
+	must(t, demo, "security group", "rule", "create", "--protocol", "icmp", "--ingress", "default")
+	eventually(t, 30*time.Second, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s again", fip)
+	must(t, demo, "server", "remove", "floating ip", "vmA", fip)
+	eventually(t, 30*time.Second, func() (bool, string) { return !outsidePings(), "" }, "the outside no longer pings %s once it is removed", fip)
+}
+
+// testImage returns the test guest's directory, which make test builds.
+func testImage(t testing.TB) string {
+	t.Helper()
+	images, err := filepath.Abs("../build/test-image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(images, "tiny.qcow2")); err != nil {
+		t.Fatalf("the test guest is missing (scripts/build-test-image makes it; make test runs it): %v", err)
+	}
+	return images
+}
+
+// boot creates a server of the tiny image, waits until it is ACTIVE and
+// returns its ID.
+func boot(t testing.TB, env map[string]string, name string, flags ...string) string {
+	t.Helper()
+	args := append([]string{"server", "create", "--image", "tiny", "--flavor", "m1.tiny", "--wait", "-f", "value", "-c", "id"}, flags...)
+	return strings.TrimSpace(must(t, env, append(args, name)...))
+}
+
+// address returns a server's address on a network, by the network's name.
+func address(t testing.TB, env map[string]string, server, network string) string {
+	t.Helper()
+	out := must(t, env, "server", "show", server, "-f", "value", "-c", "addresses")
+	// {'private': ['10.0.2.236'], 'public': ['172.24.4.5']}
+	i := strings.Index(out, "'"+network+"': ['")
+	if i < 0 {
+		t.Fatalf("server %s has no address on %s: %s", server, network, out)
+	}
+	rest := out[i+len(network)+6:]
+	return rest[:strings.IndexByte(rest, '\'')]
+}
+
+// script writes a user-data shell script, returning its file.
+func script(t testing.TB, body string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "user-data")
+	if err := os.WriteFile(f, []byte("#!/bin/sh\n"+strings.TrimLeft(body, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// waitConsole waits until a server's console has a line.
+func waitConsole(t testing.TB, env map[string]string, server, line string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, func() (bool, string) {
+		out := must(t, env, "console", "log", "show", server)
+		return strings.Contains(out, line), out
+	}, "%s's console says %q", server, line)
+}
+
+// removeNamespaces stops what runs in the network namespaces of a cloud
+// (its DHCP servers) and removes them: they outlive trustack, as its
+// guests do.
+func removeNamespaces(t testing.TB, prefix string) {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		out, _ := exec.Command("ip", "netns", "pids", e.Name()).Output()
+		for _, f := range strings.Fields(string(out)) {
+			var pid int
+			if _, err := fmt.Sscan(f, &pid); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if err := exec.Command("ip", "netns", "del", e.Name()).Run(); err != nil {
+			t.Logf("remove network namespace %s: %v", e.Name(), err)
+		}
+	}
+}
