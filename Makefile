@@ -7,6 +7,7 @@ DATA        ?= $(CURDIR)/data
 LISTEN      ?= 127.0.0.1:5000
 NODES       ?= 3
 DRIVER      ?= fake
+NETWORK     ?= fake
 TEST_IMAGE  := build/test-image
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # One core for the placement benchmark: GOMAXPROCS=1, pinned where taskset is.
@@ -15,10 +16,12 @@ ONE_CORE    := GOMAXPROCS=1 $(shell command -v taskset >/dev/null 2>&1 && echo t
 .PHONY: bench-attest up test bench bench-sim lint deps build test-image clean
 
 ## up: run a whole cloud in this process, with NODES compute hosts of
-## DRIVER (fake, or qemu for real VMs), and the test guest as image tiny
+## DRIVER (fake, or qemu for real VMs) and NETWORK (fake, or linux: each
+## host in a network namespace, its guests really networked; root), and
+## the test guest as image tiny
 ## (state in ./data; source data/openrc)
 up: deps build test-image
-	$(BIN) up --data-dir $(DATA) --listen $(LISTEN) --nodes $(NODES) --driver $(DRIVER) --test-image $(TEST_IMAGE)
+	$(BIN) up --data-dir $(DATA) --listen $(LISTEN) --nodes $(NODES) --driver $(DRIVER) --network $(NETWORK) --test-image $(TEST_IMAGE)
 
 ## test: lint, then every test with the race detector (PostgreSQL, the
 ## OpenStack CLIs, Tempest and QEMU guests included)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustack/trustack/internal/nettest"
 	"github.com/trustack/trustack/up"
 )
 
@@ -21,8 +22,9 @@ import (
 //     get their addresses by DHCP and reach each other;
 //   - a guest reaches no host's management address, and nothing with an
 //     address not its own;
-//   - a guest of another project, on a network with the same addresses,
-//     reaches neither;
+//   - a guest of another project, on a VLAN network with the same
+//     addresses, reaches neither, and its frames cross the physical
+//     network tagged with the network's VLAN;
 //   - a guest on the flat external network, which has no DHCP, has the
 //     address the API gave it, from its config drive;
 //   - from the outside, a guest's floating address answers only while its
@@ -59,15 +61,22 @@ ping -c 3 -W 1 %[1]s >/dev/null 2>&1 && echo "forged reachable" || echo "forged 
 	waitConsole(t, demo, "vmB", "trustack-guest script: management unreachable")
 	waitConsole(t, demo, "vmB", "trustack-guest script: forged unreachable")
 
-	// C, the admin project's, on its own network (10.0.0.0/20 too) and on
-	// the flat external network, without DHCP.
-	private := strings.TrimSpace(must(t, admin, "network", "list", "--project", "admin", "--name", "private", "-f", "value", "-c", "ID"))
-	boot(t, admin, "vmC", "--nic", "net-id="+private, "--network", "public", "--user-data", script(t, fmt.Sprintf(`
+	// C, the admin project's, on a VLAN network of its own (10.0.0.0/20
+	// too) and on the flat external network, which has no DHCP.
+	must(t, admin, "network", "create", "--provider-network-type", "vlan", "--provider-physical-network", "physnet1",
+		"--provider-segment", "100", "vlan100")
+	must(t, admin, "subnet", "create", "--network", "vlan100", "--subnet-range", "10.0.0.0/20", "vlan100-subnet")
+	tagged := nettest.Capture(t, prefix+"-wire", "physnet1", "vlan 100")
+	boot(t, admin, "vmC", "--network", "vlan100", "--network", "public", "--user-data", script(t, fmt.Sprintf(`
 ping -c 3 -W 1 %s >/dev/null 2>&1 && echo "other project reachable" || echo "other project unreachable"
 `, aIP)))
 	cPublic := address(t, admin, "vmC", "public")
+	waitConsole(t, admin, "vmC", "trustack-guest address: eth0 "+address(t, admin, "vmC", "vlan100")+"/20")
 	waitConsole(t, admin, "vmC", "trustack-guest address: eth1 "+cPublic+"/24")
 	waitConsole(t, admin, "vmC", "trustack-guest script: other project unreachable")
+	if got := tagged(); !strings.Contains(got, "vlan 100") {
+		t.Errorf("no frame tagged with VLAN 100 crossed the physical network physnet1; tcpdump saw:\n%s", got)
+	}
 
 	// From the outside, through A's floating address.
 	fip := strings.TrimSpace(must(t, demo, "floating ip", "create", "public", "-f", "value", "-c", "floating_ip_address"))

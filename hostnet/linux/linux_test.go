@@ -11,10 +11,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/internal/namespace"
+	"github.com/trustack/trustack/internal/nettest"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -371,7 +371,7 @@ func TestVLANNetworksAreTaggedOnThePhysicalNetwork(t *testing.T) {
 	gd := newGuest(t, h1, d, "10.5.0.1/24")
 	run(t, "ip", "-n", f.ns, "addr", "add", "10.5.0.100/24", "dev", "phys")
 
-	tagged := capture(t, f.ns, "phys", "vlan 100 and icmp")
+	tagged := nettest.Capture(t, f.ns, "phys", "vlan 100 and icmp")
 	if !ga.pings("10.2.0.2") {
 		t.Errorf("guest a cannot reach guest b of its VLAN network on another host")
 	}
@@ -381,32 +381,12 @@ func TestVLANNetworksAreTaggedOnThePhysicalNetwork(t *testing.T) {
 	if ga.pings("10.2.0.3") || gc.pings("10.2.0.1") {
 		t.Errorf("a guest of another VLAN network reaches guest a")
 	}
-	untagged := capture(t, f.ns, "phys", "icmp") // untagged alone: a tagged frame is no IP frame to BPF
+	untagged := nettest.Capture(t, f.ns, "phys", "icmp") // untagged alone: a tagged frame is no IP frame to BPF
 	if !gd.pings("10.5.0.100") {
 		t.Errorf("a guest of the flat network cannot reach an address on the physical network")
 	}
 	if got := untagged(); !strings.Contains(got, "10.5.0.1 > 10.5.0.100") {
 		t.Errorf("no untagged ICMP from the flat network on the physical network; tcpdump saw:\n%s", got)
-	}
-}
-
-// capture runs tcpdump on an interface of a namespace until the function
-// it returns is called, which returns what it printed.
-func capture(t testing.TB, ns, iface, filter string) func() string {
-	t.Helper()
-	var out strings.Builder
-	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-e", "-i", iface, filter)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// tcpdump says it listens before it does; give it a moment.
-	time.Sleep(500 * time.Millisecond)
-	return func() string {
-		time.Sleep(200 * time.Millisecond)
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		return out.String()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/internal/nettest"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -36,7 +37,7 @@ func TestRoutersJoinTenantsToTheOutside(t *testing.T) {
 	if err := n.SetRouter(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	seen := capture(t, f.ns, "phys", "icmp")
+	seen := nettest.Capture(t, f.ns, "phys", "icmp")
 	if !ga.pings("172.24.4.1") {
 		t.Errorf("the guest cannot reach the outside through its router")
 	}
@@ -54,7 +55,7 @@ func TestRoutersJoinTenantsToTheOutside(t *testing.T) {
 	if !outside.pings("172.24.4.20") {
 		t.Errorf("the outside cannot reach the guest through its floating address")
 	}
-	seen = capture(t, f.ns, "phys", "icmp")
+	seen = nettest.Capture(t, f.ns, "phys", "icmp")
 	ga.pings("172.24.4.1")
 	if got := seen(); !strings.Contains(got, "172.24.4.20 > 172.24.4.1") {
 		t.Errorf("the guest's ping did not leave from its floating address; tcpdump saw:\n%s", got)
