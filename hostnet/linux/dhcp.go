@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,23 +48,10 @@ func (n *Network) dhcpDir(networkID string) string {
 	return filepath.Join(n.cfg.StateDir, "dhcp", networkID)
 }
 
-// dhcpOf returns the DHCP servers of a network's subnets, by subnet ID;
-// the caller holds n.mu.
-func (n *Network) dhcpOf(networkID string) []wire.DHCP {
-	var out []wire.DHCP
-	for _, d := range n.dhcp {
-		if d.NetworkID == networkID {
-			out = append(out, d)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SubnetID < out[j].SubnetID })
-	return out
-}
-
-// applyDHCP makes a network's DHCP server serve its subnets as n.dhcp
+// applyDHCP makes a network's DHCP server serve its subnets as n.st.DHCP
 // says, or stops it if it serves none; the caller holds n.mu.
 func (n *Network) applyDHCP(networkID string) error {
-	subnets := n.dhcpOf(networkID)
+	subnets := n.st.DHCPOf(networkID)
 	if len(subnets) == 0 {
 		return n.stopDHCP(networkID)
 	}

@@ -54,7 +54,7 @@ type secured struct {
 func (n *Network) applyFirewall() error {
 	var ports []secured
 	bridges := map[string]uint16{}
-	for _, p := range n.ports {
+	for _, p := range n.st.Ports {
 		br, err := n.linkByName(bridgeName(p.NetworkID))
 		if err != nil {
 			return err
@@ -84,7 +84,7 @@ func (n *Network) applyFirewall() error {
 		return err
 	}
 	b := &rules{c: c, bridge: &nftables.Table{Family: nftables.TableFamilyBridge, Name: tableName},
-		inet: &nftables.Table{Family: nftables.TableFamilyINet, Name: tableName}, groups: n.groups}
+		inet: &nftables.Table{Family: nftables.TableFamilyINet, Name: tableName}, groups: n.st.Groups}
 	for _, t := range []*nftables.Table{b.bridge, b.inet} {
 		// Made if missing, so that deleting it cannot fail, then made anew.
 		c.AddTable(t)

@@ -19,10 +19,10 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/hostnet"
 	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
@@ -65,12 +65,9 @@ type Network struct {
 	nl       *netlink.Handle
 	overlay  netlink.Link
 
-	mu      sync.Mutex
-	ports   map[string]wire.Port
-	groups  map[string]wire.SecurityGroup
-	dhcp    map[string]wire.DHCP // by subnet ID
-	routers map[string]wire.Router
-	brnf    bool // bridged traffic goes through the IP hooks
+	mu   sync.Mutex
+	st   hostnet.State
+	brnf bool // bridged traffic goes through the IP hooks
 }
 
 // New opens the host's network as cfg says. It changes nothing until told
@@ -83,8 +80,7 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, ports: map[string]wire.Port{},
-		groups: map[string]wire.SecurityGroup{}, dhcp: map[string]wire.DHCP{}, routers: map[string]wire.Router{}}
+	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, st: hostnet.NewState(slices.Collect(maps.Keys(cfg.PhysicalNetworks)))}
 	if ns.Handle.IsOpen() {
 		n.nl, err = netlink.NewHandleAt(ns.Handle)
 	} else {
@@ -113,28 +109,20 @@ func (n *Network) Close() {
 }
 
 // PhysicalNetworks returns the physical networks the host is wired to.
-func (n *Network) PhysicalNetworks() []string {
-	return slices.Sorted(maps.Keys(n.cfg.PhysicalNetworks))
-}
+func (n *Network) PhysicalNetworks() []string { return n.st.PhysicalNetworks() }
 
-// Plug wires a port: its network's bridge and uplink, and its tap.
+// Plug wires a port: its network's bridge and uplink, and its tap, which
+// joins its bridge only once the firewall holds it.
 func (n *Network) Plug(_ context.Context, p wire.Port) error {
-	if err := p.Check(n.PhysicalNetworks()); err != nil {
-		return err
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.plug(p)
-}
-
-// plug is Plug of a checked port; the caller holds n.mu. The port's tap
-// joins its bridge only once the firewall holds it.
-func (n *Network) plug(p wire.Port) error {
+	if err := n.st.Plug(p); err != nil {
+		return err
+	}
 	tap, br, err := n.prepare(p)
 	if err != nil {
 		return err
 	}
-	n.ports[p.ID] = p
 	if err := n.applyFirewall(); err != nil {
 		return err
 	}
@@ -166,7 +154,7 @@ func (n *Network) join(p wire.Port, tap, br netlink.Link) error {
 func (n *Network) Unplug(_ context.Context, portID string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.ports, portID)
+	delete(n.st.Ports, portID)
 	tap, err := n.linkByName(wire.TapName(portID))
 	if err != nil || tap == nil {
 		return err
@@ -187,49 +175,16 @@ func (n *Network) Unplug(_ context.Context, portID string) error {
 func (n *Network) Ports(context.Context) ([]wire.Port, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := slices.Collect(maps.Values(n.ports))
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return n.st.PortList(), nil
 }
 
 // Sync makes the host's network be hn: it wires what hn has and removes
 // every device trustack made that no port of hn owns.
 func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
-	physnets := n.PhysicalNetworks()
-	for _, p := range hn.Ports {
-		if err := p.Check(physnets); err != nil {
-			return err
-		}
-	}
-	for _, g := range hn.Groups {
-		if err := g.Check(); err != nil {
-			return err
-		}
-	}
-	for _, d := range hn.DHCP {
-		if err := d.Check(physnets); err != nil {
-			return err
-		}
-	}
-	for _, r := range hn.Routers {
-		if err := r.Check(physnets); err != nil {
-			return err
-		}
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.ports, n.groups, n.dhcp, n.routers = map[string]wire.Port{}, map[string]wire.SecurityGroup{}, map[string]wire.DHCP{}, map[string]wire.Router{}
-	for _, p := range hn.Ports {
-		n.ports[p.ID] = p
-	}
-	for _, g := range hn.Groups {
-		n.groups[g.ID] = wire.SecurityGroup{}.Update(g)
-	}
-	for _, d := range hn.DHCP {
-		n.dhcp[d.SubnetID] = d
-	}
-	for _, r := range hn.Routers {
-		n.routers[r.ID] = r
+	if err := n.st.Replace(hn); err != nil {
+		return err
 	}
 	return n.reconcile()
 }
@@ -252,12 +207,12 @@ func (n *Network) reconcile() error {
 		tap, br netlink.Link
 	}
 	var taps []prepared
-	for _, id := range slices.Sorted(maps.Keys(n.ports)) {
-		tap, br, err := n.prepare(n.ports[id])
+	for _, p := range n.st.PortList() {
+		tap, br, err := n.prepare(p)
 		if err != nil {
 			return err
 		}
-		taps = append(taps, prepared{n.ports[id], tap, br})
+		taps = append(taps, prepared{p, tap, br})
 	}
 	if err := n.applyFirewall(); err != nil {
 		return err
@@ -267,13 +222,13 @@ func (n *Network) reconcile() error {
 			return err
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(n.routers)) {
-		if err := n.applyRouter(n.routers[id]); err != nil {
+	for _, id := range slices.Sorted(maps.Keys(n.st.Routers)) {
+		if err := n.applyRouter(n.st.Routers[id]); err != nil {
 			return err
 		}
 	}
 	for _, id := range n.routerIDs() {
-		if _, ok := n.routers[id]; !ok {
+		if _, ok := n.st.Routers[id]; !ok {
 			if err := n.stopRouter(id); err != nil {
 				return err
 			}
@@ -281,7 +236,7 @@ func (n *Network) reconcile() error {
 	}
 	// The networks served, and those served before that no longer are.
 	networks := map[string]bool{}
-	for _, d := range n.dhcp {
+	for _, d := range n.st.DHCP {
 		networks[d.NetworkID] = true
 	}
 	for _, id := range n.dhcpNetworks() {
@@ -298,15 +253,10 @@ func (n *Network) reconcile() error {
 // SecurityGroups enforces the groups, as they now are, on the ports in
 // them and on the rules that name them.
 func (n *Network) SecurityGroups(_ context.Context, groups []wire.SecurityGroup) error {
-	for _, g := range groups {
-		if err := g.Check(); err != nil {
-			return err
-		}
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, g := range groups {
-		n.groups[g.ID] = n.groups[g.ID].Update(g)
+	if err := n.st.UpdateGroups(groups); err != nil {
+		return err
 	}
 	return n.applyFirewall()
 }
@@ -318,20 +268,9 @@ func (n *Network) removeUnowned() error {
 	if err != nil {
 		return fmt.Errorf("list devices: %w", err)
 	}
-	networks, served := map[string]bool{}, map[string]bool{}
-	for _, p := range n.ports {
-		networks[p.NetworkID] = true
-	}
-	for _, d := range n.dhcp {
-		networks[d.NetworkID], served[d.NetworkID] = true, true
-	}
-	for _, r := range n.routers {
-		for _, p := range r.Interfaces {
-			networks[p.NetworkID] = true
-		}
-		if r.Gateway != nil {
-			networks[r.Gateway.NetworkID] = true
-		}
+	networks, served := n.st.Networks(), map[string]bool{}
+	for _, d := range n.st.DHCP {
+		served[d.NetworkID] = true
 	}
 	for _, l := range links {
 		o, ok := ownerOf(l)
@@ -341,14 +280,14 @@ func (n *Network) removeUnowned() error {
 		stale := false
 		switch o.kind {
 		case "port":
-			_, wired := n.ports[o.id]
+			_, wired := n.st.Ports[o.id]
 			stale = !wired
 		case "network":
 			stale = !networks[o.id]
 		case "dhcp":
 			stale = !served[o.id]
 		case "router":
-			_, runs := n.routers[o.id]
+			_, runs := n.st.Routers[o.id]
 			stale = !runs
 		}
 		if stale {
@@ -362,12 +301,11 @@ func (n *Network) removeUnowned() error {
 
 // SetDHCP serves DHCP for a subnet as d says.
 func (n *Network) SetDHCP(_ context.Context, d wire.DHCP) error {
-	if err := d.Check(n.PhysicalNetworks()); err != nil {
-		return err
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.dhcp[d.SubnetID] = d
+	if err := n.st.SetDHCP(d); err != nil {
+		return err
+	}
 	return n.applyDHCP(d.NetworkID)
 }
 
@@ -375,41 +313,32 @@ func (n *Network) SetDHCP(_ context.Context, d wire.DHCP) error {
 func (n *Network) RemoveDHCP(_ context.Context, subnetID string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	d, ok := n.dhcp[subnetID]
+	d, ok := n.st.DHCP[subnetID]
 	if !ok {
 		return nil
 	}
-	delete(n.dhcp, subnetID)
+	delete(n.st.DHCP, subnetID)
 	return n.applyDHCP(d.NetworkID)
 }
 
 // SetLeases changes the leases of a network's DHCP servers.
 func (n *Network) SetLeases(_ context.Context, l wire.DHCPLeases) error {
-	if err := wire.CheckLeases(l.Leases); err != nil {
-		return fmt.Errorf("leases of network %s: %w", l.NetworkID, err)
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	served := false
-	for id, d := range n.dhcp {
-		if d.NetworkID == l.NetworkID {
-			n.dhcp[id], served = d.Apply(l), true
-		}
-	}
-	if !served {
-		return nil
+	served, err := n.st.SetLeases(l)
+	if err != nil || !served {
+		return err
 	}
 	return n.applyDHCP(l.NetworkID)
 }
 
 // SetRouter runs a router as r says.
 func (n *Network) SetRouter(_ context.Context, r wire.Router) error {
-	if err := r.Check(n.PhysicalNetworks()); err != nil {
-		return err
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.routers[r.ID] = r
+	if err := n.st.SetRouter(r); err != nil {
+		return err
+	}
 	return n.applyRouter(r)
 }
 
@@ -417,6 +346,6 @@ func (n *Network) SetRouter(_ context.Context, r wire.Router) error {
 func (n *Network) RemoveRouter(_ context.Context, routerID string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.routers, routerID)
+	delete(n.st.Routers, routerID)
 	return n.stopRouter(routerID)
 }
