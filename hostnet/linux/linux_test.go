@@ -414,3 +414,23 @@ func TestReconcileRepairsWhatChangedBehindItsBack(t *testing.T) {
 		t.Errorf("the firewall's rules for the port are not back:\n%s", out)
 	}
 }
+
+// TestStartOVSFindsItsDaemonsRunning: a `trustack up` killed and started
+// again finds the Open vSwitch it left running and keeps it.
+func TestStartOVSFindsItsDaemonsRunning(t *testing.T) {
+	ns := newNamespace(t, "host")
+	dir := t.TempDir()
+	first, err := StartOVS(ctx, dir, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(first.Stop)
+	pids := []int{first.pid("ovsdb-server"), first.pid("ovs-vswitchd")}
+	again, err := StartOVS(ctx, dir, ns)
+	if err != nil {
+		t.Fatalf("starting the Open vSwitch of a directory where it runs: %v", err)
+	}
+	if got := []int{again.pid("ovsdb-server"), again.pid("ovs-vswitchd")}; got[0] != pids[0] || got[1] != pids[1] || pids[0] == 0 || pids[1] == 0 {
+		t.Errorf("daemons %v after starting again, want those running, %v", got, pids)
+	}
+}

@@ -140,7 +140,9 @@ type OVS struct {
 }
 
 // StartOVS starts an Open vSwitch database and switch with their state
-// in dir, the switch in the network namespace ns ("" for the process's).
+// in dir, the switch in the network namespace ns ("" for the process's),
+// or finds them running from before (a `trustack up` killed and started
+// again).
 func StartOVS(ctx context.Context, dir, ns string) (*OVS, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -161,18 +163,22 @@ func StartOVS(ctx context.Context, dir, ns string) (*OVS, error) {
 			return nil, err
 		}
 	}
-	if err := run("ovsdb-server", db, "--remote=p"+o.DB, "--pidfile="+filepath.Join(dir, "ovsdb-server.pid"),
-		"--detach", "--log-file="+filepath.Join(dir, "ovsdb-server.log")); err != nil {
-		return nil, err
+	if o.pid("ovsdb-server") == 0 {
+		if err := run("ovsdb-server", db, "--remote=p"+o.DB, "--pidfile="+filepath.Join(dir, "ovsdb-server.pid"),
+			"--detach", "--log-file="+filepath.Join(dir, "ovsdb-server.log")); err != nil {
+			return nil, err
+		}
 	}
-	vswitchd := []string{"ovs-vswitchd", o.DB, "--pidfile=" + filepath.Join(dir, "ovs-vswitchd.pid"), "--detach",
-		"--log-file=" + filepath.Join(dir, "ovs-vswitchd.log")}
-	if ns != "" {
-		vswitchd = append([]string{"ip", "netns", "exec", ns}, vswitchd...)
-	}
-	if err := run(vswitchd...); err != nil {
-		o.Stop()
-		return nil, err
+	if o.pid("ovs-vswitchd") == 0 {
+		vswitchd := []string{"ovs-vswitchd", o.DB, "--pidfile=" + filepath.Join(dir, "ovs-vswitchd.pid"), "--detach",
+			"--log-file=" + filepath.Join(dir, "ovs-vswitchd.log")}
+		if ns != "" {
+			vswitchd = append([]string{"ip", "netns", "exec", ns}, vswitchd...)
+		}
+		if err := run(vswitchd...); err != nil {
+			o.Stop()
+			return nil, err
+		}
 	}
 	if err := run("ovs-vsctl", "--db="+o.DB, "--timeout=10", "init"); err != nil {
 		o.Stop()
@@ -184,20 +190,30 @@ func StartOVS(ctx context.Context, dir, ns string) (*OVS, error) {
 // Stop stops the switch and its database; what they hold stays in dir.
 func (o *OVS) Stop() {
 	for _, daemon := range []string{"ovs-vswitchd", "ovsdb-server"} {
-		pidFile := filepath.Join(o.dir, daemon+".pid")
-		b, err := os.ReadFile(pidFile)
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			continue
-		}
-		if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.SIGTERM) == nil {
-			for i := 0; i < 50 && p.Signal(syscall.Signal(0)) == nil; i++ {
+		if pid := o.pid(daemon); pid != 0 {
+			syscall.Kill(pid, syscall.SIGTERM)
+			for i := 0; i < 50 && o.pid(daemon) == pid; i++ {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		os.Remove(pidFile)
+		os.Remove(filepath.Join(o.dir, daemon+".pid"))
 	}
+}
+
+// pid returns the process ID of a daemon of o's that runs, 0 if none
+// does.
+func (o *OVS) pid(daemon string) int {
+	b, err := os.ReadFile(filepath.Join(o.dir, daemon+".pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil || filepath.Base(exe) != daemon {
+		return 0 // gone, and its number perhaps another's
+	}
+	return pid
 }
