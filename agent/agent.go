@@ -132,7 +132,9 @@ func New(conn *bus.Conn, hv Hypervisor, net HostNetwork, cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, net: net, cfg: cfg, known: map[string]trustack.PowerState{}}
+	a := &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, net: net, cfg: cfg, known: map[string]trustack.PowerState{}}
+	net.SetMetadataSource(a.metadata)
+	return a
 }
 
 var _ wire.Host = (*Agent)(nil)

@@ -42,6 +42,21 @@ type HostNetwork interface {
 	// again, repairing what changed behind its back; the agent calls it
 	// on a timer.
 	Reconcile(ctx context.Context) error
+	// SetMetadataSource has the host's routers answer what guests ask
+	// the metadata service (169.254.169.254) from source; the agent sets
+	// it before the first Sync.
+	SetMetadataSource(source MetadataSource)
+}
+
+// MetadataSource answers a guest's request to the metadata service for
+// path, as the router it is behind forwards it: the guest is whoever has
+// address on a subnet of the router. ENOTFOUND for nothing there.
+type MetadataSource func(ctx context.Context, routerID, address, path string) ([]byte, error)
+
+// metadata asks the controllers what the metadata service answers a
+// guest behind one of this host's routers.
+func (a *Agent) metadata(ctx context.Context, routerID, address, path string) ([]byte, error) {
+	return a.controllers.Metadata(ctx, wire.MetadataRequest{Host: a.cfg.Name, RouterID: routerID, Address: address, Path: path})
 }
 
 // The network conversation, handed to the host's HostNetwork.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/metadata"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/wire"
 )
@@ -244,18 +245,20 @@ func (s *Service) physicalNetworks(ctx context.Context, srv *trustack.Server) ([
 	return s.opts.Network.PhysicalNetworks(ctx, srv.ID)
 }
 
-// spec is what the agent needs to spawn a server: its image, and a direct
-// kernel boot's kernel and ramdisk, each with where to download it, a
-// token of the server's owner to download them with, and its ports.
+// spec is what the agent needs to spawn a server: what its guest is told
+// of itself (guestSpec), its image, and a direct kernel boot's kernel and
+// ramdisk, each with where to download it and a token of the server's
+// owner to download them with, and its ports' security groups.
 func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, error) {
+	spec, ports, err := s.guestSpec(ctx, srv)
+	if err != nil {
+		return wire.Spec{}, err
+	}
 	img, err := s.imageRef(ctx, srv.ProjectID, srv.ImageID)
 	if err != nil {
 		return wire.Spec{}, err
 	}
-	spec := wire.Spec{
-		ServerID: srv.ID, Name: srv.Name, Hostname: hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
-		Image: *img, KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
-	}
+	spec.Image = *img
 	if id := img.Properties["kernel_id"]; id != "" {
 		if spec.Kernel, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
 			return wire.Spec{}, err
@@ -271,17 +274,53 @@ func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, er
 			return wire.Spec{}, fmt.Errorf("a token to download image %s: %w", srv.ImageID, err)
 		}
 	}
+	if len(ports) > 0 {
+		if spec.SecurityGroups, err = s.opts.Network.WireGroupRules(ctx, ports); err != nil {
+			return wire.Spec{}, err
+		}
+	}
+	return spec, nil
+}
+
+// guestSpec is what a server's guest is told of itself, on its config
+// drive and by the metadata service: its names, size, key, user data,
+// metadata and ports; with the ports it has.
+func (s *Service) guestSpec(ctx context.Context, srv *trustack.Server) (wire.Spec, []*trustack.Port, error) {
+	spec := wire.Spec{
+		ServerID: srv.ID, Name: srv.Name, Hostname: hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
+		KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
+	}
 	ports, err := s.ports(ctx, srv)
 	if err == nil && len(ports) > 0 {
 		spec.Ports, err = s.opts.Network.WirePorts(ctx, ports)
 	}
-	if err == nil && len(ports) > 0 {
-		spec.SecurityGroups, err = s.opts.Network.WireGroupRules(ctx, ports)
-	}
 	if err != nil {
-		return wire.Spec{}, err
+		return wire.Spec{}, nil, err
 	}
-	return spec, nil
+	return spec, ports, nil
+}
+
+// Metadata answers a guest's request to the metadata service, as the
+// network node running its router forwards it: from the spec of the
+// server whose port has the guest's address behind that router, and of
+// no other.
+func (s *Service) Metadata(ctx context.Context, r wire.MetadataRequest) ([]byte, error) {
+	if s.opts.Network == nil {
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "no networks, no metadata service")
+	}
+	id, err := s.opts.Network.InstanceAt(ctx, r.Host, r.RouterID, r.Address)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := s.store.Server(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	spec, _, err := s.guestSpec(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	return metadata.Lookup(spec, r.Path)
 }
 
 // imageRef describes an image the project boots from to a host.

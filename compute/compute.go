@@ -156,6 +156,9 @@ type Network interface {
 	HostNetwork(ctx context.Context, h *trustack.Host) (wire.HostNetwork, error)
 	// SetServerGroups adds a security group to ports, or removes it.
 	SetServerGroups(ctx context.Context, c network.Caller, ports []*trustack.Port, group string, add bool) error
+	// InstanceAt returns the server whose port has an address on a
+	// subnet of a router, as the network node running the router asks.
+	InstanceAt(ctx context.Context, host, routerID, address string) (string, error)
 }
 
 // unanswered reports whether err is that of a request to an agent that got

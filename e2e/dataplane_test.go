@@ -22,6 +22,8 @@ import (
 //     get their addresses by DHCP and reach each other;
 //   - a guest reaches no host's management address, and nothing with an
 //     address not its own;
+//   - the metadata service answers a guest with its own instance ID, and
+//     a guest posing as another with nothing;
 //   - a guest of another project, on a VLAN network with the same
 //     addresses, reaches neither, and its frames cross the physical
 //     network tagged with the network's VLAN;
@@ -37,6 +39,15 @@ func TestNetworksOnRealHosts(t *testing.T) {
 	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--network", "linux", "--test-image", testImage(t))
 	prefix := up.FabricPrefix(filepath.Join(c.dir, "data"))
 	t.Cleanup(func() { killQEMUs(t, c.dir); removeNamespaces(t, prefix) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, line := range strings.Split(c.log(), "\n") {
+				if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+					t.Log(line)
+				}
+			}
+		}
+	})
 	demo, admin := c.openrc("demo-openrc"), c.openrc("openrc")
 
 	// A lets ICMP in from anywhere, so that only anti-spoofing stops B's
@@ -49,9 +60,16 @@ func TestNetworksOnRealHosts(t *testing.T) {
 reach() { i=0; while [ $i -lt 20 ]; do ping -c 1 -W 1 "$1" >/dev/null 2>&1 && return 0; i=$((i + 1)); done; return 1; }
 reach %[1]s && echo "peer reachable" || echo "peer unreachable"
 ping -c 2 -W 1 192.0.2.1 >/dev/null 2>&1 && echo "management reachable" || echo "management unreachable"
+echo "instance-id $(timeout 10 wget -q -O - http://169.254.169.254/latest/meta-data/instance-id)"
+timeout 10 wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json | grep -o '"uuid": *"[^"]*"'
 ip addr flush dev eth0
 ip addr add 10.0.15.250/20 dev eth0
+ip route add default via 10.0.0.1 2>/dev/null
 ping -c 3 -W 1 %[1]s >/dev/null 2>&1 && echo "forged reachable" || echo "forged unreachable"
+ip addr flush dev eth0
+ip addr add %[1]s/20 dev eth0
+ip route add default via 10.0.0.1 2>/dev/null
+echo "forged instance-id $(timeout 5 wget -q -O - http://169.254.169.254/latest/meta-data/instance-id)"
 `, aIP)))
 	if hostOf(t, admin, a) == hostOf(t, admin, b) {
 		t.Fatalf("vmA and vmB are on one host, %s; want two", hostOf(t, admin, a))
@@ -60,6 +78,14 @@ ping -c 3 -W 1 %[1]s >/dev/null 2>&1 && echo "forged reachable" || echo "forged 
 	waitConsole(t, demo, "vmB", "trustack-guest script: peer reachable")
 	waitConsole(t, demo, "vmB", "trustack-guest script: management unreachable")
 	waitConsole(t, demo, "vmB", "trustack-guest script: forged unreachable")
+	// The metadata service: B's own instance ID, and nothing to B posing
+	// as A.
+	waitConsole(t, demo, "vmB", "trustack-guest script: instance-id "+b)
+	waitConsole(t, demo, "vmB", `trustack-guest script: "uuid":"`+b+`"`)
+	waitConsole(t, demo, "vmB", "trustack-guest script: forged instance-id")
+	if console := must(t, demo, "console", "log", "show", "vmB"); strings.Contains(console, "forged instance-id "+a) {
+		t.Errorf("vmB, posing as vmA, got vmA's instance ID from the metadata service:\n%s", console)
+	}
 
 	// C, the admin project's, on a VLAN network of its own (10.0.0.0/20
 	// too) and on the flat external network, which has no DHCP.

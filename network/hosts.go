@@ -742,6 +742,45 @@ func leases(p *trustack.Port) []wire.DHCPHost {
 	return out
 }
 
+// InstanceAt returns the server whose port has address on a subnet that
+// the router has an interface on, for the metadata service the router
+// forwards to: ENOTFOUND when there is none, EFORBIDDEN unless host is
+// the network node, which runs the routers.
+func (s *Service) InstanceAt(ctx context.Context, host, routerID, address string) (string, error) {
+	if host == "" || s.networkNode(ctx) != host {
+		return "", trustack.Errorf(trustack.EFORBIDDEN, "host %q runs no routers", host)
+	}
+	addr, err := netip.ParseAddr(address)
+	if err != nil {
+		return "", trustack.Errorf(trustack.EINVALID, "bad address %q", address)
+	}
+	ifaces, err := s.store.Ports(ctx, trustack.PortFilter{DeviceIDs: []string{routerID}, DeviceOwner: trustack.OwnerRouterInterface})
+	if err != nil {
+		return "", err
+	}
+	for _, iface := range ifaces {
+		subnets := map[string]bool{}
+		for _, ip := range iface.FixedIPs {
+			subnets[ip.SubnetID] = true
+		}
+		ports, err := s.store.Ports(ctx, trustack.PortFilter{NetworkID: iface.NetworkID})
+		if err != nil {
+			return "", err
+		}
+		for _, p := range ports {
+			if !strings.HasPrefix(p.DeviceOwner, trustack.OwnerCompute) {
+				continue
+			}
+			for _, ip := range p.FixedIPs {
+				if subnets[ip.SubnetID] && ip.Address == addr {
+					return p.DeviceID, nil
+				}
+			}
+		}
+	}
+	return "", trustack.Errorf(trustack.ENOTFOUND, "no server has %s behind router %s", address, routerID)
+}
+
 // wireRouter returns a router as the network node runs it.
 func (s *Service) wireRouter(ctx context.Context, routerID string) (*wire.Router, error) {
 	r, err := s.store.Router(ctx, routerID)

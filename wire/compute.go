@@ -18,6 +18,7 @@ const (
 	SubjectRegister  = "trustack.hosts.register"
 	SubjectPower     = "trustack.hosts.power"
 	SubjectHeartbeat = "trustack.hosts.heartbeat"
+	SubjectMetadata  = "trustack.hosts.metadata"
 	controllersQueue = "controllers"
 )
 
@@ -308,6 +309,27 @@ func (c *Controllers) PowerChanged(ctx context.Context, e PowerEvent) error {
 	return c.conn.Request(ctx, SubjectPower, e, &empty{})
 }
 
+// MetadataRequest is a guest's request to the metadata service as the
+// network node that runs its router forwards it: the guest is the server
+// with Address on a subnet of RouterID.
+type MetadataRequest struct {
+	Host     string `json:"host"` // the network node's name
+	RouterID string `json:"router_id"`
+	Address  string `json:"address"`
+	Path     string `json:"path"`
+}
+
+type metadataReply struct {
+	Body []byte `json:"body"`
+}
+
+// Metadata asks a controller what the metadata service answers a guest.
+func (c *Controllers) Metadata(ctx context.Context, r MetadataRequest) ([]byte, error) {
+	var reply metadataReply
+	err := c.conn.Request(ctx, SubjectMetadata, r, &reply)
+	return reply.Body, err
+}
+
 // Controller is what a controller does with what agents tell it.
 type Controller interface {
 	// Register records a host as its agent describes it, and returns it
@@ -318,12 +340,14 @@ type Controller interface {
 	// PowerChanged records a server's power state found by its host's
 	// agent without being asked, with the reason.
 	PowerChanged(ctx context.Context, e PowerEvent) error
+	// Metadata answers a guest's request to the metadata service.
+	Metadata(ctx context.Context, r MetadataRequest) ([]byte, error)
 }
 
 // ServeControllers has ctl answer agents on conn until the returned
-// function is called: registrations and power changes in the controllers'
-// queue group (one controller answers each), heartbeats to every
-// controller.
+// function is called: registrations, power changes and metadata requests
+// in the controllers' queue group (one controller answers each),
+// heartbeats to every controller.
 func ServeControllers(conn *bus.Conn, ctl Controller) (stop func(), err error) {
 	var subs []bus.Subscription
 	stop = func() {
@@ -340,6 +364,15 @@ func ServeControllers(conn *bus.Conn, ctl Controller) (stop func(), err error) {
 	subs = append(subs, sub)
 	sub, err = conn.HandleQueue(SubjectPower, controllersQueue, bus.Handler(func(ctx context.Context, e PowerEvent) (empty, error) {
 		return empty{}, ctl.PowerChanged(ctx, e)
+	}))
+	if err != nil {
+		stop()
+		return stop, err
+	}
+	subs = append(subs, sub)
+	sub, err = conn.HandleQueue(SubjectMetadata, controllersQueue, bus.Handler(func(ctx context.Context, r MetadataRequest) (metadataReply, error) {
+		body, err := ctl.Metadata(ctx, r)
+		return metadataReply{Body: body}, err
 	}))
 	if err != nil {
 		stop()

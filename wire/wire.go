@@ -33,7 +33,7 @@ var tokenEscaper = strings.NewReplacer("%", "%25", ".", "%2E", "*", "%2A", ">", 
 // and subscribe to on a bus that authenticates it: the controllers' and
 // verifiers' subjects it sends to, and its own host's subjects.
 func HostGrant(host string) (publish, subscribe []string) {
-	return []string{SubjectRegister, SubjectPower, SubjectHeartbeat, SubjectMeasured},
+	return []string{SubjectRegister, SubjectPower, SubjectHeartbeat, SubjectMeasured, SubjectMetadata},
 		[]string{hostSubject(host), attesterSubject(host)}
 }
 

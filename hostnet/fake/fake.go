@@ -109,6 +109,9 @@ func (n *Network) Sync(_ context.Context, hn wire.HostNetwork) error {
 // back.
 func (n *Network) Reconcile(context.Context) error { return nil }
 
+// SetMetadataSource does nothing: no guest is behind a fake router.
+func (n *Network) SetMetadataSource(agent.MetadataSource) {}
+
 // Group returns a security group the host enforces, and whether it has
 // it.
 func (n *Network) Group(id string) (wire.SecurityGroup, bool) {

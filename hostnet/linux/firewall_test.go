@@ -1,6 +1,8 @@
 package linux
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/trustack/trustack"
@@ -113,5 +115,23 @@ func TestPortsSendOnlyFromTheirOwnAddresses(t *testing.T) {
 	run(t, "ip", "-n", ga.ns, "link", "set", "eth0", "address", "fa:16:3e:00:00:99")
 	if ga.pings("10.1.0.11") {
 		t.Errorf("a pings b from a MAC not its own")
+	}
+}
+
+// TestFirewallOfManyPorts: a host with many ports gets their firewall in
+// one transaction of a thousand messages and more, whose acknowledgements
+// overflow a netlink socket's usual buffer.
+func TestFirewallOfManyPorts(t *testing.T) {
+	ns := newFabric(t).host()
+	n := newNetwork(t, ns)
+	setGroups(t, n, wire.SecurityGroup{ID: "open", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll}})
+	const ports = 40
+	for i := range ports {
+		plugAll(t, n, securedPort(fmt.Sprintf("%08x-0000-4000-8000-000000000000", i), fmt.Sprintf("fa:16:3e:00:%02x:%02x", i/256, i%256),
+			fmt.Sprintf("10.1.%d.%d", i/200, 1+i%200), "open"))
+	}
+	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "bridge", "trustack")
+	if got := strings.Count(out, "chain from-"); got != ports {
+		t.Errorf("%d ports' anti-spoofing chains, want %d", got, ports)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
@@ -65,9 +66,11 @@ type Network struct {
 	nl       *netlink.Handle
 	overlay  netlink.Link
 
-	mu   sync.Mutex
-	st   hostnet.State
-	brnf bool // bridged traffic goes through the IP hooks
+	mu       sync.Mutex
+	st       hostnet.State
+	brnf     bool // bridged traffic goes through the IP hooks
+	metadata agent.MetadataSource
+	proxies  map[string]*http.Server // the routers' metadata servers, by router ID
 }
 
 // New opens the host's network as cfg says. It changes nothing until told
@@ -80,7 +83,8 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, st: hostnet.NewState(slices.Collect(maps.Keys(cfg.PhysicalNetworks)))}
+	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, st: hostnet.NewState(slices.Collect(maps.Keys(cfg.PhysicalNetworks))),
+		proxies: map[string]*http.Server{}}
 	if ns.Handle.IsOpen() {
 		n.nl, err = netlink.NewHandleAt(ns.Handle)
 	} else {
@@ -102,8 +106,14 @@ func New(cfg Config) (*Network, error) {
 	return n, nil
 }
 
-// Close lets go of the kernel; what is wired stays.
+// Close lets go of the kernel, and stops the routers' metadata servers;
+// what is wired stays.
 func (n *Network) Close() {
+	n.mu.Lock()
+	for id := range n.proxies {
+		n.stopMetadata(id)
+	}
+	n.mu.Unlock()
 	n.nl.Close()
 	n.ns.Close()
 }

@@ -130,6 +130,9 @@ func newGuest(t testing.TB, hostNS string, p wire.Port, addr string) *guest {
 		run(t, "ip", "-n", g.ns, "addr", "add", addr, "dev", "eth0")
 	}
 	run(t, "ip", "-n", g.ns, "link", "set", "eth0", "up")
+	// What the relay copies must carry its checksums whole: a veth leaves
+	// them to be computed, which a tap's reader does not.
+	run(t, "ip", "netns", "exec", g.ns, "ethtool", "-K", "eth0", "tx", "off")
 	run(t, "ip", "-n", hostNS, "link", "set", relay, "up")
 	ns, err := namespace.Open(hostNS)
 	if err != nil {
@@ -366,7 +369,7 @@ func TestVLANNetworksAreTaggedOnThePhysicalNetwork(t *testing.T) {
 	plugAll(t, n1, a, d)
 	plugAll(t, n2, b, c)
 	ga := newGuest(t, h1, a, "10.2.0.1/24")
-	newGuest(t, h2, b, "10.2.0.2/24")
+	gb := newGuest(t, h2, b, "10.2.0.2/24")
 	gc := newGuest(t, h2, c, "10.2.0.3/24")
 	gd := newGuest(t, h1, d, "10.5.0.1/24")
 	run(t, "ip", "-n", f.ns, "addr", "add", "10.5.0.100/24", "dev", "phys")
@@ -380,6 +383,17 @@ func TestVLANNetworksAreTaggedOnThePhysicalNetwork(t *testing.T) {
 	}
 	if ga.pings("10.2.0.3") || gc.pings("10.2.0.1") {
 		t.Errorf("a guest of another VLAN network reaches guest a")
+	}
+	// A DHCP server on host 1 serves a guest on host 2: its replies, from
+	// a namespace's socket, cross Open vSwitch with their checksums.
+	server := port("dddddddd-0000-4000-8000-0000000000d2", "vlan-a", vlan100, "fa:16:3e:00:01:09")
+	server.Addresses = []wire.Address{{SubnetID: "subnet-a", Address: "10.2.0.9", CIDR: "10.2.0.0/24"}}
+	if err := n1.SetDHCP(ctx, wire.DHCP{SubnetID: "subnet-a", NetworkID: "vlan-a", Segment: vlan100, CIDR: "10.2.0.0/24", Port: server,
+		Leases: []wire.DHCPHost{{PortID: b.ID, SubnetID: "subnet-a", MAC: b.MAC, Address: "10.2.0.2", Hostname: "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := gb.lease(t); !strings.HasPrefix(got, "10.2.0.2 ") {
+		t.Errorf("guest b on host 2 leased %q from the DHCP server on host 1, want 10.2.0.2", got)
 	}
 	untagged := nettest.Capture(t, f.ns, "phys", "icmp") // untagged alone: a tagged frame is no IP frame to BPF
 	if !gd.pings("10.5.0.100") {

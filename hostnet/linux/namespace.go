@@ -1,14 +1,21 @@
 package linux
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
 	"github.com/google/nftables"
+	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
+
+// nftablesBuffer is the send and receive buffer of nftables connections:
+// room for a batch of some 30,000 messages, and their acknowledgements.
+const nftablesBuffer = 32 << 20
 
 // joinNamespace joins a namespace to a bridge of the host through a veth
 // pair, hostSide on the bridge and inside in the namespace with the
@@ -86,9 +93,27 @@ func (n *Network) joinNamespace(ns namespace.NS, hostSide, inside string, o owne
 	return nil
 }
 
-// nftablesIn opens a connection to the namespace's nftables.
+// nftablesIn opens a connection to the namespace's nftables, with room
+// for a large batch (a firewall of many ports) and the kernel's
+// acknowledgement of each of its messages: past the socket's usual
+// buffers the batch would fail (EMSGSIZE, ENOBUFS).
 func nftablesIn(ns namespace.NS) (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *mdnetlink.Conn) error {
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, nftablesBuffer),
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, nftablesBuffer))
+		})
+		if err == nil && serr != nil {
+			// Without CAP_NET_ADMIN, as much as net.core's maxima allow.
+			return errors.Join(c.SetReadBuffer(nftablesBuffer), c.SetWriteBuffer(nftablesBuffer))
+		}
+		return err
+	})}
 	if ns.Handle.IsOpen() {
 		opts = append(opts, nftables.WithNetNSFd(int(ns.Handle)))
 	}

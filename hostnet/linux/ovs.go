@@ -6,14 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/wire"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Flat and VLAN networks go through Open vSwitch, which tags VLANs where
@@ -47,6 +50,11 @@ func (n *Network) physical(networkID string, s wire.Segment, br netlink.Link) er
 		return err
 	}
 	if err := n.attach(veth, s.MTU, br); err != nil {
+		return err
+	}
+	// Open vSwitch's userspace datapath reads frames as they are, so what
+	// goes to it must carry its checksums whole, not left to a device.
+	if err := n.txChecksumsOff(want.Name); err != nil {
 		return err
 	}
 	peer, err := n.linkByName(want.PeerName)
@@ -216,4 +224,30 @@ func (o *OVS) pid(daemon string) int {
 		return 0 // gone, and its number perhaps another's
 	}
 	return pid
+}
+
+// txChecksumsOff has the kernel compute the checksums of what a device
+// sends rather than leave them to it (ethtool -K DEV tx off).
+func (n *Network) txChecksumsOff(dev string) error {
+	return n.ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		value := struct{ cmd, data uint32 }{cmd: unix.ETHTOOL_STXCSUM}
+		var ifr struct {
+			name [unix.IFNAMSIZ]byte
+			data uintptr
+			_    [16]byte
+		}
+		copy(ifr.name[:], dev)
+		ifr.data = uintptr(unsafe.Pointer(&value))
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+		runtime.KeepAlive(&value)
+		if errno != 0 {
+			return fmt.Errorf("turn off checksum offload on %s: %w", dev, errno)
+		}
+		return nil
+	})
 }

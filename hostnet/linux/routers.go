@@ -94,7 +94,10 @@ func (n *Network) applyRouter(r wire.Router) error {
 	if err := routes(ns, r); err != nil {
 		return fmt.Errorf("router %s: %w", r.ID, err)
 	}
-	return natTable(ns, r)
+	if err := natTable(ns, r); err != nil {
+		return err
+	}
+	return n.serveMetadata(r.ID, ns)
 }
 
 // removeRouterPorts removes a router's veths not in keep.
@@ -218,6 +221,7 @@ func translate(kind expr.NATType, addr netip.Addr) []expr.Any {
 // stopRouter removes a router's namespace and its veths; the caller
 // holds n.mu.
 func (n *Network) stopRouter(routerID string) error {
+	n.stopMetadata(routerID)
 	if err := n.removeRouterPorts(routerID, nil); err != nil {
 		return err
 	}

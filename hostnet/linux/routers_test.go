@@ -1,7 +1,9 @@
 package linux
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -33,9 +35,25 @@ func TestRoutersJoinTenantsToTheOutside(t *testing.T) {
 	inside.Addresses = []wire.Address{{SubnetID: "subnet-1", Address: "10.4.0.1", CIDR: "10.4.0.0/24"}}
 	gateway := port("22222222-0000-4000-8000-000000000002", "public", public, "fa:16:3e:00:04:22")
 	gateway.Addresses = []wire.Address{{SubnetID: "public-v4", Address: "172.24.4.10", CIDR: "172.24.4.0/24", Gateway: "172.24.4.1"}}
+	n.SetMetadataSource(func(_ context.Context, routerID, address, path string) ([]byte, error) {
+		if path != "/latest/meta-data/instance-id" {
+			return nil, trustack.Errorf(trustack.ENOTFOUND, "no %s", path)
+		}
+		return []byte("asked " + routerID + " for " + address), nil
+	})
 	r := wire.Router{ID: "router-1", Interfaces: []wire.Port{inside}, Gateway: &gateway, SNAT: true}
 	if err := n.SetRouter(ctx, r); err != nil {
 		t.Fatal(err)
+	}
+	fetch := func(path string) string {
+		out, _ := exec.Command("ip", "netns", "exec", ga.ns, "curl", "-s", "-m", "3", "-w", " %{http_code}", "http://169.254.169.254"+path).Output()
+		return string(out)
+	}
+	if got := fetch("/latest/meta-data/instance-id"); got != "asked router-1 for 10.4.0.10 200" {
+		t.Errorf("the guest's metadata request got %q, want the source's answer for its router and address", got)
+	}
+	if got := fetch("/nothing"); !strings.HasSuffix(got, " 404") {
+		t.Errorf("a metadata request for nothing got %q, want 404", got)
 	}
 	seen := nettest.Capture(t, f.ns, "phys", "icmp")
 	if !ga.pings("172.24.4.1") {

@@ -1,9 +1,10 @@
-package qemu
+package metadata
 
 import (
 	"encoding/json"
 	"testing"
 
+	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -36,5 +37,33 @@ func TestNetworkData(t *testing.T) {
 		`"services":[{"type":"dns","address":"192.0.2.53"}]}`
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestLookup answers the metadata service's paths from a server's spec.
+func TestLookup(t *testing.T) {
+	spec := wire.Spec{ServerID: "5e1f0a3c-0000-4000-8000-000000000001", Name: "vm1", Hostname: "vm1", KeyName: "k",
+		KeyData: "ssh-ed25519 AAAA k", UserData: "IyEvYmluL3NoCg==", // "#!/bin/sh\n"
+		Ports: []wire.Port{{ID: "p1", MAC: "fa:16:3e:00:00:01", Addresses: []wire.Address{{Address: "10.0.0.5", CIDR: "10.0.0.0/24", DHCP: true}}}}}
+	for path, want := range map[string]string{
+		"/latest/meta-data/instance-id":               spec.ServerID,
+		"/latest/meta-data/local-ipv4":                "10.0.0.5",
+		"/latest/meta-data/public-keys/0/openssh-key": "ssh-ed25519 AAAA k",
+		"/latest/user-data":                           "#!/bin/sh\n",
+		"/openstack/latest/user_data":                 "#!/bin/sh\n",
+		"/openstack/latest":                           "meta_data.json\nnetwork_data.json\nuser_data\nvendor_data.json\n",
+	} {
+		got, err := Lookup(spec, path)
+		if err != nil || string(got) != want {
+			t.Errorf("Lookup(%s) = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	var md struct{ UUID string }
+	b, err := Lookup(spec, "/openstack/latest/meta_data.json")
+	if err != nil || json.Unmarshal(b, &md) != nil || md.UUID != spec.ServerID {
+		t.Errorf("meta_data.json: %s, %v; want the server's UUID", b, err)
+	}
+	if _, err := Lookup(spec, "/openstack/latest/secrets"); trustack.ErrorCode(err) != trustack.ENOTFOUND {
+		t.Errorf("Lookup of an unknown path: %v, want ENOTFOUND", err)
 	}
 }
