@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -143,7 +142,7 @@ func (n *Network) runDnsmasq(networkID string, subnets []wire.DHCP, ns namespace
 			return err
 		}
 	}
-	pid := dnsmasqPID(dir)
+	pid := daemonPID(filepath.Join(dir, "pid"), "dnsmasq")
 	if pid != 0 && !changed {
 		return syscall.Kill(pid, syscall.SIGHUP)
 	}
@@ -201,29 +200,11 @@ func writeIfChanged(path, content string) (bool, error) {
 	return true, os.WriteFile(path, []byte(content), 0o600)
 }
 
-// dnsmasqPID returns the process ID of the dnsmasq serving dir, 0 if
-// none runs.
-func dnsmasqPID(dir string) int {
-	b, err := os.ReadFile(filepath.Join(dir, "pid"))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), filepath.Join(dir, "pid")) {
-		return 0 // gone, and its number perhaps another's
-	}
-	return pid
-}
-
 // stopDHCP stops a network's DHCP server and removes its namespace and
 // files; the caller holds n.mu.
 func (n *Network) stopDHCP(networkID string) error {
 	dir := n.dhcpDir(networkID)
-	if pid := dnsmasqPID(dir); pid != 0 {
+	if pid := daemonPID(filepath.Join(dir, "pid"), "dnsmasq"); pid != 0 {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
 	if err := namespace.Remove(n.dhcpNamespace(networkID)); err != nil {

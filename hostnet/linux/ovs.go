@@ -210,8 +210,13 @@ func (o *OVS) Stop() {
 
 // pid returns the process ID of a daemon of o's that runs, 0 if none
 // does.
-func (o *OVS) pid(daemon string) int {
-	b, err := os.ReadFile(filepath.Join(o.dir, daemon+".pid"))
+func (o *OVS) pid(daemon string) int { return daemonPID(filepath.Join(o.dir, daemon+".pid"), daemon) }
+
+// daemonPID returns the process ID in a daemon's pid file if that process
+// runs the program named, 0 if not: gone, and its number perhaps
+// another's.
+func daemonPID(pidFile, program string) int {
+	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		return 0
 	}
@@ -220,8 +225,8 @@ func (o *OVS) pid(daemon string) int {
 		return 0
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || filepath.Base(exe) != daemon {
-		return 0 // gone, and its number perhaps another's
+	if err != nil || filepath.Base(exe) != program {
+		return 0
 	}
 	return pid
 }
