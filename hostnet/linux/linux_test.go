@@ -111,7 +111,11 @@ func openNetwork(t testing.TB, cfg Config) *Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(n.Close)
+	t.Cleanup(func() {
+		// What runs outside the namespace (DHCP servers) goes too.
+		n.Sync(ctx, wire.HostNetwork{})
+		n.Close()
+	})
 	return n
 }
 
