@@ -38,7 +38,14 @@ func TestNetworksOnRealHosts(t *testing.T) {
 	}
 	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--network", "linux", "--test-image", testImage(t))
 	prefix := up.FabricPrefix(filepath.Join(c.dir, "data"))
-	t.Cleanup(func() { killQEMUs(t, c.dir); removeNamespaces(t, prefix) })
+	t.Cleanup(func() {
+		killQEMUs(t, c.dir)
+		removeNamespaces(t, prefix)
+		// The hosts' Open vSwitch databases, which a killed trustack left.
+		for _, pid := range processes(c.dir, "ovsdb-server") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, line := range strings.Split(c.log(), "\n") {

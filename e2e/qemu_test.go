@@ -135,12 +135,16 @@ func lastUptime(console string) float64 {
 
 // qemuProcesses returns the PIDs of the QEMU processes of the cloud in
 // dir: their command lines name a kernel in its hosts' image caches.
-func qemuProcesses(dir string) []int {
+func qemuProcesses(dir string) []int { return processes(dir, "qemu-system") }
+
+// processes returns the PIDs of the processes of a program whose command
+// lines name something in dir.
+func processes(dir, program string) []int {
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	var pids []int
 	for _, path := range cmdlines {
 		b, err := os.ReadFile(path)
-		if err != nil || !strings.Contains(string(b), "qemu-system") || !strings.Contains(string(b), dir) {
+		if err != nil || !strings.Contains(string(b), program) || !strings.Contains(string(b), dir) {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
