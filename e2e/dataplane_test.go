@@ -30,7 +30,9 @@ import (
 //   - a guest on the flat external network, which has no DHCP, has the
 //     address the API gave it, from its config drive;
 //   - from the outside, a guest's floating address answers only while its
-//     security group lets ICMP in, and not once the address is removed.
+//     security group lets ICMP in, and not once the address is removed;
+//   - trustack killed and started again brings the guests' networks
+//     back, without what nothing owns.
 func TestNetworksOnRealHosts(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64", "ovs-vsctl", "dnsmasq", "ip", "ping")
 	if os.Geteuid() != 0 {
@@ -129,6 +131,26 @@ ping -c 3 -W 1 %s >/dev/null 2>&1 && echo "other project reachable" || echo "oth
 	eventually(t, 30*time.Second, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s again", fip)
 	must(t, demo, "server", "remove", "floating ip", "vmA", fip)
 	eventually(t, 30*time.Second, func() (bool, string) { return !outsidePings(), "" }, "the outside no longer pings %s once it is removed", fip)
+
+	// trustack killed, with a device of its own left on the network node
+	// that nothing owns, and started again: the guests, which outlive it,
+	// are reachable again, and the stray device is gone.
+	must(t, demo, "server", "add", "floating ip", "vmA", fip)
+	eventually(t, 30*time.Second, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s again once it is back", fip)
+	node := prefix + "-compute-1"
+	run := func(args ...string) {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	c.signal(syscall.SIGKILL)
+	run("ip", "-n", node, "link", "add", "tsb-stray", "type", "bridge")
+	run("ip", "-n", node, "link", "set", "tsb-stray", "alias", "trustack network stray")
+	c.start("trustack ready")
+	eventually(t, time.Minute, func() (bool, string) {
+		return exec.Command("ip", "-n", node, "link", "show", "tsb-stray").Run() != nil, ""
+	}, "the stray device gone after the restart")
+	eventually(t, time.Minute, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s after the restart", fip)
 }
 
 // testImage returns the test guest's directory, which make test builds.
