@@ -37,10 +37,7 @@ func dhcpOwner(networkID string) owner { return owner{"dhcp", networkID} }
 // dhcpNamespace names a network's DHCP namespace, after the host's own
 // when it has one, since namespace names are the machine's.
 func (n *Network) dhcpNamespace(networkID string) string {
-	if n.cfg.Namespace != "" {
-		return n.cfg.Namespace + "-qdhcp-" + networkID
-	}
-	return "qdhcp-" + networkID
+	return n.childPrefix() + "qdhcp-" + networkID
 }
 
 func (n *Network) dhcpDir(networkID string) string {

@@ -129,7 +129,7 @@ func (n *Network) Plug(_ context.Context, p wire.Port) error {
 	if err := n.st.Plug(p); err != nil {
 		return err
 	}
-	tap, br, err := n.prepare(p)
+	tap, br, err := n.prepare(p, nil)
 	if err != nil {
 		return err
 	}
@@ -139,11 +139,17 @@ func (n *Network) Plug(_ context.Context, p wire.Port) error {
 	return n.join(p, tap, br)
 }
 
-// prepare makes a port's segment and its tap, and returns them.
-func (n *Network) prepare(p wire.Port) (tap, br netlink.Link, err error) {
+// prepare makes a port's segment, unless segments (by network ID, nil for
+// none) has it already, and its tap, and returns them.
+func (n *Network) prepare(p wire.Port, segments map[string]netlink.Link) (tap, br netlink.Link, err error) {
 	mac, _ := p.HardwareAddr()
-	if br, err = n.segment(p.NetworkID, p.Segment); err != nil {
-		return nil, nil, fmt.Errorf("port %s: %w", p.ID, err)
+	if br = segments[p.NetworkID]; br == nil {
+		if br, err = n.segment(p.NetworkID, p.Segment); err != nil {
+			return nil, nil, fmt.Errorf("port %s: %w", p.ID, err)
+		}
+		if segments != nil {
+			segments[p.NetworkID] = br
+		}
 	}
 	if tap, err = n.tap(p, mac); err != nil {
 		return nil, nil, fmt.Errorf("port %s: %w", p.ID, err)
@@ -217,8 +223,11 @@ func (n *Network) reconcile() error {
 		tap, br netlink.Link
 	}
 	var taps []prepared
+	// Each network's segment once, however many ports it has here: for
+	// a flat or VLAN network, that is a call of ovs-vsctl.
+	segments := map[string]netlink.Link{}
 	for _, p := range n.st.PortList() {
-		tap, br, err := n.prepare(p)
+		tap, br, err := n.prepare(p, segments)
 		if err != nil {
 			return err
 		}
