@@ -1,12 +1,13 @@
 package linux
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"slices"
-	"sort"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -18,7 +19,7 @@ import (
 
 // The firewall holds each port with port security to its MAC and
 // addresses and to its security groups, in two nftables tables named
-// trustack, rebuilt whole and swapped in one transaction at every change.
+// trustack.
 //
 // This kernel has no connection tracking in the bridge family, so
 // packets are tracked where bridged IP traffic meets the IP hooks
@@ -32,6 +33,13 @@ import (
 // from the egress chain, so that the receiver's rules still apply, and is
 // accepted by the ingress chain; anything else is dropped, as is any
 // frame a port sends from another's MAC or address.
+//
+// The base chains send a packet to its ports' chains through verdict maps,
+// keyed by tap name and by port number, so that each port's rules are
+// chains and sets of its own. A change therefore rewrites, in one
+// transaction, only the ports, member sets and zones it touches; the
+// first write, and the one after a failed write or after the tables were
+// changed behind the firewall's back, makes both tables anew.
 const tableName = "trustack"
 
 // portNumber is the number marks carry for a port: its tap's interface
@@ -42,39 +50,76 @@ func portNumber(ifindex int) uint32 { return uint32((ifindex-1)%0xffff + 1) }
 // interface index, in 16 bits.
 func zoneOf(ifindex int) uint16 { return uint16((ifindex-1)%0xffff + 1) }
 
-// secured is a port the firewall holds, with its tap's name and number.
-type secured struct {
-	port   wire.Port
-	tap    string
-	number uint32
+// The objects of a port's own, named after the kind and the port's number.
+var (
+	portChains = map[nftables.TableFamily][]string{
+		nftables.TableFamilyBridge: {"from", "arp", "ip4", "ip6", "to"},
+		nftables.TableFamilyINet:   {"egress", "ingress"},
+	}
+	portSets = []string{"macs", "ips4", "ips6"} // in the bridge table
+)
+
+func portObject(kind string, number uint32) string { return fmt.Sprintf("%s-%d", kind, number) }
+
+// wall is a host's firewall, as wanted or as last written.
+type wall struct {
+	zones   map[string]uint16  // by bridge name
+	ports   map[uint32]guarded // by port number
+	members map[string]members // by set name
 }
 
-// applyFirewall rebuilds the firewall for the ports wired and the groups
-// known; the caller holds n.mu.
-func (n *Network) applyFirewall() error {
-	var ports []secured
-	bridges := map[string]uint16{}
-	for _, p := range n.st.Ports {
-		br, err := n.linkByName(bridgeName(p.NetworkID))
-		if err != nil {
-			return err
-		}
-		if br != nil {
-			bridges[br.Attrs().Name] = zoneOf(br.Attrs().Index)
-		}
-		if !p.PortSecurity {
-			continue
-		}
-		tap, err := n.linkByName(wire.TapName(p.ID))
-		if err != nil {
-			return err
-		}
-		if tap != nil {
-			ports = append(ports, secured{p, tap.Attrs().Name, portNumber(tap.Attrs().Index)})
+// guarded is a port the firewall holds, with its tap and what its chains
+// are made of, in a form to compare.
+type guarded struct {
+	port     wire.Port
+	tap      string
+	spoofing string // its MAC, addresses and allowed address pairs
+	rules    string // its groups' rules
+}
+
+// members is a set of the addresses of a group's members in one family.
+type members struct {
+	v6    bool
+	addrs [][]byte // sorted, each once
+}
+
+// objects names the chains and sets the wall is made of, as
+// "family kind name".
+func (w *wall) objects() map[string]bool {
+	o := map[string]bool{}
+	add := func(family nftables.TableFamily, kind string, names ...string) {
+		for _, name := range names {
+			o[fmt.Sprintf("%d %s %s", family, kind, name)] = true
 		}
 	}
-	sort.Slice(ports, func(i, j int) bool { return ports[i].number < ports[j].number })
-	if len(ports) > 0 {
+	add(nftables.TableFamilyBridge, "chain", "ports-in", "ports-out")
+	add(nftables.TableFamilyBridge, "set", "taps-in", "taps-out")
+	add(nftables.TableFamilyINet, "chain", "zones", "filter")
+	add(nftables.TableFamilyINet, "set", "egress", "ingress")
+	for number := range w.ports {
+		for family, kinds := range portChains {
+			for _, kind := range kinds {
+				add(family, "chain", portObject(kind, number))
+			}
+		}
+		for _, kind := range portSets {
+			add(nftables.TableFamilyBridge, "set", portObject(kind, number))
+		}
+	}
+	for name := range w.members {
+		add(nftables.TableFamilyINet, "set", name)
+	}
+	return o
+}
+
+// applyFirewall brings the firewall to the ports wired and the groups
+// known; the caller holds n.mu.
+func (n *Network) applyFirewall() error {
+	want, err := n.wantedWall()
+	if err != nil {
+		return err
+	}
+	if len(want.ports) > 0 {
 		if err := n.bridgeNetfilter(); err != nil {
 			return err
 		}
@@ -83,21 +128,150 @@ func (n *Network) applyFirewall() error {
 	if err != nil {
 		return err
 	}
-	b := &rules{c: c, bridge: &nftables.Table{Family: nftables.TableFamilyBridge, Name: tableName},
-		inet: &nftables.Table{Family: nftables.TableFamilyINet, Name: tableName}, groups: n.st.Groups}
-	for _, t := range []*nftables.Table{b.bridge, b.inet} {
-		// Made if missing, so that deleting it cannot fail, then made anew.
-		c.AddTable(t)
-		c.DelTable(t)
-		c.AddTable(t)
+	b := newRules(c, n.st.Groups)
+	have := n.fw
+	if have == nil {
+		if err := b.skeleton(); err != nil {
+			return err
+		}
+		have = &wall{}
 	}
-	if err := b.build(ports, bridges); err != nil {
+	n.fw = nil // until the write is known to have landed
+	if err := b.write(have, want); err != nil {
 		return err
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
+	n.fw = want
 	return nil
+}
+
+// checkFirewall has the next write make the tables anew if their chains
+// and sets are not those last written: the tables were changed behind the
+// firewall's back, or are gone with the host's namespace. The caller holds
+// n.mu.
+func (n *Network) checkFirewall() error {
+	if n.fw == nil {
+		return nil
+	}
+	c, err := nftablesIn(n.ns)
+	if err != nil {
+		return err
+	}
+	found := map[string]bool{}
+	for _, family := range []nftables.TableFamily{nftables.TableFamilyBridge, nftables.TableFamilyINet} {
+		chains, err := c.ListChainsOfTableFamily(family)
+		if err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		for _, ch := range chains {
+			if ch.Table.Name == tableName {
+				found[fmt.Sprintf("%d chain %s", family, ch.Name)] = true
+			}
+		}
+		sets, err := c.GetSets(&nftables.Table{Family: family, Name: tableName})
+		if err != nil { // the table is gone; any other failure, the write tells
+			n.fw = nil
+			return nil
+		}
+		for _, s := range sets {
+			found[fmt.Sprintf("%d set %s", family, s.Name)] = true
+		}
+	}
+	if !maps.Equal(found, n.fw.objects()) {
+		n.fw = nil
+	}
+	return nil
+}
+
+// wantedWall is the firewall the ports wired and the groups known call
+// for; the caller holds n.mu.
+func (n *Network) wantedWall() (*wall, error) {
+	w := &wall{zones: map[string]uint16{}, ports: map[uint32]guarded{}, members: map[string]members{}}
+	looked := map[string]bool{} // the networks whose bridge was looked up
+	for _, p := range n.st.Ports {
+		if !looked[p.NetworkID] {
+			looked[p.NetworkID] = true
+			br, err := n.linkByName(bridgeName(p.NetworkID))
+			if err != nil {
+				return nil, err
+			}
+			if br != nil {
+				w.zones[br.Attrs().Name] = zoneOf(br.Attrs().Index)
+			}
+		}
+		if !p.PortSecurity {
+			continue
+		}
+		tap, err := n.linkByName(wire.TapName(p.ID))
+		if err != nil {
+			return nil, err
+		}
+		if tap == nil {
+			continue
+		}
+		g := guarded{port: p, tap: tap.Attrs().Name,
+			spoofing: fingerprint(p.MAC, p.Addresses, p.AllowedAddressPairs)}
+		var rules []wire.Rule
+		for _, id := range p.SecurityGroups {
+			rules = append(rules, n.st.Groups[id].Rules...)
+		}
+		g.rules = fingerprint(rules)
+		for _, r := range rules {
+			if name, v6, ok := remoteGroupSet(r); ok {
+				w.members[name] = n.membersOf(r.RemoteGroup, v6)
+			}
+		}
+		w.ports[portNumber(tap.Attrs().Index)] = g
+	}
+	return w, nil
+}
+
+// difference is the elements of keys a, sorted, that sorted b lacks.
+func difference(a, b [][]byte) []nftables.SetElement {
+	var d []nftables.SetElement
+	for _, k := range a {
+		if _, found := slices.BinarySearchFunc(b, k, bytes.Compare); !found {
+			d = append(d, nftables.SetElement{Key: k})
+		}
+	}
+	return d
+}
+
+// fingerprint is a form of values to compare.
+func fingerprint(values ...any) string {
+	b, _ := json.Marshal(values)
+	return string(b)
+}
+
+// remoteGroupSet names the set of the remote group's members a rule
+// matches, if it matches a remote group.
+func remoteGroupSet(r wire.Rule) (name string, v6, ok bool) {
+	if r.RemotePrefix != "" || r.RemoteGroup == "" {
+		return "", false, false
+	}
+	v6 = r.EtherType == trustack.IPv6
+	family := "4"
+	if v6 {
+		family = "6"
+	}
+	return fmt.Sprintf("members-%s-%s", shortID(r.RemoteGroup, 12), family), v6, true
+}
+
+// membersOf is the set of the addresses of a group's members in one
+// family. The group's members are the controllers' to send: a group the
+// host has not heard of yet has none, and its rules let nothing in.
+func (n *Network) membersOf(group string, v6 bool) members {
+	m := members{v6: v6}
+	for _, a := range n.st.Groups[group].Members {
+		if addr, err := netip.ParseAddr(a); err == nil && addr.Is6() == v6 {
+			m.addrs = append(m.addrs, addr.AsSlice())
+		}
+	}
+	slices.SortFunc(m.addrs, bytes.Compare)
+	m.addrs = slices.CompactFunc(m.addrs, bytes.Equal)
+	return m
 }
 
 // bridgeNetfilter has bridged IP traffic go through the IP hooks, where
@@ -115,52 +289,183 @@ func (n *Network) bridgeNetfilter() error {
 	return nil
 }
 
-// rules builds the two tables in one batch.
+// rules writes changes to the two tables in one batch.
 type rules struct {
-	c            *nftables.Conn
-	bridge, inet *nftables.Table
-	groups       map[string]wire.SecurityGroup
-	members      map[string]*nftables.Set // by group ID and family ("4" or "6")
+	c               *nftables.Conn
+	bridge, inet    *nftables.Table
+	groups          map[string]wire.SecurityGroup
+	tapsIn, tapsOut *nftables.Set // verdict maps from a tap's name to its port's chains
+	egress, ingress *nftables.Set // verdict maps from a port's number in the mark to its chains
+	zones           *nftables.Chain
 }
 
-func (b *rules) build(ports []secured, bridges map[string]uint16) error {
-	portsIn := &nftables.Chain{Table: b.bridge, Name: "ports-in", Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300)}
-	portsOut := &nftables.Chain{Table: b.bridge, Name: "ports-out", Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-100)}
-	zones := &nftables.Chain{Table: b.inet, Name: "zones", Type: nftables.ChainTypeFilter,
+func newRules(c *nftables.Conn, groups map[string]wire.SecurityGroup) *rules {
+	b := &rules{c: c, groups: groups, bridge: &nftables.Table{Family: nftables.TableFamilyBridge, Name: tableName},
+		inet: &nftables.Table{Family: nftables.TableFamilyINet, Name: tableName}}
+	// Keys in the host's byte order, as the kernel loads names and marks,
+	// which nft then lists as they are.
+	vmap := func(t *nftables.Table, name string, key nftables.SetDatatype) *nftables.Set {
+		return &nftables.Set{Table: t, Name: name, IsMap: true, KeyType: key, DataType: nftables.TypeVerdict,
+			KeyByteOrder: binaryutil.NativeEndian}
+	}
+	b.tapsIn, b.tapsOut = vmap(b.bridge, "taps-in", nftables.TypeIFName), vmap(b.bridge, "taps-out", nftables.TypeIFName)
+	b.egress, b.ingress = vmap(b.inet, "egress", nftables.TypeMark), vmap(b.inet, "ingress", nftables.TypeMark)
+	b.zones = &nftables.Chain{Table: b.inet, Name: "zones", Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw}
-	filter := &nftables.Chain{Table: b.inet, Name: "filter", Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
-	for _, ch := range []*nftables.Chain{portsIn, portsOut, zones, filter} {
-		b.c.AddChain(ch)
+	return b
+}
+
+// skeleton makes both tables anew with no port in them: their base
+// chains and verdict maps.
+func (b *rules) skeleton() error {
+	for _, t := range []*nftables.Table{b.bridge, b.inet} {
+		// Made if missing, so that deleting it cannot fail, then made anew.
+		b.c.AddTable(t)
+		b.c.DelTable(t)
+		b.c.AddTable(t)
 	}
-	for _, name := range slices.Sorted(maps.Keys(bridges)) {
-		b.rule(zones, ifname(expr.MetaKeyIIFNAME, name), setZone(bridges[name]))
+	for _, m := range []*nftables.Set{b.tapsIn, b.tapsOut, b.egress, b.ingress} {
+		if err := b.c.AddSet(m, nil); err != nil {
+			return fmt.Errorf("nftables map %s: %w", m.Name, err)
+		}
 	}
+	portsIn := b.c.AddChain(&nftables.Chain{Table: b.bridge, Name: "ports-in", Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300)})
+	portsOut := b.c.AddChain(&nftables.Chain{Table: b.bridge, Name: "ports-out", Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-100)})
+	filter := b.c.AddChain(&nftables.Chain{Table: b.inet, Name: "filter", Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter})
+	b.c.AddChain(b.zones)
+	b.rule(portsIn, meta(expr.MetaKeyIIFNAME), lookupVerdict(b.tapsIn))
+	b.rule(portsOut, meta(expr.MetaKeyOIFNAME), lookupVerdict(b.tapsOut))
 	b.rule(filter, markMasked(0xffffffff, 0), verdict(expr.VerdictAccept))
 	b.rule(filter, ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept))
 	b.rule(filter, ctState(expr.CtStateBitINVALID), verdict(expr.VerdictDrop))
-	for _, p := range ports {
-		from, err := b.antiSpoofing(p)
-		if err != nil {
+	b.rule(filter, markBits(0xffff), lookupVerdict(b.egress))
+	b.rule(filter, markBits(0xffff0000), lookupVerdict(b.ingress))
+	return nil
+}
+
+// write changes the tables from have to want.
+func (b *rules) write(have, want *wall) error {
+	for name, m := range want.members {
+		old, ok := have.members[name]
+		if !ok {
+			typ := nftables.TypeIPAddr
+			if m.v6 {
+				typ = nftables.TypeIP6Addr
+			}
+			if _, err := b.set(b.inet, name, typ, m.addrs, false); err != nil {
+				return err
+			}
+			continue
+		}
+		// A group's members come and go a few at a time.
+		gone, added := difference(old.addrs, m.addrs), difference(m.addrs, old.addrs)
+		s := &nftables.Set{Table: b.inet, Name: name}
+		if len(gone) > 0 {
+			_ = b.c.SetDeleteElements(s, gone) // errors come only from anonymous sets
+		}
+		if len(added) > 0 {
+			_ = b.c.SetAddElements(s, added)
+		}
+	}
+	if have.zones == nil || !maps.Equal(have.zones, want.zones) {
+		b.c.FlushChain(b.zones)
+		for _, name := range slices.Sorted(maps.Keys(want.zones)) {
+			b.rule(b.zones, ifname(expr.MetaKeyIIFNAME, name), setZone(want.zones[name]))
+		}
+	}
+	for number, old := range have.ports {
+		if _, ok := want.ports[number]; !ok {
+			b.removePort(number, old.tap)
+		}
+	}
+	for _, number := range slices.Sorted(maps.Keys(want.ports)) {
+		if err := b.port(number, have.ports[number], want.ports[number]); err != nil {
 			return err
 		}
-		b.rule(portsIn, ifname(expr.MetaKeyIIFNAME, p.tap), jump(from))
-		b.rule(portsOut, ifname(expr.MetaKeyOIFNAME, p.tap), orMark(p.number<<16))
-		egress, ingress := b.groupChains(p)
-		b.rule(filter, markMasked(0xffff, p.number), jump(egress))
-		b.rule(filter, markMasked(0xffff0000, p.number<<16), jump(ingress))
+	}
+	for name := range have.members {
+		if _, ok := want.members[name]; !ok {
+			b.c.DelSet(&nftables.Set{Table: b.inet, Name: name})
+		}
 	}
 	return nil
 }
 
-// antiSpoofing makes the chain a port's frames go through: it marks them
+// port writes what of a port's chains differs from old, its state as
+// last written (the zero guarded if it had none).
+func (b *rules) port(number uint32, old, g guarded) error {
+	exists := old.tap != ""
+	if exists && old.tap != g.tap {
+		b.dispatchTap(number, old.tap, b.c.SetDeleteElements)
+	}
+	if old.spoofing != g.spoofing {
+		if err := b.antiSpoofing(number, g.port, exists); err != nil {
+			return err
+		}
+	}
+	if old.rules != g.rules {
+		b.groupChains(number, g.port, exists)
+	}
+	if !exists {
+		b.rule(b.chain(b.bridge, portObject("to", number), false), orMark(number<<16))
+		b.dispatchNumber(number, b.c.SetAddElements)
+	}
+	if old.tap != g.tap {
+		b.dispatchTap(number, g.tap, b.c.SetAddElements)
+	}
+	return nil
+}
+
+// change adds elements to a set or deletes them from it: one of
+// nftables.Conn's SetAddElements and SetDeleteElements, whose errors come
+// only from anonymous sets.
+type change func(*nftables.Set, []nftables.SetElement) error
+
+// dispatchTap changes the elements of the verdict maps that send the
+// frames a port's tap sends and receives to its chains.
+func (b *rules) dispatchTap(number uint32, tap string, op change) {
+	_ = op(b.tapsIn, []nftables.SetElement{{Key: ifnameKey(tap), VerdictData: jumpTo("from", number)}})
+	_ = op(b.tapsOut, []nftables.SetElement{{Key: ifnameKey(tap), VerdictData: jumpTo("to", number)}})
+}
+
+// dispatchNumber changes the elements of the verdict maps that send the
+// packets marked with a port's number to its group rules.
+func (b *rules) dispatchNumber(number uint32, op change) {
+	_ = op(b.egress, []nftables.SetElement{{Key: binaryutil.NativeEndian.PutUint32(number), VerdictData: jumpTo("egress", number)}})
+	_ = op(b.ingress, []nftables.SetElement{{Key: binaryutil.NativeEndian.PutUint32(number << 16), VerdictData: jumpTo("ingress", number)}})
+}
+
+func jumpTo(kind string, number uint32) *expr.Verdict {
+	return &expr.Verdict{Kind: expr.VerdictJump, Chain: portObject(kind, number)}
+}
+
+// removePort deletes a port's chains and sets, and the verdict maps'
+// elements that send packets to them.
+func (b *rules) removePort(number uint32, tap string) {
+	b.dispatchTap(number, tap, b.c.SetDeleteElements)
+	b.dispatchNumber(number, b.c.SetDeleteElements)
+	// A chain's deletion deletes its rules, and with them their jumps to
+	// the chains after it.
+	for _, t := range []*nftables.Table{b.bridge, b.inet} {
+		for _, kind := range portChains[t.Family] {
+			b.c.DelChain(&nftables.Chain{Table: t, Name: portObject(kind, number)})
+		}
+	}
+	for _, kind := range portSets {
+		b.c.DelSet(&nftables.Set{Table: b.bridge, Name: portObject(kind, number)})
+	}
+}
+
+// antiSpoofing writes the chain a port's frames go through: it marks them
 // as the port's and drops those from a MAC or an address not the port's
 // (its fixed IPs, its IPv6 link-local address and its allowed address
-// pairs), and DHCP and router advertisements it would serve.
-func (b *rules) antiSpoofing(p secured) (*nftables.Chain, error) {
-	hw, _ := p.port.HardwareAddr()
+// pairs), and DHCP and router advertisements it would serve. If exists,
+// the port's chains and sets are there already, and are refilled.
+func (b *rules) antiSpoofing(number uint32, p wire.Port, exists bool) error {
+	hw, _ := p.HardwareAddr()
 	macs := [][]byte{hw}
 	var v4, v6 [][]byte
 	var prefixes []netip.Prefix
@@ -172,18 +477,18 @@ func (b *rules) antiSpoofing(p secured) (*nftables.Chain, error) {
 			v6 = append(v6, a.AsSlice())
 		}
 	}
-	for _, a := range p.port.Addresses {
+	for _, a := range p.Addresses {
 		addr, err := netip.ParseAddr(a.Address)
 		if err != nil {
-			return nil, trustack.Errorf(trustack.EINVALID, "port %s: bad address %q", p.port.ID, a.Address)
+			return trustack.Errorf(trustack.EINVALID, "port %s: bad address %q", p.ID, a.Address)
 		}
 		add(addr)
 	}
-	for _, pair := range p.port.AllowedAddressPairs {
+	for _, pair := range p.AllowedAddressPairs {
 		if pair.MACAddress != "" {
 			mac, err := net.ParseMAC(pair.MACAddress)
 			if err != nil || len(mac) != 6 {
-				return nil, trustack.Errorf(trustack.EINVALID, "port %s: bad MAC %q in an allowed address pair", p.port.ID, pair.MACAddress)
+				return trustack.Errorf(trustack.EINVALID, "port %s: bad MAC %q in an allowed address pair", p.ID, pair.MACAddress)
 			}
 			macs = append(macs, mac)
 		}
@@ -191,7 +496,7 @@ func (b *rules) antiSpoofing(p secured) (*nftables.Chain, error) {
 		if err != nil {
 			addr, err := netip.ParseAddr(pair.IPAddress)
 			if err != nil {
-				return nil, trustack.Errorf(trustack.EINVALID, "port %s: bad address %q in an allowed address pair", p.port.ID, pair.IPAddress)
+				return trustack.Errorf(trustack.EINVALID, "port %s: bad address %q in an allowed address pair", p.ID, pair.IPAddress)
 			}
 			pfx = netip.PrefixFrom(addr, addr.BitLen())
 		}
@@ -201,21 +506,23 @@ func (b *rules) antiSpoofing(p secured) (*nftables.Chain, error) {
 			prefixes = append(prefixes, pfx.Masked())
 		}
 	}
-	name := func(what string) string { return fmt.Sprintf("%s-%d", what, p.number) }
-	macSet, err := b.set(b.bridge, name("macs"), nftables.TypeEtherAddr, macs)
+	macSet, err := b.set(b.bridge, portObject("macs", number), nftables.TypeEtherAddr, macs, exists)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	v4Set, err := b.set(b.bridge, name("ips4"), nftables.TypeIPAddr, v4)
+	v4Set, err := b.set(b.bridge, portObject("ips4", number), nftables.TypeIPAddr, v4, exists)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	v6Set, err := b.set(b.bridge, name("ips6"), nftables.TypeIP6Addr, v6)
+	v6Set, err := b.set(b.bridge, portObject("ips6", number), nftables.TypeIP6Addr, v6, exists)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	from, arp, ip4, ip6 := b.chain(b.bridge, name("from")), b.chain(b.bridge, name("arp")), b.chain(b.bridge, name("ip4")), b.chain(b.bridge, name("ip6"))
-	b.rule(from, setMark(p.number))
+	// The chains jumped to first, so that a new one exists when jumped to.
+	arp, ip4, ip6 := b.chain(b.bridge, portObject("arp", number), exists), b.chain(b.bridge, portObject("ip4", number), exists),
+		b.chain(b.bridge, portObject("ip6", number), exists)
+	from := b.chain(b.bridge, portObject("from", number), exists)
+	b.rule(from, setMark(number))
 	b.rule(from, inSet(expr.PayloadBaseLLHeader, 6, 6, macSet, true), verdict(expr.VerdictDrop))
 	b.rule(from, etherType(unix.ETH_P_ARP), jump(arp))
 	b.rule(from, etherType(unix.ETH_P_IP), jump(ip4))
@@ -246,14 +553,14 @@ func (b *rules) antiSpoofing(p secured) (*nftables.Chain, error) {
 	for _, ch := range []*nftables.Chain{arp, ip4, ip6} {
 		b.rule(ch, verdict(expr.VerdictDrop))
 	}
-	return from, nil
+	return nil
 }
 
-// groupChains makes the chains of a port's egress and ingress rules: the
+// groupChains writes the chains of a port's egress and ingress rules: the
 // rules of its groups, and what every port may do (DHCP, neighbour
-// discovery).
-func (b *rules) groupChains(p secured) (egress, ingress *nftables.Chain) {
-	egress, ingress = b.chain(b.inet, fmt.Sprintf("egress-%d", p.number)), b.chain(b.inet, fmt.Sprintf("ingress-%d", p.number))
+// discovery). If exists, the chains are there already, and are refilled.
+func (b *rules) groupChains(number uint32, p wire.Port, exists bool) {
+	egress, ingress := b.chain(b.inet, portObject("egress", number), exists), b.chain(b.inet, portObject("ingress", number), exists)
 	b.rule(egress, nfproto(unix.NFPROTO_IPV4), l4proto(unix.IPPROTO_UDP), transportPort(0, 68, 68), transportPort(2, 67, 67), verdict(expr.VerdictReturn))
 	b.rule(egress, nfproto(unix.NFPROTO_IPV6), l4proto(unix.IPPROTO_UDP), transportPort(0, 546, 546), transportPort(2, 547, 547), verdict(expr.VerdictReturn))
 	b.rule(ingress, nfproto(unix.NFPROTO_IPV4), l4proto(unix.IPPROTO_UDP), transportPort(0, 67, 67), transportPort(2, 68, 68), verdict(expr.VerdictAccept))
@@ -264,7 +571,7 @@ func (b *rules) groupChains(p secured) (egress, ingress *nftables.Chain) {
 	for _, t := range []byte{130, 134, 135, 136} { // MLD query, router advertisement, neighbour solicitation and advertisement
 		b.rule(ingress, nfproto(unix.NFPROTO_IPV6), l4proto(unix.IPPROTO_ICMPV6), icmpType(t), verdict(expr.VerdictAccept))
 	}
-	for _, id := range p.port.SecurityGroups {
+	for _, id := range p.SecurityGroups {
 		for _, r := range b.groups[id].Rules {
 			ch, allow := ingress, expr.VerdictAccept
 			if r.Direction == trustack.Egress {
@@ -277,7 +584,6 @@ func (b *rules) groupChains(p secured) (egress, ingress *nftables.Chain) {
 	}
 	b.rule(egress, verdict(expr.VerdictDrop))
 	b.rule(ingress, verdict(expr.VerdictDrop))
-	return egress, ingress
 }
 
 // match is what a rule matches, in its direction; false if it can match
@@ -327,42 +633,25 @@ func (b *rules) match(r wire.Rule) ([]expr.Any, bool) {
 			m = append(m, inPrefix(remote, pfx.Masked())...)
 		}
 	case r.RemoteGroup != "":
-		m = append(m, inSet(expr.PayloadBaseNetworkHeader, remote, addrLen, b.membersOf(r.RemoteGroup, v6), false)...)
+		name, _, _ := remoteGroupSet(r)
+		m = append(m, inSet(expr.PayloadBaseNetworkHeader, remote, addrLen, &nftables.Set{Name: name}, false)...)
 	}
 	return m, true
 }
 
-// membersOf is the set of the addresses of a group's members in one
-// family, made the first time a rule names the group.
-func (b *rules) membersOf(group string, v6 bool) *nftables.Set {
-	family, typ := "4", nftables.TypeIPAddr
-	if v6 {
-		family, typ = "6", nftables.TypeIP6Addr
+// chain is a chain of the table: made, or if exists, emptied.
+func (b *rules) chain(t *nftables.Table, name string, exists bool) *nftables.Chain {
+	ch := &nftables.Chain{Table: t, Name: name}
+	if exists {
+		b.c.FlushChain(ch)
+		return ch
 	}
-	if s := b.members[group+family]; s != nil {
-		return s
-	}
-	var addrs [][]byte
-	for _, m := range b.groups[group].Members {
-		if a, err := netip.ParseAddr(m); err == nil && a.Is6() == v6 {
-			addrs = append(addrs, a.AsSlice())
-		}
-	}
-	// The group's members are the controllers' to send: a group the host
-	// has not heard of yet has none, and its rules let nothing in.
-	s, _ := b.set(b.inet, fmt.Sprintf("members-%s-%s", shortID(group, 12), family), typ, addrs)
-	if b.members == nil {
-		b.members = map[string]*nftables.Set{}
-	}
-	b.members[group+family] = s
-	return s
+	return b.c.AddChain(ch)
 }
 
-func (b *rules) chain(t *nftables.Table, name string) *nftables.Chain {
-	return b.c.AddChain(&nftables.Chain{Table: t, Name: name})
-}
-
-func (b *rules) set(t *nftables.Table, name string, typ nftables.SetDatatype, keys [][]byte) (*nftables.Set, error) {
+// set is a set of the table holding keys: made, or if exists, emptied
+// and refilled.
+func (b *rules) set(t *nftables.Table, name string, typ nftables.SetDatatype, keys [][]byte, exists bool) (*nftables.Set, error) {
 	s := &nftables.Set{Table: t, Name: name, KeyType: typ}
 	var elems []nftables.SetElement
 	seen := map[string]bool{}
@@ -372,7 +661,16 @@ func (b *rules) set(t *nftables.Table, name string, typ nftables.SetDatatype, ke
 			elems = append(elems, nftables.SetElement{Key: k})
 		}
 	}
-	if err := b.c.AddSet(s, elems); err != nil {
+	var err error
+	if exists {
+		b.c.FlushSet(s)
+		if len(elems) > 0 {
+			err = b.c.SetAddElements(s, elems)
+		}
+	} else {
+		err = b.c.AddSet(s, elems)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("nftables set %s: %w", name, err)
 	}
 	return s, nil
@@ -411,10 +709,23 @@ func jump(ch *nftables.Chain) []expr.Any {
 	return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name}}
 }
 
-func ifname(key expr.MetaKey, name string) []expr.Any {
+func meta(key expr.MetaKey) []expr.Any { return []expr.Any{&expr.Meta{Key: key, Register: 1}} }
+
+// lookupVerdict gives the verdict a verdict map has for what register 1
+// holds; none if the map has nothing for it.
+func lookupVerdict(m *nftables.Set) []expr.Any {
+	return []expr.Any{&expr.Lookup{SourceRegister: 1, IsDestRegSet: true, DestRegister: 0, SetName: m.Name, SetID: m.ID}}
+}
+
+// ifnameKey is an interface name as the kernel compares it.
+func ifnameKey(name string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, name)
-	return []expr.Any{&expr.Meta{Key: key, Register: 1}, cmp(expr.CmpOpEq, b)}
+	return b
+}
+
+func ifname(key expr.MetaKey, name string) []expr.Any {
+	return append(meta(key), cmp(expr.CmpOpEq, ifnameKey(name)))
 }
 
 func etherType(t uint16) []expr.Any {
@@ -471,11 +782,15 @@ func setZone(zone uint16) []expr.Any {
 		&expr.Ct{Key: expr.CtKeyZONE, Register: 1, SourceRegister: true}}
 }
 
+// markBits loads the mark's bits under mask.
+func markBits(mask uint32) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)}}
+}
+
 // markMasked matches marks whose bits under mask are value.
 func markMasked(mask, value uint32) []expr.Any {
-	return []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
-		cmp(expr.CmpOpEq, binaryutil.NativeEndian.PutUint32(value))}
+	return append(markBits(mask), cmp(expr.CmpOpEq, binaryutil.NativeEndian.PutUint32(value)))
 }
 
 func setMark(v uint32) []expr.Any {

@@ -135,3 +135,70 @@ func TestFirewallOfManyPorts(t *testing.T) {
 		t.Errorf("%d ports' anti-spoofing chains, want %d", got, ports)
 	}
 }
+
+// TestFirewallChangesOnlyWhatChanged: a port plugged or unplugged, or a
+// group changed, rewrites its own chains and sets alone, leaving the other
+// ports' rules as they were; what no port needs any more goes.
+func TestFirewallChangesOnlyWhatChanged(t *testing.T) {
+	ns := newFabric(t).host()
+	n := newNetwork(t, ns)
+	fromClients := wire.Rule{Direction: trustack.Ingress, EtherType: trustack.IPv4, Protocol: "icmp", RemoteGroup: "clients"}
+	setGroups(t, n, wire.SecurityGroup{ID: "clients", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll}, Members: []string{"10.1.0.1"}},
+		wire.SecurityGroup{ID: "servers", Revision: 1, Stateful: true, Rules: []wire.Rule{egressAll, fromClients}})
+	a := securedPort("aaaaaaaa-0000-4000-8000-0000000000c1", "fa:16:3e:00:0c:01", "10.1.0.1", "clients")
+	b := securedPort("bbbbbbbb-0000-4000-8000-0000000000c2", "fa:16:3e:00:0c:02", "10.1.0.2", "servers")
+	plugAll(t, n, a, b)
+	number := func(p wire.Port) uint32 {
+		tap, err := n.nl.LinkByName(wire.TapName(p.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return portNumber(tap.Attrs().Index)
+	}
+	na, nb := number(a), number(b)
+	// nft -a lists each table and rule with its handle, which one made
+	// anew would not keep.
+	chainOf := func(family, kind string, number uint32) string {
+		return run(t, "ip", "netns", "exec", ns, "nft", "-a", "list", "chain", family, tableName, portObject(kind, number))
+	}
+	tables := func() (handles string) {
+		for _, family := range []string{"bridge", "inet"} {
+			out := run(t, "ip", "netns", "exec", ns, "nft", "-a", "list", "table", family, tableName)
+			handles += strings.SplitN(out, "\n", 2)[0] + "\n"
+		}
+		return handles
+	}
+	aFrom, aEgress, tablesBefore := chainOf("bridge", "from", na), chainOf("inet", "egress", na), tables()
+
+	c := securedPort("cccccccc-0000-4000-8000-0000000000c3", "fa:16:3e:00:0c:03", "10.1.0.3", "servers")
+	plugAll(t, n, c)
+	if err := n.Unplug(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	setGroups(t, n, wire.SecurityGroup{ID: "clients", Revision: 2, Stateful: true, Rules: []wire.Rule{egressAll}, Members: []string{"10.1.0.1", "10.1.0.9"}})
+	if tables() != tablesBefore {
+		t.Errorf("the tables were made anew when ports and a group's members changed: %s, then %s", tablesBefore, tables())
+	}
+	if chainOf("bridge", "from", na) != aFrom || chainOf("inet", "egress", na) != aEgress {
+		t.Errorf("port a's chains were rewritten when other ports and a group's members changed")
+	}
+	ruleset := func() string { return run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset") }
+	if out := ruleset(); strings.Contains(out, portObject("from", nb)+" ") || strings.Contains(out, portObject("macs", nb)+" ") {
+		t.Errorf("the unplugged port b's chains or sets are left:\n%s", out)
+	}
+	setGroups(t, n, wire.SecurityGroup{ID: "clients", Revision: 3, Stateful: true, Rules: []wire.Rule{egressAll}, Members: []string{"10.1.0.9"}})
+	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "set", "inet", tableName, "members-clients-4")
+	if strings.Contains(out, "10.1.0.1") || !strings.Contains(out, "10.1.0.9") {
+		t.Errorf("the set of clients' members is not 10.1.0.9 alone:\n%s", out)
+	}
+	setGroups(t, n, wire.SecurityGroup{ID: "servers", Revision: 2, Stateful: true, Rules: []wire.Rule{egressAll}})
+	if out := ruleset(); strings.Contains(out, "set members-") {
+		t.Errorf("the members of clients are left in a set though no rule names the group:\n%s", out)
+	}
+	if err := n.Sync(ctx, wire.HostNetwork{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := ruleset(); strings.Contains(out, "chain from-") || strings.Contains(out, "set ips4-") {
+		t.Errorf("ports' chains or sets are left once the host has no port:\n%s", out)
+	}
+}

@@ -68,7 +68,8 @@ type Network struct {
 
 	mu       sync.Mutex
 	st       hostnet.State
-	brnf     bool // bridged traffic goes through the IP hooks
+	brnf     bool  // bridged traffic goes through the IP hooks
+	fw       *wall // the firewall as last written; nil for the next write to make it anew
 	metadata agent.MetadataSource
 	proxies  map[string]*http.Server // the routers' metadata servers, by router ID
 }
@@ -232,6 +233,9 @@ func (n *Network) reconcile() error {
 			return err
 		}
 		taps = append(taps, prepared{p, tap, br})
+	}
+	if err := n.checkFirewall(); err != nil {
+		return err
 	}
 	if err := n.applyFirewall(); err != nil {
 		return err

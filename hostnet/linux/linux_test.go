@@ -428,7 +428,7 @@ func TestReconcileRepairsWhatChangedBehindItsBack(t *testing.T) {
 	if br, _ := n.nl.LinkByName(bridgeName("net-1")); br == nil || tap.Attrs().MasterIndex != br.Attrs().Index {
 		t.Errorf("the tap is back, but not on its network's bridge")
 	}
-	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); !strings.Contains(out, "iifname \""+wire.TapName(a.ID)+"\"") {
+	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); !strings.Contains(out, "\""+wire.TapName(a.ID)+"\" : jump from-") {
 		t.Errorf("the firewall's rules for the port are not back:\n%s", out)
 	}
 }
