@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/wire"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,30 +190,23 @@ func (n *Network) checkFirewall() error {
 // for; the caller holds n.mu.
 func (n *Network) wantedWall() (*wall, error) {
 	w := &wall{zones: map[string]uint16{}, ports: map[uint32]guarded{}, members: map[string]members{}}
-	looked := map[string]bool{} // the networks whose bridge was looked up
+	links, err := n.nl.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	byName := map[string]netlink.Link{}
+	for _, l := range links {
+		byName[l.Attrs().Name] = l
+	}
 	for _, p := range n.st.Ports {
-		if !looked[p.NetworkID] {
-			looked[p.NetworkID] = true
-			br, err := n.linkByName(bridgeName(p.NetworkID))
-			if err != nil {
-				return nil, err
-			}
-			if br != nil {
-				w.zones[br.Attrs().Name] = zoneOf(br.Attrs().Index)
-			}
+		if br := byName[bridgeName(p.NetworkID)]; br != nil {
+			w.zones[br.Attrs().Name] = zoneOf(br.Attrs().Index)
 		}
-		if !p.PortSecurity {
+		tap := byName[wire.TapName(p.ID)]
+		if !p.PortSecurity || tap == nil {
 			continue
 		}
-		tap, err := n.linkByName(wire.TapName(p.ID))
-		if err != nil {
-			return nil, err
-		}
-		if tap == nil {
-			continue
-		}
-		g := guarded{port: p, tap: tap.Attrs().Name,
-			spoofing: fingerprint(p.MAC, p.Addresses, p.AllowedAddressPairs)}
+		g := guarded{port: p, tap: tap.Attrs().Name, spoofing: fingerprint(p.MAC, p.Addresses, p.AllowedAddressPairs)}
 		var rules []wire.Rule
 		for _, id := range p.SecurityGroups {
 			rules = append(rules, n.st.Groups[id].Rules...)
@@ -220,7 +214,9 @@ func (n *Network) wantedWall() (*wall, error) {
 		g.rules = fingerprint(rules)
 		for _, r := range rules {
 			if name, v6, ok := remoteGroupSet(r); ok {
-				w.members[name] = n.membersOf(r.RemoteGroup, v6)
+				if _, done := w.members[name]; !done {
+					w.members[name] = n.membersOf(r.RemoteGroup, v6)
+				}
 			}
 		}
 		w.ports[portNumber(tap.Attrs().Index)] = g
