@@ -21,7 +21,7 @@ func intp(v int) *int { return &v }
 
 var egressAll = wire.Rule{Direction: trustack.Egress, EtherType: trustack.IPv4}
 
-func plugAll(t *testing.T, n *Network, ports ...wire.Port) {
+func plugAll(t testing.TB, n *Network, ports ...wire.Port) {
 	t.Helper()
 	for _, p := range ports {
 		if err := n.Plug(ctx, p); err != nil {
@@ -30,7 +30,7 @@ func plugAll(t *testing.T, n *Network, ports ...wire.Port) {
 	}
 }
 
-func setGroups(t *testing.T, n *Network, groups ...wire.SecurityGroup) {
+func setGroups(t testing.TB, n *Network, groups ...wire.SecurityGroup) {
 	t.Helper()
 	if err := n.SecurityGroups(ctx, groups); err != nil {
 		t.Fatal(err)
