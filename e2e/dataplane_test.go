@@ -5,13 +5,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/internal/nettest"
 	"github.com/trustack/trustack/up"
+	"github.com/trustack/trustack/wire"
 )
 
 // TestNetworksOnRealHosts runs QEMU guests on `trustack up --nodes 2
@@ -31,8 +35,10 @@ import (
 //     address the API gave it, from its config drive;
 //   - from the outside, a guest's floating address answers only while its
 //     security group lets ICMP in, and not once the address is removed;
-//   - trustack killed and started again brings the guests' networks
-//     back, without what nothing owns.
+//   - trustack killed and started again, one of its hosts rebooted
+//     meanwhile, brings the guests' networks back, with every port of
+//     the rebooted host wired and without what nothing owns; its guest,
+//     found shut off, starts and reaches its peer again.
 func TestNetworksOnRealHosts(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64", "ovs-vsctl", "dnsmasq", "ip", "ping")
 	if os.Geteuid() != 0 {
@@ -42,7 +48,9 @@ func TestNetworksOnRealHosts(t *testing.T) {
 	prefix := up.FabricPrefix(filepath.Join(c.dir, "data"))
 	t.Cleanup(func() {
 		killQEMUs(t, c.dir)
-		removeNamespaces(t, prefix)
+		if err := up.RemoveFabric(filepath.Join(c.dir, "data")); err != nil {
+			t.Log(err)
+		}
 		// The hosts' Open vSwitch databases, which a killed trustack left.
 		for _, pid := range processes(c.dir, "ovsdb-server") {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -132,25 +140,63 @@ ping -c 3 -W 1 %s >/dev/null 2>&1 && echo "other project reachable" || echo "oth
 	must(t, demo, "server", "remove", "floating ip", "vmA", fip)
 	eventually(t, 30*time.Second, func() (bool, string) { return !outsidePings(), "" }, "the outside no longer pings %s once it is removed", fip)
 
-	// trustack killed, with a device of its own left on the network node
-	// that nothing owns, and started again: the guests, which outlive it,
-	// are reachable again, and the stray device is gone.
+	// trustack killed and, while it is down, vmB's host rebooted: its
+	// namespace torn down with all that ran in it (vmB's QEMU, its Open
+	// vSwitch, a DHCP server and routers if it is the network node), and
+	// a device of trustack's own that nothing owns left on vmA's host.
+	// Started again: the stray device is gone, vmA (which outlived it) is
+	// reachable again, the rebooted host has its ports wired and nothing
+	// else in its firewall, and vmB, found shut off, starts and reaches vmA.
 	must(t, demo, "server", "add", "floating ip", "vmA", fip)
 	eventually(t, 30*time.Second, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s again once it is back", fip)
-	node := prefix + "-compute-1"
-	run := func(args ...string) {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+	kept, rebooted := prefix+"-"+hostOf(t, admin, a), prefix+"-"+hostOf(t, admin, b)
+	run := func(args ...string) string {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 		}
+		return string(out)
 	}
 	c.signal(syscall.SIGKILL)
-	run("ip", "-n", node, "link", "add", "tsb-stray", "type", "bridge")
-	run("ip", "-n", node, "link", "set", "tsb-stray", "alias", "trustack network stray")
+	if err := namespace.Destroy(rebooted); err != nil {
+		t.Fatal(err)
+	}
+	run("ip", "-n", kept, "link", "add", "tsb-stray", "type", "bridge")
+	run("ip", "-n", kept, "link", "set", "tsb-stray", "alias", "trustack network stray")
 	c.start("trustack ready")
 	eventually(t, time.Minute, func() (bool, string) {
-		return exec.Command("ip", "-n", node, "link", "show", "tsb-stray").Run() != nil, ""
+		return exec.Command("ip", "-n", kept, "link", "show", "tsb-stray").Run() != nil, ""
 	}, "the stray device gone after the restart")
 	eventually(t, time.Minute, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s after the restart", fip)
+	eventually(t, time.Minute, func() (bool, string) {
+		status := strings.TrimSpace(must(t, demo, "server", "show", "vmB", "-f", "value", "-c", "status"))
+		return status == "SHUTOFF", status
+	}, "vmB, whose host rebooted, is SHUTOFF")
+	// Every port of the rebooted host has its tap, and the firewall holds
+	// those taps and no other.
+	bPort := strings.TrimSpace(must(t, demo, "port", "list", "--server", "vmB", "-f", "value", "-c", "ID"))
+	eventually(t, time.Minute, func() (bool, string) {
+		var taps []string
+		for _, f := range strings.Fields(run("ip", "-n", rebooted, "-o", "link", "show")) {
+			if name, ok := strings.CutSuffix(f, ":"); ok && strings.HasPrefix(name, "tap") {
+				taps = append(taps, name)
+			}
+		}
+		held := regexp.MustCompile(`"(tap[^"]*)" : jump`).FindAllStringSubmatch(run("ip", "netns", "exec", rebooted, "nft", "list", "map", "bridge", "trustack", "taps-in"), -1)
+		var firewalled []string
+		for _, m := range held {
+			firewalled = append(firewalled, m[1])
+		}
+		slices.Sort(taps)
+		slices.Sort(firewalled)
+		ok := slices.Contains(taps, wire.TapName(bPort)) && slices.Equal(taps, firewalled)
+		return ok, fmt.Sprintf("taps %v, held by the firewall %v", taps, firewalled)
+	}, "the rebooted host has vmB's tap, and the firewall holds its taps alone")
+	must(t, demo, "server", "start", "vmB")
+	eventually(t, 3*time.Minute, func() (bool, string) {
+		out := must(t, demo, "console", "log", "show", "vmB")
+		return strings.Count(out, "trustack-guest script: peer reachable") == 2, out
+	}, "vmB, started again, reaches vmA")
 }
 
 // testImage returns the test guest's directory, which make test builds.
@@ -204,26 +250,4 @@ func waitConsole(t testing.TB, env map[string]string, server, line string) {
 		out := must(t, env, "console", "log", "show", server)
 		return strings.Contains(out, line), out
 	}, "%s's console says %q", server, line)
-}
-
-// removeNamespaces stops what runs in the network namespaces of a cloud
-// (its DHCP servers) and removes them: they outlive trustack, as its
-// guests do.
-func removeNamespaces(t testing.TB, prefix string) {
-	entries, _ := os.ReadDir("/run/netns")
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), prefix) {
-			continue
-		}
-		out, _ := exec.Command("ip", "netns", "pids", e.Name()).Output()
-		for _, f := range strings.Fields(string(out)) {
-			var pid int
-			if _, err := fmt.Sscan(f, &pid); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		if err := exec.Command("ip", "netns", "del", e.Name()).Run(); err != nil {
-			t.Logf("remove network namespace %s: %v", e.Name(), err)
-		}
-	}
 }

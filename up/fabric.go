@@ -4,15 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/hostnet/linux"
 	"github.com/trustack/trustack/internal/namespace"
+	"github.com/vishvananda/netlink"
 )
 
 // With the linux network driver, `trustack up` stands a cloud of several
@@ -43,6 +43,17 @@ const (
 func FabricPrefix(dataDir string) string {
 	sum := sha256.Sum256([]byte(dataDir))
 	return "ts" + hex.EncodeToString(sum[:4])
+}
+
+// RemoveFabric ends what runs in the network namespaces `trustack up` made
+// for a data directory (guests, DHCP servers, Open vSwitch) and removes
+// them: they outlive trustack, as its guests do.
+func RemoveFabric(dataDir string) error {
+	var errs []error
+	for _, name := range namespace.List(FabricPrefix(dataDir) + "-") {
+		errs = append(errs, namespace.Destroy(name))
+	}
+	return errors.Join(errs...)
 }
 
 // fabric is what `trustack up` made of the machine's network for its

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // NS is a network namespace: a named one or, if unnamed, the process's
@@ -58,6 +61,29 @@ func Remove(name string) error {
 		return fmt.Errorf("remove network namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// Destroy kills every process in the namespace named name and removes it,
+// as a machine's power going off ends what ran on it.
+func Destroy(name string) error {
+	var ns unix.Stat_t
+	if err := unix.Stat(filepath.Join("/run/netns", name), &ns); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	links, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	for _, l := range links {
+		var st unix.Stat_t
+		if unix.Stat(l, &st) != nil || st.Dev != ns.Dev || st.Ino != ns.Ino {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(l)))); err == nil {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	return Remove(name)
 }
 
 // List returns the names of the namespaces whose names start with prefix.
