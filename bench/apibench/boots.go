@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,8 +126,7 @@ func bootServers(openrc string, clients, n int, withPort bool) error {
 	if len(latencies) == 0 {
 		return fmt.Errorf("no server became ACTIVE")
 	}
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
+	pct := func(p float64) time.Duration { return percentile(latencies, p) }
 	took := last.Sub(start)
 	what := "no network"
 	if withPort {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 )
@@ -126,7 +125,5 @@ func measure(client *http.Client, url, token string, headers map[string]string, 
 	if len(all) == 0 {
 		return result{}, fmt.Errorf("no successful request: %v", first)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	pct := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
-	return result{n: len(all), errors: errors, p50: pct(0.50), p99: pct(0.99)}, nil
+	return result{n: len(all), errors: errors, p50: percentile(all, 0.50), p99: percentile(all, 0.99)}, nil
 }

@@ -9,8 +9,10 @@
 // load). At a fixed rate each request has a scheduled time and its latency
 // counts from then, so a stall cannot hide the requests queued behind it.
 // It also measures port creations, server boots on fake hosts (with and
-// without a port each), and how much longer than a bare QEMU command line
-// the test guest takes to boot through trustack.
+// without a port each), how much longer than a bare QEMU command line
+// the test guest takes to boot through trustack, and, on hosts in network
+// namespaces, how long a guest takes to reach a peer on another host and a
+// security group rule to reach every host's firewall.
 // Run by `make bench`.
 package main
 
@@ -37,7 +39,7 @@ import (
 func main() {
 	binary := flag.String("trustack", "", "the trustack binary to measure")
 	backends := flag.String("backends", "sqlite,postgres", "database backends to measure, comma-separated")
-	what := flag.String("what", "identity,ports,boots,boots-ports,guest", "what to measure, comma-separated: identity, ports, boots, boots-ports, guest")
+	what := flag.String("what", "identity,ports,boots,boots-ports,guest,network", "what to measure, comma-separated: identity, ports, boots, boots-ports, guest, network (as root)")
 	clients := flag.Int("c", 64, "concurrent clients")
 	duration := flag.Duration("d", 10*time.Second, "identity: how long to measure, after a 2 s warm-up")
 	rate := flag.Float64("rate", 10000, "identity: requests per second of the fixed-rate run")
@@ -45,14 +47,16 @@ func main() {
 	ports := flag.Int("ports", 5000, "ports: how many ports to create")
 	hosts := flag.Int("hosts", 50, "boots: how many fake compute hosts")
 	guestRuns := flag.Int("guest-runs", 5, "guest: how many boots through trustack, and as many with bare QEMU")
+	networkRuns := flag.Int("network-runs", 5, "network: how many guests to boot, each pinging a peer on the other host")
+	rules := flag.Int("rules", 20, "network: how many security group rules to create and delete")
 	flag.Parse()
 	debug.SetGCPercent(400) // keep the client's collections out of the server's latency
 	defer pgtest.Stop()
 	fmt.Printf("trustack APIs, %d CPUs, %s\n", runtime.NumCPU(), time.Now().Format(time.DateOnly))
 	for _, w := range strings.Split(*what, ",") {
 		measured := strings.Split(*backends, ",")
-		if w == "guest" {
-			measured = []string{"sqlite"} // it measures QEMU, not the store
+		if w == "guest" || w == "network" {
+			measured = []string{"sqlite"} // it measures QEMU and the hosts, not the store
 		}
 		for _, backend := range measured {
 			fmt.Printf("\n== %s, %s\n", w, backend)
@@ -66,6 +70,8 @@ func main() {
 				err = withCloud(*binary, backend, *hosts, "", func(openrc string) error { return bootServers(openrc, *clients, *boots, w == "boots-ports") })
 			case "guest":
 				err = guest(*binary, *guestRuns)
+			case "network":
+				err = network(*binary, *networkRuns, *rules)
 			default:
 				err = fmt.Errorf("unknown measurement %q", w)
 			}
