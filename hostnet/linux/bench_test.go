@@ -45,28 +45,29 @@ func BenchmarkFirewallChange(b *testing.B) {
 		plugAll(b, n, securedPort(fmt.Sprintf("%08x-0000-4000-8000-000000000000", i), fmt.Sprintf("fa:16:3e:00:%02x:%02x", i/256, i%256),
 			fmt.Sprintf("10.1.0.%d", 101+i), "servers"))
 	}
-	b.Run("member", func(b *testing.B) {
-		clients, joined := groups[0], groups[0]
-		joined.Members = append(joined.Members[:len(joined.Members):len(joined.Members)], "10.8.0.1")
-		for i := range b.N {
-			g := clients
-			if i%2 == 0 {
-				g = joined
+	// Each change alternates between two states of a group, with a
+	// revision above the last, over all the benchmark's runs: a host
+	// keeps the rules of the highest revision it has seen.
+	revision := int64(1)
+	alternate := func(b *testing.B, one, other wire.SecurityGroup) {
+		for range b.N {
+			revision++
+			g := one
+			if revision%2 == 1 {
+				g = other
 			}
-			g.Revision = int64(i + 2)
+			g.Revision = revision
 			setGroups(b, n, g)
 		}
+	}
+	b.Run("member", func(b *testing.B) {
+		joined := groups[0]
+		joined.Members = append(joined.Members[:len(joined.Members):len(joined.Members)], "10.8.0.1")
+		alternate(b, joined, groups[0])
 	})
 	b.Run("rule", func(b *testing.B) {
-		servers, more := groups[1], remoteGroup(1000, wire.Rule{Direction: trustack.Ingress, EtherType: trustack.IPv4, Protocol: "tcp", PortMin: intp(22), PortMax: intp(22)})[1]
-		for i := range b.N {
-			g := servers
-			if i%2 == 0 {
-				g = more
-			}
-			g.Revision = int64(i + 2)
-			setGroups(b, n, g)
-		}
+		ssh := wire.Rule{Direction: trustack.Ingress, EtherType: trustack.IPv4, Protocol: "tcp", PortMin: intp(22), PortMax: intp(22)}
+		alternate(b, remoteGroup(1000, ssh)[1], groups[1])
 	})
 	b.Run("port", func(b *testing.B) {
 		p := securedPort("ffffffff-0000-4000-8000-000000000000", "fa:16:3e:ff:00:01", "10.1.0.250", "servers")

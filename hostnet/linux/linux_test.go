@@ -431,6 +431,19 @@ func TestReconcileRepairsWhatChangedBehindItsBack(t *testing.T) {
 	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); !strings.Contains(out, "\""+wire.TapName(a.ID)+"\" : jump from-") {
 		t.Errorf("the firewall's rules for the port are not back:\n%s", out)
 	}
+	// The tap deleted again, the tables left: the tap made anew (another
+	// interface index, so another number) has the firewall hold it.
+	run(t, "ip", "-n", ns, "link", "del", wire.TapName(a.ID))
+	if err := n.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tap, err = n.nl.LinkByName(wire.TapName(a.ID)); err != nil {
+		t.Fatalf("the tap deleted by hand again is not back: %v", err)
+	}
+	want := fmt.Sprintf("\"%s\" : jump %s", tap.Attrs().Name, portObject("from", portNumber(tap.Attrs().Index)))
+	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); !strings.Contains(out, want) {
+		t.Errorf("the firewall does not send the new tap's frames to its chains (%s):\n%s", want, out)
+	}
 }
 
 // TestStartOVSFindsItsDaemonsRunning: a `trustack up` killed and started
