@@ -91,7 +91,9 @@ echo "peer unreachable"
 // each took from its request to every host's firewall.
 func propagation(c *guestCloud, prefix string, rules int) error {
 	network := c.s.base + "/network/v2.0"
-	var groups struct{ SecurityGroups []struct{ ID string } `json:"security_groups"` }
+	var groups struct {
+		SecurityGroups []struct{ ID string } `json:"security_groups"`
+	}
 	if err := c.s.call(c.client, "GET", network+"/security-groups?name=default", nil, &groups); err != nil {
 		return err
 	}
@@ -104,7 +106,9 @@ func propagation(c *guestCloud, prefix string, rules int) error {
 		port := 20000 + i
 		match := fmt.Sprintf("tcp dport %d accept", port)
 		start := time.Now()
-		var rule struct{ SecurityGroupRule struct{ ID string } `json:"security_group_rule"` }
+		var rule struct {
+			SecurityGroupRule struct{ ID string } `json:"security_group_rule"`
+		}
 		if err := c.s.call(c.client, "POST", network+"/security-group-rules", map[string]any{"security_group_rule": map[string]any{
 			"security_group_id": groups.SecurityGroups[0].ID, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
 			"port_range_min": port, "port_range_max": port}}, &rule); err != nil {
