@@ -887,40 +887,17 @@ func (db *DB) actions(ctx context.Context, where string, args ...any) ([]trustac
 // Quotas returns the limits set for a project, by resource; resources not
 // set take the defaults, which are not the store's concern.
 func (db *DB) Quotas(ctx context.Context, projectID string) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT resource, hard_limit FROM quotas WHERE project_id = $1`, projectID)
-	if err != nil {
-		return nil, fmt.Errorf("read quotas of %s: %w", projectID, err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var r string
-		var n int
-		if err := rows.Scan(&r, &n); err != nil {
-			return nil, err
-		}
-		out[r] = n
-	}
-	return out, rows.Err()
+	return computeQuotas.of(ctx, db, projectID)
 }
 
 // SetQuotas sets limits of a project.
 func (db *DB) SetQuotas(ctx context.Context, projectID string, limits map[string]int) error {
-	return db.inTx(ctx, func(q querier) error {
-		for r, n := range limits {
-			if _, err := q.ExecContext(ctx, `INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)
-				ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit`, projectID, r, n); err != nil {
-				return fmt.Errorf("set quota %s of %s: %w", r, projectID, err)
-			}
-		}
-		return nil
-	})
+	return computeQuotas.set(ctx, db, projectID, limits)
 }
 
 // DeleteQuotas returns a project to the default limits.
 func (db *DB) DeleteQuotas(ctx context.Context, projectID string) error {
-	_, err := db.write.ExecContext(ctx, `DELETE FROM quotas WHERE project_id = $1`, projectID)
-	return err
+	return computeQuotas.clear(ctx, db, projectID)
 }
 
 // Helpers.

@@ -973,62 +973,24 @@ func (db *DB) DeleteFloatingIP(ctx context.Context, id string) error {
 // NetworkQuotas returns a project's quota limits set apart from the
 // defaults, by resource.
 func (db *DB) NetworkQuotas(ctx context.Context, projectID string) (map[string]int, error) {
-	all, err := db.networkQuotas(ctx, `WHERE project_id = $1`, projectID)
-	if err != nil {
-		return nil, err
-	}
-	if all[projectID] == nil {
-		return map[string]int{}, nil
-	}
-	return all[projectID], nil
+	return networkQuotas.of(ctx, db, projectID)
 }
 
 // AllNetworkQuotas returns every project's limits set apart from the
 // defaults, by project.
 func (db *DB) AllNetworkQuotas(ctx context.Context) (map[string]map[string]int, error) {
-	return db.networkQuotas(ctx, ``)
-}
-
-func (db *DB) networkQuotas(ctx context.Context, where string, args ...any) (map[string]map[string]int, error) {
-	out := map[string]map[string]int{}
-	err := eachRow(ctx, db.read, `SELECT project_id, resource, hard_limit FROM network_quotas `+where, args, func(scan func(...any) error) error {
-		var project, resource string
-		var limit int
-		if err := scan(&project, &resource, &limit); err != nil {
-			return err
-		}
-		if out[project] == nil {
-			out[project] = map[string]int{}
-		}
-		out[project][resource] = limit
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read network quotas: %w", err)
-	}
-	return out, nil
+	return networkQuotas.all(ctx, db)
 }
 
 // SetNetworkQuotas sets limits of a project, replacing those it had of
 // the same resources.
 func (db *DB) SetNetworkQuotas(ctx context.Context, projectID string, limits map[string]int) error {
-	return db.inTx(ctx, func(q querier) error {
-		for _, r := range slices.Sorted(maps.Keys(limits)) {
-			if _, err := q.ExecContext(ctx, `INSERT INTO network_quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)
-				ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit`, projectID, r, limits[r]); err != nil {
-				return fmt.Errorf("set network quota %s of %s: %w", r, projectID, err)
-			}
-		}
-		return nil
-	})
+	return networkQuotas.set(ctx, db, projectID, limits)
 }
 
 // DeleteNetworkQuotas returns a project to the default limits.
 func (db *DB) DeleteNetworkQuotas(ctx context.Context, projectID string) error {
-	if _, err := db.write.ExecContext(ctx, `DELETE FROM network_quotas WHERE project_id = $1`, projectID); err != nil {
-		return fmt.Errorf("delete network quotas of %s: %w", projectID, err)
-	}
-	return nil
+	return networkQuotas.clear(ctx, db, projectID)
 }
 
 // NetworkUsage counts a project's networks, subnets, ports, routers,
