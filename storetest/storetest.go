@@ -18,6 +18,7 @@ import (
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
 	"github.com/trustack/trustack/network"
+	"github.com/trustack/trustack/volume"
 )
 
 // Store is everything a backend must implement.
@@ -28,6 +29,7 @@ type Store interface {
 	acaas.Store
 	attest.Store
 	network.Store
+	volume.Store
 }
 
 // Run runs the suite; open returns a new, empty store for each test.
@@ -96,6 +98,10 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"FloatingIPs", testFloatingIPs},
 		{"NetworkQuotas", testNetworkQuotas},
 		{"NetworkQuotaUnderConcurrency", testNetworkQuotaUnderConcurrency},
+		{"VolumeTypes", testVolumeTypes},
+		{"Volumes", testVolumes},
+		{"VolumeQuotas", testVolumeQuotas},
+		{"VolumeQuotaUnderConcurrency", testVolumeQuotaUnderConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

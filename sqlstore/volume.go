@@ -1,0 +1,288 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trustack/trustack"
+)
+
+// Block storage: volume types, volumes and their quotas, as volume.Store
+// asks. A project's quota lock is held while its volumes are counted and
+// summed, before any volume's row: the order of locks is the project's,
+// then the volume's.
+
+var (
+	volumeTypes = &table[trustack.VolumeType]{
+		name: "volume_types", kind: "volume type", order: "name, id",
+		columns: []string{"id", "name", "description", "is_public", "extra_specs", "created_at", "updated_at"},
+		fields: func(t *trustack.VolumeType) []any {
+			return []any{&t.ID, &t.Name, &t.Description, &t.Public, jsonColumn[map[string]string]{&t.ExtraSpecs},
+				timeColumn{&t.CreatedAt}, timeColumn{&t.UpdatedAt}}
+		},
+		missing: func(id string) error {
+			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeNotFound", "Volume type %s could not be found.", id)
+		},
+	}
+	volumes = &table[trustack.Volume]{
+		name: "volumes", kind: "volume", order: "created_at, id",
+		columns: []string{"id", "project_id", "user_id", "name", "description", "size_gb", "status", "type_id", "availability_zone",
+			"bootable", "image_id", "snapshot_id", "source_volume_id", "metadata", "image_metadata", "host", "reason", "created_at", "updated_at"},
+		fields: func(v *trustack.Volume) []any {
+			return []any{&v.ID, &v.ProjectID, &v.UserID, &v.Name, &v.Description, &v.Size, &v.Status, &v.TypeID, &v.AvailabilityZone,
+				&v.Bootable, &v.ImageID, &v.SnapshotID, &v.SourceVolumeID, jsonColumn[map[string]string]{&v.Metadata},
+				jsonColumn[map[string]string]{&v.ImageMetadata}, &v.Host, &v.Reason, timeColumn{&v.CreatedAt}, timeColumn{&v.UpdatedAt}}
+		},
+		missing: func(id string) error {
+			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)
+		},
+	}
+)
+
+// Volumes.
+
+// CreateVolume adds a volume of an existing type (ENOTFOUND
+// VolumeTypeNotFound otherwise) if its project stays within limits:
+// EOVERQUOTA (VolumeLimitExceeded, VolumeSizeExceedsAvailableQuota)
+// beyond; ECONFLICT for an ID in use.
+func (db *DB) CreateVolume(ctx context.Context, v *trustack.Volume, limits map[string]int) error {
+	return db.inProjectTx(ctx, v.ProjectID, func(q querier) error {
+		if _, err := volumeTypes.get(ctx, q, v.TypeID); err != nil {
+			return err
+		}
+		if err := checkVolumeQuota(ctx, db, q, v.ProjectID, limits, 1, v.Size); err != nil {
+			return err
+		}
+		return volumes.insert(ctx, q, v)
+	})
+}
+
+// checkVolumeQuota holds the project's quota lock if it has a limit, and
+// gives EOVERQUOTA if its volumes, with more of them and more GiB, would
+// be over it.
+func checkVolumeQuota(ctx context.Context, db *DB, q querier, project string, limits map[string]int, more, moreGB int) error {
+	if limit(limits, trustack.QuotaVolumes) < 0 && limit(limits, trustack.QuotaGigabytes) < 0 {
+		return nil
+	}
+	if err := lockProject(ctx, db, q, project); err != nil {
+		return err
+	}
+	return checkLockedVolumeQuota(ctx, q, project, limits, more, moreGB)
+}
+
+// checkLockedVolumeQuota is checkVolumeQuota in a transaction that holds
+// the project's quota lock already.
+func checkLockedVolumeQuota(ctx context.Context, q querier, project string, limits map[string]int, more, moreGB int) error {
+	count, gigabytes := limit(limits, trustack.QuotaVolumes), limit(limits, trustack.QuotaGigabytes)
+	used, err := volumeUsage(ctx, q, project)
+	if err != nil {
+		return err
+	}
+	if n := used[trustack.QuotaVolumes]; more > 0 && count >= 0 && n+more > count {
+		return trustack.Reasonf(trustack.EOVERQUOTA, "VolumeLimitExceeded", "Maximum number of volumes allowed (%d) exceeded for quota '%s'.", count, trustack.QuotaVolumes)
+	}
+	if gb := used[trustack.QuotaGigabytes]; moreGB > 0 && gigabytes >= 0 && gb+moreGB > gigabytes {
+		return trustack.Reasonf(trustack.EOVERQUOTA, "VolumeSizeExceedsAvailableQuota",
+			"Requested volume or snapshot exceeds allowed %s quota. Requested %dG, quota is %dG and %dG has been consumed.", trustack.QuotaGigabytes, moreGB, gigabytes, gb)
+	}
+	return nil
+}
+
+// limit is a resource's limit, -1 (none) if limits has none.
+func limit(limits map[string]int, resource string) int {
+	if n, ok := limits[resource]; ok {
+		return n
+	}
+	return -1
+}
+
+// Volume returns a volume; ENOTFOUND (VolumeNotFound).
+func (db *DB) Volume(ctx context.Context, id string) (*trustack.Volume, error) {
+	return volumes.get(ctx, db.read, id)
+}
+
+// Volumes returns the volumes matching f, oldest first.
+func (db *DB) Volumes(ctx context.Context, f trustack.VolumeFilter) ([]*trustack.Volume, error) {
+	var w where
+	w.in("id", f.IDs)
+	w.eq("project_id", f.ProjectID)
+	w.eq("name", f.Name)
+	w.eq("status", f.Status)
+	w.flag("bootable", f.Bootable)
+	w.eq("type_id", f.TypeID)
+	list, err := volumes.list(ctx, db.read, w)
+	if err != nil {
+		return nil, err
+	}
+	sortByAge(list, func(v *trustack.Volume) (time.Time, string) { return v.CreatedAt, v.ID })
+	return list, nil
+}
+
+// UpdateVolume reads a volume, lets fn change it and writes it back, in
+// one transaction; an error from fn changes nothing. A volume fn grows
+// must stay within its project's gigabytes limit (EOVERQUOTA
+// VolumeSizeExceedsAvailableQuota). ENOTFOUND (VolumeNotFound); EINVALID
+// if fn changed the ID or the project.
+func (db *DB) UpdateVolume(ctx context.Context, id string, limits map[string]int, fn func(*trustack.Volume) error) (*trustack.Volume, error) {
+	// The project's lock comes before the volume's row: its ID is read
+	// first, and is checked again under the row's lock.
+	before, err := volumes.get(ctx, db.read, id)
+	if err != nil {
+		return nil, err
+	}
+	var v *trustack.Volume
+	err = db.inProjectTx(ctx, before.ProjectID, func(q querier) error {
+		gigabytes := limit(limits, trustack.QuotaGigabytes)
+		if gigabytes >= 0 {
+			if err := lockProject(ctx, db, q, before.ProjectID); err != nil {
+				return err
+			}
+		}
+		var err error
+		if v, err = volumes.getSQL(ctx, q, id, db.lockRow()); err != nil {
+			return err
+		}
+		project, size := v.ProjectID, v.Size
+		if err := fn(v); err != nil {
+			return err
+		}
+		if v.ProjectID != project {
+			return trustack.Errorf(trustack.EINVALID, "The project of volume %s cannot be changed.", id)
+		}
+		if v.Size > size && gigabytes >= 0 {
+			if err := checkLockedVolumeQuota(ctx, q, project, map[string]int{trustack.QuotaGigabytes: gigabytes}, 0, v.Size-size); err != nil {
+				return err
+			}
+		}
+		return volumes.put(ctx, q, id, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// DeleteVolume removes a volume; ENOTFOUND (VolumeNotFound).
+func (db *DB) DeleteVolume(ctx context.Context, id string) error {
+	return volumes.delete(ctx, db.write, id)
+}
+
+// VolumeUsage returns what a project's volumes take of its quota: how
+// many they are and their GiB.
+func (db *DB) VolumeUsage(ctx context.Context, projectID string) (map[string]int, error) {
+	return volumeUsage(ctx, db.read, projectID)
+}
+
+func volumeUsage(ctx context.Context, q querier, project string) (map[string]int, error) {
+	var n, gb int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1`, project).Scan(&n, &gb); err != nil {
+		return nil, fmt.Errorf("count the volumes of %s: %w", project, err)
+	}
+	return map[string]int{trustack.QuotaVolumes: n, trustack.QuotaGigabytes: gb}, nil
+}
+
+// Volume types.
+
+// CreateVolumeType adds a type; ECONFLICT (VolumeTypeExists) if its name
+// is taken, ECONFLICT for an ID in use.
+func (db *DB) CreateVolumeType(ctx context.Context, t *trustack.VolumeType) error {
+	return db.inTx(ctx, func(q querier) error {
+		added, err := volumeTypes.tryAdd(ctx, q, t)
+		if err != nil {
+			return fmt.Errorf("create volume type: %w", conflict("volume type", err))
+		}
+		if added {
+			return nil
+		}
+		if err := idFree(ctx, q, "volume_types", "Volume type", t.ID); err != nil {
+			return err
+		}
+		return volumeTypeExists(t.Name)
+	})
+}
+
+func volumeTypeExists(name string) error {
+	return trustack.Reasonf(trustack.ECONFLICT, "VolumeTypeExists", "Volume Type %s already exists.", name)
+}
+
+// VolumeType returns a type; ENOTFOUND (VolumeTypeNotFound).
+func (db *DB) VolumeType(ctx context.Context, id string) (*trustack.VolumeType, error) {
+	return volumeTypes.get(ctx, db.read, id)
+}
+
+// VolumeTypeByName returns the type of a name; ENOTFOUND
+// (VolumeTypeNotFoundByName).
+func (db *DB) VolumeTypeByName(ctx context.Context, name string) (*trustack.VolumeType, error) {
+	var w where
+	w.add("name = ?", name)
+	list, err := volumeTypes.list(ctx, db.read, w)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeNotFoundByName", "Volume type with name %s could not be found.", name)
+	}
+	return list[0], nil
+}
+
+// VolumeTypes returns every type, by name.
+func (db *DB) VolumeTypes(ctx context.Context) ([]*trustack.VolumeType, error) {
+	return volumeTypes.list(ctx, db.read, where{})
+}
+
+// UpdateVolumeType reads a type, lets fn change it and writes it back, in
+// one transaction; ENOTFOUND (VolumeTypeNotFound), ECONFLICT
+// (VolumeTypeExists) if fn gave it a name another has.
+func (db *DB) UpdateVolumeType(ctx context.Context, id string, fn func(*trustack.VolumeType) error) (*trustack.VolumeType, error) {
+	var name string
+	t, err := volumeTypes.update(ctx, db, id, func(t *trustack.VolumeType) error {
+		err := fn(t)
+		name = t.Name
+		return err
+	})
+	var c *trustack.Error
+	if errors.As(err, &c) && c.Code == trustack.ECONFLICT && c.Reason == "" {
+		return nil, volumeTypeExists(name)
+	}
+	return t, err
+}
+
+// DeleteVolumeType removes a type; ENOTFOUND (VolumeTypeNotFound),
+// ECONFLICT (VolumeTypeInUse) while a volume is of it.
+func (db *DB) DeleteVolumeType(ctx context.Context, id string) error {
+	return db.inTx(ctx, func(q querier) error {
+		t, err := volumeTypes.getSQL(ctx, q, id, db.lockRow())
+		if err != nil {
+			return err
+		}
+		used, err := exists(ctx, q, `SELECT COUNT(*) FROM volumes WHERE type_id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("delete volume type %s: %w", id, err)
+		}
+		if used {
+			return trustack.Reasonf(trustack.ECONFLICT, "VolumeTypeInUse", "Volume Type %s deletion is not allowed with volumes present with the type.", t.Name)
+		}
+		return volumeTypes.delete(ctx, q, id)
+	})
+}
+
+// Volume quotas.
+
+// VolumeQuotas returns a project's limits set apart from the defaults,
+// by resource.
+func (db *DB) VolumeQuotas(ctx context.Context, projectID string) (map[string]int, error) {
+	return volumeQuotas.of(ctx, db, projectID)
+}
+
+// SetVolumeQuotas sets limits of a project, replacing those it had of the
+// same resources.
+func (db *DB) SetVolumeQuotas(ctx context.Context, projectID string, limits map[string]int) error {
+	return volumeQuotas.set(ctx, db, projectID, limits)
+}
+
+// DeleteVolumeQuotas returns a project to the default limits.
+func (db *DB) DeleteVolumeQuotas(ctx context.Context, projectID string) error {
+	return volumeQuotas.clear(ctx, db, projectID)
+}

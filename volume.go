@@ -1,0 +1,92 @@
+package trustack
+
+import "time"
+
+// Volume statuses, as Cinder names them: where a volume stands. A volume
+// is made (creating), waits (available), is held for an attachment
+// (reserved, attaching), serves a server (in-use), is let go (detaching),
+// grows (extending) and goes (deleting); error and error_deleting say a
+// backend failed it.
+const (
+	VolumeCreating      = "creating"
+	VolumeAvailable     = "available"
+	VolumeReserved      = "reserved"
+	VolumeAttaching     = "attaching"
+	VolumeInUse         = "in-use"
+	VolumeDetaching     = "detaching"
+	VolumeExtending     = "extending"
+	VolumeDeleting      = "deleting"
+	VolumeError         = "error"
+	VolumeErrorDeleting = "error_deleting"
+)
+
+// Volume is a block device of a project's that outlives the servers it
+// serves: Cinder's volume. It is made empty, or from an image, a snapshot
+// or another volume, by the backend of its type on a storage host.
+type Volume struct {
+	ID               string
+	ProjectID        string
+	UserID           string
+	Name             string
+	Description      string
+	Size             int // GiB
+	Status           string
+	TypeID           string
+	AvailabilityZone string
+	Bootable         bool
+	// What it was made from, "" for none.
+	ImageID        string
+	SnapshotID     string
+	SourceVolumeID string
+	Metadata       map[string]string
+	// ImageMetadata is the image's properties a volume made from it keeps
+	// (Cinder's volume_image_metadata), for a server booted from it.
+	ImageMetadata map[string]string
+	// Host is where the volume lives, as Cinder writes it:
+	// "host@backend#pool"; "" until a backend has it.
+	Host string
+	// Reason says why the volume is in error, for operators.
+	Reason    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// VolumeFilter selects volumes; empty fields match everything.
+type VolumeFilter struct {
+	IDs       []string
+	ProjectID string
+	Name      string
+	Status    string
+	Bootable  *bool
+	TypeID    string
+}
+
+// VolumeType is a kind of volume a project may ask for: which backend
+// makes it and how, as its extra specs say (volume_backend_name). A type
+// that is not public is for the projects given access to it.
+type VolumeType struct {
+	ID          string
+	Name        string
+	Description string
+	Public      bool
+	ExtraSpecs  map[string]string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// DefaultVolumeType is the name of the type a volume gets when it names
+// none, as Cinder's; it cannot be deleted.
+const DefaultVolumeType = "__DEFAULT__"
+
+// Volume quota resources, as Cinder names them: how many volumes a
+// project has, and their total size in GiB.
+const (
+	QuotaVolumes   = "volumes"
+	QuotaGigabytes = "gigabytes"
+)
+
+// DefaultVolumeQuotas are Cinder's defaults; -1 means unlimited.
+var DefaultVolumeQuotas = map[string]int{
+	QuotaVolumes:   10,
+	QuotaGigabytes: 1000,
+}

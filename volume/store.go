@@ -1,0 +1,66 @@
+// Package volume is trustack's block storage service, Cinder's
+// counterpart: volumes of a project's that outlive its servers, made by
+// the backends of their types on storage hosts. This file declares what
+// it keeps in the store.
+package volume
+
+import (
+	"context"
+
+	"github.com/trustack/trustack"
+)
+
+// Store keeps block storage state. A project's quota holds whoever
+// writes at the same time and from however many controllers: the store
+// counts a project's volumes and their sizes in the transaction that adds
+// or grows one. Limits are by quota resource (trustack.QuotaVolumes,
+// trustack.QuotaGigabytes); a resource missing, or -1, has no limit.
+// Update methods read the row, change it with fn and write it back in one
+// transaction; fn may not change the ID, and its error aborts the update
+// as it is. Methods return ENOTFOUND for a missing ID, with Cinder's
+// error type as the reason where clients tell errors apart.
+type Store interface {
+	// CreateVolume adds a volume of an existing type (ENOTFOUND
+	// VolumeTypeNotFound otherwise); EOVERQUOTA (VolumeLimitExceeded,
+	// VolumeSizeExceedsAvailableQuota) past the project's limits.
+	CreateVolume(ctx context.Context, v *trustack.Volume, limits map[string]int) error
+	// Volume returns a volume; ENOTFOUND (VolumeNotFound).
+	Volume(ctx context.Context, id string) (*trustack.Volume, error)
+	// Volumes returns the volumes matching f, oldest first.
+	Volumes(ctx context.Context, f trustack.VolumeFilter) ([]*trustack.Volume, error)
+	// UpdateVolume is an update; a volume fn grows must stay within its
+	// project's gigabytes limit (EOVERQUOTA), and fn may not change its
+	// project (EINVALID).
+	UpdateVolume(ctx context.Context, id string, limits map[string]int, fn func(*trustack.Volume) error) (*trustack.Volume, error)
+	// DeleteVolume removes a volume; ENOTFOUND (VolumeNotFound).
+	DeleteVolume(ctx context.Context, id string) error
+	// VolumeUsage returns what a project's volumes take of its quota, by
+	// resource.
+	VolumeUsage(ctx context.Context, projectID string) (map[string]int, error)
+
+	// CreateVolumeType adds a type; ECONFLICT (VolumeTypeExists) if its
+	// name is taken.
+	CreateVolumeType(ctx context.Context, t *trustack.VolumeType) error
+	// VolumeType returns a type; ENOTFOUND (VolumeTypeNotFound).
+	VolumeType(ctx context.Context, id string) (*trustack.VolumeType, error)
+	// VolumeTypeByName returns the type of a name; ENOTFOUND
+	// (VolumeTypeNotFoundByName).
+	VolumeTypeByName(ctx context.Context, name string) (*trustack.VolumeType, error)
+	// VolumeTypes returns every type, by name.
+	VolumeTypes(ctx context.Context) ([]*trustack.VolumeType, error)
+	// UpdateVolumeType is an update; ECONFLICT (VolumeTypeExists) if fn
+	// gave it a name another has.
+	UpdateVolumeType(ctx context.Context, id string, fn func(*trustack.VolumeType) error) (*trustack.VolumeType, error)
+	// DeleteVolumeType removes a type; ECONFLICT (VolumeTypeInUse)
+	// while a volume is of it.
+	DeleteVolumeType(ctx context.Context, id string) error
+
+	// VolumeQuotas returns a project's limits set apart from the
+	// defaults, by resource.
+	VolumeQuotas(ctx context.Context, projectID string) (map[string]int, error)
+	// SetVolumeQuotas sets limits of a project, replacing those it had of
+	// the same resources.
+	SetVolumeQuotas(ctx context.Context, projectID string, limits map[string]int) error
+	// DeleteVolumeQuotas returns a project to the default limits.
+	DeleteVolumeQuotas(ctx context.Context, projectID string) error
+}
