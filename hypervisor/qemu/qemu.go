@@ -35,6 +35,7 @@ import (
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/internal/namespace"
+	"github.com/trustack/trustack/internal/qemuimg"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -44,9 +45,9 @@ var _ agent.Hypervisor = (*Driver)(nil)
 type Options struct {
 	// Dir holds the instances and the image cache (required).
 	Dir string
-	// Binary and ImgBinary are QEMU's emulator and image tool (defaults
-	// qemu-system-x86_64 and qemu-img).
-	Binary, ImgBinary string
+	// Binary is QEMU's emulator (default qemu-system-x86_64); its image
+	// tool is qemu-img.
+	Binary string
 	// Accel is auto, kvm or tcg (default auto: KVM where a canary guest
 	// boots under it within CanaryTimeout, default 10 s).
 	Accel         string
@@ -121,9 +122,6 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if opts.Binary == "" {
 		opts.Binary = "qemu-system-x86_64"
-	}
-	if opts.ImgBinary == "" {
-		opts.ImgBinary = "qemu-img"
 	}
 	if opts.Accel == "" {
 		opts.Accel = "auto"
@@ -384,28 +382,15 @@ func (d *Driver) makeDisk(ctx context.Context, inst *instance, token string) err
 			}
 		}
 	}
-	out, err := exec.CommandContext(ctx, d.opts.ImgBinary, "info", "--output=json", "-f", format, base).Output()
+	virtual, err := qemuimg.VirtualSize(ctx, base, format)
 	if err != nil {
 		return trustack.Errorf(trustack.EINVALID, "qemu: image %s is not a valid %s disk: %v", img.ID, img.DiskFormat, err)
 	}
-	var info struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(out, &info); err != nil {
-		return fmt.Errorf("qemu-img info: %w", err)
-	}
 	size := int64(inst.spec.DiskGB) << 30
-	if size > 0 && size < info.VirtualSize {
-		return trustack.Errorf(trustack.EINVALID, "qemu: the flavor's disk (%d GiB) is smaller than image %s (%d bytes)", inst.spec.DiskGB, img.ID, info.VirtualSize)
+	if size > 0 && size < virtual {
+		return trustack.Errorf(trustack.EINVALID, "qemu: the flavor's disk (%d GiB) is smaller than image %s (%d bytes)", inst.spec.DiskGB, img.ID, virtual)
 	}
-	args := []string{"create", "-q", "-f", "qcow2", "-F", format, "-b", base, filepath.Join(inst.dir, diskFile)}
-	if size > 0 {
-		args = append(args, strconv.FormatInt(size, 10))
-	}
-	if out, err := exec.CommandContext(ctx, d.opts.ImgBinary, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("qemu-img create: %v: %s", err, out)
-	}
-	return nil
+	return qemuimg.Create(ctx, filepath.Join(inst.dir, diskFile), "qcow2", size, base, format)
 }
 
 // defaultCommandLine is the kernel command line of a direct kernel boot
@@ -849,14 +834,14 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	}
 	tmp := filepath.Join(inst.dir, "snapshot.tmp")
 	defer os.Remove(tmp)
-	out, err := exec.CommandContext(ctx, d.opts.ImgBinary, "convert", "-U", "-O", format, filepath.Join(inst.dir, diskFile), tmp).CombinedOutput()
+	err = qemuimg.Convert(ctx, filepath.Join(inst.dir, diskFile), tmp, format)
 	if state == trustack.PowerRunning {
 		if _, cerr := v.mon.run(context.WithoutCancel(ctx), "cont", nil); cerr != nil && err == nil {
 			return cerr
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("qemu-img convert: %v: %s", err, out)
+		return err
 	}
 	f, err := os.Open(tmp)
 	if err != nil {

@@ -1,0 +1,68 @@
+// Package qemuimg runs qemu-img, QEMU's disk image tool, for what keeps
+// disk images: the QEMU driver's guest disks and the file volume backend.
+package qemuimg
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strconv"
+)
+
+// VirtualSize returns the size in bytes that an image of the format
+// (raw, qcow2, ...) shows a guest.
+func VirtualSize(ctx context.Context, path, format string) (int64, error) {
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", "-U", "-f", format, path).Output()
+	if err != nil {
+		return 0, fmt.Errorf("qemu-img info %s: %w%s", path, err, stderr(err))
+	}
+	var info struct {
+		VirtualSize int64 `json:"virtual-size"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return 0, fmt.Errorf("qemu-img info %s: %w", path, err)
+	}
+	return info.VirtualSize, nil
+}
+
+// Create makes an image of the format: of size bytes, on the backing
+// image of backingFormat if backing is not "" (of its size if size is
+// 0).
+func Create(ctx context.Context, path, format string, size int64, backing, backingFormat string) error {
+	args := []string{"create", "-q", "-f", format}
+	if backing != "" {
+		args = append(args, "-F", backingFormat, "-b", backing)
+	}
+	args = append(args, path)
+	if size > 0 {
+		args = append(args, strconv.FormatInt(size, 10))
+	}
+	return run(ctx, args...)
+}
+
+// Resize grows an image of the format to size bytes.
+func Resize(ctx context.Context, path, format string, size int64) error {
+	return run(ctx, "resize", "-q", "-f", format, path, strconv.FormatInt(size, 10))
+}
+
+// Convert copies an image into another of the format, reading it while
+// others may have it open.
+func Convert(ctx context.Context, from, to, format string) error {
+	return run(ctx, "convert", "-U", "-O", format, from, to)
+}
+
+func run(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, "qemu-img", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img %s: %v: %s", args[0], err, out)
+	}
+	return nil
+}
+
+// stderr is what a failed command said, for its error.
+func stderr(err error) string {
+	if e, ok := err.(*exec.ExitError); ok && len(e.Stderr) > 0 {
+		return ": " + string(e.Stderr)
+	}
+	return ""
+}
