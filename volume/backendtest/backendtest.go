@@ -1,0 +1,180 @@
+// Package backendtest is the conformance suite of volume backends: each
+// (file, and lvm where the kernel has device-mapper) passes the same
+// tests, so that what a volume does holds whichever backend keeps it.
+// It reads and writes volumes' blocks with qemu-io, as QEMU would.
+package backendtest
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+)
+
+var ctx = context.Background()
+
+// Run runs the suite; open returns a new, empty backend for each test.
+func Run(t *testing.T, open func(t testing.TB) agent.VolumeBackend) {
+	if _, err := exec.LookPath("qemu-io"); err != nil {
+		t.Fatal("the volume backends' tests need qemu-io (qemu-utils)")
+	}
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b agent.VolumeBackend)
+	}{
+		{"CreateIsIdempotent", testCreate},
+		{"ExtendKeepsTheData", testExtend},
+		{"DeleteRemovesTheData", testDelete},
+		{"BadInput", testBadInput},
+		{"ConcurrentCreations", testConcurrentCreations},
+		{"Capacity", testCapacity},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+const id = "6f1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a00"
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func code(t testing.TB, err error, want string) {
+	t.Helper()
+	if got := trustack.ErrorCode(err); got != want {
+		t.Fatalf("got error %v (code %q), want code %q", err, got, want)
+	}
+}
+
+func sizes(t testing.TB, b agent.VolumeBackend) map[string]int {
+	t.Helper()
+	got, err := b.Volumes(ctx)
+	must(t, err)
+	return got
+}
+
+// io runs a qemu-io command on a volume, as a guest's reads and writes,
+// and reports whether it succeeded (a read with -P fails on data other
+// than the pattern).
+func io(t testing.TB, b agent.VolumeBackend, volume, command string) bool {
+	t.Helper()
+	path, format, err := b.Locate(ctx, volume)
+	must(t, err)
+	return exec.Command("qemu-io", "-f", format, "-c", command, path).Run() == nil
+}
+
+// testCreate: a volume is made empty (zeros) of its size; made again of
+// the size it is left as it is, of another size refused.
+func testCreate(t *testing.T, b agent.VolumeBackend) {
+	must(t, b.Create(ctx, id, 1))
+	if got := sizes(t, b); len(got) != 1 || got[id] != 1 {
+		t.Fatalf("volumes %v, want %s of 1 GiB", got, id)
+	}
+	if !io(t, b, id, "read -P 0 0 1M") {
+		t.Errorf("a new volume does not read as zeros")
+	}
+	if !io(t, b, id, "write -P 0xab 1023M 1M") {
+		t.Fatalf("cannot write the last MiB of a 1 GiB volume")
+	}
+	if io(t, b, id, "write -P 0xab 1G 1M") {
+		t.Errorf("a 1 GiB volume takes a write past its end")
+	}
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "read -P 0xab 1023M 1M") {
+		t.Errorf("creating a volume that exists changed its data")
+	}
+	code(t, b.Create(ctx, id, 2), trustack.ECONFLICT)
+}
+
+// testExtend: a volume grows with its data; it never shrinks.
+func testExtend(t *testing.T, b agent.VolumeBackend) {
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "write -P 0xcd 0 1M") {
+		t.Fatal("cannot write a new volume")
+	}
+	must(t, b.Extend(ctx, id, 3))
+	if got := sizes(t, b)[id]; got != 3 {
+		t.Errorf("extended to 3 GiB, the volume has %d", got)
+	}
+	if !io(t, b, id, "read -P 0xcd 0 1M") {
+		t.Errorf("extending a volume lost its data")
+	}
+	if !io(t, b, id, "write -P 0xef 3071M 1M") {
+		t.Errorf("cannot write the last MiB of the extended volume")
+	}
+	must(t, b.Extend(ctx, id, 3))
+	code(t, b.Extend(ctx, id, 2), trustack.EINVALID)
+	code(t, b.Extend(ctx, "00000000-0000-4000-8000-000000000000", 5), trustack.ENOTFOUND)
+}
+
+// testDelete: a deleted volume is gone with its data, and one made again
+// of its ID is empty; deleting what is not there is no error.
+func testDelete(t *testing.T, b agent.VolumeBackend) {
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "write -P 0x5a 0 1M") {
+		t.Fatal("cannot write a new volume")
+	}
+	must(t, b.Delete(ctx, id))
+	if got := sizes(t, b); len(got) != 0 {
+		t.Errorf("volumes %v after the delete, want none", got)
+	}
+	_, _, err := b.Locate(ctx, id)
+	code(t, err, trustack.ENOTFOUND)
+	must(t, b.Delete(ctx, id))
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "read -P 0 0 1M") {
+		t.Errorf("a volume made again with a deleted one's ID has its data")
+	}
+}
+
+// testBadInput: IDs that are no names, and sizes under 1 GiB, are
+// refused.
+func testBadInput(t *testing.T, b agent.VolumeBackend) {
+	for _, bad := range []string{"", "../etc", "a/b", ".hidden", "-x"} {
+		code(t, b.Create(ctx, bad, 1), trustack.EINVALID)
+		code(t, b.Delete(ctx, bad), trustack.EINVALID)
+	}
+	code(t, b.Create(ctx, id, 0), trustack.EINVALID)
+	if got := sizes(t, b); len(got) != 0 {
+		t.Errorf("volumes %v after bad input, want none", got)
+	}
+}
+
+// testConcurrentCreations: volumes made at once are all there, whole.
+func testConcurrentCreations(t *testing.T, b agent.VolumeBackend) {
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.Create(ctx, fmt.Sprintf("vol-%d", i), 1+i%2)
+		}()
+	}
+	wg.Wait()
+	got := sizes(t, b)
+	for i, err := range errs {
+		must(t, err)
+		if want := 1 + i%2; got[fmt.Sprintf("vol-%d", i)] != want {
+			t.Errorf("vol-%d: %d GiB, want %d", i, got[fmt.Sprintf("vol-%d", i)], want)
+		}
+	}
+}
+
+// testCapacity: the backend says what it has and what is free.
+func testCapacity(t *testing.T, b agent.VolumeBackend) {
+	total, free, err := b.Capacity(ctx)
+	must(t, err)
+	if total <= 0 || free < 0 || free > total {
+		t.Errorf("capacity %d GiB, %d free: want 0 ≤ free ≤ total, total > 0", total, free)
+	}
+}
