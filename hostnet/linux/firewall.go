@@ -26,10 +26,10 @@ import (
 // packets are tracked where bridged IP traffic meets the IP hooks
 // (br_netfilter), which see the bridge, not the port. The bridge table
 // therefore marks each packet with the ports it comes from (the low 16
-// bits) and goes to (the high 16), a port's number being its tap's
-// interface index; the inet table then tracks connections, in a zone per
-// network (its bridge's index) so that networks with the same addresses
-// on one host stay apart, and runs the sending port's egress rules and
+// bits) and goes to (the high 16), by numbers the driver gives the ports;
+// the inet table then tracks connections, in a zone per network (another
+// number of the driver's) so that networks with the same addresses on one
+// host stay apart, and runs the sending port's egress rules and
 // the receiving port's ingress rules. What a rule lets through returns
 // from the egress chain, so that the receiver's rules still apply, and is
 // accepted by the ingress chain; anything else is dropped, as is any
@@ -43,13 +43,44 @@ import (
 // changed behind the firewall's back, makes both tables anew.
 const tableName = "trustack"
 
-// portNumber is the number marks carry for a port: its tap's interface
-// index, in 16 bits, never 0.
-func portNumber(ifindex int) uint32 { return uint32((ifindex-1)%0xffff + 1) }
+// numbering gives each of a set of keys (ports, networks) a number of
+// its own, 1 to 65535, which stays its own while it is in the set: the 16
+// bits of a mark that say a port, a connection tracking zone. Interface
+// indexes alone would not do: they grow with every device made, and two
+// devices' would meet modulo 65535.
+type numbering map[string]uint32
 
-// zoneOf is the connection tracking zone of a network: its bridge's
-// interface index, in 16 bits.
-func zoneOf(ifindex int) uint16 { return uint16((ifindex-1)%0xffff + 1) }
+// assign keeps the numbers of the keys that had one and frees those of
+// keys gone; a new key gets the number it prefers (0 for none) if that is
+// free, else the lowest free.
+func (m numbering) assign(keys map[string]uint32) error {
+	used := map[uint32]bool{}
+	for k, n := range m {
+		if _, ok := keys[k]; ok {
+			used[n] = true
+		} else {
+			delete(m, k)
+		}
+	}
+	next := uint32(1)
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if _, ok := m[k]; ok {
+			continue
+		}
+		n := keys[k]
+		if n == 0 || n > 0xffff || used[n] {
+			for used[next] {
+				next++
+			}
+			n = next
+		}
+		if n > 0xffff {
+			return fmt.Errorf("more than %d to number on one host", 0xffff)
+		}
+		m[k], used[n] = n, true
+	}
+	return nil
+}
 
 // The objects of a port's own, named after the kind and the port's number.
 var (
@@ -198,15 +229,31 @@ func (n *Network) wantedWall() (*wall, error) {
 	for _, l := range links {
 		byName[l.Attrs().Name] = l
 	}
+	// The networks with a bridge here, and the ports held, numbered. A
+	// network's zone is its bridge's interface index where that is free,
+	// so that it stays the same when the driver starts again, and its
+	// connections' tracking with it.
+	networks, held := map[string]uint32{}, map[string]uint32{}
 	for _, p := range n.st.Ports {
 		if br := byName[bridgeName(p.NetworkID)]; br != nil {
-			w.zones[br.Attrs().Name] = zoneOf(br.Attrs().Index)
+			networks[p.NetworkID] = uint32((br.Attrs().Index-1)%0xffff + 1)
 		}
-		tap := byName[wire.TapName(p.ID)]
-		if !p.PortSecurity || tap == nil {
-			continue
+		if p.PortSecurity && byName[wire.TapName(p.ID)] != nil {
+			held[p.ID] = 0
 		}
-		g := guarded{port: p, tap: tap.Attrs().Name, spoofing: fingerprint(p.MAC, p.Addresses, p.AllowedAddressPairs)}
+	}
+	if err := n.zones.assign(networks); err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
+	if err := n.portNumbers.assign(held); err != nil {
+		return nil, fmt.Errorf("ports held by the firewall: %w", err)
+	}
+	for id := range networks {
+		w.zones[bridgeName(id)] = uint16(n.zones[id])
+	}
+	for id := range held {
+		p := n.st.Ports[id]
+		g := guarded{port: p, tap: wire.TapName(p.ID), spoofing: fingerprint(p.MAC, p.Addresses, p.AllowedAddressPairs)}
 		var rules []wire.Rule
 		for _, id := range p.SecurityGroups {
 			rules = append(rules, n.st.Groups[id].Rules...)
@@ -219,7 +266,7 @@ func (n *Network) wantedWall() (*wall, error) {
 				}
 			}
 		}
-		w.ports[portNumber(tap.Attrs().Index)] = g
+		w.ports[n.portNumbers[id]] = g
 	}
 	return w, nil
 }

@@ -148,13 +148,7 @@ func TestFirewallChangesOnlyWhatChanged(t *testing.T) {
 	a := securedPort("aaaaaaaa-0000-4000-8000-0000000000c1", "fa:16:3e:00:0c:01", "10.1.0.1", "clients")
 	b := securedPort("bbbbbbbb-0000-4000-8000-0000000000c2", "fa:16:3e:00:0c:02", "10.1.0.2", "servers")
 	plugAll(t, n, a, b)
-	number := func(p wire.Port) uint32 {
-		tap, err := n.nl.LinkByName(wire.TapName(p.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return portNumber(tap.Attrs().Index)
-	}
+	number := func(p wire.Port) uint32 { return n.portNumbers[p.ID] }
 	na, nb := number(a), number(b)
 	// nft -a lists each table and rule with its handle, which one made
 	// anew would not keep.
@@ -200,5 +194,42 @@ func TestFirewallChangesOnlyWhatChanged(t *testing.T) {
 	}
 	if out := ruleset(); strings.Contains(out, "chain from-") || strings.Contains(out, "set ips4-") {
 		t.Errorf("ports' chains or sets are left once the host has no port:\n%s", out)
+	}
+}
+
+// TestNumbersStayTheirs: a key keeps its number while it is in the set,
+// and gets the one it prefers if that is free; a number freed goes to the
+// next new key; no two keys share one.
+func TestNumbersStayTheirs(t *testing.T) {
+	m := numbering{}
+	if err := m.assign(map[string]uint32{"a": 0, "b": 0, "c": 7}); err != nil {
+		t.Fatal(err)
+	}
+	if m["a"] != 1 || m["b"] != 2 || m["c"] != 7 {
+		t.Errorf("numbers %v, want a 1, b 2 and c the 7 it prefers", m)
+	}
+	if err := m.assign(map[string]uint32{"b": 0, "c": 0, "d": 0, "e": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if m["b"] != 2 || m["c"] != 7 || m["d"] != 1 || m["e"] != 3 {
+		t.Errorf("numbers %v, want b and c kept, d on a's freed 1, e on 3 (its 2 is b's)", m)
+	}
+	keys := map[string]uint32{}
+	for i := range 0xffff {
+		keys[fmt.Sprint(i)] = uint32(i % 7)
+	}
+	if err := m.assign(keys); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]bool{}
+	for _, n := range m {
+		if n < 1 || n > 0xffff || seen[n] {
+			t.Fatalf("number %d given twice or out of 1-65535", n)
+		}
+		seen[n] = true
+	}
+	keys["one more"] = 0
+	if err := m.assign(keys); err == nil {
+		t.Errorf("65,536 keys numbered in 16 bits")
 	}
 }

@@ -66,12 +66,15 @@ type Network struct {
 	nl       *netlink.Handle
 	overlay  netlink.Link
 
-	mu       sync.Mutex
-	st       hostnet.State
-	brnf     bool  // bridged traffic goes through the IP hooks
-	fw       *wall // the firewall as last written; nil for the next write to make it anew
-	metadata agent.MetadataSource
-	proxies  map[string]*http.Server // the routers' metadata servers, by router ID
+	mu   sync.Mutex
+	st   hostnet.State
+	brnf bool  // bridged traffic goes through the IP hooks
+	fw   *wall // the firewall as last written; nil for the next write to make it anew
+	// The firewall's numbers of the ports it holds and of the networks'
+	// connection tracking zones, by ID.
+	portNumbers, zones numbering
+	metadata           agent.MetadataSource
+	proxies            map[string]*http.Server // the routers' metadata servers, by router ID
 }
 
 // New opens the host's network as cfg says. It changes nothing until told
@@ -85,7 +88,7 @@ func New(cfg Config) (*Network, error) {
 		return nil, err
 	}
 	n := &Network{cfg: cfg, datapath: ovsDatapath(cfg.OVSDatapath), ns: ns, st: hostnet.NewState(slices.Collect(maps.Keys(cfg.PhysicalNetworks))),
-		proxies: map[string]*http.Server{}}
+		proxies: map[string]*http.Server{}, portNumbers: numbering{}, zones: numbering{}}
 	if ns.Handle.IsOpen() {
 		n.nl, err = netlink.NewHandleAt(ns.Handle)
 	} else {

@@ -432,7 +432,7 @@ func TestReconcileRepairsWhatChangedBehindItsBack(t *testing.T) {
 		t.Errorf("the firewall's rules for the port are not back:\n%s", out)
 	}
 	// The tap deleted again, the tables left: the tap made anew (another
-	// interface index, so another number) has the firewall hold it.
+	// interface index) has the firewall hold it.
 	run(t, "ip", "-n", ns, "link", "del", wire.TapName(a.ID))
 	if err := n.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -440,7 +440,7 @@ func TestReconcileRepairsWhatChangedBehindItsBack(t *testing.T) {
 	if tap, err = n.nl.LinkByName(wire.TapName(a.ID)); err != nil {
 		t.Fatalf("the tap deleted by hand again is not back: %v", err)
 	}
-	want := fmt.Sprintf("\"%s\" : jump %s", tap.Attrs().Name, portObject("from", portNumber(tap.Attrs().Index)))
+	want := fmt.Sprintf("\"%s\" : jump %s", tap.Attrs().Name, portObject("from", n.portNumbers[a.ID]))
 	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); !strings.Contains(out, want) {
 		t.Errorf("the firewall does not send the new tap's frames to its chains (%s):\n%s", want, out)
 	}
