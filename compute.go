@@ -203,6 +203,9 @@ type Host struct {
 	PhysicalNetworks []string
 	// NetworkNode says the host runs DHCP servers and routers.
 	NetworkNode bool
+	// Storage are the volume backends the host runs, as its agent
+	// registers them: a storage host has some.
+	Storage []StorageBackend
 	// Tenants are the projects with servers on the host, as the claims
 	// on it say; read only.
 	Tenants   []Tenant

@@ -74,6 +74,15 @@ type VolumeType struct {
 	UpdatedAt   time.Time
 }
 
+// StorageBackend is a volume backend a host runs, as its agent registers
+// it: its name (what volume types' volume_backend_name names) and its
+// capacity in GiB.
+type StorageBackend struct {
+	Name    string `json:"name"`
+	TotalGB int    `json:"total_gb"`
+	FreeGB  int    `json:"free_gb"`
+}
+
 // DefaultVolumeType is the name of the type a volume gets when it names
 // none, as Cinder's; it cannot be deleted.
 const DefaultVolumeType = "__DEFAULT__"

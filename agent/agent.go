@@ -72,6 +72,9 @@ type Config struct {
 	HostIP string
 	// NetworkNode says the host runs DHCP servers and routers.
 	NetworkNode bool
+	// Volumes are the volume backends the host runs, by name (what
+	// volume types' volume_backend_name names): a storage host has some.
+	Volumes map[string]VolumeBackend
 	// Allocation ratios: how far the scheduler may overcommit this host
 	// (defaults 4.0 for vCPUs, 1.0 for memory and disk, as Nova's).
 	CPUAllocationRatio  float64
@@ -93,8 +96,9 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Agent serves one compute host. It is the host's side of the compute
-// conversation (wire.Host).
+// Agent serves one host: a compute host, and a storage host if it runs
+// volume backends. It is the host's side of the compute and volume
+// conversations (wire.Host).
 type Agent struct {
 	conn        *bus.Conn
 	controllers *wire.Controllers
@@ -222,12 +226,16 @@ func (a *Agent) registerOnce(ctx context.Context) (wire.Registration, error) {
 	if err != nil {
 		return wire.Registration{}, fmt.Errorf("describe host: %w", err)
 	}
+	storage, err := a.storage(ctx)
+	if err != nil {
+		return wire.Registration{}, err
+	}
 	host := trustack.Host{
 		Name: a.cfg.Name, AvailabilityZone: a.cfg.AvailabilityZone, HostIP: a.cfg.HostIP,
 		HypervisorType: res.HypervisorType, HypervisorVersion: res.HypervisorVersion, HypervisorHostname: res.HypervisorHostname,
 		VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
 		CPUAllocationRatio: a.cfg.CPUAllocationRatio, RAMAllocationRatio: a.cfg.RAMAllocationRatio, DiskAllocationRatio: a.cfg.DiskAllocationRatio,
-		PhysicalNetworks: a.net.PhysicalNetworks(), NetworkNode: a.cfg.NetworkNode,
+		PhysicalNetworks: a.net.PhysicalNetworks(), NetworkNode: a.cfg.NetworkNode, Storage: storage,
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

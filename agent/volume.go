@@ -1,6 +1,13 @@
 package agent
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/trustack/trustack"
+)
 
 // VolumeBackend keeps the volumes of a storage host, as Cinder's volume
 // drivers do. Backends implement it (volume/file; volume/lvm where the
@@ -26,4 +33,44 @@ type VolumeBackend interface {
 	// path and its format (raw or qcow2); ENOTFOUND for a missing
 	// volume.
 	Locate(ctx context.Context, id string) (path, format string, err error)
+}
+
+// The volume conversation, handed to the host's volume backends by name.
+
+// CreateVolume makes an empty volume in a backend.
+func (a *Agent) CreateVolume(ctx context.Context, backend, volumeID string, size int) error {
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Create(ctx, volumeID, size) })
+}
+
+// ExtendVolume grows a volume of a backend.
+func (a *Agent) ExtendVolume(ctx context.Context, backend, volumeID string, size int) error {
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Extend(ctx, volumeID, size) })
+}
+
+// DeleteVolume deletes a volume of a backend.
+func (a *Agent) DeleteVolume(ctx context.Context, backend, volumeID string) error {
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Delete(ctx, volumeID) })
+}
+
+// onVolume runs fn with the named backend under the volume's lock: one
+// operation on a volume at a time.
+func (a *Agent) onVolume(backend, volumeID string, fn func(VolumeBackend) error) error {
+	b, ok := a.cfg.Volumes[backend]
+	if !ok {
+		return trustack.Errorf(trustack.ENOTFOUND, "host %s runs no volume backend %q", a.cfg.Name, backend)
+	}
+	return a.locked("volume "+volumeID, func() error { return fn(b) })
+}
+
+// storage describes the host's volume backends, by name.
+func (a *Agent) storage(ctx context.Context) ([]trustack.StorageBackend, error) {
+	var out []trustack.StorageBackend
+	for _, name := range slices.Sorted(maps.Keys(a.cfg.Volumes)) {
+		total, free, err := a.cfg.Volumes[name].Capacity(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("volume backend %s: %w", name, err)
+		}
+		out = append(out, trustack.StorageBackend{Name: name, TotalGB: total, FreeGB: free})
+	}
+	return out, nil
 }

@@ -24,13 +24,13 @@ var (
 		columns: []string{"id", "number", "name", "availability_zone", "hypervisor_type", "hypervisor_version", "hypervisor_hostname", "host_ip",
 			"vcpus", "memory_mb", "disk_gb", "cpu_ratio", "ram_ratio", "disk_ratio", "used_vcpus", "used_memory_mb", "used_disk_gb", "running_vms",
 			"generation", "enabled", "disabled_reason", "forced_down", "last_seen", "domain", "properties", "security", "physical_networks", "network_node",
-			"created_at", "updated_at"},
+			"storage", "created_at", "updated_at"},
 		fields: func(h *trustack.Host) []any {
 			return []any{&h.ID, &h.Number, &h.Name, &h.AvailabilityZone, &h.HypervisorType, &h.HypervisorVersion, &h.HypervisorHostname, &h.HostIP,
 				&h.VCPUs, &h.MemoryMB, &h.DiskGB, &h.CPUAllocationRatio, &h.RAMAllocationRatio, &h.DiskAllocationRatio,
 				&h.UsedVCPUs, &h.UsedMemoryMB, &h.UsedDiskGB, &h.RunningVMs, &h.Generation, &h.Enabled, &h.DisabledReason, &h.ForcedDown,
 				timeColumn{&h.LastSeen}, &h.Domain, jsonColumn[map[string]string]{&h.Properties}, jsonColumn[map[string]string]{&h.Security},
-				stringsColumn(&h.PhysicalNetworks), &h.NetworkNode, timeColumn{&h.CreatedAt}, timeColumn{&h.UpdatedAt}}
+				stringsColumn(&h.PhysicalNetworks), &h.NetworkNode, jsonColumn[[]trustack.StorageBackend]{&h.Storage}, timeColumn{&h.CreatedAt}, timeColumn{&h.UpdatedAt}}
 		},
 	}
 	serverGroups = &table[trustack.ServerGroup]{
@@ -221,11 +221,11 @@ func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Hos
 		default:
 			_, err := q.ExecContext(ctx, `UPDATE hosts SET availability_zone = $1, hypervisor_type = $2, hypervisor_version = $3,
 				hypervisor_hostname = $4, host_ip = $5, vcpus = $6, memory_mb = $7, disk_gb = $8, cpu_ratio = $9, ram_ratio = $10,
-				disk_ratio = $11, last_seen = $12, updated_at = $13, physical_networks = $14, network_node = $15, generation = generation + 1
-				WHERE id = $16`,
+				disk_ratio = $11, last_seen = $12, updated_at = $13, physical_networks = $14, network_node = $15, storage = $16,
+				generation = generation + 1 WHERE id = $17`,
 				h.AvailabilityZone, h.HypervisorType, h.HypervisorVersion, h.HypervisorHostname, h.HostIP, h.VCPUs, h.MemoryMB, h.DiskGB,
 				h.CPUAllocationRatio, h.RAMAllocationRatio, h.DiskAllocationRatio, h.LastSeen.UnixMicro(), h.UpdatedAt.UnixMicro(),
-				stringsColumn(&h.PhysicalNetworks), h.NetworkNode, id)
+				stringsColumn(&h.PhysicalNetworks), h.NetworkNode, jsonColumn[[]trustack.StorageBackend]{&h.Storage}, id)
 			if err != nil {
 				return fmt.Errorf("register host %s: %w", h.Name, err)
 			}

@@ -61,7 +61,7 @@ func TestACaaSMigrationKeepsClaims(t *testing.T) {
 			start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 			h := &trustack.Host{ID: "h", Number: 1, Name: "h", VCPUs: 4, MemoryMB: 4096, DiskGB: 10, CPUAllocationRatio: 1, RAMAllocationRatio: 1,
 				DiskAllocationRatio: 1, UsedVCPUs: 1, UsedMemoryMB: 512, UsedDiskGB: 1, RunningVMs: 1, Enabled: true, CreatedAt: start, UpdatedAt: start}
-			insertAsOf(t, db, hosts, h, "domain", "properties", "security", "physical_networks", "network_node")
+			insertAsOf(t, db, hosts, h, "domain", "properties", "security", "physical_networks", "network_node", "storage")
 			srv := &trustack.Server{ID: "s", Name: "s", ProjectID: "p", Flavor: trustack.Flavor{VCPUs: 1, RAM: 512, Disk: 1}, Host: "h",
 				VMState: trustack.VMActive, CreatedAt: start, UpdatedAt: start}
 			insertAsOf(t, db, servers, srv, "requirements", "rcot", "ports", "user_ports")

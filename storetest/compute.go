@@ -139,13 +139,16 @@ func testHosts(t *testing.T, s Store) {
 	}
 	must(t, s.CreateServers(ctx, []*trustack.Server{server("s1", "p", 1, 1024)}, trustack.NewPorts{}, nil, nil))
 	must(t, claim(s, "s1", a.ID, 1, 1024, nil))
-	// Registering again updates capacity but keeps identity and claims.
+	// Registering again updates capacity and storage but keeps identity
+	// and claims.
+	storage := []trustack.StorageBackend{{Name: "file", TotalGB: 100, FreeGB: 60}}
 	again, err := s.RegisterHost(ctx, &trustack.Host{ID: "other", Name: "a.example.com", AvailabilityZone: "z2", VCPUs: 8, MemoryMB: 16384, DiskGB: 100,
-		CPUAllocationRatio: 1, RAMAllocationRatio: 1, DiskAllocationRatio: 1, Enabled: true, CreatedAt: start, UpdatedAt: start, LastSeen: start})
+		CPUAllocationRatio: 1, RAMAllocationRatio: 1, DiskAllocationRatio: 1, Enabled: true, Storage: storage, CreatedAt: start, UpdatedAt: start, LastSeen: start})
 	must(t, err)
 	if again.ID != a.ID || again.Number != a.Number || again.UsedVCPUs != 1 || again.VCPUs != 8 || again.AvailabilityZone != "z2" {
 		t.Errorf("re-registered host: %+v", again)
 	}
+	equal(t, again.Storage, storage)
 	byName, err := s.HostByName(ctx, "a.example.com")
 	must(t, err)
 	equal(t, byName.ID, a.ID)

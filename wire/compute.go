@@ -150,8 +150,8 @@ const (
 	opDiagnostics = "diagnostics"
 )
 
-// hostRequest asks a host's agent for one operation, of the compute or
-// the network conversation.
+// hostRequest asks a host's agent for one operation, of the compute, the
+// network or the volume conversation.
 type hostRequest struct {
 	Op       string  `json:"op"`
 	Spec     *Spec   `json:"spec,omitempty"`
@@ -160,6 +160,7 @@ type hostRequest struct {
 	Lines    int     `json:"lines,omitempty"`
 	Upload   *Upload `json:"upload,omitempty"`
 	networkRequest
+	volumeRequest
 }
 
 // hostReply is what an operation answers: a power state, console output
@@ -247,6 +248,7 @@ type Host interface {
 	Diagnostics(ctx context.Context, serverID string) (map[string]int64, error)
 	Snapshot(ctx context.Context, serverID string, upload Upload) error
 	NetworkHost
+	VolumeHost
 }
 
 // ServeHost answers the requests to the named host on conn with h, until
@@ -277,6 +279,9 @@ func ServeHost(conn *bus.Conn, host string, h Host) (bus.Subscription, error) {
 			}
 			err = h.Snapshot(ctx, req.ServerID, *req.Upload)
 		default:
+			if handled, err := serveVolume(ctx, h, req); handled {
+				return r, err
+			}
 			return r, serveNetwork(ctx, h, req)
 		}
 		return r, err

@@ -1,5 +1,9 @@
--- Block storage: volume types, volumes and volume quotas. Times are Unix
--- microseconds; JSON is TEXT.
+-- Block storage: volume types, volumes and volume quotas, and the volume
+-- backends storage hosts run. Times are Unix microseconds; JSON is TEXT.
+
+-- storage: JSON array of the volume backends a host's agent says it runs,
+-- with their capacity.
+ALTER TABLE hosts ADD COLUMN storage TEXT NOT NULL DEFAULT '[]';
 
 -- extra_specs: JSON object; volume_backend_name among them chooses the
 -- backend.
