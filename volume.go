@@ -5,19 +5,20 @@ import "time"
 // Volume statuses, as Cinder names them: where a volume stands. A volume
 // is made (creating), waits (available), is held for an attachment
 // (reserved, attaching), serves a server (in-use), is let go (detaching),
-// grows (extending) and goes (deleting); error and error_deleting say a
-// backend failed it.
+// grows (extending) and goes (deleting); error, error_deleting and
+// error_extending say its storage host failed it.
 const (
-	VolumeCreating      = "creating"
-	VolumeAvailable     = "available"
-	VolumeReserved      = "reserved"
-	VolumeAttaching     = "attaching"
-	VolumeInUse         = "in-use"
-	VolumeDetaching     = "detaching"
-	VolumeExtending     = "extending"
-	VolumeDeleting      = "deleting"
-	VolumeError         = "error"
-	VolumeErrorDeleting = "error_deleting"
+	VolumeCreating       = "creating"
+	VolumeAvailable      = "available"
+	VolumeReserved       = "reserved"
+	VolumeAttaching      = "attaching"
+	VolumeInUse          = "in-use"
+	VolumeDetaching      = "detaching"
+	VolumeExtending      = "extending"
+	VolumeDeleting       = "deleting"
+	VolumeError          = "error"
+	VolumeErrorDeleting  = "error_deleting"
+	VolumeErrorExtending = "error_extending"
 )
 
 // Volume is a block device of a project's that outlives the servers it

@@ -1,7 +1,3 @@
-// Package volume is trustack's block storage service, Cinder's
-// counterpart: volumes of a project's that outlive its servers, made by
-// the backends of their types on storage hosts. This file declares what
-// it keeps in the store.
 package volume
 
 import (

@@ -1,0 +1,458 @@
+// Package volume is trustack's block storage service, Cinder's
+// counterpart: volumes of a project's that outlive its servers, made,
+// grown and deleted by the backends of their types on storage hosts,
+// whose agents it asks over the bus. Backends are in file and (where the
+// kernel has device-mapper) lvm; backendtest is the suite they pass.
+package volume
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/trustack/trustack"
+)
+
+// Caller is who asks the service.
+type Caller struct {
+	UserID    string
+	ProjectID string
+	// Admin sees and may act on every project's volumes.
+	Admin bool
+}
+
+// Storage is the storage hosts' side of the conversation: their agents,
+// over the bus (wire.Hosts).
+type Storage interface {
+	CreateVolume(ctx context.Context, host, backend, volumeID string, size int) error
+	ExtendVolume(ctx context.Context, host, backend, volumeID string, size int) error
+	DeleteVolume(ctx context.Context, host, backend, volumeID string) error
+}
+
+// Hosts lists the hosts, storage hosts among them (the compute store).
+type Hosts interface {
+	Hosts(ctx context.Context) ([]*trustack.Host, error)
+}
+
+// Options tune the Service; zero values take the defaults.
+type Options struct {
+	// AvailabilityZone is the zone of volumes that name none (default
+	// nova, as Cinder's storage_availability_zone).
+	AvailabilityZone string
+	// Alive reports whether a host's agent is up; nil means every host
+	// is.
+	Alive func(*trustack.Host) bool
+	// AgentTimeout bounds a request to a storage host's agent (default
+	// 2 minutes: a volume made from an image copies it).
+	AgentTimeout time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// Log receives what the service does (default: discarded).
+	Log *slog.Logger
+}
+
+// Service is the block storage service. It is safe for concurrent use.
+// A request that a storage host carries out (a volume made, grown or
+// deleted) is accepted once its volume's new status is stored, and goes
+// on in the background; Recover takes up, after a restart, what was going
+// on.
+type Service struct {
+	store   Store
+	hosts   Hosts
+	storage Storage
+	opts    Options
+	work    sync.WaitGroup
+}
+
+// New returns the service over the store, the hosts and their agents.
+func New(store Store, hosts Hosts, storage Storage, opts Options) *Service {
+	if opts.AvailabilityZone == "" {
+		opts.AvailabilityZone = "nova"
+	}
+	if opts.Alive == nil {
+		opts.Alive = func(*trustack.Host) bool { return true }
+	}
+	if opts.AgentTimeout == 0 {
+		opts.AgentTimeout = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Service{store: store, hosts: hosts, storage: storage, opts: opts}
+}
+
+// Wait waits for the work going on in the background.
+func (s *Service) Wait() { s.work.Wait() }
+
+// CreateRequest asks for a new, empty volume.
+type CreateRequest struct {
+	Name        string
+	Description string
+	Size        int    // GiB
+	Type        string // a volume type's name or ID; "" for the default
+	// AvailabilityZone is the zone to make the volume in; "" for the
+	// default.
+	AvailabilityZone string
+	Metadata         map[string]string
+}
+
+// Create accepts a volume: stored as creating on a backend the type asks
+// for, with room for it, then made by its storage host; EOVERQUOTA beyond
+// the project's quota. With no backend that can take it, the volume is in
+// error with the reason, as Cinder leaves it.
+func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trustack.Volume, error) {
+	if r.Size < 1 {
+		return nil, trustack.Errorf(trustack.EINVALID, "Invalid input received: 'size' parameter must be an integer greater than 0, got %d.", r.Size)
+	}
+	if err := checkText(r.Name, r.Description, r.Metadata); err != nil {
+		return nil, err
+	}
+	vt, err := s.volumeType(ctx, r.Type)
+	if err != nil {
+		return nil, err
+	}
+	zone := cmp.Or(r.AvailabilityZone, s.opts.AvailabilityZone)
+	limits, err := s.limits(ctx, c.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now().UTC()
+	v := &trustack.Volume{ID: uuid.NewString(), ProjectID: c.ProjectID, UserID: c.UserID, Name: r.Name, Description: r.Description,
+		Size: r.Size, Status: trustack.VolumeCreating, TypeID: vt.ID, AvailabilityZone: zone, Metadata: r.Metadata,
+		CreatedAt: now, UpdatedAt: now}
+	host, backend, err := s.place(ctx, vt, zone, r.Size)
+	if err != nil {
+		return nil, err
+	}
+	if host == "" {
+		v.Status, v.Reason = trustack.VolumeError, noBackend(vt, zone, r.Size)
+	} else {
+		v.Host = location(host, backend)
+	}
+	if err := s.store.CreateVolume(ctx, v, limits); err != nil {
+		return nil, err
+	}
+	if v.Status == trustack.VolumeCreating {
+		s.background(v.ID, trustack.VolumeCreating, nil, func(ctx context.Context, host, backend string) error {
+			return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
+		})
+	}
+	return v, nil
+}
+
+// checkText refuses names, descriptions and metadata past Cinder's
+// limits.
+func checkText(name, description string, metadata map[string]string) error {
+	if len(name) > 255 {
+		return trustack.Errorf(trustack.EINVALID, "Invalid input received: name has more than 255 characters.")
+	}
+	if len(description) > 255 {
+		return trustack.Errorf(trustack.EINVALID, "Invalid input received: description has more than 255 characters.")
+	}
+	for k, v := range metadata {
+		if k == "" || len(k) > 255 || len(v) > 255 {
+			return trustack.Errorf(trustack.EINVALID, "Invalid input received: metadata keys must be 1 to 255 characters, values at most 255.")
+		}
+	}
+	return nil
+}
+
+// volumeType finds a type by ID or name; "" is the default type.
+func (s *Service) volumeType(ctx context.Context, ref string) (*trustack.VolumeType, error) {
+	if ref == "" {
+		return s.store.VolumeTypeByName(ctx, trustack.DefaultVolumeType)
+	}
+	vt, err := s.store.VolumeType(ctx, ref)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		vt, err = s.store.VolumeTypeByName(ctx, ref)
+	}
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		return nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeNotFoundByName", "Volume type with name %s could not be found.", ref)
+	}
+	return vt, err
+}
+
+// limits are a project's volume quotas: Cinder's defaults, and what was
+// set for it.
+func (s *Service) limits(ctx context.Context, project string) (map[string]int, error) {
+	set, err := s.store.VolumeQuotas(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	limits := maps.Clone(trustack.DefaultVolumeQuotas)
+	maps.Copy(limits, set)
+	return limits, nil
+}
+
+// place chooses the storage host and backend of a new volume of the type
+// in the zone: among the backends of the hosts that are up and enabled
+// and that the type names (any, if it names none), the one with the most
+// GiB free, as Cinder's capacity weigher; "" if none has room.
+func (s *Service) place(ctx context.Context, vt *trustack.VolumeType, zone string, size int) (host, backend string, err error) {
+	hosts, err := s.hosts.Hosts(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	want := vt.ExtraSpecs["volume_backend_name"]
+	free := -1
+	for _, h := range hosts {
+		if !h.Enabled || !s.opts.Alive(h) || h.AvailabilityZone != zone {
+			continue
+		}
+		for _, b := range h.Storage {
+			if (want == "" || b.Name == want) && b.FreeGB >= size && b.FreeGB > free {
+				host, backend, free = h.Name, b.Name, b.FreeGB
+			}
+		}
+	}
+	return host, backend, nil
+}
+
+// noBackend says why no backend takes a volume.
+func noBackend(vt *trustack.VolumeType, zone string, size int) string {
+	return fmt.Sprintf("No valid backend was found: no storage host up in zone %s has a backend %s with %d GiB free.",
+		zone, cmp.Or(vt.ExtraSpecs["volume_backend_name"], "of any name"), size)
+}
+
+// location is where a volume lives, as Cinder writes it.
+func location(host, backend string) string { return host + "@" + backend + "#" + backend }
+
+// hostAndBackend reads a volume's location back.
+func hostAndBackend(v *trustack.Volume) (host, backend string) {
+	host, rest, _ := strings.Cut(v.Host, "@")
+	backend, _, _ = strings.Cut(rest, "#")
+	return host, backend
+}
+
+// background has the volume's storage host carry out do, then records
+// the outcome: the volume available (or, deleted, gone), or in the error
+// status that follows from the status it was in (the request's), with the
+// reason, after undo (nil for nothing) puts back what the request
+// changed.
+func (s *Service) background(id, status string, undo func(*trustack.Volume), do func(ctx context.Context, host, backend string) error) {
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		s.carryOut(context.Background(), id, status, undo, do)
+	}()
+}
+
+func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*trustack.Volume), do func(ctx context.Context, host, backend string) error) {
+	v, err := s.store.Volume(ctx, id)
+	if err != nil || v.Status != status {
+		return // deleted or moved on meanwhile
+	}
+	host, backend := hostAndBackend(v)
+	err = nil
+	if host != "" {
+		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+		err = do(actx, host, backend)
+		cancel()
+	}
+	_, uerr := s.store.UpdateVolume(ctx, id, nil, func(cur *trustack.Volume) error {
+		if cur.Status != status {
+			return errMoved
+		}
+		cur.UpdatedAt = s.opts.Now().UTC()
+		switch {
+		case err == nil && status == trustack.VolumeDeleting:
+			return errGone
+		case err == nil:
+			cur.Status, cur.Reason = trustack.VolumeAvailable, ""
+		default:
+			cur.Status, cur.Reason = failed[status], err.Error()
+			if undo != nil {
+				undo(cur)
+			}
+		}
+		return nil
+	})
+	switch {
+	case uerr == errGone:
+		if derr := s.store.DeleteVolume(ctx, id); derr != nil && trustack.ErrorCode(derr) != trustack.ENOTFOUND {
+			s.opts.Log.Error("forget a deleted volume", "volume", id, "error", derr)
+		}
+	case uerr != nil && uerr != errMoved:
+		s.opts.Log.Error("record a volume's status", "volume", id, "error", uerr)
+	}
+	if err != nil {
+		s.opts.Log.Warn("a storage host failed a volume", "volume", id, "status", status, "error", err)
+	}
+}
+
+var (
+	errMoved = fmt.Errorf("the volume moved on")
+	errGone  = fmt.Errorf("the volume is gone")
+)
+
+// failed is the status a volume is left in when its storage host fails
+// what its status says is going on.
+var failed = map[string]string{
+	trustack.VolumeCreating:  trustack.VolumeError,
+	trustack.VolumeDeleting:  trustack.VolumeErrorDeleting,
+	trustack.VolumeExtending: trustack.VolumeErrorExtending,
+}
+
+// Get returns a volume the caller may see; ENOTFOUND (VolumeNotFound)
+// for one of another project's, unless the caller is an administrator.
+func (s *Service) Get(ctx context.Context, c Caller, id string) (*trustack.Volume, error) {
+	v, err := s.store.Volume(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Admin && v.ProjectID != c.ProjectID {
+		return nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)
+	}
+	return v, nil
+}
+
+// List returns the volumes matching f, oldest first: the caller's
+// project's, or for an administrator every project's unless f names one.
+func (s *Service) List(ctx context.Context, c Caller, f trustack.VolumeFilter) ([]*trustack.Volume, error) {
+	if !c.Admin {
+		f.ProjectID = c.ProjectID
+	}
+	return s.store.Volumes(ctx, f)
+}
+
+// Update is a change of a volume's name, description or metadata; nil
+// fields are left as they are.
+type Update struct {
+	Name, Description *string
+	Metadata          map[string]string // replaces the volume's, if not nil
+}
+
+// Update changes what a volume is called and says of itself.
+func (s *Service) Update(ctx context.Context, c Caller, id string, u Update) (*trustack.Volume, error) {
+	if _, err := s.Get(ctx, c, id); err != nil {
+		return nil, err
+	}
+	if err := checkText(deref(u.Name), deref(u.Description), u.Metadata); err != nil {
+		return nil, err
+	}
+	return s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+		if u.Name != nil {
+			v.Name = *u.Name
+		}
+		if u.Description != nil {
+			v.Description = *u.Description
+		}
+		if u.Metadata != nil {
+			v.Metadata = u.Metadata
+		}
+		v.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// Delete accepts the deletion of a volume that is available or in error:
+// its storage host deletes it, then it is gone (error_deleting, with the
+// reason, if the host fails). EINVALID (InvalidVolume) for a volume in
+// use or busy, as Cinder's 400.
+func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
+	if _, err := s.Get(ctx, c, id); err != nil {
+		return err
+	}
+	_, err := s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+		switch v.Status {
+		case trustack.VolumeAvailable, trustack.VolumeError, trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending:
+		default:
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume",
+				"Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.")
+		}
+		v.Status, v.UpdatedAt = trustack.VolumeDeleting, s.opts.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.background(id, trustack.VolumeDeleting, nil, func(ctx context.Context, host, backend string) error {
+		return s.storage.DeleteVolume(ctx, host, backend, id)
+	})
+	return nil
+}
+
+// Extend accepts the growth of an available volume to size GiB, within
+// the project's quota (EOVERQUOTA): its storage host grows it
+// (error_extending, at its former size, if the host fails). EINVALID
+// (InvalidInput) for a size not above the volume's, EINVALID
+// (InvalidVolume) for a volume not available.
+func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) error {
+	v, err := s.Get(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	limits, err := s.limits(ctx, v.ProjectID)
+	if err != nil {
+		return err
+	}
+	var before int
+	_, err = s.store.UpdateVolume(ctx, id, limits, func(v *trustack.Volume) error {
+		if v.Status != trustack.VolumeAvailable {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be available to extend, but current status is: %s.", id, v.Status)
+		}
+		if size <= v.Size {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: New size for extend must be greater than current size. (current: %d, extended: %d).", v.Size, size)
+		}
+		before = v.Size
+		v.Status, v.Size, v.UpdatedAt = trustack.VolumeExtending, size, s.opts.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.background(id, trustack.VolumeExtending, func(v *trustack.Volume) { v.Size = before }, func(ctx context.Context, host, backend string) error {
+		return s.storage.ExtendVolume(ctx, host, backend, id, size)
+	})
+	return nil
+}
+
+// Recover takes up what was going on when the service last stopped: the
+// volumes left creating, extending or deleting are made, grown or deleted
+// again (each idempotent on their storage hosts). A volume whose growth
+// fails now keeps the size asked for, its former one unknown.
+func (s *Service) Recover(ctx context.Context) error {
+	for status, do := range map[string]func(v *trustack.Volume) func(ctx context.Context, host, backend string) error{
+		trustack.VolumeCreating: func(v *trustack.Volume) func(ctx context.Context, host, backend string) error {
+			return func(ctx context.Context, host, backend string) error {
+				return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
+			}
+		},
+		trustack.VolumeExtending: func(v *trustack.Volume) func(ctx context.Context, host, backend string) error {
+			return func(ctx context.Context, host, backend string) error {
+				return s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size)
+			}
+		},
+		trustack.VolumeDeleting: func(v *trustack.Volume) func(ctx context.Context, host, backend string) error {
+			return func(ctx context.Context, host, backend string) error {
+				return s.storage.DeleteVolume(ctx, host, backend, v.ID)
+			}
+		},
+	} {
+		list, err := s.store.Volumes(ctx, trustack.VolumeFilter{Status: status})
+		if err != nil {
+			return err
+		}
+		for _, v := range list {
+			s.background(v.ID, status, nil, do(v))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+package volume_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/sqlstore"
+	"github.com/trustack/trustack/volume"
+	"github.com/trustack/trustack/volume/file"
+)
+
+var ctx = context.Background()
+
+// hosts are storage hosts, each with a file backend of its own, whose
+// agents the service reaches directly (the bus is the agent package's
+// test) and which fail on demand.
+type hosts struct {
+	db       *sqlstore.DB
+	backends map[string]agent.VolumeBackend // by host name
+
+	mu   sync.Mutex
+	fail error // what the next request gets, if not nil
+}
+
+func (h *hosts) Hosts(ctx context.Context) ([]*trustack.Host, error) { return h.db.Hosts(ctx) }
+
+func (h *hosts) backend(host, backend string) (agent.VolumeBackend, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.fail; err != nil {
+		h.fail = nil
+		return nil, err
+	}
+	b, ok := h.backends[host]
+	if !ok || backend != "file" {
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "no backend %s on %s", backend, host)
+	}
+	return b, nil
+}
+
+func (h *hosts) CreateVolume(ctx context.Context, host, backend, id string, size int) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.Create(ctx, id, size)
+}
+
+func (h *hosts) ExtendVolume(ctx context.Context, host, backend, id string, size int) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.Extend(ctx, id, size)
+}
+
+func (h *hosts) DeleteVolume(ctx context.Context, host, backend, id string) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.Delete(ctx, id)
+}
+
+// newService returns the service over a new SQLite store, with storage
+// hosts registered as their agents would register them: name to GiB
+// free.
+func newService(t *testing.T, free map[string]int) (*volume.Service, *hosts) {
+	t.Helper()
+	db, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "volume.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := &hosts{db: db, backends: map[string]agent.VolumeBackend{}}
+	for name, gb := range free {
+		b, err := file.New(t.TempDir(), file.QCOW2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.backends[name] = b
+		_, err = db.RegisterHost(ctx, &trustack.Host{ID: "id-" + name, Name: name, AvailabilityZone: "nova", Enabled: true,
+			CPUAllocationRatio: 1, RAMAllocationRatio: 1, DiskAllocationRatio: 1,
+			Storage: []trustack.StorageBackend{{Name: "file", TotalGB: gb, FreeGB: gb}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := volume.New(db, h, h, volume.Options{})
+	t.Cleanup(s.Wait)
+	return s, h
+}
+
+var alice = volume.Caller{UserID: "alice", ProjectID: "p1"}
+
+// settled waits for the volume's background work and returns it as it
+// is then.
+func settled(t *testing.T, s *volume.Service, id string) *trustack.Volume {
+	t.Helper()
+	s.Wait()
+	v, err := s.Get(ctx, alice, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func sizeOn(t *testing.T, h *hosts, host, id string) int {
+	t.Helper()
+	got, err := h.backends[host].Volumes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[id]
+}
+
+// TestVolumeLifecycle: a volume is made on the storage host with the
+// most room, grows, and goes; what its state forbids is refused and
+// changes nothing.
+func TestVolumeLifecycle(t *testing.T) {
+	s, h := newService(t, map[string]int{"storage-1": 50, "storage-2": 80})
+	v, err := s.Create(ctx, alice, volume.CreateRequest{Name: "vol1", Size: 1, Metadata: map[string]string{"purpose": "db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != trustack.VolumeCreating || v.Host != "storage-2@file#file" || v.AvailabilityZone != "nova" {
+		t.Errorf("accepted volume: %+v, want creating on storage-2@file#file in nova", v)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeAvailable {
+		t.Fatalf("volume %s, want available", v.Status)
+	}
+	if got := sizeOn(t, h, "storage-2", v.ID); got != 1 {
+		t.Errorf("the storage host has %d GiB of the volume, want 1", got)
+	}
+
+	if err := s.Extend(ctx, alice, v.ID, 1); trustack.ErrorReason(err) != "InvalidInput" {
+		t.Errorf("extending to the same size: %v, want InvalidInput", err)
+	}
+	if err := s.Extend(ctx, alice, v.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeAvailable || v.Size != 3 || sizeOn(t, h, "storage-2", v.ID) != 3 {
+		t.Errorf("after extending to 3 GiB: %s, %d GiB (host: %d)", v.Status, v.Size, sizeOn(t, h, "storage-2", v.ID))
+	}
+	name := "renamed"
+	if v, err = s.Update(ctx, alice, v.ID, volume.Update{Name: &name}); err != nil || v.Name != "renamed" || v.Metadata["purpose"] != "db" {
+		t.Errorf("after a rename: %+v (%v)", v, err)
+	}
+	if _, err := s.Get(ctx, volume.Caller{ProjectID: "p2"}, v.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
+		t.Errorf("another project sees the volume: %v", err)
+	}
+	if err := s.Delete(ctx, volume.Caller{ProjectID: "p2"}, v.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
+		t.Errorf("another project deletes the volume: %v", err)
+	}
+	if err := s.Delete(ctx, alice, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if _, err := s.Get(ctx, alice, v.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
+		t.Errorf("after the delete: %v, want VolumeNotFound", err)
+	}
+	if got, _ := h.backends["storage-2"].Volumes(ctx); len(got) != 0 {
+		t.Errorf("the storage host still has %v", got)
+	}
+}
+
+// TestVolumeBadInputAndQuotas: bad sizes, unknown types and what passes
+// the project's quota are refused, and leave nothing.
+func TestVolumeBadInputAndQuotas(t *testing.T) {
+	s, _ := newService(t, map[string]int{"storage-1": 5000})
+	for _, r := range []volume.CreateRequest{{Size: 0}, {Size: -1}, {Size: 1, Type: "gold"}, {Size: 1, Name: string(make([]byte, 256))}} {
+		if _, err := s.Create(ctx, alice, r); err == nil {
+			t.Errorf("created %+v", r)
+		}
+	}
+	if _, err := s.Create(ctx, alice, volume.CreateRequest{Size: 1001}); trustack.ErrorReason(err) != "VolumeSizeExceedsAvailableQuota" {
+		t.Errorf("1,001 GiB against Cinder's default 1,000: %v", err)
+	}
+	for range 10 {
+		if _, err := s.Create(ctx, alice, volume.CreateRequest{Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, alice, volume.CreateRequest{Size: 1}); trustack.ErrorReason(err) != "VolumeLimitExceeded" {
+		t.Errorf("an 11th volume against Cinder's default 10: %v", err)
+	}
+	if list, err := s.List(ctx, alice, trustack.VolumeFilter{}); err != nil || len(list) != 10 {
+		t.Errorf("%d volumes (%v), want 10", len(list), err)
+	}
+}
+
+// TestVolumeFailures: with no backend that can take it, a volume is in
+// error with the reason; a storage host's failure leaves the volume in
+// the matching error status, at its former size after a failed growth;
+// a volume in use cannot be deleted.
+func TestVolumeFailures(t *testing.T) {
+	s, h := newService(t, map[string]int{"storage-1": 2})
+	v, err := s.Create(ctx, alice, volume.CreateRequest{Size: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != trustack.VolumeError || v.Reason == "" {
+		t.Errorf("a volume no backend has room for: %s (%q), want error with a reason", v.Status, v.Reason)
+	}
+	if err := s.Delete(ctx, alice, v.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	h.fail = errors.New("disk on fire")
+	v, err = s.Create(ctx, alice, volume.CreateRequest{Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeError || v.Reason != "disk on fire" {
+		t.Errorf("a creation the host failed: %s (%q)", v.Status, v.Reason)
+	}
+	if err := s.Delete(ctx, alice, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+
+	v, err = s.Create(ctx, alice, volume.CreateRequest{Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled(t, s, v.ID)
+	h.fail = errors.New("no room")
+	if err := s.Extend(ctx, alice, v.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeErrorExtending || v.Size != 1 {
+		t.Errorf("a growth the host failed: %s at %d GiB, want error_extending at 1", v.Status, v.Size)
+	}
+	h.fail = errors.New("host down")
+	if err := s.Delete(ctx, alice, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeErrorDeleting {
+		t.Errorf("a deletion the host failed: %s, want error_deleting", v.Status)
+	}
+	if err := s.Delete(ctx, alice, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if _, err := s.Get(ctx, alice, v.ID); trustack.ErrorCode(err) != trustack.ENOTFOUND {
+		t.Errorf("deleted again: %v, want it gone", err)
+	}
+}
+
+// TestRecoverTakesUpWhatWasGoingOn: volumes a controller left creating,
+// extending or deleting when it stopped are made, grown and deleted when
+// it starts again.
+func TestRecoverTakesUpWhatWasGoingOn(t *testing.T) {
+	s, h := newService(t, map[string]int{"storage-1": 50})
+	db := h.db
+	def, err := db.VolumeTypeByName(ctx, trustack.DefaultVolumeType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := func(id, status string, size int) {
+		v := &trustack.Volume{ID: id, ProjectID: "p1", Size: size, Status: status, TypeID: def.ID, AvailabilityZone: "nova", Host: "storage-1@file#file"}
+		if err := db.CreateVolume(ctx, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left("made", trustack.VolumeCreating, 1)
+	left("grown", trustack.VolumeExtending, 2)
+	left("gone", trustack.VolumeDeleting, 1)
+	for id, size := range map[string]int{"grown": 1, "gone": 1} {
+		if err := h.backends["storage-1"].Create(ctx, id, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, size := range map[string]int{"made": 1, "grown": 2} {
+		if v := settled(t, s, id); v.Status != trustack.VolumeAvailable || sizeOn(t, h, "storage-1", id) != size {
+			t.Errorf("volume %s: %s, %d GiB on its host; want available, %d", id, v.Status, sizeOn(t, h, "storage-1", id), size)
+		}
+	}
+	if _, err := s.Get(ctx, alice, "gone"); trustack.ErrorCode(err) != trustack.ENOTFOUND || sizeOn(t, h, "storage-1", "gone") != 0 {
+		t.Errorf("the volume left deleting: %v, %d GiB on its host; want gone", err, sizeOn(t, h, "storage-1", "gone"))
+	}
+}
