@@ -1,8 +1,8 @@
 // Package volume is trustack's block storage service, Cinder's
 // counterpart: volumes of a project's that outlive its servers, made,
 // grown and deleted by the backends of their types on storage hosts,
-// whose agents it asks over the bus. Backends are in file and (where the
-// kernel has device-mapper) lvm; backendtest is the suite they pass.
+// whose agents it asks over the bus. The file backend is in file;
+// backendtest is the suite every backend passes.
 package volume
 
 import (
