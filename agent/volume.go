@@ -10,8 +10,8 @@ import (
 )
 
 // VolumeBackend keeps the volumes of a storage host, as Cinder's volume
-// drivers do. Backends implement it (volume/file; volume/lvm where the
-// kernel has device-mapper), and each passes volume/backendtest. Every
+// drivers do. Backends implement it (volume/file), and each passes
+// volume/backendtest. Every
 // method is idempotent and safe for concurrent use; the agent never runs
 // two operations on one volume at once. Volumes are named by their IDs
 // (letters, digits and dashes); sizes are in GiB.

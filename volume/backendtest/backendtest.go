@@ -1,6 +1,6 @@
 // Package backendtest is the conformance suite of volume backends: each
-// (file, and lvm where the kernel has device-mapper) passes the same
-// tests, so that what a volume does holds whichever backend keeps it.
+// passes the same tests, so that what a volume does holds whichever
+// backend keeps it.
 // It reads and writes volumes' blocks with qemu-io, as QEMU would.
 package backendtest
 
