@@ -115,7 +115,7 @@ func (s *Service) Register(ctx context.Context, h *trustack.Host) (wire.Registra
 	if s.verifier != nil {
 		s.verifier.AttestSoon(stored.Name)
 	}
-	s.opts.Log.Info("compute host registered", "host", stored.Name, "id", stored.ID, "vcpus", stored.VCPUs, "memory_mb", stored.MemoryMB, "servers", len(expected), "ports", len(reg.Network.Ports))
+	s.opts.Log.Info("compute host registered", "host", stored.Name, "id", stored.ID, "vcpus", stored.VCPUs, "memory_mb", stored.MemoryMB, "servers", len(expected), "ports", len(reg.Network.Ports), "volume_backends", len(stored.Storage))
 	return reg, nil
 }
 

@@ -96,6 +96,11 @@ type Config struct {
 		OVSDB             string
 		OVSDatapath       string
 	}
+	Volume struct {
+		Backends   []string
+		FileDir    string
+		FileFormat string
+	}
 	Attestation struct {
 		Enabled         string
 		Interval        time.Duration
@@ -182,6 +187,9 @@ func (c *Config) options() []option {
 		{"network", "vni_ranges", "VXLAN VNIs users' networks take, as FIRST:LAST.", (*str)(&c.Network.VNIRanges)},
 		{"network", "mtu", "MTU of the physical networks; VXLAN networks get 50 bytes less, for the encapsulation.", (*integer)(&c.Network.MTU)},
 		{"network", "base_mac", "MAC addresses of ports start with the first three bytes of this one, the rest random, as Neutron's base_mac.", (*str)(&c.Network.BaseMAC)},
+		{"volume", "backends", "On storage hosts: comma-separated volume backends this host runs, which volume types name as their volume_backend_name: file (volumes as files in file_dir). Empty: the host keeps no volumes. `trustack up` runs file on its first host unless this names others.", (*list)(&c.Volume.Backends)},
+		{"volume", "file_dir", "On storage hosts: the directory of the file backend's volumes; {host_dir} stands for the host's directory.", (*str)(&c.Volume.FileDir)},
+		{"volume", "file_format", "On storage hosts: the format of the file backend's new volumes: qcow2 (thin: a volume takes the space its data does) or raw (sparse files).", (*choice)(&c.Volume.FileFormat)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
 		{"attestation", "grace_period", "Seconds a host may leave attestation requests unanswered, keeping its servers, before it is put out of scheduling and its servers are migrated. An untrusted host is put out at once.", (*seconds)(&c.Attestation.GracePeriod)},
@@ -235,6 +243,8 @@ func Default() *Config {
 	c.Network.VXLANGroup = "239.1.0.0/16"
 	c.Network.OVSDB = "unix:/run/openvswitch/db.sock"
 	c.Network.OVSDatapath = "auto"
+	c.Volume.FileDir = "{host_dir}/volumes"
+	c.Volume.FileFormat = "qcow2"
 	c.Attestation.Enabled = "auto"
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
@@ -357,6 +367,13 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [network] tenant_network_type must be vxlan, vlan or local, not %q", c.Network.TenantNetworkType)
 	case c.Network.MTU < 576:
 		return fmt.Errorf("config: [network] mtu must be at least 576")
+	case !slices.Contains([]string{"qcow2", "raw"}, c.Volume.FileFormat):
+		return fmt.Errorf("config: [volume] file_format must be qcow2 or raw, not %q", c.Volume.FileFormat)
+	}
+	for _, b := range c.Volume.Backends {
+		if b != "file" {
+			return fmt.Errorf("config: [volume] backends: unknown backend %q (there is file)", b)
+		}
 	}
 	if _, err := c.VLANRanges(); err != nil {
 		return err

@@ -1,6 +1,7 @@
-// Package host runs a compute host: its hypervisor driver, the DC-C that
-// registers its TPM and answers the verifier (when the host attests), and
-// the agent that serves it on the bus. Package up chooses its drivers;
+// Package host runs a host: its hypervisor driver, its volume backends
+// (a storage host's), the DC-C that registers its TPM and answers the
+// verifier (when the host attests), and the agent that serves it on the
+// bus. Package up chooses its drivers;
 // `trustack agent` runs one host, `trustack up` several in one process.
 package host
 
@@ -29,15 +30,17 @@ type Host struct {
 	log   *slog.Logger
 }
 
-// New builds the host named name on the hypervisor driver hv and the
-// network net, keeping its state in dir (which must exist), with the
+// New builds the host named name on the hypervisor driver hv, the network
+// net and the volume backends (by name; none for a host that keeps no
+// volumes), keeping its state in dir (which must exist), with the
 // configuration's [compute], [agent] and [attestation] sections. It reaches the bus with dial. With
 // tpm, the address of its TPM (a device, or swtpm's), the host attests:
 // its agent joins only once its TPM registered, and takes work only while
 // the verifier trusts it; with "" it does not.
-func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hypervisor, net agent.HostNetwork, log *slog.Logger) (*Host, error) {
+func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hypervisor, net agent.HostNetwork, volumes map[string]agent.VolumeBackend,
+	log *slog.Logger) (*Host, error) {
 	h := &Host{Name: name, Driver: hv, Network: net, dial: dial, log: log.With("host", name), agent: agent.Config{
-		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP, NetworkNode: cfg.Agent.NetworkNode,
+		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP, NetworkNode: cfg.Agent.NetworkNode, Volumes: volumes,
 		CPUAllocationRatio: cfg.Compute.CPUAllocationRatio, RAMAllocationRatio: cfg.Compute.RAMAllocationRatio,
 		DiskAllocationRatio: cfg.Compute.DiskAllocationRatio, HeartbeatInterval: cfg.Compute.HeartbeatInterval,
 		Log: log.With("host", name),

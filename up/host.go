@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/config"
@@ -17,6 +18,7 @@ import (
 	"github.com/trustack/trustack/hostnet/linux"
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/hypervisor/qemu"
+	"github.com/trustack/trustack/volume/file"
 )
 
 // NewHost builds the compute host named name, keeping its state in dir,
@@ -34,7 +36,31 @@ func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, 
 	if err != nil {
 		return nil, err
 	}
-	return host.New(cfg, dial, name, dir, tpm, hv, net, log)
+	volumes, err := volumeBackends(cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	return host.New(cfg, dial, name, dir, tpm, hv, net, volumes, log)
+}
+
+// volumeBackends returns the volume backends [volume] backends names,
+// with their state in the host's directory dir unless configured
+// elsewhere.
+func volumeBackends(cfg *config.Config, dir string) (map[string]agent.VolumeBackend, error) {
+	out := map[string]agent.VolumeBackend{}
+	for _, name := range cfg.Volume.Backends {
+		switch name {
+		case "file":
+			b, err := file.New(strings.ReplaceAll(cfg.Volume.FileDir, "{host_dir}", dir), cfg.Volume.FileFormat)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = b
+		default:
+			return nil, fmt.Errorf("unknown volume backend %q", name)
+		}
+	}
+	return out, nil
 }
 
 // hostNetwork returns the host network [network] driver names, with its

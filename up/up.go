@@ -105,8 +105,13 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 	for i := range names {
 		names[i] = fmt.Sprintf("compute-%d", i+1)
 		hostCfg := *cfg
-		// The first host is the network node: DHCP servers and routers.
+		// The first host is the network node (DHCP servers and routers)
+		// and, unless the configuration names backends for every host,
+		// the storage host.
 		hostCfg.Agent.NetworkNode = i == 0
+		if len(cfg.Volume.Backends) == 0 && i == 0 {
+			hostCfg.Volume.Backends = []string{"file"}
+		}
 		hostCfgs[names[i]] = &hostCfg
 	}
 	if cfg.Network.Driver == "linux" {
