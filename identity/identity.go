@@ -655,6 +655,39 @@ func (s *Service) Catalog(ctx context.Context) ([]CatalogEntry, error) {
 	return c, nil
 }
 
+// EndpointURL is an endpoint's URL as a token's catalog lists it: the
+// substitutions Keystone makes in it, $(project_id)s or %(project_id)s
+// (tenant_id likewise) with the token's project and user_id with its
+// user, made; false if the URL needs a value the token has none of (a
+// project, for a domain-scoped token), or names a substitution there is
+// not, so that the catalog leaves the endpoint out, as Keystone's does.
+func EndpointURL(raw, projectID, userID string) (string, bool) {
+	values := map[string]string{"project_id": projectID, "tenant_id": projectID, "user_id": userID}
+	var out strings.Builder
+	for {
+		i := strings.IndexAny(raw, "$%")
+		if i < 0 {
+			out.WriteString(raw)
+			return out.String(), true
+		}
+		out.WriteString(raw[:i])
+		inner, opens := strings.CutPrefix(raw[i+1:], "(")
+		name, rest, closes := strings.Cut(inner, ")s")
+		if !opens || !closes {
+			// Not a substitution: the character as it is.
+			out.WriteByte(raw[i])
+			raw = raw[i+1:]
+			continue
+		}
+		value, known := values[name]
+		if !known || value == "" {
+			return "", false
+		}
+		out.WriteString(value)
+		raw = rest
+	}
+}
+
 // catalogCache holds the catalog of one generation for a while.
 type catalogCache struct {
 	mu         sync.Mutex

@@ -217,7 +217,7 @@ func (h *handler) token(r *http.Request, tok *trustack.Token) (object, error) {
 		}
 		t["roles"] = roles
 		if !r.URL.Query().Has("nocatalog") {
-			catalog, err := h.catalog(r)
+			catalog, err := h.catalog(r, tok)
 			if err != nil {
 				return nil, err
 			}
@@ -227,16 +227,25 @@ func (h *handler) token(r *http.Request, tok *trustack.Token) (object, error) {
 	return object{"token": t}, nil
 }
 
-func (h *handler) catalog(r *http.Request) ([]object, error) {
+// catalog is the catalog of a token: its endpoints' URLs with the token's
+// project and user put in, those that need what the token has not left
+// out.
+func (h *handler) catalog(r *http.Request, tok *trustack.Token) ([]object, error) {
 	entries, err := h.svc.Catalog(r.Context())
 	if err != nil {
 		return nil, err
 	}
+	var project string
+	if tok.Project != nil {
+		project = tok.Project.ID
+	}
 	out := make([]object, 0, len(entries))
 	for _, e := range entries {
-		eps := make([]object, len(e.Endpoints))
-		for i, ep := range e.Endpoints {
-			eps[i] = object{"id": ep.ID, "interface": ep.Interface, "region": nullable(ep.RegionID), "region_id": nullable(ep.RegionID), "url": ep.URL}
+		eps := []object{}
+		for _, ep := range e.Endpoints {
+			if url, ok := identity.EndpointURL(ep.URL, project, tok.User.ID); ok {
+				eps = append(eps, object{"id": ep.ID, "interface": ep.Interface, "region": nullable(ep.RegionID), "region_id": nullable(ep.RegionID), "url": url})
+			}
 		}
 		out = append(out, object{"id": e.Service.ID, "type": e.Service.Type, "name": e.Service.Name, "endpoints": eps})
 	}
@@ -250,7 +259,7 @@ func (h *handler) authCatalog(w http.ResponseWriter, r *http.Request) error {
 	if tok := openstack.TokenOf(r); tok.Project == nil && tok.Domain == nil {
 		return trustack.Errorf(trustack.EFORBIDDEN, "A scoped token is required to produce a service catalog.")
 	}
-	catalog, err := h.catalog(r)
+	catalog, err := h.catalog(r, openstack.TokenOf(r))
 	if err != nil {
 		return err
 	}

@@ -290,3 +290,47 @@ func FuzzRequests(f *testing.F) {
 		}
 	})
 }
+
+// TestCatalogPutsTheProjectInEndpointURLs: an endpoint whose URL names
+// the project, as Cinder's and Swift's do, is listed in a project-scoped
+// token's catalog with the token's project, and as it was made in the
+// endpoints' list.
+func TestCatalogPutsTheProjectInEndpointURLs(t *testing.T) {
+	s := newServer(t)
+	resp := s.do(t, "POST", "/identity/v3/services", s.admin, `{"service": {"type": "volumev3", "name": "cinderv3"}}`)
+	var svc struct{ Service struct{ ID string } }
+	json.NewDecoder(resp.Body).Decode(&svc)
+	const raw = "http://127.0.0.1/volume/v3/$(project_id)s"
+	resp = s.do(t, "POST", "/identity/v3/endpoints", s.admin, `{"endpoint": {"service_id": "`+svc.Service.ID+`", "interface": "public", "url": "`+raw+`", "region": "RegionOne"}}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create endpoint: %d", resp.StatusCode)
+	}
+	resp = s.do(t, "GET", "/identity/v3/auth/tokens", s.alice, "", "X-Subject-Token", s.alice)
+	var tok struct {
+		Token struct {
+			Project struct{ ID string }
+			Catalog []struct {
+				Type      string
+				Endpoints []struct{ URL string }
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range tok.Token.Catalog {
+		if e.Type == "volumev3" {
+			for _, ep := range e.Endpoints {
+				got = append(got, ep.URL)
+			}
+		}
+	}
+	if want := "http://127.0.0.1/volume/v3/" + tok.Token.Project.ID; len(got) != 1 || got[0] != want || tok.Token.Project.ID == "" {
+		t.Errorf("the token's volumev3 endpoints %v, want [%s]", got, want)
+	}
+	resp = s.do(t, "GET", "/identity/v3/endpoints?interface=public", s.admin, "")
+	if b, _ := io.ReadAll(resp.Body); !bytes.Contains(b, []byte(`"url":"`+raw+`"`)) {
+		t.Errorf("the endpoints' list does not show the URL as it was made, %s:\n%s", raw, b)
+	}
+}
