@@ -839,27 +839,10 @@ func testNetworkDeletes(t *testing.T, s Store) {
 func testSubnetsUnderConcurrency(t *testing.T, s Store) {
 	f := newNets(t, s, 6)
 	f.network("n", "p")
-	const racers = 16
-	var wg sync.WaitGroup
-	errs := make([]error, racers)
-	for i := range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// 10.0.0.0/16, /17, ..., /24, then /16 again: all overlap.
-			errs[i] = s.CreateSubnet(ctx, newSubnet(fmt.Sprintf("s%02d", i), "n", "p", fmt.Sprintf("10.0.0.0/%d", 16+i%9)), -1)
-		}()
-	}
-	wg.Wait()
-	created := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			created++
-		case trustack.ErrorCode(err) != trustack.EINVALID || trustack.ErrorReason(err) != "InvalidInput":
-			t.Errorf("got error %v, want EINVALID InvalidInput", err)
-		}
-	}
+	// 10.0.0.0/16, /17, ..., /24, then /16 again: all overlap.
+	created := race(t, 16, trustack.EINVALID, "InvalidInput", func(i int) error {
+		return s.CreateSubnet(ctx, newSubnet(fmt.Sprintf("s%02d", i), "n", "p", fmt.Sprintf("10.0.0.0/%d", 16+i%9)), -1)
+	})
 	list, err := s.Subnets(ctx, trustack.SubnetFilter{NetworkIDs: []string{"n"}})
 	must(t, err)
 	if created != 1 || len(list) != 1 {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -681,26 +680,10 @@ func testNetworkQuotas(t *testing.T, s Store) {
 // testNetworkQuotaUnderConcurrency races network creations against a
 // quota: exactly the limit of them is created.
 func testNetworkQuotaUnderConcurrency(t *testing.T, s Store) {
-	const racers, limit = 20, 5
-	var wg sync.WaitGroup
-	errs := make([]error, racers)
-	for i := range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.CreateNetwork(ctx, &trustack.Network{ID: fmt.Sprintf("n%02d", i), ProjectID: "p", Type: trustack.NetworkLocal, Standard: std()}, limit)
-		}()
-	}
-	wg.Wait()
-	created := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			created++
-		case trustack.ErrorCode(err) != trustack.EOVERQUOTA || trustack.ErrorReason(err) != "OverQuota":
-			t.Errorf("got error %v, want EOVERQUOTA OverQuota", err)
-		}
-	}
+	const limit = 5
+	created := race(t, 20, trustack.EOVERQUOTA, "OverQuota", func(i int) error {
+		return s.CreateNetwork(ctx, &trustack.Network{ID: fmt.Sprintf("n%02d", i), ProjectID: "p", Type: trustack.NetworkLocal, Standard: std()}, limit)
+	})
 	list, err := s.Networks(ctx, trustack.NetworkFilter{})
 	must(t, err)
 	if created != limit || len(list) != limit {

@@ -120,6 +120,32 @@ func code(t testing.TB, err error, want string) {
 	}
 }
 
+// race runs create(0) to create(racers-1) at once and returns how many
+// succeeded, failing t for an error other than one of code and reason.
+func race(t testing.TB, racers int, code, reason string, create func(i int) error) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, racers)
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = create(i)
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case trustack.ErrorCode(err) != code || trustack.ErrorReason(err) != reason:
+			t.Errorf("got error %v, want %s (%s)", err, code, reason)
+		}
+	}
+	return created
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {

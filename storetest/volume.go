@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,27 +181,11 @@ func testVolumeQuotas(t *testing.T, s Store) {
 // testVolumeQuotaUnderConcurrency: racing creations in one project stop
 // at its limit, however they interleave.
 func testVolumeQuotaUnderConcurrency(t *testing.T, s Store) {
-	const racers, limit = 20, 5
+	const limit = 5
 	def := defaultVolumeType(t, s).ID
-	var wg sync.WaitGroup
-	errs := make([]error, racers)
-	for i := range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.CreateVolume(ctx, newVolume(fmt.Sprintf("v%02d", i), "p", def, 1), map[string]int{trustack.QuotaVolumes: limit})
-		}()
-	}
-	wg.Wait()
-	created := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			created++
-		case trustack.ErrorCode(err) != trustack.EOVERQUOTA || trustack.ErrorReason(err) != "VolumeLimitExceeded":
-			t.Errorf("got error %v, want EOVERQUOTA VolumeLimitExceeded", err)
-		}
-	}
+	created := race(t, 20, trustack.EOVERQUOTA, "VolumeLimitExceeded", func(i int) error {
+		return s.CreateVolume(ctx, newVolume(fmt.Sprintf("v%02d", i), "p", def, 1), map[string]int{trustack.QuotaVolumes: limit})
+	})
 	list, err := s.Volumes(ctx, trustack.VolumeFilter{})
 	must(t, err)
 	if created != limit || len(list) != limit {

@@ -143,9 +143,7 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 		return nil, err
 	}
 	if v.Status == trustack.VolumeCreating {
-		s.background(v.ID, trustack.VolumeCreating, nil, func(ctx context.Context, host, backend string) error {
-			return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
-		})
+		s.background(v.ID, trustack.VolumeCreating, nil)
 	}
 	return v, nil
 }
@@ -234,29 +232,28 @@ func hostAndBackend(v *trustack.Volume) (host, backend string) {
 	return host, backend
 }
 
-// background has the volume's storage host carry out do, then records
-// the outcome: the volume available (or, deleted, gone), or in the error
-// status that follows from the status it was in (the request's), with the
-// reason, after undo (nil for nothing) puts back what the request
-// changed.
-func (s *Service) background(id, status string, undo func(*trustack.Volume), do func(ctx context.Context, host, backend string) error) {
+// background has the volume's storage host carry out what its status
+// says is going on, then records the outcome: the volume available (or,
+// deleted, gone), or in the error status that follows from the status it
+// was in, with the reason, after undo (nil for nothing) puts back what
+// the request changed.
+func (s *Service) background(id, status string, undo func(*trustack.Volume)) {
 	s.work.Add(1)
 	go func() {
 		defer s.work.Done()
-		s.carryOut(context.Background(), id, status, undo, do)
+		s.carryOut(context.Background(), id, status, undo)
 	}()
 }
 
-func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*trustack.Volume), do func(ctx context.Context, host, backend string) error) {
+func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*trustack.Volume)) {
 	v, err := s.store.Volume(ctx, id)
 	if err != nil || v.Status != status {
 		return // deleted or moved on meanwhile
 	}
-	host, backend := hostAndBackend(v)
 	err = nil
-	if host != "" {
+	if v.Host != "" {
 		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
-		err = do(actx, host, backend)
+		err = s.ask(actx, v)
 		cancel()
 	}
 	_, uerr := s.store.UpdateVolume(ctx, id, nil, func(cur *trustack.Volume) error {
@@ -287,6 +284,20 @@ func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*tr
 	}
 	if err != nil {
 		s.opts.Log.Warn("a storage host failed a volume", "volume", id, "status", status, "error", err)
+	}
+}
+
+// ask has a volume's storage host do what the volume's status says is
+// going on, at the volume's size.
+func (s *Service) ask(ctx context.Context, v *trustack.Volume) error {
+	host, backend := hostAndBackend(v)
+	switch v.Status {
+	case trustack.VolumeCreating:
+		return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
+	case trustack.VolumeExtending:
+		return s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size)
+	default:
+		return s.storage.DeleteVolume(ctx, host, backend, v.ID)
 	}
 }
 
@@ -383,9 +394,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	if err != nil {
 		return err
 	}
-	s.background(id, trustack.VolumeDeleting, nil, func(ctx context.Context, host, backend string) error {
-		return s.storage.DeleteVolume(ctx, host, backend, id)
-	})
+	s.background(id, trustack.VolumeDeleting, nil)
 	return nil
 }
 
@@ -418,9 +427,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) err
 	if err != nil {
 		return err
 	}
-	s.background(id, trustack.VolumeExtending, func(v *trustack.Volume) { v.Size = before }, func(ctx context.Context, host, backend string) error {
-		return s.storage.ExtendVolume(ctx, host, backend, id, size)
-	})
+	s.background(id, trustack.VolumeExtending, func(v *trustack.Volume) { v.Size = before })
 	return nil
 }
 
@@ -429,29 +436,13 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) err
 // again (each idempotent on their storage hosts). A volume whose growth
 // fails now keeps the size asked for, its former one unknown.
 func (s *Service) Recover(ctx context.Context) error {
-	for status, do := range map[string]func(v *trustack.Volume) func(ctx context.Context, host, backend string) error{
-		trustack.VolumeCreating: func(v *trustack.Volume) func(ctx context.Context, host, backend string) error {
-			return func(ctx context.Context, host, backend string) error {
-				return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
-			}
-		},
-		trustack.VolumeExtending: func(v *trustack.Volume) func(ctx context.Context, host, backend string) error {
-			return func(ctx context.Context, host, backend string) error {
-				return s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size)
-			}
-		},
-		trustack.VolumeDeleting: func(v *trustack.Volume) func(ctx context.Context, host, backend string) error {
-			return func(ctx context.Context, host, backend string) error {
-				return s.storage.DeleteVolume(ctx, host, backend, v.ID)
-			}
-		},
-	} {
+	for _, status := range []string{trustack.VolumeCreating, trustack.VolumeExtending, trustack.VolumeDeleting} {
 		list, err := s.store.Volumes(ctx, trustack.VolumeFilter{Status: status})
 		if err != nil {
 			return err
 		}
 		for _, v := range list {
-			s.background(v.ID, status, nil, do(v))
+			s.background(v.ID, status, nil)
 		}
 	}
 	return nil

@@ -82,6 +82,14 @@ func (m numbering) assign(keys map[string]uint32) error {
 	return nil
 }
 
+// The tables' own chains and verdict maps, from which the ports' hang.
+const (
+	portsInChain, portsOutChain = "ports-in", "ports-out" // bridge
+	tapsInMap, tapsOutMap       = "taps-in", "taps-out"   // bridge
+	zonesChain, filterChain     = "zones", "filter"       // inet
+	egressMap, ingressMap       = "egress", "ingress"     // inet
+)
+
 // The objects of a port's own, named after the kind and the port's number.
 var (
 	portChains = map[nftables.TableFamily][]string{
@@ -124,10 +132,10 @@ func (w *wall) objects() map[string]bool {
 			o[fmt.Sprintf("%d %s %s", family, kind, name)] = true
 		}
 	}
-	add(nftables.TableFamilyBridge, "chain", "ports-in", "ports-out")
-	add(nftables.TableFamilyBridge, "set", "taps-in", "taps-out")
-	add(nftables.TableFamilyINet, "chain", "zones", "filter")
-	add(nftables.TableFamilyINet, "set", "egress", "ingress")
+	add(nftables.TableFamilyBridge, "chain", portsInChain, portsOutChain)
+	add(nftables.TableFamilyBridge, "set", tapsInMap, tapsOutMap)
+	add(nftables.TableFamilyINet, "chain", zonesChain, filterChain)
+	add(nftables.TableFamilyINet, "set", egressMap, ingressMap)
 	for number := range w.ports {
 		for family, kinds := range portChains {
 			for _, kind := range kinds {
@@ -351,9 +359,9 @@ func newRules(c *nftables.Conn, groups map[string]wire.SecurityGroup) *rules {
 		return &nftables.Set{Table: t, Name: name, IsMap: true, KeyType: key, DataType: nftables.TypeVerdict,
 			KeyByteOrder: binaryutil.NativeEndian}
 	}
-	b.tapsIn, b.tapsOut = vmap(b.bridge, "taps-in", nftables.TypeIFName), vmap(b.bridge, "taps-out", nftables.TypeIFName)
-	b.egress, b.ingress = vmap(b.inet, "egress", nftables.TypeMark), vmap(b.inet, "ingress", nftables.TypeMark)
-	b.zones = &nftables.Chain{Table: b.inet, Name: "zones", Type: nftables.ChainTypeFilter,
+	b.tapsIn, b.tapsOut = vmap(b.bridge, tapsInMap, nftables.TypeIFName), vmap(b.bridge, tapsOutMap, nftables.TypeIFName)
+	b.egress, b.ingress = vmap(b.inet, egressMap, nftables.TypeMark), vmap(b.inet, ingressMap, nftables.TypeMark)
+	b.zones = &nftables.Chain{Table: b.inet, Name: zonesChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw}
 	return b
 }
@@ -372,11 +380,11 @@ func (b *rules) skeleton() error {
 			return fmt.Errorf("nftables map %s: %w", m.Name, err)
 		}
 	}
-	portsIn := b.c.AddChain(&nftables.Chain{Table: b.bridge, Name: "ports-in", Type: nftables.ChainTypeFilter,
+	portsIn := b.c.AddChain(&nftables.Chain{Table: b.bridge, Name: portsInChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300)})
-	portsOut := b.c.AddChain(&nftables.Chain{Table: b.bridge, Name: "ports-out", Type: nftables.ChainTypeFilter,
+	portsOut := b.c.AddChain(&nftables.Chain{Table: b.bridge, Name: portsOutChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-100)})
-	filter := b.c.AddChain(&nftables.Chain{Table: b.inet, Name: "filter", Type: nftables.ChainTypeFilter,
+	filter := b.c.AddChain(&nftables.Chain{Table: b.inet, Name: filterChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter})
 	b.c.AddChain(b.zones)
 	b.rule(portsIn, meta(expr.MetaKeyIIFNAME), lookupVerdict(b.tapsIn))
