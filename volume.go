@@ -6,7 +6,8 @@ import "time"
 // is made (creating), waits (available), is held for an attachment
 // (reserved, attaching), serves a server (in-use), is let go (detaching),
 // grows (extending) and goes (deleting); error, error_deleting and
-// error_extending say its storage host failed it.
+// error_extending say its storage host failed it; maintenance is an
+// operator's hold on it.
 const (
 	VolumeCreating       = "creating"
 	VolumeAvailable      = "available"
@@ -19,6 +20,7 @@ const (
 	VolumeError          = "error"
 	VolumeErrorDeleting  = "error_deleting"
 	VolumeErrorExtending = "error_extending"
+	VolumeMaintenance    = "maintenance"
 )
 
 // Volume is a block device of a project's that outlives the servers it
@@ -88,15 +90,27 @@ type StorageBackend struct {
 // none, as Cinder's; it cannot be deleted.
 const DefaultVolumeType = "__DEFAULT__"
 
-// Volume quota resources, as Cinder names them: how many volumes a
-// project has, and their total size in GiB.
+// Volume quota resources, as Cinder names them: how many volumes and
+// snapshots a project has, their total size in GiB, and the largest one
+// volume may be; backups and groups, which trustack does not make, have
+// limits clients may set and read, and nothing counts against them.
 const (
-	QuotaVolumes   = "volumes"
-	QuotaGigabytes = "gigabytes"
+	QuotaVolumes            = "volumes"
+	QuotaGigabytes          = "gigabytes"
+	QuotaSnapshots          = "snapshots"
+	QuotaPerVolumeGigabytes = "per_volume_gigabytes"
+	QuotaBackups            = "backups"
+	QuotaBackupGigabytes    = "backup_gigabytes"
+	QuotaGroups             = "groups"
 )
 
 // DefaultVolumeQuotas are Cinder's defaults; -1 means unlimited.
 var DefaultVolumeQuotas = map[string]int{
-	QuotaVolumes:   10,
-	QuotaGigabytes: 1000,
+	QuotaVolumes:            10,
+	QuotaGigabytes:          1000,
+	QuotaSnapshots:          10,
+	QuotaPerVolumeGigabytes: -1,
+	QuotaBackups:            10,
+	QuotaBackupGigabytes:    1000,
+	QuotaGroups:             10,
 }

@@ -28,6 +28,7 @@ import (
 	imageapi "github.com/trustack/trustack/api/openstack/image"
 	networkapi "github.com/trustack/trustack/api/openstack/network"
 	trustapi "github.com/trustack/trustack/api/openstack/trust"
+	volumeapi "github.com/trustack/trustack/api/openstack/volume"
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/compute"
@@ -38,6 +39,7 @@ import (
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
+	"github.com/trustack/trustack/volume"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -49,6 +51,7 @@ type Controller struct {
 	Images   *images.Service
 	Compute  *compute.Service
 	Network  *network.Service
+	Volume   *volume.Service
 	ACaaS    *acaas.Service
 	// Attest is the attestation verifier; nil when hosts do not attest
 	// ([attestation] enabled = no).
@@ -113,6 +116,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		return nil, err
 	}
 	c.Network.SetAgents(wire.NewHosts(c.Conn))
+	c.Volume = volume.New(c.Store, c.Store, wire.NewHosts(c.Conn), volume.Options{
+		AvailabilityZone: cfg.Compute.DefaultAvailabilityZone,
+		Alive:            func(h *trustack.Host) bool { return c.Compute.Alive(h) },
+		Log:              log.With("component", "volume"),
+	})
 	c.Compute = compute.New(c.Store, c.Images, wire.NewHosts(c.Conn), c.Scheduler, compute.Options{
 		Requirements:            c.ACaaS,
 		Network:                 c.Network,
@@ -269,6 +277,7 @@ func DefaultPolicies() map[string][]policy.Rule {
 		"image":    imageapi.Policy(),
 		"compute":  append(computeapi.Policy(), trustapi.Policy()...),
 		"network":  networkapi.Policy(),
+		"volume":   volumeapi.Policy(),
 	}
 }
 
@@ -336,6 +345,11 @@ func (c *Controller) routes() http.Handler {
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 	}, c.log))
+	mount(volumeapi.Prefix, volumeapi.New(c.Volume, c.Identity, c.Policies["volume"], volumeapi.Config{
+		PublicURL:   base,
+		AuthURL:     AuthURL(c.Config),
+		MaxBodySize: c.Config.API.MaxBodySize,
+	}, c.log))
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))
 	return openstack.Middleware(c.log, mux)
@@ -354,6 +368,8 @@ func (c *Controller) Endpoints() []identity.BootstrapEndpoint {
 		{Type: "image", Name: "glance", URL: base + imageapi.Prefix},
 		{Type: "compute", Name: "nova", URL: base + computeapi.Prefix + "/v2.1"},
 		{Type: "network", Name: "neutron", URL: base + networkapi.Prefix},
+		{Type: "volumev3", Name: "cinderv3", URL: base + volumeapi.Prefix + "/v3/$(project_id)s"},
+		{Type: "block-storage", Name: "cinder", URL: base + volumeapi.Prefix + "/v3/$(project_id)s"},
 	}
 }
 
@@ -394,6 +410,10 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	defer c.Compute.Wait()
+	if err := c.Volume.Recover(ctx); err != nil {
+		return err
+	}
+	defer c.Volume.Wait()
 	if c.Attest != nil {
 		if err := c.Attest.Start(ctx); err != nil {
 			return err

@@ -198,6 +198,10 @@ func (c tokenCredentials) Value(key string) (string, bool) {
 		return t.Domain.ID, true
 	case "system_scope":
 		return "None", true // trustack issues no system-scoped tokens
+	case "is_admin_project":
+		// As keystonemiddleware says of every token when Keystone names
+		// no admin project, as trustack does not.
+		return "True", true
 	case "is_admin":
 		// As oslo.context derives it from context_is_admin (role:admin).
 		if c.HasRole("admin") {

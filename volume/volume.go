@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,13 +118,16 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 	if err := checkText(r.Name, r.Description, r.Metadata); err != nil {
 		return nil, err
 	}
-	vt, err := s.volumeType(ctx, r.Type)
+	vt, err := s.Type(ctx, c, cmp.Or(r.Type, trustack.DefaultVolumeType))
 	if err != nil {
 		return nil, err
 	}
 	zone := cmp.Or(r.AvailabilityZone, s.opts.AvailabilityZone)
-	limits, err := s.limits(ctx, c.ProjectID)
+	limits, err := s.Quotas(ctx, c.ProjectID)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPerVolume(limits, r.Size); err != nil {
 		return nil, err
 	}
 	now := s.opts.Now().UTC()
@@ -178,18 +182,6 @@ func (s *Service) volumeType(ctx context.Context, ref string) (*trustack.VolumeT
 		return nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeNotFoundByName", "Volume type with name %s could not be found.", ref)
 	}
 	return vt, err
-}
-
-// limits are a project's volume quotas: Cinder's defaults, and what was
-// set for it.
-func (s *Service) limits(ctx context.Context, project string) (map[string]int, error) {
-	set, err := s.store.VolumeQuotas(ctx, project)
-	if err != nil {
-		return nil, err
-	}
-	limits := maps.Clone(trustack.DefaultVolumeQuotas)
-	maps.Copy(limits, set)
-	return limits, nil
 }
 
 // place chooses the storage host and backend of a new volume of the type
@@ -336,30 +328,48 @@ func (s *Service) List(ctx context.Context, c Caller, f trustack.VolumeFilter) (
 	return s.store.Volumes(ctx, f)
 }
 
-// Update is a change of a volume's name, description or metadata; nil
+// Update is a change of what a volume is called and says of itself; nil
 // fields are left as they are.
 type Update struct {
 	Name, Description *string
-	Metadata          map[string]string // replaces the volume's, if not nil
+	Bootable          *bool
+	// Metadata, if not nil, returns the volume's new metadata from its
+	// present metadata (a copy it may change), or an error that leaves
+	// the volume as it was.
+	Metadata func(map[string]string) (map[string]string, error)
 }
 
-// Update changes what a volume is called and says of itself.
+// Update changes a volume as u says and returns it.
 func (s *Service) Update(ctx context.Context, c Caller, id string, u Update) (*trustack.Volume, error) {
 	if _, err := s.Get(ctx, c, id); err != nil {
 		return nil, err
 	}
-	if err := checkText(deref(u.Name), deref(u.Description), u.Metadata); err != nil {
+	if err := checkText(deref(u.Name), deref(u.Description), nil); err != nil {
 		return nil, err
 	}
 	return s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+		if u.Metadata != nil {
+			m := maps.Clone(v.Metadata)
+			if m == nil {
+				m = map[string]string{}
+			}
+			m, err := u.Metadata(m)
+			if err != nil {
+				return err
+			}
+			if err := checkText("", "", m); err != nil {
+				return err
+			}
+			v.Metadata = m
+		}
 		if u.Name != nil {
 			v.Name = *u.Name
 		}
 		if u.Description != nil {
 			v.Description = *u.Description
 		}
-		if u.Metadata != nil {
-			v.Metadata = u.Metadata
+		if u.Bootable != nil {
+			v.Bootable = *u.Bootable
 		}
 		v.UpdatedAt = s.opts.Now().UTC()
 		return nil
@@ -378,15 +388,37 @@ func deref(p *string) string {
 // reason, if the host fails). EINVALID (InvalidVolume) for a volume in
 // use or busy, as Cinder's 400.
 func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
+	return s.delete(ctx, c, id, func(v *trustack.Volume) error {
+		switch v.Status {
+		case trustack.VolumeAvailable, trustack.VolumeError, trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending:
+			return nil
+		}
+		return trustack.Reasonf(trustack.EINVALID, "InvalidVolume",
+			"Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.")
+	})
+}
+
+// ForceDelete is Delete for a volume in any status but attached to a
+// server (in-use, detaching), as an administrator's os-force_delete: for
+// one a failure left creating, extending, deleting or attaching.
+func (s *Service) ForceDelete(ctx context.Context, c Caller, id string) error {
+	return s.delete(ctx, c, id, func(v *trustack.Volume) error {
+		switch v.Status {
+		case trustack.VolumeInUse, trustack.VolumeDetaching:
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s is attached (%s); detach it first.", id, v.Status)
+		}
+		return nil
+	})
+}
+
+// delete has a volume's storage host delete it if deletable says it may.
+func (s *Service) delete(ctx context.Context, c Caller, id string, deletable func(*trustack.Volume) error) error {
 	if _, err := s.Get(ctx, c, id); err != nil {
 		return err
 	}
 	_, err := s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
-		switch v.Status {
-		case trustack.VolumeAvailable, trustack.VolumeError, trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending:
-		default:
-			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume",
-				"Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.")
+		if err := deletable(v); err != nil {
+			return err
 		}
 		v.Status, v.UpdatedAt = trustack.VolumeDeleting, s.opts.Now().UTC()
 		return nil
@@ -398,6 +430,31 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	return nil
 }
 
+// ResetStatus sets a volume's status, as an administrator's
+// os-reset_status does to put right what a failure left; nothing is asked
+// of its storage host. EINVALID for a status Cinder does not name.
+func (s *Service) ResetStatus(ctx context.Context, c Caller, id, status string) error {
+	if !slices.Contains(statuses, status) {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: %q is not a volume status (%s).", status, strings.Join(statuses, ", "))
+	}
+	if _, err := s.Get(ctx, c, id); err != nil {
+		return err
+	}
+	_, err := s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+		v.Status, v.UpdatedAt = status, s.opts.Now().UTC()
+		if !strings.HasPrefix(status, trustack.VolumeError) {
+			v.Reason = ""
+		}
+		return nil
+	})
+	return err
+}
+
+// statuses are the volume statuses Cinder names.
+var statuses = []string{trustack.VolumeCreating, trustack.VolumeAvailable, trustack.VolumeReserved, trustack.VolumeAttaching,
+	trustack.VolumeInUse, trustack.VolumeDetaching, trustack.VolumeExtending, trustack.VolumeDeleting, trustack.VolumeError,
+	trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending, trustack.VolumeMaintenance}
+
 // Extend accepts the growth of an available volume to size GiB, within
 // the project's quota (EOVERQUOTA): its storage host grows it
 // (error_extending, at its former size, if the host fails). EINVALID
@@ -408,8 +465,11 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) err
 	if err != nil {
 		return err
 	}
-	limits, err := s.limits(ctx, v.ProjectID)
+	limits, err := s.Quotas(ctx, v.ProjectID)
 	if err != nil {
+		return err
+	}
+	if err := checkPerVolume(limits, size); err != nil {
 		return err
 	}
 	var before int
@@ -429,6 +489,37 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) err
 	}
 	s.background(id, trustack.VolumeExtending, func(v *trustack.Volume) { v.Size = before })
 	return nil
+}
+
+// Retype gives a volume that is available or in use another type (its
+// ID or name) whose backend is the volume's own, so that nothing moves:
+// EINVALID (InvalidInput) for a type of another backend, since trustack
+// does not migrate volumes, whatever the policy asks.
+func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) error {
+	if _, err := s.Get(ctx, c, id); err != nil {
+		return err
+	}
+	vt, err := s.Type(ctx, c, typeRef)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+		if v.Status != trustack.VolumeAvailable && v.Status != trustack.VolumeInUse {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be available or in-use to retype, but current status is: %s.", id, v.Status)
+		}
+		if v.TypeID == vt.ID {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: volume %s is of type %s already.", id, vt.Name)
+		}
+		if want := vt.ExtraSpecs["volume_backend_name"]; want != "" {
+			if _, backend := hostAndBackend(v); backend != want {
+				return trustack.Reasonf(trustack.EINVALID, "InvalidInput",
+					"Invalid input received: type %s keeps its volumes on backend %s, and volume %s is on %s; trustack does not migrate volumes between backends.", vt.Name, want, id, backend)
+			}
+		}
+		v.TypeID, v.UpdatedAt = vt.ID, s.opts.Now().UTC()
+		return nil
+	})
+	return err
 }
 
 // Recover takes up what was going on when the service last stopped: the

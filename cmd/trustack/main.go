@@ -300,14 +300,14 @@ func configCommand() *cobra.Command {
 func policyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Authorization policy"}
 	cmd.AddCommand(&cobra.Command{
-		Use:       "defaults identity|image|compute|network",
+		Use:       "defaults identity|image|compute|network|volume",
 		Short:     "Print an API's default policy rules as a policy file, each commented out",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"identity", "image", "compute", "network"},
+		ValidArgs: []string{"identity", "image", "compute", "network", "volume"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			defaults, ok := controller.DefaultPolicies()[args[0]]
 			if !ok {
-				return trustack.Errorf(trustack.EINVALID, "unknown API %q: want identity, image, compute or network", args[0])
+				return trustack.Errorf(trustack.EINVALID, "unknown API %q: want identity, image, compute, network or volume", args[0])
 			}
 			e, err := policy.New(defaults, nil)
 			if err != nil {

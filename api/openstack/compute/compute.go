@@ -50,7 +50,7 @@ type Config struct {
 	// Extensions serve the collections they are keyed by (the path's
 	// first segment after the version), such as trustack's os-trustack-*
 	// calls, with the API's headers and its handling of a project ID in
-	// the path, which CheckURLProject checks.
+	// the path, which openstack.CheckURLProject checks.
 	Extensions map[string]http.Handler
 }
 
@@ -67,7 +67,7 @@ type handler struct {
 // New returns the compute API's handler, to mount at Prefix.
 func New(svc *compute.Service, imgs Images, net Network, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
-		api:    openstack.NewAPI(ErrorBody, v, enforcer, cfg.AuthURL, log),
+		api:    openstack.NewAPI(openstack.FaultBody, v, enforcer, cfg.AuthURL, log),
 		svc:    svc,
 		images: imgs,
 		net:    net,
@@ -77,21 +77,6 @@ func New(svc *compute.Service, imgs Images, net Network, v openstack.Validator, 
 	}
 	h.routes()
 	return http.HandlerFunc(h.serve)
-}
-
-// faultNames are Nova's names for error bodies, by status.
-var faultNames = map[int]string{
-	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
-	409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
-}
-
-// ErrorBody is Nova's error format: {"itemNotFound": {"code", "message"}}.
-func ErrorBody(status int, message string) any {
-	name, ok := faultNames[status]
-	if !ok {
-		name = "computeFault"
-	}
-	return map[string]any{name: map[string]any{"code": status, "message": message}}
 }
 
 // serve checks the requested microversion and sets the headers Nova sets on
@@ -109,11 +94,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 			Message: "Version " + v + " is not supported by the API. Minimum is " + minVersion + " and maximum is " + maxVersion + "."})
 		return
 	}
-	if rest, project, ok := h.projectInPath(r.URL.Path); ok {
-		r = r.Clone(context.WithValue(r.Context(), urlProjectKey{}, project))
-		r.URL.Path = rest
-	}
-	if ext := h.cfg.Extensions[h.collection(r.URL.Path)]; ext != nil {
+	r = h.root().CutProject(r)
+	if ext := h.cfg.Extensions[h.root().Collection(r.URL.Path)]; ext != nil {
 		ext.ServeHTTP(w, r)
 		return
 	}
@@ -130,7 +112,14 @@ func requestedVersion(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-OpenStack-Nova-API-Version"))
 }
 
-type urlProjectKey struct{}
+// root is where the API's versions begin; a first segment there that is
+// not a collection of the API or of an extension is a project ID.
+func (h *handler) root() openstack.VersionRoot {
+	return openstack.VersionRoot{
+		Prefixes:     []string{Prefix + "/v2.1/", Prefix + "/v2/"},
+		IsCollection: func(s string) bool { return collections[s] || h.cfg.Extensions[s] != nil },
+	}
+}
 
 // collections are the first path segments of the API; anything else in
 // that place is a project ID.
@@ -138,44 +127,7 @@ var collections = map[string]bool{
 	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "os-security-groups": true,
 	"os-security-group-rules": true, "os-floating-ips": true, "os-floating-ip-pools": true, "os-networks": true,
-	"os-tenant-networks": true, "": true,
-}
-
-// projectInPath returns the path without a project ID after the version.
-func (h *handler) projectInPath(path string) (rest, project string, ok bool) {
-	for _, v := range []string{"/v2.1/", "/v2/"} {
-		prefix := Prefix + v
-		after, found := strings.CutPrefix(path, prefix)
-		if !found {
-			continue
-		}
-		first, tail, _ := strings.Cut(after, "/")
-		if collections[first] || h.cfg.Extensions[first] != nil {
-			return "", "", false
-		}
-		return prefix + tail, first, true
-	}
-	return "", "", false
-}
-
-// collection returns the first segment of a path after the version.
-func (h *handler) collection(path string) string {
-	for _, v := range []string{"/v2.1/", "/v2/"} {
-		if after, found := strings.CutPrefix(path, Prefix+v); found {
-			first, _, _ := strings.Cut(after, "/")
-			return first
-		}
-	}
-	return ""
-}
-
-// CheckURLProject returns EINVALID if the request's path named a project
-// other than projectID, the caller's.
-func CheckURLProject(r *http.Request, projectID string) error {
-	if p, _ := r.Context().Value(urlProjectKey{}).(string); p != "" && p != projectID {
-		return trustack.Errorf(trustack.EINVALID, "Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", p, projectID)
-	}
-	return nil
+	"os-tenant-networks": true,
 }
 
 // caller returns who the request comes from, for the compute service;
@@ -191,7 +143,7 @@ func (h *handler) caller(r *http.Request) (compute.Caller, error) {
 	if tok.Project != nil {
 		c.ProjectID = tok.Project.ID
 	}
-	return c, CheckURLProject(r, c.ProjectID)
+	return c, openstack.CheckURLProject(r, c.ProjectID)
 }
 
 // authorize checks rule against a project's thing (the caller's own

@@ -64,7 +64,7 @@ type handler struct {
 // cfg.Attestation; enforcer is the compute API's, holding Policy's rules.
 func New(reqs ACaaS, v openstack.Validator, enforcer *policy.Enforcer, cfg Config, log *slog.Logger) http.Handler {
 	h := &handler{
-		api:    openstack.NewAPI(computeapi.ErrorBody, v, enforcer, cfg.AuthURL, log),
+		api:    openstack.NewAPI(openstack.FaultBody, v, enforcer, cfg.AuthURL, log),
 		acaas:  reqs,
 		attest: cfg.Attestation,
 		dec:    openstack.Decoder{MaxBodySize: cfg.MaxBodySize},
@@ -104,7 +104,7 @@ func (h *handler) caller(r *http.Request) (acaas.Caller, error) {
 	if tok := openstack.TokenOf(r); tok.Project != nil {
 		c.ProjectID = tok.Project.ID
 	}
-	return c, computeapi.CheckURLProject(r, c.ProjectID)
+	return c, openstack.CheckURLProject(r, c.ProjectID)
 }
 
 // authorize checks rule against a project's thing.

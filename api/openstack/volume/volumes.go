@@ -1,0 +1,614 @@
+package volume
+
+import (
+	"cmp"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/policy"
+	"github.com/trustack/trustack/volume"
+)
+
+func (h *handler) volumeRoutes() {
+	a := h.api
+	base := v3 + "/volumes"
+	a.Private("GET "+base, h.listVolumes(false))
+	a.Private("GET "+base+"/detail", h.listVolumes(true))
+	a.Private("POST "+base, h.createVolume)
+	a.Private("GET "+base+"/{id}", h.showVolume)
+	a.Private("PUT "+base+"/{id}", h.updateVolume)
+	a.Private("DELETE "+base+"/{id}", h.deleteVolume)
+	a.Private("POST "+base+"/{id}/action", h.volumeAction)
+	h.metadataRoutes(base + "/{id}/metadata")
+}
+
+// views renders volumes as the caller may see them: the names of their
+// types, and the attributes of Cinder's extensions its policy shows.
+type views struct {
+	h        *handler
+	r        *http.Request
+	types    map[string]string
+	base     string // the links' base: ".../volume/v3/{project}"
+	bookmark string // ".../volume/{project}"
+}
+
+func (h *handler) views(r *http.Request) (*views, error) {
+	types, err := h.svc.TypeNames(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	project := h.projectOf(r)
+	if project != "" {
+		project = "/" + project
+	}
+	base := h.baseURL(r)
+	return &views{h: h, r: r, types: types, base: base + v3 + project, bookmark: base + Prefix + project}, nil
+}
+
+// links are a volume's self and bookmark links, as Cinder gives them.
+func (vs *views) links(id string) []object {
+	return []object{
+		{"rel": "self", "href": vs.base + "/volumes/" + id},
+		{"rel": "bookmark", "href": vs.bookmark + "/volumes/" + id},
+	}
+}
+
+// summary is a volume in a list without details.
+func (vs *views) summary(v *trustack.Volume) object {
+	return object{"id": v.ID, "name": v.Name, "links": vs.links(v.ID)}
+}
+
+// detail is a volume as Cinder's create and update answer it.
+func (vs *views) detail(v *trustack.Volume) object {
+	o := object{
+		"id": v.ID, "name": v.Name, "description": nullIfEmpty(v.Description), "size": v.Size, "status": v.Status,
+		"availability_zone": v.AvailabilityZone, "created_at": stamp(v.CreatedAt), "updated_at": stampOrNull(v.UpdatedAt),
+		"attachments": []object{}, "links": vs.links(v.ID), "user_id": v.UserID,
+		"volume_type": nullIfEmpty(vs.types[v.TypeID]), "snapshot_id": nullIfEmpty(v.SnapshotID),
+		"source_volid": nullIfEmpty(v.SourceVolumeID), "metadata": metadata(v.Metadata),
+		"bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
+		"replication_status": "disabled", "consistencygroup_id": nil,
+	}
+	if vs.h.api.Allowed(vs.r, "context_is_admin", policy.Target{}) {
+		o["migration_status"] = nil
+	}
+	return o
+}
+
+// extended is detail with what Cinder's extensions add to a volume
+// shown or listed in detail, as far as the policy lets the caller see.
+func (vs *views) extended(v *trustack.Volume) object {
+	o := vs.detail(v)
+	target := policy.Target{"project_id": v.ProjectID}
+	if vs.h.api.Allowed(vs.r, "volume_extension:volume_tenant_attribute", target) {
+		o["os-vol-tenant-attr:tenant_id"] = v.ProjectID
+	}
+	if vs.h.api.Allowed(vs.r, "volume_extension:volume_host_attribute", target) {
+		o["os-vol-host-attr:host"] = nullIfEmpty(v.Host)
+	}
+	if vs.h.api.Allowed(vs.r, "volume_extension:volume_mig_status_attribute", target) {
+		o["os-vol-mig-status-attr:migstat"], o["os-vol-mig-status-attr:name_id"] = nil, nil
+	}
+	if len(v.ImageMetadata) > 0 && vs.h.api.Allowed(vs.r, "volume_extension:volume_image_metadata:show", target) {
+		o["volume_image_metadata"] = metadata(v.ImageMetadata)
+	}
+	return o
+}
+
+// metadata is a map shown as a JSON object, {} for none.
+func metadata(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// volume returns the volume of the request's path, after rule.
+func (h *handler) volume(r *http.Request, rule string) (volume.Caller, *trustack.Volume, error) {
+	c, err := h.caller(r)
+	if err != nil {
+		return c, nil, err
+	}
+	id := r.PathValue("id")
+	if !openstack.IsUUIDHex(id) {
+		return c, nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)
+	}
+	v, err := h.svc.Get(r.Context(), c, id)
+	if err != nil {
+		return c, nil, err
+	}
+	return c, v, h.authorize(r, rule, v.ProjectID)
+}
+
+func (h *handler) showVolume(w http.ResponseWriter, r *http.Request) error {
+	_, v, err := h.volume(r, "volume:get")
+	if err != nil {
+		return err
+	}
+	vs, err := h.views(r)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, object{"volume": vs.extended(v)})
+}
+
+// createBody is what a volume create may say; the fields of ways to make
+// a volume trustack does not have yet are there to be refused.
+type createBody struct {
+	Size               json.RawMessage   `json:"size"`
+	Name               *string           `json:"name"`
+	DisplayName        *string           `json:"display_name"`
+	Description        *string           `json:"description"`
+	DisplayDescription *string           `json:"display_description"`
+	VolumeType         *string           `json:"volume_type"`
+	AvailabilityZone   *string           `json:"availability_zone"`
+	Metadata           map[string]string `json:"metadata"`
+	ImageRef           *string           `json:"imageRef"`
+	SnapshotID         *string           `json:"snapshot_id"`
+	SourceVolID        *string           `json:"source_volid"`
+	BackupID           *string           `json:"backup_id"`
+	ConsistencyGroupID *string           `json:"consistencygroup_id"`
+	Multiattach        bool              `json:"multiattach"`
+}
+
+func (h *handler) createVolume(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.caller(r)
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(r, "volume:create", c.ProjectID); err != nil {
+		return err
+	}
+	var b createBody
+	if err := h.decode(r, "volume", &b); err != nil {
+		return err
+	}
+	if err := h.checkSource(r, c, b); err != nil {
+		return err
+	}
+	if b.Multiattach {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack attaches a volume to one server at a time; multiattach is not offered.")
+	}
+	if b.Size == nil || string(b.Size) == "null" {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: a volume needs a size in GiB.")
+	}
+	size, err := wholeNumber(b.Size, "size", 1)
+	if err != nil {
+		return err
+	}
+	v, err := h.svc.Create(r.Context(), c, volume.CreateRequest{
+		Name: deref(cmp.Or(b.Name, b.DisplayName)), Description: deref(cmp.Or(b.Description, b.DisplayDescription)),
+		Size: size, Type: deref(b.VolumeType), AvailabilityZone: deref(b.AvailabilityZone), Metadata: b.Metadata,
+	})
+	if err != nil {
+		return err
+	}
+	vs, err := h.views(r)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusAccepted, object{"volume": vs.detail(v)})
+}
+
+// checkSource refuses a volume made from what trustack does not make
+// volumes from yet: from a snapshot or a backup (none exists: 404), from
+// another volume (404 if it does not exist), or from an image.
+func (h *handler) checkSource(r *http.Request, c volume.Caller, b createBody) error {
+	if id := deref(b.SnapshotID); id != "" {
+		return trustack.Reasonf(trustack.ENOTFOUND, "SnapshotNotFound", "Snapshot %s could not be found.", id)
+	}
+	if id := deref(b.BackupID); id != "" {
+		return trustack.Reasonf(trustack.ENOTFOUND, "BackupNotFound", "Backup %s could not be found.", id)
+	}
+	if id := deref(b.SourceVolID); id != "" {
+		if _, err := h.svc.Get(r.Context(), c, id); err != nil {
+			return err
+		}
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack does not clone volumes yet.")
+	}
+	if deref(b.ImageRef) != "" {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack does not make volumes from images yet.")
+	}
+	if deref(b.ConsistencyGroupID) != "" {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack has no consistency groups.")
+	}
+	return nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (h *handler) updateVolume(w http.ResponseWriter, r *http.Request) error {
+	c, v, err := h.volume(r, "volume:update")
+	if err != nil {
+		return err
+	}
+	var b struct {
+		Name               *string           `json:"name"`
+		DisplayName        *string           `json:"display_name"`
+		Description        *string           `json:"description"`
+		DisplayDescription *string           `json:"display_description"`
+		Metadata           map[string]string `json:"metadata"`
+	}
+	if err := h.decode(r, "volume", &b); err != nil {
+		return err
+	}
+	u := volume.Update{Name: cmp.Or(b.Name, b.DisplayName), Description: cmp.Or(b.Description, b.DisplayDescription)}
+	if b.Metadata != nil {
+		u.Metadata = func(map[string]string) (map[string]string, error) { return b.Metadata, nil }
+	}
+	if v, err = h.svc.Update(r.Context(), c, v.ID, u); err != nil {
+		return err
+	}
+	vs, err := h.views(r)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, object{"volume": vs.detail(v)})
+}
+
+func (h *handler) deleteVolume(w http.ResponseWriter, r *http.Request) error {
+	c, v, err := h.volume(r, "volume:delete")
+	if err != nil {
+		return err
+	}
+	for k := range r.URL.Query() {
+		if k != "cascade" && k != "force" {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: unknown parameter %s (there are cascade and force).", k)
+		}
+	}
+	if force, _ := strconv.ParseBool(r.URL.Query().Get("force")); force {
+		if err := h.authorize(r, "volume:force_delete", v.ProjectID); err != nil {
+			return err
+		}
+		err = h.svc.ForceDelete(r.Context(), c, v.ID)
+	} else {
+		err = h.svc.Delete(r.Context(), c, v.ID)
+	}
+	if err != nil {
+		return err
+	}
+	return accepted(w)
+}
+
+// volumeAction serves POST /volumes/{id}/action: one action, named by the
+// body's one key.
+func (h *handler) volumeAction(w http.ResponseWriter, r *http.Request) error {
+	body, err := h.dec.Body(r)
+	if err != nil {
+		return err
+	}
+	var actions map[string]json.RawMessage
+	if err := openstack.Unmarshal(body, &actions); err != nil {
+		return err
+	}
+	if len(actions) != 1 {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: an action body names one action.")
+	}
+	for name, args := range actions {
+		action, ok := volumeActions[name]
+		if !ok {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "There is no such action: %s", name)
+		}
+		c, v, err := h.volume(r, action.rule)
+		if err != nil {
+			return err
+		}
+		return action.do(h, w, r, c, v, args)
+	}
+	return nil
+}
+
+// volumeAction is an action on a volume: its policy rule, and what it
+// does with its arguments.
+type volumeAction struct {
+	rule string
+	do   func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error
+}
+
+var volumeActions = map[string]volumeAction{
+	"os-extend": {"volume:extend", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			NewSize json.RawMessage `json:"new_size"`
+		}
+		if err := openstack.UnmarshalField(args, "os-extend", &a); err != nil {
+			return err
+		}
+		size, err := wholeNumber(a.NewSize, "new_size", 1)
+		if err != nil {
+			return err
+		}
+		if err := h.svc.Extend(r.Context(), c, v.ID, size); err != nil {
+			return err
+		}
+		return accepted(w)
+	}},
+	"os-set_bootable": {"volume:update", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			Bootable json.RawMessage `json:"bootable"`
+		}
+		if err := openstack.UnmarshalField(args, "os-set_bootable", &a); err != nil {
+			return err
+		}
+		bootable, err := strconv.ParseBool(strings.Trim(string(a.Bootable), `"`))
+		if err != nil {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: bootable must be true or false, not %s.", a.Bootable)
+		}
+		if _, err := h.svc.Update(r.Context(), c, v.ID, volume.Update{Bootable: &bootable}); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}},
+	"os-reset_status": {"volume_extension:volume_admin_actions:reset_status", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			Status string `json:"status"`
+		}
+		if err := openstack.UnmarshalField(args, "os-reset_status", &a); err != nil {
+			return err
+		}
+		if err := h.svc.ResetStatus(r.Context(), c, v.ID, a.Status); err != nil {
+			return err
+		}
+		return accepted(w)
+	}},
+	"os-retype": {"volume:retype", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			NewType         string `json:"new_type"`
+			MigrationPolicy string `json:"migration_policy"`
+		}
+		if err := openstack.UnmarshalField(args, "os-retype", &a); err != nil {
+			return err
+		}
+		if a.NewType == "" {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: os-retype needs a new_type.")
+		}
+		if p := a.MigrationPolicy; p != "" && p != "never" && p != "on-demand" {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: migration_policy must be never or on-demand, not %q.", p)
+		}
+		if err := h.svc.Retype(r.Context(), c, v.ID, a.NewType); err != nil {
+			return err
+		}
+		return accepted(w)
+	}},
+	"os-force_delete": {"volume_extension:volume_admin_actions:force_delete", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
+		if err := h.svc.ForceDelete(r.Context(), c, v.ID); err != nil {
+			return err
+		}
+		return accepted(w)
+	}},
+}
+
+// Cinder's list parameters at 3.0: filters, and pages.
+var (
+	volumeFilters = []string{"all_tenants", "project_id", "name", "status", "metadata", "availability_zone", "bootable", "volume_type"}
+	pageParams    = []string{"limit", "marker", "offset", "sort", "sort_key", "sort_dir"}
+	sortKeys      = map[string]func(a, b *trustack.Volume) int{
+		"id":                func(a, b *trustack.Volume) int { return strings.Compare(a.ID, b.ID) },
+		"name":              func(a, b *trustack.Volume) int { return strings.Compare(a.Name, b.Name) },
+		"status":            func(a, b *trustack.Volume) int { return strings.Compare(a.Status, b.Status) },
+		"size":              func(a, b *trustack.Volume) int { return cmp.Compare(a.Size, b.Size) },
+		"availability_zone": func(a, b *trustack.Volume) int { return strings.Compare(a.AvailabilityZone, b.AvailabilityZone) },
+		"created_at":        func(a, b *trustack.Volume) int { return a.CreatedAt.Compare(b.CreatedAt) },
+		"updated_at":        func(a, b *trustack.Volume) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
+		"user_id":           func(a, b *trustack.Volume) int { return strings.Compare(a.UserID, b.UserID) },
+		"project_id":        func(a, b *trustack.Volume) int { return strings.Compare(a.ProjectID, b.ProjectID) },
+		"bootable": func(a, b *trustack.Volume) int {
+			return cmp.Compare(strconv.FormatBool(a.Bootable), strconv.FormatBool(b.Bootable))
+		},
+	}
+)
+
+// maxLimit is the most items a page has, as Cinder's osapi_max_limit.
+const maxLimit = 1000
+
+func (h *handler) listVolumes(detail bool) openstack.Handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := h.caller(r)
+		if err != nil {
+			return err
+		}
+		if err := h.authorize(r, "volume:get_all", c.ProjectID); err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		for k := range q {
+			if !slices.Contains(volumeFilters, k) && !slices.Contains(pageParams, k) {
+				return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: Invalid filter keys: %s (there are %s).",
+					k, strings.Join(append(slices.Clone(volumeFilters), pageParams...), ", "))
+			}
+		}
+		list, err := h.filteredVolumes(r, c, q)
+		if err != nil {
+			return err
+		}
+		if err := sortVolumes(list, q); err != nil {
+			return err
+		}
+		page, next, err := pageOf(list, q)
+		if err != nil {
+			return err
+		}
+		vs, err := h.views(r)
+		if err != nil {
+			return err
+		}
+		out := make([]object, len(page))
+		for i, v := range page {
+			if detail {
+				out[i] = vs.extended(v)
+			} else {
+				out[i] = vs.summary(v)
+			}
+		}
+		body := object{"volumes": out}
+		if next != "" {
+			q.Set("marker", next)
+			q.Del("offset")
+			path := "/volumes"
+			if detail {
+				path += "/detail"
+			}
+			body["volumes_links"] = []object{{"rel": "next", "href": vs.base + path + "?" + q.Encode()}}
+		}
+		return reply(w, http.StatusOK, body)
+	}
+}
+
+// filteredVolumes returns the volumes a list's filters select: the
+// caller's project's, or with all_tenants an administrator's choice.
+func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values) ([]*trustack.Volume, error) {
+	f := trustack.VolumeFilter{ProjectID: c.ProjectID, Name: q.Get("name"), Status: q.Get("status")}
+	// all_tenants lists every project's volumes, or project_id's, to an
+	// administrator; others get their own, as Cinder ignores it for them
+	// (and clients send it when they look a name up).
+	all, _ := strconv.ParseBool(q.Get("all_tenants"))
+	switch {
+	case c.Admin && all:
+		f.ProjectID = q.Get("project_id")
+	case q.Has("project_id") && q.Get("project_id") != c.ProjectID:
+		return nil, trustack.Reasonf(trustack.EFORBIDDEN, "PolicyNotAuthorized", "Only administrators may list other projects' volumes.")
+	}
+	if q.Has("bootable") {
+		b, err := strconv.ParseBool(q.Get("bootable"))
+		if err != nil {
+			return nil, trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: bootable must be true or false, not %q.", q.Get("bootable"))
+		}
+		f.Bootable = &b
+	}
+	if t := q.Get("volume_type"); t != "" {
+		vt, err := h.svc.Type(r.Context(), c, t)
+		if err != nil {
+			return nil, err
+		}
+		f.TypeID = vt.ID
+	}
+	want, err := metadataFilter(q.Get("metadata"))
+	if err != nil {
+		return nil, err
+	}
+	list, err := h.svc.List(r.Context(), volume.Caller{ProjectID: f.ProjectID, Admin: f.ProjectID == ""}, f)
+	if err != nil {
+		return nil, err
+	}
+	zone := q.Get("availability_zone")
+	return slices.DeleteFunc(list, func(v *trustack.Volume) bool {
+		if zone != "" && v.AvailabilityZone != zone {
+			return true
+		}
+		for k, val := range want {
+			if v.Metadata[k] != val {
+				return true
+			}
+		}
+		return false
+	}), nil
+}
+
+// metadataFilter reads a metadata filter as clients send it: a JSON
+// object, or Python's rendering of a dict ({'key': 'value'}).
+func metadataFilter(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(s, "'", `"`)), &m); err != nil {
+		return nil, trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: the metadata filter must be an object of strings, such as {\"key\": \"value\"}, not %q.", s)
+	}
+	return m, nil
+}
+
+// sortVolumes sorts a list as sort (key:dir,...) or sort_key and sort_dir
+// say, newest first by default and descending where no direction is
+// given, as Cinder's, the ID breaking ties.
+func sortVolumes(list []*trustack.Volume, q url.Values) error {
+	type order struct {
+		key  string
+		desc bool
+	}
+	var orders []order
+	switch {
+	case q.Has("sort") && (q.Has("sort_key") || q.Has("sort_dir")):
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: sort cannot go with sort_key or sort_dir.")
+	case q.Has("sort"):
+		for _, item := range strings.Split(q.Get("sort"), ",") {
+			key, dir, _ := strings.Cut(strings.TrimSpace(item), ":")
+			orders = append(orders, order{key, dir != "asc"})
+			if dir != "" && dir != "asc" && dir != "desc" {
+				return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: sort direction %q is not asc or desc.", dir)
+			}
+		}
+	default:
+		dir := cmp.Or(q.Get("sort_dir"), "desc")
+		if dir != "asc" && dir != "desc" {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: sort_dir %q is not asc or desc.", dir)
+		}
+		orders = append(orders, order{cmp.Or(q.Get("sort_key"), "created_at"), dir == "desc"})
+	}
+	orders = append(orders, order{"id", orders[len(orders)-1].desc})
+	for _, o := range orders {
+		if sortKeys[o.key] == nil {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: volumes cannot be sorted by %q.", o.key)
+		}
+	}
+	slices.SortStableFunc(list, func(a, b *trustack.Volume) int {
+		for _, o := range orders {
+			c := sortKeys[o.key](a, b)
+			if o.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	return nil
+}
+
+// pageOf returns the page of a sorted list that marker (the volume before
+// it), offset and limit select, and the marker of the next page if this
+// one is full.
+func pageOf(list []*trustack.Volume, q url.Values) (page []*trustack.Volume, next string, err error) {
+	if m := q.Get("marker"); m != "" {
+		i := slices.IndexFunc(list, func(v *trustack.Volume) bool { return v.ID == m })
+		if i < 0 {
+			return nil, "", trustack.Reasonf(trustack.EINVALID, "MarkerNotFound", "Marker %s could not be found.", m)
+		}
+		list = list[i+1:]
+	}
+	if q.Has("offset") {
+		n, err := strconv.Atoi(q.Get("offset"))
+		if err != nil || n < 0 {
+			return nil, "", trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: offset must be a whole number, not %q.", q.Get("offset"))
+		}
+		list = list[min(n, len(list)):]
+	}
+	limit := maxLimit
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 0 {
+			return nil, "", trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: limit must be a whole number, not %q.", q.Get("limit"))
+		}
+		limit = min(n, maxLimit)
+	}
+	// A full page links to the next, even if that one is empty, as
+	// Cinder's do.
+	if len(list) >= limit && (limit < maxLimit || len(list) > limit) {
+		list = list[:limit]
+		if limit > 0 {
+			next = list[limit-1].ID
+		}
+	}
+	return list, next, nil
+}
