@@ -49,9 +49,27 @@ type Volume struct {
 	// "host@backend#pool"; "" until a backend has it.
 	Host string
 	// Reason says why the volume is in error, for operators.
-	Reason    string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Reason string
+	// Attachment ties the volume to the server it serves; its ID is ""
+	// while it serves none.
+	Attachment VolumeAttachment
+	// AdminMetadata is what the service and administrators note of the
+	// volume, out of its owner's reach: readonly, attached_mode.
+	AdminMetadata map[string]string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// VolumeAttachment is a volume's tie to the server it serves: Cinder's
+// attachment, Nova's volume attachment. A volume has one at most.
+type VolumeAttachment struct {
+	ID       string
+	ServerID string
+	// Host is the compute host of the server.
+	Host string
+	// Device is the volume's device as the guest sees it ("/dev/vdb").
+	Device     string
+	AttachedAt time.Time
 }
 
 // VolumeFilter selects volumes; empty fields match everything.
@@ -62,6 +80,8 @@ type VolumeFilter struct {
 	Status    string
 	Bootable  *bool
 	TypeID    string
+	// ServerIDs selects the volumes attached to these servers.
+	ServerIDs []string
 }
 
 // VolumeType is a kind of volume a project may ask for: which backend

@@ -18,6 +18,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/bus"
+	"github.com/trustack/trustack/volume/nbd"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -43,6 +44,14 @@ type Hypervisor interface {
 	Console(ctx context.Context, serverID string, lines int) (string, error)
 	// Snapshot writes a copy of the server's disk to w.
 	Snapshot(ctx context.Context, serverID string, w io.Writer) error
+	// AttachVolume plugs a volume into a server as disk.Device, running or
+	// not, and keeps it there across the server's restarts; plugging one
+	// that is there succeeds. ENOTFOUND for a missing server.
+	AttachVolume(ctx context.Context, serverID string, disk Disk) error
+	// DetachVolume unplugs the volume at a server's device once the guest
+	// lets it go (EUNAVAILABLE if it does not in time: the volume stays);
+	// a device not there is no error.
+	DetachVolume(ctx context.Context, serverID, device string) error
 	// Diagnostics returns what the hypervisor measures of a server, named
 	// as Nova's libvirt driver names it at microversion 2.1: cpuN_time
 	// (nanoseconds of CPU N), memory (KiB given), memory-rss (KiB used),
@@ -50,6 +59,18 @@ type Hypervisor interface {
 	// A driver reports what it can measure; memory always. ENOTFOUND for a
 	// missing server.
 	Diagnostics(ctx context.Context, serverID string) (map[string]int64, error)
+}
+
+// Disk is a volume as the hypervisor plugs it into a server: the device
+// the guest sees ("vdb"), and a file of this host's (Path, in Format raw
+// or qcow2) or else an NBD export of its storage host's.
+type Disk struct {
+	VolumeID string
+	Device   string
+	Path     string
+	Format   string
+	NBD      *wire.NBDExport
+	ReadOnly bool
 }
 
 // Resources describe a host.
@@ -75,6 +96,9 @@ type Config struct {
 	// Volumes are the volume backends the host runs, by name (what
 	// volume types' volume_backend_name names): a storage host has some.
 	Volumes map[string]VolumeBackend
+	// Exports serves the host's volumes to other hosts' servers; a
+	// storage host has one.
+	Exports *nbd.Exporter
 	// Allocation ratios: how far the scheduler may overcommit this host
 	// (defaults 4.0 for vCPUs, 1.0 for memory and disk, as Nova's).
 	CPUAllocationRatio  float64

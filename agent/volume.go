@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/volume/nbd"
+	"github.com/trustack/trustack/wire"
 )
 
 // VolumeBackend keeps the volumes of a storage host, as Cinder's volume
@@ -50,6 +52,55 @@ func (a *Agent) ExtendVolume(ctx context.Context, backend, volumeID string, size
 // DeleteVolume deletes a volume of a backend.
 func (a *Agent) DeleteVolume(ctx context.Context, backend, volumeID string) error {
 	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Delete(ctx, volumeID) })
+}
+
+// ExportVolume serves a volume of a backend over NBD to the holder of
+// key.
+func (a *Agent) ExportVolume(ctx context.Context, backend, volumeID string, key wire.PSK) (wire.NBDExport, error) {
+	var out wire.NBDExport
+	err := a.onVolume(backend, volumeID, func(b VolumeBackend) error {
+		if a.cfg.Exports == nil {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "host %s serves no volumes to other hosts", a.cfg.Name)
+		}
+		path, format, err := b.Locate(ctx, volumeID)
+		if err != nil {
+			return err
+		}
+		ex, err := a.cfg.Exports.Export(ctx, volumeID, path, format, nbd.Key{Identity: key.Identity, Secret: key.Secret})
+		out = wire.NBDExport{Host: ex.Host, Port: ex.Port, Name: ex.Name, Key: key}
+		return err
+	})
+	return out, err
+}
+
+// UnexportVolume stops serving a volume.
+func (a *Agent) UnexportVolume(ctx context.Context, volumeID string) error {
+	if a.cfg.Exports == nil {
+		return nil
+	}
+	return a.locked("volume "+volumeID, func() error { return a.cfg.Exports.Unexport(ctx, volumeID) })
+}
+
+// AttachVolume plugs a volume into a server: a volume of this host's own
+// backend opened directly, another over its NBD export.
+func (a *Agent) AttachVolume(ctx context.Context, serverID string, disk wire.VolumeDisk) error {
+	d := Disk{VolumeID: disk.VolumeID, Device: disk.Device, NBD: disk.NBD, ReadOnly: disk.ReadOnly}
+	if disk.NBD == nil {
+		b, ok := a.cfg.Volumes[disk.Backend]
+		if !ok {
+			return trustack.Errorf(trustack.ENOTFOUND, "host %s runs no volume backend %q", a.cfg.Name, disk.Backend)
+		}
+		var err error
+		if d.Path, d.Format, err = b.Locate(ctx, disk.VolumeID); err != nil {
+			return err
+		}
+	}
+	return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, d) })
+}
+
+// DetachVolume unplugs the volume at a server's device.
+func (a *Agent) DetachVolume(ctx context.Context, serverID, device string) error {
+	return a.locked(serverID, func() error { return a.hv.DetachVolume(ctx, serverID, device) })
 }
 
 // onVolume runs fn with the named backend under the volume's lock: one

@@ -123,6 +123,13 @@ type Agents interface {
 	Plug(ctx context.Context, host string, p wire.Port) error
 	Unplug(ctx context.Context, host, portID string) error
 	SecurityGroups(ctx context.Context, host string, groups []wire.SecurityGroup) error
+	// ExportVolume has a storage host serve a volume over NBD to the
+	// holder of key, UnexportVolume stop; AttachVolume plugs a volume into
+	// a server, DetachVolume unplugs it once the guest lets it go.
+	ExportVolume(ctx context.Context, host, backend, volumeID string, key wire.PSK) (wire.NBDExport, error)
+	UnexportVolume(ctx context.Context, host, volumeID string) error
+	AttachVolume(ctx context.Context, host, serverID string, disk wire.VolumeDisk) error
+	DetachVolume(ctx context.Context, host, serverID, device string) error
 }
 
 // Network is what compute needs of the networking service;
@@ -213,6 +220,9 @@ type Options struct {
 	Requirements Requirements
 	// Network makes servers' ports; nil for servers without NICs.
 	Network Network
+	// Volumes holds the volumes servers attach; nil for a cloud without
+	// block storage.
+	Volumes Volumes
 	// EnforceInterval is how often placed servers are checked against
 	// their requirements besides after every change (default 60 s).
 	EnforceInterval time.Duration

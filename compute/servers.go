@@ -605,7 +605,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 }
 
 // destroy removes a server from its host, gives back its claim, ends its
-// use of its ports and marks it deleted.
+// use of its ports and volumes and marks it deleted.
 func (s *Service) destroy(ctx context.Context, srv *trustack.Server, requestID string) {
 	start := s.opts.Now().UTC()
 	var err error
@@ -634,6 +634,7 @@ func (s *Service) destroy(ctx context.Context, srv *trustack.Server, requestID s
 	}
 	s.placer.Forget(host)
 	s.releasePorts(ctx, srv)
+	s.releaseVolumes(ctx, srv)
 	s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
 		now := s.opts.Now().UTC()
 		cur.VMState, cur.TaskState, cur.PowerState = trustack.VMDeleted, "", trustack.PowerNoState

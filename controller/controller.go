@@ -124,6 +124,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 	c.Compute = compute.New(c.Store, c.Images, wire.NewHosts(c.Conn), c.Scheduler, compute.Options{
 		Requirements:            c.ACaaS,
 		Network:                 c.Network,
+		Volumes:                 c.Volume,
 		Workers:                 cfg.Compute.Workers,
 		ServiceDownTime:         cfg.Compute.ServiceDownTime,
 		MaxAttempts:             cfg.Scheduler.MaxAttempts,

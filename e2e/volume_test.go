@@ -97,24 +97,34 @@ func waitVolume(t testing.TB, env map[string]string, name, status string) {
 }
 
 // TestTempestVolume runs Tempest 33's volume API tests against `trustack
-// up` with dynamic credentials, at the microversions trustack serves;
+// up` with dynamic credentials, at the microversions trustack serves, with
+// servers of an image of its own where tests attach volumes to them;
 // testdata/tempest-volume-exclude.txt names, with reasons, those of what
 // trustack does not have yet or does not offer.
 func TestTempestVolume(t *testing.T) {
-	need(t, "tempest")
+	need(t, "tempest", "openstack")
 	c := startUp(t, "--attestation", "no")
 	admin := c.openrc("openrc")
+	path, _ := imageFile(t, 1<<20)
+	image := must(t, admin, "image", "create", "--public", "--disk-format", "qcow2", "--container-format", "bare", "--file", path, "-f", "value", "-c", "id", "cirros")
 	extra := fmt.Sprintf(`[auth]
 use_dynamic_credentials = true
 admin_username = admin
 admin_password = %s
 admin_project_name = admin
 admin_domain_name = Default
-create_isolated_networks = false
+
+[compute]
+image_ref = %s
+image_ref_alt = %s
+
+[compute-feature-enabled]
+# trustack's servers are made with an administrator password, as Nova's
+enable_instance_password = true
 
 [volume-feature-enabled]
 snapshot = false
-`, admin["OS_PASSWORD"])
+`, admin["OS_PASSWORD"], image, image) + neutronConf(t, admin)
 	ws := tempestWorkspace(t, admin["OS_AUTH_URL"], "", extra)
 	exclude, err := filepath.Abs("testdata/tempest-volume-exclude.txt")
 	if err != nil {

@@ -6,15 +6,18 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/dcc"
+	"github.com/trustack/trustack/volume/nbd"
 )
 
 // Host is a compute host's drivers, DC-C and agent.
@@ -45,6 +48,14 @@ func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hype
 		DiskAllocationRatio: cfg.Compute.DiskAllocationRatio, HeartbeatInterval: cfg.Compute.HeartbeatInterval,
 		Log: log.With("host", name),
 	}}
+	if len(volumes) > 0 {
+		// A storage host serves its volumes to other hosts' servers on its
+		// address.
+		var err error
+		if h.agent.Exports, err = nbd.NewExporter(filepath.Join(dir, "exports"), cmp.Or(cfg.Agent.HostIP, "127.0.0.1")); err != nil {
+			return nil, err
+		}
+	}
 	if tpm == "" {
 		return h, nil
 	}

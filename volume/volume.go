@@ -217,6 +217,10 @@ func noBackend(vt *trustack.VolumeType, zone string, size int) string {
 // location is where a volume lives, as Cinder writes it.
 func location(host, backend string) string { return host + "@" + backend + "#" + backend }
 
+// Location returns the storage host and the backend a volume is on, ""
+// for a volume no backend has.
+func Location(v *trustack.Volume) (host, backend string) { return hostAndBackend(v) }
+
 // hostAndBackend reads a volume's location back.
 func hostAndBackend(v *trustack.Volume) (host, backend string) {
 	host, rest, _ := strings.Cut(v.Host, "@")
@@ -437,17 +441,13 @@ func (s *Service) ResetStatus(ctx context.Context, c Caller, id, status string) 
 	if !slices.Contains(statuses, status) {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: %q is not a volume status (%s).", status, strings.Join(statuses, ", "))
 	}
-	if _, err := s.Get(ctx, c, id); err != nil {
-		return err
-	}
-	_, err := s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
-		v.Status, v.UpdatedAt = status, s.opts.Now().UTC()
+	return s.transition(ctx, c, id, func(v *trustack.Volume) error {
+		v.Status = status
 		if !strings.HasPrefix(status, trustack.VolumeError) {
 			v.Reason = ""
 		}
 		return nil
 	})
-	return err
 }
 
 // statuses are the volume statuses Cinder names.
@@ -496,14 +496,11 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) err
 // EINVALID (InvalidInput) for a type of another backend, since trustack
 // does not migrate volumes, whatever the policy asks.
 func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) error {
-	if _, err := s.Get(ctx, c, id); err != nil {
-		return err
-	}
 	vt, err := s.Type(ctx, c, typeRef)
 	if err != nil {
 		return err
 	}
-	_, err = s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+	return s.transition(ctx, c, id, func(v *trustack.Volume) error {
 		if v.Status != trustack.VolumeAvailable && v.Status != trustack.VolumeInUse {
 			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be available or in-use to retype, but current status is: %s.", id, v.Status)
 		}
@@ -516,10 +513,9 @@ func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) erro
 					"Invalid input received: type %s keeps its volumes on backend %s, and volume %s is on %s; trustack does not migrate volumes between backends.", vt.Name, want, id, backend)
 			}
 		}
-		v.TypeID, v.UpdatedAt = vt.ID, s.opts.Now().UTC()
+		v.TypeID = vt.ID
 		return nil
 	})
-	return err
 }
 
 // Recover takes up what was going on when the service last stopped: the

@@ -288,3 +288,40 @@ func TestRecoverTakesUpWhatWasGoingOn(t *testing.T) {
 		t.Errorf("the volume left deleting: %v, %d GiB on its host; want gone", err, sizeOn(t, h, "storage-1", "gone"))
 	}
 }
+
+// TestOneReservationWins: of servers reserving one volume at once, one
+// gets it and the others are refused, on the store's transaction.
+func TestOneReservationWins(t *testing.T) {
+	s, _ := newService(t, map[string]int{"storage-1": 10})
+	v, err := s.Create(ctx, alice, volume.CreateRequest{Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled(t, s, v.ID)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Reserve(ctx, alice, v.ID)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case trustack.ErrorReason(err) != "InvalidVolume":
+			t.Errorf("a losing reservation: %v, want InvalidVolume", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d reservations won, want 1", won)
+	}
+	if got := settled(t, s, v.ID); got.Status != trustack.VolumeAttaching {
+		t.Errorf("the volume after the race: %s, want attaching", got.Status)
+	}
+}

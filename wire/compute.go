@@ -163,12 +163,13 @@ type hostRequest struct {
 	volumeRequest
 }
 
-// hostReply is what an operation answers: a power state, console output
-// or diagnostics.
+// hostReply is what an operation answers: a power state, console output,
+// diagnostics or an export.
 type hostReply struct {
 	Power       trustack.PowerState `json:"power_state"`
 	Output      string              `json:"output,omitempty"`
 	Diagnostics map[string]int64    `json:"diagnostics,omitempty"`
+	Export      *NBDExport          `json:"export,omitempty"`
 }
 
 type empty struct{}
@@ -279,7 +280,7 @@ func ServeHost(conn *bus.Conn, host string, h Host) (bus.Subscription, error) {
 			}
 			err = h.Snapshot(ctx, req.ServerID, *req.Upload)
 		default:
-			if handled, err := serveVolume(ctx, h, req); handled {
+			if handled, err := serveVolume(ctx, h, req, &r); handled {
 				return r, err
 			}
 			return r, serveNetwork(ctx, h, req)

@@ -1,22 +1,98 @@
 package wire
 
-import "context"
+import (
+	"context"
+
+	"github.com/trustack/trustack"
+)
 
 // The volume conversation: a controller asks a storage host's agent, on
 // the host's subject as the compute conversation does, to make, grow and
 // delete volumes in one of the volume backends the host registered
-// (trustack.Host's Storage).
+// (trustack.Host's Storage), and to serve them to compute hosts over NBD;
+// and a compute host's agent to plug volumes into its servers and unplug
+// them.
 const (
-	opVolumeCreate = "volume_create"
-	opVolumeExtend = "volume_extend"
-	opVolumeDelete = "volume_delete"
+	opVolumeCreate   = "volume_create"
+	opVolumeExtend   = "volume_extend"
+	opVolumeDelete   = "volume_delete"
+	opVolumeExport   = "volume_export"
+	opVolumeUnexport = "volume_unexport"
+	opVolumeAttach   = "volume_attach"
+	opVolumeDetach   = "volume_detach"
 )
 
 // volumeRequest is the part of a host request about a volume.
 type volumeRequest struct {
-	Backend  string `json:"backend,omitempty"`
-	VolumeID string `json:"volume_id,omitempty"`
-	Size     int    `json:"size,omitempty"` // GiB
+	Backend  string      `json:"backend,omitempty"`
+	VolumeID string      `json:"volume_id,omitempty"`
+	Size     int         `json:"size,omitempty"` // GiB
+	Key      *PSK        `json:"key,omitempty"`
+	Disk     *VolumeDisk `json:"disk,omitempty"`
+	Device   string      `json:"device,omitempty"`
+}
+
+// PSK is a TLS pre-shared key: an identity and a secret of 32 bytes in
+// hexadecimal. Each attachment over NBD has its own, known to its storage
+// host and its compute host only.
+type PSK struct {
+	Identity string `json:"identity"`
+	Secret   string `json:"secret"`
+}
+
+// NBDExport is a volume a storage host serves over NBD with TLS: where to
+// connect, the export's name, and the key it takes.
+type NBDExport struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	Name string `json:"name"`
+	Key  PSK    `json:"key"`
+}
+
+// VolumeDisk is a volume as a server's disk: the device the guest sees
+// ("vdb"), and where the compute host opens the volume: in a backend of
+// its own, for a volume on the same host, or else over NBD.
+type VolumeDisk struct {
+	VolumeID string     `json:"volume_id"`
+	Device   string     `json:"device"`
+	Backend  string     `json:"backend,omitempty"`
+	NBD      *NBDExport `json:"nbd,omitempty"`
+	ReadOnly bool       `json:"read_only,omitempty"`
+}
+
+// ExportVolume asks a storage host's agent to serve a volume of its
+// backend over NBD to the holder of key, and returns the export; a volume
+// served already is served as it is.
+func (c *Hosts) ExportVolume(ctx context.Context, host, backend, volumeID string, key PSK) (NBDExport, error) {
+	r, err := c.call(ctx, host, hostRequest{Op: opVolumeExport, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, Key: &key}})
+	if err != nil {
+		return NBDExport{}, err
+	}
+	if r.Export == nil {
+		return NBDExport{}, trustack.Errorf(trustack.EINTERNAL, "host %s exported volume %s without saying where", host, volumeID)
+	}
+	return *r.Export, nil
+}
+
+// UnexportVolume asks a storage host's agent to stop serving a volume;
+// one not served is no error.
+func (c *Hosts) UnexportVolume(ctx context.Context, host, volumeID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeUnexport, volumeRequest: volumeRequest{VolumeID: volumeID}})
+	return err
+}
+
+// AttachVolume asks a compute host's agent to plug a volume into a
+// server; plugging one that is there succeeds.
+func (c *Hosts) AttachVolume(ctx context.Context, host, serverID string, disk VolumeDisk) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeAttach, ServerID: serverID, volumeRequest: volumeRequest{Disk: &disk}})
+	return err
+}
+
+// DetachVolume asks a compute host's agent to unplug the volume at a
+// server's device, once the guest lets it go; one not there is no error.
+func (c *Hosts) DetachVolume(ctx context.Context, host, serverID, device string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeDetach, ServerID: serverID, volumeRequest: volumeRequest{Device: device}})
+	return err
 }
 
 // CreateVolume asks a storage host's agent to make an empty volume of
@@ -40,18 +116,39 @@ func (c *Hosts) DeleteVolume(ctx context.Context, host, backend, volumeID string
 	return err
 }
 
-// VolumeHost is what a storage host's agent does for the controllers:
-// ENOTFOUND for a backend it does not run.
+// VolumeHost is what an agent does for the controllers with volumes: a
+// storage host's (ENOTFOUND for a backend it does not run), and a compute
+// host's.
 type VolumeHost interface {
 	CreateVolume(ctx context.Context, backend, volumeID string, size int) error
 	ExtendVolume(ctx context.Context, backend, volumeID string, size int) error
 	DeleteVolume(ctx context.Context, backend, volumeID string) error
+	ExportVolume(ctx context.Context, backend, volumeID string, key PSK) (NBDExport, error)
+	UnexportVolume(ctx context.Context, volumeID string) error
+	AttachVolume(ctx context.Context, serverID string, disk VolumeDisk) error
+	DetachVolume(ctx context.Context, serverID, device string) error
 }
 
 // serveVolume answers a request of the volume conversation; handled is
 // false for a request of another.
-func serveVolume(ctx context.Context, h VolumeHost, req hostRequest) (handled bool, err error) {
+func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostReply) (handled bool, err error) {
 	switch req.Op {
+	case opVolumeExport:
+		if req.Key == nil {
+			return true, trustack.Errorf(trustack.EINVALID, "an export needs a key")
+		}
+		ex, err := h.ExportVolume(ctx, req.Backend, req.VolumeID, *req.Key)
+		r.Export = &ex
+		return true, err
+	case opVolumeUnexport:
+		return true, h.UnexportVolume(ctx, req.VolumeID)
+	case opVolumeAttach:
+		if req.Disk == nil {
+			return true, trustack.Errorf(trustack.EINVALID, "an attachment needs a disk")
+		}
+		return true, h.AttachVolume(ctx, req.ServerID, *req.Disk)
+	case opVolumeDetach:
+		return true, h.DetachVolume(ctx, req.ServerID, req.Device)
 	case opVolumeCreate:
 		return true, h.CreateVolume(ctx, req.Backend, req.VolumeID, req.Size)
 	case opVolumeExtend:

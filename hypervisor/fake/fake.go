@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +64,8 @@ type server struct {
 	Console []string            `json:"console"`
 	Boots   int                 `json:"boots"`
 	Booted  time.Time           `json:"booted"`
+	// Volumes are the disks plugged in, by device.
+	Volumes map[string]agent.Disk `json:"volumes,omitempty"`
 }
 
 // New returns a driver with the given host, reading its state file if it
@@ -354,6 +357,56 @@ func (d *Driver) Diagnostics(_ context.Context, serverID string) (map[string]int
 		out["cpu0_time"] = int64(bootCPUTime + d.now().Sub(s.Booted))
 	}
 	return out, nil
+}
+
+// AttachVolume plugs a volume in; the guest's console says so.
+func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.Disk) error {
+	if err := d.begin(ctx, "attach_volume"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.servers[serverID]
+	if s == nil {
+		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	if have, ok := s.Volumes[disk.Device]; ok {
+		if have.VolumeID != disk.VolumeID {
+			return trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: server %s has volume %s at %s", serverID, have.VolumeID, disk.Device)
+		}
+		return nil
+	}
+	if s.Volumes == nil {
+		s.Volumes = map[string]agent.Disk{}
+	}
+	s.Volumes[disk.Device] = disk
+	s.log(d.now(), fmt.Sprintf("virtio_blk virtio2: [%s] attached volume %s", disk.Device, disk.VolumeID))
+	d.save()
+	return nil
+}
+
+// DetachVolume unplugs the volume at a device.
+func (d *Driver) DetachVolume(ctx context.Context, serverID, device string) error {
+	if err := d.begin(ctx, "detach_volume"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.servers[serverID]; s != nil {
+		delete(s.Volumes, device)
+		d.save()
+	}
+	return nil
+}
+
+// Volumes returns the volumes plugged into a server, by device.
+func (d *Driver) Volumes(serverID string) map[string]agent.Disk {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.servers[serverID]; s != nil {
+		return maps.Clone(s.Volumes)
+	}
+	return nil
 }
 
 // save writes the state file, if there is one; the caller holds d.mu.

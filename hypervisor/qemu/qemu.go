@@ -397,9 +397,9 @@ func (d *Driver) makeDisk(ctx context.Context, inst *instance, token string) err
 // whose image sets no os_command_line, as Nova's.
 const defaultCommandLine = "root=/dev/vda console=tty0 console=ttyS0"
 
-// args returns QEMU's command line for the server; restore starts it
-// waiting for its saved state.
-func (d *Driver) args(inst *instance, restore bool) []string {
+// args returns QEMU's command line for the server, its volumes included;
+// restore starts it waiting for its saved state.
+func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 	s := inst.spec
 	args := []string{
 		"-name", "trustack-" + s.ServerID,
@@ -434,10 +434,15 @@ func (d *Driver) args(inst *instance, restore bool) []string {
 			args = append(args, "-initrd", filepath.Join(d.images.dir, s.Ramdisk.ID))
 		}
 	}
+	vols, err := readVolumes(inst.dir)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, volumeArgs(inst.dir, vols)...)
 	if restore {
 		args = append(args, "-incoming", "defer")
 	}
-	return args
+	return args, nil
 }
 
 // start starts the server's QEMU, from its saved state if restore, and
@@ -448,8 +453,12 @@ func (d *Driver) start(ctx context.Context, inst *instance, restore bool) (err e
 		return err
 	}
 	defer logf.Close()
+	args, err := d.args(inst, restore)
+	if err != nil {
+		return err
+	}
 	// Not bound to ctx: the VM outlives the request, and the agent.
-	cmd := exec.Command(d.opts.Binary, d.args(inst, restore)...)
+	cmd := exec.Command(d.opts.Binary, args...)
 	cmd.Dir = inst.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed with the agent's terminal

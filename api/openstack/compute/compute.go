@@ -185,6 +185,7 @@ func (h *handler) routes() {
 	a.Private("GET "+v+"/servers/{id}/os-instance-actions/{request_id}", h.showAction)
 	a.Private("GET "+v+"/servers/{id}/ips", h.listIPs)
 	a.Private("GET "+v+"/servers/{id}/ips/{label}", h.showIPs)
+	h.volumeRoutes(v)
 	a.Private("GET "+v+"/servers/{id}/os-interface", h.listInterfaces)
 	a.Private("POST "+v+"/servers/{id}/os-interface", h.attachInterface)
 	a.Private("GET "+v+"/servers/{id}/os-interface/{port}", h.showInterface)

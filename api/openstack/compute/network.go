@@ -66,19 +66,27 @@ func recode(err error, code string, reasons ...string) error {
 	return err
 }
 
-// serverNet is what a server shows of its networking: its addresses, in
+// serverParts is what a server shows of its networking: its addresses, in
 // the order of its NICs, and the names of its ports' security groups,
 // each once, sorted.
-type serverNet struct {
+type serverParts struct {
 	addresses []network.Address
 	groups    []string
+	volumes   []string // the IDs of its volumes, by device
 }
 
-// serverNets returns the networking of servers, by server ID, in the same
-// three reads however many servers there are: their ports, their
-// addresses and their groups' names.
-func (h *handler) serverNets(ctx context.Context, servers ...*trustack.Server) (map[string]serverNet, error) {
-	out := map[string]serverNet{}
+// partsOf returns the networking and the volumes of servers, by server
+// ID, in the same four reads however many servers there are: their ports,
+// their addresses, their groups' names and their volumes.
+func (h *handler) partsOf(ctx context.Context, servers ...*trustack.Server) (map[string]serverParts, error) {
+	out := map[string]serverParts{}
+	volumes, err := h.svc.VolumesOf(ctx, servers...)
+	if err != nil {
+		return nil, err
+	}
+	for id, list := range volumes {
+		out[id] = serverParts{volumes: list}
+	}
 	ports, err := h.svc.PortsOf(ctx, servers...)
 	if err != nil || len(ports) == 0 {
 		return out, err
@@ -99,7 +107,7 @@ func (h *handler) serverNets(ctx context.Context, servers ...*trustack.Server) (
 		return nil, err
 	}
 	for id, list := range ports {
-		n := serverNet{addresses: addrs[id]}
+		n := serverParts{addresses: addrs[id], volumes: volumes[id]}
 		for _, p := range list {
 			for _, g := range p.SecurityGroups {
 				if name, ok := names[g]; ok {
@@ -147,7 +155,7 @@ func (h *handler) serverAddresses(r *http.Request, rule string) (object, error) 
 	if err != nil {
 		return nil, err
 	}
-	nets, err := h.serverNets(r.Context(), s)
+	nets, err := h.partsOf(r.Context(), s)
 	if err != nil {
 		return nil, err
 	}

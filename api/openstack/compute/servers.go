@@ -426,9 +426,9 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 		if err != nil {
 			return err
 		}
-		var nets map[string]serverNet
+		var nets map[string]serverParts
 		if detail || ips != nil {
-			if nets, err = h.serverNets(r.Context(), list...); err != nil {
+			if nets, err = h.partsOf(r.Context(), list...); err != nil {
 				return err
 			}
 		}
@@ -516,7 +516,7 @@ func (h *handler) showServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	nets, err := h.serverNets(r.Context(), s)
+	nets, err := h.partsOf(r.Context(), s)
 	if err != nil {
 		return err
 	}
@@ -563,7 +563,7 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 	if s, err = h.svc.Update(r.Context(), c, s.ID, u); err != nil {
 		return err
 	}
-	nets, err := h.serverNets(r.Context(), s)
+	nets, err := h.partsOf(r.Context(), s)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func hostID(projectID, host string) string {
 // server renders a server at 2.1, with its networking n: the basic
 // fields, and with detail those of GET /servers/{id}; admin adds the host
 // attributes.
-func (h *handler) server(s *trustack.Server, n serverNet, detail, admin bool) object {
+func (h *handler) server(s *trustack.Server, n serverParts, detail, admin bool) object {
 	status := compute.Status(s)
 	o := object{
 		"id":                s.ID,
@@ -119,7 +119,11 @@ func (h *handler) server(s *trustack.Server, n serverNet, detail, admin bool) ob
 	o["OS-EXT-STS:task_state"] = nullIfEmpty(s.TaskState)
 	o["OS-EXT-STS:vm_state"] = s.VMState
 	o["OS-EXT-STS:power_state"] = int(s.PowerState)
-	o["os-extended-volumes:volumes_attached"] = []object{}
+	attached := make([]object, len(n.volumes))
+	for i, id := range n.volumes {
+		attached[i] = object{"id": id}
+	}
+	o["os-extended-volumes:volumes_attached"] = attached
 	if admin {
 		o["OS-EXT-SRV-ATTR:host"] = nullIfEmpty(s.Host)
 		o["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullIfEmpty(s.Node)

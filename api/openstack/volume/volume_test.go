@@ -469,3 +469,76 @@ func TestQuotasLimitsZonesServices(t *testing.T) {
 		t.Errorf("a member lists services: %d, want 403", code)
 	}
 }
+
+// attachmentKeys are Tempest's of a volume's attachment.
+var attachmentKeys = []string{"attached_at", "attachment_id", "device", "host_name", "id", "server_id", "volume_id"}
+
+func TestAttachmentActions(t *testing.T) {
+	s := newServer(t)
+	id := s.create(t, "alice", obj{"size": 1})["id"].(string)
+	action := func(token string, status int, body obj) {
+		t.Helper()
+		s.must(t, status, token, "POST", "/volume/v3/volumes/"+id+"/action", body)
+	}
+	show := func(token string) obj {
+		t.Helper()
+		return s.must(t, http.StatusOK, token, "GET", "/volume/v3/volumes/"+id, nil)["volume"].(obj)
+	}
+
+	action("alice", http.StatusAccepted, obj{"os-reserve": nil})
+	if got := show("alice")["status"]; got != "attaching" {
+		t.Errorf("reserved: %v", got)
+	}
+	action("alice", http.StatusBadRequest, obj{"os-reserve": nil}) // one reservation at a time
+	action("alice", http.StatusAccepted, obj{"os-unreserve": nil})
+	if got := show("alice")["status"]; got != "available" {
+		t.Errorf("unreserved: %v", got)
+	}
+
+	server := "0f6c2b5e-9a43-4d7e-b1f0-2c8d9e7a6b51"
+	for _, bad := range []obj{{"instance_uuid": "vm1", "mountpoint": "/dev/vdb"}, {"instance_uuid": server}, {"instance_uuid": server, "mountpoint": "/dev/vdb", "mode": "rx"}, {"mountpoint": "/dev/vdb"}} {
+		action("alice", http.StatusBadRequest, obj{"os-attach": bad})
+	}
+	action("alice", http.StatusAccepted, obj{"os-reserve": nil})
+	action("alice", http.StatusAccepted, obj{"os-attach": obj{"instance_uuid": server, "mountpoint": "/dev/vdb", "host_name": nil}})
+	v := show("alice")
+	attachments := v["attachments"].([]any)
+	if v["status"] != "in-use" || len(attachments) != 1 {
+		t.Fatalf("attached: %v", v)
+	}
+	a := attachments[0].(obj)
+	checkKeys(t, "attachment", a, attachmentKeys, nil)
+	if a["server_id"] != server || a["device"] != "/dev/vdb" || a["id"] != id || a["volume_id"] != id || a["attachment_id"] == id {
+		t.Errorf("the attachment: %v", a)
+	}
+	if v["metadata"].(obj)["attached_mode"] != "rw" {
+		t.Errorf("metadata while attached: %v", v["metadata"])
+	}
+	if code, _ := s.do(t, "alice", "DELETE", "/volume/v3/volumes/"+id, nil); code != http.StatusBadRequest {
+		t.Errorf("an attached volume deleted: %d, want 400", code)
+	}
+	action("alice", http.StatusAccepted, obj{"os-begin_detaching": nil})
+	action("alice", http.StatusAccepted, obj{"os-roll_detaching": nil})
+	if got := show("alice")["status"]; got != "in-use" {
+		t.Errorf("detaching rolled back: %v", got)
+	}
+	action("alice", http.StatusNotFound, obj{"os-detach": obj{"attachment_id": "5f0c2b5e-9a43-4d7e-b1f0-2c8d9e7a6b51"}})
+	action("alice", http.StatusAccepted, obj{"os-detach": obj{"attachment_id": a["attachment_id"]}})
+	if v := show("alice"); v["status"] != "available" || len(v["attachments"].([]any)) != 0 {
+		t.Errorf("detached: %v", v)
+	}
+	action("alice", http.StatusAccepted, obj{"os-detach": nil}) // detached already: nothing to do
+
+	// A read-only volume is attached read-only or not at all.
+	action("alice", http.StatusAccepted, obj{"os-update_readonly_flag": obj{"readonly": true}})
+	if got := show("alice")["metadata"].(obj)["readonly"]; got != "True" {
+		t.Errorf("readonly in the metadata: %v", got)
+	}
+	action("alice", http.StatusBadRequest, obj{"os-attach": obj{"instance_uuid": server, "mountpoint": "/dev/vdb"}})
+	action("alice", http.StatusAccepted, obj{"os-attach": obj{"instance_uuid": server, "mountpoint": "/dev/vdb", "mode": "ro"}})
+	action("alice", http.StatusForbidden, obj{"os-force_detach": obj{}})
+	action("admin", http.StatusAccepted, obj{"os-force_detach": obj{}})
+	if got := show("alice")["status"]; got != "available" {
+		t.Errorf("force-detached: %v", got)
+	}
+}

@@ -3,6 +3,7 @@ package volume
 import (
 	"cmp"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -69,9 +70,9 @@ func (vs *views) detail(v *trustack.Volume) object {
 	o := object{
 		"id": v.ID, "name": v.Name, "description": nullIfEmpty(v.Description), "size": v.Size, "status": v.Status,
 		"availability_zone": v.AvailabilityZone, "created_at": stamp(v.CreatedAt), "updated_at": stampOrNull(v.UpdatedAt),
-		"attachments": []object{}, "links": vs.links(v.ID), "user_id": v.UserID,
+		"attachments": vs.attachments(v), "links": vs.links(v.ID), "user_id": v.UserID,
 		"volume_type": nullIfEmpty(vs.types[v.TypeID]), "snapshot_id": nullIfEmpty(v.SnapshotID),
-		"source_volid": nullIfEmpty(v.SourceVolumeID), "metadata": metadata(v.Metadata),
+		"source_volid": nullIfEmpty(v.SourceVolumeID), "metadata": visibleMetadata(v),
 		"bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
 		"replication_status": "disabled", "consistencygroup_id": nil,
 	}
@@ -79,6 +80,34 @@ func (vs *views) detail(v *trustack.Volume) object {
 		o["migration_status"] = nil
 	}
 	return o
+}
+
+// attachments are a volume's attachment as Cinder lists them: the
+// attachment's own ID in attachment_id and the volume's in id; the
+// server's host only to administrators, as everywhere in trustack.
+func (vs *views) attachments(v *trustack.Volume) []object {
+	a := v.Attachment
+	if a.ID == "" {
+		return []object{}
+	}
+	var host any
+	if vs.h.api.Allowed(vs.r, "context_is_admin", policy.Target{}) {
+		host = nullIfEmpty(a.Host)
+	}
+	return []object{{"id": v.ID, "attachment_id": a.ID, "volume_id": v.ID, "server_id": a.ServerID, "host_name": host,
+		"device": nullIfEmpty(a.Device), "attached_at": stampOrNull(a.AttachedAt)}}
+}
+
+// visibleMetadata is a volume's metadata with the administrative keys
+// Cinder shows its owner (readonly, attached_mode).
+func visibleMetadata(v *trustack.Volume) map[string]string {
+	m := maps.Clone(metadata(v.Metadata))
+	for _, k := range []string{"readonly", "attached_mode"} {
+		if val, ok := v.AdminMetadata[k]; ok {
+			m[k] = val
+		}
+	}
+	return m
 }
 
 // extended is detail with what Cinder's extensions add to a volume
@@ -381,12 +410,94 @@ var volumeActions = map[string]volumeAction{
 		}
 		return accepted(w)
 	}},
+	"os-reserve": {"volume_extension:volume_actions:reserve", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
+		return acceptedIf(w, h.svc.Reserve(r.Context(), c, v.ID))
+	}},
+	"os-unreserve": {"volume_extension:volume_actions:unreserve", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
+		return acceptedIf(w, h.svc.Unreserve(r.Context(), c, v.ID))
+	}},
+	"os-attach": {"volume_extension:volume_actions:attach", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			InstanceUUID string `json:"instance_uuid"`
+			HostName     string `json:"host_name"`
+			Mountpoint   string `json:"mountpoint"`
+			Mode         string `json:"mode"`
+		}
+		if err := openstack.UnmarshalField(args, "os-attach", &a); err != nil {
+			return err
+		}
+		switch {
+		case (a.InstanceUUID == "") == (a.HostName == ""):
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid request to attach volume: give an instance_uuid or a host_name, not both.")
+		case a.InstanceUUID != "" && !openstack.IsUUIDHex(a.InstanceUUID):
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid request to attach volume: instance_uuid %q is not a UUID.", a.InstanceUUID)
+		case a.Mountpoint == "":
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid request to attach volume: a mountpoint is needed.")
+		case a.Mode != "" && a.Mode != "rw" && a.Mode != "ro":
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid request to attach volume: mode must be rw or ro, not %q.", a.Mode)
+		}
+		_, err := h.svc.Attach(r.Context(), c, v.ID, volume.AttachRequest{ServerID: a.InstanceUUID, Host: a.HostName, Device: a.Mountpoint, ReadOnly: a.Mode == "ro"})
+		return acceptedIf(w, err)
+	}},
+	"os-begin_detaching": {"volume_extension:volume_actions:begin_detaching", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
+		return acceptedIf(w, h.svc.BeginDetaching(r.Context(), c, v.ID))
+	}},
+	"os-roll_detaching": {"volume_extension:volume_actions:roll_detaching", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
+		return acceptedIf(w, h.svc.RollDetaching(r.Context(), c, v.ID))
+	}},
+	"os-detach": {"volume_extension:volume_actions:detach", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		id, err := attachmentID(args, "os-detach")
+		if err != nil {
+			return err
+		}
+		return acceptedIf(w, h.svc.Detach(r.Context(), c, v.ID, id))
+	}},
+	"os-force_detach": {"volume_extension:volume_admin_actions:force_detach", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		id, err := attachmentID(args, "os-force_detach")
+		if err != nil {
+			return err
+		}
+		return acceptedIf(w, h.svc.ForceDetach(r.Context(), c, v.ID, id))
+	}},
+	"os-update_readonly_flag": {"volume:update_readonly_flag", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			ReadOnly json.RawMessage `json:"readonly"`
+		}
+		if err := openstack.UnmarshalField(args, "os-update_readonly_flag", &a); err != nil {
+			return err
+		}
+		readOnly, err := strconv.ParseBool(strings.Trim(string(a.ReadOnly), `"`))
+		if err != nil {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: readonly must be true or false, not %s.", a.ReadOnly)
+		}
+		return acceptedIf(w, h.svc.SetReadOnly(r.Context(), c, v.ID, readOnly))
+	}},
 	"os-force_delete": {"volume_extension:volume_admin_actions:force_delete", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
 		if err := h.svc.ForceDelete(r.Context(), c, v.ID); err != nil {
 			return err
 		}
 		return accepted(w)
 	}},
+}
+
+// acceptedIf answers 202 unless err.
+func acceptedIf(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	return accepted(w)
+}
+
+// attachmentID reads the optional attachment_id of a detach action.
+func attachmentID(args json.RawMessage, action string) (string, error) {
+	var a struct {
+		AttachmentID string `json:"attachment_id"`
+	}
+	if len(args) == 0 || string(args) == "null" || string(args) == "{}" {
+		return "", nil
+	}
+	err := openstack.UnmarshalField(args, action, &a)
+	return a.AttachmentID, err
 }
 
 // Cinder's list parameters at 3.0: filters, and pages.

@@ -1,0 +1,248 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/volume/nbd"
+)
+
+// volumesFile lists the volumes plugged into a server, by device, so
+// that QEMU started again has them as it had them.
+const volumesFile = "volumes.json"
+
+// detachTimeout is how long a guest has to let a volume go.
+const detachTimeout = time.Minute
+
+// readVolumes returns the volumes of the server in dir.
+func readVolumes(dir string) (map[string]agent.Disk, error) {
+	b, err := os.ReadFile(filepath.Join(dir, volumesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]agent.Disk{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	vols := map[string]agent.Disk{}
+	if err := json.Unmarshal(b, &vols); err != nil {
+		return nil, fmt.Errorf("qemu: %s: %w", filepath.Join(dir, volumesFile), err)
+	}
+	return vols, nil
+}
+
+func writeVolumes(dir string, vols map[string]agent.Disk) error {
+	b, err := json.Marshal(vols)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, volumesFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, volumesFile))
+}
+
+// Names of a volume's objects in QEMU, by the guest's device.
+func nodeName(device string) string { return "vol-" + device }
+func fileNode(device string) string { return "file-" + device }
+func deviceID(device string) string { return "dev-" + device }
+func tlsID(device string) string    { return "tls-" + device }
+func keyDir(dir, device string) string {
+	return filepath.Join(dir, "psk-"+device)
+}
+
+// serial is what the guest reads as the disk's serial number
+// (/dev/disk/by-id/virtio-...): the volume's ID, as far as it fits.
+func serial(volumeID string) string { return volumeID[:min(len(volumeID), 20)] }
+
+// volumeArgs are QEMU's options for the server's volumes, in device
+// order.
+func volumeArgs(dir string, vols map[string]agent.Disk) []string {
+	var args []string
+	for _, dev := range slices.Sorted(maps.Keys(vols)) {
+		d := vols[dev]
+		ro := ""
+		if d.ReadOnly {
+			ro = ",read-only=on"
+		}
+		if d.NBD != nil {
+			args = append(args,
+				"-object", fmt.Sprintf("tls-creds-psk,id=%s,endpoint=client,dir=%s,username=%s", tlsID(dev), keyDir(dir, dev), d.NBD.Key.Identity),
+				"-blockdev", fmt.Sprintf("driver=nbd,node-name=%s,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=%s%s",
+					nodeName(dev), d.NBD.Host, d.NBD.Port, d.NBD.Name, tlsID(dev), ro))
+		} else {
+			args = append(args,
+				"-blockdev", fmt.Sprintf("driver=file,node-name=%s,filename=%s%s", fileNode(dev), d.Path, ro),
+				"-blockdev", fmt.Sprintf("driver=%s,node-name=%s,file=%s%s", d.Format, nodeName(dev), fileNode(dev), ro))
+		}
+		args = append(args, "-device", fmt.Sprintf("virtio-blk-pci,id=%s,drive=%s,serial=%s", deviceID(dev), nodeName(dev), serial(d.VolumeID)))
+	}
+	return args
+}
+
+// AttachVolume plugs a volume into a server: into its running QEMU over
+// QMP, and into its volumes for every later start. A suspended server
+// takes none, as its saved devices must stay as they are (ECONFLICT).
+func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.Disk) error {
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(disk.Device, "/,=") || disk.Device == "" {
+		return trustack.Errorf(trustack.EINVALID, "qemu: device %q: want a name such as vdc", disk.Device)
+	}
+	if disk.NBD == nil && disk.Format != "raw" && disk.Format != "qcow2" {
+		return trustack.Errorf(trustack.EINVALID, "qemu: volume %s: format %q, want raw or qcow2", disk.VolumeID, disk.Format)
+	}
+	vols, err := readVolumes(inst.dir)
+	if err != nil {
+		return err
+	}
+	if have, ok := vols[disk.Device]; ok {
+		if have.VolumeID == disk.VolumeID {
+			return nil
+		}
+		return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s has volume %s at %s", serverID, have.VolumeID, disk.Device)
+	}
+	if _, err := os.Stat(filepath.Join(inst.dir, savedState)); err == nil {
+		return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s is suspended: resume it before attaching a volume", serverID)
+	}
+	if disk.NBD != nil {
+		if err := nbd.WriteKeyDir(keyDir(inst.dir, disk.Device), nbd.Key{Identity: disk.NBD.Key.Identity, Secret: disk.NBD.Key.Secret}); err != nil {
+			return fmt.Errorf("qemu: %w", err)
+		}
+	}
+	if v != nil && !v.mon.gone() {
+		if err := hotPlug(ctx, v.mon, inst.dir, disk); err != nil {
+			os.RemoveAll(keyDir(inst.dir, disk.Device))
+			return err
+		}
+	}
+	vols[disk.Device] = disk
+	return writeVolumes(inst.dir, vols)
+}
+
+// hotPlug adds a volume's objects to a running QEMU, taking back those
+// it added if a later one fails.
+func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (err error) {
+	dev := disk.Device
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	do := func(command string, args map[string]any, reverse string, reverseArgs map[string]any) error {
+		if _, err := mon.run(ctx, command, args); err != nil {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: attach volume %s: %v", disk.VolumeID, err)
+		}
+		undo = append(undo, func() { mon.run(context.Background(), reverse, reverseArgs) })
+		return nil
+	}
+	if disk.NBD != nil {
+		if err := do("object-add", map[string]any{"qom-type": "tls-creds-psk", "id": tlsID(dev), "endpoint": "client",
+			"dir": keyDir(dir, dev), "username": disk.NBD.Key.Identity}, "object-del", map[string]any{"id": tlsID(dev)}); err != nil {
+			return err
+		}
+		if err := do("blockdev-add", map[string]any{"driver": "nbd", "node-name": nodeName(dev), "read-only": disk.ReadOnly,
+			"server": map[string]any{"type": "inet", "host": disk.NBD.Host, "port": fmt.Sprint(disk.NBD.Port)},
+			"export": disk.NBD.Name, "tls-creds": tlsID(dev)}, "blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
+			return err
+		}
+	} else {
+		if err := do("blockdev-add", map[string]any{"driver": "file", "node-name": fileNode(dev), "filename": disk.Path, "read-only": disk.ReadOnly},
+			"blockdev-del", map[string]any{"node-name": fileNode(dev)}); err != nil {
+			return err
+		}
+		if err := do("blockdev-add", map[string]any{"driver": disk.Format, "node-name": nodeName(dev), "file": fileNode(dev), "read-only": disk.ReadOnly},
+			"blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
+			return err
+		}
+	}
+	return do("device_add", map[string]any{"driver": "virtio-blk-pci", "id": deviceID(dev), "drive": nodeName(dev), "serial": serial(disk.VolumeID)},
+		"device_del", map[string]any{"id": deviceID(dev)})
+}
+
+// DetachVolume unplugs the volume at a server's device: the guest is
+// asked to let it go and given detachTimeout to, then its objects are
+// removed from QEMU and from the server's volumes. A server or device not
+// there is no error.
+func (d *Driver) DetachVolume(ctx context.Context, serverID, device string) error {
+	inst, v, err := d.get(serverID)
+	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	vols, err := readVolumes(inst.dir)
+	if err != nil {
+		return err
+	}
+	disk, ok := vols[device]
+	if !ok {
+		return nil
+	}
+	if v != nil && !v.mon.gone() {
+		if err := unplug(ctx, v.mon, disk); err != nil {
+			return err
+		}
+	}
+	delete(vols, device)
+	if err := writeVolumes(inst.dir, vols); err != nil {
+		return err
+	}
+	return os.RemoveAll(keyDir(inst.dir, device))
+}
+
+// unplug removes a volume's objects from a running QEMU once the guest
+// has let its device go.
+func unplug(ctx context.Context, mon *monitor, disk agent.Disk) error {
+	dev := disk.Device
+	if _, err := mon.run(ctx, "device_del", map[string]any{"id": deviceID(dev)}); err != nil && !strings.Contains(err.Error(), "DeviceNotFound") {
+		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: detach volume %s: %v", disk.VolumeID, err)
+	}
+	deadline := time.Now().Add(detachTimeout)
+	for present(ctx, mon, deviceID(dev)) {
+		if time.Now().After(deadline) {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: the guest did not let volume %s go within %v", disk.VolumeID, detachTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: detach volume %s: %v", disk.VolumeID, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// The device's removal frees the nodes under it; what is left of
+	// them, and the key, go now (each may be gone already).
+	mon.run(ctx, "blockdev-del", map[string]any{"node-name": nodeName(dev)})
+	if disk.NBD != nil {
+		mon.run(ctx, "object-del", map[string]any{"id": tlsID(dev)})
+	} else {
+		mon.run(ctx, "blockdev-del", map[string]any{"node-name": fileNode(dev)})
+	}
+	return nil
+}
+
+// present reports whether a device of an ID is in the machine.
+func present(ctx context.Context, mon *monitor, id string) bool {
+	out, err := mon.run(ctx, "qom-list", map[string]any{"path": "/machine/peripheral"})
+	if err != nil {
+		return false
+	}
+	var props []struct{ Name string }
+	json.Unmarshal(out, &props)
+	return slices.ContainsFunc(props, func(p struct{ Name string }) bool { return p.Name == id })
+}

@@ -1,0 +1,194 @@
+// Package nbd serves a storage host's volumes to compute hosts over NBD
+// with qemu-storage-daemon: one daemon per export, listening on the
+// host's address with TLS and a pre-shared key of the export's own, so
+// that only the compute host given the key can open the volume. Daemons
+// outlive the agent that started them, as guests do; a restarted agent
+// finds its exports in its directory.
+package nbd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/trustack/trustack"
+)
+
+// Key is an export's TLS pre-shared key: an identity and a secret of 32
+// bytes in hexadecimal, as QEMU's tls-creds-psk reads them.
+type Key struct {
+	Identity string `json:"identity"`
+	Secret   string `json:"secret"`
+}
+
+// NewKey returns a random key for identity.
+func NewKey(identity string) Key {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return Key{Identity: identity, Secret: hex.EncodeToString(b)}
+}
+
+// WriteKeyDir writes a directory holding k as QEMU's tls-creds-psk reads
+// it (keys.psk), readable by its owner only.
+func WriteKeyDir(dir string, k Key) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "keys.psk"), []byte(k.Identity+":"+k.Secret+"\n"), 0o600)
+}
+
+// Export is a volume served over NBD: where a client connects, and the
+// export's name there.
+type Export struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	Name string `json:"name"`
+}
+
+// Exporter runs the exports of a host, each in a directory of its own
+// under dir, listening on address (the host's).
+type Exporter struct {
+	dir     string
+	address string
+	binary  string
+}
+
+// NewExporter returns an exporter keeping its exports under dir.
+func NewExporter(dir, address string) (*Exporter, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("nbd: %w", err)
+	}
+	bin, err := exec.LookPath("qemu-storage-daemon")
+	if err != nil {
+		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "nbd: qemu-storage-daemon is not installed (scripts/install-deps installs it)")
+	}
+	return &Exporter{dir: dir, address: address, binary: bin}, nil
+}
+
+// Export serves the volume whose blocks are at path, in format (raw or
+// qcow2), as the export name, to the holder of key. Exporting a name that
+// is served already returns where it is; its key stays the one it was
+// exported with.
+func (e *Exporter) Export(ctx context.Context, name, path, format string, key Key) (Export, error) {
+	if format != "raw" && format != "qcow2" {
+		return Export{}, trustack.Errorf(trustack.EINVALID, "nbd: format %q: want raw or qcow2", format)
+	}
+	dir := filepath.Join(e.dir, name)
+	if ex, ok := e.running(name); ok {
+		return ex, nil
+	}
+	os.RemoveAll(dir)
+	if err := WriteKeyDir(dir, key); err != nil {
+		return Export{}, fmt.Errorf("nbd: %w", err)
+	}
+	var last error
+	for range 5 { // a port found free may be taken before the daemon binds it
+		port, err := freePort(e.address)
+		if err != nil {
+			return Export{}, err
+		}
+		if last = e.start(ctx, dir, name, path, format, port); last == nil {
+			ex := Export{Host: e.address, Port: port, Name: name}
+			return ex, os.WriteFile(filepath.Join(dir, "port"), []byte(strconv.Itoa(port)), 0o600)
+		}
+	}
+	os.RemoveAll(dir)
+	return Export{}, last
+}
+
+// start runs the daemon of an export and waits for it to serve.
+func (e *Exporter) start(ctx context.Context, dir, name, path, format string, port int) error {
+	cmd := exec.CommandContext(ctx, e.binary,
+		"--object", "tls-creds-psk,id=tls0,endpoint=server,dir="+dir,
+		"--blockdev", "driver=file,node-name=file0,filename="+path,
+		"--blockdev", "driver="+format+",node-name=disk0,file=file0",
+		"--nbd-server", fmt.Sprintf("addr.type=inet,addr.host=%s,addr.port=%d,tls-creds=tls0", e.address, port),
+		"--export", "type=nbd,id=export0,node-name=disk0,name="+name+",writable=on",
+		"--chardev", "socket,id=monitor0,path="+filepath.Join(dir, "qmp.sock")+",server=on,wait=off",
+		"--monitor", "chardev=monitor0",
+		"--pidfile", filepath.Join(dir, "pid"),
+		"--daemonize")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: export %s: qemu-storage-daemon: %v: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// running returns the export of a name whose daemon is alive.
+func (e *Exporter) running(name string) (Export, bool) {
+	dir := filepath.Join(e.dir, name)
+	pid, ok := readInt(filepath.Join(dir, "pid"))
+	if !ok || syscall.Kill(pid, 0) != nil {
+		return Export{}, false
+	}
+	port, ok := readInt(filepath.Join(dir, "port"))
+	if !ok {
+		return Export{}, false
+	}
+	return Export{Host: e.address, Port: port, Name: name}, true
+}
+
+// Unexport stops serving a name, closing its clients' connections; a
+// name not served is no error.
+func (e *Exporter) Unexport(ctx context.Context, name string) error {
+	dir := filepath.Join(e.dir, name)
+	if pid, ok := readInt(filepath.Join(dir, "pid")); ok && syscall.Kill(pid, syscall.SIGTERM) == nil {
+		for syscall.Kill(pid, 0) == nil {
+			select {
+			case <-ctx.Done():
+				syscall.Kill(pid, syscall.SIGKILL)
+				return fmt.Errorf("nbd: unexport %s: %w", name, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("nbd: %w", err)
+	}
+	return nil
+}
+
+// Exports returns the names served now.
+func (e *Exporter) Exports() ([]string, error) {
+	entries, err := os.ReadDir(e.dir)
+	if err != nil {
+		return nil, fmt.Errorf("nbd: %w", err)
+	}
+	var names []string
+	for _, entry := range entries {
+		if _, ok := e.running(entry.Name()); ok {
+			names = append(names, entry.Name())
+		}
+	}
+	return names, nil
+}
+
+func readInt(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n, err == nil
+}
+
+// freePort returns a TCP port free on address now.
+func freePort(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
+	if err != nil {
+		return 0, trustack.Errorf(trustack.EUNAVAILABLE, "nbd: no free port on %s: %v", address, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,90 @@
+package nbd_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trustack/trustack/volume/file"
+	"github.com/trustack/trustack/volume/nbd"
+)
+
+// qemuIO runs qemu-io commands on an export as a client holding key.
+func qemuIO(t *testing.T, ex nbd.Export, key nbd.Key, commands ...string) (string, error) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "client")
+	if err := nbd.WriteKeyDir(dir, key); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,dir=" + dir + ",username=" + key.Identity,
+		"--image-opts", fmt.Sprintf("driver=nbd,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=tls0", ex.Host, ex.Port, ex.Name)}
+	for _, c := range commands {
+		args = append(args, "-c", c)
+	}
+	out, err := exec.Command("qemu-io", args...).CombinedOutput()
+	return string(out), err
+}
+
+// TestExportOverTLS: a volume exported is read and written by the holder
+// of its key, refused to anyone else, exported once however often it is
+// asked, and no longer served once unexported.
+func TestExportOverTLS(t *testing.T) {
+	ctx := context.Background()
+	for _, format := range []string{file.QCOW2, file.Raw} {
+		t.Run(format, func(t *testing.T) {
+			backend, err := file.New(t.TempDir(), format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := backend.Create(ctx, "vol-1", 1); err != nil {
+				t.Fatal(err)
+			}
+			path, f, err := backend.Locate(ctx, "vol-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := nbd.NewExporter(t.TempDir(), "127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Unexport(ctx, "vol-1") })
+			key := nbd.NewKey("attachment-1")
+			ex, err := e.Export(ctx, "vol-1", path, f, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, err := e.Export(ctx, "vol-1", path, f, nbd.NewKey("attachment-2")); err != nil || again != ex {
+				t.Errorf("exported again: %+v, %v; want %+v", again, err, ex)
+			}
+			if out, err := qemuIO(t, ex, key, "write -P 0xab 1M 64k", "read -P 0xab 1M 64k"); err != nil || strings.Contains(out, "fail") {
+				t.Fatalf("the key's holder writes and reads: %v\n%s", err, out)
+			}
+			if out, err := qemuIO(t, ex, nbd.NewKey("attachment-1"), "read 0 4k"); err == nil {
+				t.Errorf("a client with another secret read the volume:\n%s", out)
+			}
+			if names, err := e.Exports(); err != nil || len(names) != 1 {
+				t.Errorf("exports: %v, %v", names, err)
+			}
+			if err := e.Unexport(ctx, "vol-1"); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := qemuIO(t, ex, key, "read 0 4k"); err == nil {
+				t.Errorf("read after the export ended:\n%s", out)
+			}
+			if err := e.Unexport(ctx, "vol-1"); err != nil {
+				t.Errorf("unexported twice: %v", err)
+			}
+			// The data is in the volume, not in the export.
+			ex, err = e.Export(ctx, "vol-1", path, f, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := qemuIO(t, ex, key, "read -P 0xab 1M 64k"); err != nil || strings.Contains(out, "fail") {
+				t.Errorf("the data exported again: %v\n%s", err, out)
+			}
+		})
+	}
+}
