@@ -154,11 +154,14 @@ func processes(dir, program string) []int {
 	return pids
 }
 
-// killQEMUs kills what QEMU processes the cloud in dir left: they outlive
-// trustack, as VMs outlive a restarted agent.
+// killQEMUs kills what QEMU processes the cloud in dir left, guests and
+// the storage daemons serving volumes: they outlive trustack, as VMs
+// outlive a restarted agent.
 func killQEMUs(t testing.TB, dir string) {
-	for _, pid := range qemuProcesses(dir) {
-		t.Logf("killing QEMU process %d", pid)
-		syscall.Kill(pid, syscall.SIGKILL)
+	for _, program := range []string{"qemu-system", "qemu-storage-daemon"} {
+		for _, pid := range processes(dir, program) {
+			t.Logf("killing %s process %d", program, pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }

@@ -96,14 +96,16 @@ func waitVolume(t testing.TB, env map[string]string, name, status string) {
 	}, "volume %s %s", name, status)
 }
 
-// TestTempestVolume runs Tempest 33's volume API tests against `trustack
-// up` with dynamic credentials, at the microversions trustack serves, with
-// servers of an image of its own where tests attach volumes to them;
+// TestTempestVolume runs Tempest 33's volume API tests, and its compute
+// tests of volume attachments, against `trustack up` with dynamic
+// credentials, at the microversions trustack serves, with servers of an
+// image of its own where tests attach volumes to them;
 // testdata/tempest-volume-exclude.txt names, with reasons, those of what
 // trustack does not have yet or does not offer.
 func TestTempestVolume(t *testing.T) {
 	need(t, "tempest", "openstack")
 	c := startUp(t, "--attestation", "no")
+	t.Cleanup(func() { killQEMUs(t, c.dir) }) // the storage daemons of attachments
 	admin := c.openrc("openrc")
 	path, _ := imageFile(t, 1<<20)
 	image := must(t, admin, "image", "create", "--public", "--disk-format", "qcow2", "--container-format", "bare", "--file", path, "-f", "value", "-c", "id", "cirros")
@@ -130,5 +132,78 @@ snapshot = false
 	if err != nil {
 		t.Fatal(err)
 	}
-	tempest(t, ws, "--regex", `^tempest\.api\.volume\.`, "--exclude-list", exclude)
+	tempest(t, ws, "--regex", `^tempest\.api\.(volume\.|compute\.volumes\.test_attach_volume)`, "--exclude-list", exclude)
+}
+
+// TestVolumeOnRealGuests is the seed's volume session with QEMU guests on
+// the two hosts of `trustack up --driver qemu`, the first of which keeps
+// the volumes: a guest, attached with `nova volume-attach` as the seed
+// does, writes a marker on the volume (its user data finds the disk by
+// the volume's serial); the volume, refused deletion while attached, is
+// detached and attached with `openstack server add volume` to a guest on
+// the other host, which reads the marker, again after a stop and start.
+// One of the two guests opens the volume on its own host, the other over
+// NBD. The servers deleted, the volume and its data remain.
+func TestVolumeOnRealGuests(t *testing.T) {
+	need(t, "openstack", "nova", "qemu-system-x86_64", "qemu-storage-daemon")
+	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--attestation", "no", "--test-image", testImage(t))
+	t.Cleanup(func() { killQEMUs(t, c.dir) })
+	demo, admin := c.openrc("demo-openrc"), c.openrc("openrc")
+
+	vol := must(t, demo, "volume", "create", "--size", "1", "-f", "value", "-c", "id", "vol1")
+	waitVolume(t, demo, "vol1", "available")
+	findDisk := fmt.Sprintf(`
+i=0; dev=
+while [ $i -lt 240 ]; do
+  for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "%s" ] && dev=/dev/${d##*/}; done
+  [ -n "$dev" ] && break; sleep 0.5; i=$((i+1))
+done
+echo "volume at $dev"
+`, vol[:20])
+	vm1 := boot(t, demo, "vm1", "--user-data", script(t, findDisk+`echo "marker-42" | dd of=$dev bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "marker written"`))
+	if out, errOut, err := run(t, demo, t.TempDir(), nil, "nova", "volume-attach", "vm1", vol); err != nil {
+		t.Fatalf("nova volume-attach vm1 %s: %v\n%s%s", vol, err, out, errOut)
+	}
+	waitConsole(t, demo, "vm1", "trustack-guest script: marker written")
+	if list := must(t, demo, "volume", "list"); !strings.Contains(list, "in-use") || !strings.Contains(list, "Attached to vm1 on /dev/vd") {
+		t.Errorf("volume list while attached:\n%s", list)
+	}
+	if out, err := openstack(t, demo, "volume", "delete", "vol1"); err == nil || !strings.Contains(out, "400") {
+		t.Errorf("an attached volume deleted: %v\n%s", err, out)
+	}
+
+	must(t, demo, "server", "remove", "volume", "vm1", "vol1")
+	waitVolume(t, demo, "vol1", "available")
+	vm2 := boot(t, demo, "vm2", "--hint", "different_host="+vm1, "--user-data", script(t, findDisk+`echo "read $(head -c 9 $dev)"`))
+	if hostOf(t, admin, vm1) == hostOf(t, admin, vm2) {
+		t.Fatalf("vm1 and vm2 on one host, %s; want two, one of them the storage host", hostOf(t, admin, vm1))
+	}
+	must(t, demo, "server", "add", "volume", "vm2", "vol1")
+	waitConsole(t, demo, "vm2", "trustack-guest script: read marker-42")
+	if out := must(t, demo, "server", "show", "vm2", "-f", "value", "-c", "volumes_attached"); !strings.Contains(out, vol) {
+		t.Errorf("vm2's volumes_attached: %s", out)
+	}
+
+	// A stopped and started guest has its volume again.
+	must(t, demo, "server", "stop", "vm2")
+	eventually(t, 2*time.Minute, func() (bool, string) {
+		out := must(t, demo, "server", "show", "vm2", "-f", "value", "-c", "status")
+		return out == "SHUTOFF", out
+	}, "vm2 stopped")
+	must(t, demo, "server", "start", "vm2")
+	eventually(t, 2*time.Minute, func() (bool, string) {
+		out := must(t, demo, "console", "log", "show", "vm2")
+		boot := out[strings.LastIndex(out, "trustack-guest ready"):]
+		return strings.Contains(boot, "trustack-guest script: read marker-42"), out
+	}, "vm2 reads the marker in its boot after the start")
+
+	must(t, demo, "server", "delete", "--wait", "vm1", "vm2")
+	waitVolume(t, demo, "vol1", "available")
+	file := filepath.Join(c.dir, "data", "hosts", "compute-1", "volumes", "volume-"+vol+".qcow2")
+	if out, _, err := run(t, nil, t.TempDir(), nil, "qemu-io", "-f", "qcow2", "-r", "-c", "read -v 0 9", file); err != nil || !strings.Contains(out, "6d 61 72 6b 65 72 2d 34 32") { // marker-42
+		t.Errorf("the volume's data after its servers went: %v\n%s", err, out)
+	}
+	if exports, _ := os.ReadDir(filepath.Join(c.dir, "data", "hosts", "compute-1", "exports")); len(exports) != 0 {
+		t.Errorf("exports left after the servers went: %v", exports)
+	}
 }

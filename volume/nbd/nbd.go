@@ -114,10 +114,12 @@ func (e *Exporter) start(ctx context.Context, dir, name, path, format string, po
 		"--blockdev", "driver="+format+",node-name=disk0,file=file0",
 		"--nbd-server", fmt.Sprintf("addr.type=inet,addr.host=%s,addr.port=%d,tls-creds=tls0", e.address, port),
 		"--export", "type=nbd,id=export0,node-name=disk0,name="+name+",writable=on",
-		"--chardev", "socket,id=monitor0,path="+filepath.Join(dir, "qmp.sock")+",server=on,wait=off",
+		// Relative to the export's directory: socket paths are short.
+		"--chardev", "socket,id=monitor0,path=qmp.sock,server=on,wait=off",
 		"--monitor", "chardev=monitor0",
 		"--pidfile", filepath.Join(dir, "pid"),
 		"--daemonize")
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: export %s: qemu-storage-daemon: %v: %s", name, err, strings.TrimSpace(string(out)))
