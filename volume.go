@@ -134,3 +134,42 @@ var DefaultVolumeQuotas = map[string]int{
 	QuotaBackupGigabytes:    1000,
 	QuotaGroups:             10,
 }
+
+// Snapshot statuses, as Cinder names them.
+const (
+	SnapshotCreating      = "creating"
+	SnapshotAvailable     = "available"
+	SnapshotDeleting      = "deleting"
+	SnapshotError         = "error"
+	SnapshotErrorDeleting = "error_deleting"
+)
+
+// VolumeSnapshot is a volume's data at a moment, kept by the volume's
+// backend on its storage host: Cinder's snapshot. Volumes are made from
+// it; it counts against its project's snapshots and gigabytes quotas.
+type VolumeSnapshot struct {
+	ID          string
+	ProjectID   string
+	UserID      string
+	VolumeID    string
+	Name        string
+	Description string
+	Size        int // GiB, the volume's when taken
+	Status      string
+	Metadata    map[string]string
+	// Progress is what a service taking the snapshot itself reported
+	// ("80%"); "" for one its storage host takes.
+	Progress string
+	// Reason says why the snapshot is in error, for operators.
+	Reason    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// SnapshotFilter selects snapshots; empty fields match everything.
+type SnapshotFilter struct {
+	ProjectID string
+	VolumeID  string
+	Name      string
+	Status    string
+}

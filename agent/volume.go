@@ -35,6 +35,19 @@ type VolumeBackend interface {
 	// path and its format (raw or qcow2); ENOTFOUND for a missing
 	// volume.
 	Locate(ctx context.Context, id string) (path, format string, err error)
+	// Snapshot keeps a volume's present data as a snapshot; a snapshot
+	// of the ID that is there already is left as it is. ENOTFOUND for a
+	// missing volume; ECONFLICT for one a process has open (a server's),
+	// whose data is changing.
+	Snapshot(ctx context.Context, volumeID, snapshotID string) error
+	// CreateFromSnapshot makes a volume of size GiB with a snapshot's
+	// data, as Create does; ENOTFOUND for a missing snapshot, EINVALID
+	// for a size below the snapshot's.
+	CreateFromSnapshot(ctx context.Context, id, snapshotID string, size int) error
+	// DeleteSnapshot removes a snapshot, keeping the data of the volumes
+	// made from it; a missing one is no error. ECONFLICT if a volume
+	// whose data it holds is open.
+	DeleteSnapshot(ctx context.Context, snapshotID string) error
 }
 
 // The volume conversation, handed to the host's volume backends by name.
@@ -42,6 +55,30 @@ type VolumeBackend interface {
 // CreateVolume makes an empty volume in a backend.
 func (a *Agent) CreateVolume(ctx context.Context, backend, volumeID string, size int) error {
 	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Create(ctx, volumeID, size) })
+}
+
+// CreateVolumeFromSnapshot makes a volume of a backend with a snapshot's
+// data.
+func (a *Agent) CreateVolumeFromSnapshot(ctx context.Context, backend, volumeID, snapshotID string, size int) error {
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.CreateFromSnapshot(ctx, volumeID, snapshotID, size) })
+}
+
+// SnapshotVolume keeps a volume's data as a snapshot. A backend takes or
+// deletes one snapshot at a time, as a snapshot's deletion changes the
+// volumes made from it.
+func (a *Agent) SnapshotVolume(ctx context.Context, backend, volumeID, snapshotID string) error {
+	return a.locked("snapshots of "+backend, func() error {
+		return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Snapshot(ctx, volumeID, snapshotID) })
+	})
+}
+
+// DeleteSnapshot deletes a snapshot of a backend.
+func (a *Agent) DeleteSnapshot(ctx context.Context, backend, snapshotID string) error {
+	b, ok := a.cfg.Volumes[backend]
+	if !ok {
+		return trustack.Errorf(trustack.ENOTFOUND, "host %s runs no volume backend %q", a.cfg.Name, backend)
+	}
+	return a.locked("snapshots of "+backend, func() error { return b.DeleteSnapshot(ctx, snapshotID) })
 }
 
 // ExtendVolume grows a volume of a backend.
@@ -85,17 +122,18 @@ func (a *Agent) UnexportVolume(ctx context.Context, volumeID string) error {
 // backend opened directly, another over its NBD export.
 func (a *Agent) AttachVolume(ctx context.Context, serverID string, disk wire.VolumeDisk) error {
 	d := Disk{VolumeID: disk.VolumeID, Device: disk.Device, NBD: disk.NBD, ReadOnly: disk.ReadOnly}
-	if disk.NBD == nil {
-		b, ok := a.cfg.Volumes[disk.Backend]
-		if !ok {
-			return trustack.Errorf(trustack.ENOTFOUND, "host %s runs no volume backend %q", a.cfg.Name, disk.Backend)
-		}
+	if disk.NBD != nil {
+		return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, d) })
+	}
+	// A volume of this host's is opened under its lock, which its
+	// snapshots take too: a snapshot is never of a volume being opened.
+	return a.onVolume(disk.Backend, disk.VolumeID, func(b VolumeBackend) error {
 		var err error
 		if d.Path, d.Format, err = b.Locate(ctx, disk.VolumeID); err != nil {
 			return err
 		}
-	}
-	return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, d) })
+		return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, d) })
+	})
 }
 
 // DetachVolume unplugs the volume at a server's device.

@@ -13,8 +13,9 @@ import (
 // Debian clients (python-openstackclient 6.0, cinderclient 9.1) against
 // `trustack up`, whose first host keeps volumes as files: a volume made,
 // listed, grown, renamed and deleted, its file on the storage host
-// following; an operator's volume type choosing the backend; the quota
-// refusing what is past it, with nothing made.
+// following; a snapshot and a volume made from it; an operator's volume
+// type choosing the backend; the quota refusing what is past it, with
+// nothing made.
 func TestVolumeCLI(t *testing.T) {
 	need(t, "openstack", "cinder")
 	c := startUp(t, "--nodes", "2", "--attestation", "no")
@@ -52,6 +53,24 @@ func TestVolumeCLI(t *testing.T) {
 	if out, stderr, err := run(t, demo, t.TempDir(), nil, "cinder", "list"); err != nil || !strings.Contains(out, "data") {
 		t.Errorf("cinder list: %v\n%s%s", err, out, stderr)
 	}
+
+	// A snapshot, and a larger volume made from it.
+	must(t, demo, "volume", "snapshot", "create", "--volume", "data", "snap1")
+	eventually(t, time.Minute, func() (bool, string) {
+		out, _ := openstack(t, demo, "volume", "snapshot", "show", "snap1", "-f", "value", "-c", "status")
+		return out == "available", out
+	}, "snapshot snap1 available")
+	must(t, demo, "volume", "create", "--snapshot", "snap1", "--size", "3", "fromsnap")
+	waitVolume(t, demo, "fromsnap", "available")
+	if out, err := openstack(t, demo, "volume", "delete", "data"); err == nil {
+		t.Errorf("a volume with a snapshot deleted: %s", out)
+	}
+	must(t, demo, "volume", "delete", "fromsnap")
+	must(t, demo, "volume", "snapshot", "delete", "snap1")
+	eventually(t, time.Minute, func() (bool, string) {
+		out := must(t, demo, "volume", "snapshot", "list", "-f", "value", "-c", "Name")
+		return out == "", out
+	}, "the snapshot deleted")
 
 	// An operator's type names the backend its volumes go to.
 	must(t, admin, "volume", "type", "create", "--property", "volume_backend_name=file", "gold")
@@ -123,9 +142,6 @@ image_ref_alt = %s
 [compute-feature-enabled]
 # trustack's servers are made with an administrator password, as Nova's
 enable_instance_password = true
-
-[volume-feature-enabled]
-snapshot = false
 `, admin["OS_PASSWORD"], image, image) + neutronConf(t, admin)
 	ws := tempestWorkspace(t, admin["OS_AUTH_URL"], "", extra)
 	exclude, err := filepath.Abs("testdata/tempest-volume-exclude.txt")
@@ -143,7 +159,8 @@ snapshot = false
 // detached and attached with `openstack server add volume` to a guest on
 // the other host, which reads the marker, again after a stop and start.
 // One of the two guests opens the volume on its own host, the other over
-// NBD. The servers deleted, the volume and its data remain.
+// NBD. The servers deleted, the volume and its data remain, and a
+// volume made from its snapshot has them too.
 func TestVolumeOnRealGuests(t *testing.T) {
 	need(t, "openstack", "nova", "qemu-system-x86_64", "qemu-storage-daemon")
 	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--attestation", "no", "--test-image", testImage(t))
@@ -205,5 +222,18 @@ echo "volume at $dev"
 	}
 	if exports, _ := os.ReadDir(filepath.Join(c.dir, "data", "hosts", "compute-1", "exports")); len(exports) != 0 {
 		t.Errorf("exports left after the servers went: %v", exports)
+	}
+
+	// A snapshot of the volume gives a new volume with the same data.
+	must(t, demo, "volume", "snapshot", "create", "--volume", "vol1", "snap1")
+	eventually(t, time.Minute, func() (bool, string) {
+		out, _ := openstack(t, demo, "volume", "snapshot", "show", "snap1", "-f", "value", "-c", "status")
+		return out == "available", out
+	}, "snapshot snap1 available")
+	vol2 := must(t, demo, "volume", "create", "--snapshot", "snap1", "--size", "1", "-f", "value", "-c", "id", "vol2")
+	waitVolume(t, demo, "vol2", "available")
+	file2 := filepath.Join(c.dir, "data", "hosts", "compute-1", "volumes", "volume-"+vol2+".qcow2")
+	if out, _, err := run(t, nil, t.TempDir(), nil, "qemu-io", "-f", "qcow2", "-r", "-c", "read -v 0 9", file2); err != nil || !strings.Contains(out, "6d 61 72 6b 65 72 2d 34 32") {
+		t.Errorf("the volume made from the snapshot: %v\n%s", err, out)
 	}
 }

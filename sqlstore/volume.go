@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/trustack/trustack"
@@ -24,6 +26,18 @@ var (
 		},
 		missing: func(id string) error {
 			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeNotFound", "Volume type %s could not be found.", id)
+		},
+	}
+	snapshots = &table[trustack.VolumeSnapshot]{
+		name: "volume_snapshots", kind: "snapshot", order: "created_at, id",
+		columns: []string{"id", "project_id", "user_id", "volume_id", "name", "description", "size_gb", "status", "metadata", "progress",
+			"reason", "created_at", "updated_at"},
+		fields: func(s *trustack.VolumeSnapshot) []any {
+			return []any{&s.ID, &s.ProjectID, &s.UserID, &s.VolumeID, &s.Name, &s.Description, &s.Size, &s.Status,
+				jsonColumn[map[string]string]{&s.Metadata}, &s.Progress, &s.Reason, timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}}
+		},
+		missing: func(id string) error {
+			return trustack.Reasonf(trustack.ENOTFOUND, "SnapshotNotFound", "Snapshot %s could not be found.", id)
 		},
 	}
 	volumes = &table[trustack.Volume]{
@@ -55,40 +69,51 @@ func (db *DB) CreateVolume(ctx context.Context, v *trustack.Volume, limits map[s
 		if _, err := volumeTypes.get(ctx, q, v.TypeID); err != nil {
 			return err
 		}
-		if err := checkVolumeQuota(ctx, db, q, v.ProjectID, limits, 1, v.Size); err != nil {
+		if err := checkVolumeQuota(ctx, db, q, v.ProjectID, limits, map[string]int{trustack.QuotaVolumes: 1, trustack.QuotaGigabytes: v.Size}); err != nil {
 			return err
 		}
 		return volumes.insert(ctx, q, v)
 	})
 }
 
-// checkVolumeQuota holds the project's quota lock if it has a limit, and
-// gives EOVERQUOTA if its volumes, with more of them and more GiB, would
-// be over it.
-func checkVolumeQuota(ctx context.Context, db *DB, q querier, project string, limits map[string]int, more, moreGB int) error {
-	if limit(limits, trustack.QuotaVolumes) < 0 && limit(limits, trustack.QuotaGigabytes) < 0 {
+// checkVolumeQuota holds the project's quota lock if it has a limit of
+// what more asks for (by resource), and gives EOVERQUOTA if its volumes
+// and snapshots, with more, would be over it.
+func checkVolumeQuota(ctx context.Context, db *DB, q querier, project string, limits, more map[string]int) error {
+	limited := false
+	for resource := range more {
+		limited = limited || limit(limits, resource) >= 0
+	}
+	if !limited {
 		return nil
 	}
 	if err := lockProject(ctx, db, q, project); err != nil {
 		return err
 	}
-	return checkLockedVolumeQuota(ctx, q, project, limits, more, moreGB)
+	return checkLockedVolumeQuota(ctx, q, project, limits, more)
 }
 
 // checkLockedVolumeQuota is checkVolumeQuota in a transaction that holds
 // the project's quota lock already.
-func checkLockedVolumeQuota(ctx context.Context, q querier, project string, limits map[string]int, more, moreGB int) error {
-	count, gigabytes := limit(limits, trustack.QuotaVolumes), limit(limits, trustack.QuotaGigabytes)
+func checkLockedVolumeQuota(ctx context.Context, q querier, project string, limits, more map[string]int) error {
 	used, err := volumeUsage(ctx, q, project)
 	if err != nil {
 		return err
 	}
-	if n := used[trustack.QuotaVolumes]; more > 0 && count >= 0 && n+more > count {
-		return trustack.Reasonf(trustack.EOVERQUOTA, "VolumeLimitExceeded", "Maximum number of volumes allowed (%d) exceeded for quota '%s'.", count, trustack.QuotaVolumes)
-	}
-	if gb := used[trustack.QuotaGigabytes]; moreGB > 0 && gigabytes >= 0 && gb+moreGB > gigabytes {
-		return trustack.Reasonf(trustack.EOVERQUOTA, "VolumeSizeExceedsAvailableQuota",
-			"Requested volume or snapshot exceeds allowed %s quota. Requested %dG, quota is %dG and %dG has been consumed.", trustack.QuotaGigabytes, moreGB, gigabytes, gb)
+	for _, resource := range []string{trustack.QuotaVolumes, trustack.QuotaSnapshots, trustack.QuotaGigabytes} {
+		n, max := more[resource], limit(limits, resource)
+		if n <= 0 || max < 0 || used[resource]+n <= max {
+			continue
+		}
+		switch resource {
+		case trustack.QuotaVolumes:
+			return trustack.Reasonf(trustack.EOVERQUOTA, "VolumeLimitExceeded", "Maximum number of volumes allowed (%d) exceeded for quota '%s'.", max, resource)
+		case trustack.QuotaSnapshots:
+			return trustack.Reasonf(trustack.EOVERQUOTA, "SnapshotLimitExceeded", "Maximum number of snapshots allowed (%d) exceeded.", max)
+		default:
+			return trustack.Reasonf(trustack.EOVERQUOTA, "VolumeSizeExceedsAvailableQuota",
+				"Requested volume or snapshot exceeds allowed %s quota. Requested %dG, quota is %dG and %dG has been consumed.", resource, n, max, used[resource])
+		}
 	}
 	return nil
 }
@@ -156,7 +181,7 @@ func (db *DB) UpdateVolume(ctx context.Context, id string, limits map[string]int
 			return trustack.Errorf(trustack.EINVALID, "The project of volume %s cannot be changed.", id)
 		}
 		if v.Size > size && gigabytes >= 0 {
-			if err := checkLockedVolumeQuota(ctx, q, project, map[string]int{trustack.QuotaGigabytes: gigabytes}, 0, v.Size-size); err != nil {
+			if err := checkLockedVolumeQuota(ctx, q, project, map[string]int{trustack.QuotaGigabytes: gigabytes}, map[string]int{trustack.QuotaGigabytes: v.Size - size}); err != nil {
 				return err
 			}
 		}
@@ -173,18 +198,22 @@ func (db *DB) DeleteVolume(ctx context.Context, id string) error {
 	return volumes.delete(ctx, db.write, id)
 }
 
-// VolumeUsage returns what a project's volumes take of its quota: how
-// many they are and their GiB.
+// VolumeUsage returns what a project's volumes and snapshots take of its
+// quota: how many they are and their GiB.
 func (db *DB) VolumeUsage(ctx context.Context, projectID string) (map[string]int, error) {
 	return volumeUsage(ctx, db.read, projectID)
 }
 
 func volumeUsage(ctx context.Context, q querier, project string) (map[string]int, error) {
-	var n, gb int
+	var n, gb, snaps, snapGB int
 	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1`, project).Scan(&n, &gb); err != nil {
 		return nil, fmt.Errorf("count the volumes of %s: %w", project, err)
 	}
-	return map[string]int{trustack.QuotaVolumes: n, trustack.QuotaGigabytes: gb}, nil
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volume_snapshots WHERE project_id = $1`, project).Scan(&snaps, &snapGB); err != nil {
+		return nil, fmt.Errorf("count the snapshots of %s: %w", project, err)
+	}
+	// As Cinder's: snapshots' GiB count against gigabytes too.
+	return map[string]int{trustack.QuotaVolumes: n, trustack.QuotaSnapshots: snaps, trustack.QuotaGigabytes: gb + snapGB}, nil
 }
 
 // Volume types.
@@ -289,4 +318,68 @@ func (db *DB) SetVolumeQuotas(ctx context.Context, projectID string, limits map[
 // DeleteVolumeQuotas returns a project to the default limits.
 func (db *DB) DeleteVolumeQuotas(ctx context.Context, projectID string) error {
 	return volumeQuotas.clear(ctx, db, projectID)
+}
+
+// Snapshots.
+
+// CreateSnapshot adds a snapshot of a volume whose status is one of
+// statuses (EINVALID InvalidVolume otherwise; ENOTFOUND VolumeNotFound),
+// within its project's snapshots and gigabytes limits (EOVERQUOTA), in a
+// transaction that holds the volume's row.
+func (db *DB) CreateSnapshot(ctx context.Context, s *trustack.VolumeSnapshot, statuses []string, limits map[string]int) error {
+	return db.inProjectTx(ctx, s.ProjectID, func(q querier) error {
+		if err := checkVolumeQuota(ctx, db, q, s.ProjectID, limits, map[string]int{trustack.QuotaSnapshots: 1, trustack.QuotaGigabytes: s.Size}); err != nil {
+			return err
+		}
+		v, err := volumes.getSQL(ctx, q, s.VolumeID, db.lockRow())
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(statuses, v.Status) {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be %s to be snapshotted, but current status is: %s.",
+				v.ID, strings.Join(statuses, " or "), v.Status)
+		}
+		return snapshots.insert(ctx, q, s)
+	})
+}
+
+// Snapshot returns a snapshot; ENOTFOUND (SnapshotNotFound).
+func (db *DB) Snapshot(ctx context.Context, id string) (*trustack.VolumeSnapshot, error) {
+	return snapshots.get(ctx, db.read, id)
+}
+
+// Snapshots returns the snapshots matching f, oldest first.
+func (db *DB) Snapshots(ctx context.Context, f trustack.SnapshotFilter) ([]*trustack.VolumeSnapshot, error) {
+	var w where
+	w.eq("project_id", f.ProjectID)
+	w.eq("volume_id", f.VolumeID)
+	w.eq("name", f.Name)
+	w.eq("status", f.Status)
+	list, err := snapshots.list(ctx, db.read, w)
+	if err != nil {
+		return nil, err
+	}
+	sortByAge(list, func(s *trustack.VolumeSnapshot) (time.Time, string) { return s.CreatedAt, s.ID })
+	return list, nil
+}
+
+// UpdateSnapshot reads a snapshot, lets fn change it and writes it back,
+// in one transaction; ENOTFOUND (SnapshotNotFound); EINVALID if fn
+// changed its ID, project, volume or size.
+func (db *DB) UpdateSnapshot(ctx context.Context, id string, fn func(*trustack.VolumeSnapshot) error) (*trustack.VolumeSnapshot, error) {
+	return snapshots.update(ctx, db, id, func(s *trustack.VolumeSnapshot) error {
+		project, volume, size := s.ProjectID, s.VolumeID, s.Size
+		if err := fn(s); err != nil {
+			return err
+		}
+		if s.ProjectID != project || s.VolumeID != volume || s.Size != size {
+			return trustack.Errorf(trustack.EINVALID, "The project, volume and size of snapshot %s cannot be changed.", id)
+		}
+		return nil
+	})
+}
+
+// DeleteSnapshot removes a snapshot; ENOTFOUND (SnapshotNotFound).
+func (db *DB) DeleteSnapshot(ctx context.Context, id string) error {
+	return snapshots.delete(ctx, db.write, id)
 }

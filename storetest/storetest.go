@@ -102,6 +102,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"Volumes", testVolumes},
 		{"VolumeQuotas", testVolumeQuotas},
 		{"VolumeQuotaUnderConcurrency", testVolumeQuotaUnderConcurrency},
+		{"Snapshots", testSnapshots},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

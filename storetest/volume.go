@@ -170,7 +170,7 @@ func testVolumeQuotas(t *testing.T, s Store) {
 	must(t, err)
 	usage, err := s.VolumeUsage(ctx, "p1")
 	must(t, err)
-	equal(t, usage, map[string]int{trustack.QuotaVolumes: 2, trustack.QuotaGigabytes: 5})
+	equal(t, usage, map[string]int{trustack.QuotaVolumes: 2, trustack.QuotaSnapshots: 0, trustack.QuotaGigabytes: 5})
 	// At its limit, a project's volumes still change in other ways.
 	_, err = s.UpdateVolume(ctx, "v2", limits, func(v *trustack.Volume) error { v.Status = trustack.VolumeAvailable; return nil })
 	must(t, err)
@@ -191,4 +191,50 @@ func testVolumeQuotaUnderConcurrency(t *testing.T, s Store) {
 	if created != limit || len(list) != limit {
 		t.Errorf("got %d volumes created and %d stored, want %d of each", created, len(list), limit)
 	}
+}
+
+// testSnapshots: a snapshot is of a volume in a status the caller names,
+// within its project's snapshots and gigabytes, which count it; it is
+// found, listed, changed and deleted as volumes are.
+func testSnapshots(t *testing.T, s Store) {
+	def := defaultVolumeType(t, s).ID
+	must(t, s.CreateVolume(ctx, newVolume("v1", "p1", def, 2), nil))
+	snap := func(id string) *trustack.VolumeSnapshot {
+		return &trustack.VolumeSnapshot{ID: id, ProjectID: "p1", VolumeID: "v1", Name: "name-" + id, Size: 2,
+			Status: trustack.SnapshotCreating, Metadata: map[string]string{"k": id}, CreatedAt: start, UpdatedAt: start}
+	}
+	available := []string{trustack.VolumeAvailable}
+	reason(t, s.CreateSnapshot(ctx, snap("s1"), available, nil), trustack.EINVALID, "InvalidVolume") // v1 is creating
+	_, err := s.UpdateVolume(ctx, "v1", nil, func(v *trustack.Volume) error { v.Status = trustack.VolumeAvailable; return nil })
+	must(t, err)
+	limits := map[string]int{trustack.QuotaSnapshots: 1, trustack.QuotaGigabytes: 10}
+	must(t, s.CreateSnapshot(ctx, snap("s1"), available, limits))
+	reason(t, s.CreateSnapshot(ctx, snap("s2"), available, limits), trustack.EOVERQUOTA, "SnapshotLimitExceeded")
+	reason(t, s.CreateSnapshot(ctx, snap("s2"), available, map[string]int{trustack.QuotaGigabytes: 5}), trustack.EOVERQUOTA, "VolumeSizeExceedsAvailableQuota")
+	missing := snap("s3")
+	missing.VolumeID = "v9"
+	reason(t, s.CreateSnapshot(ctx, missing, available, nil), trustack.ENOTFOUND, "VolumeNotFound")
+	usage, err := s.VolumeUsage(ctx, "p1")
+	must(t, err)
+	equal(t, usage, map[string]int{trustack.QuotaVolumes: 1, trustack.QuotaSnapshots: 1, trustack.QuotaGigabytes: 4})
+
+	got, err := s.Snapshot(ctx, "s1")
+	must(t, err)
+	equal(t, got, snap("s1"))
+	list, err := s.Snapshots(ctx, trustack.SnapshotFilter{VolumeID: "v1", Status: trustack.SnapshotCreating})
+	must(t, err)
+	equal(t, len(list), 1)
+	updated, err := s.UpdateSnapshot(ctx, "s1", func(x *trustack.VolumeSnapshot) error {
+		x.Status, x.Progress = trustack.SnapshotAvailable, "80%"
+		return nil
+	})
+	must(t, err)
+	got, err = s.Snapshot(ctx, "s1")
+	must(t, err)
+	equal(t, got, updated)
+	_, err = s.UpdateSnapshot(ctx, "s1", func(x *trustack.VolumeSnapshot) error { x.Size = 9; return nil })
+	code(t, err, trustack.EINVALID)
+	must(t, s.DeleteSnapshot(ctx, "s1"))
+	_, err = s.Snapshot(ctx, "s1")
+	reason(t, err, trustack.ENOTFOUND, "SnapshotNotFound")
 }

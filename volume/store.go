@@ -30,8 +30,8 @@ type Store interface {
 	UpdateVolume(ctx context.Context, id string, limits map[string]int, fn func(*trustack.Volume) error) (*trustack.Volume, error)
 	// DeleteVolume removes a volume; ENOTFOUND (VolumeNotFound).
 	DeleteVolume(ctx context.Context, id string) error
-	// VolumeUsage returns what a project's volumes take of its quota, by
-	// resource.
+	// VolumeUsage returns what a project's volumes and snapshots take of
+	// its quota, by resource.
 	VolumeUsage(ctx context.Context, projectID string) (map[string]int, error)
 
 	// CreateVolumeType adds a type; ECONFLICT (VolumeTypeExists) if its
@@ -50,6 +50,21 @@ type Store interface {
 	// DeleteVolumeType removes a type; ECONFLICT (VolumeTypeInUse)
 	// while a volume is of it.
 	DeleteVolumeType(ctx context.Context, id string) error
+
+	// CreateSnapshot adds a snapshot of a volume whose status is one of
+	// statuses (EINVALID InvalidVolume otherwise), within its project's
+	// limits (EOVERQUOTA SnapshotLimitExceeded,
+	// VolumeSizeExceedsAvailableQuota), holding the volume's row.
+	CreateSnapshot(ctx context.Context, s *trustack.VolumeSnapshot, statuses []string, limits map[string]int) error
+	// Snapshot returns a snapshot; ENOTFOUND (SnapshotNotFound).
+	Snapshot(ctx context.Context, id string) (*trustack.VolumeSnapshot, error)
+	// Snapshots returns the snapshots matching f, oldest first.
+	Snapshots(ctx context.Context, f trustack.SnapshotFilter) ([]*trustack.VolumeSnapshot, error)
+	// UpdateSnapshot is an update; fn may not change the snapshot's
+	// project, volume or size.
+	UpdateSnapshot(ctx context.Context, id string, fn func(*trustack.VolumeSnapshot) error) (*trustack.VolumeSnapshot, error)
+	// DeleteSnapshot removes a snapshot; ENOTFOUND (SnapshotNotFound).
+	DeleteSnapshot(ctx context.Context, id string) error
 
 	// VolumeQuotas returns a project's limits set apart from the
 	// defaults, by resource.

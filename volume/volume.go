@@ -33,6 +33,9 @@ type Caller struct {
 // over the bus (wire.Hosts).
 type Storage interface {
 	CreateVolume(ctx context.Context, host, backend, volumeID string, size int) error
+	CreateVolumeFromSnapshot(ctx context.Context, host, backend, volumeID, snapshotID string, size int) error
+	SnapshotVolume(ctx context.Context, host, backend, volumeID, snapshotID string) error
+	DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error
 	ExtendVolume(ctx context.Context, host, backend, volumeID string, size int) error
 	DeleteVolume(ctx context.Context, host, backend, volumeID string) error
 }
@@ -105,6 +108,10 @@ type CreateRequest struct {
 	// default.
 	AvailabilityZone string
 	Metadata         map[string]string
+	// SnapshotID names a snapshot whose data the volume starts with; it
+	// is then made where the snapshot is, of its size if Size is 0, and
+	// of its volume's type if Type is "".
+	SnapshotID string
 }
 
 // Create accepts a volume: stored as creating on a backend the type asks
@@ -112,6 +119,13 @@ type CreateRequest struct {
 // the project's quota. With no backend that can take it, the volume is in
 // error with the reason, as Cinder leaves it.
 func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trustack.Volume, error) {
+	var source *trustack.Volume // the snapshot's volume
+	if r.SnapshotID != "" {
+		var err error
+		if source, err = s.fromSnapshot(ctx, c, &r); err != nil {
+			return nil, err
+		}
+	}
 	if r.Size < 1 {
 		return nil, trustack.Errorf(trustack.EINVALID, "Invalid input received: 'size' parameter must be an integer greater than 0, got %d.", r.Size)
 	}
@@ -135,6 +149,11 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 		Size: r.Size, Status: trustack.VolumeCreating, TypeID: vt.ID, AvailabilityZone: zone, Metadata: r.Metadata,
 		CreatedAt: now, UpdatedAt: now}
 	host, backend, err := s.place(ctx, vt, zone, r.Size)
+	if source != nil {
+		// A snapshot's data is where the snapshot is.
+		host, backend = hostAndBackend(source)
+		v.AvailabilityZone, v.SnapshotID = source.AvailabilityZone, r.SnapshotID
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +308,9 @@ func (s *Service) ask(ctx context.Context, v *trustack.Volume) error {
 	host, backend := hostAndBackend(v)
 	switch v.Status {
 	case trustack.VolumeCreating:
+		if v.SnapshotID != "" {
+			return s.storage.CreateVolumeFromSnapshot(ctx, host, backend, v.ID, v.SnapshotID, v.Size)
+		}
 		return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
 	case trustack.VolumeExtending:
 		return s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size)
@@ -390,9 +412,10 @@ func deref(p *string) string {
 // Delete accepts the deletion of a volume that is available or in error:
 // its storage host deletes it, then it is gone (error_deleting, with the
 // reason, if the host fails). EINVALID (InvalidVolume) for a volume in
-// use or busy, as Cinder's 400.
-func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
-	return s.delete(ctx, c, id, func(v *trustack.Volume) error {
+// use or busy, or with snapshots unless cascade, which deletes its
+// snapshots first (each available or in error), as Cinder's.
+func (s *Service) Delete(ctx context.Context, c Caller, id string, cascade bool) error {
+	return s.delete(ctx, c, id, cascade, func(v *trustack.Volume) error {
 		switch v.Status {
 		case trustack.VolumeAvailable, trustack.VolumeError, trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending:
 			return nil
@@ -406,7 +429,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 // server (in-use, detaching), as an administrator's os-force_delete: for
 // one a failure left creating, extending, deleting or attaching.
 func (s *Service) ForceDelete(ctx context.Context, c Caller, id string) error {
-	return s.delete(ctx, c, id, func(v *trustack.Volume) error {
+	return s.delete(ctx, c, id, false, func(v *trustack.Volume) error {
 		switch v.Status {
 		case trustack.VolumeInUse, trustack.VolumeDetaching:
 			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s is attached (%s); detach it first.", id, v.Status)
@@ -415,12 +438,25 @@ func (s *Service) ForceDelete(ctx context.Context, c Caller, id string) error {
 	})
 }
 
-// delete has a volume's storage host delete it if deletable says it may.
-func (s *Service) delete(ctx context.Context, c Caller, id string, deletable func(*trustack.Volume) error) error {
+// delete has a volume's storage host delete it if deletable says it may,
+// after its snapshots if cascade.
+func (s *Service) delete(ctx context.Context, c Caller, id string, cascade bool, deletable func(*trustack.Volume) error) error {
 	if _, err := s.Get(ctx, c, id); err != nil {
 		return err
 	}
-	_, err := s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+	snaps, err := s.store.Snapshots(ctx, trustack.SnapshotFilter{VolumeID: id})
+	if err != nil {
+		return err
+	}
+	if len(snaps) > 0 && !cascade {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s still has %d dependent snapshots.", id, len(snaps))
+	}
+	for _, snap := range snaps {
+		if snap.Status != trustack.SnapshotAvailable && snap.Status != trustack.SnapshotError {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Snapshot %s of volume %s is %s, not available or error.", snap.ID, id, snap.Status)
+		}
+	}
+	_, err = s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
 		if err := deletable(v); err != nil {
 			return err
 		}
@@ -430,7 +466,31 @@ func (s *Service) delete(ctx context.Context, c Caller, id string, deletable fun
 	if err != nil {
 		return err
 	}
-	s.background(id, trustack.VolumeDeleting, nil)
+	for _, snap := range snaps {
+		if _, err := s.store.UpdateSnapshot(ctx, snap.ID, func(cur *trustack.VolumeSnapshot) error {
+			cur.Status, cur.UpdatedAt = trustack.SnapshotDeleting, s.opts.Now().UTC()
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		ctx := context.Background()
+		for _, snap := range snaps {
+			s.carryOutSnapshot(ctx, snap.ID, trustack.SnapshotDeleting)
+		}
+		if left, err := s.store.Snapshots(ctx, trustack.SnapshotFilter{VolumeID: id}); err != nil || len(left) > 0 {
+			// The volume stays with what is left of its snapshots.
+			s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
+				v.Status, v.Reason = trustack.VolumeErrorDeleting, fmt.Sprintf("%d of its snapshots could not be deleted", len(left))
+				return nil
+			})
+			return
+		}
+		s.carryOut(ctx, id, trustack.VolumeDeleting, nil)
+	}()
 	return nil
 }
 
@@ -520,6 +580,7 @@ func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) erro
 
 // Recover takes up what was going on when the service last stopped: the
 // volumes left creating, extending or deleting are made, grown or deleted
+// again, and the snapshots left creating or deleting taken or deleted
 // again (each idempotent on their storage hosts). A volume whose growth
 // fails now keeps the size asked for, its former one unknown.
 func (s *Service) Recover(ctx context.Context) error {
@@ -530,6 +591,15 @@ func (s *Service) Recover(ctx context.Context) error {
 		}
 		for _, v := range list {
 			s.background(v.ID, status, nil)
+		}
+	}
+	for _, status := range []string{trustack.SnapshotCreating, trustack.SnapshotDeleting} {
+		list, err := s.store.Snapshots(ctx, trustack.SnapshotFilter{Status: status})
+		if err != nil {
+			return err
+		}
+		for _, snap := range list {
+			s.snapshotBackground(snap.ID, status)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package volume_test
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -49,6 +50,30 @@ func (h *hosts) CreateVolume(ctx context.Context, host, backend, id string, size
 		return err
 	}
 	return b.Create(ctx, id, size)
+}
+
+func (h *hosts) CreateVolumeFromSnapshot(ctx context.Context, host, backend, id, snapshotID string, size int) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.CreateFromSnapshot(ctx, id, snapshotID, size)
+}
+
+func (h *hosts) SnapshotVolume(ctx context.Context, host, backend, id, snapshotID string) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.Snapshot(ctx, id, snapshotID)
+}
+
+func (h *hosts) DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.DeleteSnapshot(ctx, snapshotID)
 }
 
 func (h *hosts) ExtendVolume(ctx context.Context, host, backend, id string, size int) error {
@@ -154,10 +179,10 @@ func TestVolumeLifecycle(t *testing.T) {
 	if _, err := s.Get(ctx, volume.Caller{ProjectID: "p2"}, v.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
 		t.Errorf("another project sees the volume: %v", err)
 	}
-	if err := s.Delete(ctx, volume.Caller{ProjectID: "p2"}, v.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
+	if err := s.Delete(ctx, volume.Caller{ProjectID: "p2"}, v.ID, false); trustack.ErrorReason(err) != "VolumeNotFound" {
 		t.Errorf("another project deletes the volume: %v", err)
 	}
-	if err := s.Delete(ctx, alice, v.ID); err != nil {
+	if err := s.Delete(ctx, alice, v.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	s.Wait()
@@ -207,7 +232,7 @@ func TestVolumeFailures(t *testing.T) {
 	if v.Status != trustack.VolumeError || v.Reason == "" {
 		t.Errorf("a volume no backend has room for: %s (%q), want error with a reason", v.Status, v.Reason)
 	}
-	if err := s.Delete(ctx, alice, v.ID); err != nil {
+	if err := s.Delete(ctx, alice, v.ID, false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -219,7 +244,7 @@ func TestVolumeFailures(t *testing.T) {
 	if v = settled(t, s, v.ID); v.Status != trustack.VolumeError || v.Reason != "disk on fire" {
 		t.Errorf("a creation the host failed: %s (%q)", v.Status, v.Reason)
 	}
-	if err := s.Delete(ctx, alice, v.ID); err != nil {
+	if err := s.Delete(ctx, alice, v.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	s.Wait()
@@ -237,13 +262,13 @@ func TestVolumeFailures(t *testing.T) {
 		t.Errorf("a growth the host failed: %s at %d GiB, want error_extending at 1", v.Status, v.Size)
 	}
 	h.fail = errors.New("host down")
-	if err := s.Delete(ctx, alice, v.ID); err != nil {
+	if err := s.Delete(ctx, alice, v.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if v = settled(t, s, v.ID); v.Status != trustack.VolumeErrorDeleting {
 		t.Errorf("a deletion the host failed: %s, want error_deleting", v.Status)
 	}
-	if err := s.Delete(ctx, alice, v.ID); err != nil {
+	if err := s.Delete(ctx, alice, v.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	s.Wait()
@@ -323,5 +348,93 @@ func TestOneReservationWins(t *testing.T) {
 	}
 	if got := settled(t, s, v.ID); got.Status != trustack.VolumeAttaching {
 		t.Errorf("the volume after the race: %s, want attaching", got.Status)
+	}
+}
+
+// TestSnapshots: a snapshot of a volume is taken on its storage host; a
+// volume made from it is made there with its data; the volume cannot go
+// while its snapshot is there; quotas count snapshots; deleted, the
+// snapshot is gone and the volume made from it keeps its data.
+func TestSnapshots(t *testing.T) {
+	s, h := newService(t, map[string]int{"storage-1": 50, "storage-2": 80})
+	v, err := s.Create(ctx, alice, volume.CreateRequest{Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled(t, s, v.ID)
+	path, format, err := h.backends["storage-2"].Locate(ctx, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qemu-io", "-f", format, "-c", "write -P 0x77 0 64k", path).CombinedOutput(); err != nil {
+		t.Fatalf("write the volume: %v\n%s", err, out)
+	}
+	snap, err := s.CreateSnapshot(ctx, alice, volume.SnapshotRequest{VolumeID: v.ID, Name: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if snap, err = s.GetSnapshot(ctx, alice, snap.ID); err != nil || snap.Status != trustack.SnapshotAvailable || snap.Size != 1 {
+		t.Fatalf("snapshot: %+v, %v; want available of 1 GiB", snap, err)
+	}
+	if err := s.Delete(ctx, alice, v.ID, false); trustack.ErrorReason(err) != "InvalidVolume" {
+		t.Errorf("a volume with a snapshot deleted: %v, want InvalidVolume", err)
+	}
+	clone, err := s.Create(ctx, alice, volume.CreateRequest{SnapshotID: snap.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clone = settled(t, s, clone.ID); clone.Status != trustack.VolumeAvailable || clone.Host != v.Host || clone.Size != 1 || clone.SnapshotID != snap.ID {
+		t.Errorf("the volume from the snapshot: %+v, want available on %s, of 1 GiB", clone, v.Host)
+	}
+	path, format, _ = h.backends["storage-2"].Locate(ctx, clone.ID)
+	if out, err := exec.Command("qemu-io", "-f", format, "-c", "read -P 0x77 0 64k", path).CombinedOutput(); err != nil {
+		t.Errorf("the volume from the snapshot lacks its data: %v\n%s", err, out)
+	}
+	if _, err := s.Create(ctx, alice, volume.CreateRequest{SnapshotID: snap.ID, Size: 2}); err != nil {
+		t.Errorf("a larger volume from the snapshot: %v", err)
+	}
+	if _, err := s.Create(ctx, volume.Caller{ProjectID: "p2"}, volume.CreateRequest{SnapshotID: snap.ID}); trustack.ErrorReason(err) != "SnapshotNotFound" {
+		t.Errorf("another project's snapshot: %v, want SnapshotNotFound", err)
+	}
+	if _, err := s.SetQuotas(ctx, "p1", map[string]int{trustack.QuotaSnapshots: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateSnapshot(ctx, alice, volume.SnapshotRequest{VolumeID: v.ID}); trustack.ErrorCode(err) != trustack.EOVERQUOTA {
+		t.Errorf("a snapshot past the quota: %v, want EOVERQUOTA", err)
+	}
+	if used, _ := s.Usage(ctx, "p1"); used[trustack.QuotaSnapshots] != 1 || used[trustack.QuotaGigabytes] != 5 {
+		t.Errorf("usage %v, want 1 snapshot and 5 GiB (volumes of 1, 1 and 2, and the snapshot's 1)", used)
+	}
+
+	if err := s.DeleteSnapshot(ctx, alice, snap.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if _, err := s.GetSnapshot(ctx, alice, snap.ID); trustack.ErrorReason(err) != "SnapshotNotFound" {
+		t.Errorf("the deleted snapshot: %v", err)
+	}
+	if out, err := exec.Command("qemu-io", "-f", format, "-c", "read -P 0x77 0 64k", path).CombinedOutput(); err != nil {
+		t.Errorf("the volume from the snapshot lost its data with the snapshot: %v\n%s", err, out)
+	}
+	if err := s.Delete(ctx, alice, v.ID, false); err != nil {
+		t.Errorf("the volume once its snapshot is gone: %v", err)
+	}
+
+	// Cascade: a volume goes with its snapshots.
+	snap, err = s.CreateSnapshot(ctx, alice, volume.SnapshotRequest{VolumeID: clone.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if err := s.Delete(ctx, alice, clone.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if _, err := s.GetSnapshot(ctx, alice, snap.ID); trustack.ErrorReason(err) != "SnapshotNotFound" {
+		t.Errorf("the snapshot of a volume deleted with its snapshots: %v", err)
+	}
+	if _, err := s.Get(ctx, alice, clone.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
+		t.Errorf("the volume deleted with its snapshots: %v", err)
 	}
 }

@@ -20,16 +20,21 @@ const (
 	opVolumeUnexport = "volume_unexport"
 	opVolumeAttach   = "volume_attach"
 	opVolumeDetach   = "volume_detach"
+	opSnapshotCreate = "snapshot_create"
+	opSnapshotDelete = "snapshot_delete"
 )
 
 // volumeRequest is the part of a host request about a volume.
 type volumeRequest struct {
-	Backend  string      `json:"backend,omitempty"`
-	VolumeID string      `json:"volume_id,omitempty"`
-	Size     int         `json:"size,omitempty"` // GiB
-	Key      *PSK        `json:"key,omitempty"`
-	Disk     *VolumeDisk `json:"disk,omitempty"`
-	Device   string      `json:"device,omitempty"`
+	Backend  string `json:"backend,omitempty"`
+	VolumeID string `json:"volume_id,omitempty"`
+	Size     int    `json:"size,omitempty"` // GiB
+	// SnapshotID names the snapshot made, deleted, or a volume is made
+	// from.
+	SnapshotID string      `json:"snapshot_id,omitempty"`
+	Key        *PSK        `json:"key,omitempty"`
+	Disk       *VolumeDisk `json:"disk,omitempty"`
+	Device     string      `json:"device,omitempty"`
 }
 
 // PSK is a TLS pre-shared key: an identity and a secret of 32 bytes in
@@ -58,6 +63,27 @@ type VolumeDisk struct {
 	Backend  string     `json:"backend,omitempty"`
 	NBD      *NBDExport `json:"nbd,omitempty"`
 	ReadOnly bool       `json:"read_only,omitempty"`
+}
+
+// CreateVolumeFromSnapshot asks a storage host's agent to make a volume
+// of size GiB with the data of a snapshot of its backend.
+func (c *Hosts) CreateVolumeFromSnapshot(ctx context.Context, host, backend, volumeID, snapshotID string, size int) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeCreate, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, Size: size, SnapshotID: snapshotID}})
+	return err
+}
+
+// SnapshotVolume asks a storage host's agent to keep a volume's data as
+// a snapshot; taking one that is there succeeds.
+func (c *Hosts) SnapshotVolume(ctx context.Context, host, backend, volumeID, snapshotID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSnapshotCreate, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, SnapshotID: snapshotID}})
+	return err
+}
+
+// DeleteSnapshot asks a storage host's agent to delete a snapshot;
+// deleting one that is not there succeeds.
+func (c *Hosts) DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opSnapshotDelete, volumeRequest: volumeRequest{Backend: backend, SnapshotID: snapshotID}})
+	return err
 }
 
 // ExportVolume asks a storage host's agent to serve a volume of its
@@ -121,6 +147,9 @@ func (c *Hosts) DeleteVolume(ctx context.Context, host, backend, volumeID string
 // host's.
 type VolumeHost interface {
 	CreateVolume(ctx context.Context, backend, volumeID string, size int) error
+	CreateVolumeFromSnapshot(ctx context.Context, backend, volumeID, snapshotID string, size int) error
+	SnapshotVolume(ctx context.Context, backend, volumeID, snapshotID string) error
+	DeleteSnapshot(ctx context.Context, backend, snapshotID string) error
 	ExtendVolume(ctx context.Context, backend, volumeID string, size int) error
 	DeleteVolume(ctx context.Context, backend, volumeID string) error
 	ExportVolume(ctx context.Context, backend, volumeID string, key PSK) (NBDExport, error)
@@ -150,7 +179,14 @@ func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostRepl
 	case opVolumeDetach:
 		return true, h.DetachVolume(ctx, req.ServerID, req.Device)
 	case opVolumeCreate:
+		if req.SnapshotID != "" {
+			return true, h.CreateVolumeFromSnapshot(ctx, req.Backend, req.VolumeID, req.SnapshotID, req.Size)
+		}
 		return true, h.CreateVolume(ctx, req.Backend, req.VolumeID, req.Size)
+	case opSnapshotCreate:
+		return true, h.SnapshotVolume(ctx, req.Backend, req.VolumeID, req.SnapshotID)
+	case opSnapshotDelete:
+		return true, h.DeleteSnapshot(ctx, req.Backend, req.SnapshotID)
 	case opVolumeExtend:
 		return true, h.ExtendVolume(ctx, req.Backend, req.VolumeID, req.Size)
 	case opVolumeDelete:

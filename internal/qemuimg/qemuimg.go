@@ -52,6 +52,45 @@ func Convert(ctx context.Context, from, to, format string) error {
 	return run(ctx, "convert", "-U", "-O", format, from, to)
 }
 
+// Backing returns the backing file an image of the format names, as
+// it names it; "" for none.
+func Backing(ctx context.Context, path, format string) (string, error) {
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", "-U", "-f", format, path).Output()
+	if err != nil {
+		return "", fmt.Errorf("qemu-img info %s: %w%s", path, err, stderr(err))
+	}
+	var info struct {
+		Backing string `json:"backing-filename"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", fmt.Errorf("qemu-img info %s: %w", path, err)
+	}
+	return info.Backing, nil
+}
+
+// Unused returns an error if another process has an image open, such as
+// a QEMU running a guest on it: qemu-img then cannot take its locks.
+func Unused(ctx context.Context, path, format string) error {
+	return run(ctx, "info", "-f", format, path)
+}
+
+// Rebase puts an image of the format on another backing image (of
+// backingFormat; none if backing is ""), copying in what differs, so
+// that the image shows the same data.
+func Rebase(ctx context.Context, path, format, backing, backingFormat string) error {
+	args := []string{"rebase", "-q", "-f", format, "-b", backing}
+	if backing != "" {
+		args = append(args, "-F", backingFormat)
+	}
+	return run(ctx, append(args, path)...)
+}
+
+// Copy copies an image of the format into a new one of the same format,
+// sparse where the data is zeros.
+func Copy(ctx context.Context, from, to, format string) error {
+	return run(ctx, "convert", "-q", "-f", format, "-O", format, from, to)
+}
+
 func run(ctx context.Context, args ...string) error {
 	if out, err := exec.CommandContext(ctx, "qemu-img", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("qemu-img %s: %v: %s", args[0], err, out)

@@ -32,6 +32,8 @@ func Run(t *testing.T, open func(t testing.TB) agent.VolumeBackend) {
 		{"BadInput", testBadInput},
 		{"ConcurrentCreations", testConcurrentCreations},
 		{"Capacity", testCapacity},
+		{"SnapshotsKeepTheirData", testSnapshots},
+		{"SnapshotsOfMissingThings", testMissingSnapshots},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -177,4 +179,67 @@ func testCapacity(t *testing.T, b agent.VolumeBackend) {
 	if total <= 0 || free < 0 || free > total {
 		t.Errorf("capacity %d GiB, %d free: want 0 ≤ free ≤ total, total > 0", total, free)
 	}
+}
+
+// testSnapshots: a snapshot keeps a volume's data as it was, while the
+// volume goes on; volumes made from it have that data, of a size at least
+// its own; a chain of snapshots keeps each one's; deleting snapshots
+// changes no volume's data.
+func testSnapshots(t *testing.T, b agent.VolumeBackend) {
+	const (
+		s1, s2 = "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a01", "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a02"
+		c1, c2 = "7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a01", "7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a02"
+	)
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "write -P 0x11 0 1M") {
+		t.Fatal("cannot write a new volume")
+	}
+	must(t, b.Snapshot(ctx, id, s1))
+	must(t, b.Snapshot(ctx, id, s1)) // again: nothing changes
+	if !io(t, b, id, "write -P 0x22 0 1M") {
+		t.Fatal("cannot write a volume after its snapshot")
+	}
+	must(t, b.Snapshot(ctx, id, s2))
+	if !io(t, b, id, "write -P 0x33 0 1M") {
+		t.Fatal("cannot write a volume after its second snapshot")
+	}
+	code(t, b.CreateFromSnapshot(ctx, c1, s1, 0), trustack.EINVALID)
+	must(t, b.CreateFromSnapshot(ctx, c1, s1, 2))
+	must(t, b.CreateFromSnapshot(ctx, c2, s2, 1))
+	for v, pattern := range map[string]string{id: "0x33", c1: "0x11", c2: "0x22"} {
+		if !io(t, b, v, "read -P "+pattern+" 0 1M") {
+			t.Errorf("volume %s does not read %s", v, pattern)
+		}
+	}
+	if got := sizes(t, b); got[id] != 1 || got[c1] != 2 || got[c2] != 1 || len(got) != 3 {
+		t.Errorf("volumes %v, want %s of 1 GiB, %s of 2, %s of 1", got, id, c1, c2)
+	}
+	if !io(t, b, c1, "write -P 0x44 2047M 1M") {
+		t.Errorf("cannot write the last MiB of a 2 GiB volume made from a snapshot")
+	}
+	// Each volume keeps its data as the snapshots go, oldest first.
+	must(t, b.DeleteSnapshot(ctx, s1))
+	must(t, b.DeleteSnapshot(ctx, s1))
+	must(t, b.DeleteSnapshot(ctx, s2))
+	for v, pattern := range map[string]string{id: "0x33", c1: "0x11", c2: "0x22"} {
+		if !io(t, b, v, "read -P "+pattern+" 0 1M") {
+			t.Errorf("volume %s does not read %s once the snapshots are gone", v, pattern)
+		}
+	}
+	code(t, b.CreateFromSnapshot(ctx, "7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a03", s1, 1), trustack.ENOTFOUND)
+	for _, v := range []string{id, c1, c2} {
+		must(t, b.Delete(ctx, v))
+	}
+	if got := sizes(t, b); len(got) != 0 {
+		t.Errorf("volumes %v after deleting them all", got)
+	}
+}
+
+// testMissingSnapshots: a snapshot of a missing volume, and a volume of a
+// missing snapshot, are ENOTFOUND; bad IDs EINVALID.
+func testMissingSnapshots(t *testing.T, b agent.VolumeBackend) {
+	code(t, b.Snapshot(ctx, id, "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a09"), trustack.ENOTFOUND)
+	code(t, b.CreateFromSnapshot(ctx, id, "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a09", 1), trustack.ENOTFOUND)
+	code(t, b.Snapshot(ctx, id, "../x"), trustack.EINVALID)
+	code(t, b.DeleteSnapshot(ctx, "a/b"), trustack.EINVALID)
 }

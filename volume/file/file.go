@@ -5,7 +5,8 @@
 // file, which a guest writes: a raw volume whose guest wrote a qcow2
 // header stays raw. A file is made under a temporary name and renamed
 // once whole, so that a creation cut short leaves no volume behind, and
-// New removes what such a creation left.
+// New removes what such a creation left. Snapshots are qcow2 backing
+// files (see Snapshot).
 package file
 
 import (
@@ -65,7 +66,11 @@ func New(dir, format string) (*Backend, error) {
 			return nil, fmt.Errorf("file volumes: remove an unfinished volume: %w", err)
 		}
 	}
-	return &Backend{dir: dir, format: format}, nil
+	b := &Backend{dir: dir, format: format}
+	if err := b.unfinishedSnapshots(); err != nil {
+		return nil, fmt.Errorf("file volumes: remove an unfinished snapshot: %w", err)
+	}
+	return b, nil
 }
 
 // find returns the file of a volume and its format; ENOTFOUND if there

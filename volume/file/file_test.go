@@ -1,10 +1,14 @@
 package file
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/volume/backendtest"
 )
@@ -67,5 +71,69 @@ func TestUnfinishedCreationsAreRemoved(t *testing.T) {
 	}
 	if got, err := b.Volumes(t.Context()); err != nil || len(got) != 0 {
 		t.Errorf("volumes %v (%v), want none", got, err)
+	}
+}
+
+// TestUnfinishedSnapshotsAreRemoved: a snapshot cut short before the
+// volume's overlay took its place is still the volume's file; New removes
+// it, and the volume keeps its data.
+func TestUnfinishedSnapshotsAreRemoved(t *testing.T) {
+	dir := t.TempDir()
+	b, err := New(dir, QCOW2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(t.Context(), "vol-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	path, _, _ := b.Locate(t.Context(), "vol-1")
+	snap := filepath.Join(dir, snapshotPrefix+"snap-1.qcow2")
+	if err := os.Link(path, snap); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = New(dir, QCOW2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(snap); !os.IsNotExist(err) {
+		t.Errorf("the unfinished snapshot is still there: %v", err)
+	}
+	if got, err := b.Volumes(t.Context()); err != nil || got["vol-1"] != 1 {
+		t.Errorf("volumes %v (%v), want vol-1 of 1 GiB", got, err)
+	}
+}
+
+// TestOpenVolumesAreNotSnapshotted: while a process has a volume open
+// for writing, as a guest's QEMU does, a snapshot is refused and nothing
+// changes.
+func TestOpenVolumesAreNotSnapshotted(t *testing.T) {
+	dir := t.TempDir()
+	b, err := New(dir, QCOW2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(t.Context(), "vol-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	path, _, _ := b.Locate(t.Context(), "vol-1")
+	// The daemon writes its pid file once it has opened the volume (the
+	// options in order).
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	daemon := exec.Command("qemu-storage-daemon", "--blockdev", "driver=file,node-name=f,filename="+path,
+		"--blockdev", "driver=qcow2,node-name=d,file=f", "--pidfile", pidFile)
+	var out bytes.Buffer
+	daemon.Stdout, daemon.Stderr = &out, &out
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { daemon.Process.Kill(); daemon.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := os.Stat(pidFile); err != nil && time.Now().Before(deadline); _, err = os.Stat(pidFile) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.Snapshot(t.Context(), "vol-1", "snap-1"); trustack.ErrorCode(err) != trustack.ECONFLICT {
+		t.Errorf("a snapshot of an open volume: %v, want ECONFLICT (the daemon said %q)", err, out.String())
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, snapshotPrefix+"*")); len(files) != 0 {
+		t.Errorf("files left by the refused snapshot: %v", files)
 	}
 }

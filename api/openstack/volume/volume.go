@@ -1,8 +1,9 @@
 // Package volume serves Cinder's v3 API over trustack's block storage
 // service, as python-openstackclient, cinderclient, openstacksdk,
 // gophercloud and Tempest speak it: version discovery and microversions,
-// volumes with their metadata and actions, volume types with their extra
-// specs, quota sets, limits, availability zones and the volume services.
+// volumes with their metadata and actions (attachments among them),
+// snapshots, volume types with their extra specs, quota sets, limits,
+// availability zones and the volume services.
 // Paths may name the caller's project after the version
 // (/v3/{project_id}/volumes, as catalogs do) or not. Bodies follow the
 // schemas Tempest checks; every operation asks the policy engine with
@@ -72,7 +73,7 @@ func New(svc *volume.Service, v openstack.Validator, enforcer *policy.Enforcer, 
 // collections are the first path segments of the API; anything else in
 // that place is a project ID.
 var collections = map[string]bool{
-	"volumes": true, "types": true, "os-quota-sets": true, "limits": true, "os-availability-zone": true, "os-services": true,
+	"volumes": true, "snapshots": true, "types": true, "os-quota-sets": true, "limits": true, "os-availability-zone": true, "os-services": true,
 }
 
 // cinderStatus is Cinder's status where it is not the shared table's:
@@ -91,6 +92,7 @@ func (h *handler) routes() {
 	a.Public("GET "+v3, h.versions(http.StatusOK))
 	a.Public("GET "+v3+"/{$}", h.versions(http.StatusOK))
 	h.volumeRoutes()
+	h.snapshotRoutes()
 	h.typeRoutes()
 	h.quotaRoutes()
 	h.serviceRoutes()

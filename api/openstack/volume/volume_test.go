@@ -27,6 +27,11 @@ type storage struct{}
 func (storage) CreateVolume(context.Context, string, string, string, int) error { return nil }
 func (storage) ExtendVolume(context.Context, string, string, string, int) error { return nil }
 func (storage) DeleteVolume(context.Context, string, string, string) error      { return nil }
+func (storage) CreateVolumeFromSnapshot(context.Context, string, string, string, string, int) error {
+	return nil
+}
+func (storage) SnapshotVolume(context.Context, string, string, string, string) error { return nil }
+func (storage) DeleteSnapshot(context.Context, string, string, string) error         { return nil }
 
 // server is the volume API over the block storage service on a new
 // SQLite store, with one storage host of 100 GiB.
@@ -328,7 +333,10 @@ func TestListFiltersSortingAndPages(t *testing.T) {
 	if all := s.must(t, http.StatusOK, "admin", "GET", "/volume/v3/volumes?all_tenants=1", nil)["volumes"].([]any); len(all) != 5 {
 		t.Errorf("all projects' volumes: %d, want 5", len(all))
 	}
-	for _, bad := range []string{"?colour=red", "?sort=colour", "?sort_dir=up", "?limit=-1", "?marker=0c2f4a4e-0000-4000-8000-000000000000", "?bootable=maybe"} {
+	if code, _ := s.do(t, "alice", "GET", "/volume/v3/volumes?marker=0c2f4a4e-0000-4000-8000-000000000000", nil); code != http.StatusNotFound {
+		t.Errorf("a marker that is no volume: %d, want 404", code)
+	}
+	for _, bad := range []string{"?colour=red", "?sort=colour", "?sort_dir=up", "?limit=-1", "?bootable=maybe"} {
 		if code, _ := s.do(t, "alice", "GET", "/volume/v3/volumes"+bad, nil); code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", bad, code)
 		}
@@ -541,4 +549,67 @@ func TestAttachmentActions(t *testing.T) {
 	if got := show("alice")["status"]; got != "available" {
 		t.Errorf("force-detached: %v", got)
 	}
+}
+
+// Tempest's keys of a snapshot, and those shown or listed in detail.
+var (
+	snapshotKeys         = []string{"created_at", "description", "id", "metadata", "name", "size", "status", "updated_at", "volume_id"}
+	snapshotDetailedKeys = append(slices.Clone(snapshotKeys), "os-extended-snapshot-attributes:progress", "os-extended-snapshot-attributes:project_id")
+)
+
+func TestSnapshots(t *testing.T) {
+	s := newServer(t)
+	vol := s.create(t, "alice", obj{"size": 2})["id"].(string)
+	snap := s.must(t, http.StatusAccepted, "alice", "POST", "/volume/v3/snapshots", obj{"snapshot": obj{"volume_id": vol, "name": "s1",
+		"force": false, "metadata": obj{"k": "v"}}})["snapshot"].(obj)
+	checkKeys(t, "created snapshot", snap, snapshotKeys, nil)
+	s.svc.Wait()
+	id := snap["id"].(string)
+	shown := s.must(t, http.StatusOK, "alice", "GET", "/volume/v3/snapshots/"+id, nil)["snapshot"].(obj)
+	checkKeys(t, "shown snapshot", shown, snapshotDetailedKeys, nil)
+	if shown["status"] != "available" || shown["size"] != 2.0 || shown["os-extended-snapshot-attributes:progress"] != "100%" {
+		t.Errorf("snapshot: %v", shown)
+	}
+	if code, _ := s.do(t, "bob", "GET", "/volume/v3/snapshots/"+id, nil); code != http.StatusNotFound {
+		t.Errorf("another project's snapshot: %d", code)
+	}
+	for _, bad := range []obj{{"volume_id": vol, "force": "maybe"}, {"name": "no volume"}} {
+		if code, _ := s.do(t, "alice", "POST", "/volume/v3/snapshots", obj{"snapshot": bad}); code != http.StatusBadRequest && code != http.StatusNotFound {
+			t.Errorf("snapshot %v: %d, want 400 or 404", bad, code)
+		}
+	}
+
+	updated := s.must(t, http.StatusOK, "alice", "PUT", "/volume/v3/snapshots/"+id, obj{"snapshot": obj{"name": "renamed"}})["snapshot"].(obj)
+	checkKeys(t, "updated snapshot", updated, snapshotKeys, nil)
+	s.must(t, http.StatusOK, "alice", "POST", "/volume/v3/snapshots/"+id+"/metadata", obj{"metadata": obj{"k2": "v2"}})
+	if md := s.must(t, http.StatusOK, "alice", "GET", "/volume/v3/snapshots/"+id+"/metadata", nil)["metadata"].(obj); len(md) != 2 {
+		t.Errorf("snapshot metadata: %v", md)
+	}
+	list := s.must(t, http.StatusOK, "alice", "GET", "/volume/v3/snapshots/detail?volume_id="+vol, nil)["snapshots"].([]any)
+	if len(list) != 1 || list[0].(obj)["name"] != "renamed" {
+		t.Errorf("snapshots of the volume: %v", list)
+	}
+
+	// A volume from the snapshot: of its size unless larger asked.
+	clone := s.create(t, "alice", obj{"snapshot_id": id})
+	if clone["snapshot_id"] != id || clone["size"] != 2.0 {
+		t.Errorf("the volume from the snapshot: %v", clone)
+	}
+	if code, _ := s.do(t, "alice", "POST", "/volume/v3/volumes", obj{"volume": obj{"snapshot_id": id, "size": 1}}); code != http.StatusBadRequest {
+		t.Errorf("a volume smaller than its snapshot: %d, want 400", code)
+	}
+	if code, _ := s.do(t, "alice", "DELETE", "/volume/v3/volumes/"+vol, nil); code != http.StatusBadRequest {
+		t.Errorf("a volume with a snapshot deleted: %d, want 400", code)
+	}
+
+	if code, _ := s.do(t, "alice", "POST", "/volume/v3/snapshots/"+id+"/action", obj{"os-reset_status": obj{"status": "error"}}); code != http.StatusForbidden {
+		t.Errorf("a member resets a snapshot's status: %d, want 403", code)
+	}
+	s.must(t, http.StatusAccepted, "admin", "POST", "/volume/v3/snapshots/"+id+"/action", obj{"os-reset_status": obj{"status": "error"}})
+	s.must(t, http.StatusAccepted, "alice", "DELETE", "/volume/v3/snapshots/"+id, nil)
+	s.svc.Wait()
+	if code, _ := s.do(t, "alice", "GET", "/volume/v3/snapshots/"+id, nil); code != http.StatusNotFound {
+		t.Errorf("the deleted snapshot: %d", code)
+	}
+	s.must(t, http.StatusAccepted, "alice", "DELETE", "/volume/v3/volumes/"+vol, nil)
 }

@@ -26,7 +26,7 @@ func (h *handler) volumeRoutes() {
 	a.Private("PUT "+base+"/{id}", h.updateVolume)
 	a.Private("DELETE "+base+"/{id}", h.deleteVolume)
 	a.Private("POST "+base+"/{id}/action", h.volumeAction)
-	h.metadataRoutes(base + "/{id}/metadata")
+	h.metadataRoutes(base+"/{id}/metadata", h.volumeMetadata())
 }
 
 // views renders volumes as the caller may see them: the names of their
@@ -204,16 +204,22 @@ func (h *handler) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if b.Multiattach {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack attaches a volume to one server at a time; multiattach is not offered.")
 	}
-	if b.Size == nil || string(b.Size) == "null" {
+	if (b.Size == nil || string(b.Size) == "null") && deref(b.SnapshotID) == "" {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: a volume needs a size in GiB.")
 	}
-	size, err := wholeNumber(b.Size, "size", 1)
-	if err != nil {
-		return err
+	size := 0 // a snapshot's, for a volume made from one
+	if b.Size != nil && string(b.Size) != "null" || deref(b.SnapshotID) == "" {
+		if size, err = wholeNumber(b.Size, "size", 1); err != nil {
+			return err
+		}
+	}
+	if id := deref(b.SnapshotID); id != "" && !openstack.IsUUIDHex(id) {
+		return trustack.Reasonf(trustack.ENOTFOUND, "SnapshotNotFound", "Snapshot %s could not be found.", id)
 	}
 	v, err := h.svc.Create(r.Context(), c, volume.CreateRequest{
 		Name: deref(cmp.Or(b.Name, b.DisplayName)), Description: deref(cmp.Or(b.Description, b.DisplayDescription)),
 		Size: size, Type: deref(b.VolumeType), AvailabilityZone: deref(b.AvailabilityZone), Metadata: b.Metadata,
+		SnapshotID: deref(b.SnapshotID),
 	})
 	if err != nil {
 		return err
@@ -226,12 +232,9 @@ func (h *handler) createVolume(w http.ResponseWriter, r *http.Request) error {
 }
 
 // checkSource refuses a volume made from what trustack does not make
-// volumes from yet: from a snapshot or a backup (none exists: 404), from
-// another volume (404 if it does not exist), or from an image.
+// volumes from yet: from a backup (none exists: 404), from another volume
+// (404 if it does not exist), or from an image.
 func (h *handler) checkSource(r *http.Request, c volume.Caller, b createBody) error {
-	if id := deref(b.SnapshotID); id != "" {
-		return trustack.Reasonf(trustack.ENOTFOUND, "SnapshotNotFound", "Snapshot %s could not be found.", id)
-	}
 	if id := deref(b.BackupID); id != "" {
 		return trustack.Reasonf(trustack.ENOTFOUND, "BackupNotFound", "Backup %s could not be found.", id)
 	}
@@ -302,7 +305,8 @@ func (h *handler) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 		}
 		err = h.svc.ForceDelete(r.Context(), c, v.ID)
 	} else {
-		err = h.svc.Delete(r.Context(), c, v.ID)
+		cascade, _ := strconv.ParseBool(r.URL.Query().Get("cascade"))
+		err = h.svc.Delete(r.Context(), c, v.ID, cascade)
 	}
 	if err != nil {
 		return err
@@ -502,9 +506,8 @@ func attachmentID(args json.RawMessage, action string) (string, error) {
 
 // Cinder's list parameters at 3.0: filters, and pages.
 var (
-	volumeFilters = []string{"all_tenants", "project_id", "name", "status", "metadata", "availability_zone", "bootable", "volume_type"}
-	pageParams    = []string{"limit", "marker", "offset", "sort", "sort_key", "sort_dir"}
-	sortKeys      = map[string]func(a, b *trustack.Volume) int{
+	volumeFilters  = []string{"all_tenants", "project_id", "name", "status", "metadata", "availability_zone", "bootable", "volume_type"}
+	volumeSortKeys = map[string]func(a, b *trustack.Volume) int{
 		"id":                func(a, b *trustack.Volume) int { return strings.Compare(a.ID, b.ID) },
 		"name":              func(a, b *trustack.Volume) int { return strings.Compare(a.Name, b.Name) },
 		"status":            func(a, b *trustack.Volume) int { return strings.Compare(a.Status, b.Status) },
@@ -519,9 +522,6 @@ var (
 		},
 	}
 )
-
-// maxLimit is the most items a page has, as Cinder's osapi_max_limit.
-const maxLimit = 1000
 
 func (h *handler) listVolumes(detail bool) openstack.Handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -543,10 +543,10 @@ func (h *handler) listVolumes(detail bool) openstack.Handler {
 		if err != nil {
 			return err
 		}
-		if err := sortVolumes(list, q); err != nil {
+		if err := sortList(list, q, volumeSortKeys); err != nil {
 			return err
 		}
-		page, next, err := pageOf(list, q)
+		page, next, err := pageOf(list, q, func(v *trustack.Volume) string { return v.ID })
 		if err != nil {
 			return err
 		}
@@ -562,17 +562,7 @@ func (h *handler) listVolumes(detail bool) openstack.Handler {
 				out[i] = vs.summary(v)
 			}
 		}
-		body := object{"volumes": out}
-		if next != "" {
-			q.Set("marker", next)
-			q.Del("offset")
-			path := "/volumes"
-			if detail {
-				path += "/detail"
-			}
-			body["volumes_links"] = []object{{"rel": "next", "href": vs.base + path + "?" + q.Encode()}}
-		}
-		return reply(w, http.StatusOK, body)
+		return reply(w, http.StatusOK, vs.page("volumes", detail, out, q, next))
 	}
 }
 
@@ -580,15 +570,8 @@ func (h *handler) listVolumes(detail bool) openstack.Handler {
 // caller's project's, or with all_tenants an administrator's choice.
 func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values) ([]*trustack.Volume, error) {
 	f := trustack.VolumeFilter{ProjectID: c.ProjectID, Name: q.Get("name"), Status: q.Get("status")}
-	// all_tenants lists every project's volumes, or project_id's, to an
-	// administrator; others get their own, as Cinder ignores it for them
-	// (and clients send it when they look a name up).
-	all, _ := strconv.ParseBool(q.Get("all_tenants"))
-	switch {
-	case c.Admin && all:
-		f.ProjectID = q.Get("project_id")
-	case q.Has("project_id") && q.Get("project_id") != c.ProjectID:
-		return nil, trustack.Reasonf(trustack.EFORBIDDEN, "PolicyNotAuthorized", "Only administrators may list other projects' volumes.")
+	if err := h.projectFilter(c, q, &f.ProjectID); err != nil {
+		return nil, err
 	}
 	if q.Has("bootable") {
 		b, err := strconv.ParseBool(q.Get("bootable"))
@@ -626,6 +609,21 @@ func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values
 	}), nil
 }
 
+// projectFilter sets the project a list is of: with all_tenants, every
+// project's (""), or project_id's, to an administrator; to others their
+// own, as Cinder ignores all_tenants for them (and clients send it when
+// they look a name up).
+func (h *handler) projectFilter(c volume.Caller, q url.Values, project *string) error {
+	all, _ := strconv.ParseBool(q.Get("all_tenants"))
+	switch {
+	case c.Admin && all:
+		*project = q.Get("project_id")
+	case q.Has("project_id") && q.Get("project_id") != c.ProjectID:
+		return trustack.Reasonf(trustack.EFORBIDDEN, "PolicyNotAuthorized", "Only administrators may list other projects' volumes and snapshots.")
+	}
+	return nil
+}
+
 // metadataFilter reads a metadata filter as clients send it: a JSON
 // object, or Python's rendering of a dict ({'key': 'value'}).
 func metadataFilter(s string) (map[string]string, error) {
@@ -637,89 +635,4 @@ func metadataFilter(s string) (map[string]string, error) {
 		return nil, trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: the metadata filter must be an object of strings, such as {\"key\": \"value\"}, not %q.", s)
 	}
 	return m, nil
-}
-
-// sortVolumes sorts a list as sort (key:dir,...) or sort_key and sort_dir
-// say, newest first by default and descending where no direction is
-// given, as Cinder's, the ID breaking ties.
-func sortVolumes(list []*trustack.Volume, q url.Values) error {
-	type order struct {
-		key  string
-		desc bool
-	}
-	var orders []order
-	switch {
-	case q.Has("sort") && (q.Has("sort_key") || q.Has("sort_dir")):
-		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: sort cannot go with sort_key or sort_dir.")
-	case q.Has("sort"):
-		for _, item := range strings.Split(q.Get("sort"), ",") {
-			key, dir, _ := strings.Cut(strings.TrimSpace(item), ":")
-			orders = append(orders, order{key, dir != "asc"})
-			if dir != "" && dir != "asc" && dir != "desc" {
-				return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: sort direction %q is not asc or desc.", dir)
-			}
-		}
-	default:
-		dir := cmp.Or(q.Get("sort_dir"), "desc")
-		if dir != "asc" && dir != "desc" {
-			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: sort_dir %q is not asc or desc.", dir)
-		}
-		orders = append(orders, order{cmp.Or(q.Get("sort_key"), "created_at"), dir == "desc"})
-	}
-	orders = append(orders, order{"id", orders[len(orders)-1].desc})
-	for _, o := range orders {
-		if sortKeys[o.key] == nil {
-			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: volumes cannot be sorted by %q.", o.key)
-		}
-	}
-	slices.SortStableFunc(list, func(a, b *trustack.Volume) int {
-		for _, o := range orders {
-			c := sortKeys[o.key](a, b)
-			if o.desc {
-				c = -c
-			}
-			if c != 0 {
-				return c
-			}
-		}
-		return 0
-	})
-	return nil
-}
-
-// pageOf returns the page of a sorted list that marker (the volume before
-// it), offset and limit select, and the marker of the next page if this
-// one is full.
-func pageOf(list []*trustack.Volume, q url.Values) (page []*trustack.Volume, next string, err error) {
-	if m := q.Get("marker"); m != "" {
-		i := slices.IndexFunc(list, func(v *trustack.Volume) bool { return v.ID == m })
-		if i < 0 {
-			return nil, "", trustack.Reasonf(trustack.EINVALID, "MarkerNotFound", "Marker %s could not be found.", m)
-		}
-		list = list[i+1:]
-	}
-	if q.Has("offset") {
-		n, err := strconv.Atoi(q.Get("offset"))
-		if err != nil || n < 0 {
-			return nil, "", trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: offset must be a whole number, not %q.", q.Get("offset"))
-		}
-		list = list[min(n, len(list)):]
-	}
-	limit := maxLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 0 {
-			return nil, "", trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: limit must be a whole number, not %q.", q.Get("limit"))
-		}
-		limit = min(n, maxLimit)
-	}
-	// A full page links to the next, even if that one is empty, as
-	// Cinder's do.
-	if len(list) >= limit && (limit < maxLimit || len(list) > limit) {
-		list = list[:limit]
-		if limit > 0 {
-			next = list[limit-1].ID
-		}
-	}
-	return list, next, nil
 }
