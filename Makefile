@@ -13,7 +13,7 @@ STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 # One core for the placement benchmark: GOMAXPROCS=1, pinned where taskset is.
 ONE_CORE    := GOMAXPROCS=1 $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
 
-.PHONY: bench-attest bench-firewall up test bench bench-sim lint deps build test-image clean
+.PHONY: bench-attest bench-firewall bench-volume up test bench bench-sim lint deps build test-image clean
 
 ## up: run a whole cloud in this process, with NODES compute hosts of
 ## DRIVER (fake, or qemu for real VMs) and NETWORK (fake, or linux: each
@@ -28,10 +28,15 @@ up: deps build test-image
 test: deps lint test-image
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-## bench: measure the APIs under load, guest boots and networks, placement
-## and the firewall (see README, Status)
-bench: deps build test-image bench-sim bench-attest bench-firewall
+## bench: measure the APIs under load, guest boots, networks and volumes,
+## placement, the firewall and the volume transport (see README, Status)
+bench: deps build test-image bench-sim bench-attest bench-firewall bench-volume
 	$(GO) run ./bench/apibench -trustack $(BIN)
+
+## bench-volume: sequential throughput to a volume through QEMU's block
+## layer, opened directly and over NBD with TLS
+bench-volume: deps
+	$(GO) test -run '^$$' -bench 'BenchmarkTransport' -benchtime 3x -count 3 ./volume/nbd/
 
 ## bench-firewall: a host's firewall (as root, in network namespaces): the
 ## time to enforce a change on 100 ports held to a remote group of 1,000

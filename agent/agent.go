@@ -99,6 +99,10 @@ type Config struct {
 	// Exports serves the host's volumes to other hosts' servers; a
 	// storage host has one.
 	Exports *nbd.Exporter
+	// ScratchDir holds what the agent needs for a while, such as the
+	// images volumes are made from (default: the system's temporary
+	// directory).
+	ScratchDir string
 	// Allocation ratios: how far the scheduler may overcommit this host
 	// (defaults 4.0 for vCPUs, 1.0 for memory and disk, as Nova's).
 	CPUAllocationRatio  float64

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/internal/imagefetch"
 	"github.com/trustack/trustack/volume/nbd"
 	"github.com/trustack/trustack/wire"
 )
@@ -35,6 +38,11 @@ type VolumeBackend interface {
 	// path and its format (raw or qcow2); ENOTFOUND for a missing
 	// volume.
 	Locate(ctx context.Context, id string) (path, format string, err error)
+	// CreateFromImage makes a volume of size GiB with the data of an
+	// image, the file at path of the format (raw, qcow2, vmdk, ...), as
+	// Create does; EINVALID for an image larger than size or of a format
+	// that is not one.
+	CreateFromImage(ctx context.Context, id string, size int, path, format string) error
 	// Snapshot keeps a volume's present data as a snapshot; a snapshot
 	// of the ID that is there already is left as it is. ENOTFOUND for a
 	// missing volume; ECONFLICT for one a process has open (a server's),
@@ -61,6 +69,33 @@ func (a *Agent) CreateVolume(ctx context.Context, backend, volumeID string, size
 // data.
 func (a *Agent) CreateVolumeFromSnapshot(ctx context.Context, backend, volumeID, snapshotID string, size int) error {
 	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.CreateFromSnapshot(ctx, volumeID, snapshotID, size) })
+}
+
+// imageFormats are the image disk formats volumes are made from, with
+// qemu-img's name for each.
+var imageFormats = map[string]string{"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx",
+	"ami": "raw", "iso": "raw"}
+
+// CreateVolumeFromImage makes a volume of a backend with an image's
+// data, downloaded into the host's scratch directory for the time it
+// takes.
+func (a *Agent) CreateVolumeFromImage(ctx context.Context, backend, volumeID string, size int, image wire.ImageRef, token string) error {
+	format, ok := imageFormats[image.DiskFormat]
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "a volume cannot be made from an image of disk format %q", image.DiskFormat)
+	}
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error {
+		dir, err := os.MkdirTemp(a.cfg.ScratchDir, "image-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, image.ID)
+		if err := imagefetch.Download(ctx, a.cfg.HTTPClient, &image, token, path); err != nil {
+			return err
+		}
+		return b.CreateFromImage(ctx, volumeID, size, path, format)
+	})
 }
 
 // SnapshotVolume keeps a volume's data as a snapshot. A backend takes or

@@ -329,9 +329,8 @@ func (s *Service) imageRef(ctx context.Context, projectID, id string) (*wire.Ima
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", id, err)
 	}
-	return &wire.ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
-		DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Properties: img.Properties,
-		URL: s.opts.ImageURL + "/v2/images/" + img.ID + "/file"}, nil
+	ref := wire.NewImageRef(img, s.opts.ImageURL)
+	return &ref, nil
 }
 
 // hostname makes a valid hostname of a server name, as Nova does: letters,

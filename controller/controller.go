@@ -118,6 +118,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 	c.Network.SetAgents(wire.NewHosts(c.Conn))
 	c.Volume = volume.New(c.Store, c.Store, wire.NewHosts(c.Conn), volume.Options{
 		AvailabilityZone: cfg.Compute.DefaultAvailabilityZone,
+		Images:           c.Images,
+		ImageURL:         cfg.BaseURL() + imageapi.Prefix,
+		ImageTokens:      c.Identity,
 		Alive:            func(h *trustack.Host) bool { return c.Compute.Alive(h) },
 		Log:              log.With("component", "volume"),
 	})

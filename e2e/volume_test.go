@@ -127,7 +127,8 @@ func TestTempestVolume(t *testing.T) {
 	t.Cleanup(func() { killQEMUs(t, c.dir) }) // the storage daemons of attachments
 	admin := c.openrc("openrc")
 	path, _ := imageFile(t, 1<<20)
-	image := must(t, admin, "image", "create", "--public", "--disk-format", "qcow2", "--container-format", "bare", "--file", path, "-f", "value", "-c", "id", "cirros")
+	// Raw: volumes are made from it, which needs a valid disk.
+	image := must(t, admin, "image", "create", "--public", "--disk-format", "raw", "--container-format", "bare", "--file", path, "-f", "value", "-c", "id", "cirros")
 	extra := fmt.Sprintf(`[auth]
 use_dynamic_credentials = true
 admin_username = admin
@@ -160,7 +161,8 @@ enable_instance_password = true
 // the other host, which reads the marker, again after a stop and start.
 // One of the two guests opens the volume on its own host, the other over
 // NBD. The servers deleted, the volume and its data remain, and a
-// volume made from its snapshot has them too.
+// volume made from its snapshot has them too; a volume made from the
+// guest's image is bootable.
 func TestVolumeOnRealGuests(t *testing.T) {
 	need(t, "openstack", "nova", "qemu-system-x86_64", "qemu-storage-daemon")
 	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--attestation", "no", "--test-image", testImage(t))
@@ -214,6 +216,13 @@ echo "volume at $dev"
 		return strings.Contains(boot, "trustack-guest script: read marker-42"), out
 	}, "vm2 reads the marker in its boot after the start")
 
+	// Detached and attached again at the same device, on the running
+	// guest.
+	must(t, demo, "server", "remove", "volume", "vm2", "vol1")
+	waitVolume(t, demo, "vol1", "available")
+	must(t, demo, "server", "add", "volume", "vm2", "vol1")
+	waitVolume(t, demo, "vol1", "in-use")
+
 	must(t, demo, "server", "delete", "--wait", "vm1", "vm2")
 	waitVolume(t, demo, "vol1", "available")
 	file := filepath.Join(c.dir, "data", "hosts", "compute-1", "volumes", "volume-"+vol+".qcow2")
@@ -222,6 +231,19 @@ echo "volume at $dev"
 	}
 	if exports, _ := os.ReadDir(filepath.Join(c.dir, "data", "hosts", "compute-1", "exports")); len(exports) != 0 {
 		t.Errorf("exports left after the servers went: %v", exports)
+	}
+
+	// A volume made from the guest's image is bootable and has the
+	// image's kernel and ramdisk in its image metadata.
+	must(t, demo, "volume", "create", "--image", "tiny", "--size", "1", "vimg")
+	waitVolume(t, demo, "vimg", "available")
+	var vimg struct {
+		Bootable string
+		Image    map[string]string `json:"volume_image_metadata"`
+	}
+	showJSON(t, demo, &vimg, "volume", "show", "vimg")
+	if vimg.Bootable != "true" || vimg.Image["image_name"] != "tiny" || vimg.Image["kernel_id"] == "" {
+		t.Errorf("the volume from the image: %+v", vimg)
 	}
 
 	// A snapshot of the volume gives a new volume with the same data.

@@ -55,6 +55,10 @@ func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hype
 		if h.agent.Exports, err = nbd.NewExporter(filepath.Join(dir, "exports"), cmp.Or(cfg.Agent.HostIP, "127.0.0.1")); err != nil {
 			return nil, err
 		}
+		h.agent.ScratchDir = filepath.Join(dir, "scratch")
+		if err := os.MkdirAll(h.agent.ScratchDir, 0o700); err != nil {
+			return nil, err
+		}
 	}
 	if tpm == "" {
 		return h, nil

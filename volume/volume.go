@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/wire"
 )
 
 // Caller is who asks the service.
@@ -33,11 +34,24 @@ type Caller struct {
 // over the bus (wire.Hosts).
 type Storage interface {
 	CreateVolume(ctx context.Context, host, backend, volumeID string, size int) error
+	CreateVolumeFromImage(ctx context.Context, host, backend, volumeID string, size int, image wire.ImageRef, token string) error
 	CreateVolumeFromSnapshot(ctx context.Context, host, backend, volumeID, snapshotID string, size int) error
 	SnapshotVolume(ctx context.Context, host, backend, volumeID, snapshotID string) error
 	DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error
 	ExtendVolume(ctx context.Context, host, backend, volumeID string, size int) error
 	DeleteVolume(ctx context.Context, host, backend, volumeID string) error
+}
+
+// Images is what volumes made from images need of the image service
+// (images.Service is one): an image a project may use, if it is active.
+type Images interface {
+	BootImage(ctx context.Context, projectID, imageID string) (*trustack.Image, error)
+}
+
+// Tokens issues the tokens storage hosts download images with
+// (identity.Service is one).
+type Tokens interface {
+	IssueToken(ctx context.Context, userID, projectID string) (string, error)
 }
 
 // Hosts lists the hosts, storage hosts among them (the compute store).
@@ -53,6 +67,12 @@ type Options struct {
 	// Alive reports whether a host's agent is up; nil means every host
 	// is.
 	Alive func(*trustack.Host) bool
+	// Images, ImageURL (the image API's, "http://host:port/image") and
+	// ImageTokens let volumes be made from images; without Images they
+	// are refused.
+	Images      Images
+	ImageURL    string
+	ImageTokens Tokens
 	// AgentTimeout bounds a request to a storage host's agent (default
 	// 2 minutes: a volume made from an image copies it).
 	AgentTimeout time.Duration
@@ -112,6 +132,9 @@ type CreateRequest struct {
 	// is then made where the snapshot is, of its size if Size is 0, and
 	// of its volume's type if Type is "".
 	SnapshotID string
+	// ImageID names an image whose data the volume starts with, and
+	// whose properties it keeps; it is then bootable.
+	ImageID string
 }
 
 // Create accepts a volume: stored as creating on a backend the type asks
@@ -123,6 +146,13 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 	if r.SnapshotID != "" {
 		var err error
 		if source, err = s.fromSnapshot(ctx, c, &r); err != nil {
+			return nil, err
+		}
+	}
+	var img *trustack.Image
+	if r.ImageID != "" {
+		var err error
+		if img, err = s.image(ctx, c, &r); err != nil {
 			return nil, err
 		}
 	}
@@ -148,6 +178,9 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 	v := &trustack.Volume{ID: uuid.NewString(), ProjectID: c.ProjectID, UserID: c.UserID, Name: r.Name, Description: r.Description,
 		Size: r.Size, Status: trustack.VolumeCreating, TypeID: vt.ID, AvailabilityZone: zone, Metadata: r.Metadata,
 		CreatedAt: now, UpdatedAt: now}
+	if img != nil {
+		v.ImageID, v.Bootable, v.ImageMetadata = img.ID, true, imageMetadata(img)
+	}
 	host, backend, err := s.place(ctx, vt, zone, r.Size)
 	if source != nil {
 		// A snapshot's data is where the snapshot is.
@@ -308,8 +341,15 @@ func (s *Service) ask(ctx context.Context, v *trustack.Volume) error {
 	host, backend := hostAndBackend(v)
 	switch v.Status {
 	case trustack.VolumeCreating:
-		if v.SnapshotID != "" {
+		switch {
+		case v.SnapshotID != "":
 			return s.storage.CreateVolumeFromSnapshot(ctx, host, backend, v.ID, v.SnapshotID, v.Size)
+		case v.ImageID != "":
+			ref, token, err := s.imageRef(ctx, v)
+			if err != nil {
+				return err
+			}
+			return s.storage.CreateVolumeFromImage(ctx, host, backend, v.ID, v.Size, ref, token)
 		}
 		return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
 	case trustack.VolumeExtending:
@@ -361,8 +401,10 @@ type Update struct {
 	Bootable          *bool
 	// Metadata, if not nil, returns the volume's new metadata from its
 	// present metadata (a copy it may change), or an error that leaves
-	// the volume as it was.
-	Metadata func(map[string]string) (map[string]string, error)
+	// the volume as it was; ImageMetadata likewise for what it keeps of
+	// its image.
+	Metadata      func(map[string]string) (map[string]string, error)
+	ImageMetadata func(map[string]string) (map[string]string, error)
 }
 
 // Update changes a volume as u says and returns it.
@@ -374,19 +416,25 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, u Update) (*t
 		return nil, err
 	}
 	return s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
-		if u.Metadata != nil {
-			m := maps.Clone(v.Metadata)
-			if m == nil {
-				m = map[string]string{}
+		for _, m := range []struct {
+			change func(map[string]string) (map[string]string, error)
+			field  *map[string]string
+		}{{u.Metadata, &v.Metadata}, {u.ImageMetadata, &v.ImageMetadata}} {
+			if m.change == nil {
+				continue
 			}
-			m, err := u.Metadata(m)
+			have := maps.Clone(*m.field)
+			if have == nil {
+				have = map[string]string{}
+			}
+			changed, err := m.change(have)
 			if err != nil {
 				return err
 			}
-			if err := checkText("", "", m); err != nil {
+			if err := checkText("", "", changed); err != nil {
 				return err
 			}
-			v.Metadata = m
+			*m.field = changed
 		}
 		if u.Name != nil {
 			v.Name = *u.Name

@@ -3,6 +3,7 @@ package volume_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/trustack/trustack/sqlstore"
 	"github.com/trustack/trustack/volume"
 	"github.com/trustack/trustack/volume/file"
+	"github.com/trustack/trustack/wire"
 )
 
 var ctx = context.Background()
@@ -60,6 +62,16 @@ func (h *hosts) CreateVolumeFromSnapshot(ctx context.Context, host, backend, id,
 	return b.CreateFromSnapshot(ctx, id, snapshotID, size)
 }
 
+// CreateVolumeFromImage reads the image from its URL taken as a file's
+// path: the tests' image service is a directory.
+func (h *hosts) CreateVolumeFromImage(ctx context.Context, host, backend, id string, size int, image wire.ImageRef, _ string) error {
+	b, err := h.backend(host, backend)
+	if err != nil {
+		return err
+	}
+	return b.CreateFromImage(ctx, id, size, image.URL, image.DiskFormat)
+}
+
 func (h *hosts) SnapshotVolume(ctx context.Context, host, backend, id, snapshotID string) error {
 	b, err := h.backend(host, backend)
 	if err != nil {
@@ -97,6 +109,12 @@ func (h *hosts) DeleteVolume(ctx context.Context, host, backend, id string) erro
 // free.
 func newService(t *testing.T, free map[string]int) (*volume.Service, *hosts) {
 	t.Helper()
+	return newServiceWith(t, free, volume.Options{})
+}
+
+// newServiceWith is newService with opts.
+func newServiceWith(t *testing.T, free map[string]int, opts volume.Options) (*volume.Service, *hosts) {
+	t.Helper()
 	db, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "volume.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +134,7 @@ func newService(t *testing.T, free map[string]int) (*volume.Service, *hosts) {
 			t.Fatal(err)
 		}
 	}
-	s := volume.New(db, h, h, volume.Options{})
+	s := volume.New(db, h, h, opts)
 	t.Cleanup(s.Wait)
 	return s, h
 }
@@ -436,5 +454,53 @@ func TestSnapshots(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, alice, clone.ID); trustack.ErrorReason(err) != "VolumeNotFound" {
 		t.Errorf("the volume deleted with its snapshots: %v", err)
+	}
+}
+
+// images is an image service of one image, kept in a directory as the
+// image API would serve its data (dir/v2/images/ID/file).
+type images struct{ img *trustack.Image }
+
+func (i images) BootImage(_ context.Context, _, id string) (*trustack.Image, error) {
+	if id != i.img.ID {
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "no image %s", id)
+	}
+	return i.img, nil
+}
+
+// TestVolumeFromImage: a volume made from an image has its data and its
+// properties, is bootable, and is of the image's size unless asked for
+// more; smaller is refused.
+func TestVolumeFromImage(t *testing.T) {
+	dir := t.TempDir()
+	img := &trustack.Image{ID: "11111111-2222-4333-8444-555555555555", Name: "tiny", DiskFormat: "qcow2", ContainerFormat: "bare",
+		Size: 200 << 20, MinDisk: 1, Properties: map[string]string{"kernel_id": "k1"}}
+	file := filepath.Join(dir, "v2", "images", img.ID, "file")
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"qemu-img", "create", "-q", "-f", "qcow2", file, "64M"}, {"qemu-io", "-f", "qcow2", "-c", "write -P 0x5c 0 64k", file}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	s, h := newServiceWith(t, map[string]int{"storage-1": 10}, volume.Options{Images: images{img}, ImageURL: dir})
+	if _, err := s.Create(ctx, alice, volume.CreateRequest{ImageID: "99999999-2222-4333-8444-555555555555"}); trustack.ErrorReason(err) != "ImageNotFound" {
+		t.Errorf("a volume of a missing image: %v, want ImageNotFound", err)
+	}
+	v, err := s.Create(ctx, alice, volume.CreateRequest{ImageID: img.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeAvailable || v.Size != 1 || !v.Bootable || v.ImageMetadata["kernel_id"] != "k1" || v.ImageMetadata["image_name"] != "tiny" {
+		t.Fatalf("the volume from the image: %+v", v)
+	}
+	path, format, _ := h.backends["storage-1"].Locate(ctx, v.ID)
+	if out, err := exec.Command("qemu-io", "-f", format, "-c", "read -P 0x5c 0 64k", path).CombinedOutput(); err != nil {
+		t.Errorf("the volume lacks the image's data: %v\n%s", err, out)
+	}
+	img.MinDisk = 3
+	if _, err := s.Create(ctx, alice, volume.CreateRequest{ImageID: img.ID, Size: 2}); trustack.ErrorReason(err) != "InvalidInput" {
+		t.Errorf("a volume smaller than its image's min_disk: %v, want InvalidInput", err)
 	}
 }

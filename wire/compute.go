@@ -70,6 +70,14 @@ type ImageRef struct {
 	URL string `json:"url,omitempty"`
 }
 
+// NewImageRef describes an image to hosts that download it from the
+// image API at imageURL ("http://host:port/image").
+func NewImageRef(img *trustack.Image, imageURL string) ImageRef {
+	return ImageRef{ID: img.ID, Checksum: img.Checksum, HashAlgo: img.HashAlgo, HashValue: img.HashValue, Size: img.Size,
+		DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Properties: img.Properties,
+		URL: imageURL + "/v2/images/" + img.ID + "/file"}
+}
+
 // Upload says where an agent puts snapshot data: an HTTP PUT of the data
 // to URL with the token in X-Auth-Token.
 type Upload struct {

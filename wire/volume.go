@@ -31,10 +31,13 @@ type volumeRequest struct {
 	Size     int    `json:"size,omitempty"` // GiB
 	// SnapshotID names the snapshot made, deleted, or a volume is made
 	// from.
-	SnapshotID string      `json:"snapshot_id,omitempty"`
-	Key        *PSK        `json:"key,omitempty"`
-	Disk       *VolumeDisk `json:"disk,omitempty"`
-	Device     string      `json:"device,omitempty"`
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Image is the image a volume is made from, downloaded with Token.
+	Image  *ImageRef   `json:"image,omitempty"`
+	Token  string      `json:"token,omitempty"`
+	Key    *PSK        `json:"key,omitempty"`
+	Disk   *VolumeDisk `json:"disk,omitempty"`
+	Device string      `json:"device,omitempty"`
 }
 
 // PSK is a TLS pre-shared key: an identity and a secret of 32 bytes in
@@ -69,6 +72,14 @@ type VolumeDisk struct {
 // of size GiB with the data of a snapshot of its backend.
 func (c *Hosts) CreateVolumeFromSnapshot(ctx context.Context, host, backend, volumeID, snapshotID string, size int) error {
 	_, err := c.call(ctx, host, hostRequest{Op: opVolumeCreate, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, Size: size, SnapshotID: snapshotID}})
+	return err
+}
+
+// CreateVolumeFromImage asks a storage host's agent to make a volume of
+// size GiB with an image's data, which it downloads with token.
+func (c *Hosts) CreateVolumeFromImage(ctx context.Context, host, backend, volumeID string, size int, image ImageRef, token string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeCreate, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, Size: size,
+		Image: &image, Token: token}})
 	return err
 }
 
@@ -148,6 +159,7 @@ func (c *Hosts) DeleteVolume(ctx context.Context, host, backend, volumeID string
 type VolumeHost interface {
 	CreateVolume(ctx context.Context, backend, volumeID string, size int) error
 	CreateVolumeFromSnapshot(ctx context.Context, backend, volumeID, snapshotID string, size int) error
+	CreateVolumeFromImage(ctx context.Context, backend, volumeID string, size int, image ImageRef, token string) error
 	SnapshotVolume(ctx context.Context, backend, volumeID, snapshotID string) error
 	DeleteSnapshot(ctx context.Context, backend, snapshotID string) error
 	ExtendVolume(ctx context.Context, backend, volumeID string, size int) error
@@ -179,8 +191,11 @@ func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostRepl
 	case opVolumeDetach:
 		return true, h.DetachVolume(ctx, req.ServerID, req.Device)
 	case opVolumeCreate:
-		if req.SnapshotID != "" {
+		switch {
+		case req.SnapshotID != "":
 			return true, h.CreateVolumeFromSnapshot(ctx, req.Backend, req.VolumeID, req.SnapshotID, req.Size)
+		case req.Image != nil:
+			return true, h.CreateVolumeFromImage(ctx, req.Backend, req.VolumeID, req.Size, *req.Image, req.Token)
 		}
 		return true, h.CreateVolume(ctx, req.Backend, req.VolumeID, req.Size)
 	case opSnapshotCreate:

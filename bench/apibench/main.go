@@ -39,7 +39,7 @@ import (
 func main() {
 	binary := flag.String("trustack", "", "the trustack binary to measure")
 	backends := flag.String("backends", "sqlite,postgres", "database backends to measure, comma-separated")
-	what := flag.String("what", "identity,ports,boots,boots-ports,guest,network", "what to measure, comma-separated: identity, ports, boots, boots-ports, guest, network (as root)")
+	what := flag.String("what", "identity,ports,boots,boots-ports,guest,network,volume", "what to measure, comma-separated: identity, ports, boots, boots-ports, guest, network (as root), volume")
 	clients := flag.Int("c", 64, "concurrent clients")
 	duration := flag.Duration("d", 10*time.Second, "identity: how long to measure, after a 2 s warm-up")
 	rate := flag.Float64("rate", 10000, "identity: requests per second of the fixed-rate run")
@@ -49,13 +49,14 @@ func main() {
 	guestRuns := flag.Int("guest-runs", 5, "guest: how many boots through trustack, and as many with bare QEMU")
 	networkRuns := flag.Int("network-runs", 5, "network: how many guests to boot, each pinging a peer on the other host")
 	rules := flag.Int("rules", 20, "network: how many security group rules to create and delete")
+	volumeRuns := flag.Int("volume-runs", 20, "volume: how many volumes to create and attach to each of two guests")
 	flag.Parse()
 	debug.SetGCPercent(400) // keep the client's collections out of the server's latency
 	defer pgtest.Stop()
 	fmt.Printf("trustack APIs, %d CPUs, %s\n", runtime.NumCPU(), time.Now().Format(time.DateOnly))
 	for _, w := range strings.Split(*what, ",") {
 		measured := strings.Split(*backends, ",")
-		if w == "guest" || w == "network" {
+		if w == "guest" || w == "network" || w == "volume" {
 			measured = []string{"sqlite"} // it measures QEMU and the hosts, not the store
 		}
 		for _, backend := range measured {
@@ -72,6 +73,8 @@ func main() {
 				err = guest(*binary, *guestRuns)
 			case "network":
 				err = network(*binary, *networkRuns, *rules)
+			case "volume":
+				err = volumes(*binary, *volumeRuns)
 			default:
 				err = fmt.Errorf("unknown measurement %q", w)
 			}

@@ -843,7 +843,7 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	}
 	tmp := filepath.Join(inst.dir, "snapshot.tmp")
 	defer os.Remove(tmp)
-	err = qemuimg.Convert(ctx, filepath.Join(inst.dir, diskFile), tmp, format)
+	err = qemuimg.Convert(ctx, filepath.Join(inst.dir, diskFile), "qcow2", tmp, format)
 	if state == trustack.PowerRunning {
 		if _, cerr := v.mon.run(context.WithoutCancel(ctx), "cont", nil); cerr != nil && err == nil {
 			return cerr

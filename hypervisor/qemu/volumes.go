@@ -225,15 +225,34 @@ func unplug(ctx context.Context, mon *monitor, disk agent.Disk) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	// The device's removal frees the nodes under it; what is left of
-	// them, and the key, go now (each may be gone already).
-	mon.run(ctx, "blockdev-del", map[string]any{"node-name": nodeName(dev)})
-	if disk.NBD != nil {
-		mon.run(ctx, "object-del", map[string]any{"id": tlsID(dev)})
-	} else {
-		mon.run(ctx, "blockdev-del", map[string]any{"node-name": fileNode(dev)})
+	// Then the nodes under the device, top first, and the key.
+	if err := drop(ctx, mon, "blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
+		return err
 	}
-	return nil
+	if disk.NBD != nil {
+		return drop(ctx, mon, "object-del", map[string]any{"id": tlsID(dev)})
+	}
+	return drop(ctx, mon, "blockdev-del", map[string]any{"node-name": fileNode(dev)})
+}
+
+// drop deletes a block node or an object, given QEMU a few seconds to let
+// go of it after its device went; one not there is no error.
+func drop(ctx context.Context, mon *monitor, command string, args map[string]any) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := mon.run(ctx, command, args)
+		if err == nil || strings.Contains(err.Error(), "Failed to find") || strings.Contains(err.Error(), "not found") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: %v", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // present reports whether a device of an ID is in the machine.

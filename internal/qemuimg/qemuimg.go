@@ -46,10 +46,11 @@ func Resize(ctx context.Context, path, format string, size int64) error {
 	return run(ctx, "resize", "-q", "-f", format, path, strconv.FormatInt(size, 10))
 }
 
-// Convert copies an image into another of the format, reading it while
-// others may have it open.
-func Convert(ctx context.Context, from, to, format string) error {
-	return run(ctx, "convert", "-U", "-O", format, from, to)
+// Convert copies an image of fromFormat into another of format, reading
+// it while others may have it open; the source's format is never probed
+// from its data.
+func Convert(ctx context.Context, from, fromFormat, to, format string) error {
+	return run(ctx, "convert", "-U", "-f", fromFormat, "-O", format, from, to)
 }
 
 // Backing returns the backing file an image of the format names, as
@@ -83,12 +84,6 @@ func Rebase(ctx context.Context, path, format, backing, backingFormat string) er
 		args = append(args, "-F", backingFormat)
 	}
 	return run(ctx, append(args, path)...)
-}
-
-// Copy copies an image of the format into a new one of the same format,
-// sparse where the data is zeros.
-func Copy(ctx context.Context, from, to, format string) error {
-	return run(ctx, "convert", "-q", "-f", format, "-O", format, from, to)
 }
 
 func run(ctx context.Context, args ...string) error {

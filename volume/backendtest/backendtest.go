@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -33,6 +34,7 @@ func Run(t *testing.T, open func(t testing.TB) agent.VolumeBackend) {
 		{"ConcurrentCreations", testConcurrentCreations},
 		{"Capacity", testCapacity},
 		{"SnapshotsKeepTheirData", testSnapshots},
+		{"VolumesFromImages", testFromImage},
 		{"SnapshotsOfMissingThings", testMissingSnapshots},
 	}
 	for _, tt := range tests {
@@ -242,4 +244,31 @@ func testMissingSnapshots(t *testing.T, b agent.VolumeBackend) {
 	code(t, b.CreateFromSnapshot(ctx, id, "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a09", 1), trustack.ENOTFOUND)
 	code(t, b.Snapshot(ctx, id, "../x"), trustack.EINVALID)
 	code(t, b.DeleteSnapshot(ctx, "a/b"), trustack.EINVALID)
+}
+
+// testFromImage: a volume made from a qcow2 image has its data, at the
+// volume's size; an image larger than the volume is refused.
+func testFromImage(t *testing.T, b agent.VolumeBackend) {
+	dir := t.TempDir()
+	image := filepath.Join(dir, "image.qcow2")
+	big := filepath.Join(dir, "big.qcow2")
+	for path, size := range map[string]string{image: "64M", big: "2G"} {
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", path, size).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img create: %v: %s", err, out)
+		}
+	}
+	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x99 1M 64k", image).CombinedOutput(); err != nil {
+		t.Fatalf("write the image: %v: %s", err, out)
+	}
+	must(t, b.CreateFromImage(ctx, id, 1, image, "qcow2"))
+	if !io(t, b, id, "read -P 0x99 1M 64k") || !io(t, b, id, "read -P 0 2M 64k") {
+		t.Errorf("the volume does not have the image's data")
+	}
+	if got := sizes(t, b)[id]; got != 1 {
+		t.Errorf("the volume has %d GiB, want 1", got)
+	}
+	code(t, b.CreateFromImage(ctx, "7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a05", 1, big, "qcow2"), trustack.EINVALID)
+	if got := sizes(t, b); len(got) != 1 {
+		t.Errorf("volumes %v after a refused image, want only %s", got, id)
+	}
 }

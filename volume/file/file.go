@@ -134,6 +134,39 @@ func (b *Backend) Create(ctx context.Context, id string, size int) error {
 	return nil
 }
 
+// CreateFromImage makes a volume of size GiB in the backend's format with
+// an image's data, converted from the image's format.
+func (b *Backend) CreateFromImage(ctx context.Context, id string, size int, image, format string) error {
+	if _, _, err := b.find(id); err == nil {
+		return b.Create(ctx, id, size) // there already: checks its size
+	} else if trustack.ErrorCode(err) != trustack.ENOTFOUND {
+		return err
+	}
+	virtual, err := qemuimg.VirtualSize(ctx, image, format)
+	if err != nil {
+		return trustack.Errorf(trustack.EINVALID, "file volumes: the image is not a valid %s disk: %v", format, err)
+	}
+	if virtual > int64(size)*gib {
+		return trustack.Errorf(trustack.EINVALID, "file volumes: the image's disk (%d bytes) is larger than volume %s of %d GiB", virtual, id, size)
+	}
+	path := filepath.Join(b.dir, prefix+id+"."+b.format)
+	tmp := path + partial
+	err = qemuimg.Convert(ctx, image, format, tmp, b.format)
+	if err == nil && b.format == Raw {
+		err = os.Truncate(tmp, int64(size)*gib)
+	} else if err == nil {
+		err = qemuimg.Resize(ctx, tmp, b.format, int64(size)*gib)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("file volumes: create volume %s from an image: %w", id, err)
+	}
+	return nil
+}
+
 // sparse makes a file of size bytes that takes no space until written.
 func sparse(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)

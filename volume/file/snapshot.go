@@ -92,7 +92,7 @@ func same(a, b string) bool {
 // whole.
 func (b *Backend) copyInto(ctx context.Context, from, path, format, what string) error {
 	tmp := path + partial
-	err := qemuimg.Copy(ctx, from, tmp, format)
+	err := qemuimg.Convert(ctx, from, format, tmp, format)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}

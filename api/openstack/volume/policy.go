@@ -37,6 +37,8 @@ func Policy() []policy.Rule {
 		rule("volume_extension:volume_tenant_attribute", projectReader, "Show os-vol-tenant-attr:tenant_id in GET /volumes/{volume_id} and /volumes/detail"),
 		rule("volume_extension:volume_mig_status_attribute", adminAPI, "Show os-vol-mig-status-attr:* in GET /volumes/{volume_id} and /volumes/detail"),
 		rule("volume_extension:volume_image_metadata:show", projectReader, "Show volume_image_metadata in GET /volumes/{volume_id} and /volumes/detail"),
+		rule("volume_extension:volume_image_metadata:set", projectMember, "POST /volumes/{volume_id}/action (os-set_image_metadata)"),
+		rule("volume_extension:volume_image_metadata:remove", projectMember, "POST /volumes/{volume_id}/action (os-unset_image_metadata)"),
 		rule("volume_extension:volume_admin_actions:reset_status", adminAPI, "POST /volumes/{volume_id}/action (os-reset_status)"),
 		rule("volume_extension:volume_admin_actions:force_delete", adminAPI, "POST /volumes/{volume_id}/action (os-force_delete)"),
 		rule("volume_extension:volume_admin_actions:force_detach", adminAPI, "POST /volumes/{volume_id}/action (os-force_detach)"),

@@ -17,6 +17,7 @@ import (
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/sqlstore"
 	"github.com/trustack/trustack/volume"
+	"github.com/trustack/trustack/wire"
 )
 
 type obj = map[string]any
@@ -28,6 +29,9 @@ func (storage) CreateVolume(context.Context, string, string, string, int) error 
 func (storage) ExtendVolume(context.Context, string, string, string, int) error { return nil }
 func (storage) DeleteVolume(context.Context, string, string, string) error      { return nil }
 func (storage) CreateVolumeFromSnapshot(context.Context, string, string, string, string, int) error {
+	return nil
+}
+func (storage) CreateVolumeFromImage(context.Context, string, string, string, int, wire.ImageRef, string) error {
 	return nil
 }
 func (storage) SnapshotVolume(context.Context, string, string, string, string) error { return nil }

@@ -204,11 +204,11 @@ func (h *handler) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if b.Multiattach {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack attaches a volume to one server at a time; multiattach is not offered.")
 	}
-	if (b.Size == nil || string(b.Size) == "null") && deref(b.SnapshotID) == "" {
+	if (b.Size == nil || string(b.Size) == "null") && deref(b.SnapshotID) == "" && deref(b.ImageRef) == "" {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: a volume needs a size in GiB.")
 	}
-	size := 0 // a snapshot's, for a volume made from one
-	if b.Size != nil && string(b.Size) != "null" || deref(b.SnapshotID) == "" {
+	size := 0 // a snapshot's or an image's, for a volume made from one
+	if b.Size != nil && string(b.Size) != "null" || deref(b.SnapshotID) == "" && deref(b.ImageRef) == "" {
 		if size, err = wholeNumber(b.Size, "size", 1); err != nil {
 			return err
 		}
@@ -219,7 +219,7 @@ func (h *handler) createVolume(w http.ResponseWriter, r *http.Request) error {
 	v, err := h.svc.Create(r.Context(), c, volume.CreateRequest{
 		Name: deref(cmp.Or(b.Name, b.DisplayName)), Description: deref(cmp.Or(b.Description, b.DisplayDescription)),
 		Size: size, Type: deref(b.VolumeType), AvailabilityZone: deref(b.AvailabilityZone), Metadata: b.Metadata,
-		SnapshotID: deref(b.SnapshotID),
+		SnapshotID: deref(b.SnapshotID), ImageID: deref(b.ImageRef),
 	})
 	if err != nil {
 		return err
@@ -232,8 +232,8 @@ func (h *handler) createVolume(w http.ResponseWriter, r *http.Request) error {
 }
 
 // checkSource refuses a volume made from what trustack does not make
-// volumes from yet: from a backup (none exists: 404), from another volume
-// (404 if it does not exist), or from an image.
+// volumes from yet: from a backup (none exists: 404) or from another
+// volume (404 if it does not exist).
 func (h *handler) checkSource(r *http.Request, c volume.Caller, b createBody) error {
 	if id := deref(b.BackupID); id != "" {
 		return trustack.Reasonf(trustack.ENOTFOUND, "BackupNotFound", "Backup %s could not be found.", id)
@@ -243,9 +243,6 @@ func (h *handler) checkSource(r *http.Request, c volume.Caller, b createBody) er
 			return err
 		}
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack does not clone volumes yet.")
-	}
-	if deref(b.ImageRef) != "" {
-		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack does not make volumes from images yet.")
 	}
 	if deref(b.ConsistencyGroupID) != "" {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack has no consistency groups.")
@@ -475,6 +472,45 @@ var volumeActions = map[string]volumeAction{
 			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: readonly must be true or false, not %s.", a.ReadOnly)
 		}
 		return acceptedIf(w, h.svc.SetReadOnly(r.Context(), c, v.ID, readOnly))
+	}},
+	"os-set_image_metadata": {"volume_extension:volume_image_metadata:set", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			Metadata map[string]string `json:"metadata"`
+		}
+		if err := openstack.UnmarshalField(args, "os-set_image_metadata", &a); err != nil {
+			return err
+		}
+		v, err := h.svc.Update(r.Context(), c, v.ID, volume.Update{ImageMetadata: func(have map[string]string) (map[string]string, error) {
+			maps.Copy(have, a.Metadata)
+			return have, nil
+		}})
+		if err != nil {
+			return err
+		}
+		return reply(w, http.StatusOK, object{"metadata": metadata(v.ImageMetadata)})
+	}},
+	"os-unset_image_metadata": {"volume_extension:volume_image_metadata:remove", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		var a struct {
+			Key string `json:"key"`
+		}
+		if err := openstack.UnmarshalField(args, "os-unset_image_metadata", &a); err != nil {
+			return err
+		}
+		_, err := h.svc.Update(r.Context(), c, v.ID, volume.Update{ImageMetadata: func(have map[string]string) (map[string]string, error) {
+			if _, ok := have[a.Key]; !ok {
+				return nil, noMetadata(a.Key)
+			}
+			delete(have, a.Key)
+			return have, nil
+		}})
+		if err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}},
+	"os-show_image_metadata": {"volume:get_volume_metadata", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
+		return reply(w, http.StatusOK, object{"metadata": metadata(v.ImageMetadata)})
 	}},
 	"os-force_delete": {"volume_extension:volume_admin_actions:force_delete", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
 		if err := h.svc.ForceDelete(r.Context(), c, v.ID); err != nil {
