@@ -140,7 +140,11 @@ func (s *Service) plugVolume(ctx context.Context, srv *trustack.Server, v *trust
 	if err != nil {
 		return wire.VolumeDisk{}, err
 	}
-	disk := wire.VolumeDisk{VolumeID: v.ID, Device: nextDevice(have), ReadOnly: v.AdminMetadata["readonly"] == "True"}
+	device, err := nextDevice(have)
+	if err != nil {
+		return wire.VolumeDisk{}, err
+	}
+	disk := wire.VolumeDisk{VolumeID: v.ID, Device: device, ReadOnly: v.AdminMetadata["readonly"] == "True"}
 	storage, backend := volume.Location(v)
 	if storage == "" {
 		return disk, trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Volume %s has no storage host.", v.ID)
@@ -183,17 +187,19 @@ func (s *Service) exportVolume(ctx context.Context, host, backend, volumeID stri
 }
 
 // nextDevice is the first virtio device after the server's own disk
-// (vda) and config drive (vdb) that no volume has.
-func nextDevice(attached []*trustack.Volume) string {
-	used := map[string]bool{"vda": true, "vdb": true}
+// (vda) and config drive (vdb) that no volume has, vdc to vdr: a server
+// takes 16 volumes at most (EINVALID beyond).
+func nextDevice(attached []*trustack.Volume) (string, error) {
+	used := map[string]bool{}
 	for _, v := range attached {
 		used[strings.TrimPrefix(v.Attachment.Device, "/dev/")] = true
 	}
-	for c := 'c'; ; c++ {
+	for c := 'c'; c <= 'r'; c++ {
 		if name := fmt.Sprintf("vd%c", c); !used[name] {
-			return name
+			return name, nil
 		}
 	}
+	return "", trustack.Reasonf(trustack.EINVALID, "TooManyVolumes", "A server takes at most 16 volumes.")
 }
 
 // DetachVolume detaches a volume from a server: the guest lets the

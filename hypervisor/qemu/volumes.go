@@ -61,6 +61,18 @@ func keyDir(dir, device string) string {
 	return filepath.Join(dir, "psk-"+device)
 }
 
+// pciSlot is the PCI slot of a volume's device, by its name: vdc is in
+// slot 0x10, vdd in 0x11, up to vdr in 0x1f, after the slots QEMU gives
+// the server's own disk, its config drive and its NICs, so that a guest
+// started with volumes still finds its own disk first (vda). ok is false
+// for a name outside that range.
+func pciSlot(device string) (slot string, ok bool) {
+	if len(device) != 3 || device[:2] != "vd" || device[2] < 'c' || device[2] > 'r' {
+		return "", false
+	}
+	return fmt.Sprintf("0x%x", 0x10+int(device[2]-'c')), true
+}
+
 // serial is what the guest reads as the disk's serial number
 // (/dev/disk/by-id/virtio-...): the volume's ID, as far as it fits.
 func serial(volumeID string) string { return volumeID[:min(len(volumeID), 20)] }
@@ -85,7 +97,8 @@ func volumeArgs(dir string, vols map[string]agent.Disk) []string {
 				"-blockdev", fmt.Sprintf("driver=file,node-name=%s,filename=%s%s", fileNode(dev), d.Path, ro),
 				"-blockdev", fmt.Sprintf("driver=%s,node-name=%s,file=%s%s", d.Format, nodeName(dev), fileNode(dev), ro))
 		}
-		args = append(args, "-device", fmt.Sprintf("virtio-blk-pci,id=%s,drive=%s,serial=%s", deviceID(dev), nodeName(dev), serial(d.VolumeID)))
+		slot, _ := pciSlot(dev) // checked when attached
+		args = append(args, "-device", fmt.Sprintf("virtio-blk-pci,id=%s,drive=%s,serial=%s,bus=pci.0,addr=%s", deviceID(dev), nodeName(dev), serial(d.VolumeID), slot))
 	}
 	return args
 }
@@ -98,8 +111,8 @@ func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.D
 	if err != nil {
 		return err
 	}
-	if strings.ContainsAny(disk.Device, "/,=") || disk.Device == "" {
-		return trustack.Errorf(trustack.EINVALID, "qemu: device %q: want a name such as vdc", disk.Device)
+	if _, ok := pciSlot(disk.Device); !ok {
+		return trustack.Errorf(trustack.EINVALID, "qemu: device %q: want vdc to vdr", disk.Device)
 	}
 	if disk.NBD == nil && disk.Format != "raw" && disk.Format != "qcow2" {
 		return trustack.Errorf(trustack.EINVALID, "qemu: volume %s: format %q, want raw or qcow2", disk.VolumeID, disk.Format)
@@ -171,8 +184,9 @@ func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (er
 			return err
 		}
 	}
-	return do("device_add", map[string]any{"driver": "virtio-blk-pci", "id": deviceID(dev), "drive": nodeName(dev), "serial": serial(disk.VolumeID)},
-		"device_del", map[string]any{"id": deviceID(dev)})
+	slot, _ := pciSlot(dev)
+	return do("device_add", map[string]any{"driver": "virtio-blk-pci", "id": deviceID(dev), "drive": nodeName(dev), "serial": serial(disk.VolumeID),
+		"bus": "pci.0", "addr": slot}, "device_del", map[string]any{"id": deviceID(dev)})
 }
 
 // DetachVolume unplugs the volume at a server's device: the guest is
