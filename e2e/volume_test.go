@@ -204,6 +204,7 @@ echo "volume at $dev"
 	}
 
 	// A stopped and started guest has its volume again.
+	boots := strings.Count(must(t, demo, "console", "log", "show", "vm2"), "trustack-guest ready")
 	must(t, demo, "server", "stop", "vm2")
 	eventually(t, 2*time.Minute, func() (bool, string) {
 		out := must(t, demo, "server", "show", "vm2", "-f", "value", "-c", "status")
@@ -212,8 +213,8 @@ echo "volume at $dev"
 	must(t, demo, "server", "start", "vm2")
 	eventually(t, 2*time.Minute, func() (bool, string) {
 		out := must(t, demo, "console", "log", "show", "vm2")
-		boot := out[strings.LastIndex(out, "trustack-guest ready"):]
-		return strings.Contains(boot, "trustack-guest script: read marker-42"), out
+		boot := out[max(strings.LastIndex(out, "trustack-guest ready"), 0):]
+		return strings.Count(out, "trustack-guest ready") > boots && strings.Contains(boot, "trustack-guest script: read marker-42"), out
 	}, "vm2 reads the marker in its boot after the start")
 
 	// Detached and attached again at the same device, on the running

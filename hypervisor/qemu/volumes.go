@@ -21,8 +21,12 @@ import (
 // that QEMU started again has them as it had them.
 const volumesFile = "volumes.json"
 
-// detachTimeout is how long a guest has to let a volume go.
-const detachTimeout = time.Minute
+// detachTimeout is how long a guest has to let a volume go, asked again
+// every detachRetry.
+const (
+	detachTimeout = time.Minute
+	detachRetry   = 5 * time.Second
+)
 
 // readVolumes returns the volumes of the server in dir.
 func readVolumes(dir string) (map[string]agent.Disk, error) {
@@ -225,11 +229,19 @@ func (d *Driver) DetachVolume(ctx context.Context, serverID, device string) erro
 // has let its device go.
 func unplug(ctx context.Context, mon *monitor, disk agent.Disk) error {
 	dev := disk.Device
-	if _, err := mon.run(ctx, "device_del", map[string]any{"id": deviceID(dev)}); err != nil && !strings.Contains(err.Error(), "DeviceNotFound") {
-		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: detach volume %s: %v", disk.VolumeID, err)
-	}
+	// A guest that is still booting misses the request (as Nova's libvirt
+	// driver finds): it is made again every few seconds until the device
+	// is gone.
 	deadline := time.Now().Add(detachTimeout)
+	var asked time.Time
 	for present(ctx, mon, deviceID(dev)) {
+		if time.Since(asked) >= detachRetry {
+			if _, err := mon.run(ctx, "device_del", map[string]any{"id": deviceID(dev)}); err != nil &&
+				!strings.Contains(err.Error(), "DeviceNotFound") && !strings.Contains(err.Error(), "in process of unplug") {
+				return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: detach volume %s: %v", disk.VolumeID, err)
+			}
+			asked = time.Now()
+		}
 		if time.Now().After(deadline) {
 			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: the guest did not let volume %s go within %v", disk.VolumeID, detachTimeout)
 		}
