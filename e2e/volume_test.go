@@ -180,6 +180,10 @@ done
 echo "volume at $dev"
 `, vol[:20])
 	vm1 := boot(t, demo, "vm1", "--user-data", script(t, findDisk+`echo "marker-42" | dd of=$dev bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "marker written"`))
+	// Attached once the guest has its root: a disk that comes while its
+	// kernel still probes may take the name vda (names follow the order
+	// disks come in; the serial is what stays).
+	waitConsole(t, demo, "vm1", "trustack-guest ready")
 	if out, errOut, err := run(t, demo, t.TempDir(), nil, "nova", "volume-attach", "vm1", vol); err != nil {
 		t.Fatalf("nova volume-attach vm1 %s: %v\n%s%s", vol, err, out, errOut)
 	}
@@ -197,6 +201,7 @@ echo "volume at $dev"
 	if hostOf(t, admin, vm1) == hostOf(t, admin, vm2) {
 		t.Fatalf("vm1 and vm2 on one host, %s; want two, one of them the storage host", hostOf(t, admin, vm1))
 	}
+	waitConsole(t, demo, "vm2", "trustack-guest ready")
 	must(t, demo, "server", "add", "volume", "vm2", "vol1")
 	waitConsole(t, demo, "vm2", "trustack-guest script: read marker-42")
 	if out := must(t, demo, "server", "show", "vm2", "-f", "value", "-c", "volumes_attached"); !strings.Contains(out, vol) {
