@@ -2,7 +2,6 @@ package volume
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"strings"
 
@@ -118,19 +117,8 @@ func (s *Service) UpdateSnapshot(ctx context.Context, c Caller, id string, u Sna
 		return nil, err
 	}
 	return s.store.UpdateSnapshot(ctx, id, func(snap *trustack.VolumeSnapshot) error {
-		if u.Metadata != nil {
-			m := maps.Clone(snap.Metadata)
-			if m == nil {
-				m = map[string]string{}
-			}
-			m, err := u.Metadata(m)
-			if err != nil {
-				return err
-			}
-			if err := checkText("", "", m); err != nil {
-				return err
-			}
-			snap.Metadata = m
+		if err := changeMetadata(&snap.Metadata, u.Metadata); err != nil {
+			return err
 		}
 		if u.Name != nil {
 			snap.Name = *u.Name

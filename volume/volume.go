@@ -416,25 +416,11 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, u Update) (*t
 		return nil, err
 	}
 	return s.store.UpdateVolume(ctx, id, nil, func(v *trustack.Volume) error {
-		for _, m := range []struct {
-			change func(map[string]string) (map[string]string, error)
-			field  *map[string]string
-		}{{u.Metadata, &v.Metadata}, {u.ImageMetadata, &v.ImageMetadata}} {
-			if m.change == nil {
-				continue
-			}
-			have := maps.Clone(*m.field)
-			if have == nil {
-				have = map[string]string{}
-			}
-			changed, err := m.change(have)
-			if err != nil {
-				return err
-			}
-			if err := checkText("", "", changed); err != nil {
-				return err
-			}
-			*m.field = changed
+		if err := changeMetadata(&v.Metadata, u.Metadata); err != nil {
+			return err
+		}
+		if err := changeMetadata(&v.ImageMetadata, u.ImageMetadata); err != nil {
+			return err
 		}
 		if u.Name != nil {
 			v.Name = *u.Name
@@ -448,6 +434,27 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, u Update) (*t
 		v.UpdatedAt = s.opts.Now().UTC()
 		return nil
 	})
+}
+
+// changeMetadata sets *m to what change (if not nil) makes of a copy of
+// it, within Cinder's limits; an error leaves *m as it was.
+func changeMetadata(m *map[string]string, change func(map[string]string) (map[string]string, error)) error {
+	if change == nil {
+		return nil
+	}
+	have := maps.Clone(*m)
+	if have == nil {
+		have = map[string]string{}
+	}
+	changed, err := change(have)
+	if err != nil {
+		return err
+	}
+	if err := checkText("", "", changed); err != nil {
+		return err
+	}
+	*m = changed
+	return nil
 }
 
 func deref(p *string) string {

@@ -76,18 +76,24 @@ func New(dir, format string) (*Backend, error) {
 // find returns the file of a volume and its format; ENOTFOUND if there
 // is none.
 func (b *Backend) find(id string) (path, format string, err error) {
+	return b.lookup(prefix, "volume", id)
+}
+
+// lookup returns the file named kindPrefix+id in either format, and the
+// format; ENOTFOUND if there is none.
+func (b *Backend) lookup(kindPrefix, kind, id string) (path, format string, err error) {
 	if !validID.MatchString(id) {
-		return "", "", trustack.Errorf(trustack.EINVALID, "file volumes: bad volume ID %q", id)
+		return "", "", trustack.Errorf(trustack.EINVALID, "file volumes: bad %s ID %q", kind, id)
 	}
 	for _, format := range []string{QCOW2, Raw} {
-		path := filepath.Join(b.dir, prefix+id+"."+format)
+		path := filepath.Join(b.dir, kindPrefix+id+"."+format)
 		if _, err := os.Stat(path); err == nil {
 			return path, format, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return "", "", fmt.Errorf("file volumes: %w", err)
 		}
 	}
-	return "", "", trustack.Errorf(trustack.ENOTFOUND, "file volumes: no volume %s", id)
+	return "", "", trustack.Errorf(trustack.ENOTFOUND, "file volumes: no %s %s", kind, id)
 }
 
 // Capacity returns the GiB of the directory's file system, and those

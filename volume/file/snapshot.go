@@ -26,18 +26,7 @@ const snapshotPrefix = "snapshot-"
 // findSnapshot returns the file of a snapshot and its format; ENOTFOUND
 // if there is none.
 func (b *Backend) findSnapshot(id string) (path, format string, err error) {
-	if !validID.MatchString(id) {
-		return "", "", trustack.Errorf(trustack.EINVALID, "file volumes: bad snapshot ID %q", id)
-	}
-	for _, format := range []string{QCOW2, Raw} {
-		path := filepath.Join(b.dir, snapshotPrefix+id+"."+format)
-		if _, err := os.Stat(path); err == nil {
-			return path, format, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", "", fmt.Errorf("file volumes: %w", err)
-		}
-	}
-	return "", "", trustack.Errorf(trustack.ENOTFOUND, "file volumes: no snapshot %s", id)
+	return b.lookup(snapshotPrefix, "snapshot", id)
 }
 
 // Snapshot keeps a volume's present data as a snapshot. For a qcow2

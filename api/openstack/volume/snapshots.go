@@ -54,19 +54,7 @@ func (h *handler) extendedSnapshot(r *http.Request, s *trustack.VolumeSnapshot) 
 
 // snapshot returns the snapshot of the request's path, after rule.
 func (h *handler) snapshot(r *http.Request, rule string) (volume.Caller, *trustack.VolumeSnapshot, error) {
-	c, err := h.caller(r)
-	if err != nil {
-		return c, nil, err
-	}
-	id := r.PathValue("id")
-	if !openstack.IsUUIDHex(id) {
-		return c, nil, trustack.Reasonf(trustack.ENOTFOUND, "SnapshotNotFound", "Snapshot %s could not be found.", id)
-	}
-	s, err := h.svc.GetSnapshot(r.Context(), c, id)
-	if err != nil {
-		return c, nil, err
-	}
-	return c, s, h.authorize(r, rule, s.ProjectID)
+	return pathResource(h, r, rule, "Snapshot", h.svc.GetSnapshot, func(s *trustack.VolumeSnapshot) string { return s.ProjectID })
 }
 
 func (h *handler) showSnapshot(w http.ResponseWriter, r *http.Request) error {

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -140,19 +141,28 @@ func metadata(m map[string]string) map[string]string {
 
 // volume returns the volume of the request's path, after rule.
 func (h *handler) volume(r *http.Request, rule string) (volume.Caller, *trustack.Volume, error) {
+	return pathResource(h, r, rule, "Volume", h.svc.Get, func(v *trustack.Volume) string { return v.ProjectID })
+}
+
+// pathResource returns the resource of a kind ("Volume") that the
+// request's path names, as the caller may see it (a name in its ID's
+// place is ENOTFOUND, kind+"NotFound", for clients to look it up by
+// name), after rule checked against its project.
+func pathResource[T any](h *handler, r *http.Request, rule, kind string, get func(context.Context, volume.Caller, string) (*T, error),
+	project func(*T) string) (volume.Caller, *T, error) {
 	c, err := h.caller(r)
 	if err != nil {
 		return c, nil, err
 	}
 	id := r.PathValue("id")
 	if !openstack.IsUUIDHex(id) {
-		return c, nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)
+		return c, nil, trustack.Reasonf(trustack.ENOTFOUND, kind+"NotFound", "%s %s could not be found.", kind, id)
 	}
-	v, err := h.svc.Get(r.Context(), c, id)
+	x, err := get(r.Context(), c, id)
 	if err != nil {
 		return c, nil, err
 	}
-	return c, v, h.authorize(r, rule, v.ProjectID)
+	return c, x, h.authorize(r, rule, project(x))
 }
 
 func (h *handler) showVolume(w http.ResponseWriter, r *http.Request) error {
