@@ -119,12 +119,44 @@ type Server struct {
 	// Ports are the server's ports, in the order of its NICs; UserPorts
 	// those of them its user made and gave it, which outlive it (the
 	// others are deleted with it).
-	Ports        []string
-	UserPorts    []string
+	Ports     []string
+	UserPorts []string
+	// BlockDevices are the volumes the server was made with, as its block
+	// device mapping asked; one of BootIndex 0 is its root disk, and the
+	// server then has no image (ImageID "").
+	BlockDevices []BlockDevice
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	LaunchedAt   time.Time // zero until first active
 	TerminatedAt time.Time // zero until deleted
+}
+
+// BlockDevice is a volume a server was made with, as Nova's block device
+// mapping with destination "volume" names it: an existing volume (Source
+// "volume"), or one made for the server, empty ("blank"), from an image
+// or from a snapshot (SourceID names it), of Size GiB and of VolumeType.
+type BlockDevice struct {
+	BootIndex  int    `json:"boot_index"` // 0 for the root disk, -1 for a disk not booted from
+	Source     string `json:"source"`
+	SourceID   string `json:"source_id,omitempty"`
+	Size       int    `json:"size,omitempty"`
+	VolumeType string `json:"volume_type,omitempty"`
+	// VolumeID is the volume: the source's own, or the one made, once
+	// it is.
+	VolumeID string `json:"volume_id,omitempty"`
+	// DeleteOnTermination deletes the volume with the server.
+	DeleteOnTermination bool `json:"delete_on_termination"`
+}
+
+// Root returns the block device a server boots from, nil for a server
+// booted from its image.
+func (s *Server) Root() *BlockDevice {
+	for i := range s.BlockDevices {
+		if s.BlockDevices[i].BootIndex == 0 {
+			return &s.BlockDevices[i]
+		}
+	}
+	return nil
 }
 
 // ServerFilter selects servers; empty fields match everything.

@@ -5,7 +5,8 @@ import "time"
 // Volume statuses, as Cinder names them: where a volume stands. A volume
 // is made (creating), waits (available), is held for an attachment
 // (reserved, attaching), serves a server (in-use), is let go (detaching),
-// grows (extending) and goes (deleting); error, error_deleting and
+// grows (extending), is copied into an image (uploading) and goes
+// (deleting); error, error_deleting and
 // error_extending say its storage host failed it; maintenance is an
 // operator's hold on it.
 const (
@@ -16,6 +17,7 @@ const (
 	VolumeInUse          = "in-use"
 	VolumeDetaching      = "detaching"
 	VolumeExtending      = "extending"
+	VolumeUploading      = "uploading"
 	VolumeDeleting       = "deleting"
 	VolumeError          = "error"
 	VolumeErrorDeleting  = "error_deleting"
@@ -56,8 +58,13 @@ type Volume struct {
 	// AdminMetadata is what the service and administrators note of the
 	// volume, out of its owner's reach: readonly, attached_mode.
 	AdminMetadata map[string]string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// ImageBytesCopied is how many bytes of its image the storage host
+	// of a volume made from one has copied, as the host last reported
+	// while making it: 0 before its first report, the image's size once
+	// it has copied all of it.
+	ImageBytesCopied int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // VolumeAttachment is a volume's tie to the server it serves: Cinder's

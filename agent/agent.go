@@ -27,9 +27,11 @@ import (
 type Hypervisor interface {
 	// Describe returns the host's capacity and hypervisor.
 	Describe(ctx context.Context) (Resources, error)
-	// Spawn starts a server from spec. Spawning a server that exists
-	// already succeeds without starting another.
-	Spawn(ctx context.Context, spec wire.Spec) error
+	// Spawn starts a server from spec, with volumes plugged in as
+	// AttachVolume plugs them (the one at wire.RootDevice, if any, is its
+	// root disk). Spawning a server that exists already succeeds without
+	// starting another.
+	Spawn(ctx context.Context, spec wire.Spec, volumes []Disk) error
 	// Destroy stops a server and removes all it has on the host; a server
 	// that does not exist is not an error.
 	Destroy(ctx context.Context, serverID string) error
@@ -46,7 +48,9 @@ type Hypervisor interface {
 	Snapshot(ctx context.Context, serverID string, w io.Writer) error
 	// AttachVolume plugs a volume into a server as disk.Device, running or
 	// not, and keeps it there across the server's restarts; plugging one
-	// that is there succeeds. ENOTFOUND for a missing server.
+	// that is there succeeds. One there but opened otherwise (served anew
+	// by its storage host) is opened so from the stopped server's next
+	// start, ECONFLICT if it runs. ENOTFOUND for a missing server.
 	AttachVolume(ctx context.Context, serverID string, disk Disk) error
 	// DetachVolume unplugs the volume at a server's device once the guest
 	// lets it go (EUNAVAILABLE if it does not in time: the volume stays);
@@ -389,12 +393,15 @@ func (a *Agent) Spawn(ctx context.Context, spec wire.Spec) (state trustack.Power
 		}
 	}
 	err = a.locked(spec.ServerID, func() error {
-		err := a.plugAll(ctx, spec.Ports, spec.SecurityGroups)
+		volumes, err := a.disks(ctx, spec.Volumes)
+		if err == nil {
+			err = a.plugAll(ctx, spec.Ports, spec.SecurityGroups)
+		}
 		if err == nil {
 			// The groups are the network's; the hypervisor needs the ports.
 			guest := spec
 			guest.SecurityGroups = nil
-			err = a.hv.Spawn(ctx, guest)
+			err = a.hv.Spawn(ctx, guest, volumes)
 		}
 		if err == nil {
 			state, err = a.observe(ctx, spec.ServerID)
@@ -481,7 +488,7 @@ func (a *Agent) Snapshot(ctx context.Context, serverID string, upload wire.Uploa
 			pw.CloseWithError(err)
 			copied <- err
 		}()
-		uploadErr := a.upload(ctx, serverID, upload, pr)
+		uploadErr := a.upload(ctx, "The snapshot of "+serverID, upload, pr)
 		pr.Close() // unblocks the hypervisor if the upload stopped reading
 		// A failed snapshot is the cause of the failed upload.
 		if err := <-copied; err != nil {
@@ -492,8 +499,9 @@ func (a *Agent) Snapshot(ctx context.Context, serverID string, upload wire.Uploa
 	})
 }
 
-// upload sends a snapshot's bytes to the image service.
-func (a *Agent) upload(ctx context.Context, serverID string, upload wire.Upload, body io.Reader) error {
+// upload sends an image's data to the image service; what names the
+// data in errors ("The snapshot of ID").
+func (a *Agent) upload(ctx context.Context, what string, upload wire.Upload, body io.Reader) error {
 	put, err := http.NewRequestWithContext(ctx, http.MethodPut, upload.URL, body)
 	if err != nil {
 		return err
@@ -502,13 +510,13 @@ func (a *Agent) upload(ctx context.Context, serverID string, upload wire.Upload,
 	put.Header.Set("X-Auth-Token", upload.Token)
 	resp, err := a.cfg.HTTPClient.Do(put)
 	if err != nil {
-		a.cfg.Log.Error("upload snapshot", "server", serverID, "error", err)
-		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not reach the image service.", serverID)
+		a.cfg.Log.Error("upload an image", "image", upload.ImageID, "error", err)
+		return trustack.Errorf(trustack.EUNAVAILABLE, "%s could not reach the image service.", what)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot of %s could not be uploaded: the image service answered %s: %s", serverID, resp.Status, body)
+		return trustack.Errorf(trustack.EUNAVAILABLE, "%s could not be uploaded: the image service answered %s: %s", what, resp.Status, body)
 	}
 	return nil
 }

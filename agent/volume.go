@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/trustack/trustack"
-	"github.com/trustack/trustack/internal/imagefetch"
+	"github.com/trustack/trustack/internal/qemuimg"
 	"github.com/trustack/trustack/volume/nbd"
 	"github.com/trustack/trustack/wire"
 )
@@ -78,20 +78,23 @@ var imageFormats = map[string]string{"raw": "raw", "qcow2": "qcow2", "vmdk": "vm
 
 // CreateVolumeFromImage makes a volume of a backend with an image's
 // data, downloaded into the host's scratch directory for the time it
-// takes.
+// takes, with the copy reported to the controllers as it goes.
 func (a *Agent) CreateVolumeFromImage(ctx context.Context, backend, volumeID string, size int, image wire.ImageRef, token string) error {
 	format, ok := imageFormats[image.DiskFormat]
 	if !ok {
 		return trustack.Errorf(trustack.EINVALID, "a volume cannot be made from an image of disk format %q", image.DiskFormat)
 	}
 	return a.onVolume(backend, volumeID, func(b VolumeBackend) error {
+		if _, _, err := b.Locate(ctx, volumeID); err == nil {
+			return nil // made already, by a request asked again
+		}
 		dir, err := os.MkdirTemp(a.cfg.ScratchDir, "image-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
 		path := filepath.Join(dir, image.ID)
-		if err := imagefetch.Download(ctx, a.cfg.HTTPClient, &image, token, path); err != nil {
+		if err := a.downloadImage(ctx, volumeID, &image, token, path); err != nil {
 			return err
 		}
 		return b.CreateFromImage(ctx, volumeID, size, path, format)
@@ -126,6 +129,36 @@ func (a *Agent) DeleteVolume(ctx context.Context, backend, volumeID string) erro
 	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Delete(ctx, volumeID) })
 }
 
+// UploadVolume uploads a volume's data as an image's, converted to the
+// image's disk format in the host's scratch directory first.
+func (a *Agent) UploadVolume(ctx context.Context, backend, volumeID string, upload wire.Upload, diskFormat string) error {
+	format, ok := imageFormats[diskFormat]
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "no image of disk format %q can be made of a volume", diskFormat)
+	}
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error {
+		path, from, err := b.Locate(ctx, volumeID)
+		if err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp(a.cfg.ScratchDir, "upload-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		image := filepath.Join(dir, upload.ImageID)
+		if err := qemuimg.Convert(ctx, path, from, image, format); err != nil {
+			return err
+		}
+		f, err := os.Open(image)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return a.upload(ctx, "The image of volume "+volumeID, upload, f)
+	})
+}
+
 // ExportVolume serves a volume of a backend over NBD to the holder of
 // key.
 func (a *Agent) ExportVolume(ctx context.Context, backend, volumeID string, key wire.PSK) (wire.NBDExport, error) {
@@ -156,19 +189,56 @@ func (a *Agent) UnexportVolume(ctx context.Context, volumeID string) error {
 // AttachVolume plugs a volume into a server: a volume of this host's own
 // backend opened directly, another over its NBD export.
 func (a *Agent) AttachVolume(ctx context.Context, serverID string, disk wire.VolumeDisk) error {
-	d := Disk{VolumeID: disk.VolumeID, Device: disk.Device, NBD: disk.NBD, ReadOnly: disk.ReadOnly}
 	if disk.NBD != nil {
-		return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, d) })
+		return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, nbdDisk(disk)) })
 	}
 	// A volume of this host's is opened under its lock, which its
 	// snapshots take too: a snapshot is never of a volume being opened.
 	return a.onVolume(disk.Backend, disk.VolumeID, func(b VolumeBackend) error {
-		var err error
-		if d.Path, d.Format, err = b.Locate(ctx, disk.VolumeID); err != nil {
+		d, err := localDisk(ctx, b, disk)
+		if err != nil {
 			return err
 		}
 		return a.locked(serverID, func() error { return a.hv.AttachVolume(ctx, serverID, d) })
 	})
+}
+
+// disks are the volumes a server spawns with, as the hypervisor plugs
+// them. A volume of this host's is located without its lock: it is the
+// server's alone (attaching, or in use by it), and the block storage
+// service takes no snapshot of a volume being attached.
+func (a *Agent) disks(ctx context.Context, volumes []wire.VolumeDisk) ([]Disk, error) {
+	var out []Disk
+	for _, disk := range volumes {
+		if disk.NBD != nil {
+			out = append(out, nbdDisk(disk))
+			continue
+		}
+		b, ok := a.cfg.Volumes[disk.Backend]
+		if !ok {
+			return nil, trustack.Errorf(trustack.ENOTFOUND, "host %s runs no volume backend %q", a.cfg.Name, disk.Backend)
+		}
+		d, err := localDisk(ctx, b, disk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// nbdDisk is a volume served over NBD, as the hypervisor plugs it.
+func nbdDisk(disk wire.VolumeDisk) Disk {
+	return Disk{VolumeID: disk.VolumeID, Device: disk.Device, NBD: disk.NBD, ReadOnly: disk.ReadOnly}
+}
+
+// localDisk is a volume of a backend of this host's, as the hypervisor
+// opens it.
+func localDisk(ctx context.Context, b VolumeBackend, disk wire.VolumeDisk) (Disk, error) {
+	d := Disk{VolumeID: disk.VolumeID, Device: disk.Device, ReadOnly: disk.ReadOnly}
+	var err error
+	d.Path, d.Format, err = b.Locate(ctx, disk.VolumeID)
+	return d, err
 }
 
 // DetachVolume unplugs the volume at a server's device.

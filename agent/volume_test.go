@@ -26,17 +26,17 @@ func (registrar) Heartbeat(string)                                              
 func (registrar) PowerChanged(context.Context, wire.PowerEvent) error            { return nil }
 func (registrar) Metadata(context.Context, wire.MetadataRequest) ([]byte, error) { return nil, nil }
 
-// TestStorageHost: a host with a volume backend registers it with its
-// capacity, and makes, grows and deletes volumes in it as the controllers
-// ask over the bus; a backend it does not run is ENOTFOUND.
-func TestStorageHost(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// storageHost runs the agent of a storage host, storage-1, with a file
+// backend, on a bus of its own until the test ends, and a controller that
+// serves its registration and ctl's requests (none if nil). It returns
+// the controller's connection, the backend, and the host as registered.
+func storageHost(t *testing.T, ctx context.Context, ctl wire.VolumeController) (*bus.Conn, *file.Backend, trustack.Host) {
+	t.Helper()
 	srv, err := bus.Serve(bus.ServerConfig{Host: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown()
+	t.Cleanup(srv.Shutdown)
 	connect := func(name string) *bus.Conn {
 		conn, err := bus.Connect("", name, bus.InProcess(srv), bus.Logger(slog.New(slog.DiscardHandler)))
 		if err != nil {
@@ -51,7 +51,14 @@ func TestStorageHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop)
+	if ctl != nil {
+		sub, err := wire.ServeVolumeControllers(controller, ctl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sub.Unsubscribe() })
+	}
 
 	hv, err := hypervisor.New(hypervisor.Options{})
 	if err != nil {
@@ -69,6 +76,16 @@ func TestStorageHost(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the host did not register")
 	}
+	return controller, backend, h
+}
+
+// TestStorageHost: a host with a volume backend registers it with its
+// capacity, and makes, grows and deletes volumes in it as the controllers
+// ask over the bus; a backend it does not run is ENOTFOUND.
+func TestStorageHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	controller, backend, h := storageHost(t, ctx, nil)
 	if len(h.Storage) != 1 || h.Storage[0].Name != "file" || h.Storage[0].TotalGB <= 0 {
 		t.Fatalf("registered storage %+v, want the backend file with its capacity", h.Storage)
 	}

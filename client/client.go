@@ -1,11 +1,13 @@
 // Package client is the trustack command-line client over the OpenStack
 // APIs: it authenticates with Keystone v3 as the OS_* variables of an
-// openrc file say, finds the compute, image and network services in the
-// catalog, and runs the common tasks on servers, images, keypairs,
-// flavors, networks, subnets, ports, routers, floating IPs and security
-// groups through gophercloud, printing tables or JSON. It speaks the APIs
-// any OpenStack cloud speaks (compute at microversion 2.1, Glance v2,
-// Neutron v2.0), so it needs nothing of trustack's own.
+// openrc file say, finds the compute, image, network and block storage
+// services in the catalog, and runs the common tasks on servers, images,
+// keypairs, flavors, networks, subnets, ports, routers, floating IPs,
+// security groups, volumes and volume snapshots through gophercloud,
+// printing tables or JSON. It speaks the APIs any OpenStack cloud speaks
+// (compute at microversion 2.1, Glance v2, Neutron v2.0, Cinder v3), so
+// it needs nothing of trustack's own; where trustack says more (how much
+// of its image a new volume holds), it draws that too.
 package client
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/trustack/trustack"
 )
@@ -108,18 +111,22 @@ func (c Config) authOptions() gophercloud.AuthOptions {
 }
 
 // Client is an authenticated session with a cloud's compute and image
-// services, and its network service if it has one, that writes what it
-// finds to Out. Its methods are the client's commands (those of the
-// network service are Networking's); a Client is for one goroutine.
+// services, and its network and block storage services if it has them,
+// that writes what it finds to Out. Its methods are the client's
+// commands (those of the network service are Networking's, those of
+// block storage BlockStorage's); a Client is for one goroutine.
 type Client struct {
 	compute *gophercloud.ServiceClient
 	image   *gophercloud.ServiceClient
 	// networking is nil for a cloud whose catalog has no network
-	// service; noNetwork then says why.
-	networking *gophercloud.ServiceClient
-	noNetwork  error
-	out        Output
-	poll       time.Duration
+	// service; noNetwork then says why. blockStorage and noBlockStorage
+	// likewise for block storage.
+	networking     *gophercloud.ServiceClient
+	noNetwork      error
+	blockStorage   *gophercloud.ServiceClient
+	noBlockStorage error
+	out            Output
+	poll           time.Duration
 }
 
 // Networking is a Client whose cloud has a network service; its methods
@@ -142,18 +149,20 @@ type Output struct {
 	Out io.Writer
 	// Format is how results are written.
 	Format Format
-	// Progress receives progress reports (of uploads); nil for none.
+	// Progress receives progress reports (of uploads, and of the copies
+	// of images into volumes); nil for none.
 	Progress io.Writer
 	// Terminal says Progress is a terminal, which gets a live progress
 	// bar rather than one line at the end.
 	Terminal bool
 }
 
-// Dial authenticates as cfg says and finds the compute, image and
-// network services in the catalog. It returns EUNAUTHORIZED (or another
-// code) with Keystone's message if Keystone refuses, and ENOTFOUND if the
-// catalog lacks the compute or the image service; a cloud without a
-// network service is dialled, and only Networking fails.
+// Dial authenticates as cfg says and finds the compute, image, network
+// and block storage services in the catalog. It returns EUNAUTHORIZED (or
+// another code) with Keystone's message if Keystone refuses, and
+// ENOTFOUND if the catalog lacks the compute or the image service; a
+// cloud without a network or a block storage service is dialled, and
+// only Networking or BlockStorage fails.
 func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
 	provider, err := openstack.NewClient(cfg.AuthURL)
 	if err != nil {
@@ -176,6 +185,9 @@ func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
 	}
 	if c.networking, err = openstack.NewNetworkV2(provider, eo); err != nil {
 		c.noNetwork = catalogError("network", eo, err)
+	}
+	if c.blockStorage, err = openstack.NewBlockStorageV3(provider, eo); err != nil {
+		c.noBlockStorage = catalogError("block storage", eo, err)
 	}
 	return c, nil
 }
@@ -286,6 +298,20 @@ func find[T any](kind, ref string, get func(id string) (*T, error), byName func(
 	return pick(kind, ref, list)
 }
 
+// all returns what every page of pager holds, as extract reads it; kind
+// ("volumes") names what it is in an error.
+func all[T any](ctx context.Context, kind string, pager pagination.Pager, extract func(pagination.Page) ([]T, error)) ([]T, error) {
+	page, err := pager.AllPages(ctx)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	list, err := extract(page)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", kind, err)
+	}
+	return list, nil
+}
+
 // eachOf does do to every resource refs name, and returns the errors of
 // those it failed on, each after what was done ("delete network") and the
 // resource's name.
@@ -318,6 +344,57 @@ func (c *Client) wait(ctx context.Context, done func() (bool, error)) error {
 		case <-t.C:
 		}
 	}
+}
+
+// waitStatus waits until the resource of a kind with an ID, whose status
+// status reads, has the status want ("" for until it is gone), and fails
+// with ECONFLICT if it comes to the status failed. poll, if not nil, is
+// called at every look that finds it on its way.
+func (c *Client) waitStatus(ctx context.Context, kind, id, want, failed string, status func(ctx context.Context, id string) (string, error), poll func()) error {
+	return c.wait(ctx, func() (bool, error) {
+		s, err := status(ctx, id)
+		switch {
+		case want == "" && notFound(err):
+			return true, nil
+		case err != nil:
+			return false, apiError(err)
+		case s == want:
+			return true, nil
+		case s == failed:
+			return false, trustack.Errorf(trustack.ECONFLICT, "%s %s is in %s", kind, id, s)
+		}
+		if poll != nil {
+			poll()
+		}
+		return false, nil
+	})
+}
+
+// deleteAll deletes the resources of a kind that refs name with del,
+// which returns the ID of the one it deleted; then, if wait, it waits
+// until each is gone, as status (which reads one's status) finds it, and
+// fails for one in error_deleting. It tries every resource and returns
+// the errors of those it could not delete.
+func (c *Client) deleteAll(ctx context.Context, kind string, refs []string, wait bool, del func(ref string) (string, error),
+	status func(ctx context.Context, id string) (string, error)) error {
+	var ids []string
+	err := eachOf("delete "+kind, refs, func(ref string) error {
+		id, err := del(ref)
+		if err == nil {
+			ids = append(ids, id)
+		}
+		return err
+	})
+	if !wait {
+		return err
+	}
+	errs := []error{err}
+	for _, id := range ids {
+		if err := c.waitStatus(ctx, kind, id, "", "error_deleting", status, nil); err != nil {
+			errs = append(errs, fmt.Errorf("wait for %s %s to go: %w", kind, id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // options parses a flag's argument of comma-separated KEY=VALUE pairs, as

@@ -30,14 +30,20 @@ func (c *Client) progress(verb string, total int64) *progress {
 
 // Write counts b; it never fails.
 func (p *progress) Write(b []byte) (int, error) {
-	p.done += int64(len(b))
+	p.reach(p.done + int64(len(b)))
+	return len(b), nil
+}
+
+// reach reports that done bytes are transferred, for a transfer that
+// another party carries out and reports on.
+func (p *progress) reach(done int64) {
+	p.done = done
 	if p.w != nil && p.terminal {
 		if now := time.Now(); now.Sub(p.drawn) >= redraw {
 			p.drawn = now
 			p.draw(now)
 		}
 	}
-	return len(b), nil
 }
 
 // finish writes the final report.

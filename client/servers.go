@@ -344,6 +344,19 @@ func (c *Client) findServer(ctx context.Context, ref string) (*servers.Server, e
 	return pick("server", ref, list)
 }
 
+// serverNames maps the IDs of the project's servers to their names.
+func (c *Client) serverNames(ctx context.Context) (map[string]string, error) {
+	list, err := all(ctx, "servers", servers.ListSimple(c.compute, nil), servers.ExtractServers)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]string, len(list))
+	for _, s := range list {
+		names[s.ID] = s.Name
+	}
+	return names, nil
+}
+
 // waitActive waits until a server is ACTIVE, and fails with its fault if
 // it goes to ERROR.
 func (c *Client) waitActive(ctx context.Context, id string) error {

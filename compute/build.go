@@ -99,8 +99,8 @@ func (s *Service) build(ctx context.Context, id, requestID string, failed []stri
 // place asks the placer for a host, with the server's group and hints.
 func (s *Service) place(ctx context.Context, srv *trustack.Server, failed []string) (*trustack.Host, error) {
 	req := scheduler.Request{Server: srv, Zone: askedZone(srv), Exclude: failed}
-	if img, err := s.images.BootImage(ctx, srv.ProjectID, srv.ImageID); err == nil {
-		req.ImageProperties = img.Properties
+	if props, err := s.bootProperties(ctx, srv); err == nil {
+		req.ImageProperties = props
 	}
 	var err error
 	if req.PhysicalNetworks, err = s.physicalNetworks(ctx, srv); err != nil {
@@ -130,7 +130,18 @@ func (s *Service) place(ctx context.Context, srv *trustack.Server, failed []stri
 // spawn has the agent start a placed server and records the outcome; if
 // the agent fails, the build moves to another host while attempts remain.
 func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID string, start time.Time, tried []string) {
-	spec, err := s.spec(ctx, srv)
+	err := s.makeVolumes(ctx, srv)
+	var spec wire.Spec
+	if err == nil {
+		spec, err = s.spec(ctx, srv)
+	}
+	var volumes []pluggedVolume
+	if err == nil {
+		volumes, err = s.volumeDisks(ctx, srv, srv.Host)
+		for _, p := range volumes {
+			spec.Volumes = append(spec.Volumes, p.disk)
+		}
+	}
 	var state trustack.PowerState
 	if err == nil {
 		err = s.reach(ctx, srv.Host, func(ctx context.Context) (err error) {
@@ -145,6 +156,7 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 	}
 	if err != nil {
 		s.opts.Log.Warn("spawn failed", "server", srv.ID, "host", srv.Host, "error", err)
+		s.unexportAll(ctx, srv.Host, volumes)
 		if unanswered(err) && s.hostAlive(ctx, srv.Host) {
 			s.finishEvent(ctx, srv.ID, requestID, "compute_build_and_run_instance", srv.Host, start, err)
 			s.strand(ctx, srv.ID, err)
@@ -174,6 +186,9 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 		s.fail(ctx, srv.ID, trustack.TaskSpawning, trustack.Errorf(trustack.EINTERNAL,
 			"Build of instance %s failed on %d hosts; the last said: %s", srv.ID, len(tried), trustack.ErrorMessage(err)))
 		return
+	}
+	if err := s.attachBootVolumes(ctx, srv); err != nil {
+		s.opts.Log.Error("record the volumes of a built server", "server", srv.ID, "error", err)
 	}
 	built := s.event("compute_build_and_run_instance", srv.Host, start, nil)
 	activate := func(cur *trustack.Server) error {
@@ -254,17 +269,21 @@ func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, er
 	if err != nil {
 		return wire.Spec{}, err
 	}
-	img, err := s.imageRef(ctx, srv.ProjectID, srv.ImageID)
-	if err != nil {
+	if srv.ImageID != "" {
+		img, err := s.imageRef(ctx, srv.ProjectID, srv.ImageID)
+		if err != nil {
+			return wire.Spec{}, err
+		}
+		spec.Image = *img
+	} else if spec.Image.Properties, err = s.bootProperties(ctx, srv); err != nil {
 		return wire.Spec{}, err
 	}
-	spec.Image = *img
-	if id := img.Properties["kernel_id"]; id != "" {
+	if id := spec.Image.Properties["kernel_id"]; id != "" {
 		if spec.Kernel, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
 			return wire.Spec{}, err
 		}
 	}
-	if id := img.Properties["ramdisk_id"]; id != "" {
+	if id := spec.Image.Properties["ramdisk_id"]; id != "" {
 		if spec.Ramdisk, err = s.imageRef(ctx, srv.ProjectID, id); err != nil {
 			return wire.Spec{}, err
 		}
@@ -280,6 +299,29 @@ func (s *Service) spec(ctx context.Context, srv *trustack.Server) (wire.Spec, er
 		}
 	}
 	return spec, nil
+}
+
+// bootProperties are the properties of what a server boots: its image's,
+// or its root volume's image metadata (those of the image it was made
+// from).
+func (s *Service) bootProperties(ctx context.Context, srv *trustack.Server) (map[string]string, error) {
+	root := srv.Root()
+	if root == nil || (root.VolumeID == "" && root.Source == SourceImage) {
+		id := srv.ImageID
+		if root != nil {
+			id = root.SourceID // the volume is not made yet
+		}
+		img, err := s.images.BootImage(ctx, srv.ProjectID, id)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", id, err)
+		}
+		return img.Properties, nil
+	}
+	v, err := s.opts.Volumes.Get(ctx, system, root.VolumeID)
+	if err != nil {
+		return nil, fmt.Errorf("root volume %s: %w", root.VolumeID, err)
+	}
+	return v.ImageMetadata, nil
 }
 
 // guestSpec is what a server's guest is told of itself, on its config
@@ -436,6 +478,9 @@ func (s *Service) respawn(ctx context.Context, srv *trustack.Server) {
 	state, err := s.askState(ctx, srv)
 	switch {
 	case err == nil && state == trustack.PowerRunning:
+		if err := s.attachBootVolumes(ctx, srv); err != nil {
+			s.opts.Log.Error("record the volumes of a server found running", "server", srv.ID, "error", err)
+		}
 		s.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
 			if cur.TaskState != trustack.TaskSpawning {
 				return errMoved

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/scheduler"
+	"github.com/trustack/trustack/volume"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -206,38 +207,53 @@ func (s *Service) migrate(ctx context.Context, id, from string, reqs trustack.Re
 }
 
 // moveVM stops the server on its host, copies its disk to a transient
-// image of its project, and starts it from there on host to, stopped again
-// if it was stopped. A guest that was paused or suspended runs after the
-// move: a cold migration boots it again. On failure the server runs on its
-// old host as it did.
+// image of its project (unless it boots from a volume), and starts it
+// from there on host to with its volumes, stopped again if it was
+// stopped. A guest that was paused or suspended runs after the move: a
+// cold migration boots it again. On failure the server runs on its old
+// host as it did.
 func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack.Host, was string) error {
 	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	defer cancel()
 	if _, err := s.agents.Power(actx, srv.Host, srv.ID, wire.OpStop); err != nil {
 		return fmt.Errorf("stop the server on host %s: %w", srv.Host, err)
 	}
+	var volumes []pluggedVolume
 	restart := func() {
+		if len(volumes) > 0 {
+			// Its volumes were served to host to, and are again to it.
+			s.replugVolumes(actx, srv)
+		}
 		if was != trustack.VMStopped {
 			if _, err := s.agents.Power(actx, srv.Host, srv.ID, wire.OpStart); err != nil {
 				s.opts.Log.Error("restart a server whose migration failed", "server", srv.ID, "error", err)
 			}
 		}
 	}
-	disk, err := s.copyDisk(actx, srv)
+	spec, err := s.spec(actx, srv)
+	if err == nil && srv.Root() == nil {
+		var disk *wire.ImageRef
+		if disk, err = s.copyDisk(actx, srv); err == nil {
+			defer func() {
+				if err := s.images.DeleteImage(ctx, disk.ID); err != nil {
+					s.opts.Log.Warn("delete the transient image of a migration", "image", disk.ID, "error", err)
+				}
+			}()
+			spec.Image = *disk
+		}
+	}
 	if err != nil {
 		restart()
 		return err
 	}
-	defer func() {
-		if err := s.images.DeleteImage(ctx, disk.ID); err != nil {
-			s.opts.Log.Warn("delete the transient image of a migration", "image", disk.ID, "error", err)
-		}
-	}()
-	spec, err := s.spec(actx, srv)
-	if err == nil {
-		spec.Image = *disk
-		_, err = s.agents.Spawn(actx, to.Name, spec)
+	if volumes, err = s.volumeDisks(actx, srv, to.Name); err != nil {
+		restart()
+		return fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
 	}
+	for _, p := range volumes {
+		spec.Volumes = append(spec.Volumes, p.disk)
+	}
+	_, err = s.agents.Spawn(actx, to.Name, spec)
 	if err == nil && was == trustack.VMStopped {
 		_, err = s.agents.Power(actx, to.Name, srv.ID, wire.OpStop)
 	}
@@ -248,7 +264,29 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 		restart()
 		return fmt.Errorf("start the server on host %s: %w", to.Name, err)
 	}
+	for _, p := range volumes {
+		if err := s.opts.Volumes.MoveAttachment(actx, system, p.v.ID, p.v.Attachment.ID, to.Name); err != nil {
+			s.opts.Log.Error("record a migrated server's volume on its new host", "server", srv.ID, "volume", p.v.ID, "error", err)
+		}
+		if storage, _ := volume.Location(p.v); storage == to.Name {
+			s.unexport(actx, srv.Host, p.v) // served to the old host no more
+		}
+	}
 	return nil
+}
+
+// replugVolumes serves a stopped server's volumes to its host again, with
+// new keys, and has its host plug them in as they now are.
+func (s *Service) replugVolumes(ctx context.Context, srv *trustack.Server) {
+	volumes, err := s.volumeDisks(ctx, srv, srv.Host)
+	for _, p := range volumes {
+		if err == nil && p.disk.NBD != nil {
+			err = s.agents.AttachVolume(ctx, srv.Host, srv.ID, p.disk)
+		}
+	}
+	if err != nil {
+		s.opts.Log.Error("serve its volumes again to a server whose migration failed", "server", srv.ID, "error", err)
+	}
 }
 
 // copyDisk uploads the stopped server's disk as a private image of its

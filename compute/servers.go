@@ -8,12 +8,14 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/network"
+	"github.com/trustack/trustack/volume"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -55,6 +57,9 @@ type CreateRequest struct {
 	// SecurityGroups name the groups the servers' ports go in, by name
 	// or ID (the project's default group if none).
 	SecurityGroups []string
+	// BlockDevices are the volumes the servers are made with; with one
+	// of boot index 0, they boot from it and ImageID is "".
+	BlockDevices []trustack.BlockDevice
 }
 
 // maxUserData is the largest user data Nova accepts, base64 encoded.
@@ -98,18 +103,32 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	if err != nil {
 		return nil, err
 	}
-	image, err := s.images.BootImage(ctx, c.ProjectID, req.ImageID)
-	if trustack.ErrorCode(err) == trustack.ENOTFOUND {
-		return nil, trustack.Errorf(trustack.EINVALID, "Can not find requested image")
+	for i, bd := range req.BlockDevices {
+		if bd.Source == SourceVolume {
+			req.BlockDevices[i].VolumeID = bd.SourceID
+		}
+		if bd.BootIndex == 0 {
+			req.ImageID = "" // booted from the volume
+		}
 	}
-	if err != nil {
+	if err := s.checkBlockDevices(ctx, c, req); err != nil {
 		return nil, err
 	}
-	if image.MinRAM > flavor.RAM {
-		return nil, trustack.Errorf(trustack.EINVALID, "Flavor's memory is too small for requested image.")
-	}
-	if image.MinDisk > flavor.Disk && flavor.Disk > 0 {
-		return nil, trustack.Errorf(trustack.EINVALID, "Flavor's disk is too small for requested image.")
+	if req.ImageID != "" {
+		image, err := s.images.BootImage(ctx, c.ProjectID, req.ImageID)
+		if trustack.ErrorCode(err) == trustack.ENOTFOUND {
+			return nil, trustack.Errorf(trustack.EINVALID, "Can not find requested image")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if image.MinRAM > flavor.RAM {
+			return nil, trustack.Errorf(trustack.EINVALID, "Flavor's memory is too small for requested image.")
+		}
+		if image.MinDisk > flavor.Disk && flavor.Disk > 0 {
+			return nil, trustack.Errorf(trustack.EINVALID, "Flavor's disk is too small for requested image.")
+		}
+		req.ImageID = image.ID
 	}
 	var key *trustack.Keypair
 	if req.KeyName != "" {
@@ -165,11 +184,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		list := make([]*trustack.Server, n)
 		for i := range list {
 			srv := &trustack.Server{
-				ID: uuid.NewString(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: image.ID, Flavor: *flavor,
+				ID: uuid.NewString(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: req.ImageID, Flavor: *flavor,
 				KeyName: req.KeyName, Metadata: req.Metadata, AvailabilityZone: req.AvailabilityZone, UserData: req.UserData,
 				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: hints,
 				ReservationID: reservation, LaunchIndex: i, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
 				ConfigDrive: req.ConfigDrive, DiskConfig: req.DiskConfig, Requirements: reqs, CreatedAt: now, UpdatedAt: now,
+				BlockDevices: slices.Clone(req.BlockDevices),
 			}
 			if key != nil {
 				srv.KeyData = key.PublicKey
@@ -181,6 +201,9 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		}
 		return list
 	}
+	if err := s.reserveVolumes(ctx, c, req.BlockDevices); err != nil {
+		return nil, err
+	}
 	// As many as the quota allows, from MaxCount down to MinCount.
 	var created []*trustack.Server
 	action := s.actionOf(c, "", "create")
@@ -191,6 +214,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		}
 	}
 	if err != nil {
+		s.unreserveVolumes(ctx, req.BlockDevices)
 		return nil, err
 	}
 	for _, srv := range created {
@@ -662,6 +686,9 @@ func (s *Service) CreateImage(ctx context.Context, c Caller, id, name string, md
 	if cur.TaskState != "" || !slices.Contains(snapshotFrom, cur.VMState) {
 		return "", invalidState(cur, "createImage")
 	}
+	if cur.Root() != nil {
+		return "", trustack.Errorf(trustack.EINVALID, "Server %s boots from a volume: snapshot the volume instead (openstack volume snapshot create).", id)
+	}
 	base, err := s.images.BootImage(ctx, cur.ProjectID, cur.ImageID)
 	if err != nil {
 		base = &trustack.Image{DiskFormat: "qcow2", ContainerFormat: "bare"}
@@ -748,9 +775,39 @@ func (s *Service) Diagnostics(ctx context.Context, c Caller, id string) (map[str
 	if err != nil {
 		return nil, err
 	}
-	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+	actx, cancel := context.WithTimeout(ctx, min(s.opts.AgentTimeout, diagnosticsTimeout))
 	defer cancel()
-	return s.agents.Diagnostics(actx, srv.Host, srv.ID)
+	d, err := s.agents.Diagnostics(actx, srv.Host, srv.ID)
+	if err != nil && (unanswered(err) || trustack.ErrorCode(err) == trustack.EUNAVAILABLE) {
+		if down := s.storageDown(ctx, srv); down != "" {
+			return nil, trustack.Errorf(trustack.EUNAVAILABLE, "Diagnostics of server %s are unavailable: %s (%v)", srv.ID, down, err)
+		}
+	}
+	return d, err
+}
+
+// diagnosticsTimeout bounds a question for a server's diagnostics: its
+// host answers at once, unless it or its hypervisor is stuck.
+const diagnosticsTimeout = 30 * time.Second
+
+// storageDown says which of a server's volumes are on storage hosts that
+// are down, "" if none is.
+func (s *Service) storageDown(ctx context.Context, srv *trustack.Server) string {
+	if s.opts.Volumes == nil {
+		return ""
+	}
+	vols, err := s.opts.Volumes.List(ctx, system, trustack.VolumeFilter{ServerIDs: []string{srv.ID}})
+	if err != nil {
+		return ""
+	}
+	var down []string
+	for _, v := range vols {
+		name, _ := volume.Location(v)
+		if h, err := s.store.HostByName(ctx, name); err == nil && !s.Alive(h) {
+			down = append(down, fmt.Sprintf("volume %s is on storage host %s, which is down", v.ID, name))
+		}
+	}
+	return strings.Join(down, "; ")
 }
 
 // placed returns the server if it is on a host, and ECONFLICT otherwise.

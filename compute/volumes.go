@@ -25,6 +25,10 @@ type Volumes interface {
 	RollDetaching(ctx context.Context, c volume.Caller, id string) error
 	Detach(ctx context.Context, c volume.Caller, id, attachmentID string) error
 	ForceDetach(ctx context.Context, c volume.Caller, id, attachmentID string) error
+	MoveAttachment(ctx context.Context, c volume.Caller, id, attachmentID, host string) error
+	Create(ctx context.Context, c volume.Caller, r volume.CreateRequest) (*trustack.Volume, error)
+	Delete(ctx context.Context, c volume.Caller, id string, cascade bool) error
+	GetSnapshot(ctx context.Context, c volume.Caller, id string) (*trustack.VolumeSnapshot, error)
 }
 
 // errNoVolumes answers the volume calls of a cloud without block storage.
@@ -134,7 +138,7 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, id, volumeID strin
 }
 
 // plugVolume chooses a reserved volume's device on the server and plugs
-// it in there, exported by its storage host unless that is the server's.
+// it in there.
 func (s *Service) plugVolume(ctx context.Context, srv *trustack.Server, v *trustack.Volume) (wire.VolumeDisk, error) {
 	have, err := s.attached(ctx, srv.ID)
 	if err != nil {
@@ -144,28 +148,36 @@ func (s *Service) plugVolume(ctx context.Context, srv *trustack.Server, v *trust
 	if err != nil {
 		return wire.VolumeDisk{}, err
 	}
-	disk := wire.VolumeDisk{VolumeID: v.ID, Device: device, ReadOnly: v.AdminMetadata["readonly"] == "True"}
-	storage, backend := volume.Location(v)
-	if storage == "" {
-		return disk, trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Volume %s has no storage host.", v.ID)
-	}
-	if storage == srv.Host {
-		disk.Backend = backend
-	} else {
-		ex, err := s.exportVolume(ctx, storage, backend, v.ID)
-		if err != nil {
-			return disk, err
-		}
-		disk.NBD = &ex
+	disk, err := s.diskOn(ctx, srv.Host, v, device)
+	if err != nil {
+		return disk, err
 	}
 	err = s.reach(ctx, srv.Host, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 		defer cancel()
 		return s.agents.AttachVolume(ctx, srv.Host, srv.ID, disk)
 	})
-	if err != nil && disk.NBD != nil {
-		s.agents.UnexportVolume(context.WithoutCancel(ctx), storage, v.ID)
+	if err != nil {
+		s.unexport(context.WithoutCancel(ctx), srv.Host, v)
 	}
+	return disk, err
+}
+
+// diskOn describes a volume as a server's disk at device on host: opened
+// where it is on its own storage host, else served by that host over NBD
+// with a key of this attachment's own.
+func (s *Service) diskOn(ctx context.Context, host string, v *trustack.Volume, device string) (wire.VolumeDisk, error) {
+	disk := wire.VolumeDisk{VolumeID: v.ID, Device: device, ReadOnly: v.AdminMetadata["readonly"] == "True"}
+	storage, backend := volume.Location(v)
+	if storage == "" {
+		return disk, trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Volume %s has no storage host.", v.ID)
+	}
+	if storage == host {
+		disk.Backend = backend
+		return disk, nil
+	}
+	ex, err := s.exportVolume(ctx, storage, backend, v.ID)
+	disk.NBD = &ex
 	return disk, err
 }
 
@@ -224,6 +236,9 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, id, volumeID strin
 	if v.Attachment.ServerID != srv.ID {
 		return trustack.Reasonf(trustack.ENOTFOUND, "VolumeAttachmentNotFound", "Volume %s is not attached to server %s.", volumeID, id)
 	}
+	if root := srv.Root(); root != nil && root.VolumeID == volumeID {
+		return trustack.Errorf(trustack.EINVALID, "Cannot detach a root device volume")
+	}
 	if err := s.opts.Volumes.BeginDetaching(ctx, c.volume(), volumeID); err != nil {
 		return err
 	}
@@ -269,7 +284,8 @@ func (s *Service) unexport(ctx context.Context, serverHost string, v *trustack.V
 }
 
 // releaseVolumes lets a deleted server's volumes go: each available
-// again, no longer served to its host.
+// again, no longer served to its host, and deleted if it was to go with
+// the server.
 func (s *Service) releaseVolumes(ctx context.Context, srv *trustack.Server) {
 	if s.opts.Volumes == nil {
 		return
@@ -285,4 +301,5 @@ func (s *Service) releaseVolumes(ctx context.Context, srv *trustack.Server) {
 			s.opts.Log.Error("detach a deleted server's volume", "server", srv.ID, "volume", v.ID, "error", err)
 		}
 	}
+	s.deleteOnTermination(ctx, srv)
 }

@@ -97,9 +97,10 @@ type Config struct {
 		OVSDatapath       string
 	}
 	Volume struct {
-		Backends   []string
-		FileDir    string
-		FileFormat string
+		Backends    []string
+		FileDir     string
+		FileFormat  string
+		VolumeGroup string
 	}
 	Attestation struct {
 		Enabled         string
@@ -187,9 +188,10 @@ func (c *Config) options() []option {
 		{"network", "vni_ranges", "VXLAN VNIs users' networks take, as FIRST:LAST.", (*str)(&c.Network.VNIRanges)},
 		{"network", "mtu", "MTU of the physical networks; VXLAN networks get 50 bytes less, for the encapsulation.", (*integer)(&c.Network.MTU)},
 		{"network", "base_mac", "MAC addresses of ports start with the first three bytes of this one, the rest random, as Neutron's base_mac.", (*str)(&c.Network.BaseMAC)},
-		{"volume", "backends", "On storage hosts: comma-separated volume backends this host runs, which volume types name as their volume_backend_name: file (volumes as files in file_dir). Empty: the host keeps no volumes. `trustack up` runs file on its first host unless this names others.", (*list)(&c.Volume.Backends)},
+		{"volume", "backends", "On storage hosts: comma-separated volume backends this host runs, which volume types name as their volume_backend_name: file (volumes as files in file_dir), lvm (thin logical volumes of volume_group). Empty: the host keeps no volumes. `trustack up` runs file on its first host unless this names others.", (*list)(&c.Volume.Backends)},
 		{"volume", "file_dir", "On storage hosts: the directory of the file backend's volumes; {host_dir} stands for the host's directory.", (*str)(&c.Volume.FileDir)},
 		{"volume", "file_format", "On storage hosts: the format of the file backend's new volumes: qcow2 (thin: a volume takes the space its data does) or raw (sparse files).", (*choice)(&c.Volume.FileFormat)},
+		{"volume", "volume_group", "On storage hosts: the LVM volume group of the lvm backend, made by the operator (vgcreate); the backend makes a thin pool in it, trustack-pool, of 95% of its free space, and keeps each volume as a thin logical volume of that pool, snapshots as thin snapshots.", (*str)(&c.Volume.VolumeGroup)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
 		{"attestation", "grace_period", "Seconds a host may leave attestation requests unanswered, keeping its servers, before it is put out of scheduling and its servers are migrated. An untrusted host is put out at once.", (*seconds)(&c.Attestation.GracePeriod)},
@@ -245,6 +247,7 @@ func Default() *Config {
 	c.Network.OVSDatapath = "auto"
 	c.Volume.FileDir = "{host_dir}/volumes"
 	c.Volume.FileFormat = "qcow2"
+	c.Volume.VolumeGroup = "trustack-volumes"
 	c.Attestation.Enabled = "auto"
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
@@ -371,8 +374,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [volume] file_format must be qcow2 or raw, not %q", c.Volume.FileFormat)
 	}
 	for _, b := range c.Volume.Backends {
-		if b != "file" {
-			return fmt.Errorf("config: [volume] backends: unknown backend %q (there is file)", b)
+		if b != "file" && b != "lvm" {
+			return fmt.Errorf("config: [volume] backends: unknown backend %q (there are file and lvm)", b)
 		}
 	}
 	if _, err := c.VLANRanges(); err != nil {

@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		Images:           c.Images,
 		ImageURL:         cfg.BaseURL() + imageapi.Prefix,
 		ImageTokens:      c.Identity,
+		Requirements:     c.ACaaS,
 		Alive:            func(h *trustack.Host) bool { return c.Compute.Alive(h) },
 		Log:              log.With("component", "volume"),
 	})
@@ -429,6 +430,11 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 	if err != nil {
 		return err
 	}
+	storageHosts, err := wire.ServeVolumeControllers(c.Conn, c.Volume)
+	if err != nil {
+		return err
+	}
+	defer storageHosts.Unsubscribe()
 	srv := &http.Server{
 		Handler:           c.Handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,68 @@ func TestVolumeCLI(t *testing.T) {
 		t.Errorf("volume service list: %q", services)
 	}
 
+	// Servers booted from volumes made from an image: the one asked to
+	// keep its volume (openstack's --boot-from-volume) keeps it, the one
+	// asked not to (nova's shutdown=remove) takes it with it.
+	path, _ := imageFile(t, 1<<20)
+	disk := must(t, admin, "image", "create", "--public", "--disk-format", "raw", "--container-format", "bare", "--file", path, "-f", "value", "-c", "id", "disk")
+	var kept struct{ ID, Image string }
+	showJSON(t, demo, &kept, "server", "create", "--flavor", "m1.tiny", "--image", "disk", "--boot-from-volume", "1", "--wait", "kept")
+	if kept.Image != "N/A (booted from volume)" {
+		t.Errorf("the image of a server booted from a volume: %q", kept.Image)
+	}
+	if out, errOut, err := run(t, demo, t.TempDir(), nil, "nova", "boot", "--flavor", "m1.tiny", "--poll",
+		"--block-device", "source=image,id="+disk+",dest=volume,size=1,shutdown=remove,bootindex=0", "gone"); err != nil {
+		t.Fatalf("nova boot --block-device ...: %v\n%s%s", err, out, errOut)
+	}
+	gone := must(t, demo, "server", "show", "gone", "-f", "value", "-c", "id")
+	type listed struct {
+		ID, Status string
+		Attached   []struct {
+			ServerID string `json:"server_id"`
+			Device   string
+		} `json:"Attached to"`
+	}
+	var vols []listed
+	showJSON(t, demo, &vols, "volume", "list")
+	var keptVolume string
+	for _, v := range vols {
+		on := func(server string) bool {
+			return v.Status == "in-use" && len(v.Attached) == 1 && v.Attached[0].ServerID == server && v.Attached[0].Device == "/dev/vda"
+		}
+		switch {
+		case on(kept.ID):
+			keptVolume = v.ID
+		case on(gone):
+		case v.Status != "available":
+			t.Errorf("volume %+v: want available", v)
+		}
+	}
+	if len(vols) != 4 || keptVolume == "" {
+		t.Errorf("volumes with the two servers: %+v, want data, v-gold and a root volume in use by each", vols)
+	}
+	must(t, demo, "server", "delete", "--wait", "kept", "gone")
+	eventually(t, time.Minute, func() (bool, string) {
+		showJSON(t, demo, &vols, "volume", "list")
+		return len(vols) == 3 && !slices.ContainsFunc(vols, func(v listed) bool { return v.Status != "available" }), fmt.Sprint(vols)
+	}, "kept's volume available, gone's deleted")
+
+	// An image made of kept's volume has the data of the image the volume
+	// was made from (and zeros after).
+	must(t, demo, "image", "create", "--volume", keptVolume, "--disk-format", "qcow2", "kept-image")
+	eventually(t, time.Minute, func() (bool, string) {
+		out, _ := openstack(t, demo, "image", "show", "kept-image", "-f", "value", "-c", "status")
+		return out == "active", out
+	}, "the image of kept's volume active")
+	waitVolume(t, demo, keptVolume, "available")
+	saved := filepath.Join(t.TempDir(), "kept.img")
+	must(t, demo, "image", "save", "--file", saved, "kept-image")
+	if out, _, err := run(t, nil, t.TempDir(), nil, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", saved, path); err != nil {
+		t.Errorf("the image of kept's volume against the image it was made from: %v\n%s", err, out)
+	}
+	must(t, demo, "image", "delete", "kept-image")
+	must(t, demo, "volume", "delete", keptVolume)
+
 	// Past the quota: refused, nothing made.
 	must(t, admin, "quota", "set", "--gigabytes", "4", "demo")
 	if out, err := openstack(t, demo, "volume", "create", "--size", "2", "too-big"); err == nil || !strings.Contains(out, "413") {
@@ -116,11 +179,12 @@ func waitVolume(t testing.TB, env map[string]string, name, status string) {
 }
 
 // TestTempestVolume runs Tempest 33's volume API tests, and its compute
-// tests of volume attachments, against `trustack up` with dynamic
-// credentials, at the microversions trustack serves, with servers of an
-// image of its own where tests attach volumes to them;
-// testdata/tempest-volume-exclude.txt names, with reasons, those of what
-// trustack does not have yet or does not offer.
+// tests of volume attachments and of servers booted from volumes,
+// against `trustack up` with dynamic credentials, at the microversions
+// trustack serves, with servers of an image of its own where tests
+// attach volumes to them; testdata/tempest-volume-exclude.txt names,
+// with reasons, those of what trustack does not have yet or does not
+// offer.
 func TestTempestVolume(t *testing.T) {
 	need(t, "tempest", "openstack")
 	c := startUp(t, "--attestation", "no")
@@ -149,7 +213,9 @@ enable_instance_password = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	tempest(t, ws, "--regex", `^tempest\.api\.(volume\.|compute\.volumes\.test_attach_volume)`, "--exclude-list", exclude)
+	tempest(t, ws, "--regex", `^tempest\.api\.(volume\.|compute\.volumes\.test_attach_volume|compute\.servers\.test_create_server\.ServersTestBootFromVolume|`+
+		`compute\.servers\.test_servers_negative\.ServersNegativeTestJSON\.test_create_server_(invalid_bdm_in_2nd_dict|from_non_bootable_volume))`,
+		"--exclude-list", exclude)
 }
 
 // TestVolumeOnRealGuests is the seed's volume session with QEMU guests on
@@ -162,7 +228,7 @@ enable_instance_password = true
 // One of the two guests opens the volume on its own host, the other over
 // NBD. The servers deleted, the volume and its data remain, and a
 // volume made from its snapshot has them too; a volume made from the
-// guest's image is bootable.
+// guest's image boots a server.
 func TestVolumeOnRealGuests(t *testing.T) {
 	need(t, "openstack", "nova", "qemu-system-x86_64", "qemu-storage-daemon")
 	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--attestation", "no", "--test-image", testImage(t))
@@ -171,15 +237,7 @@ func TestVolumeOnRealGuests(t *testing.T) {
 
 	vol := must(t, demo, "volume", "create", "--size", "1", "-f", "value", "-c", "id", "vol1")
 	waitVolume(t, demo, "vol1", "available")
-	findDisk := fmt.Sprintf(`
-i=0; dev=
-while [ $i -lt 240 ]; do
-  for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "%s" ] && dev=/dev/${d##*/}; done
-  [ -n "$dev" ] && break; sleep 0.5; i=$((i+1))
-done
-echo "volume at $dev"
-`, vol[:20])
-	vm1 := boot(t, demo, "vm1", "--user-data", script(t, findDisk+`echo "marker-42" | dd of=$dev bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "marker written"`))
+	vm1 := boot(t, demo, "vm1", "--user-data", onVolume(t, vol, `echo "marker-42" | dd of=$dev bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "marker written"`))
 	// Attached once the guest has its root: a disk that comes while its
 	// kernel still probes may take the name vda (names follow the order
 	// disks come in; the serial is what stays).
@@ -197,7 +255,7 @@ echo "volume at $dev"
 
 	must(t, demo, "server", "remove", "volume", "vm1", "vol1")
 	waitVolume(t, demo, "vol1", "available")
-	vm2 := boot(t, demo, "vm2", "--hint", "different_host="+vm1, "--user-data", script(t, findDisk+`echo "read $(head -c 9 $dev)"`))
+	vm2 := boot(t, demo, "vm2", "--hint", "different_host="+vm1, "--user-data", onVolume(t, vol, `echo "read $(head -c 9 $dev)"`))
 	if hostOf(t, admin, vm1) == hostOf(t, admin, vm2) {
 		t.Fatalf("vm1 and vm2 on one host, %s; want two, one of them the storage host", hostOf(t, admin, vm1))
 	}
@@ -251,6 +309,15 @@ echo "volume at $dev"
 	if vimg.Bootable != "true" || vimg.Image["image_name"] != "tiny" || vimg.Image["kernel_id"] == "" {
 		t.Errorf("the volume from the image: %+v", vimg)
 	}
+	// A server booted from it boots the guest from the volume, with the
+	// kernel its image metadata names; the volume stays when it goes.
+	must(t, demo, "server", "create", "--volume", "vimg", "--flavor", "m1.tiny", "--wait", "bfv")
+	waitConsole(t, demo, "bfv", "trustack-guest ready")
+	if out, err := openstack(t, demo, "server", "remove", "volume", "bfv", "vimg"); err == nil {
+		t.Errorf("the root volume detached: %s", out)
+	}
+	must(t, demo, "server", "delete", "--wait", "bfv")
+	waitVolume(t, demo, "vimg", "available")
 
 	// A snapshot of the volume gives a new volume with the same data.
 	must(t, demo, "volume", "snapshot", "create", "--volume", "vol1", "snap1")

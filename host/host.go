@@ -55,7 +55,13 @@ func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hype
 		if h.agent.Exports, err = nbd.NewExporter(filepath.Join(dir, "exports"), cmp.Or(cfg.Agent.HostIP, "127.0.0.1")); err != nil {
 			return nil, err
 		}
+		// What is in the scratch directory is an agent's that was killed
+		// (a download of the image a volume was being made from): no
+		// agent of the host uses it now.
 		h.agent.ScratchDir = filepath.Join(dir, "scratch")
+		if err := os.RemoveAll(h.agent.ScratchDir); err != nil {
+			return nil, fmt.Errorf("host %s: empty the scratch directory: %w", name, err)
+		}
 		if err := os.MkdirAll(h.agent.ScratchDir, 0o700); err != nil {
 			return nil, err
 		}

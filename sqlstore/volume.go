@@ -44,13 +44,14 @@ var (
 		name: "volumes", kind: "volume", order: "created_at, id",
 		columns: []string{"id", "project_id", "user_id", "name", "description", "size_gb", "status", "type_id", "availability_zone",
 			"bootable", "image_id", "snapshot_id", "source_volume_id", "metadata", "image_metadata", "host", "reason", "created_at", "updated_at",
-			"attachment_id", "server_id", "attached_host", "device", "attached_at", "admin_metadata"},
+			"attachment_id", "server_id", "attached_host", "device", "attached_at", "admin_metadata", "image_bytes_copied"},
 		fields: func(v *trustack.Volume) []any {
 			a := &v.Attachment
 			return []any{&v.ID, &v.ProjectID, &v.UserID, &v.Name, &v.Description, &v.Size, &v.Status, &v.TypeID, &v.AvailabilityZone,
 				&v.Bootable, &v.ImageID, &v.SnapshotID, &v.SourceVolumeID, jsonColumn[map[string]string]{&v.Metadata},
 				jsonColumn[map[string]string]{&v.ImageMetadata}, &v.Host, &v.Reason, timeColumn{&v.CreatedAt}, timeColumn{&v.UpdatedAt},
-				&a.ID, &a.ServerID, &a.Host, &a.Device, timeColumn{&a.AttachedAt}, jsonColumn[map[string]string]{&v.AdminMetadata}}
+				&a.ID, &a.ServerID, &a.Host, &a.Device, timeColumn{&a.AttachedAt}, jsonColumn[map[string]string]{&v.AdminMetadata},
+				&v.ImageBytesCopied}
 		},
 		missing: func(id string) error {
 			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)

@@ -107,6 +107,7 @@ func testVolumes(t *testing.T, s Store) {
 
 	updated, err := s.UpdateVolume(ctx, "v2", nil, func(v *trustack.Volume) error {
 		v.Status, v.Host, v.UpdatedAt = trustack.VolumeAvailable, "storage-1@file#file", start.Add(time.Minute)
+		v.ImageBytesCopied = 5 << 30 // past 32 bits
 		return nil
 	})
 	must(t, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/hypervisor/qemu"
 	"github.com/trustack/trustack/volume/file"
+	"github.com/trustack/trustack/volume/lvm"
 )
 
 // NewHost builds the compute host named name, keeping its state in dir,
@@ -36,7 +37,7 @@ func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, 
 	if err != nil {
 		return nil, err
 	}
-	volumes, err := volumeBackends(cfg, dir)
+	volumes, err := volumeBackends(ctx, cfg, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -46,12 +47,18 @@ func NewHost(ctx context.Context, cfg *config.Config, dial dcc.Dial, name, dir, 
 // volumeBackends returns the volume backends [volume] backends names,
 // with their state in the host's directory dir unless configured
 // elsewhere.
-func volumeBackends(cfg *config.Config, dir string) (map[string]agent.VolumeBackend, error) {
+func volumeBackends(ctx context.Context, cfg *config.Config, dir string) (map[string]agent.VolumeBackend, error) {
 	out := map[string]agent.VolumeBackend{}
 	for _, name := range cfg.Volume.Backends {
 		switch name {
 		case "file":
 			b, err := file.New(strings.ReplaceAll(cfg.Volume.FileDir, "{host_dir}", dir), cfg.Volume.FileFormat)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = b
+		case "lvm":
+			b, err := lvm.New(ctx, cfg.Volume.VolumeGroup)
 			if err != nil {
 				return nil, err
 			}

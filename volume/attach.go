@@ -127,6 +127,19 @@ func (s *Service) detach(ctx context.Context, c Caller, id, attachmentID string,
 	})
 }
 
+// MoveAttachment records that an attached volume serves its server from
+// another compute host, the server having moved there. ENOTFOUND
+// (VolumeAttachmentNotFound) for an attachment the volume does not have.
+func (s *Service) MoveAttachment(ctx context.Context, c Caller, id, attachmentID, host string) error {
+	return s.transition(ctx, c, id, func(v *trustack.Volume) error {
+		if v.Attachment.ID == "" || v.Attachment.ID != attachmentID {
+			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeAttachmentNotFound", "Volume attachment %s of volume %s could not be found.", attachmentID, id)
+		}
+		v.Attachment.Host = host
+		return nil
+	})
+}
+
 // letGo makes a volume available with no attachment.
 func letGo(v *trustack.Volume) {
 	v.Status, v.Attachment = trustack.VolumeAvailable, trustack.VolumeAttachment{}

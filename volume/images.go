@@ -70,3 +70,28 @@ func (s *Service) imageRef(ctx context.Context, v *trustack.Volume) (wire.ImageR
 	}
 	return wire.NewImageRef(img, s.opts.ImageURL), token, nil
 }
+
+var _ wire.VolumeController = (*Service)(nil)
+
+// ImageCopied records how much of its image the storage host of a volume
+// being made from one reports it has copied. ENOTFOUND (VolumeNotFound)
+// for a missing volume, EFORBIDDEN for a report from another host than
+// the volume's, ECONFLICT for a volume not being made from an image (a
+// report that comes after the volume is made changes nothing), EINVALID
+// for a count below 0.
+func (s *Service) ImageCopied(ctx context.Context, e wire.ImageCopied) error {
+	if e.Bytes < 0 {
+		return trustack.Errorf(trustack.EINVALID, "host %s copied %d bytes of the image of volume %s: a count is at least 0", e.Host, e.Bytes, e.VolumeID)
+	}
+	_, err := s.store.UpdateVolume(ctx, e.VolumeID, nil, func(v *trustack.Volume) error {
+		if host, _ := hostAndBackend(v); host != e.Host {
+			return trustack.Errorf(trustack.EFORBIDDEN, "host %s reports the copy of the image of volume %s, which is on %q", e.Host, v.ID, host)
+		}
+		if v.Status != trustack.VolumeCreating || v.ImageID == "" {
+			return trustack.Errorf(trustack.ECONFLICT, "volume %s is %s, not being made from an image", v.ID, v.Status)
+		}
+		v.ImageBytesCopied = e.Bytes
+		return nil
+	})
+	return err
+}

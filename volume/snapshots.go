@@ -220,13 +220,12 @@ func (s *Service) carryOutSnapshot(ctx context.Context, id, status string) {
 	v, err := s.store.Volume(ctx, snap.VolumeID)
 	if err == nil {
 		host, backend := hostAndBackend(v)
-		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
-		if status == trustack.SnapshotCreating {
-			err = s.storage.SnapshotVolume(actx, host, backend, v.ID, id)
-		} else {
-			err = s.storage.DeleteSnapshot(actx, host, backend, id)
-		}
-		cancel()
+		err = s.onHost(ctx, host, func(ctx context.Context) error {
+			if status == trustack.SnapshotCreating {
+				return s.storage.SnapshotVolume(ctx, host, backend, v.ID, id)
+			}
+			return s.storage.DeleteSnapshot(ctx, host, backend, id)
+		})
 	}
 	if err == nil && status == trustack.SnapshotDeleting {
 		if derr := s.store.DeleteSnapshot(ctx, id); derr != nil && trustack.ErrorCode(derr) != trustack.ENOTFOUND {

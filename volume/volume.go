@@ -40,6 +40,7 @@ type Storage interface {
 	DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error
 	ExtendVolume(ctx context.Context, host, backend, volumeID string, size int) error
 	DeleteVolume(ctx context.Context, host, backend, volumeID string) error
+	UploadVolume(ctx context.Context, host, backend, volumeID string, upload wire.Upload, diskFormat string) error
 }
 
 // Images is what volumes made from images need of the image service
@@ -59,11 +60,35 @@ type Hosts interface {
 	Hosts(ctx context.Context) ([]*trustack.Host, error)
 }
 
+// Requirements says what a project requires of the hosts that keep its
+// resources: its location, isolation and trust requirements, as the
+// requirements service (acaas.Service) states them for its servers.
+type Requirements interface {
+	Effective(ctx context.Context, projectID string, f *trustack.Flavor, hints map[string][]string) (trustack.Requirements, error)
+}
+
+// TopologyReader is what Hosts may offer besides (the compute store
+// does): the physical domains and locations that requirements are met
+// in. Without it, hosts are in no domain.
+type TopologyReader interface {
+	Topology(ctx context.Context) (*trustack.Topology, error)
+}
+
+// HostNamer is what Hosts may offer besides (the compute store does): the
+// host of a name, ENOTFOUND if there is none. Without it, the service
+// looks for the host among them all.
+type HostNamer interface {
+	HostByName(ctx context.Context, name string) (*trustack.Host, error)
+}
+
 // Options tune the Service; zero values take the defaults.
 type Options struct {
 	// AvailabilityZone is the zone of volumes that name none (default
 	// nova, as Cinder's storage_availability_zone).
 	AvailabilityZone string
+	// Requirements, if set, holds each project's volumes to the hosts
+	// that meet its requirements.
+	Requirements Requirements
 	// Alive reports whether a host's agent is up; nil means every host
 	// is.
 	Alive func(*trustack.Host) bool
@@ -76,6 +101,11 @@ type Options struct {
 	// AgentTimeout bounds a request to a storage host's agent (default
 	// 2 minutes: a volume made from an image copies it).
 	AgentTimeout time.Duration
+	// RetryInterval is how often a request to a storage host whose agent
+	// is down is made again while the host counts as alive, and how often
+	// a request waiting for its answer looks for a restart of the agent,
+	// after which it is made again (default 2 s).
+	RetryInterval time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// Log receives what the service does (default: discarded).
@@ -85,8 +115,9 @@ type Options struct {
 // Service is the block storage service. It is safe for concurrent use.
 // A request that a storage host carries out (a volume made, grown or
 // deleted) is accepted once its volume's new status is stored, and goes
-// on in the background; Recover takes up, after a restart, what was going
-// on.
+// on in the background, asked again of a storage host whose agent was
+// down or restarted before it answered (see onHost); Recover takes up,
+// after a restart, what was going on.
 type Service struct {
 	store   Store
 	hosts   Hosts
@@ -105,6 +136,9 @@ func New(store Store, hosts Hosts, storage Storage, opts Options) *Service {
 	}
 	if opts.AgentTimeout == 0 {
 		opts.AgentTimeout = 2 * time.Minute
+	}
+	if opts.RetryInterval == 0 {
+		opts.RetryInterval = 2 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -181,7 +215,7 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 	if img != nil {
 		v.ImageID, v.Bootable, v.ImageMetadata = img.ID, true, imageMetadata(img)
 	}
-	host, backend, err := s.place(ctx, vt, zone, r.Size)
+	host, backend, refused, err := s.place(ctx, c.ProjectID, vt, zone, r.Size)
 	if source != nil {
 		// A snapshot's data is where the snapshot is.
 		host, backend = hostAndBackend(source)
@@ -191,7 +225,7 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 		return nil, err
 	}
 	if host == "" {
-		v.Status, v.Reason = trustack.VolumeError, noBackend(vt, zone, r.Size)
+		v.Status, v.Reason = trustack.VolumeError, noBackend(vt, zone, r.Size, refused)
 	} else {
 		v.Host = location(host, backend)
 	}
@@ -236,19 +270,35 @@ func (s *Service) volumeType(ctx context.Context, ref string) (*trustack.VolumeT
 	return vt, err
 }
 
-// place chooses the storage host and backend of a new volume of the type
-// in the zone: among the backends of the hosts that are up and enabled
-// and that the type names (any, if it names none), the one with the most
-// GiB free, as Cinder's capacity weigher; "" if none has room.
-func (s *Service) place(ctx context.Context, vt *trustack.VolumeType, zone string, size int) (host, backend string, err error) {
+// place chooses the storage host and backend of a new volume of the
+// project's, of the type in the zone: among the backends of the hosts
+// that are up and enabled and that the type names (any, if it names
+// none), on a host that meets the project's requirements, the one with
+// the most GiB free, as Cinder's capacity weigher; "" if none has room,
+// with the requirements that kept those with room out.
+func (s *Service) place(ctx context.Context, projectID string, vt *trustack.VolumeType, zone string, size int) (host, backend string, refused []string, err error) {
 	hosts, err := s.hosts.Hosts(ctx)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
+	}
+	meets, err := s.meetsRequirements(ctx, projectID)
+	if err != nil {
+		return "", "", nil, err
 	}
 	want := vt.ExtraSpecs["volume_backend_name"]
 	free := -1
 	for _, h := range hosts {
 		if !h.Enabled || !s.opts.Alive(h) || h.AvailabilityZone != zone {
+			continue
+		}
+		fits := slices.ContainsFunc(h.Storage, func(b trustack.StorageBackend) bool { return (want == "" || b.Name == want) && b.FreeGB >= size })
+		if !fits {
+			continue
+		}
+		if why := meets(h); why != "" {
+			if !slices.Contains(refused, why) {
+				refused = append(refused, why)
+			}
 			continue
 		}
 		for _, b := range h.Storage {
@@ -257,11 +307,58 @@ func (s *Service) place(ctx context.Context, vt *trustack.VolumeType, zone strin
 			}
 		}
 	}
-	return host, backend, nil
+	return host, backend, refused, nil
 }
 
-// noBackend says why no backend takes a volume.
-func noBackend(vt *trustack.VolumeType, zone string, size int) string {
+// meetsRequirements returns whether a host meets the project's
+// requirements: "" if it does, else the requirement it does not meet.
+// Isolation counts the projects with servers on the host and those with
+// volumes there.
+func (s *Service) meetsRequirements(ctx context.Context, projectID string) (func(*trustack.Host) string, error) {
+	none := func(*trustack.Host) string { return "" }
+	if s.opts.Requirements == nil {
+		return none, nil
+	}
+	reqs, err := s.opts.Requirements.Effective(ctx, projectID, nil, nil)
+	if err != nil || len(reqs) == 0 {
+		return none, err
+	}
+	topology := &trustack.Topology{}
+	if tr, ok := s.hosts.(TopologyReader); ok {
+		if topology, err = tr.Topology(ctx); err != nil {
+			return nil, err
+		}
+	}
+	iso := reqs.Isolation()
+	volumeTenants := map[string][]trustack.Tenant{} // by host
+	if iso.Exclusive || len(iso.Exclude) > 0 {
+		all, err := s.store.Volumes(ctx, trustack.VolumeFilter{})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range all {
+			host, _ := hostAndBackend(v)
+			volumeTenants[host] = append(volumeTenants[host], trustack.Tenant{ProjectID: v.ProjectID, Servers: 1})
+		}
+	}
+	return func(h *trustack.Host) string {
+		if r, unmet := reqs.Unmet(h, topology); unmet {
+			return r.String()
+		}
+		if iso.Shuns(h.Tenants, projectID) || iso.Shuns(volumeTenants[h.Name], projectID) {
+			return "isolation=" + iso.String()
+		}
+		return ""
+	}, nil
+}
+
+// noBackend says why no backend takes a volume: none has room, or those
+// with room are on hosts that do not meet the requirements refused.
+func noBackend(vt *trustack.VolumeType, zone string, size int, refused []string) string {
+	if len(refused) > 0 {
+		return fmt.Sprintf("No valid backend was found: the storage hosts in zone %s with a backend %s with %d GiB free do not meet the requirements %s.",
+			zone, cmp.Or(vt.ExtraSpecs["volume_backend_name"], "of any name"), size, strings.Join(refused, ", "))
+	}
 	return fmt.Sprintf("No valid backend was found: no storage host up in zone %s has a backend %s with %d GiB free.",
 		zone, cmp.Or(vt.ExtraSpecs["volume_backend_name"], "of any name"), size)
 }
@@ -299,10 +396,8 @@ func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*tr
 		return // deleted or moved on meanwhile
 	}
 	err = nil
-	if v.Host != "" {
-		actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
-		err = s.ask(actx, v)
-		cancel()
+	if host, _ := hostAndBackend(v); host != "" {
+		err = s.onHost(ctx, host, func(ctx context.Context) error { return s.ask(ctx, v) })
 	}
 	_, uerr := s.store.UpdateVolume(ctx, id, nil, func(cur *trustack.Volume) error {
 		if cur.Status != status {
@@ -332,6 +427,9 @@ func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*tr
 	}
 	if err != nil {
 		s.opts.Log.Warn("a storage host failed a volume", "volume", id, "status", status, "error", err)
+		if status == trustack.VolumeUploading {
+			s.uploadFailed(ctx, v)
+		}
 	}
 }
 
@@ -354,6 +452,8 @@ func (s *Service) ask(ctx context.Context, v *trustack.Volume) error {
 		return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
 	case trustack.VolumeExtending:
 		return s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size)
+	case trustack.VolumeUploading:
+		return s.upload(ctx, host, backend, v)
 	default:
 		return s.storage.DeleteVolume(ctx, host, backend, v.ID)
 	}
@@ -370,6 +470,8 @@ var failed = map[string]string{
 	trustack.VolumeCreating:  trustack.VolumeError,
 	trustack.VolumeDeleting:  trustack.VolumeErrorDeleting,
 	trustack.VolumeExtending: trustack.VolumeErrorExtending,
+	// As Cinder's: the image is killed, the volume as it was.
+	trustack.VolumeUploading: trustack.VolumeAvailable,
 }
 
 // Get returns a volume the caller may see; ENOTFOUND (VolumeNotFound)
@@ -639,7 +741,7 @@ func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) erro
 // again (each idempotent on their storage hosts). A volume whose growth
 // fails now keeps the size asked for, its former one unknown.
 func (s *Service) Recover(ctx context.Context) error {
-	for _, status := range []string{trustack.VolumeCreating, trustack.VolumeExtending, trustack.VolumeDeleting} {
+	for _, status := range []string{trustack.VolumeCreating, trustack.VolumeExtending, trustack.VolumeUploading, trustack.VolumeDeleting} {
 		list, err := s.store.Volumes(ctx, trustack.VolumeFilter{Status: status})
 		if err != nil {
 			return err

@@ -28,6 +28,11 @@ type hosts struct {
 
 	mu   sync.Mutex
 	fail error // what the next request gets, if not nil
+	// copying, if set, is called as a host starts making a volume from
+	// an image: where a storage host reports the copy.
+	copying func(host, id string)
+	// uploads are the uploads of volumes asked, "IMAGE FORMAT VOLUME".
+	uploads []string
 }
 
 func (h *hosts) Hosts(ctx context.Context) ([]*trustack.Host, error) { return h.db.Hosts(ctx) }
@@ -68,6 +73,9 @@ func (h *hosts) CreateVolumeFromImage(ctx context.Context, host, backend, id str
 	b, err := h.backend(host, backend)
 	if err != nil {
 		return err
+	}
+	if h.copying != nil {
+		h.copying(host, id)
 	}
 	return b.CreateFromImage(ctx, id, size, image.URL, image.DiskFormat)
 }
@@ -468,12 +476,12 @@ func (i images) BootImage(_ context.Context, _, id string) (*trustack.Image, err
 	return i.img, nil
 }
 
-// TestVolumeFromImage: a volume made from an image has its data and its
-// properties, is bootable, and is of the image's size unless asked for
-// more; smaller is refused.
-func TestVolumeFromImage(t *testing.T) {
-	dir := t.TempDir()
-	img := &trustack.Image{ID: "11111111-2222-4333-8444-555555555555", Name: "tiny", DiskFormat: "qcow2", ContainerFormat: "bare",
+// newImage makes an image of a 64 MiB disk with 64 KiB of 0x5c at its
+// start, and the directory the image service keeps it in.
+func newImage(t *testing.T) (img *trustack.Image, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	img = &trustack.Image{ID: "11111111-2222-4333-8444-555555555555", Name: "tiny", DiskFormat: "qcow2", ContainerFormat: "bare",
 		Size: 200 << 20, MinDisk: 1, Properties: map[string]string{"kernel_id": "k1"}}
 	file := filepath.Join(dir, "v2", "images", img.ID, "file")
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
@@ -484,6 +492,14 @@ func TestVolumeFromImage(t *testing.T) {
 			t.Fatalf("%v: %v: %s", args, err, out)
 		}
 	}
+	return img, dir
+}
+
+// TestVolumeFromImage: a volume made from an image has its data and its
+// properties, is bootable, and is of the image's size unless asked for
+// more; smaller is refused.
+func TestVolumeFromImage(t *testing.T) {
+	img, dir := newImage(t)
 	s, h := newServiceWith(t, map[string]int{"storage-1": 10}, volume.Options{Images: images{img}, ImageURL: dir})
 	if _, err := s.Create(ctx, alice, volume.CreateRequest{ImageID: "99999999-2222-4333-8444-555555555555"}); trustack.ErrorReason(err) != "ImageNotFound" {
 		t.Errorf("a volume of a missing image: %v, want ImageNotFound", err)
@@ -502,5 +518,50 @@ func TestVolumeFromImage(t *testing.T) {
 	img.MinDisk = 3
 	if _, err := s.Create(ctx, alice, volume.CreateRequest{ImageID: img.ID, Size: 2}); trustack.ErrorReason(err) != "InvalidInput" {
 		t.Errorf("a volume smaller than its image's min_disk: %v, want InvalidInput", err)
+	}
+}
+
+// TestImageCopied: the storage host making a volume from an image reports
+// how much of the image it has copied, and the volume keeps the last
+// count; a report from another host, of a count below 0, or once the
+// volume is made changes nothing.
+func TestImageCopied(t *testing.T) {
+	img, dir := newImage(t)
+	s, h := newServiceWith(t, map[string]int{"storage-1": 10}, volume.Options{Images: images{img}, ImageURL: dir})
+	var during []error
+	var seen int64
+	h.copying = func(host, id string) {
+		report := func(host string, n int64) error {
+			return s.ImageCopied(ctx, wire.ImageCopied{Host: host, VolumeID: id, Bytes: n})
+		}
+		during = append(during, report(host, 1<<20), report(host, 3<<20), report("storage-2", 5<<20), report(host, -1))
+		if v, err := s.Get(ctx, alice, id); err == nil {
+			seen = v.ImageBytesCopied
+		}
+	}
+	v, err := s.Create(ctx, alice, volume.CreateRequest{ImageID: img.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v = settled(t, s, v.ID); v.Status != trustack.VolumeAvailable {
+		t.Fatalf("the volume from the image is %s, want available", v.Status)
+	}
+	want := []string{"", "", trustack.EFORBIDDEN, trustack.EINVALID}
+	for i, err := range during {
+		if got := trustack.ErrorCode(err); got != want[i] { // "" for no error
+			t.Errorf("report %d while the volume was made: %v, want code %q", i, err, want[i])
+		}
+	}
+	if seen != 3<<20 || v.ImageBytesCopied != 3<<20 {
+		t.Errorf("bytes copied: %d while made, %d once available; want %d both", seen, v.ImageBytesCopied, 3<<20)
+	}
+	if err := s.ImageCopied(ctx, wire.ImageCopied{Host: "storage-1", VolumeID: v.ID, Bytes: 1}); trustack.ErrorCode(err) != trustack.ECONFLICT {
+		t.Errorf("a report once the volume is made: %v, want %s", err, trustack.ECONFLICT)
+	}
+	if v = settled(t, s, v.ID); v.ImageBytesCopied != 3<<20 {
+		t.Errorf("bytes copied after a late report: %d, want %d", v.ImageBytesCopied, 3<<20)
+	}
+	if err := s.ImageCopied(ctx, wire.ImageCopied{Host: "storage-1", VolumeID: "99999999-2222-4333-8444-555555555555", Bytes: 1}); trustack.ErrorReason(err) != "VolumeNotFound" {
+		t.Errorf("a report of a missing volume: %v, want VolumeNotFound", err)
 	}
 }

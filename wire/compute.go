@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/bus"
@@ -52,6 +53,19 @@ type Spec struct {
 	// destroyed.
 	Ports          []Port          `json:"ports,omitempty"`
 	SecurityGroups []SecurityGroup `json:"security_groups,omitempty"`
+	// Volumes are plugged into the server before its guest first starts.
+	// One at device vda is its root disk, in place of a disk made from
+	// Image, whose ID is then "" and whose properties are the volume's
+	// image metadata (a direct kernel boot's os_command_line).
+	Volumes []VolumeDisk `json:"volumes,omitempty"`
+}
+
+// RootDevice is the device of a server's root disk.
+const RootDevice = "vda"
+
+// BootsFromVolume reports whether the server's root disk is a volume.
+func (s Spec) BootsFromVolume() bool {
+	return slices.ContainsFunc(s.Volumes, func(d VolumeDisk) bool { return d.Device == RootDevice })
 }
 
 // ImageRef names the image a server boots from, with what a host needs to

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
 )
 
 // The volume conversation: a controller asks a storage host's agent, on
@@ -22,6 +23,7 @@ const (
 	opVolumeDetach   = "volume_detach"
 	opSnapshotCreate = "snapshot_create"
 	opSnapshotDelete = "snapshot_delete"
+	opVolumeUpload   = "volume_upload"
 )
 
 // volumeRequest is the part of a host request about a volume.
@@ -38,6 +40,9 @@ type volumeRequest struct {
 	Key    *PSK        `json:"key,omitempty"`
 	Disk   *VolumeDisk `json:"disk,omitempty"`
 	Device string      `json:"device,omitempty"`
+	// DiskFormat is the format of the image a volume's data is uploaded
+	// as, to the request's Upload.
+	DiskFormat string `json:"disk_format,omitempty"`
 }
 
 // PSK is a TLS pre-shared key: an identity and a secret of 32 bytes in
@@ -94,6 +99,14 @@ func (c *Hosts) SnapshotVolume(ctx context.Context, host, backend, volumeID, sna
 // deleting one that is not there succeeds.
 func (c *Hosts) DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error {
 	_, err := c.call(ctx, host, hostRequest{Op: opSnapshotDelete, volumeRequest: volumeRequest{Backend: backend, SnapshotID: snapshotID}})
+	return err
+}
+
+// UploadVolume asks a storage host's agent to upload a volume's data,
+// in an image disk format, as the data of an image.
+func (c *Hosts) UploadVolume(ctx context.Context, host, backend, volumeID string, upload Upload, diskFormat string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeUpload, Upload: &upload, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID,
+		DiskFormat: diskFormat}})
 	return err
 }
 
@@ -164,6 +177,7 @@ type VolumeHost interface {
 	DeleteSnapshot(ctx context.Context, backend, snapshotID string) error
 	ExtendVolume(ctx context.Context, backend, volumeID string, size int) error
 	DeleteVolume(ctx context.Context, backend, volumeID string) error
+	UploadVolume(ctx context.Context, backend, volumeID string, upload Upload, diskFormat string) error
 	ExportVolume(ctx context.Context, backend, volumeID string, key PSK) (NBDExport, error)
 	UnexportVolume(ctx context.Context, volumeID string) error
 	AttachVolume(ctx context.Context, serverID string, disk VolumeDisk) error
@@ -206,6 +220,46 @@ func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostRepl
 		return true, h.ExtendVolume(ctx, req.Backend, req.VolumeID, req.Size)
 	case opVolumeDelete:
 		return true, h.DeleteVolume(ctx, req.Backend, req.VolumeID)
+	case opVolumeUpload:
+		if req.Upload == nil {
+			return true, trustack.Errorf(trustack.EINVALID, "an upload needs where to")
+		}
+		return true, h.UploadVolume(ctx, req.Backend, req.VolumeID, *req.Upload, req.DiskFormat)
 	}
 	return false, nil
+}
+
+// SubjectImageCopied carries storage hosts' reports of how much of its
+// image they have copied for a volume they make from one, to the
+// controllers' queue group: one controller records each.
+const SubjectImageCopied = "trustack.hosts.image_copied"
+
+// ImageCopied is a storage host's report that it has copied Bytes of
+// the image of a volume it is making.
+type ImageCopied struct {
+	Host     string `json:"host"`
+	VolumeID string `json:"volume_id"`
+	Bytes    int64  `json:"bytes"`
+}
+
+// ImageCopied reports to a controller how much of its image the host has
+// copied for a volume, and returns once it is recorded.
+func (c *Controllers) ImageCopied(ctx context.Context, e ImageCopied) error {
+	return c.conn.Request(ctx, SubjectImageCopied, e, &empty{})
+}
+
+// VolumeController is what a controller does with what storage hosts
+// report of the volumes they make.
+type VolumeController interface {
+	// ImageCopied records how much of its image a host has copied for a
+	// volume it makes from one.
+	ImageCopied(ctx context.Context, e ImageCopied) error
+}
+
+// ServeVolumeControllers has ctl answer storage hosts' reports on conn,
+// in the controllers' queue group, until the subscription is ended.
+func ServeVolumeControllers(conn *bus.Conn, ctl VolumeController) (bus.Subscription, error) {
+	return conn.HandleQueue(SubjectImageCopied, controllersQueue, bus.Handler(func(ctx context.Context, e ImageCopied) (empty, error) {
+		return empty{}, ctl.ImageCopied(ctx, e)
+	}))
 }

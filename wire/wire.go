@@ -11,6 +11,10 @@
 //     destroy, power and snapshot servers, and for consoles.
 //   - network (network.go): controllers ask an agent to plug and unplug
 //     ports, apply security groups, and serve DHCP and routers.
+//   - volume (volume.go): controllers ask a storage host's agent to make,
+//     grow, snapshot, delete and serve volumes, and a compute host's to
+//     plug them into servers; a storage host reports how much of an
+//     image it has copied for a volume it makes from one.
 //   - attestation (attest.go): an agent registers its TPM with a verifier
 //     and tells it of new measurements; verifiers ask it for evidence and
 //     tell it when its host is revoked.
@@ -33,7 +37,7 @@ var tokenEscaper = strings.NewReplacer("%", "%25", ".", "%2E", "*", "%2A", ">", 
 // and subscribe to on a bus that authenticates it: the controllers' and
 // verifiers' subjects it sends to, and its own host's subjects.
 func HostGrant(host string) (publish, subscribe []string) {
-	return []string{SubjectRegister, SubjectPower, SubjectHeartbeat, SubjectMeasured, SubjectMetadata},
+	return []string{SubjectRegister, SubjectPower, SubjectHeartbeat, SubjectMeasured, SubjectMetadata, SubjectImageCopied},
 		[]string{hostSubject(host), attesterSubject(host)}
 }
 

@@ -14,9 +14,9 @@ import (
 
 // addClientCommands adds the client commands, which talk to a cloud as
 // the OS_* variables say: image, keypair, flavor, requirement, network,
-// subnet, port, router, floating-ip and security-group, and the server
-// commands under `server`. That is the controller's command, which
-// takes no arguments, so `trustack server` alone still runs the
+// subnet, port, router, floating-ip, security-group and volume, and the
+// server commands under `server`. That is the controller's command,
+// which takes no arguments, so `trustack server` alone still runs the
 // controller.
 func addClientCommands(root *cobra.Command) {
 	for _, c := range root.Commands() {
@@ -34,6 +34,7 @@ func addClientCommands(root *cobra.Command) {
 	})))
 	root.AddCommand(image, keypair, flavor, requirementCommand())
 	root.AddCommand(networkCommands()...)
+	root.AddCommand(volumeCommand())
 }
 
 // clientCommand is a command that connects to the cloud and runs run.
@@ -64,6 +65,19 @@ func clientCommand(use, short string, args cobra.PositionalArgs, run func(contex
 			return run(cmd.Context(), c, args)
 		},
 	}
+}
+
+// serviceCommand is a command that connects to the cloud, opens with
+// session its session with one of the cloud's services (Networking,
+// say), and runs run in it.
+func serviceCommand[S any](use, short string, args cobra.PositionalArgs, session func(*client.Client) (S, error), run func(context.Context, S, []string) error) *cobra.Command {
+	return clientCommand(use, short, args, func(ctx context.Context, c *client.Client, args []string) error {
+		s, err := session(c)
+		if err != nil {
+			return err
+		}
+		return run(ctx, s, args)
+	})
 }
 
 // formatted gives a command the --format flag.

@@ -30,13 +30,7 @@ func networkCommands() []*cobra.Command {
 // networkCommand is a command that connects to the cloud's network
 // service and runs run.
 func networkCommand(use, short string, args cobra.PositionalArgs, run func(context.Context, *client.Networking, []string) error) *cobra.Command {
-	return clientCommand(use, short, args, func(ctx context.Context, c *client.Client, args []string) error {
-		n, err := c.Networking()
-		if err != nil {
-			return err
-		}
-		return run(ctx, n, args)
-	})
+	return serviceCommand(use, short, args, (*client.Client).Networking, run)
 }
 
 // showDelete are the show and delete commands of a kind of resource,

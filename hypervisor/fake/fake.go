@@ -15,6 +15,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -158,9 +159,9 @@ func (d *Driver) Describe(context.Context) (agent.Resources, error) {
 		HypervisorType: "fake", HypervisorVersion: 1000, HypervisorHostname: d.opts.Hostname}, nil
 }
 
-// Spawn "boots" a server: it runs at once, and its console says what a
-// trustack guest would.
-func (d *Driver) Spawn(ctx context.Context, spec wire.Spec) error {
+// Spawn "boots" a server with its volumes: it runs at once, and its
+// console says what a trustack guest would.
+func (d *Driver) Spawn(ctx context.Context, spec wire.Spec, volumes []agent.Disk) error {
 	if err := d.begin(ctx, "spawn"); err != nil {
 		return err
 	}
@@ -178,6 +179,12 @@ func (d *Driver) Spawn(ctx context.Context, spec wire.Spec) error {
 			spec.MemoryMB, d.opts.MemoryMB, d.opts.RAMAllocationRatio)
 	}
 	s := &server{Spec: spec}
+	for _, v := range volumes {
+		if s.Volumes == nil {
+			s.Volumes = map[string]agent.Disk{}
+		}
+		s.Volumes[v.Device] = v
+	}
 	d.servers[spec.ServerID] = s
 	s.boot(d.now())
 	d.save()
@@ -371,9 +378,16 @@ func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.D
 		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
 	}
 	if have, ok := s.Volumes[disk.Device]; ok {
-		if have.VolumeID != disk.VolumeID {
+		switch {
+		case have.VolumeID != disk.VolumeID:
 			return trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: server %s has volume %s at %s", serverID, have.VolumeID, disk.Device)
+		case reflect.DeepEqual(have, disk):
+			return nil
+		case s.Power == trustack.PowerRunning:
+			return trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: server %s runs with volume %s as it was served", serverID, disk.VolumeID)
 		}
+		s.Volumes[disk.Device] = disk
+		d.save()
 		return nil
 	}
 	if s.Volumes == nil {

@@ -44,7 +44,7 @@ func spec(id string, memoryMB int) wire.Spec {
 
 func spawn(t testing.TB, d *fake.Driver, id string, memoryMB int) {
 	t.Helper()
-	if err := d.Spawn(ctx, spec(id, memoryMB)); err != nil {
+	if err := d.Spawn(ctx, spec(id, memoryMB), nil); err != nil {
 		t.Fatalf("spawn %s: %v", id, err)
 	}
 }
@@ -113,7 +113,7 @@ func TestFailFailsTheNextCallsOfOneOperation(t *testing.T) {
 		// unchanged fails unless the failed call left "s" as it was.
 		unchanged func(t *testing.T, d *fake.Driver)
 	}{
-		{"spawn", func(d *fake.Driver) error { return d.Spawn(ctx, spec("new", 256)) }, func(t *testing.T, d *fake.Driver) {
+		{"spawn", func(d *fake.Driver) error { return d.Spawn(ctx, spec("new", 256), nil) }, func(t *testing.T, d *fake.Driver) {
 			_, err := d.State(ctx, "new")
 			wantCode(t, err, trustack.ENOTFOUND)
 		}},
@@ -178,7 +178,7 @@ func TestSetDelaySlowsEveryOperation(t *testing.T) {
 	// and the operation does not happen.
 	cut, cancel := context.WithTimeout(ctx, time.Millisecond)
 	defer cancel()
-	wantCode(t, d.Spawn(cut, spec("late", 256)), trustack.EUNAVAILABLE)
+	wantCode(t, d.Spawn(cut, spec("late", 256), nil), trustack.EUNAVAILABLE)
 	wantCode(t, d.Power(cut, "s", wire.OpUnpause), trustack.EUNAVAILABLE)
 	wantState(t, d, "s", trustack.PowerPaused)
 	_, err := d.State(ctx, "late")
@@ -249,7 +249,7 @@ func TestStateFileSurvivesANewDriver(t *testing.T) {
 		t.Errorf("console after a restart: got %q (%v), want %q", again, err, console)
 	}
 	// Spawning a server the host has already does not boot it again.
-	if err := second.Spawn(ctx, spec("b", 256)); err != nil {
+	if err := second.Spawn(ctx, spec("b", 256), nil); err != nil {
 		t.Fatal(err)
 	}
 	wantState(t, second, "b", trustack.PowerPaused)
@@ -289,7 +289,7 @@ func TestMemoryOvercommitIsRefusedBeyondTheRatio(t *testing.T) {
 			d := newDriver(t, fake.Options{MemoryMB: 1024, RAMAllocationRatio: tc.ratio})
 			for i, mb := range tc.spawns {
 				id := string(rune('a' + i))
-				err := d.Spawn(ctx, spec(id, mb))
+				err := d.Spawn(ctx, spec(id, mb), nil)
 				if i != tc.refused {
 					if err != nil {
 						t.Fatalf("spawn %d of %d MiB: %v", i, mb, err)
@@ -305,7 +305,7 @@ func TestMemoryOvercommitIsRefusedBeyondTheRatio(t *testing.T) {
 					if err := d.Destroy(ctx, "a"); err != nil {
 						t.Fatal(err)
 					}
-					if err := d.Spawn(ctx, spec(id, mb)); err != nil {
+					if err := d.Spawn(ctx, spec(id, mb), nil); err != nil {
 						t.Errorf("spawn after destroying a server: %v", err)
 					}
 				}
@@ -327,7 +327,7 @@ func TestConsoleTellsWhatAGuestWould(t *testing.T) {
 	s := spec("s", 256)
 	s.KeyName = "alice"
 	s.KeyData = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshKey))) + " alice@example"
-	if err := d.Spawn(ctx, s); err != nil {
+	if err := d.Spawn(ctx, s, nil); err != nil {
 		t.Fatal(err)
 	}
 	out, err := d.Console(ctx, "s", 2)

@@ -284,7 +284,7 @@ func testLifecycle(t *testing.T, s *suite) {
 		fn   func(t *testing.T)
 	}{
 		{"Spawn", func(t *testing.T) {
-			if err := s.hv.Spawn(s.op(t, true), spec); err != nil {
+			if err := s.hv.Spawn(s.op(t, true), spec, nil); err != nil {
 				t.Fatalf("Spawn: %v", err)
 			}
 			s.wantState(t, id, trustack.PowerRunning)
@@ -294,7 +294,7 @@ func testLifecycle(t *testing.T, s *suite) {
 			}
 		}},
 		{"SpawnAgainIsIdempotent", func(t *testing.T) {
-			if err := s.hv.Spawn(s.op(t, true), spec); err != nil {
+			if err := s.hv.Spawn(s.op(t, true), spec, nil); err != nil {
 				t.Fatalf("Spawn of a server that runs: %v, want no error", err)
 			}
 			s.wantState(t, id, trustack.PowerRunning)
@@ -361,7 +361,7 @@ func testLifecycle(t *testing.T, s *suite) {
 		{"SpawnAgainLeavesItAsItIs", func(t *testing.T) {
 			// The agent spawns again after a controller restart; that must
 			// not boot a server that exists already.
-			if err := s.hv.Spawn(s.op(t, true), spec); err != nil {
+			if err := s.hv.Spawn(s.op(t, true), spec, nil); err != nil {
 				t.Fatalf("Spawn of a paused server: %v, want no error", err)
 			}
 			s.wantState(t, id, trustack.PowerPaused)

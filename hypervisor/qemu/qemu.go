@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -309,7 +310,12 @@ func (d *Driver) setVM(inst *instance, v *vm) {
 
 // Spawn downloads the server's images if the host lacks them, makes its
 // disk and config drive, and starts it.
-func (d *Driver) Spawn(ctx context.Context, spec wire.Spec) error {
+func (d *Driver) Spawn(ctx context.Context, spec wire.Spec, volumes []agent.Disk) error {
+	for _, disk := range volumes {
+		if err := checkDisk(disk, true); err != nil {
+			return err
+		}
+	}
 	inst, err := d.reserve(spec)
 	if inst == nil || err != nil {
 		return err
@@ -324,6 +330,16 @@ func (d *Driver) Spawn(ctx context.Context, spec wire.Spec) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(inst.dir, specFile), b, 0o600); err != nil {
+		return err
+	}
+	vols := map[string]agent.Disk{}
+	for _, disk := range volumes {
+		if err := writeKey(inst.dir, disk); err != nil {
+			return err
+		}
+		vols[disk.Device] = disk
+	}
+	if err := writeVolumes(inst.dir, vols); err != nil {
 		return err
 	}
 	if err := d.makeDisk(ctx, inst, token); err != nil {
@@ -362,10 +378,20 @@ func (d *Driver) reserve(spec wire.Spec) (*instance, error) {
 // as the image service records them with the server's image's.
 var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "ami": "raw", "vmdk": "vmdk", "vdi": "vdi"}
 
-// makeDisk makes the server's disk: a qcow2 overlay on its image, grown to
-// the flavor's disk size, and fetches a direct kernel boot's kernel and
-// ramdisk.
+// makeDisk fetches a direct kernel boot's kernel and ramdisk and, unless
+// the server boots from a volume, makes its disk: a qcow2 overlay on its
+// image, grown to the flavor's disk size.
 func (d *Driver) makeDisk(ctx context.Context, inst *instance, token string) error {
+	for _, ref := range []*wire.ImageRef{inst.spec.Kernel, inst.spec.Ramdisk} {
+		if ref != nil {
+			if _, err := d.images.path(ctx, ref, token); err != nil {
+				return err
+			}
+		}
+	}
+	if inst.spec.BootsFromVolume() {
+		return nil
+	}
 	img := &inst.spec.Image
 	format, ok := diskFormats[img.DiskFormat]
 	if !ok {
@@ -374,13 +400,6 @@ func (d *Driver) makeDisk(ctx context.Context, inst *instance, token string) err
 	base, err := d.images.path(ctx, img, token)
 	if err != nil {
 		return err
-	}
-	for _, ref := range []*wire.ImageRef{inst.spec.Kernel, inst.spec.Ramdisk} {
-		if ref != nil {
-			if _, err := d.images.path(ctx, ref, token); err != nil {
-				return err
-			}
-		}
 	}
 	virtual, err := qemuimg.VirtualSize(ctx, base, format)
 	if err != nil {
@@ -411,9 +430,19 @@ func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 		"-chardev", "socket,id=console,path=" + consoleSocket + ",server=on,wait=off",
 		"-serial", "chardev:console",
 		"-pidfile", pidFile,
-		"-drive", "file=" + diskFile + ",if=virtio,format=qcow2",
-		"-drive", "file=" + configDrive + ",if=virtio,format=raw,readonly=on",
 	}
+	// The root disk, then the config drive, in the first PCI slots, in
+	// that order: the guest finds them as vda and vdb.
+	vols, err := readVolumes(inst.dir)
+	if err != nil {
+		return nil, err
+	}
+	if root, ok := vols[wire.RootDevice]; ok {
+		args = append(args, diskArgs(inst.dir, root)...)
+	} else {
+		args = append(args, "-drive", "file="+diskFile+",if=virtio,format=qcow2")
+	}
+	args = append(args, "-drive", "file="+configDrive+",if=virtio,format=raw,readonly=on")
 	if d.accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
@@ -434,11 +463,11 @@ func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 			args = append(args, "-initrd", filepath.Join(d.images.dir, s.Ramdisk.ID))
 		}
 	}
-	vols, err := readVolumes(inst.dir)
-	if err != nil {
-		return nil, err
+	for _, dev := range slices.Sorted(maps.Keys(vols)) {
+		if dev != wire.RootDevice {
+			args = append(args, diskArgs(inst.dir, vols[dev])...)
+		}
 	}
-	args = append(args, volumeArgs(inst.dir, vols)...)
 	if restore {
 		args = append(args, "-incoming", "defer")
 	}
@@ -828,6 +857,9 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	if err != nil {
 		return err
 	}
+	if inst.spec.BootsFromVolume() {
+		return trustack.Errorf(trustack.EINVALID, "qemu: server %s boots from a volume, and has no disk of its own to copy", serverID)
+	}
 	format := diskFormats[inst.spec.Image.DiskFormat]
 	if format == "" {
 		format = "qcow2"
@@ -875,9 +907,15 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 	if v == nil || v.mon.gone() {
 		return out, nil
 	}
+	// QEMU answers these queries at once from what it holds, unless its
+	// main loop is blocked: draining its disks (a stop, a detach) while a
+	// volume's NBD server does not answer, which QEMU waits for without
+	// end.
+	ctx, cancel := context.WithTimeout(ctx, diagnosticsTimeout)
+	defer cancel()
 	raw, err := v.mon.run(ctx, "query-cpus-fast", nil)
 	if err != nil {
-		return nil, err
+		return nil, unresponsive(inst, err)
 	}
 	var cpus []struct {
 		Index  int `json:"cpu-index"`
@@ -895,7 +933,7 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 		out["memory-rss"] = rss
 	}
 	if raw, err = v.mon.run(ctx, "query-blockstats", nil); err != nil {
-		return nil, err
+		return nil, unresponsive(inst, err)
 	}
 	var disks []struct {
 		Stats struct {
@@ -916,6 +954,34 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 		out[name+"_read_req"], out[name+"_write_req"] = disk.Stats.Reads, disk.Stats.Writes
 	}
 	return out, nil
+}
+
+// diagnosticsTimeout bounds the QMP queries of Diagnostics.
+const diagnosticsTimeout = 10 * time.Second
+
+// unresponsive is the error of a QMP query of a server's QEMU that got
+// no answer: ECONFLICT if QEMU has exited, EUNAVAILABLE if it did not
+// answer in time, naming the volumes it reaches over NBD, whose storage
+// hosts it may be waiting for.
+func unresponsive(inst *instance, err error) error {
+	if errors.Is(err, errGone) {
+		return trustack.Errorf(trustack.ECONFLICT, "qemu: the QEMU of server %s has exited", inst.spec.ServerID)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	msg := fmt.Sprintf("qemu: the QEMU of server %s did not answer within %v", inst.spec.ServerID, diagnosticsTimeout)
+	vols, _ := readVolumes(inst.dir)
+	var remote []string
+	for _, dev := range slices.Sorted(maps.Keys(vols)) {
+		if d := vols[dev]; d.NBD != nil {
+			remote = append(remote, fmt.Sprintf("volume %s (%s) from %s:%d", d.VolumeID, dev, d.NBD.Host, d.NBD.Port))
+		}
+	}
+	if len(remote) > 0 {
+		msg += "; it may be waiting for the storage host of " + strings.Join(remote, ", ") + ", which does not answer"
+	}
+	return trustack.Errorf(trustack.EUNAVAILABLE, "%s", msg)
 }
 
 // cpuTicks returns the CPU time (user and system) of a thread of a

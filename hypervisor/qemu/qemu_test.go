@@ -128,11 +128,11 @@ func TestSpawnRefusesToOvercommitMemory(t *testing.T) {
 	spec := func(id string, mb int) wire.Spec {
 		return wire.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: mb, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"}
 	}
-	if err := d.Spawn(ctx, spec("big", 768)); err != nil {
+	if err := d.Spawn(ctx, spec("big", 768), nil); err != nil {
 		t.Fatal(err)
 	}
 	defer d.Destroy(ctx, "big")
-	err := d.Spawn(ctx, spec("over", 512))
+	err := d.Spawn(ctx, spec("over", 512), nil)
 	if trustack.ErrorCode(err) != trustack.EOVERQUOTA {
 		t.Fatalf("Spawn beyond the host's memory: %v, want EOVERQUOTA", err)
 	}
@@ -146,7 +146,7 @@ func TestSpawnRefusesAnImageWithTheWrongChecksum(t *testing.T) {
 	d := newDriver(t, qemu.Options{})
 	ctx := context.Background()
 	disk.Checksum = strings.Repeat("0", 32)
-	err := d.Spawn(ctx, wire.Spec{ServerID: "bad", Name: "bad", Hostname: "bad", VCPUs: 1, MemoryMB: 256, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
+	err := d.Spawn(ctx, wire.Spec{ServerID: "bad", Name: "bad", Hostname: "bad", VCPUs: 1, MemoryMB: 256, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("Spawn from an image whose data does not match its checksum: %v, want a mismatch", err)
 	}
@@ -160,7 +160,7 @@ func bootedServer(t *testing.T, d *qemu.Driver, id string) {
 	t.Helper()
 	disk, kernel, ramdisk := imageService(t, "token")
 	ctx := context.Background()
-	err := d.Spawn(ctx, wire.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: 256, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
+	err := d.Spawn(ctx, wire.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: 256, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

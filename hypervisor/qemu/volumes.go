@@ -5,16 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/internal/qemuimg"
 	"github.com/trustack/trustack/volume/nbd"
+	"github.com/trustack/trustack/wire"
 )
 
 // volumesFile lists the volumes plugged into a server, by device, so
@@ -81,63 +83,97 @@ func pciSlot(device string) (slot string, ok bool) {
 // (/dev/disk/by-id/virtio-...): the volume's ID, as far as it fits.
 func serial(volumeID string) string { return volumeID[:min(len(volumeID), 20)] }
 
-// volumeArgs are QEMU's options for the server's volumes, in device
-// order.
-func volumeArgs(dir string, vols map[string]agent.Disk) []string {
-	var args []string
-	for _, dev := range slices.Sorted(maps.Keys(vols)) {
-		d := vols[dev]
-		ro := ""
-		if d.ReadOnly {
-			ro = ",read-only=on"
-		}
-		if d.NBD != nil {
-			args = append(args,
-				"-object", fmt.Sprintf("tls-creds-psk,id=%s,endpoint=client,dir=%s,username=%s", tlsID(dev), keyDir(dir, dev), d.NBD.Key.Identity),
-				"-blockdev", fmt.Sprintf("driver=nbd,node-name=%s,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=%s%s",
-					nodeName(dev), d.NBD.Host, d.NBD.Port, d.NBD.Name, tlsID(dev), ro))
-		} else {
-			args = append(args,
-				"-blockdev", fmt.Sprintf("driver=file,node-name=%s,filename=%s%s", fileNode(dev), d.Path, ro),
-				"-blockdev", fmt.Sprintf("driver=%s,node-name=%s,file=%s%s", d.Format, nodeName(dev), fileNode(dev), ro))
-		}
-		slot, _ := pciSlot(dev) // checked when attached
-		args = append(args, "-device", fmt.Sprintf("virtio-blk-pci,id=%s,drive=%s,serial=%s,bus=pci.0,addr=%s", deviceID(dev), nodeName(dev), serial(d.VolumeID), slot))
+// diskArgs are QEMU's options for a volume of the server's: in its PCI
+// slot, or, as its root disk (vda), in the first free one, which a guest
+// finds first.
+func diskArgs(dir string, d agent.Disk) []string {
+	dev := d.Device
+	ro := ""
+	if d.ReadOnly {
+		ro = ",read-only=on"
 	}
-	return args
+	var args []string
+	if d.NBD != nil {
+		args = append(args,
+			"-object", fmt.Sprintf("tls-creds-psk,id=%s,endpoint=client,dir=%s,username=%s", tlsID(dev), keyDir(dir, dev), d.NBD.Key.Identity),
+			"-blockdev", fmt.Sprintf("driver=nbd,node-name=%s,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=%s%s",
+				nodeName(dev), d.NBD.Host, d.NBD.Port, d.NBD.Name, tlsID(dev), ro))
+	} else {
+		args = append(args,
+			"-blockdev", fmt.Sprintf("driver=%s,node-name=%s,filename=%s%s", qemuimg.ProtocolDriver(d.Path), fileNode(dev), d.Path, ro),
+			"-blockdev", fmt.Sprintf("driver=%s,node-name=%s,file=%s%s", d.Format, nodeName(dev), fileNode(dev), ro))
+	}
+	device := fmt.Sprintf("virtio-blk-pci,id=%s,drive=%s,serial=%s", deviceID(dev), nodeName(dev), serial(d.VolumeID))
+	if slot, ok := pciSlot(dev); ok {
+		device += ",bus=pci.0,addr=" + slot
+	}
+	return append(args, "-device", device)
+}
+
+// checkDisk refuses a volume the server cannot take: at a device other
+// than vdc to vdr (or, when it spawns, its root disk vda), or of a format
+// other than raw or qcow2.
+func checkDisk(disk agent.Disk, root bool) error {
+	if _, ok := pciSlot(disk.Device); !ok && !(root && disk.Device == wire.RootDevice) {
+		return trustack.Errorf(trustack.EINVALID, "qemu: device %q: want vdc to vdr", disk.Device)
+	}
+	if disk.NBD == nil && disk.Format != "raw" && disk.Format != "qcow2" {
+		return trustack.Errorf(trustack.EINVALID, "qemu: volume %s: format %q, want raw or qcow2", disk.VolumeID, disk.Format)
+	}
+	return nil
+}
+
+// writeKey writes the key of a volume served over NBD where the server's
+// QEMU reads it.
+func writeKey(dir string, disk agent.Disk) error {
+	if disk.NBD == nil {
+		return nil
+	}
+	if err := nbd.WriteKeyDir(keyDir(dir, disk.Device), nbd.Key{Identity: disk.NBD.Key.Identity, Secret: disk.NBD.Key.Secret}); err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	return nil
 }
 
 // AttachVolume plugs a volume into a server: into its running QEMU over
 // QMP, and into its volumes for every later start. A suspended server
 // takes none, as its saved devices must stay as they are (ECONFLICT).
+// A volume the server has, served anew, replaces the one it had if the
+// server is stopped (ECONFLICT if it runs).
 func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.Disk) error {
 	inst, v, err := d.get(serverID)
 	if err != nil {
 		return err
-	}
-	if _, ok := pciSlot(disk.Device); !ok {
-		return trustack.Errorf(trustack.EINVALID, "qemu: device %q: want vdc to vdr", disk.Device)
-	}
-	if disk.NBD == nil && disk.Format != "raw" && disk.Format != "qcow2" {
-		return trustack.Errorf(trustack.EINVALID, "qemu: volume %s: format %q, want raw or qcow2", disk.VolumeID, disk.Format)
 	}
 	vols, err := readVolumes(inst.dir)
 	if err != nil {
 		return err
 	}
 	if have, ok := vols[disk.Device]; ok {
-		if have.VolumeID == disk.VolumeID {
+		switch {
+		case have.VolumeID != disk.VolumeID:
+			return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s has volume %s at %s", serverID, have.VolumeID, disk.Device)
+		case reflect.DeepEqual(have, disk):
 			return nil
+		case v != nil && !v.mon.gone():
+			return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s runs with volume %s as it was served: stop it to plug the volume in anew", serverID, disk.VolumeID)
 		}
-		return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s has volume %s at %s", serverID, have.VolumeID, disk.Device)
+		// Served anew (by another export): the stopped server opens it so
+		// from its next start.
+		if err := writeKey(inst.dir, disk); err != nil {
+			return err
+		}
+		vols[disk.Device] = disk
+		return writeVolumes(inst.dir, vols)
+	}
+	if err := checkDisk(disk, false); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(inst.dir, savedState)); err == nil {
 		return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s is suspended: resume it before attaching a volume", serverID)
 	}
-	if disk.NBD != nil {
-		if err := nbd.WriteKeyDir(keyDir(inst.dir, disk.Device), nbd.Key{Identity: disk.NBD.Key.Identity, Secret: disk.NBD.Key.Secret}); err != nil {
-			return fmt.Errorf("qemu: %w", err)
-		}
+	if err := writeKey(inst.dir, disk); err != nil {
+		return err
 	}
 	if v != nil && !v.mon.gone() {
 		if err := hotPlug(ctx, v.mon, inst.dir, disk); err != nil {
@@ -179,7 +215,7 @@ func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (er
 			return err
 		}
 	} else {
-		if err := do("blockdev-add", map[string]any{"driver": "file", "node-name": fileNode(dev), "filename": disk.Path, "read-only": disk.ReadOnly},
+		if err := do("blockdev-add", map[string]any{"driver": qemuimg.ProtocolDriver(disk.Path), "node-name": fileNode(dev), "filename": disk.Path, "read-only": disk.ReadOnly},
 			"blockdev-del", map[string]any{"node-name": fileNode(dev)}); err != nil {
 			return err
 		}

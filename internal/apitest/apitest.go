@@ -1,7 +1,8 @@
 // Package apitest holds what the tests of the API packages share: callers
 // known by their tokens (an administrator, members of two projects, a
 // reader of one), a token validator that knows them, in the place of the
-// identity service, and JSON requests as one of them.
+// identity service, an image service of one image, and JSON requests as
+// one of them.
 package apitest
 
 import (
@@ -98,4 +99,16 @@ func Must(t testing.TB, client *http.Client, status int, token, method, url stri
 		t.Fatalf("%s %s as %s: status %d, want %d: %v", method, url, token, got, status, o)
 	}
 	return o
+}
+
+// Images is an image service of one image, for the block storage service
+// to make volumes from (volume.Images).
+type Images struct{ Image *trustack.Image }
+
+// BootImage returns the image if id is its ID, and ENOTFOUND if not.
+func (i Images) BootImage(_ context.Context, _, id string) (*trustack.Image, error) {
+	if id != i.Image.ID {
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "no image %s", id)
+	}
+	return i.Image, nil
 }

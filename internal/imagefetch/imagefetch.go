@@ -25,6 +25,13 @@ import (
 // directory renamed into place only once the data has the image's size
 // and matches its checksums; EUNAVAILABLE if it does not.
 func Download(ctx context.Context, client *http.Client, img *wire.ImageRef, token, path string) error {
+	return DownloadCounting(ctx, client, img, token, path, nil)
+}
+
+// DownloadCounting is Download that also writes the image's data to
+// progress, if it is not nil, as it arrives: to a counter of the bytes
+// copied so far, whose error would end the download.
+func DownloadCounting(ctx context.Context, client *http.Client, img *wire.ImageRef, token, path string, progress io.Writer) error {
 	if img.URL == "" {
 		return trustack.Errorf(trustack.EINVALID, "image %s has no download URL", img.ID)
 	}
@@ -55,6 +62,9 @@ func Download(ctx context.Context, client *http.Client, img *wire.ImageRef, toke
 	defer tmp.Close()
 	sums := checksums(img)
 	writers := []io.Writer{tmp}
+	if progress != nil {
+		writers = append(writers, progress)
+	}
 	for _, s := range sums {
 		writers = append(writers, s.h)
 	}

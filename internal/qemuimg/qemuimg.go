@@ -1,11 +1,14 @@
-// Package qemuimg runs qemu-img, QEMU's disk image tool, for what keeps
-// disk images: the QEMU driver's guest disks and the file volume backend.
+// Package qemuimg runs qemu-img, QEMU's disk image tool, and says which
+// of QEMU's block drivers opens a disk, for what keeps disk images: the
+// QEMU driver's guest disks, the NBD exports and the file and LVM volume
+// backends.
 package qemuimg
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 )
@@ -53,6 +56,13 @@ func Convert(ctx context.Context, from, fromFormat, to, format string) error {
 	return run(ctx, "convert", "-U", "-f", fromFormat, "-O", format, from, to)
 }
 
+// ConvertOnto copies an image of fromFormat onto the raw block device or
+// file at to, which is at least as large and reads as zeros (a new thin
+// logical volume): qemu-img makes nothing, and writes no zeros.
+func ConvertOnto(ctx context.Context, from, fromFormat, to string) error {
+	return run(ctx, "convert", "-U", "-n", "--target-is-zero", "-f", fromFormat, "-O", "raw", from, to)
+}
+
 // Backing returns the backing file an image of the format names, as
 // it names it; "" for none.
 func Backing(ctx context.Context, path, format string) (string, error) {
@@ -84,6 +94,15 @@ func Rebase(ctx context.Context, path, format, backing, backingFormat string) er
 		args = append(args, "-F", backingFormat)
 	}
 	return run(ctx, append(args, path)...)
+}
+
+// ProtocolDriver is the QEMU block driver that opens path: host_device
+// for a block device (a logical volume), file for a regular file.
+func ProtocolDriver(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeDevice != 0 {
+		return "host_device"
+	}
+	return "file"
 }
 
 func run(ctx context.Context, args ...string) error {

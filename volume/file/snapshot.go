@@ -46,7 +46,7 @@ func (b *Backend) Snapshot(ctx context.Context, volumeID, snapshotID string) err
 	}
 	snap := filepath.Join(b.dir, snapshotPrefix+snapshotID+"."+format)
 	if format == Raw {
-		return b.copyInto(ctx, path, snap, format, "snapshot "+snapshotID)
+		return b.copyInto(ctx, path, snap, format, 0, "snapshot "+snapshotID)
 	}
 	size, err := qemuimg.VirtualSize(ctx, path, format)
 	if err != nil {
@@ -77,11 +77,16 @@ func same(a, b string) bool {
 	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
-// copyInto copies an image to path under a temporary name, renamed once
-// whole.
-func (b *Backend) copyInto(ctx context.Context, from, path, format, what string) error {
+// copyInto copies an image to path under a temporary name, grown to
+// size bytes (0: as it is), renamed once whole: a creation cut short
+// leaves nothing, never a volume of the wrong size that a creation asked
+// again would refuse.
+func (b *Backend) copyInto(ctx context.Context, from, path, format string, size int64, what string) error {
 	tmp := path + partial
 	err := qemuimg.Convert(ctx, from, format, tmp, format)
+	if err == nil && size > 0 {
+		err = os.Truncate(tmp, size)
+	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -113,10 +118,7 @@ func (b *Backend) CreateFromSnapshot(ctx context.Context, id, snapshotID string,
 	}
 	path := filepath.Join(b.dir, prefix+id+"."+format)
 	if format == Raw {
-		if err := b.copyInto(ctx, snap, path, format, "volume "+id); err != nil {
-			return err
-		}
-		return b.Extend(ctx, id, size)
+		return b.copyInto(ctx, snap, path, format, int64(size)*gib, "volume "+id)
 	}
 	tmp := path + partial
 	err = qemuimg.Create(ctx, tmp, QCOW2, int64(size)*gib, filepath.Base(snap), QCOW2)

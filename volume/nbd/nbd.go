@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/internal/qemuimg"
 )
 
 // Key is an export's TLS pre-shared key: an identity and a secret of 32
@@ -44,8 +45,11 @@ func WriteKeyDir(dir string, k Key) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "keys.psk"), []byte(k.Identity+":"+k.Secret+"\n"), 0o600)
+	return os.WriteFile(filepath.Join(dir, "keys.psk"), []byte(keyLine(k)), 0o600)
 }
+
+// keyLine is a key as QEMU's tls-creds-psk reads it from keys.psk.
+func keyLine(k Key) string { return k.Identity + ":" + k.Secret + "\n" }
 
 // Export is a volume served over NBD: where a client connects, and the
 // export's name there.
@@ -77,15 +81,23 @@ func NewExporter(dir, address string) (*Exporter, error) {
 
 // Export serves the volume whose blocks are at path, in format (raw or
 // qcow2), as the export name, to the holder of key. Exporting a name that
-// is served already returns where it is; its key stays the one it was
-// exported with.
+// is served already with the same key returns where it is; with another
+// key, it is served anew to that key's holder alone (the old one's
+// connection closed).
 func (e *Exporter) Export(ctx context.Context, name, path, format string, key Key) (Export, error) {
 	if format != "raw" && format != "qcow2" {
 		return Export{}, trustack.Errorf(trustack.EINVALID, "nbd: format %q: want raw or qcow2", format)
 	}
 	dir := filepath.Join(e.dir, name)
 	if ex, ok := e.running(name); ok {
-		return ex, nil
+		if held, err := os.ReadFile(filepath.Join(dir, "keys.psk")); err == nil && string(held) == keyLine(key) {
+			return ex, nil
+		}
+		// Served to the holder of another key: a client that is gone,
+		// as a volume serves one server.
+		if err := e.Unexport(ctx, name); err != nil {
+			return Export{}, err
+		}
 	}
 	os.RemoveAll(dir)
 	if err := WriteKeyDir(dir, key); err != nil {
@@ -110,7 +122,7 @@ func (e *Exporter) Export(ctx context.Context, name, path, format string, key Ke
 func (e *Exporter) start(ctx context.Context, dir, name, path, format string, port int) error {
 	cmd := exec.CommandContext(ctx, e.binary,
 		"--object", "tls-creds-psk,id=tls0,endpoint=server,dir="+dir,
-		"--blockdev", "driver=file,node-name=file0,filename="+path,
+		"--blockdev", "driver="+qemuimg.ProtocolDriver(path)+",node-name=file0,filename="+path,
 		"--blockdev", "driver="+format+",node-name=disk0,file=file0",
 		"--nbd-server", fmt.Sprintf("addr.type=inet,addr.host=%s,addr.port=%d,tls-creds=tls0", e.address, port),
 		"--export", "type=nbd,id=export0,node-name=disk0,name="+name+",writable=on",

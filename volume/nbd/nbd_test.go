@@ -30,7 +30,8 @@ func qemuIO(t *testing.T, ex nbd.Export, key nbd.Key, commands ...string) (strin
 
 // TestExportOverTLS: a volume exported is read and written by the holder
 // of its key, refused to anyone else, exported once however often it is
-// asked, and no longer served once unexported.
+// asked with that key, to the new key alone when asked with another, and
+// no longer served once unexported.
 func TestExportOverTLS(t *testing.T) {
 	ctx := context.Background()
 	for _, format := range []string{file.QCOW2, file.Raw} {
@@ -56,12 +57,22 @@ func TestExportOverTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again, err := e.Export(ctx, "vol-1", path, f, nbd.NewKey("attachment-2")); err != nil || again != ex {
-				t.Errorf("exported again: %+v, %v; want %+v", again, err, ex)
+			if again, err := e.Export(ctx, "vol-1", path, f, key); err != nil || again != ex {
+				t.Errorf("exported again to the same key: %+v, %v; want %+v", again, err, ex)
 			}
 			if out, err := qemuIO(t, ex, key, "write -P 0xab 1M 64k", "read -P 0xab 1M 64k"); err != nil || strings.Contains(out, "fail") {
 				t.Fatalf("the key's holder writes and reads: %v\n%s", err, out)
 			}
+			// Exported to another key (the server moved to another host):
+			// served to that key alone.
+			moved := nbd.NewKey("attachment-1")
+			if ex, err = e.Export(ctx, "vol-1", path, f, moved); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := qemuIO(t, ex, key, "read 0 4k"); err == nil {
+				t.Errorf("the old key read the volume exported to another:\n%s", out)
+			}
+			key = moved
 			if out, err := qemuIO(t, ex, nbd.NewKey("attachment-1"), "read 0 4k"); err == nil {
 				t.Errorf("a client with another secret read the volume:\n%s", out)
 			}

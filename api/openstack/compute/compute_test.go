@@ -27,6 +27,8 @@ import (
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
+	"github.com/trustack/trustack/volume"
+	"github.com/trustack/trustack/volume/file"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -76,13 +78,15 @@ func (c *counted) SecurityGroupNames(ctx context.Context, ids []string) (map[str
 }
 
 // cloud is the compute API over real services on a new SQLite store: the
-// image service with a public image, the networking service, and the
-// compute service with one compute host, an agent with the fake
-// hypervisor and host network that is also the network node, on an
-// embedded bus.
+// image service with a public image, the networking service, the block
+// storage service, and the compute service with one compute host, an
+// agent with the fake hypervisor and host network that is also the
+// network node and keeps volumes in files, on an embedded bus.
 type cloud struct {
 	*httptest.Server
 	net   *counted
+	vol   *volume.Service
+	hv    *fake.Driver
 	image string
 }
 
@@ -128,7 +132,8 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc = compute.New(db, imgs, wire.NewHosts(conn), sched, compute.Options{Network: net, AgentTimeout: waitTimeout, Log: log})
+	vol := volume.New(db, db, wire.NewHosts(conn), volume.Options{Alive: func(h *trustack.Host) bool { return svc.Alive(h) }, Log: log})
+	svc = compute.New(db, imgs, wire.NewHosts(conn), sched, compute.Options{Network: net, Volumes: vol, AgentTimeout: waitTimeout, Log: log})
 	run, cancel := context.WithCancel(ctx)
 	if err := svc.Start(run); err != nil {
 		t.Fatal(err)
@@ -146,7 +151,12 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files, err := file.New(filepath.Join(dir, "volumes"), "qcow2")
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := agent.New(connect("host-0"), hv, fakenet.New([]string{"physnet1"}), agent.Config{Name: "host-0", NetworkNode: true,
+		Volumes:           map[string]agent.VolumeBackend{"file": files},
 		HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(run) }()
@@ -160,7 +170,8 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cloud{Server: httptest.NewServer(computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log)), net: net, image: img.ID}
+	c := &cloud{Server: httptest.NewServer(computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log)), net: net, vol: vol,
+		hv: hv, image: img.ID}
 	t.Cleanup(c.Close)
 	return c
 }

@@ -170,9 +170,9 @@ func (h *handler) createFlavor(w http.ResponseWriter, r *http.Request) error {
 		f.RXTXFactor = v
 	}
 	if nonEmpty(b.Public) {
-		v, err := configDrive(b.Public)
+		v, err := boolParam("os-flavor-access:is_public", b.Public)
 		if err != nil {
-			return invalid("os-flavor-access:is_public", "It must be a boolean.")
+			return err
 		}
 		f.Public = v
 	}

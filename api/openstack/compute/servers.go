@@ -161,10 +161,12 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 		return invalid("server", "'server' is a required property.")
 	}
 	req := compute.CreateRequest{Name: b.Name, Metadata: b.Metadata}
-	if b.ImageRef == nil {
+	if b.ImageRef == nil && !nonEmpty(b.BlockDeviceMappingV2) && !nonEmpty(b.BlockDeviceMapping) {
 		return invalid("imageRef", "'imageRef' is a required property.")
 	}
-	req.ImageID = refID(*b.ImageRef)
+	if b.ImageRef != nil {
+		req.ImageID = refID(*b.ImageRef)
+	}
 	if len(b.FlavorRef) == 0 {
 		return invalid("flavorRef", "'flavorRef' is a required property.")
 	}
@@ -217,8 +219,8 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 	if len(b.Personality) > 0 {
 		return trustack.Errorf(trustack.EINVALID, "Personality files are not supported: pass files to the server with user_data.")
 	}
-	if nonEmpty(b.BlockDeviceMapping) || nonEmpty(b.BlockDeviceMappingV2) {
-		return trustack.Errorf(trustack.EINVALID, "Block device mappings are not supported yet: servers boot from images.")
+	if req.BlockDevices, err = blockDevices(b.BlockDeviceMappingV2, b.BlockDeviceMapping, &req.ImageID); err != nil {
+		return err
 	}
 	if req.NICs, req.NICMode, err = nics(b.Networks); err != nil {
 		return err
@@ -228,7 +230,7 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if req.ConfigDrive, err = configDrive(b.ConfigDrive); err != nil {
+	if req.ConfigDrive, err = boolParam("config_drive", b.ConfigDrive); err != nil {
 		return err
 	}
 	raw := body.Hints
@@ -344,24 +346,6 @@ func nics(raw json.RawMessage) ([]network.NIC, string, error) {
 		out = append(out, nic)
 	}
 	return out, "", nil
-}
-
-// configDrive reads config_drive: a boolean, or "true"/"false" as a string.
-func configDrive(raw json.RawMessage) (bool, error) {
-	if !nonEmpty(raw) {
-		return false, nil
-	}
-	var b bool
-	if json.Unmarshal(raw, &b) == nil {
-		return b, nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if v, err := strconv.ParseBool(s); err == nil {
-			return v, nil
-		}
-	}
-	return false, invalid("config_drive", "It must be a boolean.")
 }
 
 // listServers serves GET /servers and /servers/detail with Nova's filters.

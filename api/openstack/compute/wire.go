@@ -60,6 +60,15 @@ func hostID(projectID, host string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// serverImage is the image a server was made from, as Nova shows it: ""
+// for a server booted from a volume.
+func (h *handler) serverImage(s *trustack.Server) any {
+	if s.ImageID == "" {
+		return ""
+	}
+	return object{"id": s.ImageID, "links": h.bookmark("images", s.ImageID)}
+}
+
 // server renders a server at 2.1, with its networking n: the basic
 // fields, and with detail those of GET /servers/{id}; admin adds the host
 // attributes.
@@ -69,7 +78,7 @@ func (h *handler) server(s *trustack.Server, n serverParts, detail, admin bool) 
 		"id":                s.ID,
 		"name":              s.Name,
 		"status":            status,
-		"image":             object{"id": s.ImageID, "links": h.bookmark("images", s.ImageID)},
+		"image":             h.serverImage(s),
 		"flavor":            object{"id": s.Flavor.ID, "links": h.bookmark("flavors", s.Flavor.ID)},
 		"user_id":           s.UserID,
 		"tenant_id":         s.ProjectID,

@@ -26,7 +26,7 @@ func Policy() []policy.Rule {
 		rule("xena_system_admin_or_project_member", "(role:admin) or (role:member and project_id:%(project_id)s)", "An administrator, or a member of the project"),
 
 		rule("volume:create", projectMember, "POST /volumes"),
-		rule("volume:get", projectReader, "GET /volumes/{volume_id}"),
+		rule("volume:get", projectReader, "GET /volumes/{volume_id}, GET /volumes/{volume_id}/os-trustack-image-copy"),
 		rule("volume:get_all", projectReader, "GET /volumes, GET /volumes/detail"),
 		rule("volume:update", projectMember, "PUT /volumes/{volume_id}, POST /volumes/{volume_id}/action (os-set_bootable)"),
 		rule("volume:delete", projectMember, "DELETE /volumes/{volume_id}"),
@@ -49,6 +49,8 @@ func Policy() []policy.Rule {
 		rule("volume_extension:volume_actions:roll_detaching", projectMember, "POST /volumes/{volume_id}/action (os-roll_detaching)"),
 		rule("volume_extension:volume_actions:detach", projectMember, "POST /volumes/{volume_id}/action (os-detach)"),
 		rule("volume:update_readonly_flag", projectMember, "POST /volumes/{volume_id}/action (os-update_readonly_flag)"),
+		rule("volume_extension:volume_actions:upload_image", projectMember, "POST /volumes/{volume_id}/action (os-volume_upload_image)"),
+		rule("volume_extension:volume_actions:upload_public", adminAPI, "POST /volumes/{volume_id}/action (os-volume_upload_image with visibility public)"),
 
 		rule("volume:get_volume_metadata", projectReader, "GET /volumes/{volume_id}/metadata, GET /volumes/{volume_id}/metadata/{key}"),
 		rule("volume:create_volume_metadata", projectMember, "POST /volumes/{volume_id}/metadata"),

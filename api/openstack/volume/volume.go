@@ -3,7 +3,8 @@
 // gophercloud and Tempest speak it: version discovery and microversions,
 // volumes with their metadata and actions (attachments among them),
 // snapshots, volume types with their extra specs, quota sets, limits,
-// availability zones and the volume services.
+// availability zones and the volume services; and trustack's own
+// os-trustack-image-copy, the progress of a volume made from an image.
 // Paths may name the caller's project after the version
 // (/v3/{project_id}/volumes, as catalogs do) or not. Bodies follow the
 // schemas Tempest checks; every operation asks the policy engine with

@@ -2,28 +2,25 @@ package volume_test
 
 import (
 	"context"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/trustack/trustack"
-	volumeapi "github.com/trustack/trustack/api/openstack/volume"
 	"github.com/trustack/trustack/internal/apitest"
-	"github.com/trustack/trustack/policy"
-	"github.com/trustack/trustack/sqlstore"
+	"github.com/trustack/trustack/internal/volumetest"
 	"github.com/trustack/trustack/volume"
 	"github.com/trustack/trustack/wire"
 )
 
 type obj = map[string]any
 
-// storage is storage hosts' agents that do at once what they are asked.
-type storage struct{}
+// storage is storage hosts' agents that do at once what they are asked;
+// one making a volume from an image calls copying first, if it is set.
+type storage struct{ copying func(host, volumeID string) }
 
 func (storage) CreateVolume(context.Context, string, string, string, int) error { return nil }
 func (storage) ExtendVolume(context.Context, string, string, string, int) error { return nil }
@@ -31,11 +28,17 @@ func (storage) DeleteVolume(context.Context, string, string, string) error      
 func (storage) CreateVolumeFromSnapshot(context.Context, string, string, string, string, int) error {
 	return nil
 }
-func (storage) CreateVolumeFromImage(context.Context, string, string, string, int, wire.ImageRef, string) error {
+func (s storage) CreateVolumeFromImage(_ context.Context, host, _, id string, _ int, _ wire.ImageRef, _ string) error {
+	if s.copying != nil {
+		s.copying(host, id)
+	}
 	return nil
 }
 func (storage) SnapshotVolume(context.Context, string, string, string, string) error { return nil }
 func (storage) DeleteSnapshot(context.Context, string, string, string) error         { return nil }
+func (storage) UploadVolume(context.Context, string, string, string, wire.Upload, string) error {
+	return nil
+}
 
 // server is the volume API over the block storage service on a new
 // SQLite store, with one storage host of 100 GiB.
@@ -46,25 +49,14 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	_, err = db.RegisterHost(ctx, &trustack.Host{ID: "h1", Name: "store1", AvailabilityZone: "nova", Enabled: true,
-		CPUAllocationRatio: 1, RAMAllocationRatio: 1, DiskAllocationRatio: 1,
-		Storage: []trustack.StorageBackend{{Name: "file", TotalGB: 100, FreeGB: 100}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	enforcer, err := policy.New(volumeapi.Policy(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := volume.New(db, db, storage{}, volume.Options{})
-	srv := httptest.NewServer(volumeapi.New(svc, apitest.Validator{}, enforcer, volumeapi.Config{}, slog.New(slog.DiscardHandler)))
-	t.Cleanup(func() { srv.Close(); svc.Wait() })
+	return newServerWith(t, storage{}, volume.Options{})
+}
+
+// newServerWith is newServer with the storage hosts' agents and the
+// service's options.
+func newServerWith(t *testing.T, agents storage, opts volume.Options) *server {
+	t.Helper()
+	srv, svc := volumetest.Serve(t, agents, opts)
 	return &server{srv, svc}
 }
 
@@ -616,4 +608,49 @@ func TestSnapshots(t *testing.T) {
 		t.Errorf("the deleted snapshot: %d", code)
 	}
 	s.must(t, http.StatusAccepted, "alice", "DELETE", "/volume/v3/volumes/"+vol, nil)
+}
+
+// TestImageCopy: trustack's os-trustack-image-copy says how many bytes of
+// its image the storage host of a volume made from one has copied, while
+// it makes the volume and after, to whoever may see the volume; the
+// volume itself shows nothing beyond Tempest's schema meanwhile, and a
+// volume made otherwise has no image copy.
+func TestImageCopy(t *testing.T) {
+	img := &trustack.Image{ID: "11111111-2222-4333-8444-555555555555", Name: "tiny", DiskFormat: "raw", ContainerFormat: "bare", Size: 3 << 20}
+	copying, proceed := make(chan string, 1), make(chan struct{})
+	s := newServerWith(t, storage{copying: func(host, _ string) { copying <- host; <-proceed }}, volume.Options{Images: apitest.Images{Image: img}})
+	id := s.must(t, http.StatusAccepted, "alice", "POST", "/volume/v3/volumes", obj{"volume": obj{"name": "boot", "imageRef": img.ID}})["volume"].(obj)["id"].(string)
+	path := "/volume/v3/volumes/" + id + "/os-trustack-image-copy"
+	imageCopy := func(token string) obj {
+		t.Helper()
+		return s.must(t, http.StatusOK, token, "GET", path, nil)["image_copy"].(obj)
+	}
+
+	host := <-copying
+	if got := imageCopy("alice"); got["status"] != "creating" || got["bytes_copied"] != 0.0 || got["image_id"] != img.ID || got["volume_id"] != id {
+		t.Errorf("before the first report: %v, want creating, 0 bytes of image %s", got, img.ID)
+	}
+	if err := s.svc.ImageCopied(context.Background(), wire.ImageCopied{Host: host, VolumeID: id, Bytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if got := imageCopy("rita"); got["status"] != "creating" || got["bytes_copied"] != float64(1<<20) {
+		t.Errorf("to a reader, after a report of 1 MiB: %v", got)
+	}
+	shown := s.must(t, http.StatusOK, "alice", "GET", "/volume/v3/volumes/"+id, nil)["volume"].(obj)
+	checkKeys(t, "shown while copying", shown, createKeys, showOptional)
+	close(proceed)
+	s.svc.Wait()
+	if got := imageCopy("alice"); got["status"] != "available" || got["bytes_copied"] != float64(1<<20) {
+		t.Errorf("once made: %v, want available with the last count", got)
+	}
+
+	if code, _ := s.do(t, "bob", "GET", path, nil); code != http.StatusNotFound {
+		t.Errorf("another project's volume: %d, want 404", code)
+	}
+	empty := s.create(t, "alice", obj{"size": 1})["id"].(string)
+	code, body := s.do(t, "alice", "GET", "/volume/v3/volumes/"+empty+"/os-trustack-image-copy", nil)
+	if code != http.StatusNotFound {
+		t.Errorf("an empty volume's image copy: %d, want 404", code)
+	}
+	fault(t, body, "itemNotFound")
 }

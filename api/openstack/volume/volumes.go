@@ -27,6 +27,7 @@ func (h *handler) volumeRoutes() {
 	a.Private("PUT "+base+"/{id}", h.updateVolume)
 	a.Private("DELETE "+base+"/{id}", h.deleteVolume)
 	a.Private("POST "+base+"/{id}/action", h.volumeAction)
+	a.Private("GET "+base+"/{id}/os-trustack-image-copy", h.showImageCopy)
 	h.metadataRoutes(base+"/{id}/metadata", h.volumeMetadata())
 }
 
@@ -522,12 +523,71 @@ var volumeActions = map[string]volumeAction{
 	"os-show_image_metadata": {"volume:get_volume_metadata", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
 		return reply(w, http.StatusOK, object{"metadata": metadata(v.ImageMetadata)})
 	}},
+	"os-volume_upload_image": {"volume_extension:volume_actions:upload_image", uploadImage},
 	"os-force_delete": {"volume_extension:volume_admin_actions:force_delete", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
 		if err := h.svc.ForceDelete(r.Context(), c, v.ID); err != nil {
 			return err
 		}
 		return accepted(w)
 	}},
+}
+
+// uploadImage makes an image of a volume (os-volume_upload_image); a
+// public one only if the policy lets the caller publish images.
+func uploadImage(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+	var a struct {
+		ImageName       string          `json:"image_name"`
+		Force           json.RawMessage `json:"force"`
+		DiskFormat      string          `json:"disk_format"`
+		ContainerFormat string          `json:"container_format"`
+		Visibility      string          `json:"visibility"`
+		Protected       json.RawMessage `json:"protected"`
+	}
+	if err := openstack.UnmarshalField(args, "os-volume_upload_image", &a); err != nil {
+		return err
+	}
+	req := volume.UploadRequest{ImageName: a.ImageName, DiskFormat: a.DiskFormat, ContainerFormat: a.ContainerFormat, Visibility: a.Visibility}
+	var err error
+	if req.Force, err = flag(a.Force, "force"); err != nil {
+		return err
+	}
+	if req.Protected, err = flag(a.Protected, "protected"); err != nil {
+		return err
+	}
+	switch a.Visibility {
+	case "", trustack.VisibilityPrivate, trustack.VisibilityShared, trustack.VisibilityCommunity:
+	case trustack.VisibilityPublic:
+		if err := h.api.Authorize(r, "volume_extension:volume_actions:upload_public", policy.Target{"project_id": v.ProjectID}); err != nil {
+			return err
+		}
+	default:
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: visibility must be public, private, shared or community, not %q.", a.Visibility)
+	}
+	img, err := h.svc.UploadImage(r.Context(), c, v.ID, req)
+	if err != nil {
+		return err
+	}
+	vt, err := h.svc.Type(r.Context(), volume.Caller{Admin: true}, v.TypeID)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusAccepted, object{"os-volume_upload_image": object{
+		"id": v.ID, "updated_at": stamp(img.CreatedAt), "status": trustack.VolumeUploading, "display_description": nullIfEmpty(v.Description),
+		"size": v.Size, "volume_type": h.typeView(r, vt, false), "image_id": img.ID, "image_name": img.Name,
+		"container_format": img.ContainerFormat, "disk_format": img.DiskFormat, "visibility": img.Visibility, "protected": img.Protected,
+	}})
+}
+
+// flag reads an optional boolean that Cinder also takes as a string.
+func flag(raw json.RawMessage, field string) (bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(strings.Trim(string(raw), `"`))
+	if err != nil {
+		return false, trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: %s must be true or false, not %s.", field, raw)
+	}
+	return b, nil
 }
 
 // acceptedIf answers 202 unless err.
