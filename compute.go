@@ -159,6 +159,15 @@ func (s *Server) Root() *BlockDevice {
 	return nil
 }
 
+// LocalDiskGB is the disk the server takes on its compute host: its
+// flavor's, none if it boots from a volume (as Nova claims it).
+func (s *Server) LocalDiskGB() int {
+	if s.Root() != nil {
+		return 0
+	}
+	return s.Flavor.Disk
+}
+
 // ServerFilter selects servers; empty fields match everything.
 type ServerFilter struct {
 	ProjectID      string

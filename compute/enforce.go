@@ -320,7 +320,7 @@ func (s *Service) copyDisk(ctx context.Context, srv *trustack.Server) (*wire.Ima
 // its old host, where it still is.
 func (s *Service) moveClaimBack(ctx context.Context, srv *trustack.Server, old *trustack.Host) {
 	f := srv.Flavor
-	c := trustack.Claim{ServerID: srv.ID, HostID: old.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk,
+	c := trustack.Claim{ServerID: srv.ID, HostID: old.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: srv.LocalDiskGB(),
 		ProjectID: srv.ProjectID, Isolation: srv.Requirements.Isolation()}
 	for attempt := 0; attempt < maxClaimBack; attempt++ {
 		h, err := s.store.HostByName(ctx, old.Name)

@@ -186,7 +186,7 @@ const maxRounds = 8
 func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, error) {
 	f := req.Server.Flavor
 	req.isolation = req.Server.Requirements.Isolation()
-	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: f.Disk,
+	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: req.Server.LocalDiskGB(),
 		ProjectID: req.Server.ProjectID, Isolation: req.isolation}
 	for round := 0; round < maxRounds; round++ {
 		var groupHosts []string
@@ -612,7 +612,7 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "without enough free RAM"
 	case !h.Free(f.VCPUs, 0, 0):
 		return "without enough free vCPUs"
-	case !h.Free(0, 0, f.Disk):
+	case !h.Free(0, 0, req.Server.LocalDiskGB()):
 		return "without enough free disk"
 	case !imageFits(req.ImageProperties, h):
 		return "not matching the image's properties"

@@ -38,6 +38,9 @@ type Options struct {
 	ImageToken string
 	// VCPUs, MemoryMB and DiskGB size the servers (defaults 1, 256 and 1).
 	VCPUs, MemoryMB, DiskGB int
+	// MeasuresDisks says the driver's diagnostics report its servers'
+	// disks.
+	MeasuresDisks bool
 }
 
 // Run runs the suite. newDriver returns a driver for one test, on a host
@@ -355,6 +358,12 @@ func testLifecycle(t *testing.T, s *suite) {
 			}
 			if d["cpu0_time"] <= 0 {
 				t.Errorf("Diagnostics: CPU time %d ns of a guest that booted, want some", d["cpu0_time"])
+			}
+			// A driver that measures disks names them as the guest does:
+			// the guest booted reading its own disk, vda, and has its
+			// config drive, vdb.
+			if _, ok := d["vdb_read"]; s.opts.MeasuresDisks && (d["vda_read"] <= 0 || !ok) {
+				t.Errorf("Diagnostics: %d bytes read from vda, the disk the guest booted from, and vdb's reported %v; want some, and vdb's: %v", d["vda_read"], ok, d)
 			}
 		}},
 		{"Pause", power(wire.OpPause, trustack.PowerPaused)},

@@ -440,9 +440,9 @@ func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 	if root, ok := vols[wire.RootDevice]; ok {
 		args = append(args, diskArgs(inst.dir, root)...)
 	} else {
-		args = append(args, "-drive", "file="+diskFile+",if=virtio,format=qcow2")
+		args = append(args, "-drive", "file="+diskFile+",if=virtio,format=qcow2,id="+driveID(wire.RootDevice))
 	}
-	args = append(args, "-drive", "file="+configDrive+",if=virtio,format=raw,readonly=on")
+	args = append(args, "-drive", "file="+configDrive+",if=virtio,format=raw,readonly=on,id="+driveID("vdb"))
 	if d.accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
@@ -936,7 +936,9 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 		return nil, unresponsive(inst, err)
 	}
 	var disks []struct {
-		Stats struct {
+		Device   string `json:"device"`
+		NodeName string `json:"node-name"`
+		Stats    struct {
 			ReadBytes  int64 `json:"rd_bytes"`
 			WriteBytes int64 `json:"wr_bytes"`
 			Reads      int64 `json:"rd_operations"`
@@ -946,10 +948,15 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 	if err := json.Unmarshal(raw, &disks); err != nil {
 		return nil, fmt.Errorf("query-blockstats: %w", err)
 	}
-	// The drives are virtio disks in the order of the command line: vda
-	// is the server's disk, vdb its config drive.
-	for i, disk := range disks {
-		name := "vd" + string(rune('a'+i))
+	// Each disk by the device the guest sees: the server's own disk and
+	// config drive by their drive's ID, volumes by their node's name.
+	for _, disk := range disks {
+		name, ok := strings.CutPrefix(disk.Device, driveID(""))
+		if !ok {
+			if name, ok = strings.CutPrefix(disk.NodeName, nodeName("")); !ok {
+				continue
+			}
+		}
 		out[name+"_read"], out[name+"_write"] = disk.Stats.ReadBytes, disk.Stats.WriteBytes
 		out[name+"_read_req"], out[name+"_write_req"] = disk.Stats.Reads, disk.Stats.Writes
 	}

@@ -118,7 +118,7 @@ func TestConformance(t *testing.T) {
 	disk, kernel, ramdisk := imageService(t, "token")
 	hypervisortest.Run(t, func(t *testing.T) agent.Hypervisor {
 		return newDriver(t, qemu.Options{})
-	}, hypervisortest.Options{BootTimeout: 2 * time.Minute, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"})
+	}, hypervisortest.Options{BootTimeout: 2 * time.Minute, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token", MeasuresDisks: true})
 }
 
 func TestSpawnRefusesToOvercommitMemory(t *testing.T) {

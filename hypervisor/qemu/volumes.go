@@ -58,8 +58,10 @@ func writeVolumes(dir string, vols map[string]agent.Disk) error {
 	return os.Rename(tmp, filepath.Join(dir, volumesFile))
 }
 
-// Names of a volume's objects in QEMU, by the guest's device.
+// Names of a volume's objects in QEMU, by the guest's device; and of the
+// drives of the server's own disk and config drive.
 func nodeName(device string) string { return "vol-" + device }
+func driveID(device string) string  { return "drive-" + device }
 func fileNode(device string) string { return "file-" + device }
 func deviceID(device string) string { return "dev-" + device }
 func tlsID(device string) string    { return "tls-" + device }

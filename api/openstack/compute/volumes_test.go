@@ -47,8 +47,8 @@ func rootVolume(id string, deleteOnTermination bool) obj {
 
 // TestBootFromVolume boots servers from volumes as Nova's clients ask
 // (block_device_mapping_v2, with no image): the volume is the server's
-// vda, in use by it, shown attached and with no image; it cannot be
-// detached nor given to a second server, and the server cannot be
+// vda, in use by it, shown attached and with no image, and it takes no
+// disk of its host; it cannot be detached nor given to a second server, and the server cannot be
 // snapshotted as an image. A blank volume made for the server at boot
 // goes with it when asked to, the root volume it was given stays.
 func TestBootFromVolume(t *testing.T) {
@@ -79,6 +79,11 @@ func TestBootFromVolume(t *testing.T) {
 		t.Errorf("the server's disks on its host: %+v, want %s at vda and the blank volume at vdc", disks, root)
 	}
 	blank := disks["vdc"].VolumeID
+	hv := item(c.must(t, http.StatusOK, "admin", "GET", "/os-hypervisors/detail", nil)["hypervisors"], 0)
+	if hv["local_gb_used"] != 0.0 || hv["memory_mb_used"] == 0.0 {
+		t.Errorf("the host's use with a server booted from a volume: %v GiB of disk, %v MiB of memory; want no disk, its memory",
+			hv["local_gb_used"], hv["memory_mb_used"])
+	}
 	if v := c.waitVolume(t, root, trustack.VolumeInUse); v.Attachment.ServerID != vm || v.Attachment.Device != "/dev/vda" {
 		t.Errorf("the root volume's attachment: %+v, want server %s at /dev/vda", v.Attachment, vm)
 	}
