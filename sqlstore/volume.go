@@ -219,6 +219,37 @@ func volumeUsage(ctx context.Context, q querier, project string) (map[string]int
 
 // Volume types.
 
+// VolumeTypeAccess returns the projects a type is shared with, in order.
+func (db *DB) VolumeTypeAccess(ctx context.Context, typeID string) ([]string, error) {
+	return db.strings(ctx, `SELECT project_id FROM volume_type_access WHERE type_id = $1 ORDER BY project_id`, typeID)
+}
+
+// AddVolumeTypeAccess shares a type with a project; ECONFLICT
+// (VolumeTypeAccessExists) if it is, ENOTFOUND (VolumeTypeNotFound) for
+// a type that is not there.
+func (db *DB) AddVolumeTypeAccess(ctx context.Context, typeID, projectID string) error {
+	return db.inTx(ctx, func(q querier) error {
+		if _, err := volumeTypes.getSQL(ctx, q, typeID, db.lockRow()); err != nil {
+			return err
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO volume_type_access (type_id, project_id) VALUES ($1, $2)`, typeID, projectID); err != nil {
+			if c := (*constraintError)(nil); errors.As(translate(err), &c) && c.unique {
+				return trustack.Reasonf(trustack.ECONFLICT, "VolumeTypeAccessExists", "Volume type access for %s / %s combination already exists.", typeID, projectID)
+			}
+			return fmt.Errorf("share volume type %s: %w", typeID, err)
+		}
+		return nil
+	})
+}
+
+// RemoveVolumeTypeAccess stops sharing a type with a project; ENOTFOUND
+// (VolumeTypeAccessNotFound) if it was not.
+func (db *DB) RemoveVolumeTypeAccess(ctx context.Context, typeID, projectID string) error {
+	return db.deleteOne(ctx, `DELETE FROM volume_type_access WHERE type_id = $1 AND project_id = $2`,
+		trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeAccessNotFound", "Volume type access not found for %s / %s combination.", typeID, projectID),
+		typeID, projectID)
+}
+
 // CreateVolumeType adds a type; ECONFLICT (VolumeTypeExists) if its name
 // is taken, ECONFLICT for an ID in use.
 func (db *DB) CreateVolumeType(ctx context.Context, t *trustack.VolumeType) error {

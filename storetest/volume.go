@@ -64,11 +64,25 @@ func testVolumeTypes(t *testing.T, s Store) {
 	_, err = s.VolumeType(ctx, "t-none")
 	reason(t, err, trustack.ENOTFOUND, "VolumeTypeNotFound")
 
+	// Shared with projects, each once; the shares go with the type.
+	must(t, s.AddVolumeTypeAccess(ctx, "t-fast", "p2"))
+	must(t, s.AddVolumeTypeAccess(ctx, "t-fast", "p1"))
+	reason(t, s.AddVolumeTypeAccess(ctx, "t-fast", "p1"), trustack.ECONFLICT, "VolumeTypeAccessExists")
+	reason(t, s.AddVolumeTypeAccess(ctx, "t-none", "p1"), trustack.ENOTFOUND, "VolumeTypeNotFound")
+	access, err := s.VolumeTypeAccess(ctx, "t-fast")
+	must(t, err)
+	equal(t, access, []string{"p1", "p2"})
+	must(t, s.RemoveVolumeTypeAccess(ctx, "t-fast", "p2"))
+	reason(t, s.RemoveVolumeTypeAccess(ctx, "t-fast", "p2"), trustack.ENOTFOUND, "VolumeTypeAccessNotFound")
+
 	must(t, s.CreateVolume(ctx, newVolume("v1", "p1", "t-fast", 1), nil))
 	reason(t, s.DeleteVolumeType(ctx, "t-fast"), trustack.ECONFLICT, "VolumeTypeInUse")
 	must(t, s.DeleteVolume(ctx, "v1"))
 	must(t, s.DeleteVolumeType(ctx, "t-fast"))
 	reason(t, s.DeleteVolumeType(ctx, "t-fast"), trustack.ENOTFOUND, "VolumeTypeNotFound")
+	access, err = s.VolumeTypeAccess(ctx, "t-fast")
+	must(t, err)
+	equal(t, len(access), 0)
 }
 
 // testVolumes: a volume keeps what it was given; lists filter; an update

@@ -47,6 +47,14 @@ type Store interface {
 	// UpdateVolumeType is an update; ECONFLICT (VolumeTypeExists) if fn
 	// gave it a name another has.
 	UpdateVolumeType(ctx context.Context, id string, fn func(*trustack.VolumeType) error) (*trustack.VolumeType, error)
+	// VolumeTypeAccess returns the projects a type is shared with.
+	VolumeTypeAccess(ctx context.Context, typeID string) ([]string, error)
+	// AddVolumeTypeAccess shares a type with a project; ECONFLICT
+	// (VolumeTypeAccessExists) if it is, ENOTFOUND for a missing type.
+	AddVolumeTypeAccess(ctx context.Context, typeID, projectID string) error
+	// RemoveVolumeTypeAccess stops sharing a type with a project;
+	// ENOTFOUND (VolumeTypeAccessNotFound) if it was not.
+	RemoveVolumeTypeAccess(ctx context.Context, typeID, projectID string) error
 	// DeleteVolumeType removes a type; ECONFLICT (VolumeTypeInUse)
 	// while a volume is of it.
 	DeleteVolumeType(ctx context.Context, id string) error

@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"maps"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/trustack/trustack"
@@ -22,20 +23,29 @@ type TypeUpdate struct {
 	Public            *bool
 }
 
-// Types returns the volume types by name: the public ones, or for an
-// administrator those whose publicity is public (nil for all).
+// Types returns volume types by name, as Cinder lists them: for others
+// than administrators, those they may use (the public ones and those
+// shared with their project); for an administrator, those public
+// selects: all for nil, the private ones for false, and for true the
+// public ones and those shared with their project.
 func (s *Service) Types(ctx context.Context, c Caller, public *bool) ([]*trustack.VolumeType, error) {
 	all, err := s.store.VolumeTypes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !c.Admin {
-		yes := true
-		public = &yes
-	}
 	out := all[:0]
 	for _, t := range all {
-		if public == nil || t.Public == *public {
+		in := true
+		switch {
+		case !c.Admin || public != nil && *public:
+			// What the caller's project may use.
+			if in, err = s.usable(ctx, Caller{ProjectID: c.ProjectID}, t); err != nil {
+				return nil, err
+			}
+		case public != nil:
+			in = !t.Public
+		}
+		if in {
 			out = append(out, t)
 		}
 	}
@@ -43,17 +53,64 @@ func (s *Service) Types(ctx context.Context, c Caller, public *bool) ([]*trustac
 }
 
 // Type returns a volume type by ID or name; ENOTFOUND
-// (VolumeTypeNotFound) for one that is not public, unless the caller is
-// an administrator.
+// (VolumeTypeNotFound) for a private one not shared with the caller's
+// project, unless the caller is an administrator.
 func (s *Service) Type(ctx context.Context, c Caller, ref string) (*trustack.VolumeType, error) {
 	vt, err := s.volumeType(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if !vt.Public && !c.Admin {
+	if ok, err := s.usable(ctx, c, vt); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeNotFound", "Volume type %s could not be found.", ref)
 	}
 	return vt, nil
+}
+
+// usable reports whether the caller may see and use a type: a public
+// one, one shared with their project, any for an administrator.
+func (s *Service) usable(ctx context.Context, c Caller, vt *trustack.VolumeType) (bool, error) {
+	if vt.Public || c.Admin {
+		return true, nil
+	}
+	shared, err := s.store.VolumeTypeAccess(ctx, vt.ID)
+	return slices.Contains(shared, c.ProjectID), err
+}
+
+// TypeAccess returns the projects a private type is shared with;
+// ENOTFOUND (VolumeTypeAccessNotFound) for a public type, which every
+// project may use.
+func (s *Service) TypeAccess(ctx context.Context, id string) ([]string, error) {
+	vt, err := s.store.VolumeType(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if vt.Public {
+		return nil, trustack.Reasonf(trustack.ENOTFOUND, "VolumeTypeAccessNotFound", "Access list not available for public volume types.")
+	}
+	return s.store.VolumeTypeAccess(ctx, id)
+}
+
+// ShareType shares a private type with a project, or stops sharing it:
+// EINVALID for a public type, ECONFLICT (VolumeTypeAccessExists) for a
+// share there is, ENOTFOUND (VolumeTypeAccessNotFound) for one there is
+// not.
+func (s *Service) ShareType(ctx context.Context, id, projectID string, share bool) error {
+	vt, err := s.store.VolumeType(ctx, id)
+	if err != nil {
+		return err
+	}
+	if vt.Public {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidVolumeType", "Invalid volume type: Type access modification is not applicable to public volume type.")
+	}
+	if projectID == "" {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: a project is needed.")
+	}
+	if share {
+		return s.store.AddVolumeTypeAccess(ctx, id, projectID)
+	}
+	return s.store.RemoveVolumeTypeAccess(ctx, id, projectID)
 }
 
 // DefaultType returns the type of volumes that name none.

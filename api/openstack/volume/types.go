@@ -20,6 +20,8 @@ func (h *handler) typeRoutes() {
 	a.Private("GET "+base+"/{id}", h.showType)
 	a.Private("PUT "+base+"/{id}", h.updateType)
 	a.Private("DELETE "+base+"/{id}", h.deleteType)
+	a.Private("POST "+base+"/{id}/action", h.typeAction)
+	a.Private("GET "+base+"/{id}/os-volume-type-access", h.listTypeAccess)
 	specs := base + "/{id}/extra_specs"
 	a.Private("GET "+specs, h.listExtraSpecs)
 	a.Private("POST "+specs, h.createExtraSpecs)
@@ -181,6 +183,55 @@ func (h *handler) deleteType(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return accepted(w)
+}
+
+// Access to private types.
+
+// typeAction serves POST /types/{id}/action: addProjectAccess or
+// removeProjectAccess, of a project.
+func (h *handler) typeAction(w http.ResponseWriter, r *http.Request) error {
+	var body map[string]*struct {
+		Project string `json:"project"`
+	}
+	if err := h.dec.Decode(r, &body); err != nil {
+		return err
+	}
+	if len(body) != 1 {
+		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: an action body names one action.")
+	}
+	for name, args := range body {
+		if name != "addProjectAccess" && name != "removeProjectAccess" {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "There is no such action: %s", name)
+		}
+		vt, err := h.volumeType(r, "volume_extension:volume_type_access:"+name)
+		if err != nil {
+			return err
+		}
+		if args == nil {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: %s needs a project.", name)
+		}
+		if err := h.svc.ShareType(r.Context(), vt.ID, args.Project, name == "addProjectAccess"); err != nil {
+			return err
+		}
+	}
+	return accepted(w)
+}
+
+// listTypeAccess serves GET /types/{id}/os-volume-type-access.
+func (h *handler) listTypeAccess(w http.ResponseWriter, r *http.Request) error {
+	vt, err := h.volumeType(r, "volume_extension:volume_type_access:get_all_for_type")
+	if err != nil {
+		return err
+	}
+	projects, err := h.svc.TypeAccess(r.Context(), vt.ID)
+	if err != nil {
+		return err
+	}
+	access := make([]object, len(projects))
+	for i, p := range projects {
+		access[i] = object{"volume_type_id": vt.ID, "project_id": p}
+	}
+	return reply(w, http.StatusOK, object{"volume_type_access": access})
 }
 
 // Extra specs.
