@@ -20,6 +20,7 @@ import (
 func TestVolumeCLI(t *testing.T) {
 	need(t, "openstack", "cinder")
 	c := startUp(t, "--nodes", "2", "--attestation", "no")
+	t.Cleanup(func() { killQEMUs(t, c.dir) }) // the storage daemons of a failed test's servers
 	demo, admin := c.openrc("demo-openrc"), c.openrc("openrc")
 
 	var vol1 struct{ ID, Status, Type string }
