@@ -224,33 +224,34 @@ func (s *Service) volumeDisks(ctx context.Context, srv *trustack.Server, host st
 	if err != nil {
 		return nil, err
 	}
-	devices := bootDevices(srv, attached)
-	var out []pluggedVolume
-	add := func(v *trustack.Volume, device string) error {
-		disk, err := s.diskOn(ctx, host, v, device)
-		if err == nil {
-			out = append(out, pluggedVolume{v, disk})
-		}
-		return err
+	type plug struct {
+		v      *trustack.Volume
+		device string
 	}
+	var plugs []plug
 	for _, v := range attached {
-		err = add(v, strings.TrimPrefix(v.Attachment.Device, "/dev/"))
-		if err != nil {
-			break
-		}
+		plugs = append(plugs, plug{v, strings.TrimPrefix(v.Attachment.Device, "/dev/")})
 	}
+	devices := bootDevices(srv, attached)
 	for _, bd := range srv.BlockDevices {
-		if err != nil || slices.ContainsFunc(attached, func(v *trustack.Volume) bool { return v.ID == bd.VolumeID }) {
-			continue
+		device, ok := devices[bd.VolumeID]
+		if !ok {
+			continue // attached already
 		}
-		var v *trustack.Volume
-		if v, err = s.opts.Volumes.Get(ctx, system, bd.VolumeID); err == nil {
-			err = add(v, devices[bd.VolumeID])
+		v, err := s.opts.Volumes.Get(ctx, system, bd.VolumeID)
+		if err != nil {
+			return nil, err
 		}
+		plugs = append(plugs, plug{v, device})
 	}
-	if err != nil {
-		s.unexportAll(ctx, host, out)
-		return nil, err
+	var out []pluggedVolume
+	for _, p := range plugs {
+		disk, err := s.diskOn(ctx, host, p.v, p.device)
+		if err != nil {
+			s.unexportAll(ctx, host, out)
+			return nil, err
+		}
+		out = append(out, pluggedVolume{p.v, disk})
 	}
 	return out, nil
 }
@@ -267,10 +268,7 @@ func bootDevices(srv *trustack.Server, attached []*trustack.Volume) map[string]s
 		}
 		device := wire.RootDevice
 		if bd.BootIndex != 0 {
-			var err error
-			if device, err = nextDevice(have); err != nil {
-				continue // past the 16 a server takes: refused when plugged
-			}
+			device, _ = nextDevice(have) // "" past the 16 a server takes: refused when plugged
 		}
 		devices[bd.VolumeID] = device
 		have = append(have, &trustack.Volume{Attachment: trustack.VolumeAttachment{Device: device}})
