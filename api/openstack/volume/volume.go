@@ -13,6 +13,7 @@
 package volume
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -34,10 +35,13 @@ const Prefix = "/volume"
 // v3 is the prefix of the API's one version.
 const v3 = Prefix + "/v3"
 
-// Microversions trustack implements: 3.0, with no change after it yet.
+// Microversions trustack implements: each change Cinder made up to
+// maxVersion is honoured on every API trustack serves (the APIs it does
+// not serve, such as backups, groups and transfers, answer 404 at every
+// version).
 var (
 	minVersion = microversion{3, 0}
-	maxVersion = microversion{3, 0}
+	maxVersion = microversion{3, 44}
 )
 
 // Config is what the volume API needs to know of its deployment.
@@ -119,7 +123,18 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("OpenStack-API-Version", "volume "+v.String())
 	hd.Add("Vary", "OpenStack-API-Version")
+	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, v))
 	h.api.ServeHTTP(w, h.root.CutProject(r))
+}
+
+// versionKey is where a request's context holds its microversion.
+type versionKey struct{}
+
+// atLeast reports whether a request asked for microversion 3.minor or a
+// later one.
+func atLeast(r *http.Request, minor int) bool {
+	v, _ := r.Context().Value(versionKey{}).(microversion)
+	return !v.less(microversion{3, minor})
 }
 
 // microversion is a Cinder API version, 3.x.

@@ -140,7 +140,8 @@ func TestVersions(t *testing.T) {
 	if v["id"] != "v3.0" || v["min_version"] != "3.0" || v["version"] == "" || v["media-types"] == nil {
 		t.Errorf("version: %v", v)
 	}
-	for header, status := range map[string]int{"volume 3.0": 200, "volume latest": 200, "volume 3.999": 406, "volume 2.0": 406, "volume three": 400} {
+	answered := map[string]string{"volume 3.0": "volume 3.0", "volume 3.27": "volume 3.27", "volume latest": "volume 3.44"}
+	for header, status := range map[string]int{"volume 3.0": 200, "volume 3.27": 200, "volume latest": 200, "volume 3.999": 406, "volume 2.0": 406, "volume three": 400} {
 		req, _ := http.NewRequest("GET", s.URL+"/volume/v3/volumes", nil)
 		req.Header.Set("X-Auth-Token", "alice")
 		req.Header.Set("OpenStack-API-Version", header)
@@ -152,7 +153,7 @@ func TestVersions(t *testing.T) {
 		if resp.StatusCode != status {
 			t.Errorf("%s: %d, want %d", header, resp.StatusCode, status)
 		}
-		if status == 200 && resp.Header.Get("OpenStack-API-Version") != "volume 3.0" {
+		if status == 200 && resp.Header.Get("OpenStack-API-Version") != answered[header] {
 			t.Errorf("%s: answered version %q", header, resp.Header.Get("OpenStack-API-Version"))
 		}
 	}
