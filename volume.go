@@ -22,6 +22,7 @@ const (
 	VolumeError          = "error"
 	VolumeErrorDeleting  = "error_deleting"
 	VolumeErrorExtending = "error_extending"
+	VolumeReverting      = "reverting" // to its latest snapshot
 	VolumeMaintenance    = "maintenance"
 )
 
@@ -72,11 +73,44 @@ type Volume struct {
 type VolumeAttachment struct {
 	ID       string
 	ServerID string
-	// Host is the compute host of the server.
+	// Host is the compute host of the server ("" for an attachment
+	// reserved before its host is known).
 	Host string
 	// Device is the volume's device as the guest sees it ("/dev/vdb").
-	Device     string
+	Device string
+	// Status is where the attachment stands (AttachReserved, ...).
+	Status string
+	// Connection is how a compute host reaches the volume, given to the
+	// caller of the attachments API; nil for none, as for an attachment
+	// reserved, or made by trustack's own compute service, which
+	// connects its hosts itself.
+	Connection *VolumeConnection
+	// CreatedAt is when the attachment was made, AttachedAt when it was
+	// complete (zero before).
+	CreatedAt  time.Time
 	AttachedAt time.Time
+}
+
+// Attachment statuses, as Cinder names them: held for a server that has
+// no connection yet (reserved), connected by its compute host
+// (attaching), serving the server (attached), being let go (detaching).
+const (
+	AttachReserved  = "reserved"
+	AttachAttaching = "attaching"
+	AttachAttached  = "attached"
+	AttachDetaching = "detaching"
+)
+
+// VolumeConnection is a volume a storage host serves over NBD with TLS
+// to the compute host of one attachment: where to connect, the export's
+// name and the attachment's own pre-shared key, which the store keeps
+// as Cinder keeps an attachment's connection_info.
+type VolumeConnection struct {
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	Name        string `json:"name"`
+	PSKIdentity string `json:"psk_identity"`
+	PSKSecret   string `json:"psk_secret"`
 }
 
 // VolumeFilter selects volumes; empty fields match everything.
@@ -89,6 +123,136 @@ type VolumeFilter struct {
 	TypeID    string
 	// ServerIDs selects the volumes attached to these servers.
 	ServerIDs []string
+	// AttachmentID selects the volume of this attachment.
+	AttachmentID string
+}
+
+// VolumeMessage tells a project's users why something they asked of the
+// block storage service, and were told was accepted, failed afterwards:
+// Cinder's user message. It names the resource, what was being done
+// (the action) and what went wrong (the detail) by Cinder's IDs
+// (cinder/message/message_field.py), never by the error itself, which
+// may say what users should not see.
+type VolumeMessage struct {
+	ID        string
+	ProjectID string
+	// RequestID is the ID of the API request that started what failed,
+	// or one of the service's own for work it took up by itself.
+	RequestID string
+	// ResourceType is VolumeResource or SnapshotResource; ResourceID
+	// is the resource's ID.
+	ResourceType string
+	ResourceID   string
+	// ActionID and DetailID are Cinder's: "001" (schedule allocate
+	// volume) and "003" (no backend), say.
+	ActionID string
+	DetailID string
+	// EventID is "VOLUME_" + ResourceType + "_" + ActionID + "_" +
+	// DetailID, as Cinder's: "VOLUME_VOLUME_001_003".
+	EventID string
+	// Level is MessageError, the one level Cinder writes.
+	Level     string
+	CreatedAt time.Time
+	// ExpiresAt is when the message goes (Cinder's guaranteed_until):
+	// it is kept until then, and not shown after.
+	ExpiresAt time.Time
+}
+
+// Resources a volume message is about, and the level of its messages, as
+// Cinder names them.
+const (
+	VolumeResource   = "VOLUME"
+	SnapshotResource = "VOLUME_SNAPSHOT"
+	MessageError     = "ERROR"
+)
+
+// VolumeMessageTTL is how long a volume message is kept: Cinder's
+// default message_ttl, 2,592,000 seconds.
+const VolumeMessageTTL = 30 * 24 * time.Hour
+
+// NewVolumeMessage returns an error message about a resource of a
+// project's, made at now, with its event ID and expiry.
+func NewVolumeMessage(id, projectID, requestID, resourceType, resourceID, actionID, detailID string, now time.Time) *VolumeMessage {
+	return &VolumeMessage{ID: id, ProjectID: projectID, RequestID: requestID, ResourceType: resourceType, ResourceID: resourceID,
+		ActionID: actionID, DetailID: detailID, EventID: "VOLUME_" + resourceType + "_" + actionID + "_" + detailID,
+		Level: MessageError, CreatedAt: now, ExpiresAt: now.Add(VolumeMessageTTL)}
+}
+
+// UserMessage is the message's text as Cinder writes it: the action,
+// a colon and the detail ("schedule allocate volume:Could not find any
+// available weighted backend."), "unknown action" for an action it does
+// not know and the unknown error for such a detail.
+func (m *VolumeMessage) UserMessage() string {
+	action, ok := MessageActions[m.ActionID]
+	if !ok {
+		action = "unknown action"
+	}
+	detail, ok := MessageDetails[m.DetailID]
+	if !ok {
+		detail = MessageDetails["001"]
+	}
+	return action + ":" + detail
+}
+
+// MessageActions are Cinder's actions of volume messages, by ID.
+var MessageActions = map[string]string{
+	"001": "schedule allocate volume",
+	"002": "attach volume",
+	"003": "copy volume to image",
+	"004": "update attachment",
+	"005": "copy image to volume",
+	"006": "unmanage volume",
+	"007": "extend volume",
+	"008": "create volume from backend storage",
+	"009": "create snapshot",
+	"010": "delete snapshot",
+	"011": "update snapshot",
+	"012": "update snapshot metadata",
+	"013": "create backup",
+	"014": "delete backup",
+	"015": "restore backup",
+}
+
+// MessageDetails are Cinder's details of volume messages, by ID.
+var MessageDetails = map[string]string{
+	"001": "An unknown error occurred.",
+	"002": "Driver is not initialized at present.",
+	"003": "Could not find any available weighted backend.",
+	"004": "Failed to upload volume to image at backend.",
+	"005": "Volume's attach mode is invalid.",
+	"006": "Not enough quota resource for operation.",
+	"007": "Image used for creating volume exceeds available space.",
+	"008": "Unmanaging encrypted volumes is not supported.",
+	"009": "Compute service failed to extend volume.",
+	"010": "Volume Driver failed to extend volume.",
+	"011": "Image signature verification failed.",
+	"012": "Driver failed to create the volume.",
+	"013": "Snapshot failed to create.",
+	"014": "Volume snapshot update metadata failed.",
+	"015": "Snapshot is busy.",
+	"016": "Snapshot failed to delete.",
+	"017": "Backup status is invalid.",
+	"018": "Backup service is down.",
+	"019": "Failed to get backup device from the volume service.",
+	"020": "Backup driver failed to create backup.",
+	"021": "Failed to attach volume.",
+	"022": "Failed to detach volume.",
+	"023": "Cleanup of temporary volume/snapshot failed.",
+	"024": "Backup failed to schedule. Service not found for creating backup.",
+	"025": "Backup driver failed to delete backup.",
+	"026": "Backup driver failed to restore backup.",
+	"027": "Volume status is invalid.",
+}
+
+// VolumeMessageFilter selects volume messages; empty fields match
+// everything.
+type VolumeMessageFilter struct {
+	ProjectID    string
+	ResourceType string
+	ResourceID   string
+	EventID      string
+	RequestID    string
+	Level        string
 }
 
 // VolumeType is a kind of volume a project may ask for: which backend
@@ -146,6 +310,7 @@ var DefaultVolumeQuotas = map[string]int{
 const (
 	SnapshotCreating      = "creating"
 	SnapshotAvailable     = "available"
+	SnapshotRestoring     = "restoring" // its volume reverting to it
 	SnapshotDeleting      = "deleting"
 	SnapshotError         = "error"
 	SnapshotErrorDeleting = "error_deleting"

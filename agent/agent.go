@@ -56,6 +56,13 @@ type Hypervisor interface {
 	// lets it go (EUNAVAILABLE if it does not in time: the volume stays);
 	// a device not there is no error.
 	DetachVolume(ctx context.Context, serverID, device string) error
+	// GrowVolume has a server see the volume at its device at its new
+	// size, in bytes, which its storage host has grown it to: a running
+	// guest is told at once (its QEMU opens the volume's export anew, or
+	// grows the file it holds, to that size); a stopped one sees it when
+	// it starts. Growing it to the size it has succeeds. ENOTFOUND for a
+	// missing server or device.
+	GrowVolume(ctx context.Context, serverID, device string, size int64) error
 	// Diagnostics returns what the hypervisor measures of a server, named
 	// as Nova's libvirt driver names it at microversion 2.1: cpuN_time
 	// (nanoseconds of CPU N), memory (KiB given), memory-rss (KiB used),

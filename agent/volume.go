@@ -56,6 +56,13 @@ type VolumeBackend interface {
 	// made from it; a missing one is no error. ECONFLICT if a volume
 	// whose data it holds is open.
 	DeleteSnapshot(ctx context.Context, snapshotID string) error
+	// Revert puts a volume's data back as a snapshot of it kept it, at
+	// the volume's size, which the snapshot's may not exceed (EINVALID).
+	// The volume is replaced whole or not at all: a revert cut short
+	// leaves it as it was or reverted, and a revert asked again reverts
+	// it again. ENOTFOUND for a missing volume or snapshot; ECONFLICT
+	// for a volume a process has open (a server's).
+	Revert(ctx context.Context, volumeID, snapshotID string) error
 }
 
 // The volume conversation, handed to the host's volume backends by name.
@@ -119,9 +126,46 @@ func (a *Agent) DeleteSnapshot(ctx context.Context, backend, snapshotID string) 
 	return a.locked("snapshots of "+backend, func() error { return b.DeleteSnapshot(ctx, snapshotID) })
 }
 
-// ExtendVolume grows a volume of a backend.
-func (a *Agent) ExtendVolume(ctx context.Context, backend, volumeID string, size int) error {
-	return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Extend(ctx, volumeID, size) })
+// RevertVolume puts a volume of a backend back to a snapshot's data.
+// It takes the backend's snapshot lock, as SnapshotVolume does: deleting
+// a snapshot changes the volumes made from it, and a revert replaces a
+// volume.
+func (a *Agent) RevertVolume(ctx context.Context, backend, volumeID, snapshotID string) error {
+	return a.locked("snapshots of "+backend, func() error {
+		return a.onVolume(backend, volumeID, func(b VolumeBackend) error { return b.Revert(ctx, volumeID, snapshotID) })
+	})
+}
+
+// ExtendVolume grows a volume of a backend, attached to a server or not
+// (attachedHere: to a server of this host, which opens it directly). A
+// block device (lvm) grows in place, and a file no process holds is
+// grown by the backend. A volume served over NBD is then grown by its
+// export's daemon, which holds it, and served anew at its new size; a
+// file a server of this host holds open is left to that server's QEMU to
+// grow (GrowVolume). ECONFLICT for a file another process holds.
+func (a *Agent) ExtendVolume(ctx context.Context, backend, volumeID string, size int, attachedHere bool) error {
+	return a.onVolume(backend, volumeID, func(b VolumeBackend) error {
+		path, format, err := b.Locate(ctx, volumeID)
+		if err != nil {
+			return err
+		}
+		held := qemuimg.ProtocolDriver(path) == "file" && qemuimg.Unused(ctx, path, format) != nil
+		if !held {
+			if err := b.Extend(ctx, volumeID, size); err != nil {
+				return err
+			}
+		}
+		if a.cfg.Exports != nil {
+			err := a.cfg.Exports.Grow(ctx, volumeID, int64(size)<<30)
+			if trustack.ErrorCode(err) != trustack.ENOTFOUND {
+				return err
+			}
+		}
+		if held && !attachedHere {
+			return trustack.Errorf(trustack.ECONFLICT, "volume %s is open in a process that is not its server's", volumeID)
+		}
+		return nil
+	})
 }
 
 // DeleteVolume deletes a volume of a backend.
@@ -244,6 +288,12 @@ func localDisk(ctx context.Context, b VolumeBackend, disk wire.VolumeDisk) (Disk
 // DetachVolume unplugs the volume at a server's device.
 func (a *Agent) DetachVolume(ctx context.Context, serverID, device string) error {
 	return a.locked(serverID, func() error { return a.hv.DetachVolume(ctx, serverID, device) })
+}
+
+// GrowVolume has a server see the volume at its device grown to size
+// GiB.
+func (a *Agent) GrowVolume(ctx context.Context, serverID, device string, size int) error {
+	return a.locked(serverID, func() error { return a.hv.GrowVolume(ctx, serverID, device, int64(size)<<30) })
 }
 
 // onVolume runs fn with the named backend under the volume's lock: one

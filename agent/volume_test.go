@@ -95,13 +95,13 @@ func TestStorageHost(t *testing.T) {
 	if err := hosts.CreateVolume(ctx, "storage-1", "file", id, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := hosts.ExtendVolume(ctx, "storage-1", "file", id, 2); err != nil {
+	if err := hosts.ExtendVolume(ctx, "storage-1", "file", id, 2, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := backend.Volumes(ctx); err != nil || got[id] != 2 {
 		t.Errorf("the backend has %v (%v), want %s of 2 GiB", got, err, id)
 	}
-	if err := hosts.ExtendVolume(ctx, "storage-1", "file", id, 1); trustack.ErrorCode(err) != trustack.EINVALID {
+	if err := hosts.ExtendVolume(ctx, "storage-1", "file", id, 1, false); trustack.ErrorCode(err) != trustack.EINVALID {
 		t.Errorf("shrinking a volume: %v, want EINVALID", err)
 	}
 	if err := hosts.CreateVolume(ctx, "storage-1", "lvm", id, 1); trustack.ErrorCode(err) != trustack.ENOTFOUND {

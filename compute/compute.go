@@ -125,11 +125,13 @@ type Agents interface {
 	SecurityGroups(ctx context.Context, host string, groups []wire.SecurityGroup) error
 	// ExportVolume has a storage host serve a volume over NBD to the
 	// holder of key, UnexportVolume stop; AttachVolume plugs a volume into
-	// a server, DetachVolume unplugs it once the guest lets it go.
+	// a server, DetachVolume unplugs it once the guest lets it go;
+	// GrowVolume has a server see a volume grown to size GiB.
 	ExportVolume(ctx context.Context, host, backend, volumeID string, key wire.PSK) (wire.NBDExport, error)
 	UnexportVolume(ctx context.Context, host, volumeID string) error
 	AttachVolume(ctx context.Context, host, serverID string, disk wire.VolumeDisk) error
 	DetachVolume(ctx context.Context, host, serverID, device string) error
+	GrowVolume(ctx context.Context, host, serverID, device string, size int) error
 }
 
 // Network is what compute needs of the networking service;

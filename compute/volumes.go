@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/volume"
 	"github.com/trustack/trustack/wire"
@@ -281,6 +282,29 @@ func (s *Service) unexport(ctx context.Context, serverHost string, v *trustack.V
 	if err := s.agents.UnexportVolume(ctx, storage, v.ID); err != nil {
 		s.opts.Log.Warn("stop serving a detached volume", "volume", v.ID, "host", storage, "error", err)
 	}
+}
+
+// VolumeExtended has the server a volume is attached to see the volume at
+// its new size, which its storage host has grown it to, as Nova does on
+// Cinder's volume-extended event: a running guest sees its disk grow at
+// once, a stopped one when it starts. It is recorded as the server's
+// extend_volume action, with a compute_extend_volume event saying how it
+// went. ENOTFOUND for a server that is gone.
+func (s *Service) VolumeExtended(ctx context.Context, v *trustack.Volume) error {
+	srv, err := s.store.Server(ctx, v.Attachment.ServerID)
+	if err != nil {
+		return err
+	}
+	c := Caller{UserID: srv.UserID, ProjectID: srv.ProjectID, RequestID: "req-" + uuid.NewString()}
+	s.record(ctx, c, srv.ID, "extend_volume")
+	start := s.opts.Now().UTC()
+	err = s.reach(ctx, srv.Host, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
+		defer cancel()
+		return s.agents.GrowVolume(ctx, srv.Host, srv.ID, strings.TrimPrefix(v.Attachment.Device, "/dev/"), v.Size)
+	})
+	s.finishEvent(ctx, srv.ID, c.RequestID, "compute_extend_volume", srv.Host, start, err)
+	return err
 }
 
 // releaseVolumes lets a deleted server's volumes go: each available

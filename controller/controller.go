@@ -65,15 +65,20 @@ type Controller struct {
 	Bus  *bus.Server
 	Conn *bus.Conn
 	log  *slog.Logger
+	// level is log's level, which the volume API's set-log changes; nil
+	// if it cannot be.
+	level *slog.LevelVar
 }
 
 // New opens the store (migrating it), the key repository, the bus and the
-// policy, and builds the services and APIs. Close releases them.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controller, err error) {
+// policy, and builds the services and APIs, logging to log, whose level
+// administrators may change through the API (nil: they may not). Close
+// releases them.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (_ *Controller, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	c := &Controller{Config: cfg, log: log}
+	c := &Controller{Config: cfg, log: log, level: level}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -138,6 +143,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Controll
 		Log:                     log,
 	})
 	c.ACaaS.SetEnforcer(c.Compute)
+	c.Volume.SetServers(c.Compute)
 	if c.attesting() {
 		if err := c.newVerifier(); err != nil {
 			return nil, err
@@ -350,10 +356,13 @@ func (c *Controller) routes() http.Handler {
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 	}, c.log))
+	hostname, _ := os.Hostname()
 	mount(volumeapi.Prefix, volumeapi.New(c.Volume, c.Identity, c.Policies["volume"], volumeapi.Config{
 		PublicURL:   base,
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
+		LogLevel:    c.level,
+		Hostname:    hostname,
 	}, c.log))
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +56,39 @@ func TestVolumeCLI(t *testing.T) {
 	if out, stderr, err := run(t, demo, t.TempDir(), nil, "cinder", "list"); err != nil || !strings.Contains(out, "data") {
 		t.Errorf("cinder list: %v\n%s%s", err, out, stderr)
 	}
+
+	// Cinder's later microversions through its own client: the summary
+	// (3.12), a message saying why a volume went to error (3.3), and the
+	// controller's log level read and set (3.32).
+	cinder := func(env map[string]string, args ...string) string {
+		t.Helper()
+		out, stderr, err := run(t, env, t.TempDir(), nil, "cinder", args...)
+		if err != nil {
+			t.Fatalf("cinder %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+		}
+		return out
+	}
+	if out := cinder(demo, "--os-volume-api-version", "3.12", "summary"); !regexp.MustCompile(`total_count\s*\|\s*1\s`).MatchString(out) ||
+		!regexp.MustCompile(`total_size\s*\|\s*2\s`).MatchString(out) {
+		t.Errorf("cinder summary: want 1 volume of 2 GiB\n%s", out)
+	}
+	must(t, admin, "volume", "type", "create", "--property", "volume_backend_name=nowhere", "nowhere")
+	must(t, demo, "volume", "create", "--size", "1", "--type", "nowhere", "lost")
+	waitVolume(t, demo, "lost", "error")
+	if out := cinder(demo, "--os-volume-api-version", "3.3", "message-list"); !strings.Contains(out, "VOLUME_VOLUME_001_003") {
+		t.Errorf("cinder message-list after a volume found no backend: want VOLUME_VOLUME_001_003\n%s", out)
+	}
+	must(t, demo, "volume", "delete", "lost")
+	eventually(t, time.Minute, func() (bool, string) {
+		out, err := openstack(t, demo, "volume", "show", "lost")
+		return err != nil, out
+	}, "the volume in error deleted")
+	must(t, admin, "volume", "type", "delete", "nowhere")
+	cinder(admin, "--os-volume-api-version", "3.32", "service-set-log", "debug")
+	if out := cinder(admin, "--os-volume-api-version", "3.32", "service-get-log", "--binary", "cinder-api"); !strings.Contains(out, "DEBUG") {
+		t.Errorf("cinder service-get-log after service-set-log debug:\n%s", out)
+	}
+	cinder(admin, "--os-volume-api-version", "3.32", "service-set-log", "info")
 
 	// A snapshot, and a larger volume made from it.
 	must(t, demo, "volume", "snapshot", "create", "--volume", "data", "snap1")
@@ -170,6 +204,15 @@ func TestVolumeCLI(t *testing.T) {
 	}
 }
 
+// watchSize ends a guest script on a volume ($dev): it says the volume's
+// size, in 512-byte sectors, and again each time it changes, while the
+// volume is there.
+const watchSize = `
+s=
+while [ -e /sys/block/${dev##*/} ]; do
+  n=$(cat /sys/block/${dev##*/}/size); [ "$n" != "$s" ] && echo "volume size $n"; s=$n; sleep 0.5
+done`
+
 // waitVolume waits for a volume to reach a status.
 func waitVolume(t testing.TB, env map[string]string, name, status string) {
 	t.Helper()
@@ -227,7 +270,8 @@ enable_instance_password = true
 // detached and attached with `openstack server add volume` to a guest on
 // the other host, which reads the marker, again after a stop and start.
 // One of the two guests opens the volume on its own host, the other over
-// NBD. The servers deleted, the volume and its data remain, and a
+// NBD; each sees the volume grow when it is extended while attached
+// (Cinder's 3.42). The servers deleted, the volume and its data remain, and a
 // volume made from its snapshot has them too; a volume made from the
 // guest's image boots a server.
 func TestVolumeOnRealGuests(t *testing.T) {
@@ -238,7 +282,7 @@ func TestVolumeOnRealGuests(t *testing.T) {
 
 	vol := must(t, demo, "volume", "create", "--size", "1", "-f", "value", "-c", "id", "vol1")
 	waitVolume(t, demo, "vol1", "available")
-	vm1 := boot(t, demo, "vm1", "--user-data", onVolume(t, vol, `echo "marker-42" | dd of=$dev bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "marker written"`))
+	vm1 := boot(t, demo, "vm1", "--user-data", onVolume(t, vol, `echo "marker-42" | dd of=$dev bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "marker written"`+watchSize))
 	// Attached once the guest has its root: a disk that comes while its
 	// kernel still probes may take the name vda (names follow the order
 	// disks come in; the serial is what stays).
@@ -247,6 +291,15 @@ func TestVolumeOnRealGuests(t *testing.T) {
 		t.Fatalf("nova volume-attach vm1 %s: %v\n%s%s", vol, err, out, errOut)
 	}
 	waitConsole(t, demo, "vm1", "trustack-guest script: marker written")
+	// Extended while attached, the guest sees its disk grow (in 512-byte
+	// sectors), and the server records the extension.
+	waitConsole(t, demo, "vm1", "trustack-guest script: volume size 2097152")
+	must(t, demo, "--os-volume-api-version", "3.42", "volume", "set", "--size", "2", "vol1")
+	waitVolume(t, demo, "vol1", "in-use")
+	waitConsole(t, demo, "vm1", "trustack-guest script: volume size 4194304")
+	if events := must(t, demo, "server", "event", "list", "vm1", "-f", "value", "-c", "Action"); !strings.Contains(events, "extend_volume") {
+		t.Errorf("vm1's events after its volume grew:\n%s", events)
+	}
 	if list := must(t, demo, "volume", "list"); !strings.Contains(list, "in-use") || !strings.Contains(list, "Attached to vm1 on /dev/vd") {
 		t.Errorf("volume list while attached:\n%s", list)
 	}
@@ -256,7 +309,7 @@ func TestVolumeOnRealGuests(t *testing.T) {
 
 	must(t, demo, "server", "remove", "volume", "vm1", "vol1")
 	waitVolume(t, demo, "vol1", "available")
-	vm2 := boot(t, demo, "vm2", "--hint", "different_host="+vm1, "--user-data", onVolume(t, vol, `echo "read $(head -c 9 $dev)"`))
+	vm2 := boot(t, demo, "vm2", "--hint", "different_host="+vm1, "--user-data", onVolume(t, vol, `echo "read $(head -c 9 $dev)"`+watchSize))
 	if hostOf(t, admin, vm1) == hostOf(t, admin, vm2) {
 		t.Fatalf("vm1 and vm2 on one host, %s; want two, one of them the storage host", hostOf(t, admin, vm1))
 	}
@@ -266,6 +319,12 @@ func TestVolumeOnRealGuests(t *testing.T) {
 	if out := must(t, demo, "server", "show", "vm2", "-f", "value", "-c", "volumes_attached"); !strings.Contains(out, vol) {
 		t.Errorf("vm2's volumes_attached: %s", out)
 	}
+	waitConsole(t, demo, "vm2", "trustack-guest script: volume size 4194304")
+	if out, errOut, err := run(t, demo, t.TempDir(), nil, "cinder", "--os-volume-api-version", "3.42", "extend", "vol1", "3"); err != nil {
+		t.Fatalf("cinder extend vol1 3: %v\n%s%s", err, out, errOut)
+	}
+	waitVolume(t, demo, "vol1", "in-use")
+	waitConsole(t, demo, "vm2", "trustack-guest script: volume size 6291456")
 
 	// A stopped and started guest has its volume again.
 	boots := strings.Count(must(t, demo, "console", "log", "show", "vm2"), "trustack-guest ready")
@@ -326,7 +385,7 @@ func TestVolumeOnRealGuests(t *testing.T) {
 		out, _ := openstack(t, demo, "volume", "snapshot", "show", "snap1", "-f", "value", "-c", "status")
 		return out == "available", out
 	}, "snapshot snap1 available")
-	vol2 := must(t, demo, "volume", "create", "--snapshot", "snap1", "--size", "1", "-f", "value", "-c", "id", "vol2")
+	vol2 := must(t, demo, "volume", "create", "--snapshot", "snap1", "--size", "3", "-f", "value", "-c", "id", "vol2")
 	waitVolume(t, demo, "vol2", "available")
 	file2 := filepath.Join(c.dir, "data", "hosts", "compute-1", "volumes", "volume-"+vol2+".qcow2")
 	if out, _, err := run(t, nil, t.TempDir(), nil, "qemu-io", "-f", "qcow2", "-r", "-c", "read -v 0 9", file2); err != nil || !strings.Contains(out, "6d 61 72 6b 65 72 2d 34 32") {

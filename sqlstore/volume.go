@@ -44,14 +44,15 @@ var (
 		name: "volumes", kind: "volume", order: "created_at, id",
 		columns: []string{"id", "project_id", "user_id", "name", "description", "size_gb", "status", "type_id", "availability_zone",
 			"bootable", "image_id", "snapshot_id", "source_volume_id", "metadata", "image_metadata", "host", "reason", "created_at", "updated_at",
-			"attachment_id", "server_id", "attached_host", "device", "attached_at", "admin_metadata", "image_bytes_copied"},
+			"attachment_id", "server_id", "attached_host", "device", "attached_at", "admin_metadata", "image_bytes_copied",
+			"attach_status", "attachment_connection", "attachment_created_at"},
 		fields: func(v *trustack.Volume) []any {
 			a := &v.Attachment
 			return []any{&v.ID, &v.ProjectID, &v.UserID, &v.Name, &v.Description, &v.Size, &v.Status, &v.TypeID, &v.AvailabilityZone,
 				&v.Bootable, &v.ImageID, &v.SnapshotID, &v.SourceVolumeID, jsonColumn[map[string]string]{&v.Metadata},
 				jsonColumn[map[string]string]{&v.ImageMetadata}, &v.Host, &v.Reason, timeColumn{&v.CreatedAt}, timeColumn{&v.UpdatedAt},
 				&a.ID, &a.ServerID, &a.Host, &a.Device, timeColumn{&a.AttachedAt}, jsonColumn[map[string]string]{&v.AdminMetadata},
-				&v.ImageBytesCopied}
+				&v.ImageBytesCopied, &a.Status, jsonColumn[*trustack.VolumeConnection]{&a.Connection}, timeColumn{&a.CreatedAt}}
 		},
 		missing: func(id string) error {
 			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)
@@ -142,6 +143,7 @@ func (db *DB) Volumes(ctx context.Context, f trustack.VolumeFilter) ([]*trustack
 	w.flag("bootable", f.Bootable)
 	w.eq("type_id", f.TypeID)
 	w.in("server_id", f.ServerIDs)
+	w.eq("attachment_id", f.AttachmentID)
 	list, err := volumes.list(ctx, db.read, w)
 	if err != nil {
 		return nil, err

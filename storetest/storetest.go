@@ -103,6 +103,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"VolumeQuotas", testVolumeQuotas},
 		{"VolumeQuotaUnderConcurrency", testVolumeQuotaUnderConcurrency},
 		{"Snapshots", testSnapshots},
+		{"VolumeMessages", testVolumeMessages},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

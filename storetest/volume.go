@@ -130,6 +130,33 @@ func testVolumes(t *testing.T, s Store) {
 	equal(t, got, updated)
 	equal(t, listed(trustack.VolumeFilter{Status: trustack.VolumeAvailable}), []string{"v2"})
 
+	// An attachment keeps its status, its connection and its times, and
+	// finds its volume.
+	attached, err := s.UpdateVolume(ctx, "v1", nil, func(v *trustack.Volume) error {
+		v.Status = trustack.VolumeAttaching
+		v.Attachment = trustack.VolumeAttachment{ID: "a1", ServerID: "s1", Host: "compute-1", Device: "/dev/vdc",
+			Status: trustack.AttachAttaching, CreatedAt: start.Add(2 * time.Second),
+			Connection: &trustack.VolumeConnection{Host: "10.0.0.5", Port: 10809, Name: "v1", PSKIdentity: "trustack-v1", PSKSecret: "00ff"}}
+		return nil
+	})
+	must(t, err)
+	got, err = s.Volume(ctx, "v1")
+	must(t, err)
+	equal(t, got, attached)
+	equal(t, listed(trustack.VolumeFilter{AttachmentID: "a1"}), []string{"v1"})
+	equal(t, listed(trustack.VolumeFilter{AttachmentID: "a9"}), []string{})
+	detached, err := s.UpdateVolume(ctx, "v1", nil, func(v *trustack.Volume) error {
+		v.Status, v.Attachment = trustack.VolumeAvailable, trustack.VolumeAttachment{}
+		return nil
+	})
+	must(t, err)
+	got, err = s.Volume(ctx, "v1")
+	must(t, err)
+	equal(t, got, detached)
+	if got.Attachment.Connection != nil {
+		t.Errorf("a volume let go keeps the connection %+v", got.Attachment.Connection)
+	}
+
 	refused := errors.New("refused")
 	_, err = s.UpdateVolume(ctx, "v2", nil, func(v *trustack.Volume) error { v.Status = trustack.VolumeError; return refused })
 	if err != refused {

@@ -50,7 +50,7 @@ var upAccounts = []account{
 // serves, it writes a line with "trustack ready" and the auth URL to out.
 // Its cloud has an external network and, for each account, a network with
 // a router to it (see addNetworks).
-func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, out io.Writer) error {
+func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, level *slog.LevelVar, out io.Writer) error {
 	l, err := controller.Listen(cfg)
 	if err != nil {
 		return err
@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		return err
 	}
 	defer tpms.stop()
-	c, err := controller.New(ctx, cfg, log)
+	c, err := controller.New(ctx, cfg, log, level)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,10 @@ import (
 // marks an attached volume as being let go (detaching), RollDetaching
 // takes that back, and Detach makes it available again. Each is one
 // transaction on the volume's row, so of two servers reserving one
-// volume, one wins and the other gets EINVALID.
+// volume, one wins and the other gets EINVALID. A volume Reserve holds is
+// attaching, as Cinder's os-reserve leaves it; the attachments API
+// (attachments.go) holds one as reserved, with an attachment, as
+// Cinder's attachment_create does.
 
 // Reserve holds an available volume for an attachment: EINVALID
 // (InvalidVolume) unless it is available.
@@ -54,7 +57,7 @@ type AttachRequest struct {
 func (s *Service) Attach(ctx context.Context, c Caller, id string, r AttachRequest) (*trustack.Volume, error) {
 	var out *trustack.Volume
 	err := s.transition(ctx, c, id, func(v *trustack.Volume) error {
-		if v.Status != trustack.VolumeAttaching && v.Status != trustack.VolumeAvailable {
+		if v.Status != trustack.VolumeAttaching && v.Status != trustack.VolumeAvailable || v.Attachment.ID != "" {
 			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be available or attaching to attach, but the status is %s.", id, v.Status)
 		}
 		if v.AdminMetadata["readonly"] == "True" && !r.ReadOnly {
@@ -66,11 +69,13 @@ func (s *Service) Attach(ctx context.Context, c Caller, id string, r AttachReque
 		}
 		setAdmin(v, "attached_mode", mode)
 		v.Status = trustack.VolumeInUse
+		now := s.opts.Now().UTC()
 		v.Attachment = trustack.VolumeAttachment{ID: uuid.NewString(), ServerID: r.ServerID, Host: r.Host, Device: r.Device,
-			AttachedAt: s.opts.Now().UTC()}
+			Status: trustack.AttachAttached, CreatedAt: now, AttachedAt: now}
 		out = v
 		return nil
 	})
+	s.noteAttach(ctx, id, err)
 	return out, err
 }
 
@@ -113,7 +118,9 @@ func (s *Service) ForceDetach(ctx context.Context, c Caller, id, attachmentID st
 }
 
 func (s *Service) detach(ctx context.Context, c Caller, id, attachmentID string, force bool) error {
-	return s.transition(ctx, c, id, func(v *trustack.Volume) error {
+	var was trustack.Volume // the volume before, to stop serving its connection
+	err := s.transition(ctx, c, id, func(v *trustack.Volume) error {
+		was = *v
 		switch {
 		case attachmentID != "" && attachmentID != v.Attachment.ID:
 			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeAttachmentNotFound", "Volume attachment %s of volume %s could not be found.", attachmentID, id)
@@ -125,6 +132,10 @@ func (s *Service) detach(ctx context.Context, c Caller, id, attachmentID string,
 		letGo(v)
 		return nil
 	})
+	if err == nil && was.Attachment.Connection != nil {
+		s.stopServing(ctx, &was)
+	}
+	return err
 }
 
 // MoveAttachment records that an attached volume serves its server from

@@ -158,7 +158,7 @@ func (s *Service) DeleteSnapshot(ctx context.Context, c Caller, id string, force
 
 // snapshotStatuses are the snapshot statuses Cinder names.
 var snapshotStatuses = []string{trustack.SnapshotCreating, trustack.SnapshotAvailable, trustack.SnapshotDeleting,
-	trustack.SnapshotError, trustack.SnapshotErrorDeleting}
+	trustack.SnapshotError, trustack.SnapshotErrorDeleting, trustack.SnapshotRestoring}
 
 // ResetSnapshotStatus sets a snapshot's status, as an administrator's
 // os-reset_status does; nothing is asked of its storage host.
@@ -253,5 +253,6 @@ func (s *Service) carryOutSnapshot(ctx context.Context, id, status string) {
 	}
 	if err != nil {
 		s.opts.Log.Warn("a storage host failed a snapshot", "snapshot", id, "status", status, "error", err)
+		s.noteSnapshotFailure(ctx, snap, status)
 	}
 }

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"time"
 
 	"github.com/trustack/trustack"
 )
@@ -71,6 +72,11 @@ type Store interface {
 	// UpdateSnapshot is an update; fn may not change the snapshot's
 	// project, volume or size.
 	UpdateSnapshot(ctx context.Context, id string, fn func(*trustack.VolumeSnapshot) error) (*trustack.VolumeSnapshot, error)
+	// UpdateVolumeAndSnapshots is an update of a volume and its
+	// snapshots (oldest first) together, in one transaction; fn may not
+	// change the volume's project, nor a snapshot's ID, project, volume
+	// or size (EINVALID). ENOTFOUND (VolumeNotFound).
+	UpdateVolumeAndSnapshots(ctx context.Context, volumeID string, fn func(*trustack.Volume, []*trustack.VolumeSnapshot) error) error
 	// DeleteSnapshot removes a snapshot; ENOTFOUND (SnapshotNotFound).
 	DeleteSnapshot(ctx context.Context, id string) error
 
@@ -82,4 +88,18 @@ type Store interface {
 	SetVolumeQuotas(ctx context.Context, projectID string, limits map[string]int) error
 	// DeleteVolumeQuotas returns a project to the default limits.
 	DeleteVolumeQuotas(ctx context.Context, projectID string) error
+
+	// CreateVolumeMessage adds a message; ECONFLICT for an ID in use.
+	CreateVolumeMessage(ctx context.Context, m *trustack.VolumeMessage) error
+	// VolumeMessage returns a message, expired or not; ENOTFOUND
+	// (MessageNotFound).
+	VolumeMessage(ctx context.Context, id string) (*trustack.VolumeMessage, error)
+	// VolumeMessages returns the messages matching f that expire after
+	// now, oldest first.
+	VolumeMessages(ctx context.Context, f trustack.VolumeMessageFilter, now time.Time) ([]*trustack.VolumeMessage, error)
+	// DeleteVolumeMessage removes a message; ENOTFOUND (MessageNotFound).
+	DeleteVolumeMessage(ctx context.Context, id string) error
+	// DeleteExpiredVolumeMessages removes the messages that expire at or
+	// before now and returns how many there were.
+	DeleteExpiredVolumeMessages(ctx context.Context, now time.Time) (int, error)
 }

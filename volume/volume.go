@@ -38,9 +38,18 @@ type Storage interface {
 	CreateVolumeFromSnapshot(ctx context.Context, host, backend, volumeID, snapshotID string, size int) error
 	SnapshotVolume(ctx context.Context, host, backend, volumeID, snapshotID string) error
 	DeleteSnapshot(ctx context.Context, host, backend, snapshotID string) error
-	ExtendVolume(ctx context.Context, host, backend, volumeID string, size int) error
+	ExtendVolume(ctx context.Context, host, backend, volumeID string, size int, attachedHere bool) error
 	DeleteVolume(ctx context.Context, host, backend, volumeID string) error
 	UploadVolume(ctx context.Context, host, backend, volumeID string, upload wire.Upload, diskFormat string) error
+	RevertVolume(ctx context.Context, host, backend, volumeID, snapshotID string) error
+}
+
+// Servers is what the service needs of the compute service
+// (compute.Service is one): to have the server an extended volume is
+// attached to see it at its new size, as Cinder tells Nova with a
+// volume-extended event.
+type Servers interface {
+	VolumeExtended(ctx context.Context, v *trustack.Volume) error
 }
 
 // Images is what volumes made from images need of the image service
@@ -122,6 +131,7 @@ type Service struct {
 	store   Store
 	hosts   Hosts
 	storage Storage
+	servers Servers
 	opts    Options
 	work    sync.WaitGroup
 }
@@ -148,6 +158,11 @@ func New(store Store, hosts Hosts, storage Storage, opts Options) *Service {
 	}
 	return &Service{store: store, hosts: hosts, storage: storage, opts: opts}
 }
+
+// SetServers gives the service the compute service, which comes to be
+// after it (it needs volumes); until it is set, volumes in use are not
+// extended. Set it before the service serves.
+func (s *Service) SetServers(servers Servers) { s.servers = servers }
 
 // Wait waits for the work going on in the background.
 func (s *Service) Wait() { s.work.Wait() }
@@ -232,6 +247,7 @@ func (s *Service) Create(ctx context.Context, c Caller, r CreateRequest) (*trust
 	if err := s.store.CreateVolume(ctx, v, limits); err != nil {
 		return nil, err
 	}
+	s.noteUnplaced(ctx, v)
 	if v.Status == trustack.VolumeCreating {
 		s.background(v.ID, trustack.VolumeCreating, nil)
 	}
@@ -291,7 +307,9 @@ func (s *Service) place(ctx context.Context, projectID string, vt *trustack.Volu
 		if !h.Enabled || !s.opts.Alive(h) || h.AvailabilityZone != zone {
 			continue
 		}
-		fits := slices.ContainsFunc(h.Storage, func(b trustack.StorageBackend) bool { return (want == "" || b.Name == want) && b.FreeGB >= size })
+		fits := slices.ContainsFunc(h.Storage, func(b trustack.StorageBackend) bool {
+			return (want == "" || b.Name == want) && offers(vt, b) && b.FreeGB >= size
+		})
 		if !fits {
 			continue
 		}
@@ -302,7 +320,7 @@ func (s *Service) place(ctx context.Context, projectID string, vt *trustack.Volu
 			continue
 		}
 		for _, b := range h.Storage {
-			if (want == "" || b.Name == want) && b.FreeGB >= size && b.FreeGB > free {
+			if (want == "" || b.Name == want) && offers(vt, b) && b.FreeGB >= size && b.FreeGB > free {
 				host, backend, free = h.Name, b.Name, b.FreeGB
 			}
 		}
@@ -408,7 +426,7 @@ func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*tr
 		case err == nil && status == trustack.VolumeDeleting:
 			return errGone
 		case err == nil:
-			cur.Status, cur.Reason = trustack.VolumeAvailable, ""
+			cur.Status, cur.Reason = settled(cur), ""
 		default:
 			cur.Status, cur.Reason = failed[status], err.Error()
 			if undo != nil {
@@ -427,6 +445,7 @@ func (s *Service) carryOut(ctx context.Context, id, status string, undo func(*tr
 	}
 	if err != nil {
 		s.opts.Log.Warn("a storage host failed a volume", "volume", id, "status", status, "error", err)
+		s.noteFailure(ctx, v, status)
 		if status == trustack.VolumeUploading {
 			s.uploadFailed(ctx, v)
 		}
@@ -451,9 +470,23 @@ func (s *Service) ask(ctx context.Context, v *trustack.Volume) error {
 		}
 		return s.storage.CreateVolume(ctx, host, backend, v.ID, v.Size)
 	case trustack.VolumeExtending:
-		return s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size)
+		a := v.Attachment
+		if err := s.storage.ExtendVolume(ctx, host, backend, v.ID, v.Size, a.ID != "" && a.Host == host); err != nil {
+			return err
+		}
+		// As Cinder's, the volume is grown once its storage host has
+		// grown it; its server's failure to see it is the server's
+		// (an extend_volume action in error), seen again when it starts.
+		if a.ID != "" && s.servers != nil {
+			if err := s.servers.VolumeExtended(ctx, v); err != nil {
+				s.opts.Log.Warn("a server did not see its volume grow", "volume", v.ID, "server", a.ServerID, "error", err)
+			}
+		}
+		return nil
 	case trustack.VolumeUploading:
 		return s.upload(ctx, host, backend, v)
+	case trustack.VolumeReverting:
+		return s.revert(ctx, v)
 	default:
 		return s.storage.DeleteVolume(ctx, host, backend, v.ID)
 	}
@@ -464,12 +497,22 @@ var (
 	errGone  = fmt.Errorf("the volume is gone")
 )
 
+// settled is the status of a volume its storage host is done with:
+// in-use if it is attached, else available.
+func settled(v *trustack.Volume) string {
+	if v.Attachment.ID != "" {
+		return trustack.VolumeInUse
+	}
+	return trustack.VolumeAvailable
+}
+
 // failed is the status a volume is left in when its storage host fails
 // what its status says is going on.
 var failed = map[string]string{
 	trustack.VolumeCreating:  trustack.VolumeError,
 	trustack.VolumeDeleting:  trustack.VolumeErrorDeleting,
 	trustack.VolumeExtending: trustack.VolumeErrorExtending,
+	trustack.VolumeReverting: trustack.VolumeError,
 	// As Cinder's: the image is killed, the volume as it was.
 	trustack.VolumeUploading: trustack.VolumeAvailable,
 }
@@ -670,14 +713,15 @@ func (s *Service) ResetStatus(ctx context.Context, c Caller, id, status string) 
 // statuses are the volume statuses Cinder names.
 var statuses = []string{trustack.VolumeCreating, trustack.VolumeAvailable, trustack.VolumeReserved, trustack.VolumeAttaching,
 	trustack.VolumeInUse, trustack.VolumeDetaching, trustack.VolumeExtending, trustack.VolumeDeleting, trustack.VolumeError,
-	trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending, trustack.VolumeMaintenance}
+	trustack.VolumeErrorDeleting, trustack.VolumeErrorExtending, trustack.VolumeMaintenance, trustack.VolumeReverting}
 
 // Extend accepts the growth of an available volume to size GiB, within
 // the project's quota (EOVERQUOTA): its storage host grows it
-// (error_extending, at its former size, if the host fails). EINVALID
-// (InvalidInput) for a size not above the volume's, EINVALID
-// (InvalidVolume) for a volume not available.
-func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) error {
+// (error_extending, at its former size, if the host fails). With inUse
+// (Cinder's 3.42, where the policy allows it), a volume in use too: its
+// server then sees it grow. EINVALID (InvalidInput) for a size not above
+// the volume's, EINVALID (InvalidVolume) for a volume in another status.
+func (s *Service) Extend(ctx context.Context, c Caller, id string, size int, inUse bool) error {
 	v, err := s.Get(ctx, c, id)
 	if err != nil {
 		return err
@@ -691,7 +735,11 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, size int) err
 	}
 	var before int
 	_, err = s.store.UpdateVolume(ctx, id, limits, func(v *trustack.Volume) error {
-		if v.Status != trustack.VolumeAvailable {
+		switch {
+		case v.Status == trustack.VolumeAvailable, inUse && v.Status == trustack.VolumeInUse:
+		case inUse:
+			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be available or in-use to extend, but current status is: %s.", id, v.Status)
+		case v.Status != trustack.VolumeAvailable:
 			return trustack.Reasonf(trustack.EINVALID, "InvalidVolume", "Invalid volume: Volume %s status must be available to extend, but current status is: %s.", id, v.Status)
 		}
 		if size <= v.Size {
@@ -738,7 +786,8 @@ func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) erro
 // Recover takes up what was going on when the service last stopped: the
 // volumes left creating, extending or deleting are made, grown or deleted
 // again, and the snapshots left creating or deleting taken or deleted
-// again (each idempotent on their storage hosts). A volume whose growth
+// again (each idempotent on their storage hosts), and the volumes left
+// reverting reverted again (recoverReverts). A volume whose growth
 // fails now keeps the size asked for, its former one unknown.
 func (s *Service) Recover(ctx context.Context) error {
 	for _, status := range []string{trustack.VolumeCreating, trustack.VolumeExtending, trustack.VolumeUploading, trustack.VolumeDeleting} {
@@ -759,5 +808,5 @@ func (s *Service) Recover(ctx context.Context) error {
 			s.snapshotBackground(snap.ID, status)
 		}
 	}
-	return nil
+	return s.recoverReverts(ctx)
 }

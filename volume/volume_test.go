@@ -96,7 +96,7 @@ func (h *hosts) DeleteSnapshot(ctx context.Context, host, backend, snapshotID st
 	return b.DeleteSnapshot(ctx, snapshotID)
 }
 
-func (h *hosts) ExtendVolume(ctx context.Context, host, backend, id string, size int) error {
+func (h *hosts) ExtendVolume(ctx context.Context, host, backend, id string, size int, _ bool) error {
 	b, err := h.backend(host, backend)
 	if err != nil {
 		return err
@@ -189,10 +189,10 @@ func TestVolumeLifecycle(t *testing.T) {
 		t.Errorf("the storage host has %d GiB of the volume, want 1", got)
 	}
 
-	if err := s.Extend(ctx, alice, v.ID, 1); trustack.ErrorReason(err) != "InvalidInput" {
+	if err := s.Extend(ctx, alice, v.ID, 1, false); trustack.ErrorReason(err) != "InvalidInput" {
 		t.Errorf("extending to the same size: %v, want InvalidInput", err)
 	}
-	if err := s.Extend(ctx, alice, v.ID, 3); err != nil {
+	if err := s.Extend(ctx, alice, v.ID, 3, false); err != nil {
 		t.Fatal(err)
 	}
 	if v = settled(t, s, v.ID); v.Status != trustack.VolumeAvailable || v.Size != 3 || sizeOn(t, h, "storage-2", v.ID) != 3 {
@@ -281,7 +281,7 @@ func TestVolumeFailures(t *testing.T) {
 	}
 	settled(t, s, v.ID)
 	h.fail = errors.New("no room")
-	if err := s.Extend(ctx, alice, v.ID, 2); err != nil {
+	if err := s.Extend(ctx, alice, v.ID, 2, false); err != nil {
 		t.Fatal(err)
 	}
 	if v = settled(t, s, v.ID); v.Status != trustack.VolumeErrorExtending || v.Size != 1 {

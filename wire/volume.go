@@ -21,9 +21,11 @@ const (
 	opVolumeUnexport = "volume_unexport"
 	opVolumeAttach   = "volume_attach"
 	opVolumeDetach   = "volume_detach"
+	opVolumeGrow     = "volume_grow"
 	opSnapshotCreate = "snapshot_create"
 	opSnapshotDelete = "snapshot_delete"
 	opVolumeUpload   = "volume_upload"
+	opVolumeRevert   = "volume_revert"
 )
 
 // volumeRequest is the part of a host request about a volume.
@@ -31,8 +33,8 @@ type volumeRequest struct {
 	Backend  string `json:"backend,omitempty"`
 	VolumeID string `json:"volume_id,omitempty"`
 	Size     int    `json:"size,omitempty"` // GiB
-	// SnapshotID names the snapshot made, deleted, or a volume is made
-	// from.
+	// SnapshotID names the snapshot made, deleted, a volume is made
+	// from, or reverted to.
 	SnapshotID string `json:"snapshot_id,omitempty"`
 	// Image is the image a volume is made from, downloaded with Token.
 	Image  *ImageRef   `json:"image,omitempty"`
@@ -43,6 +45,9 @@ type volumeRequest struct {
 	// DiskFormat is the format of the image a volume's data is uploaded
 	// as, to the request's Upload.
 	DiskFormat string `json:"disk_format,omitempty"`
+	// AttachedHere says a volume grown is attached to a server of its
+	// storage host, which opens it directly.
+	AttachedHere bool `json:"attached_here,omitempty"`
 }
 
 // PSK is a TLS pre-shared key: an identity and a secret of 32 bytes in
@@ -102,6 +107,13 @@ func (c *Hosts) DeleteSnapshot(ctx context.Context, host, backend, snapshotID st
 	return err
 }
 
+// RevertVolume asks a storage host's agent to put a volume's data back
+// to a snapshot's; reverting again succeeds.
+func (c *Hosts) RevertVolume(ctx context.Context, host, backend, volumeID, snapshotID string) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeRevert, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, SnapshotID: snapshotID}})
+	return err
+}
+
 // UploadVolume asks a storage host's agent to upload a volume's data,
 // in an image disk format, as the data of an image.
 func (c *Hosts) UploadVolume(ctx context.Context, host, backend, volumeID string, upload Upload, diskFormat string) error {
@@ -145,6 +157,14 @@ func (c *Hosts) DetachVolume(ctx context.Context, host, serverID, device string)
 	return err
 }
 
+// GrowVolume asks a compute host's agent to have a server see the volume
+// at a device at its new size, size GiB, which its storage host has
+// grown it to.
+func (c *Hosts) GrowVolume(ctx context.Context, host, serverID, device string, size int) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeGrow, ServerID: serverID, volumeRequest: volumeRequest{Device: device, Size: size}})
+	return err
+}
+
 // CreateVolume asks a storage host's agent to make an empty volume of
 // size GiB in its backend; making one that is there with the size
 // succeeds.
@@ -153,9 +173,13 @@ func (c *Hosts) CreateVolume(ctx context.Context, host, backend, volumeID string
 	return err
 }
 
-// ExtendVolume asks a storage host's agent to grow a volume to size GiB.
-func (c *Hosts) ExtendVolume(ctx context.Context, host, backend, volumeID string, size int) error {
-	_, err := c.call(ctx, host, hostRequest{Op: opVolumeExtend, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, Size: size}})
+// ExtendVolume asks a storage host's agent to grow a volume to size GiB,
+// attached to a server or not; attachedHere says it is attached to a
+// server of the storage host itself, which opens it directly. The
+// server's compute host must then have it see the new size (GrowVolume).
+func (c *Hosts) ExtendVolume(ctx context.Context, host, backend, volumeID string, size int, attachedHere bool) error {
+	_, err := c.call(ctx, host, hostRequest{Op: opVolumeExtend, volumeRequest: volumeRequest{Backend: backend, VolumeID: volumeID, Size: size,
+		AttachedHere: attachedHere}})
 	return err
 }
 
@@ -175,13 +199,15 @@ type VolumeHost interface {
 	CreateVolumeFromImage(ctx context.Context, backend, volumeID string, size int, image ImageRef, token string) error
 	SnapshotVolume(ctx context.Context, backend, volumeID, snapshotID string) error
 	DeleteSnapshot(ctx context.Context, backend, snapshotID string) error
-	ExtendVolume(ctx context.Context, backend, volumeID string, size int) error
+	ExtendVolume(ctx context.Context, backend, volumeID string, size int, attachedHere bool) error
 	DeleteVolume(ctx context.Context, backend, volumeID string) error
 	UploadVolume(ctx context.Context, backend, volumeID string, upload Upload, diskFormat string) error
+	RevertVolume(ctx context.Context, backend, volumeID, snapshotID string) error
 	ExportVolume(ctx context.Context, backend, volumeID string, key PSK) (NBDExport, error)
 	UnexportVolume(ctx context.Context, volumeID string) error
 	AttachVolume(ctx context.Context, serverID string, disk VolumeDisk) error
 	DetachVolume(ctx context.Context, serverID, device string) error
+	GrowVolume(ctx context.Context, serverID, device string, size int) error
 }
 
 // serveVolume answers a request of the volume conversation; handled is
@@ -204,6 +230,8 @@ func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostRepl
 		return true, h.AttachVolume(ctx, req.ServerID, *req.Disk)
 	case opVolumeDetach:
 		return true, h.DetachVolume(ctx, req.ServerID, req.Device)
+	case opVolumeGrow:
+		return true, h.GrowVolume(ctx, req.ServerID, req.Device, req.Size)
 	case opVolumeCreate:
 		switch {
 		case req.SnapshotID != "":
@@ -216,8 +244,10 @@ func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostRepl
 		return true, h.SnapshotVolume(ctx, req.Backend, req.VolumeID, req.SnapshotID)
 	case opSnapshotDelete:
 		return true, h.DeleteSnapshot(ctx, req.Backend, req.SnapshotID)
+	case opVolumeRevert:
+		return true, h.RevertVolume(ctx, req.Backend, req.VolumeID, req.SnapshotID)
 	case opVolumeExtend:
-		return true, h.ExtendVolume(ctx, req.Backend, req.VolumeID, req.Size)
+		return true, h.ExtendVolume(ctx, req.Backend, req.VolumeID, req.Size, req.AttachedHere)
 	case opVolumeDelete:
 		return true, h.DeleteVolume(ctx, req.Backend, req.VolumeID)
 	case opVolumeUpload:

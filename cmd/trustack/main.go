@@ -57,14 +57,17 @@ func root() *cobra.Command {
 	return cmd
 }
 
-// logger returns the logger the configuration asks for, on stderr.
-func logger(cfg *config.Config) *slog.Logger {
-	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.Log.Level]
+// logger returns the logger the configuration asks for, on stderr, and
+// its level, which an administrator may change while trustack runs
+// (Cinder's set-log).
+func logger(cfg *config.Config) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.Log.Level])
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), level
 }
 
 func upCommand() *cobra.Command {
@@ -110,7 +113,8 @@ flags override it.`,
 				return err
 			}
 			cfg.DataDir = abs
-			return up.Run(cmd.Context(), cfg, nodes, testImage, logger(cfg), cmd.OutOrStdout())
+			log, level := logger(cfg)
+			return up.Run(cmd.Context(), cfg, nodes, testImage, log, level, cmd.OutOrStdout())
 		},
 	}
 	home, _ := os.UserHomeDir()
@@ -141,13 +145,13 @@ API, with the credentials of the OS_* environment, as the OpenStack CLIs do.`,
 			if err != nil {
 				return err
 			}
-			log := logger(cfg)
+			log, level := logger(cfg)
 			l, err := controller.Listen(cfg)
 			if err != nil {
 				return err
 			}
 			defer l.Close()
-			c, err := controller.New(cmd.Context(), cfg, log)
+			c, err := controller.New(cmd.Context(), cfg, log, level)
 			if err != nil {
 				return err
 			}
@@ -174,7 +178,7 @@ func agentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := logger(cfg)
+			log, _ := logger(cfg)
 			name := cfg.Agent.Host
 			if name == "" {
 				if name, err = os.Hostname(); err != nil {
@@ -268,7 +272,8 @@ second. Copy the repository to every controller after rotating.`,
 			if err != nil {
 				return err
 			}
-			c, err := controller.New(cmd.Context(), cfg, logger(cfg))
+			log, level := logger(cfg)
+			c, err := controller.New(cmd.Context(), cfg, log, level)
 			if err != nil {
 				return err
 			}

@@ -413,6 +413,28 @@ func (d *Driver) DetachVolume(ctx context.Context, serverID, device string) erro
 	return nil
 }
 
+// GrowVolume has a running guest see a volume grown; its console says so
+// as Linux's virtio_blk does.
+func (d *Driver) GrowVolume(ctx context.Context, serverID, device string, size int64) error {
+	if err := d.begin(ctx, "grow_volume"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.servers[serverID]
+	if s == nil {
+		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	}
+	if _, ok := s.Volumes[device]; !ok {
+		return trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: server %s has no volume at %s", serverID, device)
+	}
+	if s.Power == trustack.PowerRunning {
+		s.log(d.now(), fmt.Sprintf("virtio_blk virtio2: [%s] new size: %d 512-byte logical blocks", device, size/512))
+		d.save()
+	}
+	return nil
+}
+
 // Volumes returns the volumes plugged into a server, by device.
 func (d *Driver) Volumes(serverID string) map[string]agent.Disk {
 	d.mu.Lock()

@@ -227,6 +227,7 @@ func testMissingServer(t *testing.T, s *suite) {
 	wantCode(t, "Snapshot", s.hv.Snapshot(s.op(t, false), id, &w), trustack.ENOTFOUND)
 	_, err = s.hv.Diagnostics(s.op(t, false), id)
 	wantCode(t, "Diagnostics", err, trustack.ENOTFOUND)
+	wantCode(t, "GrowVolume", s.hv.GrowVolume(s.op(t, false), id, "vdc", 2<<30), trustack.ENOTFOUND)
 	if err := s.hv.Destroy(s.op(t, false), id); err != nil {
 		t.Errorf("Destroy of a missing server: %v, want no error", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/trustack/trustack/internal/qmp"
 )
 
 // Console files in an instance's directory: QEMU serves the serial port on
@@ -23,7 +25,7 @@ const (
 // connected (the agent restarting) is lost: QEMU does not buffer it.
 // It returns the connection, to close when the driver closes.
 func copyConsole(ctx context.Context, dir string, maxSize int64) (io.Closer, error) {
-	conn, err := dialUnix(ctx, dir, consoleSocket)
+	conn, err := qmp.DialUnix(ctx, dir, consoleSocket)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/internal/namespace"
 	"github.com/trustack/trustack/internal/qemuimg"
+	"github.com/trustack/trustack/internal/qmp"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -99,7 +100,7 @@ type instance struct {
 
 // vm is a QEMU process.
 type vm struct {
-	mon     *monitor
+	mon     *qmp.Monitor
 	console io.Closer // the console copier's connection
 	pid     int
 }
@@ -256,7 +257,7 @@ func (d *Driver) findServers(ctx context.Context) error {
 func (d *Driver) reconnect(ctx context.Context, dir string) *vm {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	mon, err := dialMonitor(ctx, dir, qmpSocket)
+	mon, err := qmp.Dial(ctx, dir, qmpSocket)
 	if err != nil {
 		return nil
 	}
@@ -276,7 +277,7 @@ func (d *Driver) Close() {
 	defer d.mu.Unlock()
 	for _, inst := range d.servers {
 		if v := inst.vm; v != nil {
-			v.mon.close()
+			v.mon.Close()
 			if v.console != nil {
 				v.console.Close()
 			}
@@ -510,7 +511,7 @@ func (d *Driver) start(ctx context.Context, inst *instance, restore bool) (err e
 			cmd.Process.Kill()
 			<-exited
 			if v.mon != nil {
-				v.mon.close()
+				v.mon.Close()
 			}
 		}
 	}()
@@ -525,7 +526,7 @@ func (d *Driver) start(ctx context.Context, inst *instance, restore bool) (err e
 			return err
 		}
 	}
-	if _, err := v.mon.run(ctx, "cont", nil); err != nil {
+	if _, err := v.mon.Run(ctx, "cont", nil); err != nil {
 		return err
 	}
 	d.setVM(inst, v)
@@ -533,9 +534,9 @@ func (d *Driver) start(ctx context.Context, inst *instance, restore bool) (err e
 }
 
 // connect waits for the QMP socket of the QEMU starting in dir.
-func (d *Driver) connect(ctx context.Context, dir string, exited <-chan struct{}) (*monitor, error) {
+func (d *Driver) connect(ctx context.Context, dir string, exited <-chan struct{}) (*qmp.Monitor, error) {
 	for {
-		mon, err := dialMonitor(ctx, dir, qmpSocket)
+		mon, err := qmp.Dial(ctx, dir, qmpSocket)
 		if err == nil {
 			return mon, nil
 		}
@@ -551,17 +552,17 @@ func (d *Driver) connect(ctx context.Context, dir string, exited <-chan struct{}
 }
 
 // restore loads the saved state into a QEMU started with -incoming defer.
-func (d *Driver) restore(ctx context.Context, mon *monitor) error {
-	if _, err := mon.run(ctx, "migrate-incoming", map[string]string{"uri": "exec:cat " + savedState}); err != nil {
+func (d *Driver) restore(ctx context.Context, mon *qmp.Monitor) error {
+	if _, err := mon.Run(ctx, "migrate-incoming", map[string]string{"uri": "exec:cat " + savedState}); err != nil {
 		return err
 	}
 	return waitMigration(ctx, mon)
 }
 
 // waitMigration waits for the migration under way, either way, to end.
-func waitMigration(ctx context.Context, mon *monitor) error {
+func waitMigration(ctx context.Context, mon *qmp.Monitor) error {
 	for {
-		out, err := mon.run(ctx, "query-migrate", nil)
+		out, err := mon.Run(ctx, "query-migrate", nil)
 		if err != nil {
 			return err
 		}
@@ -581,7 +582,7 @@ func waitMigration(ctx context.Context, mon *monitor) error {
 		// An incoming migration reports nothing until it ends; its status
 		// is then the VM's.
 		if st.Status == "" {
-			status, err := mon.status(ctx)
+			status, err := runState(ctx, mon)
 			if err != nil {
 				return err
 			}
@@ -632,15 +633,15 @@ func (d *Driver) halt(ctx context.Context, inst *instance, graceful bool) error 
 	if graceful {
 		d.powerDown(ctx, v)
 	}
-	if !v.mon.gone() {
-		v.mon.run(ctx, "quit", nil) // QEMU may exit before it answers
+	if !v.mon.Gone() {
+		v.mon.Run(ctx, "quit", nil) // QEMU may exit before it answers
 		v.wait(ctx, 10*time.Second)
 	}
-	if !v.mon.gone() && v.pid > 0 {
+	if !v.mon.Gone() && v.pid > 0 {
 		syscall.Kill(v.pid, syscall.SIGKILL)
 		v.wait(ctx, 10*time.Second)
 	}
-	if !v.mon.gone() {
+	if !v.mon.Gone() {
 		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: QEMU of server %s (pid %d) does not exit", inst.spec.ServerID, v.pid)
 	}
 	d.setVM(inst, nil)
@@ -656,8 +657,8 @@ const powerDownRetry = 5 * time.Second
 // or PowerOffTimeout passes.
 func (d *Driver) powerDown(ctx context.Context, v *vm) {
 	deadline := time.Now().Add(d.opts.PowerOffTimeout)
-	for !v.mon.gone() && time.Now().Before(deadline) {
-		if _, err := v.mon.run(ctx, "system_powerdown", nil); err != nil {
+	for !v.mon.Gone() && time.Now().Before(deadline) {
+		if _, err := v.mon.Run(ctx, "system_powerdown", nil); err != nil {
 			return
 		}
 		v.wait(ctx, min(powerDownRetry, time.Until(deadline)))
@@ -670,7 +671,7 @@ func (d *Driver) powerDown(ctx context.Context, v *vm) {
 // wait waits up to timeout for the QEMU to exit.
 func (v *vm) wait(ctx context.Context, timeout time.Duration) {
 	select {
-	case <-v.mon.done:
+	case <-v.mon.Done():
 	case <-time.After(timeout):
 	case <-ctx.Done():
 	}
@@ -704,12 +705,12 @@ func (d *Driver) State(ctx context.Context, serverID string) (trustack.PowerStat
 }
 
 func (d *Driver) state(ctx context.Context, inst *instance, v *vm) (trustack.PowerState, error) {
-	if v != nil && !v.mon.gone() {
-		status, err := v.mon.status(ctx)
+	if v != nil && !v.mon.Gone() {
+		status, err := runState(ctx, v.mon)
 		if err == nil {
 			return powerOf(status), nil
 		}
-		if !v.mon.gone() {
+		if !v.mon.Gone() {
 			return trustack.PowerNoState, err
 		}
 	}
@@ -761,9 +762,9 @@ func (d *Driver) Power(ctx context.Context, serverID string, op wire.PowerOp) er
 	}
 	switch op {
 	case wire.OpPause:
-		_, err = v.mon.run(ctx, "stop", nil)
+		_, err = v.mon.Run(ctx, "stop", nil)
 	case wire.OpUnpause:
-		_, err = v.mon.run(ctx, "cont", nil)
+		_, err = v.mon.Run(ctx, "cont", nil)
 	case wire.OpSuspend:
 		err = d.suspend(ctx, inst, v)
 	case wire.OpResume:
@@ -790,21 +791,21 @@ func (d *Driver) Power(ctx context.Context, serverID string, op wire.PowerOp) er
 // suspend saves the server's memory and devices to a file, as libvirt's
 // managed save does, and ends its QEMU.
 func (d *Driver) suspend(ctx context.Context, inst *instance, v *vm) error {
-	if _, err := v.mon.run(ctx, "stop", nil); err != nil {
+	if _, err := v.mon.Run(ctx, "stop", nil); err != nil {
 		return err
 	}
 	saved := false
 	defer func() {
 		if !saved {
-			v.mon.run(context.WithoutCancel(ctx), "cont", nil)
+			v.mon.Run(context.WithoutCancel(ctx), "cont", nil)
 		}
 	}()
 	// Save at disk speed rather than at a network's pace.
-	if _, err := v.mon.run(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}); err != nil {
+	if _, err := v.mon.Run(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}); err != nil {
 		return err
 	}
 	tmp := savedState + ".tmp"
-	if _, err := v.mon.run(ctx, "migrate", map[string]string{"uri": "exec:cat > " + tmp}); err != nil {
+	if _, err := v.mon.Run(ctx, "migrate", map[string]string{"uri": "exec:cat > " + tmp}); err != nil {
 		return err
 	}
 	if err := waitMigration(ctx, v.mon); err != nil {
@@ -821,11 +822,11 @@ func (d *Driver) suspend(ctx context.Context, inst *instance, v *vm) error {
 // reset is a hard reboot: a reset of the running QEMU, or a fresh start
 // of one where none runs, dropping any saved state.
 func (d *Driver) reset(ctx context.Context, inst *instance, v *vm) error {
-	if v != nil && !v.mon.gone() {
-		if _, err := v.mon.run(ctx, "system_reset", nil); err != nil {
+	if v != nil && !v.mon.Gone() {
+		if _, err := v.mon.Run(ctx, "system_reset", nil); err != nil {
 			return err
 		}
-		_, err := v.mon.run(ctx, "cont", nil)
+		_, err := v.mon.Run(ctx, "cont", nil)
 		return err
 	}
 	if err := removeSavedState(inst); err != nil {
@@ -869,7 +870,7 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 		return err
 	}
 	if state == trustack.PowerRunning {
-		if _, err := v.mon.run(ctx, "stop", nil); err != nil {
+		if _, err := v.mon.Run(ctx, "stop", nil); err != nil {
 			return err
 		}
 	}
@@ -877,7 +878,7 @@ func (d *Driver) Snapshot(ctx context.Context, serverID string, w io.Writer) err
 	defer os.Remove(tmp)
 	err = qemuimg.Convert(ctx, filepath.Join(inst.dir, diskFile), "qcow2", tmp, format)
 	if state == trustack.PowerRunning {
-		if _, cerr := v.mon.run(context.WithoutCancel(ctx), "cont", nil); cerr != nil && err == nil {
+		if _, cerr := v.mon.Run(context.WithoutCancel(ctx), "cont", nil); cerr != nil && err == nil {
 			return cerr
 		}
 	}
@@ -904,7 +905,7 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 		return nil, err
 	}
 	out := map[string]int64{"memory": int64(inst.spec.MemoryMB) * 1024}
-	if v == nil || v.mon.gone() {
+	if v == nil || v.mon.Gone() {
 		return out, nil
 	}
 	// QEMU answers these queries at once from what it holds, unless its
@@ -913,7 +914,7 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 	// end.
 	ctx, cancel := context.WithTimeout(ctx, diagnosticsTimeout)
 	defer cancel()
-	raw, err := v.mon.run(ctx, "query-cpus-fast", nil)
+	raw, err := v.mon.Run(ctx, "query-cpus-fast", nil)
 	if err != nil {
 		return nil, unresponsive(inst, err)
 	}
@@ -932,7 +933,7 @@ func (d *Driver) Diagnostics(ctx context.Context, serverID string) (map[string]i
 	if rss, err := residentKiB(v.pid); err == nil {
 		out["memory-rss"] = rss
 	}
-	if raw, err = v.mon.run(ctx, "query-blockstats", nil); err != nil {
+	if raw, err = v.mon.Run(ctx, "query-blockstats", nil); err != nil {
 		return nil, unresponsive(inst, err)
 	}
 	var disks []struct {
@@ -971,7 +972,7 @@ const diagnosticsTimeout = 10 * time.Second
 // answer in time, naming the volumes it reaches over NBD, whose storage
 // hosts it may be waiting for.
 func unresponsive(inst *instance, err error) error {
-	if errors.Is(err, errGone) {
+	if errors.Is(err, qmp.ErrGone) {
 		return trustack.Errorf(trustack.ECONFLICT, "qemu: the QEMU of server %s has exited", inst.spec.ServerID)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {

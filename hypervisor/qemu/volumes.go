@@ -15,6 +15,7 @@ import (
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/internal/qemuimg"
+	"github.com/trustack/trustack/internal/qmp"
 	"github.com/trustack/trustack/volume/nbd"
 	"github.com/trustack/trustack/wire"
 )
@@ -22,6 +23,11 @@ import (
 // volumesFile lists the volumes plugged into a server, by device, so
 // that QEMU started again has them as it had them.
 const volumesFile = "volumes.json"
+
+// nbdReconnectDelay is how long, in seconds, a guest's requests to a
+// volume served over NBD wait for the connection to come back when it
+// drops: when its storage host serves it anew at a larger size, say.
+const nbdReconnectDelay = 10
 
 // detachTimeout is how long a guest has to let a volume go, asked again
 // every detachRetry.
@@ -63,6 +69,7 @@ func writeVolumes(dir string, vols map[string]agent.Disk) error {
 func nodeName(device string) string { return "vol-" + device }
 func driveID(device string) string  { return "drive-" + device }
 func fileNode(device string) string { return "file-" + device }
+func swapNode(device string) string { return "swap-" + device }
 func deviceID(device string) string { return "dev-" + device }
 func tlsID(device string) string    { return "tls-" + device }
 func keyDir(dir, device string) string {
@@ -87,7 +94,9 @@ func serial(volumeID string) string { return volumeID[:min(len(volumeID), 20)] }
 
 // diskArgs are QEMU's options for a volume of the server's: in its PCI
 // slot, or, as its root disk (vda), in the first free one, which a guest
-// finds first.
+// finds first. A volume is a format node (nodeName) over a protocol node
+// (fileNode): a file or block device of this host's, or an NBD client,
+// under a raw node that lets the connection be replaced (GrowVolume).
 func diskArgs(dir string, d agent.Disk) []string {
 	dev := d.Device
 	ro := ""
@@ -98,8 +107,9 @@ func diskArgs(dir string, d agent.Disk) []string {
 	if d.NBD != nil {
 		args = append(args,
 			"-object", fmt.Sprintf("tls-creds-psk,id=%s,endpoint=client,dir=%s,username=%s", tlsID(dev), keyDir(dir, dev), d.NBD.Key.Identity),
-			"-blockdev", fmt.Sprintf("driver=nbd,node-name=%s,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=%s%s",
-				nodeName(dev), d.NBD.Host, d.NBD.Port, d.NBD.Name, tlsID(dev), ro))
+			"-blockdev", fmt.Sprintf("driver=nbd,node-name=%s,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=%s,reconnect-delay=%d%s",
+				fileNode(dev), d.NBD.Host, d.NBD.Port, d.NBD.Name, tlsID(dev), nbdReconnectDelay, ro),
+			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s,file=%s%s", nodeName(dev), fileNode(dev), ro))
 	} else {
 		args = append(args,
 			"-blockdev", fmt.Sprintf("driver=%s,node-name=%s,filename=%s%s", qemuimg.ProtocolDriver(d.Path), fileNode(dev), d.Path, ro),
@@ -157,7 +167,7 @@ func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.D
 			return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s has volume %s at %s", serverID, have.VolumeID, disk.Device)
 		case reflect.DeepEqual(have, disk):
 			return nil
-		case v != nil && !v.mon.gone():
+		case v != nil && !v.mon.Gone():
 			return trustack.Errorf(trustack.ECONFLICT, "qemu: server %s runs with volume %s as it was served: stop it to plug the volume in anew", serverID, disk.VolumeID)
 		}
 		// Served anew (by another export): the stopped server opens it so
@@ -177,7 +187,7 @@ func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.D
 	if err := writeKey(inst.dir, disk); err != nil {
 		return err
 	}
-	if v != nil && !v.mon.gone() {
+	if v != nil && !v.mon.Gone() {
 		if err := hotPlug(ctx, v.mon, inst.dir, disk); err != nil {
 			os.RemoveAll(keyDir(inst.dir, disk.Device))
 			return err
@@ -189,7 +199,7 @@ func (d *Driver) AttachVolume(ctx context.Context, serverID string, disk agent.D
 
 // hotPlug adds a volume's objects to a running QEMU, taking back those
 // it added if a later one fails.
-func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (err error) {
+func hotPlug(ctx context.Context, mon *qmp.Monitor, dir string, disk agent.Disk) (err error) {
 	dev := disk.Device
 	var undo []func()
 	defer func() {
@@ -200,10 +210,10 @@ func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (er
 		}
 	}()
 	do := func(command string, args map[string]any, reverse string, reverseArgs map[string]any) error {
-		if _, err := mon.run(ctx, command, args); err != nil {
+		if _, err := mon.Run(ctx, command, args); err != nil {
 			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: attach volume %s: %v", disk.VolumeID, err)
 		}
-		undo = append(undo, func() { mon.run(context.Background(), reverse, reverseArgs) })
+		undo = append(undo, func() { mon.Run(context.Background(), reverse, reverseArgs) })
 		return nil
 	}
 	if disk.NBD != nil {
@@ -211,9 +221,7 @@ func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (er
 			"dir": keyDir(dir, dev), "username": disk.NBD.Key.Identity}, "object-del", map[string]any{"id": tlsID(dev)}); err != nil {
 			return err
 		}
-		if err := do("blockdev-add", map[string]any{"driver": "nbd", "node-name": nodeName(dev), "read-only": disk.ReadOnly,
-			"server": map[string]any{"type": "inet", "host": disk.NBD.Host, "port": fmt.Sprint(disk.NBD.Port)},
-			"export": disk.NBD.Name, "tls-creds": tlsID(dev)}, "blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
+		if err := do("blockdev-add", nbdNode(fileNode(dev), disk), "blockdev-del", map[string]any{"node-name": fileNode(dev)}); err != nil {
 			return err
 		}
 	} else {
@@ -221,14 +229,120 @@ func hotPlug(ctx context.Context, mon *monitor, dir string, disk agent.Disk) (er
 			"blockdev-del", map[string]any{"node-name": fileNode(dev)}); err != nil {
 			return err
 		}
-		if err := do("blockdev-add", map[string]any{"driver": disk.Format, "node-name": nodeName(dev), "file": fileNode(dev), "read-only": disk.ReadOnly},
-			"blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
-			return err
-		}
+	}
+	if err := do("blockdev-add", formatNode(fileNode(dev), disk), "blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
+		return err
 	}
 	slot, _ := pciSlot(dev)
 	return do("device_add", map[string]any{"driver": "virtio-blk-pci", "id": deviceID(dev), "drive": nodeName(dev), "serial": serial(disk.VolumeID),
 		"bus": "pci.0", "addr": slot}, "device_del", map[string]any{"id": deviceID(dev)})
+}
+
+// nbdNode is the blockdev-add of a volume's NBD client, named name.
+func nbdNode(name string, disk agent.Disk) map[string]any {
+	return map[string]any{"driver": "nbd", "node-name": name, "read-only": disk.ReadOnly,
+		"server": map[string]any{"type": "inet", "host": disk.NBD.Host, "port": fmt.Sprint(disk.NBD.Port)},
+		"export": disk.NBD.Name, "tls-creds": tlsID(disk.Device), "reconnect-delay": nbdReconnectDelay}
+}
+
+// formatNode is the blockdev-add (and blockdev-reopen) of a volume's
+// format node over the protocol node file: raw over an NBD client, whose
+// server reads the volume's format.
+func formatNode(file string, disk agent.Disk) map[string]any {
+	format := disk.Format
+	if disk.NBD != nil {
+		format = "raw"
+	}
+	return map[string]any{"driver": format, "node-name": nodeName(disk.Device), "file": file, "read-only": disk.ReadOnly}
+}
+
+// GrowVolume has a server see the volume at a device grown to size
+// bytes. A running QEMU first connects anew to a volume served over NBD,
+// as a client learns an export's size when it connects (reconnect); then
+// it resizes the volume's format node, which grows a file of this host's
+// that it holds, and tells the guest. A stopped server sees the size
+// when it starts.
+func (d *Driver) GrowVolume(ctx context.Context, serverID, device string, size int64) error {
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return err
+	}
+	vols, err := readVolumes(inst.dir)
+	if err != nil {
+		return err
+	}
+	disk, ok := vols[device]
+	if !ok {
+		return trustack.Errorf(trustack.ENOTFOUND, "qemu: server %s has no volume at %s", serverID, device)
+	}
+	if v == nil || v.mon.Gone() {
+		return nil
+	}
+	if disk.NBD != nil {
+		if err := reconnect(ctx, v.mon, disk); err != nil {
+			return err
+		}
+	}
+	if _, err := v.mon.Run(ctx, "block_resize", map[string]any{"node-name": nodeName(device), "size": size}); err != nil {
+		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: grow volume %s: %v", disk.VolumeID, err)
+	}
+	return nil
+}
+
+// reconnect puts a new connection to a volume's NBD export under its
+// format node in place of the one there, while the guest runs: a second
+// connection (swapNode) takes the first's place, then a third the
+// second's, under the first's name, which the server's later starts
+// give it. A reconnect cut short after the first swap goes on from
+// there.
+func reconnect(ctx context.Context, mon *qmp.Monitor, disk agent.Disk) error {
+	dev := disk.Device
+	swaps := [][2]string{{fileNode(dev), swapNode(dev)}, {swapNode(dev), fileNode(dev)}}
+	if nodes, err := blockNodes(ctx, mon); err != nil {
+		return err
+	} else if nodes[swapNode(dev)] {
+		if nodes[fileNode(dev)] {
+			// The second connection was made but not put in place.
+			if err := drop(ctx, mon, "blockdev-del", map[string]any{"node-name": swapNode(dev)}); err != nil {
+				return err
+			}
+		} else {
+			swaps = swaps[1:]
+		}
+	}
+	for _, swap := range swaps {
+		from, to := swap[0], swap[1]
+		if _, err := mon.Run(ctx, "blockdev-add", nbdNode(to, disk)); err != nil {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: connect anew to volume %s: %v", disk.VolumeID, err)
+		}
+		if _, err := mon.Run(ctx, "blockdev-reopen", map[string]any{"options": []any{formatNode(to, disk)}}); err != nil {
+			mon.Run(context.WithoutCancel(ctx), "blockdev-del", map[string]any{"node-name": to})
+			return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: connect anew to volume %s: %v", disk.VolumeID, err)
+		}
+		if err := drop(ctx, mon, "blockdev-del", map[string]any{"node-name": from}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockNodes returns the names of a QEMU's block nodes.
+func blockNodes(ctx context.Context, mon *qmp.Monitor) (map[string]bool, error) {
+	out, err := mon.Run(ctx, "query-named-block-nodes", map[string]any{"flat": true})
+	if err != nil {
+		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "qemu: %v", err)
+	}
+	var nodes []struct {
+		NodeName string `json:"node-name"`
+	}
+	if err := json.Unmarshal(out, &nodes); err != nil {
+		return nil, fmt.Errorf("qemu: query-named-block-nodes: %w", err)
+	}
+	names := map[string]bool{}
+	for _, n := range nodes {
+		names[n.NodeName] = true
+	}
+	return names, nil
 }
 
 // DetachVolume unplugs the volume at a server's device: the guest is
@@ -251,7 +365,7 @@ func (d *Driver) DetachVolume(ctx context.Context, serverID, device string) erro
 	if !ok {
 		return nil
 	}
-	if v != nil && !v.mon.gone() {
+	if v != nil && !v.mon.Gone() {
 		if err := unplug(ctx, v.mon, disk); err != nil {
 			return err
 		}
@@ -265,7 +379,7 @@ func (d *Driver) DetachVolume(ctx context.Context, serverID, device string) erro
 
 // unplug removes a volume's objects from a running QEMU once the guest
 // has let its device go.
-func unplug(ctx context.Context, mon *monitor, disk agent.Disk) error {
+func unplug(ctx context.Context, mon *qmp.Monitor, disk agent.Disk) error {
 	dev := disk.Device
 	// A guest that is still booting misses the request (as Nova's libvirt
 	// driver finds): it is made again every few seconds until the device
@@ -274,7 +388,7 @@ func unplug(ctx context.Context, mon *monitor, disk agent.Disk) error {
 	var asked time.Time
 	for present(ctx, mon, deviceID(dev)) {
 		if time.Since(asked) >= detachRetry {
-			if _, err := mon.run(ctx, "device_del", map[string]any{"id": deviceID(dev)}); err != nil &&
+			if _, err := mon.Run(ctx, "device_del", map[string]any{"id": deviceID(dev)}); err != nil &&
 				!strings.Contains(err.Error(), "DeviceNotFound") && !strings.Contains(err.Error(), "in process of unplug") {
 				return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: detach volume %s: %v", disk.VolumeID, err)
 			}
@@ -290,21 +404,23 @@ func unplug(ctx context.Context, mon *monitor, disk agent.Disk) error {
 		}
 	}
 	// Then the nodes under the device, top first, and the key.
-	if err := drop(ctx, mon, "blockdev-del", map[string]any{"node-name": nodeName(dev)}); err != nil {
-		return err
+	for _, node := range []string{nodeName(dev), fileNode(dev)} {
+		if err := drop(ctx, mon, "blockdev-del", map[string]any{"node-name": node}); err != nil {
+			return err
+		}
 	}
 	if disk.NBD != nil {
 		return drop(ctx, mon, "object-del", map[string]any{"id": tlsID(dev)})
 	}
-	return drop(ctx, mon, "blockdev-del", map[string]any{"node-name": fileNode(dev)})
+	return nil
 }
 
 // drop deletes a block node or an object, given QEMU a few seconds to let
 // go of it after its device went; one not there is no error.
-func drop(ctx context.Context, mon *monitor, command string, args map[string]any) error {
+func drop(ctx context.Context, mon *qmp.Monitor, command string, args map[string]any) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := mon.run(ctx, command, args)
+		_, err := mon.Run(ctx, command, args)
 		if err == nil || strings.Contains(err.Error(), "Failed to find") || strings.Contains(err.Error(), "not found") {
 			return nil
 		}
@@ -320,8 +436,8 @@ func drop(ctx context.Context, mon *monitor, command string, args map[string]any
 }
 
 // present reports whether a device of an ID is in the machine.
-func present(ctx context.Context, mon *monitor, id string) bool {
-	out, err := mon.run(ctx, "qom-list", map[string]any{"path": "/machine/peripheral"})
+func present(ctx context.Context, mon *qmp.Monitor, id string) bool {
+	out, err := mon.Run(ctx, "qom-list", map[string]any{"path": "/machine/peripheral"})
 	if err != nil {
 		return false
 	}

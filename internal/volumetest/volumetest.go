@@ -43,7 +43,8 @@ func Serve(t testing.TB, agents volume.Storage, opts volume.Options) (*httptest.
 		t.Fatal(err)
 	}
 	svc := volume.New(db, db, agents, opts)
-	srv := httptest.NewServer(volumeapi.New(svc, apitest.Validator{}, enforcer, volumeapi.Config{}, slog.New(slog.DiscardHandler)))
+	cfg := volumeapi.Config{LogLevel: new(slog.LevelVar), Hostname: "controller-1"}
+	srv := httptest.NewServer(volumeapi.New(svc, apitest.Validator{}, enforcer, cfg, slog.New(slog.DiscardHandler)))
 	t.Cleanup(func() { srv.Close(); svc.Wait() })
 	return srv, svc
 }

@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t testing.TB) agent.VolumeBackend) {
 		{"SnapshotsKeepTheirData", testSnapshots},
 		{"VolumesFromImages", testFromImage},
 		{"SnapshotsOfMissingThings", testMissingSnapshots},
+		{"RevertToASnapshot", testRevert},
+		{"RevertToMissingThings", testRevertMissing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -270,5 +272,86 @@ func testFromImage(t *testing.T, b agent.VolumeBackend) {
 	code(t, b.CreateFromImage(ctx, "7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a05", 1, big, "qcow2"), trustack.EINVALID)
 	if got := sizes(t, b); len(got) != 1 {
 		t.Errorf("volumes %v after a refused image, want only %s", got, id)
+	}
+}
+
+// testRevert: a volume reverted to a snapshot reads what it read when
+// the snapshot was taken, everywhere, at its own size; reverting again
+// changes nothing; the snapshots keep their data, the volume can be
+// written, and it keeps its data as the snapshots go.
+func testRevert(t *testing.T, b agent.VolumeBackend) {
+	const (
+		s1, s2 = "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a11", "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a12"
+		c1     = "7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a11"
+	)
+	reads := func(when string, patterns map[string]string) {
+		t.Helper()
+		for where, pattern := range patterns {
+			if !io(t, b, id, "read -P "+pattern+" "+where+" 1M") {
+				t.Errorf("%s: the volume does not read %s at %s", when, pattern, where)
+			}
+		}
+	}
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "write -P 0x11 0 1M") {
+		t.Fatal("cannot write a new volume")
+	}
+	must(t, b.Snapshot(ctx, id, s1))
+	if !io(t, b, id, "write -P 0x22 0 1M") || !io(t, b, id, "write -P 0x23 512M 1M") {
+		t.Fatal("cannot write a volume after its snapshot")
+	}
+	must(t, b.Snapshot(ctx, id, s2))
+	if !io(t, b, id, "write -P 0x33 0 1M") || !io(t, b, id, "write -P 0x34 1023M 1M") {
+		t.Fatal("cannot write a volume after its second snapshot")
+	}
+
+	must(t, b.Revert(ctx, id, s2))
+	reads("reverted to the latest snapshot", map[string]string{"0": "0x22", "512M": "0x23", "1023M": "0"})
+	must(t, b.Revert(ctx, id, s2)) // again: the same data
+	reads("reverted again", map[string]string{"0": "0x22", "512M": "0x23", "1023M": "0"})
+
+	// A volume grown since the snapshot keeps its size, and reads zeros
+	// past the snapshot's.
+	must(t, b.Extend(ctx, id, 2))
+	if !io(t, b, id, "write -P 0x35 1536M 1M") {
+		t.Fatal("cannot write the extended volume")
+	}
+	must(t, b.Revert(ctx, id, s1))
+	reads("reverted to the first snapshot", map[string]string{"0": "0x11", "512M": "0", "1536M": "0"})
+	if got := sizes(t, b); len(got) != 1 || got[id] != 2 {
+		t.Errorf("volumes %v after the revert, want %s of 2 GiB", got, id)
+	}
+	if !io(t, b, id, "write -P 0x44 2047M 1M") {
+		t.Errorf("cannot write the last MiB of the reverted volume")
+	}
+
+	// The snapshots keep their data, and the volume its own as they go.
+	must(t, b.CreateFromSnapshot(ctx, c1, s2, 1))
+	if !io(t, b, c1, "read -P 0x22 0 1M") {
+		t.Errorf("the snapshot reverted to lost its data")
+	}
+	must(t, b.DeleteSnapshot(ctx, s1))
+	must(t, b.DeleteSnapshot(ctx, s2))
+	reads("once the snapshots are gone", map[string]string{"0": "0x11", "512M": "0", "2047M": "0x44"})
+}
+
+// testRevertMissing: a revert to a missing snapshot, or of a missing
+// volume, is ENOTFOUND and changes nothing; bad IDs are EINVALID.
+func testRevertMissing(t *testing.T, b agent.VolumeBackend) {
+	const s1 = "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a21"
+	must(t, b.Create(ctx, id, 1))
+	if !io(t, b, id, "write -P 0x55 0 1M") {
+		t.Fatal("cannot write a new volume")
+	}
+	code(t, b.Revert(ctx, id, "5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a29"), trustack.ENOTFOUND)
+	must(t, b.Snapshot(ctx, id, s1))
+	code(t, b.Revert(ctx, "00000000-0000-4000-8000-000000000000", s1), trustack.ENOTFOUND)
+	code(t, b.Revert(ctx, id, "../x"), trustack.EINVALID)
+	code(t, b.Revert(ctx, "a/b", s1), trustack.EINVALID)
+	if !io(t, b, id, "read -P 0x55 0 1M") {
+		t.Errorf("a refused revert changed the volume's data")
+	}
+	if got := sizes(t, b); len(got) != 1 || got[id] != 1 {
+		t.Errorf("volumes %v after refused reverts, want %s of 1 GiB", got, id)
 	}
 }

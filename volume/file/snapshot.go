@@ -19,7 +19,8 @@ import (
 // overlays on it too, so that both take no time and no space until
 // written. Deleting a snapshot first copies into the overlays on it what
 // they read from it. Raw volumes, which cannot have a backing file, are
-// copied whole.
+// copied whole. Reverting a volume to a snapshot makes it a new overlay
+// on the snapshot, or a copy of a raw one.
 
 const snapshotPrefix = "snapshot-"
 
@@ -220,6 +221,56 @@ func (b *Backend) unfinishedSnapshots() error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// Revert puts a volume's data back as a snapshot kept it, at the
+// volume's size. A qcow2 volume becomes a new, empty overlay on the
+// snapshot; a raw one a copy of it. Either is made under a temporary
+// name and renamed over the volume's file, so that a revert cut short
+// leaves the volume as it was (New removes the temporary file) or
+// reverted, never half of each; what the volume's file held since the
+// snapshot is gone.
+func (b *Backend) Revert(ctx context.Context, volumeID, snapshotID string) error {
+	path, format, err := b.find(volumeID)
+	if err != nil {
+		return err
+	}
+	snap, snapFormat, err := b.findSnapshot(snapshotID)
+	if err != nil {
+		return err
+	}
+	if err := qemuimg.Unused(ctx, path, format); err != nil {
+		return trustack.Errorf(trustack.ECONFLICT, "file volumes: volume %s is open: %v", volumeID, err)
+	}
+	size, err := qemuimg.VirtualSize(ctx, path, format)
+	if err != nil {
+		return fmt.Errorf("file volumes: %w", err)
+	}
+	have, err := qemuimg.VirtualSize(ctx, snap, snapFormat)
+	if err != nil {
+		return fmt.Errorf("file volumes: %w", err)
+	}
+	if have > size {
+		return trustack.Errorf(trustack.EINVALID, "file volumes: snapshot %s (%d bytes) is larger than volume %s (%d bytes)", snapshotID, have, volumeID, size)
+	}
+	tmp := path + partial
+	os.Remove(tmp) // what a revert cut short left
+	if format == QCOW2 {
+		err = qemuimg.Create(ctx, tmp, QCOW2, size, filepath.Base(snap), snapFormat)
+	} else {
+		err = qemuimg.Convert(ctx, snap, snapFormat, tmp, format)
+		if err == nil {
+			err = os.Truncate(tmp, size)
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("file volumes: revert volume %s to snapshot %s: %w", volumeID, snapshotID, err)
 	}
 	return nil
 }

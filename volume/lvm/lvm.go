@@ -12,7 +12,10 @@
 // data, and each stands on its own, so that deleting one changes no
 // other. A volume being made from an image or a snapshot is named
 // partial-ID until it is whole; New removes what such a creation cut
-// short left. QEMU opens a volume's device, /dev/GROUP/volume-ID, as raw.
+// short left. A volume reverted to a snapshot is replaced by a new thin
+// snapshot of the snapshot, made as reverting-ID and given the volume's
+// name (see Revert). QEMU opens a volume's device, /dev/GROUP/volume-ID,
+// as raw.
 //
 // It runs lvm2's commands (lvcreate, lvs, ... with JSON reports) and
 // qemu-img, as root. A Backend is safe for concurrent use: LVM locks the
@@ -49,9 +52,10 @@ const Pool = "trustack-pool"
 
 // Logical volumes' names: a prefix, then the ID.
 const (
-	volumePrefix   = "volume-"
-	snapshotPrefix = "_snapshot-"
-	partialPrefix  = "partial-"
+	volumePrefix    = "volume-"
+	snapshotPrefix  = "_snapshot-"
+	partialPrefix   = "partial-"
+	revertingPrefix = "reverting-"
 )
 
 const gib = 1 << 30
@@ -109,6 +113,11 @@ func New(ctx context.Context, group string) (*Backend, error) {
 		if strings.HasPrefix(lv, partialPrefix) {
 			if err := b.remove(ctx, lv); err != nil {
 				return nil, fmt.Errorf("lvm volumes: remove an unfinished volume: %w", err)
+			}
+		}
+		if id, ok := strings.CutPrefix(lv, revertingPrefix); ok {
+			if err := b.finishRevert(ctx, id, lvs); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -431,6 +440,92 @@ func (b *Backend) DeleteSnapshot(ctx context.Context, snapshotID string) error {
 		return lerr
 	}
 	return fmt.Errorf("lvm volumes: delete snapshot %s: %w", snapshotID, err)
+}
+
+// Revert puts a volume's data back as a snapshot kept it: a new thin
+// snapshot of the snapshot, active, grown to the volume's size, made as
+// reverting-ID, then given the volume's name once the volume's logical
+// volume is removed. Neither step copies data, and the snapshot stays as
+// it was. (Cinder's LVM driver merges the snapshot into the volume
+// instead, with lvconvert --merge, and takes it again after: the merge
+// uses the snapshot up, and one cut short leaves none to revert to
+// again.) A revert cut short between the removal and the rename is
+// finished by the next, or by New.
+func (b *Backend) Revert(ctx context.Context, volumeID, snapshotID string) error {
+	lv, snap, err := names(volumeID, snapshotID)
+	if err != nil {
+		return err
+	}
+	reverting := revertingPrefix + volumeID
+	lvs, err := b.list(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.finishRevert(ctx, volumeID, lvs); err != nil {
+		return err
+	}
+	if lvs, err = b.list(ctx); err != nil {
+		return err
+	}
+	from, ok := lvs[snap]
+	if !ok {
+		return trustack.Errorf(trustack.ENOTFOUND, "lvm volumes: no snapshot %s", snapshotID)
+	}
+	have, ok := lvs[lv]
+	switch {
+	case !ok:
+		return trustack.Errorf(trustack.ENOTFOUND, "lvm volumes: no volume %s", volumeID)
+	case have.open():
+		return trustack.Errorf(trustack.ECONFLICT, "lvm volumes: volume %s is open", volumeID)
+	case from.Size > have.Size:
+		return trustack.Errorf(trustack.EINVALID, "lvm volumes: snapshot %s of %d GiB is larger than volume %s of %d GiB", snapshotID, from.Size/gib, volumeID, have.Size/gib)
+	}
+	// -kn: the new volume is activated as volumes are, unlike the
+	// snapshots LVM skips.
+	err = lvm(ctx, "lvcreate", "-q", "--snapshot", "-kn", "-ay", "-n", reverting, b.group+"/"+snap)
+	if err == nil && from.Size < have.Size {
+		err = lvm(ctx, "lvextend", "-q", "-L", strconv.FormatInt(have.Size, 10)+"b", b.group+"/"+reverting)
+	}
+	if err == nil {
+		err = b.remove(ctx, lv)
+	}
+	if err == nil {
+		err = lvm(ctx, "lvrename", "-q", b.group, reverting, lv)
+	}
+	if err != nil {
+		// With a context of its own: the one given may be what ended the
+		// revert.
+		b.finishRevert(context.WithoutCancel(ctx), volumeID, nil)
+		return fmt.Errorf("lvm volumes: revert volume %s to snapshot %s: %w", volumeID, snapshotID, err)
+	}
+	return nil
+}
+
+// finishRevert settles what a revert of the volume id cut short left,
+// its reverting-ID logical volume: made whole, it takes the volume's name
+// if the volume's was removed, and is removed otherwise. lvs are the
+// group's logical volumes, nil to list them.
+func (b *Backend) finishRevert(ctx context.Context, id string, lvs map[string]logicalVolume) error {
+	if lvs == nil {
+		var err error
+		if lvs, err = b.list(ctx); err != nil {
+			return err
+		}
+	}
+	reverting := revertingPrefix + id
+	if _, ok := lvs[reverting]; !ok {
+		return nil
+	}
+	var err error
+	if _, ok := lvs[volumePrefix+id]; ok {
+		err = b.remove(ctx, reverting)
+	} else {
+		err = lvm(ctx, "lvrename", "-q", b.group, reverting, volumePrefix+id)
+	}
+	if err != nil {
+		return fmt.Errorf("lvm volumes: finish the revert of volume %s: %w", id, err)
+	}
+	return nil
 }
 
 // logicalVolume is a logical volume as lvs reports it.

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/internal/qemuimg"
+	"github.com/trustack/trustack/internal/qmp"
 )
 
 // Key is an export's TLS pre-shared key: an identity and a secret of 32
@@ -151,6 +153,104 @@ func (e *Exporter) running(name string) (Export, bool) {
 		return Export{}, false
 	}
 	return Export{Host: e.address, Port: port, Name: name}, true
+}
+
+// Grow has the daemon serving a name see its volume grown to size bytes,
+// and serve it anew at that size: NBD tells a client the size of an
+// export only when it connects, and QEMU's export will not let its volume
+// be resized under it. The export is taken down, the volume resized
+// (the daemon grows a file itself; a block device must have grown
+// already), and the export put back under the same name; the client
+// reconnects within its reconnect-delay, its requests meanwhile waiting,
+// and must connect anew to see the new size. Growing to the size the
+// volume has puts back an export that a cut-short Grow left down.
+// ENOTFOUND for a name not served.
+func (e *Exporter) Grow(ctx context.Context, name string, size int64) error {
+	if _, ok := e.running(name); !ok {
+		return trustack.Errorf(trustack.ENOTFOUND, "nbd: %s is not served", name)
+	}
+	mon, err := qmp.Dial(ctx, filepath.Join(e.dir, name), "qmp.sock")
+	if err != nil {
+		return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: grow %s: %v", name, err)
+	}
+	defer mon.Close()
+	have, err := nodeSize(ctx, mon, "disk0")
+	if err != nil {
+		return err
+	}
+	exports, err := exportIDs(ctx, mon)
+	if err != nil {
+		return err
+	}
+	if have < size {
+		for _, id := range exports {
+			if _, err := mon.Run(ctx, "block-export-del", map[string]any{"id": id, "mode": "hard"}); err != nil {
+				return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: grow %s: %v", name, err)
+			}
+		}
+		for len(exports) > 0 {
+			select {
+			case <-ctx.Done():
+				return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: grow %s: the export did not go: %v", name, ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+			if exports, err = exportIDs(ctx, mon); err != nil {
+				return err
+			}
+		}
+		_, err = mon.Run(ctx, "block_resize", map[string]any{"node-name": "disk0", "size": size})
+		if err != nil {
+			err = trustack.Errorf(trustack.EUNAVAILABLE, "nbd: grow %s: %v", name, err)
+		}
+	}
+	if len(exports) == 0 { // served again even if the resize failed
+		if _, aerr := mon.Run(ctx, "block-export-add", map[string]any{"type": "nbd", "id": "export0", "node-name": "disk0", "name": name, "writable": true}); aerr != nil {
+			return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: serve %s again: %v", name, aerr)
+		}
+	}
+	return err
+}
+
+// nodeSize returns the size in bytes of a block node of a daemon.
+func nodeSize(ctx context.Context, mon *qmp.Monitor, node string) (int64, error) {
+	out, err := mon.Run(ctx, "query-named-block-nodes", map[string]any{"flat": true})
+	if err != nil {
+		return 0, trustack.Errorf(trustack.EUNAVAILABLE, "nbd: %v", err)
+	}
+	var nodes []struct {
+		NodeName string `json:"node-name"`
+		Image    struct {
+			VirtualSize int64 `json:"virtual-size"`
+		} `json:"image"`
+	}
+	if err := json.Unmarshal(out, &nodes); err != nil {
+		return 0, fmt.Errorf("nbd: query-named-block-nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.NodeName == node {
+			return n.Image.VirtualSize, nil
+		}
+	}
+	return 0, trustack.Errorf(trustack.EINTERNAL, "nbd: the daemon has no node %s", node)
+}
+
+// exportIDs returns the IDs of a daemon's exports.
+func exportIDs(ctx context.Context, mon *qmp.Monitor) ([]string, error) {
+	out, err := mon.Run(ctx, "query-block-exports", nil)
+	if err != nil {
+		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "nbd: %v", err)
+	}
+	var exports []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &exports); err != nil {
+		return nil, fmt.Errorf("nbd: query-block-exports: %w", err)
+	}
+	ids := make([]string, len(exports))
+	for i, x := range exports {
+		ids[i] = x.ID
+	}
+	return ids, nil
 }
 
 // Unexport stops serving a name, closing its clients' connections; a

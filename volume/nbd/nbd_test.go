@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/volume/file"
 	"github.com/trustack/trustack/volume/nbd"
 )
@@ -95,6 +96,53 @@ func TestExportOverTLS(t *testing.T) {
 			}
 			if out, err := qemuIO(t, ex, key, "read -P 0xab 1M 64k"); err != nil || strings.Contains(out, "fail") {
 				t.Errorf("the data exported again: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestGrow: a volume grown while it is served is served at its new size
+// to a client connecting anew, with its data; growing it again to that
+// size changes nothing, and a name not served is ENOTFOUND.
+func TestGrow(t *testing.T) {
+	ctx := context.Background()
+	for _, format := range []string{file.QCOW2, file.Raw} {
+		t.Run(format, func(t *testing.T) {
+			backend, err := file.New(t.TempDir(), format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := backend.Create(ctx, "vol-1", 1); err != nil {
+				t.Fatal(err)
+			}
+			path, f, err := backend.Locate(ctx, "vol-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := nbd.NewExporter(t.TempDir(), "127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Unexport(ctx, "vol-1") })
+			key := nbd.NewKey("attachment-1")
+			ex, err := e.Export(ctx, "vol-1", path, f, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := qemuIO(t, ex, key, "write -P 0xcd 1M 64k"); err != nil || strings.Contains(out, "fail") {
+				t.Fatalf("write: %v\n%s", err, out)
+			}
+			for range 2 {
+				if err := e.Grow(ctx, "vol-1", 2<<30); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := qemuIO(t, ex, key, "length", "read -P 0xcd 1M 64k", "write -P 0xef 2047M 1M", "read -P 0xef 2047M 1M")
+			if err != nil || strings.Contains(out, "fail") || !strings.Contains(out, "2 GiB") {
+				t.Errorf("a client after the volume grew to 2 GiB: %v\n%s", err, out)
+			}
+			if err := e.Grow(ctx, "vol-2", 2<<30); trustack.ErrorCode(err) != trustack.ENOTFOUND {
+				t.Errorf("grow a name not served: %v, want ENOTFOUND", err)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"cmp"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -17,6 +18,25 @@ const maxLimit = 1000
 
 // pageParams are the parameters of a list's sorting and pages.
 var pageParams = []string{"limit", "marker", "offset", "sort", "sort_key", "sort_dir"}
+
+// answerList sorts a list as the query q asks (by keys), and answers its
+// page as the collection, each item rendered by render, with the link to
+// the next page (whose query is the request's, filters included).
+func answerList[T any](w http.ResponseWriter, r *http.Request, vs *views, collection string, detail bool, list []T, q url.Values,
+	keys map[string]func(a, b T) int, id func(T) string, render func(T) object) error {
+	if err := sortList(list, q, keys); err != nil {
+		return err
+	}
+	page, next, err := pageOf(list, q, id)
+	if err != nil {
+		return err
+	}
+	out := make([]object, len(page))
+	for i, item := range page {
+		out[i] = render(item)
+	}
+	return reply(w, http.StatusOK, vs.page(collection, detail, out, r.URL.Query(), next))
+}
 
 // page is a page of a collection, with the link to the next page if
 // next names its marker.
@@ -63,7 +83,7 @@ func sortList[T any](list []T, q url.Values, keys map[string]func(a, b T) int) e
 	}
 	orders = append(orders, order{"id", orders[len(orders)-1].desc})
 	for i, o := range orders {
-		if o.key == "display_name" { // Cinder's older name of name
+		if o.key == "display_name" && keys["display_name"] == nil { // Cinder's older name of name
 			orders[i].key = "name"
 		}
 		if keys[orders[i].key] == nil {

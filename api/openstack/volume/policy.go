@@ -27,12 +27,14 @@ func Policy() []policy.Rule {
 
 		rule("volume:create", projectMember, "POST /volumes"),
 		rule("volume:get", projectReader, "GET /volumes/{volume_id}, GET /volumes/{volume_id}/os-trustack-image-copy"),
-		rule("volume:get_all", projectReader, "GET /volumes, GET /volumes/detail"),
+		rule("volume:get_all", projectReader, "GET /volumes, GET /volumes/detail, GET /volumes/summary"),
 		rule("volume:update", projectMember, "PUT /volumes/{volume_id}, POST /volumes/{volume_id}/action (os-set_bootable)"),
 		rule("volume:delete", projectMember, "DELETE /volumes/{volume_id}"),
 		rule("volume:force_delete", adminAPI, "DELETE /volumes/{volume_id}?force=true"),
 		rule("volume:extend", projectMember, "POST /volumes/{volume_id}/action (os-extend)"),
+		rule("volume:extend_attached_volume", projectMember, "POST /volumes/{volume_id}/action (os-extend) of a volume in use, from 3.42"),
 		rule("volume:retype", projectMember, "POST /volumes/{volume_id}/action (os-retype)"),
+		rule("volume:revert_to_snapshot", projectMember, "POST /volumes/{volume_id}/action (revert)"),
 		rule("volume_extension:volume_host_attribute", adminAPI, "Show os-vol-host-attr:host in GET /volumes/{volume_id} and /volumes/detail"),
 		rule("volume_extension:volume_tenant_attribute", projectReader, "Show os-vol-tenant-attr:tenant_id in GET /volumes/{volume_id} and /volumes/detail"),
 		rule("volume_extension:volume_mig_status_attribute", adminAPI, "Show os-vol-mig-status-attr:* in GET /volumes/{volume_id} and /volumes/detail"),
@@ -93,5 +95,15 @@ func Policy() []policy.Rule {
 		rule("limits_extension:used_limits", projectReader, "Show what is used in GET /limits"),
 
 		rule("volume_extension:services:index", adminAPI, "GET /os-services"),
+
+		rule("message:get_all", projectReader, "GET /messages"),
+		rule("message:get", projectReader, "GET /messages/{message_id}"),
+		rule("message:delete", projectMember, "DELETE /messages/{message_id}"),
+		rule("volume_extension:services:update", adminAPI, "PUT /os-services/{action} (set-log, get-log)"),
+
+		rule("volume:attachment_create", projectMember, "POST /attachments"),
+		rule("volume:attachment_update", projectMember, "PUT /attachments/{attachment_id}"),
+		rule("volume:attachment_delete", projectMember, "DELETE /attachments/{attachment_id}"),
+		rule("volume:attachment_complete", projectMember, "POST /attachments/{attachment_id}/action (os-complete)"),
 	}
 }

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -114,17 +115,23 @@ func (h *handler) deleteQuotas(w http.ResponseWriter, r *http.Request) error {
 }
 
 // limits answers the caller's project's absolute limits and use, as
-// Cinder's limits.
+// Cinder's limits; from 3.39 an administrator's ?project_id= (or its
+// older name tenant_id) names another project, which Cinder ignores
+// below 3.39 and for anyone else.
 func (h *handler) limits(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.caller(r)
 	if err != nil {
 		return err
 	}
-	limits, err := h.svc.Quotas(r.Context(), c.ProjectID)
+	project := c.ProjectID
+	if q := r.URL.Query(); c.Admin && atLeast(r, 39) {
+		project = cmp.Or(q.Get("project_id"), q.Get("tenant_id"), project)
+	}
+	limits, err := h.svc.Quotas(r.Context(), project)
 	if err != nil {
 		return err
 	}
-	used, err := h.svc.Usage(r.Context(), c.ProjectID)
+	used, err := h.svc.Usage(r.Context(), project)
 	if err != nil {
 		return err
 	}
@@ -133,7 +140,7 @@ func (h *handler) limits(w http.ResponseWriter, r *http.Request) error {
 		"maxTotalVolumeGigabytes": limits[trustack.QuotaGigabytes], "maxTotalBackups": limits[trustack.QuotaBackups],
 		"maxTotalBackupGigabytes": limits[trustack.QuotaBackupGigabytes],
 	}
-	if h.api.Allowed(r, "limits_extension:used_limits", policy.Target{"project_id": c.ProjectID}) {
+	if h.api.Allowed(r, "limits_extension:used_limits", policy.Target{"project_id": project}) {
 		absolute["totalVolumesUsed"], absolute["totalGigabytesUsed"] = used[trustack.QuotaVolumes], used[trustack.QuotaGigabytes]
 		absolute["totalSnapshotsUsed"], absolute["totalBackupsUsed"] = used[trustack.QuotaSnapshots], used[trustack.QuotaBackups]
 		absolute["totalBackupGigabytesUsed"] = used[trustack.QuotaBackupGigabytes]

@@ -3,6 +3,7 @@ package volume
 import (
 	"cmp"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -27,16 +28,30 @@ func (h *handler) snapshotRoutes() {
 	h.metadataRoutes(base+"/{id}/metadata", h.snapshotMetadata())
 }
 
-// snapshotView is a snapshot as Cinder's create and update answer it.
+// snapshotView is a snapshot as Cinder lists it without details.
 func snapshotView(s *trustack.VolumeSnapshot) object {
 	return object{"id": s.ID, "volume_id": s.VolumeID, "name": s.Name, "description": nullIfEmpty(s.Description), "size": s.Size,
 		"status": s.Status, "metadata": metadata(s.Metadata), "created_at": stamp(s.CreatedAt), "updated_at": stampOrNull(s.UpdatedAt)}
 }
 
+// snapshotDetail is a snapshot as Cinder's create and update answer it:
+// from 3.14 with its group snapshot (none: trustack has no groups), from
+// 3.41 with the user who took it.
+func snapshotDetail(r *http.Request, s *trustack.VolumeSnapshot) object {
+	o := snapshotView(s)
+	if atLeast(r, 14) {
+		o["group_snapshot_id"] = nil
+	}
+	if atLeast(r, 41) {
+		o["user_id"] = s.UserID
+	}
+	return o
+}
+
 // extendedSnapshot is a snapshot shown or listed in detail: with its
 // progress and project, if the policy shows them.
 func (h *handler) extendedSnapshot(r *http.Request, s *trustack.VolumeSnapshot) object {
-	o := snapshotView(s)
+	o := snapshotDetail(r, s)
 	if h.api.Allowed(r, "volume_extension:extended_snapshot_attributes", policy.Target{"project_id": s.ProjectID}) {
 		progress := s.Progress
 		switch {
@@ -102,7 +117,7 @@ func (h *handler) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return reply(w, http.StatusAccepted, object{"snapshot": snapshotView(s)})
+	return reply(w, http.StatusAccepted, object{"snapshot": snapshotDetail(r, s)})
 }
 
 func (h *handler) updateSnapshot(w http.ResponseWriter, r *http.Request) error {
@@ -124,7 +139,7 @@ func (h *handler) updateSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, object{"snapshot": snapshotView(s)})
+	return reply(w, http.StatusOK, object{"snapshot": snapshotDetail(r, s)})
 }
 
 func (h *handler) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
@@ -188,9 +203,9 @@ func (h *handler) snapshotAction(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Cinder's snapshot list parameters at 3.0.
+// snapshotSortKeys are the keys snapshot lists sort by (name from 3.30);
+// their filters are resourceFilters["snapshot"].
 var (
-	snapshotFilters  = []string{"all_tenants", "project_id", "name", "status", "volume_id"}
 	snapshotSortKeys = map[string]func(a, b *trustack.VolumeSnapshot) int{
 		"id":         func(a, b *trustack.VolumeSnapshot) int { return strings.Compare(a.ID, b.ID) },
 		"name":       func(a, b *trustack.VolumeSnapshot) int { return strings.Compare(a.Name, b.Name) },
@@ -211,41 +226,45 @@ func (h *handler) listSnapshots(detail bool) openstack.Handler {
 		if err := h.authorize(r, "volume:get_all_snapshots", c.ProjectID); err != nil {
 			return err
 		}
-		q := r.URL.Query()
-		for k := range q {
-			if !slices.Contains(snapshotFilters, k) && !slices.Contains(pageParams, k) {
-				return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: Invalid filter keys: %s (there are %s).",
-					k, strings.Join(append(slices.Clone(snapshotFilters), pageParams...), ", "))
-			}
+		q, like, err := listQuery(r, "snapshot")
+		if err != nil {
+			return err
 		}
 		f := trustack.SnapshotFilter{ProjectID: c.ProjectID, Name: q.Get("name"), Status: q.Get("status"), VolumeID: q.Get("volume_id")}
 		if err := h.projectFilter(c, q, &f.ProjectID); err != nil {
+			return err
+		}
+		want, err := metadataFilter(q.Get("metadata"))
+		if err != nil {
 			return err
 		}
 		list, err := h.svc.ListSnapshots(r.Context(), volume.Caller{ProjectID: f.ProjectID, Admin: f.ProjectID == ""}, f)
 		if err != nil {
 			return err
 		}
-		if err := sortList(list, q, snapshotSortKeys); err != nil {
-			return err
-		}
-		page, next, err := pageOf(list, q, func(s *trustack.VolumeSnapshot) string { return s.ID })
-		if err != nil {
-			return err
+		list = slices.DeleteFunc(list, func(s *trustack.VolumeSnapshot) bool {
+			return !hasMetadata(s.Metadata, want) ||
+				!matchesLike(like, func(key string) string { return map[string]string{"name": s.Name, "status": s.Status}[key] })
+		})
+		keys := snapshotSortKeys
+		if !atLeast(r, 30) {
+			// Below 3.30 Cinder sorts snapshots by display_name, not
+			// name.
+			keys = maps.Clone(keys)
+			keys["display_name"] = keys["name"]
+			delete(keys, "name")
 		}
 		vs, err := h.views(r)
 		if err != nil {
 			return err
 		}
-		out := make([]object, len(page))
-		for i, s := range page {
-			if detail {
-				out[i] = h.extendedSnapshot(r, s)
-			} else {
-				out[i] = snapshotView(s)
-			}
-		}
-		return reply(w, http.StatusOK, vs.page("snapshots", detail, out, q, next))
+		return answerList(w, r, vs, "snapshots", detail, list, q, keys, func(s *trustack.VolumeSnapshot) string { return s.ID },
+			func(s *trustack.VolumeSnapshot) object {
+				if detail {
+					return h.extendedSnapshot(r, s)
+				}
+				return snapshotView(s)
+			})
 	}
 }
 

@@ -1,15 +1,18 @@
 // Package volume serves Cinder's v3 API over trustack's block storage
 // service, as python-openstackclient, cinderclient, openstacksdk,
-// gophercloud and Tempest speak it: version discovery and microversions,
-// volumes with their metadata and actions (attachments among them),
-// snapshots, volume types with their extra specs, quota sets, limits,
-// availability zones and the volume services; and trustack's own
-// os-trustack-image-copy, the progress of a volume made from an image.
-// Paths may name the caller's project after the version
-// (/v3/{project_id}/volumes, as catalogs do) or not. Bodies follow the
-// schemas Tempest checks; every operation asks the policy engine with
-// Cinder's rule names and defaults; errors are Cinder's bodies
-// ({"itemNotFound": {"code", "message"}}), quota errors 413.
+// gophercloud and Tempest speak it: version discovery and microversions
+// (3.0 to maxVersion, each change honoured where it touches what trustack
+// serves), volumes with their metadata, actions and summary, snapshots,
+// attachments (Cinder's actions, and the attachments API), user
+// messages, volume types with their extra specs, quota sets, limits,
+// availability zones, the volume services and the controller's log
+// level, resource filters; and trustack's own os-trustack-image-copy,
+// the progress of a volume made from an image. Paths may name the
+// caller's project after the version (/v3/{project_id}/volumes, as
+// catalogs do) or not. Bodies follow the schemas Tempest checks; every
+// operation asks the policy engine with Cinder's rule names and defaults;
+// errors are Cinder's bodies ({"itemNotFound": {"code", "message"}}),
+// quota errors 413.
 package volume
 
 import (
@@ -53,6 +56,12 @@ type Config struct {
 	AuthURL string
 	// MaxBodySize bounds request bodies, in bytes.
 	MaxBodySize int64
+	// LogLevel is the level of the process's log, which administrators
+	// read and change with Cinder's get-log and set-log; nil if they
+	// cannot (both then answer 501).
+	LogLevel *slog.LevelVar
+	// Hostname is the host the API runs on, as get-log names it.
+	Hostname string
 }
 
 // handler serves the volume API.
@@ -78,7 +87,8 @@ func New(svc *volume.Service, v openstack.Validator, enforcer *policy.Enforcer, 
 // collections are the first path segments of the API; anything else in
 // that place is a project ID.
 var collections = map[string]bool{
-	"volumes": true, "snapshots": true, "types": true, "os-quota-sets": true, "limits": true, "os-availability-zone": true, "os-services": true,
+	"volumes": true, "snapshots": true, "types": true, "os-quota-sets": true, "limits": true, "os-availability-zone": true, "os-services": true, "messages": true,
+	"attachments": true, "resource_filters": true,
 }
 
 // cinderStatus is Cinder's status where it is not the shared table's:
@@ -101,6 +111,8 @@ func (h *handler) routes() {
 	h.typeRoutes()
 	h.quotaRoutes()
 	h.serviceRoutes()
+	h.messageRoutes()
+	h.attachmentRoutes()
 }
 
 // versionDocuments are the paths of version discovery.
@@ -123,7 +135,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("OpenStack-API-Version", "volume "+v.String())
 	hd.Add("Vary", "OpenStack-API-Version")
-	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, v))
+	r = r.WithContext(volume.WithRequestID(context.WithValue(r.Context(), versionKey{}, v), openstack.RequestID(r.Context())))
 	h.api.ServeHTTP(w, h.root.CutProject(r))
 }
 

@@ -22,9 +22,9 @@ type obj = map[string]any
 // one making a volume from an image calls copying first, if it is set.
 type storage struct{ copying func(host, volumeID string) }
 
-func (storage) CreateVolume(context.Context, string, string, string, int) error { return nil }
-func (storage) ExtendVolume(context.Context, string, string, string, int) error { return nil }
-func (storage) DeleteVolume(context.Context, string, string, string) error      { return nil }
+func (storage) CreateVolume(context.Context, string, string, string, int) error       { return nil }
+func (storage) ExtendVolume(context.Context, string, string, string, int, bool) error { return nil }
+func (storage) DeleteVolume(context.Context, string, string, string) error            { return nil }
 func (storage) CreateVolumeFromSnapshot(context.Context, string, string, string, string, int) error {
 	return nil
 }
@@ -333,7 +333,7 @@ func TestListFiltersSortingAndPages(t *testing.T) {
 	if code, _ := s.do(t, "alice", "GET", "/volume/v3/volumes?marker=0c2f4a4e-0000-4000-8000-000000000000", nil); code != http.StatusNotFound {
 		t.Errorf("a marker that is no volume: %d, want 404", code)
 	}
-	for _, bad := range []string{"?colour=red", "?sort=colour", "?sort_dir=up", "?limit=-1", "?bootable=maybe"} {
+	for _, bad := range []string{"?colour=red", "?sort=colour", "?sort_dir=up", "?limit=-1"} {
 		if code, _ := s.do(t, "alice", "GET", "/volume/v3/volumes"+bad, nil); code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", bad, code)
 		}

@@ -22,6 +22,7 @@ func (h *handler) volumeRoutes() {
 	base := v3 + "/volumes"
 	a.Private("GET "+base, h.listVolumes(false))
 	a.Private("GET "+base+"/detail", h.listVolumes(true))
+	a.Private("GET "+base+"/summary", h.volumeSummary)
 	a.Private("POST "+base, h.createVolume)
 	a.Private("GET "+base+"/{id}", h.showVolume)
 	a.Private("PUT "+base+"/{id}", h.updateVolume)
@@ -78,8 +79,15 @@ func (vs *views) detail(v *trustack.Volume) object {
 		"bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
 		"replication_status": "disabled", "consistencygroup_id": nil,
 	}
-	if vs.h.api.Allowed(vs.r, "context_is_admin", policy.Target{}) {
+	admin := vs.h.api.Allowed(vs.r, "context_is_admin", policy.Target{})
+	if admin {
 		o["migration_status"] = nil
+	}
+	if atLeast(vs.r, 13) {
+		o["group_id"] = nil // trustack has no groups
+	}
+	if admin && atLeast(vs.r, 21) {
+		o["provider_id"] = nil // no backend of trustack's names its volumes otherwise
 	}
 	return o
 }
@@ -89,7 +97,7 @@ func (vs *views) detail(v *trustack.Volume) object {
 // server's host only to administrators, as everywhere in trustack.
 func (vs *views) attachments(v *trustack.Volume) []object {
 	a := v.Attachment
-	if a.ID == "" {
+	if a.ID == "" || a.Status != trustack.AttachAttached { // Cinder lists attached ones only
 		return []object{}
 	}
 	var host any
@@ -194,6 +202,7 @@ type createBody struct {
 	SourceVolID        *string           `json:"source_volid"`
 	BackupID           *string           `json:"backup_id"`
 	ConsistencyGroupID *string           `json:"consistencygroup_id"`
+	GroupID            *string           `json:"group_id"` // from 3.13
 	Multiattach        bool              `json:"multiattach"`
 }
 
@@ -258,6 +267,11 @@ func (h *handler) checkSource(r *http.Request, c volume.Caller, b createBody) er
 	if deref(b.ConsistencyGroupID) != "" {
 		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: trustack has no consistency groups.")
 	}
+	// From 3.13 a volume may be made in a group; trustack has none, so
+	// every group is one that cannot be found. Below, Cinder ignores it.
+	if id := deref(b.GroupID); id != "" && atLeast(r, 13) {
+		return trustack.Reasonf(trustack.ENOTFOUND, "GroupNotFound", "Group %s could not be found.", id)
+	}
 	return nil
 }
 
@@ -307,7 +321,8 @@ func (h *handler) deleteVolume(w http.ResponseWriter, r *http.Request) error {
 			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: unknown parameter %s (there are cascade and force).", k)
 		}
 	}
-	if force, _ := strconv.ParseBool(r.URL.Query().Get("force")); force {
+	// force is a parameter from 3.23; Cinder ignores it below.
+	if force, _ := strconv.ParseBool(r.URL.Query().Get("force")); force && atLeast(r, 23) {
 		if err := h.authorize(r, "volume:force_delete", v.ProjectID); err != nil {
 			return err
 		}
@@ -369,7 +384,14 @@ var volumeActions = map[string]volumeAction{
 		if err != nil {
 			return err
 		}
-		if err := h.svc.Extend(r.Context(), c, v.ID, size); err != nil {
+		// From 3.42 a volume in use grows too, where the policy allows.
+		inUse := atLeast(r, 42) && v.Status == trustack.VolumeInUse
+		if inUse {
+			if err := h.authorize(r, "volume:extend_attached_volume", v.ProjectID); err != nil {
+				return err
+			}
+		}
+		if err := h.svc.Extend(r.Context(), c, v.ID, size, inUse); err != nil {
 			return err
 		}
 		return accepted(w)
@@ -421,6 +443,18 @@ var volumeActions = map[string]volumeAction{
 			return err
 		}
 		return accepted(w)
+	}},
+	"revert": {"volume:revert_to_snapshot", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, args json.RawMessage) error {
+		if !atLeast(r, 40) { // Cinder's revert came with 3.40
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "There is no such action: revert")
+		}
+		var a struct {
+			SnapshotID string `json:"snapshot_id"`
+		}
+		if err := openstack.UnmarshalField(args, "revert", &a); err != nil {
+			return err
+		}
+		return acceptedIf(w, h.svc.Revert(r.Context(), c, v.ID, a.SnapshotID))
 	}},
 	"os-reserve": {"volume_extension:volume_actions:reserve", func(h *handler, w http.ResponseWriter, r *http.Request, c volume.Caller, v *trustack.Volume, _ json.RawMessage) error {
 		return acceptedIf(w, h.svc.Reserve(r.Context(), c, v.ID))
@@ -546,6 +580,11 @@ func uploadImage(h *handler, w http.ResponseWriter, r *http.Request, c volume.Ca
 	if err := openstack.UnmarshalField(args, "os-volume_upload_image", &a); err != nil {
 		return err
 	}
+	if !atLeast(r, 1) {
+		// protected and visibility are parameters from 3.1; Cinder
+		// ignores them below: the image is private and unprotected.
+		a.Visibility, a.Protected = "", nil
+	}
 	req := volume.UploadRequest{ImageName: a.ImageName, DiskFormat: a.DiskFormat, ContainerFormat: a.ContainerFormat, Visibility: a.Visibility}
 	var err error
 	if req.Force, err = flag(a.Force, "force"); err != nil {
@@ -610,9 +649,9 @@ func attachmentID(args json.RawMessage, action string) (string, error) {
 	return a.AttachmentID, err
 }
 
-// Cinder's list parameters at 3.0: filters, and pages.
+// volumeSortKeys are the keys volume lists sort by; their filters are
+// resourceFilters["volume"].
 var (
-	volumeFilters  = []string{"all_tenants", "project_id", "name", "status", "metadata", "availability_zone", "bootable", "volume_type"}
 	volumeSortKeys = map[string]func(a, b *trustack.Volume) int{
 		"id":                func(a, b *trustack.Volume) int { return strings.Compare(a.ID, b.ID) },
 		"name":              func(a, b *trustack.Volume) int { return strings.Compare(a.Name, b.Name) },
@@ -638,21 +677,11 @@ func (h *handler) listVolumes(detail bool) openstack.Handler {
 		if err := h.authorize(r, "volume:get_all", c.ProjectID); err != nil {
 			return err
 		}
-		q := r.URL.Query()
-		for k := range q {
-			if !slices.Contains(volumeFilters, k) && !slices.Contains(pageParams, k) {
-				return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: Invalid filter keys: %s (there are %s).",
-					k, strings.Join(append(slices.Clone(volumeFilters), pageParams...), ", "))
-			}
-		}
-		list, err := h.filteredVolumes(r, c, q)
+		q, like, err := listQuery(r, "volume")
 		if err != nil {
 			return err
 		}
-		if err := sortList(list, q, volumeSortKeys); err != nil {
-			return err
-		}
-		page, next, err := pageOf(list, q, func(v *trustack.Volume) string { return v.ID })
+		list, err := h.filteredVolumes(r, c, q, like)
 		if err != nil {
 			return err
 		}
@@ -660,29 +689,31 @@ func (h *handler) listVolumes(detail bool) openstack.Handler {
 		if err != nil {
 			return err
 		}
-		out := make([]object, len(page))
-		for i, v := range page {
-			if detail {
-				out[i] = vs.extended(v)
-			} else {
-				out[i] = vs.summary(v)
-			}
+		render := vs.summary
+		if detail {
+			render = vs.extended
 		}
-		return reply(w, http.StatusOK, vs.page("volumes", detail, out, q, next))
+		return answerList(w, r, vs, "volumes", detail, list, q, volumeSortKeys, func(v *trustack.Volume) string { return v.ID }, render)
 	}
 }
 
-// filteredVolumes returns the volumes a list's filters select: the
-// caller's project's, or with all_tenants an administrator's choice.
-func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values) ([]*trustack.Volume, error) {
+// filteredVolumes returns the volumes a list's filters (q, checked by
+// listQuery, and its key~ filters, like) select: the caller's project's,
+// or with all_tenants an administrator's choice.
+func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values, like map[string]string) ([]*trustack.Volume, error) {
 	f := trustack.VolumeFilter{ProjectID: c.ProjectID, Name: q.Get("name"), Status: q.Get("status")}
 	if err := h.projectFilter(c, q, &f.ProjectID); err != nil {
 		return nil, err
 	}
+	if q.Has("group_id") {
+		// A volume is in no group (trustack has none), so a group_id
+		// filter selects nothing.
+		return []*trustack.Volume{}, nil
+	}
 	if q.Has("bootable") {
-		b, err := strconv.ParseBool(q.Get("bootable"))
+		b, err := bootableFilter(r, q.Get("bootable"))
 		if err != nil {
-			return nil, trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: bootable must be true or false, not %q.", q.Get("bootable"))
+			return nil, err
 		}
 		f.Bootable = &b
 	}
@@ -697,6 +728,10 @@ func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values
 	if err != nil {
 		return nil, err
 	}
+	wantImage, err := metadataFilter(q.Get("glance_metadata"))
+	if err != nil {
+		return nil, err
+	}
 	list, err := h.svc.List(r.Context(), volume.Caller{ProjectID: f.ProjectID, Admin: f.ProjectID == ""}, f)
 	if err != nil {
 		return nil, err
@@ -706,13 +741,40 @@ func (h *handler) filteredVolumes(r *http.Request, c volume.Caller, q url.Values
 		if zone != "" && v.AvailabilityZone != zone {
 			return true
 		}
-		for k, val := range want {
-			if v.Metadata[k] != val {
-				return true
-			}
+		if !hasMetadata(v.Metadata, want) || !hasMetadata(v.ImageMetadata, wantImage) {
+			return true
 		}
-		return false
+		return !matchesLike(like, func(key string) string {
+			return map[string]string{"name": v.Name, "status": v.Status, "availability_zone": v.AvailabilityZone}[key]
+		})
 	}), nil
+}
+
+// hasMetadata reports whether metadata has every key and value of want.
+func hasMetadata(metadata, want map[string]string) bool {
+	for k, val := range want {
+		if have, ok := metadata[k]; !ok || have != val {
+			return false
+		}
+	}
+	return true
+}
+
+// bootableFilter reads a bootable filter as Cinder does: from 3.2 a
+// boolean (true, t, 1, yes, on, y and their negations, in any case) or
+// EINVALID; below, false for "false", "False", "FALSE" and "", true for
+// anything else.
+func bootableFilter(r *http.Request, s string) (bool, error) {
+	if !atLeast(r, 2) {
+		return s != "" && s != "false" && s != "False" && s != "FALSE", nil
+	}
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "t", "true", "on", "y", "yes":
+		return true, nil
+	case "0", "f", "false", "off", "n", "no":
+		return false, nil
+	}
+	return false, trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: 'bootable = %s'", s)
 }
 
 // projectFilter sets the project a list is of: with all_tenants, every
