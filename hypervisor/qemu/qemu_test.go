@@ -2,11 +2,6 @@ package qemu_test
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha512"
-	"encoding/hex"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,49 +14,13 @@ import (
 	"github.com/trustack/trustack/agent"
 	"github.com/trustack/trustack/hypervisor/hypervisortest"
 	"github.com/trustack/trustack/hypervisor/qemu"
+	"github.com/trustack/trustack/internal/testimage"
 	"github.com/trustack/trustack/wire"
 )
 
 // testImageDir is where scripts/build-test-image puts the test guest;
 // make test builds it first.
 const testImageDir = "../../build/test-image"
-
-// commandLine is the test guest's kernel command line.
-const commandLine = "console=ttyS0 root=/dev/vda rw quiet"
-
-// imageService serves the test guest's files as the image API does, and
-// returns how a spec names them. Requests without the token are refused.
-func imageService(t *testing.T, token string) (disk wire.ImageRef, kernel, ramdisk *wire.ImageRef) {
-	t.Helper()
-	files := map[string]string{"disk": "tiny.qcow2", "kernel": "vmlinuz", "ramdisk": "initrd.img"}
-	refs := map[string]*wire.ImageRef{}
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	for id, name := range files {
-		path := filepath.Join(testImageDir, name)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("the test guest is missing (scripts/build-test-image makes it; make test runs it): %v", err)
-		}
-		md := md5.Sum(data)
-		sha := sha512.Sum512(data)
-		refs[id] = &wire.ImageRef{ID: "image-" + id, Checksum: hex.EncodeToString(md[:]), HashAlgo: "sha512", HashValue: hex.EncodeToString(sha[:]),
-			Size: int64(len(data)), URL: srv.URL + "/v2/images/image-" + id + "/file"}
-		mux.HandleFunc("GET /v2/images/image-"+id+"/file", func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("X-Auth-Token") != token {
-				http.Error(w, "no token", http.StatusUnauthorized)
-				return
-			}
-			http.ServeFile(w, r, path)
-		})
-	}
-	refs["disk"].DiskFormat, refs["disk"].ContainerFormat = "qcow2", "bare"
-	refs["disk"].Properties = map[string]string{"kernel_id": "image-kernel", "ramdisk_id": "image-ramdisk", "os_command_line": commandLine}
-	refs["kernel"].DiskFormat, refs["kernel"].ContainerFormat = "aki", "aki"
-	refs["ramdisk"].DiskFormat, refs["ramdisk"].ContainerFormat = "ari", "ari"
-	return *refs["disk"], refs["kernel"], refs["ramdisk"]
-}
 
 // newDriver returns a driver under TCG, in a directory of the test's
 // unless opts names one, and
@@ -115,14 +74,14 @@ func qemuProcesses(t *testing.T, dir string) []string {
 }
 
 func TestConformance(t *testing.T) {
-	disk, kernel, ramdisk := imageService(t, "token")
+	disk, kernel, ramdisk := testimage.Serve(t, testImageDir, "token")
 	hypervisortest.Run(t, func(t *testing.T) agent.Hypervisor {
 		return newDriver(t, qemu.Options{})
 	}, hypervisortest.Options{BootTimeout: 2 * time.Minute, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token", MeasuresDisks: true})
 }
 
 func TestSpawnRefusesToOvercommitMemory(t *testing.T) {
-	disk, kernel, ramdisk := imageService(t, "token")
+	disk, kernel, ramdisk := testimage.Serve(t, testImageDir, "token")
 	d := newDriver(t, qemu.Options{VCPUs: 4, MemoryMB: 1024, DiskGB: 20, RAMAllocationRatio: 1.0})
 	ctx := context.Background()
 	spec := func(id string, mb int) wire.Spec {
@@ -142,7 +101,7 @@ func TestSpawnRefusesToOvercommitMemory(t *testing.T) {
 }
 
 func TestSpawnRefusesAnImageWithTheWrongChecksum(t *testing.T) {
-	disk, kernel, ramdisk := imageService(t, "token")
+	disk, kernel, ramdisk := testimage.Serve(t, testImageDir, "token")
 	d := newDriver(t, qemu.Options{})
 	ctx := context.Background()
 	disk.Checksum = strings.Repeat("0", 32)
@@ -158,7 +117,7 @@ func TestSpawnRefusesAnImageWithTheWrongChecksum(t *testing.T) {
 // bootedServer spawns a server on d and waits for its guest to be ready.
 func bootedServer(t *testing.T, d *qemu.Driver, id string) {
 	t.Helper()
-	disk, kernel, ramdisk := imageService(t, "token")
+	disk, kernel, ramdisk := testimage.Serve(t, testImageDir, "token")
 	ctx := context.Background()
 	err := d.Spawn(ctx, wire.Spec{ServerID: id, Name: id, Hostname: id, VCPUs: 1, MemoryMB: 256, DiskGB: 1, Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: "token"}, nil)
 	if err != nil {

@@ -22,9 +22,8 @@ import (
 // ends when QEMU exits, which closes done.
 type Monitor struct {
 	conn net.Conn
-	enc  *json.Encoder
 
-	mu      sync.Mutex // guards enc, next and waiting
+	mu      sync.Mutex // guards writes, next and waiting
 	next    int
 	waiting map[string]chan qmpReply
 
@@ -50,7 +49,7 @@ func Dial(ctx context.Context, dir, socket string) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{conn: conn, enc: json.NewEncoder(conn), waiting: map[string]chan qmpReply{}, done: make(chan struct{})}
+	m := &Monitor{conn: conn, waiting: map[string]chan qmpReply{}, done: make(chan struct{})}
 	r := bufio.NewReader(conn)
 	// The greeting comes first, then replies and events, one per line.
 	// QEMU greets one client at a time: another may hold the monitor.
@@ -126,15 +125,24 @@ func (m *Monitor) Run(ctx context.Context, command string, args any) (json.RawMe
 	}
 	m.next++
 	id := strconv.Itoa(m.next)
-	m.waiting[id] = ch
-	err := m.enc.Encode(struct {
+	line, err := json.Marshal(struct {
 		Execute   string `json:"execute"`
 		Arguments any    `json:"arguments,omitempty"`
 		ID        string `json:"id"`
 	}{command, args, id})
+	if err != nil {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("QMP %s: %w", command, err)
+	}
+	m.waiting[id] = ch
+	_, err = m.conn.Write(append(line, '\n'))
 	m.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("QMP %s: %w", command, err)
+		// The connection is over (QEMU exited before the reader saw
+		// it): it is closed, and the reader closes done.
+		m.conn.Close()
+		<-m.done
+		return nil, ErrGone
 	}
 	select {
 	case rep := <-ch:

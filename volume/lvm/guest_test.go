@@ -49,12 +49,49 @@ func guestOnly(t testing.TB) {
 
 // TestInGuest boots the storage host guest under QEMU with this package's
 // tests, which run there on volume groups of loop devices, and fails with
-// what they printed unless they all pass.
+// what they printed unless they all pass. The tests of a volume served to
+// a guest over NBD run there only as TestGuestWritesToAVolumeOverNBD
+// runs them.
 func TestInGuest(t *testing.T) {
 	if inGuest() {
 		t.Skip("in the guest already")
 	}
-	for _, tool := range []string{"go", "qemu-system-x86_64", "cpio", "lvm", "thin_check", "qemu-img", "qemu-io"} {
+	kernel, initrd := storageHostGuest(t)
+
+	// KVM here is no help (see DESIGN.md): TCG, on two threads. The
+	// arguments after "--" are the test program's.
+	ctx, cancel := context.WithTimeout(t.Context(), 7*time.Minute)
+	defer cancel()
+	qemu := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "1024",
+		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 loglevel=3 "+guestFlag+" -- -test.v -test.skip=^(TestInGuest|TestGuestWritesToAVolumeOverNBD|TestServeAVolumeOverNBD)$ -test.timeout=6m")
+	start := time.Now()
+	out, err := qemu.CombinedOutput()
+	took := time.Since(start).Round(100 * time.Millisecond)
+	console := string(out)
+	switch {
+	case err != nil:
+		t.Fatalf("QEMU: %v after %s; the guest's console:\n%s", err, took, console)
+	case !strings.Contains(console, guestPass):
+		t.Fatalf("the tests failed in the storage host guest (%s); its console:\n%s", took, console)
+	case strings.Contains(console, "--- SKIP"):
+		t.Fatalf("tests skipped in the storage host guest; its console:\n%s", console)
+	}
+	t.Logf("the storage host guest booted and passed the tests in %s", took)
+}
+
+// guestPass is what the storage host guest prints once the tests it ran
+// passed.
+const guestPass = "\ntrustack-lvm-guest: PASS"
+
+// storageHostGuest builds the storage host guest, if it is not built,
+// and returns its kernel and an initramfs with this package's test
+// program, in a directory of the test's. It fails the test, saying how
+// to install them, if the tools that takes are missing.
+func storageHostGuest(t testing.TB) (kernel, initrd string) {
+	t.Helper()
+	for _, tool := range []string{"go", "qemu-system-x86_64", "cpio", "lvm", "thin_check", "qemu-img", "qemu-io", "qemu-storage-daemon"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: run scripts/install-deps (make test does)", tool)
 		}
@@ -66,37 +103,20 @@ func TestInGuest(t *testing.T) {
 	dir := t.TempDir()
 	command(t, "", []string{"CGO_ENABLED=0"}, "go", "test", "-c", "-o", filepath.Join(dir, "guest-test"), ".")
 	archive := command(t, dir, nil, "sh", "-c", "echo guest-test | cpio -o -H newc --quiet")
-	initrd, err := os.ReadFile(filepath.Join(guestDir, "initrd.img"))
+	image, err := os.ReadFile(filepath.Join(guestDir, "initrd.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	initrd = append(initrd, make([]byte, (4-len(initrd)%4)%4)...)
-	initrdPath := filepath.Join(dir, "initrd.img")
-	if err := os.WriteFile(initrdPath, append(initrd, archive...), 0o600); err != nil {
+	image = append(image, make([]byte, (4-len(image)%4)%4)...)
+	initrd = filepath.Join(dir, "initrd.img")
+	if err := os.WriteFile(initrd, append(image, archive...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-
-	// KVM here is no help (see DESIGN.md): TCG, on two threads. The
-	// arguments after "--" are the test program's.
-	ctx, cancel := context.WithTimeout(t.Context(), 7*time.Minute)
-	defer cancel()
-	qemu := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "1024",
-		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", filepath.Join(guestDir, "vmlinuz"), "-initrd", initrdPath,
-		"-append", "console=ttyS0 loglevel=3 "+guestFlag+" -- -test.v -test.skip=^TestInGuest$ -test.timeout=6m")
-	start := time.Now()
-	out, err := qemu.CombinedOutput()
-	took := time.Since(start).Round(100 * time.Millisecond)
-	console := string(out)
-	switch {
-	case err != nil:
-		t.Fatalf("QEMU: %v after %s; the guest's console:\n%s", err, took, console)
-	case !strings.Contains(console, "\ntrustack-lvm-guest: PASS"):
-		t.Fatalf("the tests failed in the storage host guest (%s); its console:\n%s", took, console)
-	case strings.Contains(console, "--- SKIP"):
-		t.Fatalf("tests skipped in the storage host guest; its console:\n%s", console)
+	kernel, err = filepath.Abs(filepath.Join(guestDir, "vmlinuz"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("the storage host guest booted and passed the tests in %s", took)
+	return kernel, initrd
 }
 
 // command runs a program in dir ("" for this one), with env added to the
