@@ -106,7 +106,7 @@ func diskArgs(dir string, d agent.Disk) []string {
 	var args []string
 	if d.NBD != nil {
 		args = append(args,
-			"-object", fmt.Sprintf("tls-creds-psk,id=%s,endpoint=client,dir=%s,username=%s", tlsID(dev), keyDir(dir, dev), d.NBD.Key.Identity),
+			"-object", fmt.Sprintf("tls-creds-psk,id=%s,endpoint=client,priority=%s,dir=%s,username=%s", tlsID(dev), nbd.TLSPriority, keyDir(dir, dev), d.NBD.Key.Identity),
 			"-blockdev", fmt.Sprintf("driver=nbd,node-name=%s,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=%s,reconnect-delay=%d%s",
 				fileNode(dev), d.NBD.Host, d.NBD.Port, d.NBD.Name, tlsID(dev), nbdReconnectDelay, ro),
 			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s,file=%s%s", nodeName(dev), fileNode(dev), ro))
@@ -217,7 +217,7 @@ func hotPlug(ctx context.Context, mon *qmp.Monitor, dir string, disk agent.Disk)
 		return nil
 	}
 	if disk.NBD != nil {
-		if err := do("object-add", map[string]any{"qom-type": "tls-creds-psk", "id": tlsID(dev), "endpoint": "client",
+		if err := do("object-add", map[string]any{"qom-type": "tls-creds-psk", "id": tlsID(dev), "endpoint": "client", "priority": nbd.TLSPriority,
 			"dir": keyDir(dir, dev), "username": disk.NBD.Key.Identity}, "object-del", map[string]any{"id": tlsID(dev)}); err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func BenchmarkTransport(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { e.Unexport(ctx, "vol-1") })
-		return []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,dir=" + keys + ",username=" + key.Identity,
+		return []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,priority=" + nbd.TLSPriority + ",dir=" + keys + ",username=" + key.Identity,
 			"--image-opts", fmt.Sprintf("driver=nbd,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=tls0", ex.Host, ex.Port, ex.Name)}
 	}
 	const requests, size = 1024, 1 << 20

@@ -20,7 +20,7 @@ func qemuIO(t *testing.T, ex nbd.Export, key nbd.Key, commands ...string) (strin
 	if err := nbd.WriteKeyDir(dir, key); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,dir=" + dir + ",username=" + key.Identity,
+	args := []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,priority=" + nbd.TLSPriority + ",dir=" + dir + ",username=" + key.Identity,
 		"--image-opts", fmt.Sprintf("driver=nbd,server.type=inet,server.host=%s,server.port=%d,export=%s,tls-creds=tls0", ex.Host, ex.Port, ex.Name)}
 	for _, c := range commands {
 		args = append(args, "-c", c)
