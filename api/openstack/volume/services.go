@@ -98,63 +98,59 @@ func (h *handler) services(w http.ResponseWriter, r *http.Request) error {
 // through the compute API's os-services.
 func (h *handler) logLevel(get bool) openstack.Handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return h.serveLogLevel(w, r, get)
-	}
-}
-
-func (h *handler) serveLogLevel(w http.ResponseWriter, r *http.Request, get bool) error {
-	c, err := h.caller(r)
-	if err != nil {
-		return err
-	}
-	if !atLeast(r, 32) {
-		return noSuchAPI(r)
-	}
-	if err := h.authorize(r, "volume_extension:services:update", c.ProjectID); err != nil {
-		return err
-	}
-	if h.cfg.LogLevel == nil {
-		return &openstack.HTTPError{Status: http.StatusNotImplemented, Message: "This trustack's log level is fixed by its configuration (log.level)."}
-	}
-	var body struct {
-		Binary string `json:"binary"`
-		Server string `json:"server"`
-		Prefix string `json:"prefix"`
-		Level  string `json:"level"`
-	}
-	raw, err := h.dec.Body(r)
-	if err != nil {
-		return err
-	}
-	if err := openstack.Unmarshal(raw, &body); err != nil {
-		return err
-	}
-	binaries := []string{"cinder-api", "cinder-scheduler"}
-	switch {
-	case body.Binary == "" || body.Binary == "*":
-	case slices.Contains(append(binaries, "cinder-volume", "cinder-backup"), body.Binary):
-		binaries = slices.DeleteFunc(binaries, func(b string) bool { return b != body.Binary })
-	default:
-		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: %s is not a valid binary.", body.Binary)
-	}
-	if body.Server != "" && body.Server != h.cfg.Hostname {
-		binaries = nil
-	}
-	if get {
-		out := []object{}
-		for _, b := range binaries {
-			out = append(out, object{"binary": b, "host": h.cfg.Hostname, "levels": object{cmp.Or(body.Prefix, "trustack"): levelName(h.cfg.LogLevel.Level())}})
+		c, err := h.caller(r)
+		if err != nil {
+			return err
 		}
-		return reply(w, http.StatusOK, object{"log_levels": out})
+		if !atLeast(r, 32) {
+			return noSuchAPI(r)
+		}
+		if err := h.authorize(r, "volume_extension:services:update", c.ProjectID); err != nil {
+			return err
+		}
+		if h.cfg.LogLevel == nil {
+			return &openstack.HTTPError{Status: http.StatusNotImplemented, Message: "This trustack's log level is fixed by its configuration (log.level)."}
+		}
+		var body struct {
+			Binary string `json:"binary"`
+			Server string `json:"server"`
+			Prefix string `json:"prefix"`
+			Level  string `json:"level"`
+		}
+		raw, err := h.dec.Body(r)
+		if err != nil {
+			return err
+		}
+		if err := openstack.Unmarshal(raw, &body); err != nil {
+			return err
+		}
+		binaries := []string{"cinder-api", "cinder-scheduler"}
+		switch {
+		case body.Binary == "" || body.Binary == "*":
+		case slices.Contains(append(binaries, "cinder-volume", "cinder-backup"), body.Binary):
+			binaries = slices.DeleteFunc(binaries, func(b string) bool { return b != body.Binary })
+		default:
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: %s is not a valid binary.", body.Binary)
+		}
+		if body.Server != "" && body.Server != h.cfg.Hostname {
+			binaries = nil
+		}
+		if get {
+			out := []object{}
+			for _, b := range binaries {
+				out = append(out, object{"binary": b, "host": h.cfg.Hostname, "levels": object{cmp.Or(body.Prefix, "trustack"): levelName(h.cfg.LogLevel.Level())}})
+			}
+			return reply(w, http.StatusOK, object{"log_levels": out})
+		}
+		level, ok := logLevels[strings.ToUpper(body.Level)]
+		if !ok {
+			return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: level must be DEBUG, INFO, WARNING or ERROR, not %q.", body.Level)
+		}
+		if len(binaries) > 0 {
+			h.cfg.LogLevel.Set(level)
+		}
+		return accepted(w)
 	}
-	level, ok := logLevels[strings.ToUpper(body.Level)]
-	if !ok {
-		return trustack.Reasonf(trustack.EINVALID, "InvalidInput", "Invalid input received: level must be DEBUG, INFO, WARNING or ERROR, not %q.", body.Level)
-	}
-	if len(binaries) > 0 {
-		h.cfg.LogLevel.Set(level)
-	}
-	return accepted(w)
 }
 
 // logLevels are the levels set-log takes, as Python's logging names

@@ -15,18 +15,7 @@ func (h *handler) volumeSummary(w http.ResponseWriter, r *http.Request) error {
 	if !atLeast(r, 12) {
 		return noSuchAPI(r)
 	}
-	c, err := h.caller(r)
-	if err != nil {
-		return err
-	}
-	if err := h.authorize(r, "volume:get_all", c.ProjectID); err != nil {
-		return err
-	}
-	q, like, err := listQuery(r, "volume")
-	if err != nil {
-		return err
-	}
-	list, err := h.filteredVolumes(r, c, q, like)
+	list, _, err := h.listedVolumes(r)
 	if err != nil {
 		return err
 	}

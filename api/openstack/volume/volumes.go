@@ -670,18 +670,7 @@ var (
 
 func (h *handler) listVolumes(detail bool) openstack.Handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, err := h.caller(r)
-		if err != nil {
-			return err
-		}
-		if err := h.authorize(r, "volume:get_all", c.ProjectID); err != nil {
-			return err
-		}
-		q, like, err := listQuery(r, "volume")
-		if err != nil {
-			return err
-		}
-		list, err := h.filteredVolumes(r, c, q, like)
+		list, q, err := h.listedVolumes(r)
 		if err != nil {
 			return err
 		}
@@ -695,6 +684,25 @@ func (h *handler) listVolumes(detail bool) openstack.Handler {
 		}
 		return answerList(w, r, vs, "volumes", detail, list, q, volumeSortKeys, func(v *trustack.Volume) string { return v.ID }, render)
 	}
+}
+
+// listedVolumes returns the volumes a list (or its summary) answers, as
+// volume:get_all lets the caller see them and the query's filters select
+// them, and the query left to sort and page them.
+func (h *handler) listedVolumes(r *http.Request) ([]*trustack.Volume, url.Values, error) {
+	c, err := h.caller(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := h.authorize(r, "volume:get_all", c.ProjectID); err != nil {
+		return nil, nil, err
+	}
+	q, like, err := listQuery(r, "volume")
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := h.filteredVolumes(r, c, q, like)
+	return list, q, err
 }
 
 // filteredVolumes returns the volumes a list's filters (q, checked by
