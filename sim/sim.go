@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/internal/stats"
 	"github.com/trustack/trustack/scheduler"
 )
 
@@ -114,8 +115,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Config: cfg, Hosts: len(cluster.Hosts), Domains: len(cluster.Domains), Requests: len(servers),
 		Elapsed: elapsed, Failures: map[string]int{}}
 	rep.PlacementsPerSecond = float64(len(servers)) / elapsed.Seconds()
-	slices.Sort(latencies)
-	rep.P50, rep.P99, rep.Max = percentile(latencies, 0.50), percentile(latencies, 0.99), percentile(latencies, 1)
+	if len(latencies) > 0 {
+		rep.P50, rep.P99, rep.Max = stats.Percentile(latencies, 0.50), stats.Percentile(latencies, 0.99), slices.Max(latencies)
+	}
 	var usedVCPUs, usedRAM float64
 	for _, p := range placements {
 		if p.Host == "" {
@@ -191,13 +193,6 @@ func ReadState(ctx context.Context, s StateReader) (State, error) {
 		return st, fmt.Errorf("read the topology: %w", err)
 	}
 	return st, nil
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
 // masked are the parts of a failure's message that vary from one request

@@ -302,15 +302,12 @@ func (s *Service) place(ctx context.Context, projectID string, vt *trustack.Volu
 		return "", "", nil, err
 	}
 	want := vt.ExtraSpecs["volume_backend_name"]
+	takes := func(b trustack.StorageBackend) bool {
+		return (want == "" || b.Name == want) && offers(vt, b) && b.FreeGB >= size
+	}
 	free := -1
 	for _, h := range hosts {
-		if !h.Enabled || !s.opts.Alive(h) || h.AvailabilityZone != zone {
-			continue
-		}
-		fits := slices.ContainsFunc(h.Storage, func(b trustack.StorageBackend) bool {
-			return (want == "" || b.Name == want) && offers(vt, b) && b.FreeGB >= size
-		})
-		if !fits {
+		if !h.Enabled || !s.opts.Alive(h) || h.AvailabilityZone != zone || !slices.ContainsFunc(h.Storage, takes) {
 			continue
 		}
 		if why := meets(h); why != "" {
@@ -320,7 +317,7 @@ func (s *Service) place(ctx context.Context, projectID string, vt *trustack.Volu
 			continue
 		}
 		for _, b := range h.Storage {
-			if (want == "" || b.Name == want) && offers(vt, b) && b.FreeGB >= size && b.FreeGB > free {
+			if takes(b) && b.FreeGB > free {
 				host, backend, free = h.Name, b.Name, b.FreeGB
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/trustack/trustack/internal/stats"
 )
 
 // bootServers boots n m1.tiny servers from clients concurrent clients on
@@ -126,7 +128,7 @@ func bootServers(openrc string, clients, n int, withPort bool) error {
 	if len(latencies) == 0 {
 		return fmt.Errorf("no server became ACTIVE")
 	}
-	pct := func(p float64) time.Duration { return percentile(latencies, p) }
+	pct := func(p float64) time.Duration { return stats.Percentile(latencies, p) }
 	took := last.Sub(start)
 	what := "no network"
 	if withPort {

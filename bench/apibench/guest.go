@@ -5,18 +5,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/trustack/trustack/internal/stats"
 )
 
 // guestDir is where scripts/build-test-image puts the test guest, relative
@@ -76,28 +75,12 @@ func guest(binary string, runs int) error {
 			fmt.Printf("  boot %d: trustack %.2f s, bare QEMU %.2f s\n", i+1, t.Seconds(), b.Seconds())
 			ours, bare = append(ours, t), append(bare, b)
 		}
-		mo, mb := median(ours), median(bare)
+		mo, mb := stats.Median(ours), stats.Median(bare)
 		fmt.Printf("median: trustack %.2f s, bare QEMU %.2f s: trustack's overhead %+.1f%% (target ≤ 15%%)\n",
 			mo.Seconds(), mb.Seconds(), 100*(mo.Seconds()-mb.Seconds())/mb.Seconds())
 		fmt.Println("  trustack's time includes its API, scheduling, the image download to the host (first boot only), and the overlay and config drive the driver makes during the spawn; bare QEMU's does not include its overlay and config drive, made before exec")
 		return nil
 	})
-}
-
-// median returns the median of ds, which it sorts.
-func median(ds []time.Duration) time.Duration {
-	slices.Sort(ds)
-	if n := len(ds); n%2 == 0 {
-		return (ds[n/2-1] + ds[n/2]) / 2
-	}
-	return ds[len(ds)/2]
-}
-
-// percentile returns the p-th quantile (0 < p ≤ 1) of ds by nearest rank,
-// which it sorts: of 5 values, the 99th percentile is the largest.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	slices.Sort(ds)
-	return ds[max(0, int(math.Ceil(p*float64(len(ds))))-1)]
 }
 
 // guestCloud boots the test guest through the compute API of a cloud.

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/trustack/trustack/internal/stats"
 )
 
 // target is one kind of request to measure.
@@ -125,5 +127,5 @@ func measure(client *http.Client, url, token string, headers map[string]string, 
 	if len(all) == 0 {
 		return result{}, fmt.Errorf("no successful request: %v", first)
 	}
-	return result{n: len(all), errors: errors, p50: percentile(all, 0.50), p99: percentile(all, 0.99)}, nil
+	return result{n: len(all), errors: errors, p50: stats.Percentile(all, 0.50), p99: stats.Percentile(all, 0.99)}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustack/trustack/internal/stats"
 	"github.com/trustack/trustack/up"
 )
 
@@ -80,8 +81,8 @@ echo "peer unreachable"
 			booted, answered = append(booted, times[0]), append(answered, times[1])
 		}
 		fmt.Printf("boot alone (to ready): median %.2f s, p99 %.2f s; to the first answer from the peer: median %.2f s, p99 %.2f s (the network's part: median %.2f s)\n",
-			median(booted).Seconds(), percentile(booted, 0.99).Seconds(), median(answered).Seconds(), percentile(answered, 0.99).Seconds(),
-			(median(answered) - median(booted)).Seconds())
+			stats.Median(booted).Seconds(), stats.Percentile(booted, 0.99).Seconds(), stats.Median(answered).Seconds(), stats.Percentile(answered, 0.99).Seconds(),
+			(stats.Median(answered) - stats.Median(booted)).Seconds())
 		return propagation(c, up.FabricPrefix(dataDir), rules)
 	})
 }
@@ -129,7 +130,7 @@ func propagation(c *guestCloud, prefix string, rules int) error {
 		deleted = append(deleted, took)
 	}
 	fmt.Printf("a rule from its request to both hosts' firewalls: created median %.0f ms, p99 %.0f ms; deleted median %.0f ms, p99 %.0f ms (target under 1 s)\n",
-		ms(median(added)), ms(percentile(added, 0.99)), ms(median(deleted)), ms(percentile(deleted, 0.99)))
+		ms(stats.Median(added)), ms(stats.Percentile(added, 0.99)), ms(stats.Median(deleted)), ms(stats.Percentile(deleted, 0.99)))
 	return nil
 }
 

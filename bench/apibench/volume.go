@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"time"
+
+	"github.com/trustack/trustack/internal/stats"
 )
 
 // volumes measures block storage in `trustack up --nodes 2 --driver qemu`,
@@ -88,7 +90,7 @@ func volumes(binary string, runs int) error {
 				how = "NBD from compute-1"
 			}
 			fmt.Printf("  guest on %s (%s): create and attach, median %.0f ms, p99 %.0f ms\n", host, how,
-				percentile(took, 0.5).Seconds()*1000, percentile(took, 0.99).Seconds()*1000)
+				stats.Percentile(took, 0.5).Seconds()*1000, stats.Percentile(took, 0.99).Seconds()*1000)
 		}
 		return nil
 	})
