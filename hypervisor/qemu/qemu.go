@@ -620,9 +620,14 @@ func (d *Driver) Destroy(ctx context.Context, serverID string) error {
 	return nil
 }
 
+// quitTimeout bounds the wait for a QEMU to quit before it is killed.
+const quitTimeout = 10 * time.Second
+
 // halt ends the server's QEMU: if graceful, it asks the guest to power off
 // (ACPI) and waits PowerOffTimeout; then it quits QEMU, and kills it if it
-// does not go.
+// does not go within quitTimeout. A QEMU whose volumes' NBD servers are
+// gone neither answers nor quits until it has waited for each to come
+// back, which the kill cuts short, even once ctx has ended.
 func (d *Driver) halt(ctx context.Context, inst *instance, graceful bool) error {
 	d.mu.Lock()
 	v := inst.vm
@@ -634,12 +639,14 @@ func (d *Driver) halt(ctx context.Context, inst *instance, graceful bool) error 
 		d.powerDown(ctx, v)
 	}
 	if !v.mon.Gone() {
-		v.mon.Run(ctx, "quit", nil) // QEMU may exit before it answers
-		v.wait(ctx, 10*time.Second)
+		quit, cancel := context.WithTimeout(ctx, quitTimeout)
+		v.mon.Run(quit, "quit", nil) // QEMU may exit before it answers
+		v.wait(quit, quitTimeout)
+		cancel()
 	}
 	if !v.mon.Gone() && v.pid > 0 {
 		syscall.Kill(v.pid, syscall.SIGKILL)
-		v.wait(ctx, 10*time.Second)
+		v.wait(context.WithoutCancel(ctx), quitTimeout)
 	}
 	if !v.mon.Gone() {
 		return trustack.Errorf(trustack.EUNAVAILABLE, "qemu: QEMU of server %s (pid %d) does not exit", inst.spec.ServerID, v.pid)
