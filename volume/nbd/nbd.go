@@ -35,6 +35,32 @@ import (
 // halves the throughput of a volume (make bench-volume).
 const TLSPriority = "NORMAL:-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305"
 
+// daemonMalloc is the GLIBC_TUNABLES of an export's daemon. Its NBD
+// server allocates a buffer of each request's size and frees it once
+// answered; glibc serves blocks of a MiB and more with mmap, so each
+// request faulted in and zeroed fresh pages. Blocks up to NBD's largest
+// request (32 MiB) come from the heap instead, which keeps up to 32 MiB
+// free before giving it back: 13-15% more throughput both ways (make
+// bench-volume), for at most that much memory a daemon.
+const daemonMalloc = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=33554432"
+
+// dhParams is RFC 7919's ffdhe2048 group (PKCS #3, PEM), which an
+// export's daemon reads from its directory (dh-params.pem). Without it,
+// QEMU's TLS server makes Diffie-Hellman parameters of its own each time
+// it starts, searching for a prime: 0.1-1 s on a host, and seconds in a
+// storage host under TCG, for each export. TLS 1.3 with a pre-shared key
+// uses the group it negotiates instead; TLS 1.2's DHE-PSK uses these,
+// and RFC 7919 asks for a published safe prime such as this one.
+const dhParams = `-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+`
+
 // Key is an export's TLS pre-shared key: an identity and a secret of 32
 // bytes in hexadecimal, as QEMU's tls-creds-psk reads them.
 type Key struct {
@@ -113,6 +139,9 @@ func (e *Exporter) Export(ctx context.Context, name, path, format string, key Ke
 	if err := WriteKeyDir(dir, key); err != nil {
 		return Export{}, fmt.Errorf("nbd: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "dh-params.pem"), []byte(dhParams), 0o600); err != nil {
+		return Export{}, fmt.Errorf("nbd: %w", err)
+	}
 	var last error
 	for range 5 { // a port found free may be taken before the daemon binds it
 		port, err := freePort(e.address)
@@ -142,6 +171,7 @@ func (e *Exporter) start(ctx context.Context, dir, name, path, format string, po
 		"--pidfile", filepath.Join(dir, "pid"),
 		"--daemonize")
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GLIBC_TUNABLES="+daemonMalloc)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return trustack.Errorf(trustack.EUNAVAILABLE, "nbd: export %s: qemu-storage-daemon: %v: %s", name, err, strings.TrimSpace(string(out)))
