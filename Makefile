@@ -34,9 +34,14 @@ bench: deps build test-image bench-sim bench-attest bench-firewall bench-volume
 	$(GO) run ./bench/apibench -trustack $(BIN)
 
 ## bench-volume: sequential throughput to a volume through QEMU's block
-## layer, opened directly and over NBD with TLS
+## layer, opened directly and over NBD with TLS, and as a guest's own I/O
+## sees it (a test guest under TCG with one volume of each); and an LVM
+## volume's time from its request to being attached to a running guest
+## over NBD (median, p99 of 10), its storage host a guest under TCG
 bench-volume: deps
-	$(GO) test -run '^$$' -bench 'BenchmarkTransport' -benchtime 3x -count 3 ./volume/nbd/
+	$(GO) test -run '^$$' -bench '^BenchmarkTransport$$' -benchtime 3x -count 3 ./volume/nbd/
+	$(GO) test -run '^$$' -bench '^BenchmarkGuestTransport$$' -benchtime 1x -timeout 20m ./volume/nbd/
+	$(GO) test -run '^$$' -bench '^BenchmarkCreateAndAttach$$' -benchtime 10x -timeout 30m ./volume/lvm/
 
 ## bench-firewall: a host's firewall (as root, in network namespaces): the
 ## time to enforce a change on 100 ports held to a remote group of 1,000

@@ -38,10 +38,10 @@ import (
 // storage host reads from the logical volume's device.
 
 // The storage host's side, given on its test program's command line by
-// TestGuestWritesToAVolumeOverNBD: without -nbd-key, TestServeAVolumeOverNBD
-// does not run.
+// TestGuestWritesToAVolumeOverNBD: without -nbd-marker,
+// TestServeAVolumeOverNBD does not run.
 var (
-	nbdKey    = flag.String("nbd-key", "", "`identity:secret`: serve a volume over NBD to the holder of this key (TestServeAVolumeOverNBD, in the storage host guest)")
+	nbdKey    = flag.String("nbd-key", "", "`identity:secret`: serve volumes over NBD to the holder of this key (TestServeAVolumeOverNBD and TestServeVolumesOnRequest, in the storage host guest)")
 	nbdMarker = flag.String("nbd-marker", "", "what the guest writes at the start of the volume served by TestServeAVolumeOverNBD")
 )
 
@@ -68,27 +68,16 @@ const testImageDir = "../../build/test-image"
 // -nbd-key, says on which port, and passes once the first sector of the
 // volume's logical volume begins with -nbd-marker, within markerTimeout.
 func TestServeAVolumeOverNBD(t *testing.T) {
-	if !inGuest() || *nbdKey == "" {
+	if !inGuest() || *nbdMarker == "" {
 		t.Skip("the storage host's side of TestGuestWritesToAVolumeOverNBD, which runs it in the storage host guest")
 	}
-	identity, secret, ok := strings.Cut(*nbdKey, ":")
-	if !ok || *nbdMarker == "" {
-		t.Fatalf("-nbd-key %q, -nbd-marker %q: want identity:secret and a marker", *nbdKey, *nbdMarker)
-	}
+	key := keyFlag(t)
 	b := open(t)
-	ctx := t.Context()
-	if err := b.Create(ctx, nbdVolume, 1); err != nil {
-		t.Fatal(err)
-	}
-	path, format, err := b.Locate(ctx, nbdVolume)
-	if err != nil {
-		t.Fatal(err)
-	}
 	exporter, err := nbd.NewExporter(t.TempDir(), guestAddress)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := exporter.Export(ctx, nbdVolume, path, format, nbd.Key{Identity: identity, Secret: secret})
+	path, volume, err := makeAndExport(t.Context(), b, exporter, nbdVolume, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +86,7 @@ func TestServeAVolumeOverNBD(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	fmt.Printf("%s%d\n", servingLine, ex.Port)
+	fmt.Printf("%s%d\n", servingLine, volume.Port)
 
 	deadline := time.Now().Add(markerTimeout)
 	for {
@@ -114,6 +103,45 @@ func TestServeAVolumeOverNBD(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// keyFlag returns the key that -nbd-key gives; it fails the test if
+// there is none.
+func keyFlag(t testing.TB) nbd.Key {
+	t.Helper()
+	identity, secret, ok := strings.Cut(*nbdKey, ":")
+	if !ok {
+		t.Fatalf("-nbd-key %q: want identity:secret", *nbdKey)
+	}
+	return nbd.Key{Identity: identity, Secret: secret}
+}
+
+// makeAndExport makes the volume id, of 1 GiB, and exports it to the
+// holder of key, as the volume service has a storage host do for a
+// volume attached to a server on another host; it returns the path of
+// the volume's device, and the export's port with how long each step
+// took.
+func makeAndExport(ctx context.Context, b *Backend, exporter *nbd.Exporter, id string, key nbd.Key) (string, madeVolume, error) {
+	start := time.Now()
+	if err := b.Create(ctx, id, 1); err != nil {
+		return "", madeVolume{}, err
+	}
+	path, format, err := b.Locate(ctx, id)
+	if err != nil {
+		return "", madeVolume{}, err
+	}
+	made := time.Now()
+	ex, err := exporter.Export(ctx, id, path, format, key)
+	return path, madeVolume{Port: ex.Port, Made: made.Sub(start), Exported: time.Since(made)}, err
+}
+
+// madeVolume is a volume that makeAndExport made and exported: the port
+// of its export on guestAddress, how long the backend took to make it,
+// and how long the export's daemon took to serve it.
+type madeVolume struct {
+	Port     int           `json:"port"`
+	Made     time.Duration `json:"made"`
+	Exported time.Duration `json:"exported"`
 }
 
 // firstSector reads the first 512 bytes of the device at path.
@@ -141,12 +169,7 @@ func TestGuestWritesToAVolumeOverNBD(t *testing.T) {
 		t.Skip("in the guest already")
 	}
 	kernel, initrd := storageHostGuest(t)
-	for _, tool := range []string{"mke2fs", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run scripts/install-deps (make test does)", tool)
-		}
-	}
-	command(t, "", nil, "../../scripts/build-test-image", testImageDir)
+	buildTestGuest(t)
 	key := nbd.NewKey("lvm-nbd-test")
 	marker := "trustack-lvm-marker-" + rand.Text()
 
@@ -166,21 +189,12 @@ done
 echo "volume at $dev"
 printf '%%s' '%s' | dd of="$dev" bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "wrote the marker"
 `, nbdVolume[:20], marker))
-	// failf fails the test with what both guests printed.
-	failf := func(format string, args ...any) {
-		t.Helper()
-		guest, err := driver.Console(context.Background(), serverID, 40)
-		if err != nil {
-			guest = err.Error()
-		}
-		t.Fatalf("%s\nthe storage host guest's console:\n%s\nthe test guest's console ends:\n%s", fmt.Sprintf(format, args...), storage.console.String(), guest)
-	}
+	failf := withConsoles(t, storage, driver, serverID)
 
-	line, err := storage.console.waitFor(ctx, regexp.MustCompile(regexp.QuoteMeta(servingLine)+`(\d+)`), storage.exited)
+	guestPort, err := storage.waitForPort(ctx, servingLine)
 	if err != nil {
 		failf("the storage host did not serve the volume: %v", err)
 	}
-	guestPort, _ := strconv.Atoi(line[1])
 	hostPort, err := forward(ctx, storage.dir, guestPort)
 	if err != nil {
 		failf("forward a port to the export: %v", err)
@@ -216,7 +230,7 @@ type storageHost struct {
 // startStorageHost boots the storage host guest with a NIC on QEMU's
 // user networking (netdev net0) and a QMP socket, running the test
 // program with args; it is killed when the test ends.
-func startStorageHost(t *testing.T, kernel, initrd string, args ...string) *storageHost {
+func startStorageHost(t testing.TB, kernel, initrd string, args ...string) *storageHost {
 	t.Helper()
 	h := &storageHost{dir: t.TempDir(), console: &console{}, exited: make(chan struct{})}
 	cmd := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "1024",
@@ -240,6 +254,17 @@ func startStorageHost(t *testing.T, kernel, initrd string, args ...string) *stor
 		<-h.exited
 	})
 	return h
+}
+
+// waitForPort waits until the storage host guest prints a line of
+// prefix followed by a port, and returns the port; it gives up when ctx
+// ends or the guest does.
+func (h *storageHost) waitForPort(ctx context.Context, prefix string) (int, error) {
+	line, err := h.console.waitFor(ctx, regexp.MustCompile(regexp.QuoteMeta(prefix)+`(\d+)`), h.exited)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(line[1])
 }
 
 // forward has the storage host guest's user networking forward a free
@@ -277,9 +302,23 @@ func forward(ctx context.Context, dir string, port int) (int, error) {
 	return 0, last
 }
 
+// buildTestGuest builds the test guest (scripts/build-test-image) if it
+// is not built; it fails the test, saying how to install them, if the
+// tools that takes are missing.
+func buildTestGuest(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"mke2fs", "genisoimage"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run scripts/install-deps (make test does)", tool)
+		}
+	}
+	command(t, "", nil, "../../scripts/build-test-image", testImageDir)
+}
+
 // spawnTestGuest has a QEMU driver of the test's, under TCG, spawn the
-// test guest with userData; the guest is destroyed when the test ends.
-func spawnTestGuest(t *testing.T, userData string) (*qemu.Driver, string) {
+// test guest (buildTestGuest) with userData; the guest is destroyed when
+// the test ends.
+func spawnTestGuest(t testing.TB, userData string) (*qemu.Driver, string) {
 	t.Helper()
 	const token = "token"
 	disk, kernel, ramdisk := testimage.Serve(t, testImageDir, token)
@@ -304,6 +343,20 @@ func spawnTestGuest(t *testing.T, userData string) (*qemu.Driver, string) {
 		t.Fatalf("Spawn: %v", err)
 	}
 	return d, id
+}
+
+// withConsoles returns what fails the test with a message followed by
+// what both guests printed: the storage host guest's console, and the
+// end of the test guest's, server serverID of driver.
+func withConsoles(t testing.TB, storage *storageHost, driver *qemu.Driver, serverID string) (fatalf func(format string, args ...any)) {
+	return func(format string, args ...any) {
+		t.Helper()
+		guest, err := driver.Console(context.Background(), serverID, 40)
+		if err != nil {
+			guest = err.Error()
+		}
+		t.Fatalf("%s\nthe storage host guest's console:\n%s\nthe test guest's console ends:\n%s", fmt.Sprintf(format, args...), storage.console.String(), guest)
+	}
 }
 
 // console is a guest's serial console as it comes. It is safe for
