@@ -156,8 +156,24 @@ func (c *cloud) tryStart(ready string) error {
 		c.signal(syscall.SIGKILL)
 		return fmt.Errorf("trustack %s not ready within 90 s:\n%s", c.args[0], c.log())
 	}
-	c.t.Cleanup(func() { c.signal(syscall.SIGKILL) })
+	c.t.Cleanup(func() {
+		c.signal(syscall.SIGKILL)
+		if c.t.Failed() {
+			c.t.Logf("trustack %s's warnings and errors (all of its log: %s, removed with the test's directory):\n%s", c.args[0], c.logFile, c.troubles())
+		}
+	})
 	return nil
+}
+
+// troubles returns the lines of the log at level WARN or ERROR.
+func (c *cloud) troubles() string {
+	var out strings.Builder
+	for line := range strings.Lines(c.log()) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			out.WriteString(line)
+		}
+	}
+	return out.String()
 }
 
 func (c *cloud) log() string {
