@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/trustack/trustack/agent"
-	"github.com/trustack/trustack/hypervisor/qemu"
 	"github.com/trustack/trustack/internal/stats"
+	"github.com/trustack/trustack/internal/testimage"
 	"github.com/trustack/trustack/volume/nbd"
 	"github.com/trustack/trustack/wire"
 )
@@ -137,7 +136,6 @@ done
 // -benchtime 10x.
 func BenchmarkCreateAndAttach(b *testing.B) {
 	kernel, initrd := storageHostGuest(b)
-	buildTestGuest(b)
 	key := nbd.NewKey("lvm-bench")
 
 	ctx, cancel := context.WithTimeout(b.Context(), 20*time.Minute)
@@ -145,8 +143,8 @@ func BenchmarkCreateAndAttach(b *testing.B) {
 	storage := startStorageHost(b, kernel, initrd,
 		"-test.v", "-test.run=^TestServeVolumesOnRequest$", "-test.timeout=20m",
 		"-serve-volumes", "-nbd-key="+key.Identity+":"+key.Secret)
-	driver, serverID := spawnTestGuest(b, benchGuestScript)
-	failf := withConsoles(b, storage, driver, serverID)
+	guest := testimage.Spawn(b, "../..", 256, benchGuestScript)
+	failf := withConsoles(b, storage, guest)
 
 	guestPort, err := storage.waitForPort(ctx, controlLine)
 	if err != nil {
@@ -157,7 +155,7 @@ func BenchmarkCreateAndAttach(b *testing.B) {
 		failf("forward a port to the control server: %v", err)
 	}
 	control := fmt.Sprintf("http://127.0.0.1:%d", hostPort)
-	if err := awaitConsole(ctx, driver, serverID, watchingLine); err != nil {
+	if _, err := guest.Await(ctx, watchingLine); err != nil {
 		failf("the test guest did not start its script: %v", err)
 	}
 
@@ -181,7 +179,7 @@ func BenchmarkCreateAndAttach(b *testing.B) {
 		disk := agent.Disk{VolumeID: id, Device: fmt.Sprintf("vd%c", 'c'+i), NBD: &wire.NBDExport{Host: "127.0.0.1", Port: hostPort, Name: id,
 			Key: wire.PSK{Identity: key.Identity, Secret: key.Secret}}}
 		attaching := time.Now()
-		if err := driver.AttachVolume(ctx, serverID, disk); err != nil {
+		if err := guest.Driver.AttachVolume(ctx, guest.ID, disk); err != nil {
 			failf("AttachVolume of volume %d, served at 127.0.0.1:%d: %v", i, hostPort, err)
 		}
 		end := time.Now()
@@ -197,12 +195,12 @@ func BenchmarkCreateAndAttach(b *testing.B) {
 	}
 	seen, cancelSeen := context.WithTimeout(ctx, time.Minute)
 	defer cancelSeen()
-	if err := awaitConsole(seen, driver, serverID, serials...); err != nil {
+	if _, err := guest.Await(seen, serials...); err != nil {
 		failf("the test guest does not have the volumes: %v", err)
 	}
 	// The test guest goes while its volumes are served, as a server goes
 	// before its volumes are detached.
-	if err := driver.Destroy(ctx, serverID); err != nil {
+	if err := guest.Driver.Destroy(ctx, guest.ID); err != nil {
 		failf("destroy the test guest: %v", err)
 	}
 	resp, err := http.Post(control+"/done", "", nil)
@@ -258,26 +256,6 @@ func requestVolume(ctx context.Context, control, id string) (madeVolume, error) 
 	}
 	var v madeVolume
 	return v, json.NewDecoder(resp.Body).Decode(&v)
-}
-
-// awaitConsole waits until the console of the server serverID of driver
-// has every one of lines; it gives up when ctx ends.
-func awaitConsole(ctx context.Context, driver *qemu.Driver, serverID string, lines ...string) error {
-	for {
-		console, err := driver.Console(ctx, serverID, 0)
-		if err != nil {
-			return err
-		}
-		missing := slices.DeleteFunc(slices.Clone(lines), func(line string) bool { return strings.Contains(console, line) })
-		if len(missing) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no %q on the console: %w", missing, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // ms is d in milliseconds.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -18,10 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/trustack/trustack/agent"
-	"github.com/trustack/trustack/hypervisor/qemu"
 	"github.com/trustack/trustack/internal/qmp"
 	"github.com/trustack/trustack/internal/testimage"
 	"github.com/trustack/trustack/volume/nbd"
@@ -58,9 +54,6 @@ const (
 	// markerTimeout bounds the storage host's wait for the marker.
 	markerTimeout = 4 * time.Minute
 )
-
-// testImageDir is where scripts/build-test-image puts the test guest.
-const testImageDir = "../../build/test-image"
 
 // TestServeAVolumeOverNBD is the storage host's side of
 // TestGuestWritesToAVolumeOverNBD, which runs it in the storage host
@@ -169,7 +162,6 @@ func TestGuestWritesToAVolumeOverNBD(t *testing.T) {
 		t.Skip("in the guest already")
 	}
 	kernel, initrd := storageHostGuest(t)
-	buildTestGuest(t)
 	key := nbd.NewKey("lvm-nbd-test")
 	marker := "trustack-lvm-marker-" + rand.Text()
 
@@ -180,7 +172,7 @@ func TestGuestWritesToAVolumeOverNBD(t *testing.T) {
 		"-test.v", "-test.run=^TestServeAVolumeOverNBD$", "-test.timeout=5m",
 		"-nbd-key="+key.Identity+":"+key.Secret, "-nbd-marker="+marker)
 
-	driver, serverID := spawnTestGuest(t, "#!/bin/sh\n"+fmt.Sprintf(`
+	guest := testimage.Spawn(t, "../..", 256, "#!/bin/sh\n"+fmt.Sprintf(`
 i=0; dev=
 while [ $i -lt 480 ]; do
   for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "%s" ] && dev=/dev/${d##*/}; done
@@ -189,7 +181,7 @@ done
 echo "volume at $dev"
 printf '%%s' '%s' | dd of="$dev" bs=512 count=1 conv=sync,fsync 2>/dev/null && echo "wrote the marker"
 `, nbdVolume[:20], marker))
-	failf := withConsoles(t, storage, driver, serverID)
+	failf := withConsoles(t, storage, guest)
 
 	guestPort, err := storage.waitForPort(ctx, servingLine)
 	if err != nil {
@@ -201,7 +193,7 @@ printf '%%s' '%s' | dd of="$dev" bs=512 count=1 conv=sync,fsync 2>/dev/null && e
 	}
 	disk := agent.Disk{VolumeID: nbdVolume, Device: "vdc", NBD: &wire.NBDExport{Host: "127.0.0.1", Port: hostPort, Name: nbdVolume,
 		Key: wire.PSK{Identity: key.Identity, Secret: key.Secret}}}
-	if err := driver.AttachVolume(ctx, serverID, disk); err != nil {
+	if err := guest.Driver.AttachVolume(ctx, guest.ID, disk); err != nil {
 		failf("AttachVolume of the volume served at 127.0.0.1:%d: %v", hostPort, err)
 	}
 
@@ -302,60 +294,17 @@ func forward(ctx context.Context, dir string, port int) (int, error) {
 	return 0, last
 }
 
-// buildTestGuest builds the test guest (scripts/build-test-image) if it
-// is not built; it fails the test, saying how to install them, if the
-// tools that takes are missing.
-func buildTestGuest(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"mke2fs", "genisoimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run scripts/install-deps (make test does)", tool)
-		}
-	}
-	command(t, "", nil, "../../scripts/build-test-image", testImageDir)
-}
-
-// spawnTestGuest has a QEMU driver of the test's, under TCG, spawn the
-// test guest (buildTestGuest) with userData; the guest is destroyed when
-// the test ends.
-func spawnTestGuest(t testing.TB, userData string) (*qemu.Driver, string) {
-	t.Helper()
-	const token = "token"
-	disk, kernel, ramdisk := testimage.Serve(t, testImageDir, token)
-	d, err := qemu.New(t.Context(), qemu.Options{Dir: t.TempDir(), Accel: "tcg", VCPUs: 2, MemoryMB: 2048, DiskGB: 20, PowerOffTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := uuid.NewString()
-	spec := wire.Spec{ServerID: id, Name: "lvm-nbd", Hostname: "lvm-nbd", VCPUs: 1, MemoryMB: 256, DiskGB: 1,
-		Image: disk, Kernel: kernel, Ramdisk: ramdisk, ImageToken: token, ProjectID: "lvm-test",
-		UserData: base64.StdEncoding.EncodeToString([]byte(userData))}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := d.Destroy(ctx, id); err != nil {
-			t.Errorf("destroy the test guest: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	if err := d.Spawn(ctx, spec, nil); err != nil {
-		t.Fatalf("Spawn: %v", err)
-	}
-	return d, id
-}
-
 // withConsoles returns what fails the test with a message followed by
 // what both guests printed: the storage host guest's console, and the
-// end of the test guest's, server serverID of driver.
-func withConsoles(t testing.TB, storage *storageHost, driver *qemu.Driver, serverID string) (fatalf func(format string, args ...any)) {
+// end of the test guest's.
+func withConsoles(t testing.TB, storage *storageHost, guest testimage.Guest) (fatalf func(format string, args ...any)) {
 	return func(format string, args ...any) {
 		t.Helper()
-		guest, err := driver.Console(context.Background(), serverID, 40)
+		console, err := guest.Driver.Console(context.Background(), guest.ID, 40)
 		if err != nil {
-			guest = err.Error()
+			console = err.Error()
 		}
-		t.Fatalf("%s\nthe storage host guest's console:\n%s\nthe test guest's console ends:\n%s", fmt.Sprintf(format, args...), storage.console.String(), guest)
+		t.Fatalf("%s\nthe storage host guest's console:\n%s\nthe test guest's console ends:\n%s", fmt.Sprintf(format, args...), storage.console.String(), console)
 	}
 }
 

@@ -2,28 +2,20 @@ package nbd_test
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/trustack/trustack/agent"
-	"github.com/trustack/trustack/hypervisor/qemu"
 	"github.com/trustack/trustack/internal/stats"
 	"github.com/trustack/trustack/internal/testimage"
 	"github.com/trustack/trustack/volume/file"
 	"github.com/trustack/trustack/volume/nbd"
 	"github.com/trustack/trustack/wire"
 )
-
-// testImageDir is where scripts/build-test-image puts the test guest.
-const testImageDir = "../../build/test-image"
 
 // The volumes of BenchmarkGuestTransport: the guest finds each by its
 // disk's serial, the first 20 characters of its ID.
@@ -38,7 +30,7 @@ const (
 // from /dev/zero ("bench guest zero <MB/s>"); then, five rounds, it
 // writes and then reads each volume whole, the direct one first, and
 // prints a line for each pass ("bench <direct|nbd> <write|read> <MB/s>");
-// then "bench done", or "bench failed: <why>" when it cannot go on.
+// then "bench done"; when it cannot go on, "bench failed: <why>" first.
 //
 // A pass is four dd's at once, each on a quarter of the volume, in
 // blocks of 4 MiB with O_DIRECT, so that the guest's page cache takes no
@@ -53,6 +45,9 @@ const guestBenchScript = `#!/bin/sh
 rounds=5 jobs=4 bs=4 mib=1024
 count=$((mib / bs / jobs))
 
+# fail ends the script, saying why.
+fail() { echo "bench failed: $*"; echo "bench done"; exit; }
+
 # device prints the disk whose serial is $1.
 device() {
   for d in /sys/block/vd*; do
@@ -64,10 +59,7 @@ for i in $(seq 600); do
   [ -n "$direct" ] && [ -n "$nbd" ] && break
   sleep 0.5
 done
-if [ -z "$direct" ] || [ -z "$nbd" ]; then
-  echo "bench failed: the volumes are not at /sys/block/vd*"
-  exit
-fi
+[ -n "$direct" ] && [ -n "$nbd" ] || fail "the volumes are not at /sys/block/vd*"
 
 now() { awk '/^now at/ { print $3; exit }' /proc/timer_list; }
 
@@ -85,7 +77,7 @@ pass() {
     pids="$pids $!"
   done
   for p in $pids; do
-    wait $p || { echo "bench failed: $1 $2 $3"; exit; }
+    wait $p || fail "$1 $2 $3"
   done
   awk -v s="$start" -v e="$(now)" -v bytes=$((mib << 20)) -v how=$1 -v op=$2 \
     'BEGIN { printf "bench %%s %%s %%.1f\n", how, op, bytes * 1000 / (e - s) }'
@@ -129,9 +121,6 @@ echo "bench done"
 // says how fast), a cost the reads do not have, as the device writes
 // into the buffer. Run it with -benchtime 1x.
 func BenchmarkGuestTransport(b *testing.B) {
-	if out, err := exec.Command("../../scripts/build-test-image", testImageDir).CombinedOutput(); err != nil {
-		b.Fatalf("scripts/build-test-image: %v\n%s", err, out)
-	}
 	ctx := b.Context()
 	backend, err := file.New(b.TempDir(), file.QCOW2)
 	if err != nil {
@@ -163,20 +152,10 @@ func BenchmarkGuestTransport(b *testing.B) {
 	overNBD := agent.Disk{VolumeID: nbdVolume, Device: "vdd", NBD: &wire.NBDExport{Host: ex.Host, Port: ex.Port, Name: ex.Name,
 		Key: wire.PSK{Identity: key.Identity, Secret: key.Secret}}}
 
-	driver, err := qemu.New(ctx, qemu.Options{Dir: b.TempDir(), Accel: "tcg", VCPUs: 2, MemoryMB: 2048, DiskGB: 20, PowerOffTimeout: 10 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	const token = "token"
-	image, kernel, ramdisk := testimage.Serve(b, testImageDir, token)
-	spec := wire.Spec{Name: "nbd-bench", Hostname: "nbd-bench", VCPUs: 1, MemoryMB: 512, DiskGB: 1,
-		Image: image, Kernel: kernel, Ramdisk: ramdisk, ImageToken: token, ProjectID: "nbd-bench",
-		UserData: base64.StdEncoding.EncodeToString(fmt.Appendf(nil, guestBenchScript, directVolume[:20], nbdVolume[:20]))}
-
+	script := fmt.Sprintf(guestBenchScript, directVolume[:20], nbdVolume[:20])
 	rates := map[string][]float64{} // by "<how>-<op>"
 	for b.Loop() {
-		spec.ServerID = uuid.NewString()
-		for _, m := range benchLine.FindAllStringSubmatch(runGuest(b, driver, spec, direct, overNBD), -1) {
+		for _, m := range benchLine.FindAllStringSubmatch(runGuest(b, script, direct, overNBD), -1) {
 			rate, err := strconv.ParseFloat(m[3], 64)
 			if err != nil {
 				b.Fatal(err)
@@ -200,40 +179,24 @@ var benchLine = regexp.MustCompile(`trustack-guest script: bench (direct|nbd|gue
 // guestTimeout bounds a run of the guest, from its spawn to "bench done".
 const guestTimeout = 15 * time.Minute
 
-// runGuest spawns the guest of spec with driver, plugs the volumes into
-// it, waits until its script is done, destroys it and returns its
-// console. It fails the benchmark, with the console's end, if the
-// script fails or is not done within guestTimeout.
-func runGuest(b *testing.B, driver *qemu.Driver, spec wire.Spec, volumes ...agent.Disk) string {
+// runGuest spawns the test guest with script as its user data, plugs
+// the volumes into it, waits until the script is done and returns the
+// guest's console. It fails the benchmark, with the console's end, if
+// the script fails or is not done within guestTimeout.
+func runGuest(b *testing.B, script string, volumes ...agent.Disk) string {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(b.Context(), guestTimeout)
 	defer cancel()
-	if err := driver.Spawn(ctx, spec, nil); err != nil {
-		b.Fatalf("Spawn: %v", err)
-	}
-	defer func() {
-		if err := driver.Destroy(context.WithoutCancel(ctx), spec.ServerID); err != nil {
-			b.Errorf("destroy the guest: %v", err)
-		}
-	}()
+	guest := testimage.Spawn(b, "../..", 512, script)
 	for _, v := range volumes {
-		if err := driver.AttachVolume(ctx, spec.ServerID, v); err != nil {
+		if err := guest.Driver.AttachVolume(ctx, guest.ID, v); err != nil {
 			b.Fatalf("AttachVolume %s: %v", v.Device, err)
 		}
 	}
-	for {
-		console, err := driver.Console(ctx, spec.ServerID, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		failed := strings.Contains(console, "trustack-guest script: bench failed")
-		if !failed && strings.Contains(console, "trustack-guest script: bench done") {
-			return console
-		}
-		if failed || ctx.Err() != nil {
-			lines := strings.SplitAfter(console, "\n")
-			b.Fatalf("the guest's script failed or was not done within %v; its console ends:\n%s", guestTimeout, strings.Join(lines[max(0, len(lines)-40):], ""))
-		}
-		time.Sleep(time.Second)
+	console, err := guest.Await(ctx, "trustack-guest script: bench done")
+	if err != nil || strings.Contains(console, "trustack-guest script: bench failed") {
+		lines := strings.SplitAfter(console, "\n")
+		b.Fatalf("the guest's script failed or was not done within %v (%v); its console ends:\n%s", guestTimeout, err, strings.Join(lines[max(0, len(lines)-40):], ""))
 	}
+	return console
 }
