@@ -153,6 +153,9 @@ const (
 	EventUnreachable = "unreachable"
 	EventRevoked     = "revoked"
 	EventEvacuating  = "evacuating"
+	// EventSpoofed: the host's agent sent a message about another host,
+	// which was dropped.
+	EventSpoofed = "spoofed"
 )
 
 // ApprovedEK is an endorsement key an operator approved although its

@@ -47,13 +47,13 @@ func storageHost(t *testing.T, ctx context.Context, ctl wire.VolumeController) (
 	}
 	controller := connect("controller")
 	reg := registrar{hosts: make(chan trustack.Host, 1)}
-	stop, err := wire.ServeControllers(controller, reg)
+	stop, err := wire.ServeControllers(controller, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
 	if ctl != nil {
-		sub, err := wire.ServeVolumeControllers(controller, ctl)
+		sub, err := wire.ServeVolumeControllers(controller, ctl, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -91,7 +91,7 @@ func (s *Service) Authenticate(c bus.Credentials) (bus.Grant, bool) {
 // serve answers agents on the bus until ctx ends (see
 // wire.ServeVerifier).
 func (s *Service) serve(ctx context.Context) error {
-	stop, err := wire.ServeVerifier(s.conn, s.id, s)
+	stop, err := wire.ServeVerifier(s.conn, s.id, s, s.Spoofed)
 	if err != nil {
 		return fmt.Errorf("attest: serve agents: %w", err)
 	}

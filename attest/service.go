@@ -93,6 +93,7 @@ type Service struct {
 	creds   map[string]credential    // registered hosts' bus credentials, by CID
 	aks     map[string]*tpm.AKPublic // parsed AKs, by CID
 	loops   map[string]chan struct{} // per host: a round is wanted now
+	spoofed map[[2]string]time.Time  // when each host's spoof of each kind was last recorded
 	runCtx  context.Context
 	running sync.WaitGroup
 }
@@ -126,7 +127,7 @@ func New(store Store, hosts Hosts, enforcer Enforcer, conn *bus.Conn, opts Optio
 	return &Service{
 		store: store, hosts: hosts, enforcer: enforcer, conn: conn, attesters: wire.NewAttesters(conn), opts: opts, id: uuid.NewString(),
 		pending: map[string]*pending{}, creds: map[string]credential{}, aks: map[string]*tpm.AKPublic{},
-		loops: map[string]chan struct{}{},
+		loops: map[string]chan struct{}{}, spoofed: map[[2]string]time.Time{},
 	}
 }
 
@@ -283,6 +284,29 @@ func (s *Service) requestEvidence(ctx context.Context, host string, req *wire.Ev
 
 // event records an event, logging a failure to: events inform, they
 // decide nothing.
+// spoofQuiet is how long a host's spoofs of a kind go unrecorded once one
+// is recorded, so that a host cannot fill the store with events.
+const spoofQuiet = time.Minute
+
+// Spoofed records a message that a host's agent sent about another host,
+// dropped, as an event of the sender's. It is a wire.Witness.
+func (s *Service) Spoofed(ctx context.Context, sp wire.Spoof) {
+	now := s.opts.Now().UTC()
+	key := [2]string{sp.Sender, sp.What}
+	s.mu.Lock()
+	last, seen := s.spoofed[key]
+	if !seen || now.Sub(last) >= spoofQuiet {
+		s.spoofed[key] = now
+	}
+	s.mu.Unlock()
+	if seen && now.Sub(last) < spoofQuiet {
+		return
+	}
+	s.opts.Log.Warn("dropped a host's message about another host", "sender", sp.Sender, "named", sp.Named, "message", sp.What)
+	s.event(ctx, trustack.AttestationEvent{Host: sp.Sender, At: now, Kind: trustack.EventSpoofed,
+		Message: fmt.Sprintf("Host %s sent a %s naming host %s; it was dropped, since an agent speaks only for its own host.", sp.Sender, sp.What, sp.Named)})
+}
+
 func (s *Service) event(ctx context.Context, events ...trustack.AttestationEvent) {
 	if err := s.store.AddAttestationEvents(ctx, events...); err != nil {
 		s.opts.Log.Error("record attestation events", "error", err)

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -368,8 +369,9 @@ func (c *Conn) Publish(subject string, v any) error {
 // When Subscribe returns while the connection is up, the server has the
 // subscription; while it reconnects, the server gets it on reconnection.
 // Subscribe returns EUNAVAILABLE when the connection is closed or the
-// server did not confirm the subscription, and EINVALID for a malformed
-// subject.
+// server did not confirm the subscription, EFORBIDDEN when the server
+// refused it (a subject outside the client's grant), and EINVALID for a
+// malformed subject.
 func (c *Conn) Subscribe(subject string, fn func(subject string, data []byte)) (Subscription, error) {
 	return c.subscribe(subject, "", func(msg *nats.Msg) {
 		defer func() {
@@ -389,6 +391,7 @@ func (c *Conn) subscribe(subject, queue string, cb nats.MsgHandler) (Subscriptio
 		c.mu.Unlock()
 		return Subscription{}, fmt.Errorf("subscribe %s: %w", subject, translate(nats.ErrConnectionClosed))
 	}
+	before := c.nc.LastError()
 	sub, err := c.nc.QueueSubscribe(subject, queue, cb)
 	if err != nil {
 		c.mu.Unlock()
@@ -401,12 +404,38 @@ func (c *Conn) subscribe(subject, queue string, cb nats.MsgHandler) (Subscriptio
 	// While reconnecting, the subscription is sent on reconnection, before
 	// anything else; there is nothing to wait for.
 	if c.nc.IsConnected() {
-		if err := c.nc.FlushTimeout(subscribeTimeout); err != nil {
+		err := c.nc.FlushTimeout(subscribeTimeout)
+		if err == nil {
+			// The server answers a subscription it refuses with an
+			// error before the flush's PONG, and the connection keeps
+			// it as its last error.
+			err = subscriptionRefused(c.nc.LastError(), before, subject, queue)
+		}
+		if err != nil {
 			_ = s.Unsubscribe() // the error to report is the one above
 			return Subscription{}, fmt.Errorf("subscribe %s: confirm: %w", subject, translate(err))
 		}
 	}
 	return s, nil
+}
+
+// subscriptionRefused returns last, the connection's last error, if it is
+// new since before and is the server's refusal of a subscription to
+// subject in queue; nil otherwise.
+func subscriptionRefused(last, before error, subject, queue string) error {
+	if last == nil || last == before || !errors.Is(last, nats.ErrPermissionViolation) {
+		return nil
+	}
+	// nats-server's words: Permissions Violation for Subscription to
+	// "SUBJECT" [using queue "QUEUE"].
+	want := fmt.Sprintf("Subscription to %q", subject)
+	if queue != "" {
+		want += fmt.Sprintf(" using queue %q", queue)
+	}
+	if msg := last.Error(); !strings.HasSuffix(msg, want) {
+		return nil
+	}
+	return last
 }
 
 // Subscription is an interest in a subject, made by Subscribe, Handle or
@@ -457,6 +486,7 @@ var natsErrors = []struct {
 	{nats.ErrBadSubject, trustack.EINVALID, "invalid subject"},
 	{nats.ErrBadQueueName, trustack.EINVALID, "invalid queue group name"},
 	{nats.ErrMaxPayload, trustack.EINVALID, "the message is larger than the message bus allows"},
+	{nats.ErrPermissionViolation, trustack.EFORBIDDEN, "the message bus refused it: it is outside this client's grant"},
 }
 
 // translate returns err with the trustack code of a NATS client error added

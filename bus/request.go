@@ -180,6 +180,7 @@ func (c *Conn) dispatch(msg *nats.Msg, fn HandlerFunc) {
 func (c *Conn) serve(msg *nats.Msg, fn HandlerFunc) {
 	ctx, cancel := c.handlerContext(msg)
 	defer cancel()
+	ctx = context.WithValue(ctx, subjectKey{}, msg.Subject)
 	result, err := call(ctx, fn, msg.Data)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && trustack.ErrorCode(err) == trustack.EINTERNAL {
 		// fn gave up because the requester did or the Conn is closing:
@@ -205,6 +206,16 @@ func (c *Conn) serve(msg *nats.Msg, fn HandlerFunc) {
 	if err := msg.Respond(data); err != nil {
 		c.log.Warn("send reply", "subject", msg.Subject, "error", err)
 	}
+}
+
+type subjectKey struct{}
+
+// RequestSubject returns the subject that the request a handler's context
+// is for was sent to: with a wildcard subscription, the subject as the
+// requester named it. "" for a context that is no handler's.
+func RequestSubject(ctx context.Context) string {
+	s, _ := ctx.Value(subjectKey{}).(string)
+	return s
 }
 
 // handlerContext returns the context of a handler for msg: Close cancels

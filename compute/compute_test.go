@@ -321,7 +321,7 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 	if err := ctl.svc.Start(run); err != nil {
 		t.Fatal(err)
 	}
-	stopServe, err := wire.ServeControllers(ctl.conn, ctl.svc)
+	stopServe, err := wire.ServeControllers(ctl.conn, ctl.svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

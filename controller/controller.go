@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	}); err != nil {
 		return nil, err
 	}
-	c.ACaaS = acaas.New(c.Store, nil, acaas.Options{})
+	c.ACaaS = acaas.New(c.Store, nil, acaas.Options{Attested: c.attesting()})
 	if c.Network, err = newNetwork(cfg, c.Store, func(h *trustack.Host) bool { return c.Compute.Alive(h) }, log); err != nil {
 		return nil, err
 	}
@@ -434,12 +434,12 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 		}
 		defer c.Attest.Wait()
 	}
-	stopAgents, err := wire.ServeControllers(c.Conn, c.Compute)
+	stopAgents, err := wire.ServeControllers(c.Conn, c.Compute, c.witness)
 	defer stopAgents()
 	if err != nil {
 		return err
 	}
-	storageHosts, err := wire.ServeVolumeControllers(c.Conn, c.Volume)
+	storageHosts, err := wire.ServeVolumeControllers(c.Conn, c.Volume, c.witness)
 	if err != nil {
 		return err
 	}
@@ -464,6 +464,17 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 		err = errors.Join(err, e)
 	}
 	return err
+}
+
+// witness hears of the messages hosts sent about other hosts: the
+// verifier records them as the senders' events; without one, they are
+// logged.
+func (c *Controller) witness(ctx context.Context, sp wire.Spoof) {
+	if c.Attest != nil {
+		c.Attest.Spoofed(ctx, sp)
+		return
+	}
+	c.log.Warn("dropped a host's message about another host", "sender", sp.Sender, "named", sp.Named, "message", sp.What)
 }
 
 // Close releases the bus and the store.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/bus"
+	"github.com/trustack/trustack/dcc"
+	"github.com/trustack/trustack/tpm"
+	"github.com/trustack/trustack/wire"
 )
 
 // attestation is a host's line of `trustack manage host list -f json`.
@@ -29,9 +36,13 @@ type attestation struct {
 // untrusted within an attestation interval, leaves scheduling, and the
 // server runs on another trusted host of the domain; putting the file
 // back does not bring the host back.
+//
+// Meanwhile an agent holding the credentials of another host speaks for
+// the server's host (see spoof).
 func TestAttestation(t *testing.T) {
 	need(t, "openstack", "swtpm", "swtpm_setup")
-	c := startUpWith(t, "[attestation]\ninterval = 3\nmeasure_interval = 1\nmeasure_files = {host_dir}/app.bin\n", "--nodes", "3")
+	busAddr := freeAddr(t)
+	c := startUpWith(t, "[attestation]\ninterval = 3\nmeasure_interval = 1\nmeasure_files = {host_dir}/app.bin\n[bus]\nlisten = "+busAddr+"\n", "--nodes", "3")
 	admin, demo := c.openrc("openrc"), c.openrc("demo-openrc")
 	manage := func(args ...string) string {
 		t.Helper()
@@ -120,6 +131,20 @@ func TestAttestation(t *testing.T) {
 	out := must(t, demo, "server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--hint", "trust=baseline", "--wait", "vm1", "-f", "value", "-c", "id")
 	id := strings.TrimSpace(out)
 	victim := hostOf(t, admin, id)
+	spoof(t, c, busAddr, victim, id)
+	var shown struct {
+		Status string `json:"status"`
+		Power  any    `json:"OS-EXT-STS:power_state"`
+	}
+	if err := json.Unmarshal([]byte(must(t, admin, "server", "show", id, "-f", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if power := fmt.Sprint(shown.Power); shown.Status != "ACTIVE" || power != "1" && power != "Running" {
+		t.Errorf("server %s after another host said its host stopped it: got %+v, want ACTIVE and running", id, shown)
+	}
+	if events := manage("host", "events", victim); strings.Contains(events, "spoofed") {
+		t.Errorf("events of host %s: want none spoofed, the spoofs are the sender's:\n%s", victim, events)
+	}
 
 	// The application on the server's host changes.
 	if err := os.WriteFile(app(victim), []byte("application v1, patched by an intruder\n"), 0o644); err != nil {
@@ -171,4 +196,73 @@ func TestAttestation(t *testing.T) {
 	eventually(t, 30*time.Second, func() (bool, string) {
 		return strings.Contains(c.log(), "the bus refused this host"), ""
 	}, "revoked host %s's agent refused by the bus", victim)
+}
+
+// spoof registers a host "impostor" with a TPM of the cloud's
+// manufacturer, and has its agent, on the bus with its credentials,
+// speak for host victim, whose server is serverID: on its own subjects,
+// crafted by hand, it says that victim stopped the server, beats for
+// victim and says that victim measured something new; on victim's
+// subjects, through the agents' client, it says the same. The first are
+// dropped (the power change answered forbidden) and recorded as the
+// impostor's events, each naming victim; the bus refuses the others.
+func spoof(t *testing.T, c *cloud, busAddr, victim, serverID string) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := tpm.Manufacture(ctx, filepath.Join(dir, "swtpm"), filepath.Join(c.dir, "data", "swtpm-ca")); err != nil {
+		t.Fatal(err)
+	}
+	addr, stop, err := tpm.Start(context.Background(), filepath.Join(dir, "swtpm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop() })
+	d, err := dcc.Open(dcc.Config{Host: "impostor", Dir: dir, TPM: addr, KernelLog: filepath.Join(dir, "no-kernel-log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	conn, err := d.Join(ctx, func(opts ...bus.Option) (*bus.Conn, error) {
+		return bus.Connect("nats://"+busAddr, "impostor", opts...)
+	})
+	if err != nil {
+		t.Fatalf("the impostor registers: %v", err)
+	}
+	t.Cleanup(conn.Close)
+	if _, err := d.Serve(conn); err != nil {
+		t.Fatal(err)
+	}
+
+	stopped := wire.PowerEvent{Host: victim, ServerID: serverID, Power: trustack.PowerShutdown, Reason: "spoofed"}
+	own := "trustack.from.impostor."
+	for what, event := range map[string]any{"heartbeat": map[string]string{"host": victim}, "measured": map[string]string{"host": victim}} {
+		if err := conn.Publish(own+what, event); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Request(ctx, own+"power", stopped, nil); trustack.ErrorCode(err) != trustack.EFORBIDDEN {
+		t.Errorf("the impostor's power change of %s's server: got %v, want %s", victim, err, trustack.EFORBIDDEN)
+	}
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	if err := wire.NewControllers(conn).PowerChanged(short, stopped); trustack.ErrorCode(err) != trustack.EUNAVAILABLE {
+		t.Errorf("the impostor's power change on %s's subject: got %v, want no answer (%s)", victim, err, trustack.EUNAVAILABLE)
+	}
+	if err := wire.NewControllers(conn).Heartbeat(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.NewVerifiers(conn).Measured(victim); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		events := trustackOK(t, c.openrc("openrc"), "manage", "host", "events", "impostor")
+		for _, what := range []string{"heartbeat", "power", "measured"} {
+			if !strings.Contains(events, "Host impostor sent a "+what+" naming host "+victim) {
+				return false, events
+			}
+		}
+		return strings.Count(events, "spoofed") == 3, events
+	}, "three spoofed events of the impostor, naming %s", victim)
 }

@@ -69,7 +69,7 @@ func newStorageRig(t *testing.T, opts volume.Options) *storageRig {
 		t.Fatal(err)
 	}
 	controller := r.connect("controller")
-	stop, err := wire.ServeControllers(controller, registrar{r.db})
+	stop, err := wire.ServeControllers(controller, registrar{r.db}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,13 @@ import (
 // under a bus user of RegistrationUserPrefix and random characters, and
 // may only send SubjectRegisterTPM and the activation; once registered it
 // connects as its CID, signing the bus's nonce, and answers evidence
-// requests and notices on its attester subject. Verifiers serve the
-// registration and SubjectMeasured in their queue group, and each its own
-// activation subject, since it holds the challenges it issued.
+// requests and notices on its attester subject, and tells of new
+// measurements on its own subject. Verifiers serve the registration and
+// the measurements in their queue group, and each its own activation
+// subject, since it holds the challenges it issued.
 const (
 	SubjectRegisterTPM = "trustack.attest.register"
-	SubjectMeasured    = "trustack.attest.measured"
+	sentMeasured       = "measured"
 	subjectActivate    = "trustack.attest.activate."
 	activateSubjects   = subjectActivate + "*"
 	verifiersQueue     = "verifiers"
@@ -134,7 +135,7 @@ func (c *Verifiers) Activate(ctx context.Context, ch RegisterChallenge, secret [
 // Measured tells the verifiers that the host's measurer recorded
 // something new, so that it is attested at once.
 func (c *Verifiers) Measured(host string) error {
-	return c.conn.Publish(SubjectMeasured, measured{Host: host})
+	return c.conn.Publish(fromSubject(host, sentMeasured), measured{Host: host})
 }
 
 // Verifier is what a verifier does for agents.
@@ -152,8 +153,9 @@ func ActivateSubject(id string) string { return subjectActivate + token(id) }
 // ServeVerifier has v answer agents on conn until the returned function
 // is called: registrations and measurement events in the verifiers' queue
 // group (one verifier takes each), activations on the verifier's own
-// subject, ActivateSubject(id).
-func ServeVerifier(conn *bus.Conn, id string, v Verifier) (stop func(), err error) {
+// subject, ActivateSubject(id). Witness hears of the spoofs, which v does
+// not see.
+func ServeVerifier(conn *bus.Conn, id string, v Verifier, witness Witness) (stop func(), err error) {
 	var subs []bus.Subscription
 	stop = func() {
 		for _, s := range subs {
@@ -166,10 +168,11 @@ func ServeVerifier(conn *bus.Conn, id string, v Verifier) (stop func(), err erro
 	}{
 		{SubjectRegisterTPM, bus.Handler(v.Register)},
 		{ActivateSubject(id), bus.Handler(v.Activate)},
-		{SubjectMeasured, bus.Handler(func(_ context.Context, m measured) (empty, error) {
-			v.Measured(m.Host)
-			return empty{}, nil
-		})},
+		{fromEveryHost(sentMeasured), fromHosts(sentMeasured, witness, func(m measured) string { return m.Host },
+			func(_ context.Context, m measured) (empty, error) {
+				v.Measured(m.Host)
+				return empty{}, nil
+			})},
 	} {
 		sub, err := conn.HandleQueue(h.subject, verifiersQueue, h.fn)
 		if err != nil {

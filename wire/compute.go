@@ -9,17 +9,17 @@ import (
 	"github.com/trustack/trustack/bus"
 )
 
-// The compute conversation. Controllers serve SubjectRegister and
-// SubjectPower in a queue group, so that one of them answers each request,
-// and every controller hears the heartbeats on SubjectHeartbeat; each
+// The compute conversation. Controllers serve registrations, power
+// changes and metadata requests in a queue group, so that one of them
+// answers each request, and every controller hears the heartbeats; each
 // agent serves its own host's subject, one subject with the operation in
 // the request, so that simulating thousands of hosts costs one
 // subscription each.
 const (
-	SubjectRegister  = "trustack.hosts.register"
-	SubjectPower     = "trustack.hosts.power"
-	SubjectHeartbeat = "trustack.hosts.heartbeat"
-	SubjectMetadata  = "trustack.hosts.metadata"
+	sentRegister     = "register"
+	sentPower        = "power"
+	sentHeartbeat    = "heartbeat"
+	sentMetadata     = "metadata"
 	controllersQueue = "controllers"
 )
 
@@ -323,18 +323,18 @@ func NewControllers(conn *bus.Conn) *Controllers { return &Controllers{conn: con
 // controller expects of it.
 func (c *Controllers) Register(ctx context.Context, h trustack.Host) (Registration, error) {
 	var r Registration
-	err := c.conn.Request(ctx, SubjectRegister, registerRequest{Host: h}, &r)
+	err := c.conn.Request(ctx, fromSubject(h.Name, sentRegister), registerRequest{Host: h}, &r)
 	return r, err
 }
 
 // Heartbeat tells every controller that the named host's agent is alive.
 func (c *Controllers) Heartbeat(host string) error {
-	return c.conn.Publish(SubjectHeartbeat, heartbeat{Host: host})
+	return c.conn.Publish(fromSubject(host, sentHeartbeat), heartbeat{Host: host})
 }
 
 // PowerChanged reports a server's power state to a controller.
 func (c *Controllers) PowerChanged(ctx context.Context, e PowerEvent) error {
-	return c.conn.Request(ctx, SubjectPower, e, &empty{})
+	return c.conn.Request(ctx, fromSubject(e.Host, sentPower), e, &empty{})
 }
 
 // MetadataRequest is a guest's request to the metadata service as the
@@ -354,7 +354,7 @@ type metadataReply struct {
 // Metadata asks a controller what the metadata service answers a guest.
 func (c *Controllers) Metadata(ctx context.Context, r MetadataRequest) ([]byte, error) {
 	var reply metadataReply
-	err := c.conn.Request(ctx, SubjectMetadata, r, &reply)
+	err := c.conn.Request(ctx, fromSubject(r.Host, sentMetadata), r, &reply)
 	return reply.Body, err
 }
 
@@ -375,41 +375,36 @@ type Controller interface {
 // ServeControllers has ctl answer agents on conn until the returned
 // function is called: registrations, power changes and metadata requests
 // in the controllers' queue group (one controller answers each),
-// heartbeats to every controller.
-func ServeControllers(conn *bus.Conn, ctl Controller) (stop func(), err error) {
+// heartbeats to every controller. Witness hears of the spoofs, which ctl
+// does not see.
+func ServeControllers(conn *bus.Conn, ctl Controller, witness Witness) (stop func(), err error) {
 	var subs []bus.Subscription
 	stop = func() {
 		for _, s := range subs {
 			s.Unsubscribe()
 		}
 	}
-	sub, err := conn.HandleQueue(SubjectRegister, controllersQueue, bus.Handler(func(ctx context.Context, r registerRequest) (Registration, error) {
-		return ctl.Register(ctx, &r.Host)
-	}))
-	if err != nil {
-		return stop, err
+	for what, fn := range map[string]bus.HandlerFunc{
+		sentRegister: fromHosts(sentRegister, witness, func(r registerRequest) string { return r.Host.Name },
+			func(ctx context.Context, r registerRequest) (Registration, error) { return ctl.Register(ctx, &r.Host) }),
+		sentPower: fromHosts(sentPower, witness, func(e PowerEvent) string { return e.Host },
+			func(ctx context.Context, e PowerEvent) (empty, error) { return empty{}, ctl.PowerChanged(ctx, e) }),
+		sentMetadata: fromHosts(sentMetadata, witness, func(r MetadataRequest) string { return r.Host },
+			func(ctx context.Context, r MetadataRequest) (metadataReply, error) {
+				body, err := ctl.Metadata(ctx, r)
+				return metadataReply{Body: body}, err
+			}),
+	} {
+		sub, err := conn.HandleQueue(fromEveryHost(what), controllersQueue, fn)
+		if err != nil {
+			stop()
+			return stop, err
+		}
+		subs = append(subs, sub)
 	}
-	subs = append(subs, sub)
-	sub, err = conn.HandleQueue(SubjectPower, controllersQueue, bus.Handler(func(ctx context.Context, e PowerEvent) (empty, error) {
-		return empty{}, ctl.PowerChanged(ctx, e)
-	}))
-	if err != nil {
-		stop()
-		return stop, err
-	}
-	subs = append(subs, sub)
-	sub, err = conn.HandleQueue(SubjectMetadata, controllersQueue, bus.Handler(func(ctx context.Context, r MetadataRequest) (metadataReply, error) {
-		body, err := ctl.Metadata(ctx, r)
-		return metadataReply{Body: body}, err
-	}))
-	if err != nil {
-		stop()
-		return stop, err
-	}
-	subs = append(subs, sub)
-	sub, err = conn.Subscribe(SubjectHeartbeat, func(_ string, data []byte) {
+	sub, err := conn.Subscribe(fromEveryHost(sentHeartbeat), func(subject string, data []byte) {
 		var hb heartbeat
-		if json.Unmarshal(data, &hb) == nil && hb.Host != "" {
+		if json.Unmarshal(data, &hb) == nil && vouch(context.Background(), subject, sentHeartbeat, hb.Host, witness) == nil {
 			ctl.Heartbeat(hb.Host)
 		}
 	})

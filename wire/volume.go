@@ -259,10 +259,10 @@ func serveVolume(ctx context.Context, h VolumeHost, req hostRequest, r *hostRepl
 	return false, nil
 }
 
-// SubjectImageCopied carries storage hosts' reports of how much of its
+// sentImageCopied is what storage hosts send to report how much of its
 // image they have copied for a volume they make from one, to the
 // controllers' queue group: one controller records each.
-const SubjectImageCopied = "trustack.hosts.image_copied"
+const sentImageCopied = "image_copied"
 
 // ImageCopied is a storage host's report that it has copied Bytes of
 // the image of a volume it is making.
@@ -275,7 +275,7 @@ type ImageCopied struct {
 // ImageCopied reports to a controller how much of its image the host has
 // copied for a volume, and returns once it is recorded.
 func (c *Controllers) ImageCopied(ctx context.Context, e ImageCopied) error {
-	return c.conn.Request(ctx, SubjectImageCopied, e, &empty{})
+	return c.conn.Request(ctx, fromSubject(e.Host, sentImageCopied), e, &empty{})
 }
 
 // VolumeController is what a controller does with what storage hosts
@@ -288,8 +288,8 @@ type VolumeController interface {
 
 // ServeVolumeControllers has ctl answer storage hosts' reports on conn,
 // in the controllers' queue group, until the subscription is ended.
-func ServeVolumeControllers(conn *bus.Conn, ctl VolumeController) (bus.Subscription, error) {
-	return conn.HandleQueue(SubjectImageCopied, controllersQueue, bus.Handler(func(ctx context.Context, e ImageCopied) (empty, error) {
-		return empty{}, ctl.ImageCopied(ctx, e)
-	}))
+// Witness hears of the spoofs, which ctl does not see.
+func ServeVolumeControllers(conn *bus.Conn, ctl VolumeController, witness Witness) (bus.Subscription, error) {
+	return conn.HandleQueue(fromEveryHost(sentImageCopied), controllersQueue, fromHosts(sentImageCopied, witness, func(e ImageCopied) string { return e.Host },
+		func(ctx context.Context, e ImageCopied) (empty, error) { return empty{}, ctl.ImageCopied(ctx, e) }))
 }

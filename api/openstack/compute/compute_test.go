@@ -138,7 +138,7 @@ func newCloud(t *testing.T) *cloud {
 	if err := svc.Start(run); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := wire.ServeControllers(conn, svc)
+	stop, err := wire.ServeControllers(conn, svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
