@@ -273,6 +273,20 @@ type Topology struct {
 	Distances map[[2]string]int
 }
 
+// HasChainOfTrust reports whether a physical domain's chain of trust is the trust
+// level level.
+func (t *Topology) HasChainOfTrust(level string) bool {
+	if t == nil {
+		return false
+	}
+	for _, d := range t.Domains {
+		if d.DCoT == level {
+			return true
+		}
+	}
+	return false
+}
+
 // Distance returns how far apart two locations are, and whether that is
 // known; a location is 0 km from itself.
 func (t *Topology) Distance(a, b string) (int, bool) {

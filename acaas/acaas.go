@@ -86,6 +86,9 @@ type Enforcer interface {
 type Options struct {
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
+	// Attested says that hosts attest: their security property "trust"
+	// is then what the verifier found, and operators cannot set it.
+	Attested bool
 }
 
 // Service manages the requirements model. It is safe for concurrent use.

@@ -659,6 +659,11 @@ func (s *Service) AddHostProperties(ctx context.Context, host string, props map[
 	if err := checkKeys("properties of host "+host, props); err != nil {
 		return nil, err
 	}
+	if _, ok := props[trustack.SecurityTrust]; ok && security {
+		if err := s.trustByHand(host); err != nil {
+			return nil, err
+		}
+	}
 	h, err := s.host(ctx, host)
 	if err != nil {
 		return nil, err
@@ -679,6 +684,15 @@ func (s *Service) AddHostProperties(ctx context.Context, host string, props map[
 	}
 	s.changed()
 	return h, nil
+}
+
+// trustByHand returns EINVALID if hosts attest, whose trust operators
+// then cannot set or remove.
+func (s *Service) trustByHand(host string) error {
+	if !s.opts.Attested {
+		return nil
+	}
+	return trustack.Errorf(trustack.EINVALID, "Host %s's %s is the chain of trust its attestation proved, which the verifier keeps: it cannot be set by hand while hosts attest. Put the host in a domain whose chain of trust names a white-list instead.", host, trustack.SecurityTrust)
 }
 
 // HostProperties returns a compute host's infrastructure and security
@@ -713,6 +727,11 @@ func (s *Service) RemoveHostProperties(ctx context.Context, host string, keys []
 	kind := "property"
 	if security {
 		kind = "security property"
+		if slices.Contains(keys, trustack.SecurityTrust) {
+			if err := s.trustByHand(host); err != nil {
+				return nil, err
+			}
+		}
 	}
 	h, err = s.store.UpdateHost(ctx, h.ID, func(h *trustack.Host) error {
 		m := h.Properties

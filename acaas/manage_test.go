@@ -477,6 +477,28 @@ func TestHostProperties(t *testing.T) {
 	}
 }
 
+// TestTrustNotByHandWhileHostsAttest checks that, with hosts attesting,
+// an operator can set and remove a host's properties but not its trust,
+// which the verifier keeps.
+func TestTrustNotByHandWhileHostsAttest(t *testing.T) {
+	f := newFixture(t)
+	attested := acaas.New(f.db, f.changes, acaas.Options{Attested: true})
+	_, err := attested.AddHostProperties(ctx, "h1", map[string]string{"rack": "r1", "tpm": "2.0"}, true)
+	must(t, err)
+	_, err = attested.AddHostProperties(ctx, "h1", map[string]string{"rack": "r2", trustack.SecurityTrust: "gold"}, true)
+	code(t, "setting trust", err, trustack.EINVALID, "attestation", "domain")
+	_, err = attested.RemoveHostProperties(ctx, "h1", []string{"tpm", trustack.SecurityTrust}, true)
+	code(t, "removing trust", err, trustack.EINVALID, "attestation")
+	_, err = attested.AddHostProperties(ctx, "h1", map[string]string{trustack.SecurityTrust: "gold"}, false)
+	must(t, err) // an infrastructure property of that name is the operator's
+	f.changed(t, "properties set, trust refused", 2)
+	props, sec, err := f.svc.HostProperties(ctx, "h1")
+	must(t, err)
+	if !maps.Equal(sec, map[string]string{"rack": "r1", "tpm": "2.0"}) || !maps.Equal(props, map[string]string{trustack.SecurityTrust: "gold"}) {
+		t.Errorf("properties of h1: got %v and security %v, want trust=gold and security rack=r1, tpm=2.0", props, sec)
+	}
+}
+
 func TestEntries(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct {

@@ -185,6 +185,27 @@ func TestACaaSSaysWhichRequirementNoHostMet(t *testing.T) {
 	}
 }
 
+// TestACaaSSaysNoDomainChainsTheTrustAsked checks that a refusal for a
+// trust level no domain's chain of trust is says so (an attested host's
+// trust being its domain's), and one for a level a domain has does not.
+func TestACaaSSaysNoDomainChainsTheTrustAsked(t *testing.T) {
+	w := newWorld(t, trustack.PhysicalDomain{Name: "de", Location: "Berlin", DCoT: "baseline"})
+	w.add(t, "de", 2, "")
+	s := w.scheduler(t, scheduler.Options{})
+	for _, tc := range []struct {
+		level string
+		hint  bool
+	}{{"gold", true}, {"baseline", false}} {
+		_, err := s.Place(ctx, scheduler.Request{Server: w.requiring(t, "p", hint(trustack.KindTrust, "trust", tc.level))})
+		wantCode(t, err, trustack.EOVERQUOTA)
+		msg := trustack.ErrorMessage(err)
+		said := strings.Contains(msg, "No physical domain's chain of trust is "+tc.level+", so no attested host proves it") && strings.Contains(msg, "--dcot "+tc.level)
+		if !strings.HasPrefix(msg, "No valid host was found. Of 2 hosts: 2 not meeting the requirement trust="+tc.level) || said != tc.hint {
+			t.Errorf("trust=%s refused with %q: want the hosts not meeting it, and the domains' chains of trust named: %v", tc.level, msg, tc.hint)
+		}
+	}
+}
+
 func TestACaaSKeepsExclusiveProjectsAlone(t *testing.T) {
 	w := newWorld(t, trustack.PhysicalDomain{Name: "dc", Location: "Berlin"})
 	w.add(t, "dc", 3, "")

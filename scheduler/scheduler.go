@@ -467,7 +467,22 @@ func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
 		reasons = append(reasons, fmt.Sprintf("%d %s", n, r))
 	}
 	sort.Strings(reasons)
-	return trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. Of %d hosts: %s.", len(s.view), strings.Join(reasons, ", "))
+	return trustack.Errorf(trustack.EOVERQUOTA, "No valid host was found. Of %d hosts: %s.%s", len(s.view), strings.Join(reasons, ", "), s.untrustable(req.Server.Requirements))
+}
+
+// untrustable says of each trust level the requirements ask for that no
+// physical domain's chain of trust is, that no host proves it: an
+// attested host's trust is its domain's chain of trust; "" if there is
+// none; the caller holds s.mu.
+func (s *Scheduler) untrustable(reqs trustack.Requirements) string {
+	var out string
+	for _, r := range reqs {
+		if r.Kind != trustack.KindTrust || s.topology.HasChainOfTrust(r.Value) {
+			continue
+		}
+		out += fmt.Sprintf(" No physical domain's chain of trust is %s, so no attested host proves it: an operator names the white-list %s as a domain's (trustack manage domain set DOMAIN --dcot %s).", r.Value, r.Value, r.Value)
+	}
+	return out
 }
 
 // reserve notes a claim in flight on a host, if the host, with the other
