@@ -417,7 +417,8 @@ func (s *Service) fail(ctx context.Context, id, task string, cause error) {
 // recover finishes what a previous run left in progress, so that no
 // server stays in a task: builds are placed or spawned again (an agent
 // spawns a server at most once), power actions take the state the agent
-// reports, deletions are done again, and snapshots that were cut off fail.
+// reports, deletions are done again, and snapshots that were cut off
+// fail, their images killed (those whose data all arrived are done).
 func (s *Service) recover(ctx context.Context) error {
 	list, err := s.store.Servers(ctx, trustack.ServerFilter{})
 	if err != nil {
@@ -446,12 +447,27 @@ func (s *Service) recover(ctx context.Context) error {
 		case trustack.TaskMigrating:
 			s.enqueue(func(ctx context.Context) { s.abandonMigration(ctx, srv) })
 		case trustack.TaskImageSnapshot, trustack.TaskImageUploading:
-			s.clearTask(ctx, srv.ID, srv.TaskState, trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot was cut off by a restart of the controller."))
+			s.settleSnapshot(ctx, srv)
 		default:
 			s.enqueue(func(ctx context.Context) { s.resync(ctx, srv) })
 		}
 	}
 	return nil
+}
+
+// settleSnapshot ends the snapshot task of a server that a restart cut
+// off: failed, its image killed, if its data had not all arrived; done
+// otherwise.
+func (s *Service) settleSnapshot(ctx context.Context, srv *trustack.Server) {
+	killed, err := s.images.KillCutOffSnapshots(ctx, srv.ID)
+	if err != nil {
+		s.opts.Log.Error("kill the snapshots cut off by a restart", "server", srv.ID, "error", err)
+	}
+	var failed error
+	if killed > 0 || err != nil {
+		failed = trustack.Errorf(trustack.EUNAVAILABLE, "The snapshot was cut off by a restart of the controller.")
+	}
+	s.clearTask(ctx, srv.ID, srv.TaskState, failed)
 }
 
 // strand puts a server whose host's agent stopped answering during its

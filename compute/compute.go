@@ -85,6 +85,9 @@ type Images interface {
 	CreateSnapshot(ctx context.Context, projectID string, img *trustack.Image) error
 	// SnapshotFailed marks a snapshot image whose data never came.
 	SnapshotFailed(ctx context.Context, imageID string) error
+	// KillCutOffSnapshots marks the snapshot images of a server still
+	// waiting for their data as failed, and returns how many.
+	KillCutOffSnapshots(ctx context.Context, serverID string) (int, error)
 	// DeleteImage deletes an image compute created.
 	DeleteImage(ctx context.Context, imageID string) error
 }

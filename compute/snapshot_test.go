@@ -101,3 +101,49 @@ func TestFailedSnapshotKillsTheImage(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotCutOffByARestart restarts the controller while a server's
+// snapshot is under way: once after its data arrived, and the snapshot
+// is done; once before, and it fails, its image killed.
+func TestSnapshotCutOffByARestart(t *testing.T) {
+	t.Parallel()
+	c := newCloud(t, cloudOptions{Hosts: 1, ImageAPI: true})
+	srv := c.boot(t, "source")
+	owner := images.Caller{ProjectID: c.user.ProjectID}
+	done, err := c.ctl.svc.CreateImage(ctx, c.as(c.user), srv.ID, "done", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitServer(t, srv.ID, "the snapshot to end", func(s *trustack.Server) bool { return true })
+	restartDuringSnapshot := func(cutOff *trustack.Image) *trustack.Server {
+		t.Helper()
+		c.ctl.stop()
+		if cutOff != nil {
+			if err := c.images.CreateSnapshot(ctx, c.user.ProjectID, cutOff); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.store.UpdateServer(ctx, srv.ID, func(cur *trustack.Server) error {
+			cur.TaskState = trustack.TaskImageSnapshot
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.ctl = c.startController(t)
+		return c.waitServer(t, srv.ID, "the snapshot task to end", func(s *trustack.Server) bool { return s.TaskState == "" })
+	}
+
+	if got := restartDuringSnapshot(nil); got.VMState != trustack.VMActive || got.Fault != nil {
+		t.Errorf("restarted once the snapshot's data arrived: %s with fault %+v, want ACTIVE without one", compute.Status(got), got.Fault)
+	}
+	cutOff := &trustack.Image{Name: "cut off", DiskFormat: "raw", ContainerFormat: "bare", Visibility: trustack.VisibilityPrivate,
+		Properties: map[string]string{"image_type": "snapshot", "instance_uuid": srv.ID}}
+	if got := restartDuringSnapshot(cutOff); got.VMState != trustack.VMActive || got.Fault == nil || !strings.Contains(got.Fault.Message, "cut off by a restart") {
+		t.Errorf("restarted before the snapshot's data arrived: %s with fault %+v, want ACTIVE with a fault saying so", compute.Status(got), got.Fault)
+	}
+	for id, want := range map[string]string{done: trustack.ImageActive, cutOff.ID: trustack.ImageKilled} {
+		if img, err := c.images.Image(ctx, owner, id); err != nil || img.Status != want {
+			t.Errorf("image %s: %v, status %v, want %s", id, err, img, want)
+		}
+	}
+}

@@ -198,20 +198,27 @@ func (d *DCC) Mode() string {
 type Dial func(opts ...bus.Option) (*bus.Conn, error)
 
 // Join registers the host's TPM with a verifier and returns a bus
-// connection authenticated with the credential key. It tries again with
-// backoff while no verifier answers; a refusal (forbidden, conflict,
-// invalid) is returned.
+// connection authenticated with the credential key. It tries again,
+// waiting twice as long each time, while no verifier answers (up to 10 s
+// between tries) and while the verifier refuses the TPM (up to a minute:
+// until an operator approves its EK, or forgets the host that another
+// TPM holds or that was revoked). An invalid registration is returned.
 func (d *DCC) Join(ctx context.Context, dial Dial) (*bus.Conn, error) {
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+	for wait := 200 * time.Millisecond; ; wait *= 2 {
 		cid, err := d.register(ctx, dial)
 		if err == nil {
 			return d.connect(cid, dial)
 		}
 		switch trustack.ErrorCode(err) {
-		case trustack.EFORBIDDEN, trustack.ECONFLICT, trustack.EINVALID:
+		case trustack.EINVALID:
 			return nil, err
+		case trustack.EFORBIDDEN, trustack.ECONFLICT:
+			wait = min(wait, time.Minute)
+			d.cfg.Log.Error("the verifier refused the TPM: trying again", "error", err, "retry_in", wait)
+		default:
+			wait = min(wait, 10*time.Second)
+			d.cfg.Log.Warn("register the TPM with a verifier", "error", err, "retry_in", wait)
 		}
-		d.cfg.Log.Warn("register the TPM with a verifier", "error", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -252,6 +259,10 @@ func (d *DCC) register(ctx context.Context, dial Dial) (string, error) {
 		return "", err
 	}
 	d.cfg.Log.Info("TPM registered", "cid", reply.CID, "mode", d.Mode())
+	// Registered anew, the host is no longer the one revoked.
+	d.mu.Lock()
+	d.refusal = nil
+	d.mu.Unlock()
 	return reply.CID, nil
 }
 

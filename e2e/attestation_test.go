@@ -192,10 +192,26 @@ func TestAttestation(t *testing.T) {
 	if h := hostOf(t, admin, strings.TrimSpace(out)); h == victim {
 		t.Errorf("a new server landed on revoked host %s", victim)
 	}
-	// With no server left, its agent is off the bus.
+	// With no server left, its agent is off the bus. It tries to register
+	// again, refused while the host is revoked, until an operator forgets
+	// the host; then it registers by itself. Its log still holds the
+	// intruder's measurement (a reboot would clear it), so it stays out.
 	eventually(t, 30*time.Second, func() (bool, string) {
 		return strings.Contains(c.log(), "the bus refused this host"), ""
 	}, "revoked host %s's agent refused by the bus", victim)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		events := manage("host", "events", victim)
+		return strings.Contains(events, "was revoked; once it is fixed, an operator forgets it"), events
+	}, "revoked host %s's new registration refused", victim)
+	manage("host", "forget", victim)
+	eventually(t, 90*time.Second, func() (bool, string) {
+		events := manage("host", "events", victim)
+		return strings.Contains(events, "registered its TPM"), events
+	}, "host %s registered again by itself once forgotten", victim)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		a := hosts()[victim]
+		return a.State == "untrusted" || a.State == "revoked", fmt.Sprintf("%+v", a)
+	}, "host %s, registered again, untrusted for the intruder's measurement in its log", victim)
 }
 
 // spoof registers a host "impostor" with a TPM of the cloud's

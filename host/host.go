@@ -99,9 +99,9 @@ func measured(cfg *config.Config, dir string) ([]string, error) {
 }
 
 // Run serves the host until ctx ends. An attesting host first registers
-// its TPM; it stops with a forbidden error when the bus refuses it
-// (the verifier revoked it, or its boot state changed): it must register
-// again, which a restart does.
+// its TPM, and registers again whenever the bus refuses it (the verifier
+// revoked it, which it lets back once an operator forgets it, or its boot
+// state changed).
 func (h *Host) Run(ctx context.Context) error {
 	if h.DCC == nil {
 		conn, err := h.dial()
@@ -112,14 +112,26 @@ func (h *Host) Run(ctx context.Context) error {
 		return agent.New(conn, h.Driver, h.Network, h.agent).Run(ctx)
 	}
 	defer h.DCC.Close()
+	for {
+		refused, err := h.runAttested(ctx)
+		if refused == nil || ctx.Err() != nil {
+			return err
+		}
+		h.log.Error("the bus refused this host: it registers again, which the verifier allows once an operator forgets a revoked host", "error", refused)
+	}
+}
+
+// runAttested registers the host's TPM, then serves the host until ctx
+// ends or the bus refuses its credentials, which it returns as refused.
+func (h *Host) runAttested(ctx context.Context) (refused, err error) {
 	conn, err := h.DCC.Join(ctx, h.dial)
 	if err != nil {
-		return fmt.Errorf("host %s: join: %w", h.Name, err)
+		return nil, fmt.Errorf("host %s: join: %w", h.Name, err)
 	}
 	defer conn.Close()
 	sub, err := h.DCC.Serve(conn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer sub.Unsubscribe()
 	ctx, cancel := context.WithCancel(ctx)
@@ -135,11 +147,10 @@ func (h *Host) Run(ctx context.Context) error {
 	err = agent.New(conn, h.Driver, h.Network, h.agent).Run(ctx)
 	select {
 	case <-conn.Done():
-		if err := conn.Err(); err != nil {
-			h.log.Error("the bus refused this host: it must register again (restart its agent once it is fixed)", "error", err)
-			return fmt.Errorf("host %s: %w", h.Name, err)
+		if refused := conn.Err(); refused != nil {
+			return refused, fmt.Errorf("host %s: %w", h.Name, refused)
 		}
 	default:
 	}
-	return err
+	return nil, err
 }

@@ -40,6 +40,28 @@ func (s *Service) SnapshotFailed(ctx context.Context, imageID string) error {
 	return err
 }
 
+// KillCutOffSnapshots kills the snapshots of a server that are still
+// queued or saving: their upload was cut off (by a restart of the
+// controller that asked for them), and their data will not come. It
+// returns how many it killed; snapshots whose data all arrived are kept.
+func (s *Service) KillCutOffSnapshots(ctx context.Context, serverID string) (int, error) {
+	list, err := s.store.Images(ctx, trustack.ImageFilter{Properties: map[string]string{"image_type": "snapshot", "instance_uuid": serverID}})
+	if err != nil {
+		return 0, err
+	}
+	killed := 0
+	for _, img := range list {
+		if img.Status != trustack.ImageQueued && img.Status != trustack.ImageSaving {
+			continue
+		}
+		if err := s.SnapshotFailed(ctx, img.ID); err != nil {
+			return killed, err
+		}
+		killed++
+	}
+	return killed, nil
+}
+
 // DeleteImage deletes an image compute created, such as the transient
 // copy of a migrating server's disk.
 func (s *Service) DeleteImage(ctx context.Context, imageID string) error {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/controller"
@@ -20,16 +21,40 @@ const TestImageName = "tiny"
 // testImageCommandLine is the test guest's kernel command line.
 const testImageCommandLine = "console=ttyS0 root=/dev/vda rw quiet"
 
-// addTestImage uploads the test guest that scripts/build-test-image makes
-// in dir as the public image "tiny", booted directly from its kernel and
-// ramdisk (the public images tiny-kernel and tiny-ramdisk), unless an
-// image of that name exists. A directory without the guest is skipped.
-func addTestImage(ctx context.Context, c *controller.Controller, dir string, log *slog.Logger) error {
-	for _, name := range []string{"vmlinuz", "initrd.img", "tiny.qcow2"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
-			log.Info("no test guest to offer as an image; scripts/build-test-image makes one", "missing", filepath.Join(dir, name))
-			return nil
+// testGuestFiles are the files of the test guest that
+// scripts/build-test-image makes.
+var testGuestFiles = []string{"vmlinuz", "initrd.img", "tiny.qcow2"}
+
+// findTestImage returns the directory that holds the test guest: dir, or,
+// for a relative dir, the same path in the repository of the running
+// binary (build/test-image beside bin/trustack), so that `trustack up`
+// finds it from any directory; "" if neither does, with where it looked.
+func findTestImage(dir string) (string, []string) {
+	looked := []string{dir}
+	if exe, err := os.Executable(); err == nil && !filepath.IsAbs(dir) {
+		looked = append(looked, filepath.Join(filepath.Dir(filepath.Dir(exe)), dir))
+	}
+	for _, d := range looked {
+		if !slices.ContainsFunc(testGuestFiles, func(name string) bool {
+			_, err := os.Stat(filepath.Join(d, name))
+			return errors.Is(err, fs.ErrNotExist)
+		}) {
+			return d, looked
 		}
+	}
+	return "", looked
+}
+
+// addTestImage uploads the test guest that scripts/build-test-image makes
+// in dir (see findTestImage) as the public image "tiny", booted directly
+// from its kernel and ramdisk (the public images tiny-kernel and
+// tiny-ramdisk), unless an image of that name exists. Without the guest,
+// it says how to make it.
+func addTestImage(ctx context.Context, c *controller.Controller, dir string, log *slog.Logger) error {
+	dir, looked := findTestImage(dir)
+	if dir == "" {
+		log.Warn("no test guest, so no image "+TestImageName+": make it with scripts/build-test-image in trustack's repository (make does), or name its directory with --test-image", "looked_in", looked)
+		return nil
 	}
 	projects, err := c.Identity.Store.Projects(ctx, trustack.ProjectFilter{DomainID: trustack.DefaultDomainID, Name: "admin"})
 	if err != nil || len(projects) == 0 {
