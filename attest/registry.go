@@ -147,8 +147,11 @@ func (s *Service) Register(ctx context.Context, req wire.RegisterRequest) (wire.
 		return wire.RegisterChallenge{}, err
 	case rec.CID != "" && Fingerprint(rec.EKCert) != fp:
 		return refuse(trustack.Errorf(trustack.ECONFLICT, "Host %s is registered with another TPM; an operator must forget the host (trustack manage host forget %s) before another TPM can take its name.", req.Host, req.Host))
-	case rec.Revoked:
-		return refuse(trustack.Errorf(trustack.EFORBIDDEN, "Host %s was revoked; once it is fixed, an operator forgets it (trustack manage host forget %s) and it registers again.", req.Host, req.Host))
+	case rec.Revoked && rec.Verdict.State == trustack.VerdictUntrusted:
+		// One revoked for being unreachable may come back by itself:
+		// nothing said it was compromised, and its servers went
+		// elsewhere, which its agent settles as it joins.
+		return refuse(trustack.Errorf(trustack.EFORBIDDEN, "Host %s was revoked for failing attestation; once it is fixed, an operator forgets it (trustack manage host forget %s) and it registers again.", req.Host, req.Host))
 	}
 	reg := Registration{EKCert: req.EKCert, EKIntermediates: req.EKIntermediates, AKPublic: req.AKPublic}
 	p, cred, err := Challenge(reg, s.opts.Roots, s.opts.Intermediates, now, s.opts.Rand)

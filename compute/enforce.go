@@ -94,8 +94,9 @@ func (s *Service) enforce(ctx context.Context) error {
 			}
 			continue
 		}
-		s.opts.Log.Info("server no longer meets its requirements; migrating it", "server", srv.ID, "host", h.Name, "why", why)
-		s.enqueue(func(ctx context.Context) { s.migrate(ctx, srv.ID, h.Name, reqs, why) })
+		m := move{from: h.Name, reqs: reqs, why: why, evacuate: !s.Alive(h)}
+		s.opts.Log.Info("server no longer meets its requirements; moving it", "server", srv.ID, "host", h.Name, "why", why, "evacuate", m.evacuate)
+		s.enqueue(func(ctx context.Context) { s.migrate(ctx, srv.ID, m) })
 	}
 	return nil
 }
@@ -131,78 +132,144 @@ func violation(reqs trustack.Requirements, h *trustack.Host, t *trustack.Topolog
 	return ""
 }
 
-// migrate moves a server off a host that no longer meets its requirements,
-// as a cold migration: the server stops, its disk is copied through the
-// image service, the new host starts it from the copy (stopped again if it
-// was stopped) and the old host deletes it. The claim moves to the new
-// host before anything runs there; if the move fails the server stays on
-// its host, in ERROR with a fault.
-func (s *Service) migrate(ctx context.Context, id, from string, reqs trustack.Requirements, why string) {
-	requestID := "req-" + uuid.NewString()
-	start := s.opts.Now().UTC()
-	var was string
-	srv, err := s.store.UpdateServer(ctx, id, func(cur *trustack.Server) error {
-		if cur.TaskState != "" || cur.Host != from || cur.VMState == trustack.VMError {
+// move is a server's move off its host: a cold migration while the
+// host's agent answers, an evacuation once the host is lost.
+type move struct {
+	from      string                // the host it leaves
+	onto      string                // the host an operator named; "" for the scheduler's choice
+	reqs      trustack.Requirements // its requirements, as they are now
+	why       string                // a sentence for the action and, on failure, the fault
+	evacuate  bool                  // the host's agent does not answer: rebuild the server elsewhere
+	requestID string                // of the move's instance action
+	start     time.Time
+}
+
+// kind is the move's instance action and event.
+func (m move) kind() (action, event string) {
+	if m.evacuate {
+		return "evacuate", "compute_rebuild_instance"
+	}
+	return "migrate", "compute_migrate_instance"
+}
+
+// startMove has a server, idle and on host m.from, start moving, and
+// records the move as an instance action: of the operator c, or of
+// trustack itself if c is nil. It returns the server as it then is and
+// its VM state before; errMoved if it is no longer on m.from, the
+// conflict of invalidState if it is not idle there.
+func (s *Service) startMove(ctx context.Context, c *Caller, id string, m *move) (srv *trustack.Server, was string, err error) {
+	m.start = s.opts.Now().UTC()
+	srv, err = s.store.UpdateServer(ctx, id, func(cur *trustack.Server) error {
+		if cur.Host != m.from {
 			return errMoved
 		}
+		if cur.TaskState != "" || !slices.Contains(movableFrom, cur.VMState) || !m.evacuate && cur.VMState == trustack.VMError {
+			return invalidState(cur, "evacuate")
+		}
 		was = cur.VMState
-		cur.TaskState, cur.Requirements, cur.UpdatedAt = trustack.TaskMigrating, reqs, start
+		cur.TaskState, cur.Requirements, cur.UpdatedAt = trustack.TaskMigrating, m.reqs, m.start
 		return nil
 	})
 	if err != nil {
+		return nil, "", err
+	}
+	action, _ := m.kind()
+	a := trustack.InstanceAction{ServerID: id, Action: action, RequestID: "req-" + uuid.NewString(), ProjectID: srv.ProjectID, StartTime: m.start}
+	if c != nil {
+		a = s.actionOf(*c, id, action)
+	}
+	a.Message, m.requestID = m.why, a.RequestID
+	if err := s.store.AddAction(ctx, a); err != nil {
+		s.opts.Log.Error("record instance action", "server", id, "action", action, "error", err)
+	}
+	return srv, was, nil
+}
+
+// movableFrom are the VM states a server may be moved in: an evacuation
+// also moves one in ERROR, as Nova's.
+var movableFrom = []string{trustack.VMActive, trustack.VMStopped, trustack.VMPaused, trustack.VMSuspended, trustack.VMError}
+
+// migrate moves a server off a host that no longer meets its requirements
+// (see move), once enforce found it so.
+func (s *Service) migrate(ctx context.Context, id string, m move) {
+	srv, was, err := s.startMove(ctx, nil, id, &m)
+	if err != nil {
 		return // changed meanwhile; the next check looks again
 	}
-	action := trustack.InstanceAction{ServerID: id, Action: "migrate", RequestID: requestID, ProjectID: srv.ProjectID, StartTime: start, Message: why}
-	if err := s.store.AddAction(ctx, action); err != nil {
-		s.opts.Log.Error("record instance action", "server", id, "action", "migrate", "error", err)
-	}
-	old, err := s.store.HostByName(ctx, from)
+	s.moveServer(ctx, srv, was, m)
+}
+
+// moveServer moves a server, started moving by startMove, to the host the
+// scheduler chooses (m.onto, if named, must be it). A migration stops the
+// server, copies its disk to the new host through the image service and
+// starts it there (moveVM); an evacuation rebuilds it there (evacuateVM).
+// The claim moves to the new host before anything runs there; if the
+// move fails the server stays on its host, in ERROR with a fault.
+func (s *Service) moveServer(ctx context.Context, srv *trustack.Server, was string, m move) {
+	_, event := m.kind()
+	failed := func(err error) { s.migrationFailed(ctx, srv, m, err) }
+	old, err := s.store.HostByName(ctx, m.from)
 	if err != nil {
-		s.migrationFailed(ctx, srv, requestID, start, fmt.Errorf("%s %w", why, err))
+		failed(fmt.Errorf("%s %w", m.why, err))
 		return
 	}
 	req := scheduler.Request{Server: srv, Zone: askedZone(srv), Exclude: []string{old.ID}, Move: true, PreferDomain: old.Domain}
+	if m.onto != "" {
+		onto, err := s.store.HostByName(ctx, m.onto)
+		if err != nil {
+			failed(fmt.Errorf("%s %w", m.why, err))
+			return
+		}
+		req.Only = onto.ID
+	}
 	if req.PhysicalNetworks, err = s.physicalNetworks(ctx, srv); err != nil {
-		s.migrationFailed(ctx, srv, requestID, start, err)
+		failed(err)
 		return
 	}
 	if srv.GroupID != "" {
 		if req.Group, err = s.store.ServerGroup(ctx, srv.GroupID); err != nil {
-			s.migrationFailed(ctx, srv, requestID, start, err)
+			failed(err)
 			return
 		}
 	}
 	to, err := s.placer.Place(ctx, req)
 	if err != nil {
-		s.migrationFailed(ctx, srv, requestID, start, trustack.Errorf(trustack.EOVERQUOTA, "%s It could not be migrated: %s", why, trustack.ErrorMessage(err)))
+		failed(trustack.Errorf(trustack.EOVERQUOTA, "%s It could not be moved: %s", m.why, trustack.ErrorMessage(err)))
 		return
 	}
-	if err := s.moveVM(ctx, srv, to, was); err != nil {
+	moveVM := s.moveVM
+	if m.evacuate {
+		moveVM = s.evacuateVM
+	}
+	if err := moveVM(ctx, srv, to, was); err != nil {
 		s.moveClaimBack(ctx, srv, old)
-		s.migrationFailed(ctx, srv, requestID, start, fmt.Errorf("%s Migrating it to host %s failed: %w", why, to.Name, err))
+		failed(fmt.Errorf("%s Moving it to host %s failed: %w", m.why, to.Name, err))
 		return
 	}
-	moved := s.event("compute_migrate_instance", to.Name, start, nil)
-	moved.Details = why
-	_, err = s.store.UpdateServerWithEvent(ctx, id, requestID, moved, func(cur *trustack.Server) error {
+	moved := s.event(event, to.Name, m.start, nil)
+	moved.Details = m.why
+	_, err = s.store.UpdateServerWithEvent(ctx, srv.ID, m.requestID, moved, func(cur *trustack.Server) error {
 		if cur.TaskState != trustack.TaskMigrating {
 			return errMoved
 		}
 		cur.Host, cur.Node, cur.AvailabilityZone, cur.RCoT = to.Name, to.HypervisorHostname, to.AvailabilityZone, to.RCoT()
-		cur.TaskState, cur.UpdatedAt = "", s.opts.Now().UTC()
+		cur.TaskState, cur.Fault, cur.UpdatedAt = "", nil, s.opts.Now().UTC()
 		if was == trustack.VMStopped {
-			cur.PowerState = trustack.PowerShutdown
+			cur.VMState, cur.PowerState = trustack.VMStopped, trustack.PowerShutdown
 		} else {
 			cur.VMState, cur.PowerState = trustack.VMActive, trustack.PowerRunning
 		}
 		return nil
 	})
 	if err != nil {
-		s.opts.Log.Error("record a migrated server", "server", id, "error", err)
+		s.opts.Log.Error("record a moved server", "server", srv.ID, "error", err)
+	}
+	if m.evacuate {
+		return // the lost host's agent destroys its copy when it comes back, no longer expected there
 	}
 	// What is left on the old host goes; the server lives on the new one.
-	if err := s.reach(ctx, from, func(ctx context.Context) error { return s.agents.Destroy(ctx, from, id) }); err != nil {
-		s.opts.Log.Warn("destroy a migrated server on its old host", "server", id, "host", from, "error", err)
+	if err := s.reach(ctx, m.from, func(ctx context.Context) error { return s.agents.Destroy(ctx, m.from, srv.ID) }); err != nil {
+		s.opts.Log.Warn("destroy a migrated server on its old host", "server", srv.ID, "host", m.from, "error", err)
 	}
 }
 
@@ -346,9 +413,10 @@ const maxClaimBack = 10
 
 // migrationFailed ends a migration that did not happen: the server stays
 // on its host, in ERROR, with the fault saying why.
-func (s *Service) migrationFailed(ctx context.Context, srv *trustack.Server, requestID string, start time.Time, cause error) {
-	s.opts.Log.Warn("migration failed", "server", srv.ID, "error", cause)
-	_, err := s.store.UpdateServerWithEvent(ctx, srv.ID, requestID, s.event("compute_migrate_instance", srv.Host, start, cause), func(cur *trustack.Server) error {
+func (s *Service) migrationFailed(ctx context.Context, srv *trustack.Server, m move, cause error) {
+	s.opts.Log.Warn("move failed", "server", srv.ID, "error", cause)
+	_, event := m.kind()
+	_, err := s.store.UpdateServerWithEvent(ctx, srv.ID, m.requestID, s.event(event, srv.Host, m.start, cause), func(cur *trustack.Server) error {
 		if cur.TaskState != trustack.TaskMigrating {
 			return errMoved
 		}

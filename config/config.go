@@ -360,6 +360,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [attestation] enabled must be auto, yes or no, not %q", c.Attestation.Enabled)
 	case c.Attestation.Interval < time.Second || c.Attestation.MeasureInterval < time.Second:
 		return fmt.Errorf("config: [attestation] interval and measure_interval must be at least 1 second")
+	case c.Attestation.GracePeriod < c.Compute.ServiceDownTime:
+		// Revoked sooner, a lost host's servers would be migrated, which
+		// needs its agent, instead of evacuated.
+		return fmt.Errorf("config: [attestation] grace_period (%s) must be at least [compute] service_down_time (%s), so that the servers of a host lost for longer are evacuated", c.Attestation.GracePeriod, c.Compute.ServiceDownTime)
 	case c.Compute.CPUAllocationRatio <= 0 || c.Compute.RAMAllocationRatio <= 0 || c.Compute.DiskAllocationRatio <= 0:
 		return fmt.Errorf("config: [compute] allocation ratios must be positive")
 	case !slices.Contains([]string{"fake", "linux"}, c.Network.Driver):

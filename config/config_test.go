@@ -71,6 +71,7 @@ func TestLoadErrorsNameTheLine(t *testing.T) {
 		"[log]\nformat = xml\n":         "[log] format must be text or json",
 		"[auth]\nmax_active_keys = 1\n": "max_active_keys must be at least 2",
 		"[api\n":                        ":1: malformed section header",
+		"[attestation]\ngrace_period = 30\n[compute]\nservice_down_time = 60\n": "grace_period (30s) must be at least [compute] service_down_time (1m0s)",
 	} {
 		_, err := Load(write(t, text))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -201,7 +201,7 @@ func TestAttestation(t *testing.T) {
 	}, "revoked host %s's agent refused by the bus", victim)
 	eventually(t, 30*time.Second, func() (bool, string) {
 		events := manage("host", "events", victim)
-		return strings.Contains(events, "was revoked; once it is fixed, an operator forgets it"), events
+		return strings.Contains(events, "was revoked for failing attestation; once it is fixed, an operator forgets it"), events
 	}, "revoked host %s's new registration refused", victim)
 	manage("host", "forget", victim)
 	eventually(t, 90*time.Second, func() (bool, string) {

@@ -24,6 +24,7 @@ type splitCloud struct {
 	api, bus string // the controller's API and bus addresses
 	admin    map[string]string
 	agents   map[string]*cloud
+	tpms     map[string]string // by host, the address of its swtpm, for hosts that attest
 }
 
 // startSplit starts a controller, bootstrapped, with conf added to its
@@ -60,8 +61,12 @@ func (s *splitCloud) startAgent(name, conf string) *cloud {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		s.t.Fatal(err)
 	}
+	attestation := "[attestation]\nenabled = no\n"
+	if addr, ok := s.tpms[name]; ok {
+		attestation = "[attestation]\nenabled = yes\ntpm = " + addr + "\n"
+	}
 	file := writeConfig(s.t, filepath.Join(s.dir, name+".conf"), "[DEFAULT]\ndata_dir = "+dir+"\n"+
-		"[attestation]\nenabled = no\n"+
+		attestation+
 		"[bus]\nurl = nats://"+s.bus+"\n"+
 		"[agent]\nhost = "+name+"\n"+conf)
 	a := &cloud{t: s.t, dir: dir, args: []string{"agent", "--config", file}}

@@ -73,6 +73,9 @@ type Request struct {
 	// Exclude are hosts not to use, such as one that just failed to spawn
 	// the server.
 	Exclude []string
+	// Only, when set, is the ID of the one host the server may go to: an
+	// operator's choice, which must still pass every check.
+	Only string
 	// Move places a server that holds a claim on another host: the claim
 	// moves to the chosen host, and the host it leaves gets back what it
 	// held.
@@ -617,6 +620,8 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 	switch {
 	case slices.Contains(req.Exclude, h.ID):
 		return "already failed to build it"
+	case req.Only != "" && h.ID != req.Only:
+		return "not the host asked for"
 	case !h.Enabled:
 		return "disabled"
 	case h.ForcedDown || !s.opts.Alive(h):

@@ -583,6 +583,7 @@ var serverActions = map[string]string{
 	"removeSecurityGroup": "os_compute_api:os-security-groups:remove",
 	"addFloatingIp":       "os_compute_api:os-floating-ips:add",
 	"removeFloatingIp":    "os_compute_api:os-floating-ips:remove",
+	"evacuate":            "os_compute_api:os-evacuate",
 }
 
 func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
@@ -651,6 +652,8 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return h.addFloatingIP(w, r, c, s, args)
 	case "removeFloatingIp":
 		return h.removeFloatingIP(w, r, c, s, args)
+	case "evacuate":
+		return h.evacuate(w, r, c, s, args)
 	}
 	if err != nil {
 		return err
@@ -683,6 +686,52 @@ func (h *handler) createImage(w http.ResponseWriter, r *http.Request, c compute.
 	}
 	w.Header().Set("Location", h.cfg.ImageURL+"/v2/images/"+id)
 	return accepted(w)
+}
+
+// evacuate rebuilds a server of a lost host on another, as Nova's
+// evacuate at 2.1: onSharedStorage is required (trustack keeps servers'
+// own disks on their hosts, so either way they are rebuilt from their
+// images, or from their volumes), and the answer carries the admin
+// password, the one given or a new one.
+func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Caller, s *trustack.Server, args json.RawMessage) error {
+	var a struct {
+		Host            *string         `json:"host"`
+		OnSharedStorage json.RawMessage `json:"onSharedStorage"`
+		AdminPass       *string         `json:"adminPass"`
+	}
+	var keys map[string]json.RawMessage
+	if err := openstack.UnmarshalField(args, "evacuate", &keys); err != nil {
+		return err
+	}
+	for k := range keys {
+		if !slices.Contains([]string{"host", "onSharedStorage", "adminPass"}, k) {
+			return invalid("evacuate", "Additional properties are not allowed ('%s' was unexpected).", k)
+		}
+	}
+	if err := openstack.UnmarshalField(args, "evacuate", &a); err != nil {
+		return err
+	}
+	if !nonEmpty(a.OnSharedStorage) {
+		return invalid("onSharedStorage", "'onSharedStorage' is a required property.")
+	}
+	if _, err := boolParam("onSharedStorage", a.OnSharedStorage); err != nil {
+		return err
+	}
+	var onto string
+	if a.Host != nil {
+		if onto = *a.Host; onto == "" || len(onto) > 255 {
+			return invalid("host", "A host name has 1 to 255 characters.")
+		}
+	}
+	pass := newAdminPass()
+	if a.AdminPass != nil {
+		pass = *a.AdminPass
+	}
+	c.Admin = true // the policy rule let an operator through
+	if err := h.svc.Evacuate(r.Context(), c, s.ID, onto); err != nil {
+		return err
+	}
+	return ok(w, object{"adminPass": pass})
 }
 
 func (h *handler) consoleOutput(w http.ResponseWriter, r *http.Request, c compute.Caller, s *trustack.Server, args json.RawMessage) error {

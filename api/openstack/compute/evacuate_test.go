@@ -1,0 +1,39 @@
+package compute_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestEvacuateRefusals checks Nova's evacuate at 2.1: an operator's,
+// with onSharedStorage, of a server whose host is down. The fake host
+// here is up, so even a well-formed request is refused, and the server
+// stays as it was.
+func TestEvacuateRefusals(t *testing.T) {
+	c := newCloud(t)
+	vm := c.boot(t, "alice", "vm", nil)
+	for _, tc := range []struct {
+		name   string
+		token  string
+		body   obj
+		status int
+		says   string
+	}{
+		{"by a member", "alice", obj{"onSharedStorage": false}, http.StatusForbidden, "os-evacuate"},
+		{"without onSharedStorage", "admin", obj{"host": "compute-2"}, http.StatusBadRequest, "onSharedStorage"},
+		{"onSharedStorage not a boolean", "admin", obj{"onSharedStorage": "perhaps"}, http.StatusBadRequest, "onSharedStorage"},
+		{"an empty host", "admin", obj{"onSharedStorage": false, "host": ""}, http.StatusBadRequest, "host"},
+		{"an unknown field", "admin", obj{"onSharedStorage": false, "force": true}, http.StatusBadRequest, "force"},
+		{"its host is up", "admin", obj{"onSharedStorage": "False"}, http.StatusBadRequest, "still in use"},
+	} {
+		status, body := c.do(t, tc.token, "POST", "/servers/"+vm+"/action", obj{"evacuate": tc.body})
+		if status != tc.status || !strings.Contains(fmt.Sprint(body), tc.says) {
+			t.Errorf("evacuate %s: %d %v, want %d saying %q", tc.name, status, body, tc.status, tc.says)
+		}
+	}
+	if s := c.must(t, http.StatusOK, "alice", "GET", "/servers/"+vm, nil)["server"].(obj); s["status"] != "ACTIVE" || s["OS-EXT-STS:task_state"] != nil {
+		t.Errorf("after refused evacuations: status %v, task %v, want ACTIVE and none", s["status"], s["OS-EXT-STS:task_state"])
+	}
+}
