@@ -97,8 +97,11 @@ func startUpWith(t testing.TB, conf string, flags ...string) *cloud {
 	}
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freeAddr(t testing.TB) string { return freeAddrOn(t, "127.0.0.1") }
+
+// freeAddrOn returns an address of ip with a port free at the moment.
+func freeAddrOn(t testing.TB, ip string) string {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,20 +13,18 @@ import (
 	"github.com/trustack/trustack/tpm"
 )
 
-// startAttestedSplit is startSplit with hosts that attest: each of those
-// named gets an swtpm of its own, manufactured now by one local CA that
-// the controller trusts, and started for the test's length.
-func startAttestedSplit(t *testing.T, conf string, hosts ...string) *splitCloud {
+// startAttestedSplit is startSplitOn with hosts that attest: each of
+// those named gets an swtpm of its own, manufactured now by the local CA
+// of caDir (a directory of the test's), which the controller trusts, and
+// started for the test's length. There is at least one host.
+func startAttestedSplit(t *testing.T, ip, caDir, conf string, hosts ...string) *splitCloud {
 	t.Helper()
 	dir := t.TempDir()
 	tpms := map[string]string{}
 	var ca tpm.LocalCA
 	for _, h := range hosts {
-		var err error
 		swtpm := filepath.Join(dir, h)
-		if ca, err = tpm.Manufacture(context.Background(), swtpm, filepath.Join(dir, "ca")); err != nil {
-			t.Fatal(err)
-		}
+		ca = manufacture(t, swtpm, caDir)
 		addr, stop, err := tpm.Start(context.Background(), swtpm)
 		if err != nil {
 			t.Fatal(err)
@@ -34,9 +32,20 @@ func startAttestedSplit(t *testing.T, conf string, hosts ...string) *splitCloud 
 		t.Cleanup(func() { stop() })
 		tpms[h] = addr
 	}
-	s := startSplit(t, "[attestation]\nenabled = yes\nca_bundles = "+ca.Root+","+ca.Issuer+"\n"+conf)
+	s := startSplitOn(t, ip, "[attestation]\nenabled = yes\nca_bundles = "+ca.Root+","+ca.Issuer+"\n"+conf)
 	s.tpms = tpms
 	return s
+}
+
+// manufacture makes a TPM's state in dir, its EK certified by the local
+// CA of caDir, and returns the CA.
+func manufacture(t *testing.T, dir, caDir string) tpm.LocalCA {
+	t.Helper()
+	ca, err := tpm.Manufacture(context.Background(), dir, caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }
 
 // TestEvacuationOfALostHost stops the agent of a host that runs two
@@ -49,7 +58,7 @@ func startAttestedSplit(t *testing.T, conf string, hosts ...string) *splitCloud 
 func TestEvacuationOfALostHost(t *testing.T) {
 	need(t, "openstack", "swtpm", "swtpm_setup", "qemu-io")
 	hosts := []string{"storage", "lost", "spare"}
-	s := startAttestedSplit(t, "[attestation]\ninterval = 2\ngrace_period = 4\n[compute]\nservice_down_time = 3\n", hosts...)
+	s := startAttestedSplit(t, "127.0.0.1", t.TempDir(), "[attestation]\ninterval = 2\ngrace_period = 4\n[compute]\nservice_down_time = 3\n", hosts...)
 	compute := "[compute]\ndriver = fake\nheartbeat_interval = 1\n"
 	s.startAgent("storage", storageHost)
 	s.startAgent("lost", compute)

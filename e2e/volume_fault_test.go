@@ -31,7 +31,14 @@ type splitCloud struct {
 // configuration; it has no hosts yet.
 func startSplit(t testing.TB, conf string) *splitCloud {
 	t.Helper()
-	s := &splitCloud{t: t, dir: t.TempDir(), api: freeAddr(t), bus: freeAddr(t), agents: map[string]*cloud{}}
+	return startSplitOn(t, "127.0.0.1", conf)
+}
+
+// startSplitOn is startSplit with the controller's API and bus on an
+// address of this machine's.
+func startSplitOn(t testing.TB, ip, conf string) *splitCloud {
+	t.Helper()
+	s := &splitCloud{t: t, dir: t.TempDir(), api: freeAddrOn(t, ip), bus: freeAddrOn(t, ip), agents: map[string]*cloud{}}
 	file := writeConfig(t, filepath.Join(s.dir, "controller.conf"), testConfig+
 		"[DEFAULT]\ndata_dir = "+filepath.Join(s.dir, "controller")+"\n"+
 		"[api]\nlisten = "+s.api+"\n"+

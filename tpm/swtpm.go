@@ -111,7 +111,7 @@ func Manufacture(ctx context.Context, dir, caDir string) (LocalCA, error) {
 		return LocalCA{}, fmt.Errorf("tpm: manufacture: %w", err)
 	}
 	ca := LocalCA{Root: filepath.Join(caDir, caRootFile), Issuer: filepath.Join(caDir, caIssuerFile)}
-	state := filepath.Join(dir, stateDir)
+	state := StateDir(dir)
 	if _, err := os.Stat(filepath.Join(state, stateFile)); err == nil {
 		return ca, nil
 	}
@@ -155,6 +155,10 @@ func Manufacture(ctx context.Context, dir, caDir string) (LocalCA, error) {
 	return ca, nil
 }
 
+// StateDir returns where the TPM that Manufacture made in dir keeps its
+// state, for swtpm run another way: as a QEMU guest's TPM, say.
+func StateDir(dir string) string { return filepath.Join(dir, stateDir) }
+
 // Start runs swtpm on the TPM that Manufacture made in dir, listening on
 // two free ports of 127.0.0.1, and returns its address for Open. swtpm
 // starts the TPM itself (--flags not-need-init,startup-clear). It runs
@@ -171,7 +175,7 @@ func Start(ctx context.Context, dir string) (addr string, stop func() error, err
 	if err != nil {
 		return "", nil, fmt.Errorf("tpm: start swtpm: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, stateDir, stateFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(StateDir(dir), stateFile)); err != nil {
 		return "", nil, trustack.Errorf(trustack.ENOTFOUND, "tpm: no manufactured TPM in %s", dir)
 	}
 	// The ports are free when chosen but may be taken before swtpm binds
@@ -194,7 +198,7 @@ func startSwtpm(ctx context.Context, bin, dir string) (string, func() error, err
 	cmdAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	ctrlAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
 	cmd := exec.CommandContext(ctx, bin, "socket", "--tpm2",
-		"--tpmstate", "dir="+filepath.Join(dir, stateDir),
+		"--tpmstate", "dir="+StateDir(dir),
 		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", ports[0]),
 		"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", ports[1]),
 		"--flags", "not-need-init,startup-clear",
