@@ -190,6 +190,7 @@ func (s *Service) spawn(ctx context.Context, srv *trustack.Server, requestID str
 	if err := s.attachBootVolumes(ctx, srv); err != nil {
 		s.opts.Log.Error("record the volumes of a built server", "server", srv.ID, "error", err)
 	}
+	s.portsBound(ctx, spec.Ports)
 	built := s.event("compute_build_and_run_instance", srv.Host, start, nil)
 	activate := func(cur *trustack.Server) error {
 		if cur.TaskState != trustack.TaskSpawning {
@@ -249,6 +250,19 @@ func (s *Service) PortsOf(ctx context.Context, servers ...*trustack.Server) (map
 func (s *Service) ports(ctx context.Context, srv *trustack.Server) ([]*trustack.Port, error) {
 	byServer, err := s.PortsOf(ctx, srv)
 	return byServer[srv.ID], err
+}
+
+// portsBound has the host that a server's ports, wired as ports, were
+// bound to (with the server, placed or moved) learn the members of their
+// security groups, which the spawn does not bring.
+func (s *Service) portsBound(ctx context.Context, ports []wire.Port) {
+	var groups []string
+	for _, p := range ports {
+		groups = append(groups, p.SecurityGroups...)
+	}
+	if len(groups) > 0 {
+		s.opts.Network.PortsBound(ctx, groups)
+	}
 }
 
 // physicalNetworks returns the physical networks a host must be wired to

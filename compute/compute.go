@@ -164,6 +164,10 @@ type Network interface {
 	// PhysicalNetworks returns the physical networks a host must be
 	// wired to for a server's ports.
 	PhysicalNetworks(ctx context.Context, serverID string) ([]string, error)
+	// PortsBound tells the hosts of security groups that ports in them
+	// were bound to a host along with their server (as the store binds
+	// them, telling nobody): that host learns the groups' members.
+	PortsBound(ctx context.Context, groups []string)
 	// HostNetwork returns the network state a host should have.
 	HostNetwork(ctx context.Context, h *trustack.Host) (wire.HostNetwork, error)
 	// SetServerGroups adds a security group to ports, or removes it.

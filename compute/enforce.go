@@ -241,7 +241,8 @@ func (s *Service) moveServer(ctx context.Context, srv *trustack.Server, was stri
 	if m.evacuate {
 		moveVM = s.evacuateVM
 	}
-	if err := moveVM(ctx, srv, to, was); err != nil {
+	ports, err := moveVM(ctx, srv, to, was)
+	if err != nil {
 		s.moveClaimBack(ctx, srv, old)
 		failed(fmt.Errorf("%s Moving it to host %s failed: %w", m.why, to.Name, err))
 		return
@@ -264,6 +265,7 @@ func (s *Service) moveServer(ctx context.Context, srv *trustack.Server, was stri
 	if err != nil {
 		s.opts.Log.Error("record a moved server", "server", srv.ID, "error", err)
 	}
+	s.portsBound(ctx, ports)
 	if m.evacuate {
 		return // the lost host's agent destroys its copy when it comes back, no longer expected there
 	}
@@ -278,12 +280,13 @@ func (s *Service) moveServer(ctx context.Context, srv *trustack.Server, was stri
 // from there on host to with its volumes, stopped again if it was
 // stopped. A guest that was paused or suspended runs after the move: a
 // cold migration boots it again. On failure the server runs on its old
-// host as it did.
-func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack.Host, was string) error {
+// host as it did. It returns the server's ports as the new host wired
+// them.
+func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack.Host, was string) ([]wire.Port, error) {
 	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	defer cancel()
 	if _, err := s.agents.Power(actx, srv.Host, srv.ID, wire.OpStop); err != nil {
-		return fmt.Errorf("stop the server on host %s: %w", srv.Host, err)
+		return nil, fmt.Errorf("stop the server on host %s: %w", srv.Host, err)
 	}
 	var volumes []pluggedVolume
 	restart := func() {
@@ -311,11 +314,11 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 	}
 	if err != nil {
 		restart()
-		return err
+		return nil, err
 	}
 	if volumes, err = s.volumeDisks(actx, srv, to.Name); err != nil {
 		restart()
-		return fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
+		return nil, fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
 	}
 	for _, p := range volumes {
 		spec.Volumes = append(spec.Volumes, p.disk)
@@ -329,7 +332,7 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 			s.opts.Log.Warn("clean up a failed migration", "server", srv.ID, "host", to.Name, "error", derr)
 		}
 		restart()
-		return fmt.Errorf("start the server on host %s: %w", to.Name, err)
+		return nil, fmt.Errorf("start the server on host %s: %w", to.Name, err)
 	}
 	for _, p := range volumes {
 		if err := s.opts.Volumes.MoveAttachment(actx, system, p.v.ID, p.v.Attachment.ID, to.Name); err != nil {
@@ -339,7 +342,7 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 			s.unexport(actx, srv.Host, p.v) // served to the old host no more
 		}
 	}
-	return nil
+	return spec.Ports, nil
 }
 
 // replugVolumes serves a stopped server's volumes to its host again, with

@@ -61,31 +61,32 @@ func (s *Service) Evacuate(ctx context.Context, c Caller, id, onto string) error
 // volumes. Each volume's storage host first stops serving it to the lost
 // host, so that a copy still running there cannot write to it; a volume
 // kept on the lost host itself cannot be reached, and the server stays.
-func (s *Service) evacuateVM(ctx context.Context, srv *trustack.Server, to *trustack.Host, was string) error {
+// It returns the server's ports as the new host wired them.
+func (s *Service) evacuateVM(ctx context.Context, srv *trustack.Server, to *trustack.Host, was string) ([]wire.Port, error) {
 	actx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	defer cancel()
 	if s.opts.Volumes != nil {
 		attached, err := s.attached(actx, srv.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, v := range attached {
 			storage, _ := volume.Location(v)
 			if storage == srv.Host {
-				return trustack.Errorf(trustack.EUNAVAILABLE, "Volume %s is kept on host %s, which is lost.", v.ID, srv.Host)
+				return nil, trustack.Errorf(trustack.EUNAVAILABLE, "Volume %s is kept on host %s, which is lost.", v.ID, srv.Host)
 			}
 			if err := s.agents.UnexportVolume(actx, storage, v.ID); err != nil {
-				return fmt.Errorf("fence volume %s off host %s: %w", v.ID, srv.Host, err)
+				return nil, fmt.Errorf("fence volume %s off host %s: %w", v.ID, srv.Host, err)
 			}
 		}
 	}
 	spec, err := s.spec(actx, srv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	volumes, err := s.volumeDisks(actx, srv, to.Name)
 	if err != nil {
-		return fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
+		return nil, fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
 	}
 	for _, p := range volumes {
 		spec.Volumes = append(spec.Volumes, p.disk)
@@ -99,12 +100,12 @@ func (s *Service) evacuateVM(ctx context.Context, srv *trustack.Server, to *trus
 			s.opts.Log.Warn("clean up a failed evacuation", "server", srv.ID, "host", to.Name, "error", derr)
 		}
 		s.unexportAll(actx, to.Name, volumes)
-		return fmt.Errorf("rebuild the server on host %s: %w", to.Name, err)
+		return nil, fmt.Errorf("rebuild the server on host %s: %w", to.Name, err)
 	}
 	for _, p := range volumes {
 		if err := s.opts.Volumes.MoveAttachment(actx, system, p.v.ID, p.v.Attachment.ID, to.Name); err != nil {
 			s.opts.Log.Error("record an evacuated server's volume on its new host", "server", srv.ID, "volume", p.v.ID, "error", err)
 		}
 	}
-	return nil
+	return spec.Ports, nil
 }

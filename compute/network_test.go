@@ -1,14 +1,17 @@
 package compute_test
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/network"
+	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -248,8 +251,14 @@ func TestSecurityGroupRulesReachTheHosts(t *testing.T) {
 // whose spawn brings its groups' rules only, learns the members that its
 // groups' rules name: of its own group, and of a remote group that did not
 // change.
+//
+// Placement takes a while here, so that the networking service tells the
+// hosts of the groups of the new servers' ports before those are bound
+// to a host: the host must learn them once its server's ports are bound.
 func TestSpawnedHostsLearnGroupMembers(t *testing.T) {
 	c := newCloud(t, cloudOptions{Hosts: 2, Network: true})
+	c.ctl.stop()
+	c.ctl = c.startControllerWith(t, wrappers{placer: func(p compute.Placer, _ context.CancelFunc) compute.Placer { return slowPlacer{p} }})
 	n, _ := c.networkOf(t, "private", "10.10.0.0/24", "")
 	caller := network.Caller{ProjectID: c.user.ProjectID}
 	first := c.waitStatus(t, c.create(t, compute.CreateRequest{Name: "first", NICs: []network.NIC{{NetworkID: n.ID}}})[0].ID, "ACTIVE")
@@ -299,4 +308,12 @@ func TestRegistrationRestoresTheHostNetwork(t *testing.T) {
 	if _, ok := h.net.Group(p.SecurityGroups[0]); !ok {
 		t.Errorf("the port's security group is not back")
 	}
+}
+
+// slowPlacer places servers a while after it is asked to.
+type slowPlacer struct{ compute.Placer }
+
+func (p slowPlacer) Place(ctx context.Context, req scheduler.Request) (*trustack.Host, error) {
+	time.Sleep(300 * time.Millisecond)
+	return p.Placer.Place(ctx, req)
 }

@@ -397,6 +397,14 @@ func (s *Service) SetServerGroups(ctx context.Context, c Caller, ports []*trusta
 	return nil
 }
 
+// PortsBound tells the hosts of security groups, as any change of theirs
+// does, that ports in them were bound to a host along with their server,
+// as the store binds them: that host learns the members of the groups
+// and of those their rules name, which a spawn does not bring.
+func (s *Service) PortsBound(ctx context.Context, groups []string) {
+	s.groupsChanged(ctx, groups...)
+}
+
 // PhysicalNetworks returns the physical networks that the flat and VLAN
 // networks of a server's ports are on: a host must be wired to each to
 // take the server.
