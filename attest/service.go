@@ -73,6 +73,9 @@ type Options struct {
 	Rand io.Reader
 	// Log receives what the verifier does (default: discarded).
 	Log *slog.Logger
+	// Shard says which hosts this verifier attests, when several share
+	// the store (a cluster.Membership); nil for all.
+	Shard interface{ Owns(host string) bool }
 }
 
 // Service is the attestation verifier (the DC-S): it registers hosts'
@@ -142,17 +145,53 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
+	s.take(recs)
+	s.running.Add(1)
+	go s.follow(ctx)
+	return s.serve(ctx)
+}
+
+// take admits the registered hosts of recs on the bus and attests them
+// (those of its shard), unless it does already.
+func (s *Service) take(recs []*trustack.HostAttestation) {
 	for _, rec := range recs {
 		if rec.CID == "" {
 			continue
 		}
-		if err := s.admit(rec); err != nil {
-			s.opts.Log.Error("registered host has a bad credential key; it must register again", "host", rec.Host, "error", err)
-			continue
+		s.mu.Lock()
+		_, known := s.creds[rec.CID]
+		s.mu.Unlock()
+		if !known {
+			if err := s.admit(rec); err != nil {
+				s.opts.Log.Error("registered host has a bad credential key; it must register again", "host", rec.Host, "error", err)
+				continue
+			}
 		}
 		s.watch(rec.Host)
 	}
-	return s.serve(ctx)
+}
+
+// follow takes, every interval until ctx ends, the hosts that other
+// verifiers sharing the store registered.
+func (s *Service) follow(ctx context.Context) {
+	defer s.running.Done()
+	tick := time.NewTicker(s.opts.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		recs, err := s.store.HostAttestations(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.opts.Log.Error("attest: load hosts", "error", err)
+			}
+			continue
+		}
+		s.take(recs)
+	}
 }
 
 // Wait waits for the rounds started by Start to stop, after its context
@@ -200,8 +239,12 @@ func (s *Service) loop(ctx context.Context, host string, soon chan struct{}) {
 		case <-soon:
 			timer.Stop()
 		}
-		if err := s.Attest(ctx, host); err != nil && ctx.Err() == nil {
-			s.opts.Log.Error("attest host", "host", host, "error", err)
+		if s.opts.Shard == nil || s.opts.Shard.Owns(host) {
+			// A host forgotten is attested again once it registers
+			// again.
+			if err := s.Attest(ctx, host); err != nil && ctx.Err() == nil && trustack.ErrorCode(err) != trustack.ENOTFOUND {
+				s.opts.Log.Error("attest host", "host", host, "error", err)
+			}
 		}
 		timer.Reset(s.nextRound())
 	}

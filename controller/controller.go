@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/api/openstack"
@@ -31,6 +33,7 @@ import (
 	volumeapi "github.com/trustack/trustack/api/openstack/volume"
 	"github.com/trustack/trustack/attest"
 	"github.com/trustack/trustack/bus"
+	"github.com/trustack/trustack/cluster"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/identity"
@@ -64,7 +67,10 @@ type Controller struct {
 	// the controller's connection.
 	Bus  *bus.Server
 	Conn *bus.Conn
-	log  *slog.Logger
+	// Members are the controllers sharing the store, this one among them:
+	// each attests its share of the hosts.
+	Members *cluster.Membership
+	log     *slog.Logger
 	// level is log's level, which the volume API's set-log changes; nil
 	// if it cannot be.
 	level *slog.LevelVar
@@ -219,10 +225,17 @@ func (c *Controller) newVerifier() error {
 	if err != nil {
 		return err
 	}
+	// A controller that dies leaves its hosts to the others within an
+	// interval: its lease expires within 3/4 of one, and they read the
+	// members a third of that later at most.
+	ttl := c.Config.Attestation.Interval * 3 / 4
+	if c.Members, err = cluster.Join(context.Background(), c.Store, uuid.NewString(), cluster.Options{TTL: ttl, Log: c.log}); err != nil {
+		return fmt.Errorf("join the controllers: %w", err)
+	}
 	opts := attest.Options{
 		Interval: c.Config.Attestation.Interval, Grace: c.Config.Attestation.GracePeriod,
 		Roots: roots, Intermediates: intermediates,
-		Log: c.log.With("component", "verifier"),
+		Log: c.log.With("component", "verifier"), Shard: c.Members,
 	}
 	if c.Bus != nil {
 		opts.Disconnect = func(user string) { c.Bus.Disconnect(user) }
@@ -429,6 +442,9 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 	}
 	defer c.Volume.Wait()
 	if c.Attest != nil {
+		members := make(chan struct{})
+		go func() { c.Members.Run(ctx); close(members) }()
+		defer func() { <-members }()
 		if err := c.Attest.Start(ctx); err != nil {
 			return err
 		}

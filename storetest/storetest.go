@@ -14,6 +14,7 @@ import (
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/attest"
+	"github.com/trustack/trustack/cluster"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
@@ -30,6 +31,7 @@ type Store interface {
 	attest.Store
 	network.Store
 	volume.Store
+	cluster.Store
 }
 
 // Run runs the suite; open returns a new, empty store for each test.
@@ -39,6 +41,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		fn   func(t *testing.T, s Store)
 	}{
 		{"Domains", testDomains},
+		{"Leases", testLeases},
 		{"Projects", testProjects},
 		{"UsersAndPasswords", testUsers},
 		{"Groups", testGroups},

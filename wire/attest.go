@@ -151,10 +151,11 @@ type Verifier interface {
 func ActivateSubject(id string) string { return subjectActivate + token(id) }
 
 // ServeVerifier has v answer agents on conn until the returned function
-// is called: registrations and measurement events in the verifiers' queue
-// group (one verifier takes each), activations on the verifier's own
-// subject, ActivateSubject(id). Witness hears of the spoofs, which v does
-// not see.
+// is called: registrations in the verifiers' queue group (one verifier
+// takes each), activations on the verifier's own subject,
+// ActivateSubject(id), and measurement events to every verifier, as only
+// the one that attests the host acts on them. Witness hears of the
+// spoofs, which v does not see.
 func ServeVerifier(conn *bus.Conn, id string, v Verifier, witness Witness) (stop func(), err error) {
 	var subs []bus.Subscription
 	stop = func() {
@@ -163,18 +164,18 @@ func ServeVerifier(conn *bus.Conn, id string, v Verifier, witness Witness) (stop
 		}
 	}
 	for _, h := range []struct {
-		subject string
-		fn      bus.HandlerFunc
+		subject, queue string
+		fn             bus.HandlerFunc
 	}{
-		{SubjectRegisterTPM, bus.Handler(v.Register)},
-		{ActivateSubject(id), bus.Handler(v.Activate)},
-		{fromEveryHost(sentMeasured), fromHosts(sentMeasured, witness, func(m measured) string { return m.Host },
+		{SubjectRegisterTPM, verifiersQueue, bus.Handler(v.Register)},
+		{ActivateSubject(id), verifiersQueue, bus.Handler(v.Activate)},
+		{fromEveryHost(sentMeasured), "", fromHosts(sentMeasured, witness, func(m measured) string { return m.Host },
 			func(_ context.Context, m measured) (empty, error) {
 				v.Measured(m.Host)
 				return empty{}, nil
 			})},
 	} {
-		sub, err := conn.HandleQueue(h.subject, verifiersQueue, h.fn)
+		sub, err := conn.HandleQueue(h.subject, h.queue, h.fn)
 		if err != nil {
 			stop()
 			return stop, err
