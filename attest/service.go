@@ -145,15 +145,18 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
-	s.take(recs)
+	s.take(recs, true)
 	s.running.Add(1)
 	go s.follow(ctx)
 	return s.serve(ctx)
 }
 
-// take admits the registered hosts of recs on the bus and attests them
-// (those of its shard), unless it does already.
-func (s *Service) take(recs []*trustack.HostAttestation) {
+// take admits the registered hosts of recs, the store's, on the bus and
+// attests them (those of its shard), unless it does already. A revoked
+// host's credential is admitted only at start: the verifier withdraws it
+// once the host's servers left, and its agent must not be let back
+// meanwhile.
+func (s *Service) take(recs []*trustack.HostAttestation, start bool) {
 	for _, rec := range recs {
 		if rec.CID == "" {
 			continue
@@ -161,7 +164,7 @@ func (s *Service) take(recs []*trustack.HostAttestation) {
 		s.mu.Lock()
 		_, known := s.creds[rec.CID]
 		s.mu.Unlock()
-		if !known {
+		if !known && (start || !rec.Revoked) {
 			if err := s.admit(rec); err != nil {
 				s.opts.Log.Error("registered host has a bad credential key; it must register again", "host", rec.Host, "error", err)
 				continue
@@ -171,8 +174,11 @@ func (s *Service) take(recs []*trustack.HostAttestation) {
 	}
 }
 
-// follow takes, every interval until ctx ends, the hosts that other
-// verifiers sharing the store registered.
+// follow takes, every interval until ctx ends, the hosts as the store has
+// them, which other verifiers sharing it register, revoke and forget:
+// new ones are taken, and the credentials of those forgotten or
+// registered again withdrawn (those held before the store was read: one
+// admitted since is newer than what was read).
 func (s *Service) follow(ctx context.Context) {
 	defer s.running.Done()
 	tick := time.NewTicker(s.opts.Interval)
@@ -183,6 +189,9 @@ func (s *Service) follow(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		s.mu.Lock()
+		held := slices.Collect(maps.Keys(s.creds))
+		s.mu.Unlock()
 		recs, err := s.store.HostAttestations(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -190,7 +199,16 @@ func (s *Service) follow(ctx context.Context) {
 			}
 			continue
 		}
-		s.take(recs)
+		s.take(recs, false)
+		stored := make(map[string]bool, len(recs))
+		for _, r := range recs {
+			stored[r.CID] = true
+		}
+		for _, cid := range held {
+			if !stored[cid] {
+				s.forget(cid)
+			}
+		}
 	}
 }
 
