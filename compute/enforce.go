@@ -19,9 +19,9 @@ import (
 // domains, the topology or a project's requirements change, and every
 // EnforceInterval, each placed server is checked against its requirements
 // on the host it runs on. One that no longer meets them is migrated, cold,
-// to a host that does; if none does, it goes to ERROR with a fault that
-// says why, and stays where it is. Either way its instance actions record
-// it.
+// to a host that does, or, if its host is down, evacuated (rebuilt there,
+// see evacuateVM); if none does, it goes to ERROR with a fault that says
+// why, and stays where it is. Either way its instance actions record it.
 
 // RequirementsChanged tells the service that something placement depends
 // on changed: the scheduler reads hosts and topology anew, and placed
