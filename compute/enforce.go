@@ -316,23 +316,9 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 		restart()
 		return nil, err
 	}
-	if volumes, err = s.volumeDisks(actx, srv, to.Name); err != nil {
+	if volumes, err = s.startOn(actx, srv, to, spec, was); err != nil {
 		restart()
-		return nil, fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
-	}
-	for _, p := range volumes {
-		spec.Volumes = append(spec.Volumes, p.disk)
-	}
-	_, err = s.agents.Spawn(actx, to.Name, spec)
-	if err == nil && was == trustack.VMStopped {
-		_, err = s.agents.Power(actx, to.Name, srv.ID, wire.OpStop)
-	}
-	if err != nil {
-		if derr := s.agents.Destroy(actx, to.Name, srv.ID); derr != nil {
-			s.opts.Log.Warn("clean up a failed migration", "server", srv.ID, "host", to.Name, "error", derr)
-		}
-		restart()
-		return nil, fmt.Errorf("start the server on host %s: %w", to.Name, err)
+		return nil, err
 	}
 	for _, p := range volumes {
 		if err := s.opts.Volumes.MoveAttachment(actx, system, p.v.ID, p.v.Attachment.ID, to.Name); err != nil {
@@ -343,6 +329,31 @@ func (s *Service) moveVM(ctx context.Context, srv *trustack.Server, to *trustack
 		}
 	}
 	return spec.Ports, nil
+}
+
+// startOn starts a moved server from spec on host to, with its volumes
+// served there, and stops it again if it was stopped; it returns the
+// volumes. If it cannot, what it started there is destroyed (its volumes
+// may still be served there).
+func (s *Service) startOn(ctx context.Context, srv *trustack.Server, to *trustack.Host, spec wire.Spec, was string) ([]pluggedVolume, error) {
+	volumes, err := s.volumeDisks(ctx, srv, to.Name)
+	if err != nil {
+		return nil, fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
+	}
+	for _, p := range volumes {
+		spec.Volumes = append(spec.Volumes, p.disk)
+	}
+	_, err = s.agents.Spawn(ctx, to.Name, spec)
+	if err == nil && was == trustack.VMStopped {
+		_, err = s.agents.Power(ctx, to.Name, srv.ID, wire.OpStop)
+	}
+	if err != nil {
+		if derr := s.agents.Destroy(ctx, to.Name, srv.ID); derr != nil {
+			s.opts.Log.Warn("clean up a failed move", "server", srv.ID, "host", to.Name, "error", derr)
+		}
+		return volumes, fmt.Errorf("start the server on host %s: %w", to.Name, err)
+	}
+	return volumes, nil
 }
 
 // replugVolumes serves a stopped server's volumes to its host again, with

@@ -55,13 +55,19 @@ func moveDomain(t *testing.T, c *cloud, name, location string) {
 // migrations returns the server's migrate actions, with their events.
 func migrations(t *testing.T, c *cloud, id string) []trustack.InstanceAction {
 	t.Helper()
+	return actionsNamed(t, c, id, "migrate")
+}
+
+// actionsNamed returns the server's actions of a name, with their events.
+func actionsNamed(t *testing.T, c *cloud, id, name string) []trustack.InstanceAction {
+	t.Helper()
 	list, err := c.store.Actions(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []trustack.InstanceAction
 	for _, a := range list {
-		if a.Action == "migrate" {
+		if a.Action == name {
 			out = append(out, *c.action(t, id, a.RequestID))
 		}
 	}

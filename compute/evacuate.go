@@ -84,23 +84,10 @@ func (s *Service) evacuateVM(ctx context.Context, srv *trustack.Server, to *trus
 	if err != nil {
 		return nil, err
 	}
-	volumes, err := s.volumeDisks(actx, srv, to.Name)
+	volumes, err := s.startOn(actx, srv, to, spec, was)
 	if err != nil {
-		return nil, fmt.Errorf("serve the server's volumes to host %s: %w", to.Name, err)
-	}
-	for _, p := range volumes {
-		spec.Volumes = append(spec.Volumes, p.disk)
-	}
-	_, err = s.agents.Spawn(actx, to.Name, spec)
-	if err == nil && was == trustack.VMStopped {
-		_, err = s.agents.Power(actx, to.Name, srv.ID, wire.OpStop)
-	}
-	if err != nil {
-		if derr := s.agents.Destroy(actx, to.Name, srv.ID); derr != nil {
-			s.opts.Log.Warn("clean up a failed evacuation", "server", srv.ID, "host", to.Name, "error", derr)
-		}
 		s.unexportAll(actx, to.Name, volumes)
-		return nil, fmt.Errorf("rebuild the server on host %s: %w", to.Name, err)
+		return nil, err
 	}
 	for _, p := range volumes {
 		if err := s.opts.Volumes.MoveAttachment(actx, system, p.v.ID, p.v.Attachment.ID, to.Name); err != nil {

@@ -9,22 +9,6 @@ import (
 	"github.com/trustack/trustack/compute"
 )
 
-// evacuations returns the server's evacuate actions, with their events.
-func evacuations(t *testing.T, c *cloud, id string) []trustack.InstanceAction {
-	t.Helper()
-	list, err := c.store.Actions(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []trustack.InstanceAction
-	for _, a := range list {
-		if a.Action == "evacuate" {
-			out = append(out, *c.action(t, id, a.RequestID))
-		}
-	}
-	return out
-}
-
 // loseHost stops a host's agent and lets the service down time pass, so
 // that the controllers count the host as down, and the others, having
 // beaten since, as up.
@@ -68,7 +52,7 @@ func TestServersOfALostHostAreEvacuated(t *testing.T) {
 		if compute.Status(got) != want || got.Fault != nil {
 			t.Errorf("server %s evacuated: %s with fault %+v, want %s on %s", id, compute.Status(got), got.Fault, want, other)
 		}
-		acts := evacuations(t, c, id)
+		acts := actionsNamed(t, c, id, "evacuate")
 		if len(acts) != 1 || !strings.Contains(acts[0].Message, "Host "+lost+" is out of scheduling") {
 			t.Fatalf("evacuate actions of %s: %+v, want one saying why", id, acts)
 		}
