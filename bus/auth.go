@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // inboxPrefix starts the subject of every private inbox: a client connected
@@ -154,11 +155,22 @@ func (a *auth) authenticate(creds Credentials) (grant Grant, ok bool) {
 	return a.fn(creds)
 }
 
+// trustedReplies are the inboxes of Trusted connections (nats.go's
+// default prefix, which no Grant can subscribe to): every client may
+// publish there. NATS lets a client answer a request it received
+// (Response below) only on the connection it received it on; a client
+// that reconnects, to another node of a cluster or to the same server
+// after a blip, while it handles a request would see its answer dropped,
+// and its requester wait out its timeout. Its answers to the
+// controllers go through whatever connection it has. A client learns
+// such an inbox only from a request it received.
+const trustedReplies = nats.InboxPrefix + ">"
+
 // permissions returns the NATS permissions of g.
 func (g Grant) permissions() *server.Permissions {
 	return &server.Permissions{
 		// Never nil: nats-server reads a nil Allow as "anything".
-		Publish:   &server.SubjectPermission{Allow: append([]string{}, g.Publish...)},
+		Publish:   &server.SubjectPermission{Allow: append(slices.Clone(g.Publish), trustedReplies)},
 		Subscribe: &server.SubjectPermission{Allow: append(slices.Clone(g.Subscribe), inboxPrefix+g.Name+".>")},
 		// No expiry: a request may run as long as its requester waits.
 		Response: &server.ResponsePermission{MaxMsgs: 1},
@@ -218,7 +230,9 @@ func (a *auth) disconnect(name string) int {
 // decides whether they may: change it to refuse them before calling
 // Disconnect. Disconnect waits for the Authenticator calls in progress, so
 // that a connection granted under the former policy cannot slip by, and it
-// is safe for concurrent use.
+// is safe for concurrent use. It closes the connections of this server
+// only: in a cluster, the client's connections to other nodes stay open
+// until Disconnect is called there too.
 func (s *Server) Disconnect(name string) int {
 	if s.auth == nil {
 		return 0

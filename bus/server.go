@@ -6,15 +6,33 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/trustack/trustack"
 )
 
-// readyTimeout bounds how long Serve waits for the server to accept clients.
-const readyTimeout = 10 * time.Second
+const (
+	// readyTimeout bounds how long Serve waits for the server to accept
+	// clients.
+	readyTimeout = 10 * time.Second
+
+	// defaultClusterName is the name of a cluster whose ClusterConfig names
+	// none.
+	defaultClusterName = "trustack"
+	// routeUser is the user name with which the nodes of a cluster
+	// authenticate their routes to each other; the secret is the password.
+	routeUser = "trustack-route"
+	// minClusterSecret is the length, in bytes, of the shortest
+	// ClusterConfig.Secret that Serve accepts.
+	minClusterSecret = 16
+)
 
 // ServerConfig configures an embedded NATS server. The zero value listens
 // on a free port on every interface and logs nothing.
@@ -33,6 +51,39 @@ type ServerConfig struct {
 	// anything without asking it. Nil lets anyone connect and do anything,
 	// whatever credentials they present.
 	Authenticate Authenticator
+	// Cluster, if not nil, makes the server one node of a NATS cluster:
+	// nodes pass each other what their clients publish, so that a client
+	// of any node reaches the subscribers of every node. Nil is a lone
+	// server.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig makes embedded servers, usually one per controller, one
+// NATS cluster, joined by NATS routes. Each node authenticates its own
+// clients with its own ServerConfig.Authenticate, which should therefore
+// decide alike on every node; a client's grant is enforced by the node it
+// is connected to, and what it publishes reaches the others only if that
+// node let it.
+type ClusterConfig struct {
+	// Name is the cluster's name, the same on every node; "" means
+	// "trustack". It may not contain spaces.
+	Name string
+	// Host and Port are where this node listens for the routes of the
+	// others; an empty Host means every interface, and Port 0 picks a free
+	// port, which ClusterAddr then reports.
+	Host string
+	Port int
+	// Routes are the host:port addresses where other nodes listen for
+	// routes. Listing this node itself, or nodes not up yet, is fine: a
+	// node ignores a route to itself and keeps trying the others, every
+	// second, for as long as it runs. A node learns of the nodes that its
+	// routes know, so every node need not list every other; but a node
+	// that lists none is found only by those that list it.
+	Routes []string
+	// Secret authenticates the routes: nodes accept a route only from a
+	// node with the same secret, and nodes with different secrets do not
+	// exchange messages. It must be at least 16 bytes long.
+	Secret string
 }
 
 // Server is an embedded NATS server: the message broker inside the trustack
@@ -51,7 +102,10 @@ type Server struct {
 // process can skip TCP with the InProcess option, and those that must be
 // able to do anything, whatever cfg.Authenticate says, connect with the
 // Trusted option. Serve fails if the server cannot listen, for instance
-// because the port is taken.
+// because a port is taken, and with EINVALID for a cfg.Cluster whose
+// Secret is shorter than 16 bytes, whose Name has spaces or one of whose
+// Routes is not host:port. A node of a cluster returns without
+// waiting for its routes.
 func Serve(cfg ServerConfig) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -74,6 +128,11 @@ func Serve(cfg ServerConfig) (*Server, error) {
 		// one, to which they can connect alike.
 		AlwaysEnableNonce: true,
 	}
+	if cfg.Cluster != nil {
+		if err := clusterOptions(opts, cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	var a *auth
 	if cfg.Authenticate != nil {
 		a = newAuth(cfg.Authenticate, log.With("component", "bus-auth"))
@@ -88,34 +147,106 @@ func Serve(cfg ServerConfig) (*Server, error) {
 	}
 	nlog := &serverLog{log: log.With("component", "nats-server")}
 	ns.SetLoggerV2(nlog, log.Enabled(context.Background(), slog.LevelDebug), false, false)
-	// Start listens before it returns, and reports a failure to listen only
-	// through the logger's Fatalf.
+	// Start listens for clients before it returns, and for routes soon
+	// after; it reports a failure to listen only through the logger's
+	// Fatalf.
 	ns.Start()
-	if err := nlog.fatal(); err != nil {
-		ns.Shutdown()
-		return nil, fmt.Errorf("start nats server: %w", err)
-	}
-	if !ns.ReadyForConnections(readyTimeout) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("start nats server: not ready after %s", readyTimeout)
+	for deadline := time.Now().Add(readyTimeout); ; {
+		if err := nlog.fatal(); err != nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("start nats server: %w", err)
+		}
+		if ns.ReadyForConnections(readyPoll) {
+			break
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("start nats server: not ready after %s", readyTimeout)
+		}
 	}
 	addr, ok := ns.Addr().(*net.TCPAddr)
 	if !ok {
 		ns.Shutdown()
 		return nil, fmt.Errorf("start nats server: listening on %v, want a TCP address", ns.Addr())
 	}
+	return &Server{ns: ns, url: "nats://" + localAddr(addr), auth: a}, nil
+}
+
+// readyPoll is how long Serve waits for the listeners between two looks
+// for an error: nats-server reports a failure to listen for routes only
+// after Start returns, and would let Serve wait for readyTimeout.
+const readyPoll = 50 * time.Millisecond
+
+// clusterOptions sets opts to make the server a node of the cluster c.
+func clusterOptions(opts *server.Options, c *ClusterConfig) error {
+	name := c.Name
+	if name == "" {
+		name = defaultClusterName
+	}
+	if strings.ContainsFunc(name, unicode.IsSpace) {
+		return trustack.Errorf(trustack.EINVALID, "message bus cluster name %q: want no spaces", name)
+	}
+	if len(c.Secret) < minClusterSecret {
+		return trustack.Errorf(trustack.EINVALID, "message bus cluster secret: %d bytes: want at least %d", len(c.Secret), minClusterSecret)
+	}
+	port := c.Port
+	if port == 0 {
+		port = server.RANDOM_PORT // for nats-server, 0 means no cluster
+	}
+	opts.Cluster = server.ClusterOpts{
+		Name: name,
+		Host: c.Host,
+		Port: port,
+		// Routes, unlike clients, are not for the Authenticator:
+		// nats-server checks them against this user and password, and
+		// uses them on the routes it learns of from its peers.
+		Username: routeUser,
+		Password: c.Secret,
+	}
+	// A node that is down is tried every second; say so once a minute,
+	// not every time.
+	opts.ReconnectErrorReports = 60
+	for _, r := range c.Routes {
+		host, p, err := net.SplitHostPort(r)
+		n, perr := strconv.Atoi(p)
+		if err != nil || perr != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, "/@?# \t") {
+			return trustack.Errorf(trustack.EINVALID, "message bus cluster route %q: want host:port", r)
+		}
+		// nats-server sends the credentials of a route it is told of
+		// from its URL's user information.
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(routeUser, c.Secret), Host: r})
+	}
+	return nil
+}
+
+// localAddr returns addr as host:port, naming the loopback address for
+// the wildcard one: Go's wildcard listeners accept IPv4 too, so loopback
+// always works.
+func localAddr(addr *net.TCPAddr) string {
 	ip := addr.IP
 	if ip.IsUnspecified() {
-		// Go's wildcard listeners accept IPv4 too, so loopback always works.
 		ip = net.IPv4(127, 0, 0, 1)
 	}
-	return &Server{ns: ns, url: "nats://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port)), auth: a}, nil
+	return net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
 }
 
 // ClientURL returns the URL that clients on this machine connect to, such
 // as nats://127.0.0.1:4222. When the server listens on every interface, the
 // URL names the loopback address.
 func (s *Server) ClientURL() string { return s.url }
+
+// ClusterAddr returns the host:port where the server listens for the
+// routes of the other nodes of its cluster, such as 127.0.0.1:6222, with
+// the port it picked if ClusterConfig.Port was 0 and the loopback address
+// if it listens on every interface; "" for a server without
+// ServerConfig.Cluster.
+func (s *Server) ClusterAddr() string {
+	addr := s.ns.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return localAddr(addr)
+}
 
 // Shutdown closes every client connection and stops the server, returning
 // once it has stopped. Its clients keep trying to reconnect. Calling
