@@ -49,6 +49,8 @@ type Verdict struct {
 	// against, "" for none.
 	Whitelist string
 	At        time.Time
+	// By is the controller whose verifier gave the verdict.
+	By string
 }
 
 // Evidence is a host's answer to an attestation request: a TPM quote over

@@ -98,12 +98,16 @@ type Server struct {
 	Node             string // the hypervisor's hostname on that host
 	VMState          string
 	TaskState        string
-	PowerState       PowerState
-	Fault            *Fault
-	Locked           bool
-	LockedBy         string // "owner" or "admin"
-	GroupID          string // server group, "" for none
-	Hints            map[string][]string
+	// TaskOwner is the controller carrying out TaskState ("" with no
+	// task): the one that started it, or took it over from a controller
+	// that died.
+	TaskOwner  string
+	PowerState PowerState
+	Fault      *Fault
+	Locked     bool
+	LockedBy   string // "owner" or "admin"
+	GroupID    string // server group, "" for none
+	Hints      map[string][]string
 	// Requirements are what the server requires of its host, as it was
 	// last placed (or checked) under them.
 	Requirements Requirements
@@ -177,6 +181,7 @@ type ServerFilter struct {
 	ImageID        string
 	FlavorID       string
 	IncludeDeleted bool
+	InTask         bool // only servers with a task in progress
 	ChangesSince   time.Time
 	IDs            []string
 	ReservationID  string

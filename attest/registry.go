@@ -60,6 +60,34 @@ func (s *Service) forget(cid string) {
 	}
 }
 
+// announce tells the other verifiers of a credential change this one
+// made, so that their bus nodes admit or refuse the host at once; should
+// the message be lost, they learn of it from the store within an
+// interval (follow).
+func (s *Service) announce(c wire.CredentialChange) {
+	if err := wire.AnnounceCredential(s.conn, c); err != nil {
+		s.opts.Log.Warn("tell the other verifiers of a credential change", "host", c.Host, "error", err)
+	}
+}
+
+// CredentialChanged applies a credential change a verifier announced
+// (this one among them): a withdrawn credential is forgotten, an issued
+// one admitted once the store has it.
+func (s *Service) CredentialChanged(ctx context.Context, c wire.CredentialChange) {
+	if c.Withdrawn {
+		s.forget(c.CID)
+		return
+	}
+	rec, err := s.store.HostAttestation(ctx, c.Host)
+	if err != nil {
+		s.opts.Log.Warn("read a host's credential another verifier issued", "host", c.Host, "error", err)
+		return
+	}
+	if rec.CID == c.CID {
+		s.take([]*trustack.HostAttestation{rec}, false)
+	}
+}
+
 var registrationUser = regexp.MustCompile(`^` + wire.RegistrationUserPrefix + `[A-Za-z0-9_-]{8,64}$`)
 
 // Authenticate decides what a client of the embedded bus may do: an
@@ -231,10 +259,12 @@ func (s *Service) Activate(ctx context.Context, req wire.ActivateRequest) (wire.
 	}
 	if old != "" {
 		s.forget(old)
+		s.announce(wire.CredentialChange{Host: rec.Host, CID: old, Withdrawn: true})
 	}
 	if err := s.admit(rec); err != nil {
 		return wire.ActivateReply{}, err
 	}
+	s.announce(wire.CredentialChange{Host: rec.Host, CID: cid})
 	mode := "the kernel's IMA log"
 	if rec.Mode == trustack.MeasuredInUserspace {
 		mode = "the agent's userspace measurer (weaker: only the files it is configured to measure)"
@@ -267,6 +297,7 @@ func (s *Service) Forget(ctx context.Context, host string) error {
 	}
 	if rec.CID != "" {
 		s.forget(rec.CID)
+		s.announce(wire.CredentialChange{Host: host, CID: rec.CID, Withdrawn: true})
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ type Options struct {
 	// Shard says which hosts this verifier attests, when several share
 	// the store (a cluster.Membership); nil for all.
 	Shard interface{ Owns(host string) bool }
+	// Name is this verifier's controller, named with its verdicts.
+	Name string
 }
 
 // Service is the attestation verifier (the DC-S): it registers hosts'
@@ -96,6 +98,7 @@ type Service struct {
 	creds   map[string]credential    // registered hosts' bus credentials, by CID
 	aks     map[string]*tpm.AKPublic // parsed AKs, by CID
 	loops   map[string]chan struct{} // per host: a round is wanted now
+	held    map[string]bool          // per host: this verifier attested it at its last look
 	spoofed map[[2]string]time.Time  // when each host's spoof of each kind was last recorded
 	runCtx  context.Context
 	running sync.WaitGroup
@@ -130,7 +133,7 @@ func New(store Store, hosts Hosts, enforcer Enforcer, conn *bus.Conn, opts Optio
 	return &Service{
 		store: store, hosts: hosts, enforcer: enforcer, conn: conn, attesters: wire.NewAttesters(conn), opts: opts, id: uuid.NewString(),
 		pending: map[string]*pending{}, creds: map[string]credential{}, aks: map[string]*tpm.AKPublic{},
-		loops: map[string]chan struct{}{}, spoofed: map[[2]string]time.Time{},
+		loops: map[string]chan struct{}{}, held: map[string]bool{}, spoofed: map[[2]string]time.Time{},
 	}
 }
 
@@ -257,7 +260,11 @@ func (s *Service) loop(ctx context.Context, host string, soon chan struct{}) {
 		case <-soon:
 			timer.Stop()
 		}
-		if s.opts.Shard == nil || s.opts.Shard.Owns(host) {
+		owns := s.opts.Shard == nil || s.opts.Shard.Owns(host)
+		s.mu.Lock()
+		s.held[host] = owns
+		s.mu.Unlock()
+		if owns {
 			// A host forgotten is attested again once it registers
 			// again.
 			if err := s.Attest(ctx, host); err != nil && ctx.Err() == nil && trustack.ErrorCode(err) != trustack.ENOTFOUND {
@@ -265,6 +272,25 @@ func (s *Service) loop(ctx context.Context, host string, soon chan struct{}) {
 			}
 		}
 		timer.Reset(s.nextRound())
+	}
+}
+
+// Reshard has the hosts this verifier took from others, now that the
+// live controllers changed, attested at once: their last round, by a
+// controller gone, may be nearly an interval old.
+func (s *Service) Reshard() {
+	if s.opts.Shard == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for host, soon := range s.loops {
+		if !s.held[host] && s.opts.Shard.Owns(host) {
+			select {
+			case soon <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -377,6 +403,7 @@ func (s *Service) event(ctx context.Context, events ...trustack.AttestationEvent
 // record stores a round's verdict and applies it, with the events it
 // makes.
 func (s *Service) record(ctx context.Context, rec *trustack.HostAttestation, v trustack.Verdict, next HostState, cp checkpoint) error {
+	v.By = s.opts.Name
 	var events []trustack.AttestationEvent
 	event := func(kind, msg string) {
 		events = append(events, trustack.AttestationEvent{Host: rec.Host, At: v.At, Kind: kind, Message: msg})
@@ -479,6 +506,7 @@ func (s *Service) withdraw(ctx context.Context, rec *trustack.HostAttestation) e
 		return err
 	}
 	s.forget(rec.CID)
+	s.announce(wire.CredentialChange{Host: rec.Host, CID: rec.CID, Withdrawn: true})
 	s.opts.Log.Info("revoked host disconnected from the bus", "host", rec.Host)
 	return nil
 }

@@ -224,6 +224,7 @@ type attestationBody struct {
 	EKFingerprint string   `json:"ek_fingerprint"`
 	RegisteredAt  string   `json:"registered_at"`
 	AttestedAt    string   `json:"attested_at"`
+	AttestedBy    string   `json:"attested_by"`
 	FailingSince  string   `json:"failing_since"`
 	Reasons       []string `json:"reasons"`
 }
@@ -260,7 +261,7 @@ func (c *Client) ShowHostAttestation(ctx context.Context, host string) error {
 	}
 	a := out.Attestation
 	r := record{{"host", a.Host}, {"state", a.State}, {"whitelist", a.Whitelist}, {"mode", a.Mode}, {"cid", a.CID},
-		{"ek_fingerprint", a.EKFingerprint}, {"registered_at", a.RegisteredAt}, {"attested_at", a.AttestedAt}, {"failing_since", a.FailingSince}}
+		{"ek_fingerprint", a.EKFingerprint}, {"registered_at", a.RegisteredAt}, {"attested_at", a.AttestedAt}, {"attested_by", a.AttestedBy}, {"failing_since", a.FailingSince}}
 	if c.out.Format == FormatJSON {
 		return c.show(append(r, field{"reasons", orEmpty(a.Reasons)}))
 	}

@@ -37,6 +37,9 @@ type Options struct {
 	Now func() time.Time
 	// Log receives the changes of membership (default: discarded).
 	Log *slog.Logger
+	// Changed, if not nil, is called after a read found the live members
+	// changed, so that work that moved is taken up at once.
+	Changed func()
 }
 
 // Membership is a controller's membership: its lease, and the live
@@ -66,27 +69,34 @@ func Join(ctx context.Context, store Store, id string, opts Options) (*Membershi
 	return m, m.Renew(ctx)
 }
 
+// TTL is how long the lease runs after each renewal.
+func (m *Membership) TTL() time.Duration { return m.opts.TTL }
+
 // ID is the member's own name.
 func (m *Membership) ID() string { return m.id }
 
 // Run renews the lease and reads the live members three times a TTL until
-// ctx ends, then drops the lease, so that the others take the work at
-// once.
+// ctx ends. Leave then lets the others take the work at once.
 func (m *Membership) Run(ctx context.Context) {
 	tick := time.NewTicker(m.opts.TTL / 3)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if err := m.store.DropLease(context.WithoutCancel(ctx), m.id); err != nil {
-				m.opts.Log.Warn("drop the controller's lease", "error", err)
-			}
 			return
 		case <-tick.C:
 			if err := m.Renew(ctx); err != nil && ctx.Err() == nil {
 				m.opts.Log.Error("renew the controller's lease", "error", err)
 			}
 		}
+	}
+}
+
+// Leave drops the lease, once the member's work has stopped: the others
+// take its work at once rather than when the lease would have expired.
+func (m *Membership) Leave(ctx context.Context) {
+	if err := m.store.DropLease(ctx, m.id); err != nil {
+		m.opts.Log.Warn("drop the controller's lease", "error", err)
 	}
 }
 
@@ -107,6 +117,9 @@ func (m *Membership) Renew(ctx context.Context) error {
 	m.mu.Unlock()
 	if changed {
 		m.opts.Log.Info("controllers sharing the work", "live", live)
+		if m.opts.Changed != nil {
+			m.opts.Changed()
+		}
 	}
 	return nil
 }

@@ -115,6 +115,7 @@ func TestMembersShareKeysAndTakeOverTheDead(t *testing.T) {
 	go func() { b.Run(bctx); close(done) }()
 	stop()
 	<-done
+	b.Leave(ctx)
 	if owned := split(renew(a)); owned["ctl-a"] != 100 || !slices.Equal(a.Live(), []string{"ctl-a"}) {
 		t.Errorf("after b stopped: %v, live %v, want a alone owning all", owned, a.Live())
 	}

@@ -14,14 +14,23 @@ import (
 )
 
 // Start starts the service's background work, until ctx ends: it first
-// picks up what a previous run left in progress, then records heartbeats.
+// picks up what a previous run left in progress, then records heartbeats,
+// checks servers against their requirements and, among several
+// controllers, takes over the tasks of those gone.
 // Call it before serving requests; Wait waits for work in flight after ctx
 // ends.
 func (s *Service) Start(ctx context.Context) error {
 	s.runCtx = ctx
 	s.sem = make(chan struct{}, s.opts.Workers)
-	if err := s.recover(ctx); err != nil {
+	if err := s.recover(ctx, true); err != nil {
 		return fmt.Errorf("recover tasks in progress: %w", err)
+	}
+	if s.opts.Controllers != nil {
+		s.running.Add(1)
+		go func() {
+			defer s.running.Done()
+			s.takeOverLoop(ctx)
+		}()
 	}
 	s.running.Add(2)
 	go func() {
@@ -426,47 +435,6 @@ func (s *Service) fail(ctx context.Context, id, task string, cause error) {
 	if err != nil && err != errMoved {
 		s.opts.Log.Error("record failure", "server", id, "error", err)
 	}
-}
-
-// recover finishes what a previous run left in progress, so that no
-// server stays in a task: builds are placed or spawned again (an agent
-// spawns a server at most once), power actions take the state the agent
-// reports, deletions are done again, and snapshots that were cut off
-// fail, their images killed (those whose data all arrived are done).
-func (s *Service) recover(ctx context.Context) error {
-	list, err := s.store.Servers(ctx, trustack.ServerFilter{})
-	if err != nil {
-		return err
-	}
-	for _, srv := range list {
-		if srv.TaskState == "" {
-			continue
-		}
-		s.opts.Log.Info("recovering server task", "server", srv.ID, "task", srv.TaskState)
-		switch srv.TaskState {
-		case trustack.TaskScheduling:
-			s.enqueue(func(ctx context.Context) {
-				// A run that died between claiming a host and recording
-				// the placement left a claim: give it back, or placing
-				// the server again finds it taken on every host.
-				if h, err := s.store.Release(ctx, srv.ID); err == nil && h != nil {
-					s.placer.Forget(h)
-				}
-				s.build(ctx, srv.ID, "", nil)
-			})
-		case trustack.TaskSpawning:
-			s.enqueue(func(ctx context.Context) { s.respawn(ctx, srv) })
-		case trustack.TaskDeleting:
-			s.enqueue(func(ctx context.Context) { s.destroy(ctx, srv, "") })
-		case trustack.TaskMigrating:
-			s.enqueue(func(ctx context.Context) { s.abandonMigration(ctx, srv) })
-		case trustack.TaskImageSnapshot, trustack.TaskImageUploading:
-			s.settleSnapshot(ctx, srv)
-		default:
-			s.enqueue(func(ctx context.Context) { s.resync(ctx, srv) })
-		}
-	}
-	return nil
 }
 
 // settleSnapshot ends the snapshot task of a server that a restart cut

@@ -238,6 +238,14 @@ type Options struct {
 	// DefaultAvailabilityZone is where hosts that name none are (default
 	// "nova", as Nova's).
 	DefaultAvailabilityZone string
+	// Controllers are the controllers sharing the store, this one among
+	// them: each carries out the tasks it started, takes over those of
+	// controllers gone, and checks the servers of its share of the hosts.
+	// Nil: this controller is alone.
+	Controllers Controllers
+	// TakeoverInterval is how often a controller among several looks for
+	// the tasks of controllers gone (default 5 s).
+	TakeoverInterval time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// Log receives what the service does (default: discarded).
@@ -253,7 +261,8 @@ type Verifier interface {
 
 // Service is the compute service. It is safe for concurrent use.
 type Service struct {
-	store  Store
+	store  Store  // an ownedStore
+	self   string // this controller's name; "" when alone
 	images Images
 	agents Agents
 	placer Placer
@@ -293,6 +302,13 @@ func New(store Store, images Images, agents Agents, placer Placer, opts Options)
 	if opts.DefaultAvailabilityZone == "" {
 		opts.DefaultAvailabilityZone = "nova"
 	}
+	if opts.TakeoverInterval == 0 {
+		opts.TakeoverInterval = 5 * time.Second
+	}
+	var self string
+	if opts.Controllers != nil {
+		self = opts.Controllers.ID()
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -300,7 +316,7 @@ func New(store Store, images Images, agents Agents, placer Placer, opts Options)
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Service{
-		store: store, images: images, agents: agents, placer: placer, opts: opts,
+		store: ownedStore{store, self}, self: self, images: images, agents: agents, placer: placer, opts: opts,
 		heartbeats: heartbeats{seen: map[string]time.Time{}},
 		recheck:    make(chan struct{}, 1),
 	}

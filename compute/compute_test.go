@@ -273,6 +273,9 @@ type wrappers struct {
 	placer func(p compute.Placer, die context.CancelFunc) compute.Placer
 	// agents gets the client of the agents.
 	agents func(a compute.Agents) compute.Agents
+	// controllers are the controllers the service shares the store with;
+	// nil for the cloud's (alone, unless its options say otherwise).
+	controllers compute.Controllers
 }
 
 // startControllerWith starts a compute service whose placer and agents
@@ -303,6 +306,9 @@ func (c *cloud) startControllerWith(t *testing.T, wrap wrappers) *controller {
 	opts.Log = slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.AgentTimeout == 0 {
 		opts.AgentTimeout = waitTimeout
+	}
+	if wrap.controllers != nil {
+		opts.Controllers = wrap.controllers
 	}
 	run, cancel := context.WithCancel(ctx)
 	ctl.cancel = cancel

@@ -52,9 +52,10 @@ func (s *Service) enforceLoop(ctx context.Context) {
 	}
 }
 
-// enforce checks every placed, idle server against its requirements (the
-// project's as they are now, with those its flavor and hints added) and
-// starts migrating those that no longer meet them.
+// enforce checks every placed, idle server on this controller's share of
+// the hosts against its requirements (the project's as they are now, with
+// those its flavor and hints added) and starts migrating those that no
+// longer meet them.
 func (s *Service) enforce(ctx context.Context) error {
 	hosts, err := s.store.Hosts(ctx)
 	if err != nil {
@@ -80,7 +81,7 @@ func (s *Service) enforce(ctx context.Context) error {
 	}
 	for _, srv := range servers {
 		h := byName[srv.Host]
-		if h == nil || srv.TaskState != "" || srv.VMState == trustack.VMError {
+		if h == nil || srv.TaskState != "" || srv.VMState == trustack.VMError || !s.owns(h.Name) {
 			continue
 		}
 		reqs := currentRequirements(srv, stored)

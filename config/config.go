@@ -19,10 +19,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultPath is read when no file is named and it exists.
 const DefaultPath = "/etc/trustack/trustack.conf"
+
+// minClusterSecret is the length of the shortest [bus] cluster_secret, in
+// characters: the bus wants 16 bytes, which 16 characters are at least.
+const minClusterSecret = 16
 
 // Config is trustack's configuration. Paths left empty derive from
 // DataDir.
@@ -50,8 +55,11 @@ type Config struct {
 		SizeCap int64
 	}
 	Bus struct {
-		URL    string
-		Listen string
+		URL           string
+		Listen        string
+		ClusterListen string
+		Routes        []string
+		ClusterSecret string
 	}
 	Scheduler struct {
 		Driver              string
@@ -74,6 +82,10 @@ type Config struct {
 		FakeMemoryMB            int
 		FakeDiskGB              int
 		FakeSnapshotTime        time.Duration
+		FakeDelay               time.Duration
+	}
+	Controller struct {
+		Name string
 	}
 	Agent struct {
 		Host             string
@@ -140,6 +152,7 @@ func (c *Config) options() []option {
 	return []option{
 		{"DEFAULT", "data_dir", "Directory for trustack's state: the SQLite database, Fernet keys, images. Created if missing.", (*str)(&c.DataDir)},
 		{"DEFAULT", "region_name", "Name of this cloud's region, in the service catalog.", (*str)(&c.Region)},
+		{"controller", "name", "Name of this controller among those sharing the database (default: the machine's hostname), each one's different. A controller started again under its name takes up at once the builds and actions it left in progress; the others take them over once its lease expires.", (*str)(&c.Controller.Name)},
 		{"database", "connection", "Where state is kept: sqlite:///path/to/trustack.db (embedded, the default: $data_dir/trustack.db) or postgres://user:password@host:5432/trustack for several controllers sharing one database.", (*str)(&c.Database.Connection)},
 		{"api", "listen", "Address and port the APIs listen on; all services share it under path prefixes (/identity/v3, ...).", (*str)(&c.API.Listen)},
 		{"api", "public_url", "Base URL clients reach the APIs at, used in the service catalog and in links (default: http:// and the listen address, with this host's name for a wildcard address).", (*str)(&c.API.PublicURL)},
@@ -151,8 +164,11 @@ func (c *Config) options() []option {
 		{"auth", "password_hash_rounds", "bcrypt cost for passwords (4 to 31); each step doubles the time to hash and check a password.", (*integer)(&c.Auth.PasswordHashRounds)},
 		{"image", "filesystem_store_datadir", "Directory of image data, one file per image (default: $data_dir/images). Controllers sharing a database must share it (NFS, for instance): an image's data is where it was uploaded.", (*str)(&c.Image.Dir)},
 		{"image", "image_size_cap", "Largest image data accepted, in bytes (default 1 TiB, as Glance's); larger uploads get 413.", (*i64)(&c.Image.SizeCap)},
-		{"bus", "url", "NATS URL of an external NATS cluster that controllers and agents share, such as nats://nats1:4222,nats://nats2:4222. Empty: the controller embeds a NATS server, and agents connect to it.", (*str)(&c.Bus.URL)},
+		{"bus", "url", "NATS URLs of the message bus, comma-separated, such as nats://nats1:4222,nats://nats2:4222. On a controller: an external NATS cluster that controllers and agents share, which the controller uses instead of embedding a NATS server; empty: the controller embeds one on listen. On compute hosts: where the bus is; for controllers whose embedded servers form a cluster (cluster_listen), every controller's bus address, so that agents reach another controller when one is down.", (*str)(&c.Bus.URL)},
 		{"bus", "listen", "Address and port of the embedded NATS server, where agents connect (when url is empty).", (*str)(&c.Bus.Listen)},
+		{"bus", "cluster_listen", "Address and port where this controller's embedded NATS server listens for the routes of the other controllers' servers, with which it forms one NATS cluster, so that agents connected to any controller reach every controller. Empty: not clustered. Needs cluster_secret, and url empty.", (*str)(&c.Bus.ClusterListen)},
+		{"bus", "routes", "Comma-separated addresses (HOST:PORT) of the other controllers' cluster_listen. The same list on every controller, its own address included, will do; a controller not up yet is tried every second.", (*list)(&c.Bus.Routes)},
+		{"bus", "cluster_secret", "Secret, at least 16 characters, shared by every controller of the cluster: their servers accept routes only from servers that present it.", (*str)(&c.Bus.ClusterSecret)},
 		{"scheduler", "driver", "How hosts are chosen: acaas (the physical domain that best fits the server's requirements, then its collaborating domains, a random host among those that can take it), filter (filters, then weighers, as Nova's filter scheduler), simple (the least loaded host) or chance (a random host). All keep capacity, requirements and isolation, availability zones, server groups and host hints.", (*choice)(&c.Scheduler.Driver)},
 		{"scheduler", "ram_weight_multiplier", "For the filter driver: weight of free RAM. Positive spreads servers over hosts, negative packs them onto as few as possible.", (*float)(&c.Scheduler.RAMWeightMultiplier)},
 		{"scheduler", "host_subset_size", "For the filter driver: choose at random among this many of the best hosts, which spreads concurrent placements.", (*integer)(&c.Scheduler.HostSubsetSize)},
@@ -171,6 +187,7 @@ func (c *Config) options() []option {
 		{"compute", "fake_memory_mb", "For the fake driver: the memory the simulated host offers, in MiB.", (*integer)(&c.Compute.FakeMemoryMB)},
 		{"compute", "fake_disk_gb", "For the fake driver: the disk the simulated host offers, in GiB.", (*integer)(&c.Compute.FakeDiskGB)},
 		{"compute", "fake_snapshot_seconds", "For the fake driver: how long a snapshot takes, in seconds, as real ones take a while.", (*seconds)(&c.Compute.FakeSnapshotTime)},
+		{"compute", "fake_delay_seconds", "For the fake driver: how long every other operation (spawn, power, destroy) takes at least, in seconds; 0: at once.", (*seconds)(&c.Compute.FakeDelay)},
 		{"agent", "host", "Name of this compute host, unique in the cloud (default: the machine's hostname).", (*str)(&c.Agent.Host)},
 		{"agent", "availability_zone", "Availability zone of this compute host (default: the controller's default_availability_zone).", (*str)(&c.Agent.AvailabilityZone)},
 		{"agent", "host_ip", "Address of this compute host, shown to operators.", (*str)(&c.Agent.HostIP)},
@@ -376,6 +393,12 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [network] mtu must be at least 576")
 	case !slices.Contains([]string{"qcow2", "raw"}, c.Volume.FileFormat):
 		return fmt.Errorf("config: [volume] file_format must be qcow2 or raw, not %q", c.Volume.FileFormat)
+	case len(c.Bus.Routes) > 0 && c.Bus.ClusterListen == "":
+		return fmt.Errorf("config: [bus] routes needs [bus] cluster_listen: a controller routes to the others from the cluster it listens on")
+	case c.Bus.ClusterListen != "" && c.Bus.URL != "":
+		return fmt.Errorf("config: [bus] cluster_listen and url are exclusive: a controller with url uses that external NATS and embeds no server to cluster")
+	case c.Bus.ClusterListen != "" && utf8.RuneCountInString(c.Bus.ClusterSecret) < minClusterSecret:
+		return fmt.Errorf("config: [bus] cluster_listen needs a [bus] cluster_secret of at least %d characters, got %d", minClusterSecret, utf8.RuneCountInString(c.Bus.ClusterSecret))
 	}
 	for _, b := range c.Volume.Backends {
 		if b != "file" && b != "lvm" {

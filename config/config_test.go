@@ -50,6 +50,25 @@ format = JSON
 	}
 }
 
+func TestLoadBusCluster(t *testing.T) {
+	c, err := Load(write(t, `
+[bus]
+listen = 0.0.0.0:4222
+cluster_listen = 10.0.0.1:6222
+routes = 10.0.0.1:6222, 10.0.0.2:6222,10.0.0.3:6222
+cluster_secret = sixteen chars!!!
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Bus.Routes, []string{"10.0.0.1:6222", "10.0.0.2:6222", "10.0.0.3:6222"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("routes: got %q, want %q", got, want)
+	}
+	if c.Bus.ClusterListen != "10.0.0.1:6222" || c.Bus.ClusterSecret != "sixteen chars!!!" {
+		t.Errorf("cluster_listen %q, cluster_secret %q: want the file's", c.Bus.ClusterListen, c.Bus.ClusterSecret)
+	}
+}
+
 func TestLoadOverKeepsWhatTheFileDoesNotSet(t *testing.T) {
 	base := Default()
 	base.Bus.Listen = "127.0.0.1:0"
@@ -72,6 +91,12 @@ func TestLoadErrorsNameTheLine(t *testing.T) {
 		"[auth]\nmax_active_keys = 1\n": "max_active_keys must be at least 2",
 		"[api\n":                        ":1: malformed section header",
 		"[attestation]\ngrace_period = 30\n[compute]\nservice_down_time = 60\n": "grace_period (30s) must be at least [compute] service_down_time (1m0s)",
+		// A cluster of embedded buses needs all of its options, and no
+		// external bus.
+		"[bus]\nroutes = ctl2:6222\ncluster_secret = a secret of the controllers\n":                                     "[bus] routes needs [bus] cluster_listen",
+		"[bus]\ncluster_listen = 0.0.0.0:6222\n":                                                                        "[bus] cluster_listen needs a [bus] cluster_secret of at least 16 characters, got 0",
+		"[bus]\ncluster_listen = 0.0.0.0:6222\ncluster_secret = fifteen chars..\n":                                      "[bus] cluster_listen needs a [bus] cluster_secret of at least 16 characters, got 15",
+		"[bus]\nurl = nats://nats1:4222\ncluster_listen = 0.0.0.0:6222\ncluster_secret = a secret of the controllers\n": "[bus] cluster_listen and url are exclusive",
 	} {
 		_, err := Load(write(t, text))
 		if err == nil || !strings.Contains(err.Error(), want) {

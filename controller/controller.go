@@ -20,8 +20,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/acaas"
 	"github.com/trustack/trustack/api/openstack"
@@ -68,7 +66,8 @@ type Controller struct {
 	Bus  *bus.Server
 	Conn *bus.Conn
 	// Members are the controllers sharing the store, this one among them:
-	// each attests its share of the hosts.
+	// each carries out its own builds and actions, takes over those of
+	// controllers gone, and attests and checks its share of the hosts.
 	Members *cluster.Membership
 	log     *slog.Logger
 	// level is log's level, which the volume API's set-log changes; nil
@@ -113,6 +112,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	if err := c.connectBus(); err != nil {
 		return nil, err
 	}
+	if err := c.join(ctx); err != nil {
+		return nil, err
+	}
 	multiplier := cfg.Scheduler.RAMWeightMultiplier
 	if c.Scheduler, err = scheduler.New(c.Store, scheduler.Options{
 		Driver:              cfg.Scheduler.Driver,
@@ -146,6 +148,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 		ImageURL:                cfg.BaseURL() + imageapi.Prefix,
 		ImageTokens:             c.Identity,
 		DefaultAvailabilityZone: cfg.Compute.DefaultAvailabilityZone,
+		Controllers:             c.Members,
+		TakeoverInterval:        c.Members.TTL() / 3,
 		Log:                     log,
 	})
 	c.ACaaS.SetEnforcer(c.Compute)
@@ -188,15 +192,18 @@ func (c *Controller) connectBus() error {
 		c.Conn, err = bus.Connect(cfg.Bus.URL, "trustack-controller", bus.Logger(c.log))
 		return err
 	}
-	host, port, err := net.SplitHostPort(cfg.Bus.Listen)
-	if err != nil {
-		return trustack.Errorf(trustack.EINVALID, "config: [bus] listen %q: want host:port", cfg.Bus.Listen)
+	sc := bus.ServerConfig{Logger: c.log}
+	if sc.Host, sc.Port, err = hostPort("listen", cfg.Bus.Listen); err != nil {
+		return err
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return trustack.Errorf(trustack.EINVALID, "config: [bus] listen %q: bad port", cfg.Bus.Listen)
+	if cfg.Bus.ClusterListen != "" {
+		// The controllers' embedded servers form one cluster, so that an
+		// agent connected to any reaches them all.
+		sc.Cluster = &bus.ClusterConfig{Routes: cfg.Bus.Routes, Secret: cfg.Bus.ClusterSecret}
+		if sc.Cluster.Host, sc.Cluster.Port, err = hostPort("cluster_listen", cfg.Bus.ClusterListen); err != nil {
+			return err
+		}
 	}
-	sc := bus.ServerConfig{Host: host, Port: p, Logger: c.log}
 	if c.attesting() {
 		// Agents are admitted as the verifier says; it exists once the
 		// services are built, before the bus serves agents.
@@ -214,6 +221,49 @@ func (c *Controller) connectBus() error {
 	return err
 }
 
+// hostPort splits the [bus] option's address.
+func hostPort(option, addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, trustack.Errorf(trustack.EINVALID, "config: [bus] %s %q: want host:port", option, addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, trustack.Errorf(trustack.EINVALID, "config: [bus] %s %q: bad port", option, addr)
+	}
+	return host, p, nil
+}
+
+// join takes this controller's lease among those sharing the store, under
+// [controller] name or the machine's hostname.
+func (c *Controller) join(ctx context.Context) error {
+	name := c.Config.Controller.Name
+	if name == "" {
+		var err error
+		if name, err = os.Hostname(); err != nil {
+			return fmt.Errorf("name the controller: %w", err)
+		}
+	}
+	// Its lease runs 15 s after each renewal; with attestation, a
+	// controller that dies leaves its hosts to the others within an
+	// interval: its lease expires within half of one, they read the
+	// members a third of that later at most, and attest the hosts they
+	// took at once.
+	opts := cluster.Options{TTL: 15 * time.Second, Log: c.log, Changed: func() {
+		if c.Attest != nil {
+			c.Attest.Reshard()
+		}
+	}}
+	if c.attesting() {
+		opts.TTL = c.Config.Attestation.Interval / 2
+	}
+	var err error
+	if c.Members, err = cluster.Join(ctx, c.Store, name, opts); err != nil {
+		return fmt.Errorf("join the controllers: %w", err)
+	}
+	return nil
+}
+
 // attesting reports whether hosts must pass attestation: unless
 // [attestation] enabled is no (`trustack up` decides auto beforehand).
 func (c *Controller) attesting() bool { return c.Config.Attestation.Enabled != "no" }
@@ -225,17 +275,10 @@ func (c *Controller) newVerifier() error {
 	if err != nil {
 		return err
 	}
-	// A controller that dies leaves its hosts to the others within an
-	// interval: its lease expires within 3/4 of one, and they read the
-	// members a third of that later at most.
-	ttl := c.Config.Attestation.Interval * 3 / 4
-	if c.Members, err = cluster.Join(context.Background(), c.Store, uuid.NewString(), cluster.Options{TTL: ttl, Log: c.log}); err != nil {
-		return fmt.Errorf("join the controllers: %w", err)
-	}
 	opts := attest.Options{
 		Interval: c.Config.Attestation.Interval, Grace: c.Config.Attestation.GracePeriod,
 		Roots: roots, Intermediates: intermediates,
-		Log: c.log.With("component", "verifier"), Shard: c.Members,
+		Log: c.log.With("component", "verifier"), Shard: c.Members, Name: c.Members.ID(),
 	}
 	if c.Bus != nil {
 		opts.Disconnect = func(user string) { c.Bus.Disconnect(user) }
@@ -433,6 +476,10 @@ func Listen(cfg *config.Config) (net.Listener, error) {
 // and the APIs on l. Then it lets requests in flight finish for up to ten
 // seconds, and waits for the compute work in flight.
 func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
+	members := make(chan struct{})
+	go func() { c.Members.Run(ctx); close(members) }()
+	// Last, once its work stopped: the lease goes.
+	defer func() { <-members; c.Members.Leave(context.WithoutCancel(ctx)) }()
 	if err := c.Compute.Start(ctx); err != nil {
 		return err
 	}
@@ -442,9 +489,6 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 	}
 	defer c.Volume.Wait()
 	if c.Attest != nil {
-		members := make(chan struct{})
-		go func() { c.Members.Run(ctx); close(members) }()
-		defer func() { <-members }()
 		if err := c.Attest.Start(ctx); err != nil {
 			return err
 		}

@@ -506,13 +506,13 @@ func waitBuilds(t testing.TB, compute, tok string, timeout time.Duration) []serv
 			return false, fmt.Sprint(resp, err)
 		}
 		servers = l.Servers
-		busy := 0
+		var busy []string
 		for _, s := range servers {
 			if s.Status == "BUILD" || s.TaskState != nil {
-				busy++
+				busy = append(busy, fmt.Sprintf("%s (%s) %s, task %s, on %s", s.Name, s.ID, s.Status, deref(s.TaskState), deref(s.Host)))
 			}
 		}
-		return busy == 0, fmt.Sprintf("%d of %d servers still building or in a task", busy, len(servers))
+		return len(busy) == 0, fmt.Sprintf("%d of %d servers still building or in a task: %s", len(busy), len(servers), strings.Join(busy[:min(len(busy), 10)], "; "))
 	}, "servers: want every build ended")
 	return servers
 }
@@ -649,4 +649,12 @@ func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string),
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// deref is *p, "" for nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -19,6 +19,17 @@ import (
 // started for the test's length. There is at least one host.
 func startAttestedSplit(t *testing.T, ip, caDir, conf string, hosts ...string) *splitCloud {
 	t.Helper()
+	tpms, ca := startTPMs(t, caDir, hosts...)
+	s := startSplitOn(t, ip, "[attestation]\nenabled = yes\nca_bundles = "+ca.Root+","+ca.Issuer+"\n"+conf)
+	s.tpms = tpms
+	return s
+}
+
+// startTPMs gives each host named an swtpm of its own, manufactured now
+// by the local CA of caDir and started for the test's length, and returns
+// their addresses by host, and the CA.
+func startTPMs(t *testing.T, caDir string, hosts ...string) (map[string]string, tpm.LocalCA) {
+	t.Helper()
 	dir := t.TempDir()
 	tpms := map[string]string{}
 	var ca tpm.LocalCA
@@ -32,9 +43,7 @@ func startAttestedSplit(t *testing.T, ip, caDir, conf string, hosts ...string) *
 		t.Cleanup(func() { stop() })
 		tpms[h] = addr
 	}
-	s := startSplitOn(t, ip, "[attestation]\nenabled = yes\nca_bundles = "+ca.Root+","+ca.Issuer+"\n"+conf)
-	s.tpms = tpms
-	return s
+	return tpms, ca
 }
 
 // manufacture makes a TPM's state in dir, its EK certified by the local

@@ -22,9 +22,12 @@ type splitCloud struct {
 	dir      string
 	ctl      *cloud
 	api, bus string // the controller's API and bus addresses
-	admin    map[string]string
-	agents   map[string]*cloud
-	tpms     map[string]string // by host, the address of its swtpm, for hosts that attest
+	// buses are the bus addresses of every controller, when there are
+	// several; agents list them all.
+	buses  []string
+	admin  map[string]string
+	agents map[string]*cloud
+	tpms   map[string]string // by host, the address of its swtpm, for hosts that attest
 }
 
 // startSplit starts a controller, bootstrapped, with conf added to its
@@ -74,12 +77,25 @@ func (s *splitCloud) startAgent(name, conf string) *cloud {
 	}
 	file := writeConfig(s.t, filepath.Join(s.dir, name+".conf"), "[DEFAULT]\ndata_dir = "+dir+"\n"+
 		attestation+
-		"[bus]\nurl = nats://"+s.bus+"\n"+
+		"[bus]\nurl = "+s.busURL()+"\n"+
 		"[agent]\nhost = "+name+"\n"+conf)
 	a := &cloud{t: s.t, dir: dir, args: []string{"agent", "--config", file}}
 	a.start("trustack agent ready")
 	s.agents[name] = a
 	return a
+}
+
+// busURL is where agents find the bus: every controller's address.
+func (s *splitCloud) busURL() string {
+	buses := s.buses
+	if len(buses) == 0 {
+		buses = []string{s.bus}
+	}
+	urls := make([]string, len(buses))
+	for i, b := range buses {
+		urls[i] = "nats://" + b
+	}
+	return strings.Join(urls, ",")
 }
 
 // hostDir is the directory of a host's state: its volumes are in

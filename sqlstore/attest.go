@@ -20,10 +20,10 @@ var (
 	hostAttestations = &table[trustack.HostAttestation]{
 		name: "host_attestations", kind: "host attestation record", order: "host",
 		columns: []string{"host", "cid", "registered_at", "ek_cert", "ak_public", "credential_key", "mode",
-			"verdict_state", "verdict_reasons", "verdict_whitelist", "verdict_at", "failing_since", "revoked", "checkpoint", "version"},
+			"verdict_state", "verdict_reasons", "verdict_whitelist", "verdict_at", "verdict_by", "failing_since", "revoked", "checkpoint", "version"},
 		fields: func(a *trustack.HostAttestation) []any {
 			return []any{&a.Host, &a.CID, timeColumn{&a.RegisteredAt}, bytesColumn{&a.EKCert}, bytesColumn{&a.AKPublic}, bytesColumn{&a.CredentialKey}, &a.Mode,
-				&a.Verdict.State, jsonColumn[[]string]{&a.Verdict.Reasons}, &a.Verdict.Whitelist, timeColumn{&a.Verdict.At}, timeColumn{&a.FailingSince},
+				&a.Verdict.State, jsonColumn[[]string]{&a.Verdict.Reasons}, &a.Verdict.Whitelist, timeColumn{&a.Verdict.At}, &a.Verdict.By, timeColumn{&a.FailingSince},
 				&a.Revoked, bytesColumn{&a.Checkpoint}, &a.Version}
 		},
 	}

@@ -163,13 +163,13 @@ func testHostAttestations(t *testing.T, s Store) {
 	// The next sees the record as stored, and moves the version on.
 	written, err = s.UpdateHostAttestation(ctx, "h1", func(cur *trustack.HostAttestation) (*trustack.HostAttestation, error) {
 		equal(t, cur, want)
-		cur.Verdict = trustack.Verdict{State: trustack.VerdictTrusted, Whitelist: "baseline", At: cur.Verdict.At.Add(time.Minute)}
+		cur.Verdict = trustack.Verdict{State: trustack.VerdictTrusted, Whitelist: "baseline", At: cur.Verdict.At.Add(time.Minute), By: "controller-1"}
 		cur.FailingSince, cur.Revoked = time.Time{}, false
 		cur.Checkpoint = []byte("after round 2")
 		return cur, nil
 	})
 	must(t, err)
-	want.Verdict = trustack.Verdict{State: trustack.VerdictTrusted, Whitelist: "baseline", At: want.Verdict.At.Add(time.Minute)}
+	want.Verdict = trustack.Verdict{State: trustack.VerdictTrusted, Whitelist: "baseline", At: want.Verdict.At.Add(time.Minute), By: "controller-1"}
 	want.FailingSince, want.Revoked, want.Checkpoint, want.Version = time.Time{}, false, []byte("after round 2"), 2
 	equal(t, written, want)
 	got, err = s.HostAttestation(ctx, "h1")

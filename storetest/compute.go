@@ -291,6 +291,7 @@ func testServers(t *testing.T, s Store) {
 	a.Hints = map[string][]string{"different_host": {"x"}}
 	a.Fault = &trustack.Fault{Code: 500, Message: "boom", Created: start}
 	a.Ports, a.UserPorts = []string{"port-2", "port-1"}, []string{"port-1"}
+	a.TaskOwner = "controller-1"
 	must(t, s.CreateServers(ctx, []*trustack.Server{a}, trustack.NewPorts{}, limits, nil))
 	got, err := s.Server(ctx, "a")
 	must(t, err)
@@ -313,6 +314,10 @@ func testServers(t *testing.T, s Store) {
 	}
 	_, err = s.UpdateServer(ctx, "b", func(srv *trustack.Server) error { srv.VMState = trustack.VMDeleted; return nil })
 	must(t, err)
+	for _, id := range []string{"c", "d"} {
+		_, err = s.UpdateServer(ctx, id, func(srv *trustack.Server) error { srv.VMState, srv.TaskState = trustack.VMActive, ""; return nil })
+		must(t, err)
+	}
 	for _, tc := range []struct {
 		f    trustack.ServerFilter
 		want []string
@@ -323,6 +328,7 @@ func testServers(t *testing.T, s Store) {
 		{trustack.ServerFilter{Limit: 2}, []string{"a", "c"}},
 		{trustack.ServerFilter{Marker: "a"}, []string{"c", "d"}},
 		{trustack.ServerFilter{Status: []string{trustack.VMDeleted}, IncludeDeleted: true}, []string{"b"}},
+		{trustack.ServerFilter{InTask: true}, []string{"a"}},
 	} {
 		list, err := s.Servers(ctx, tc.f)
 		must(t, err)

@@ -106,7 +106,7 @@ func hypervisor(ctx context.Context, cfg *config.Config, name, dir string, log *
 		hv, err = fake.New(fake.Options{
 			Hostname: name, VCPUs: cfg.Compute.FakeVCPUs, MemoryMB: cfg.Compute.FakeMemoryMB, DiskGB: cfg.Compute.FakeDiskGB,
 			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, StateFile: filepath.Join(dir, "fake-hypervisor.json"),
-			SnapshotTime: cfg.Compute.FakeSnapshotTime,
+			SnapshotTime: cfg.Compute.FakeSnapshotTime, Delay: cfg.Compute.FakeDelay,
 		})
 	case "qemu":
 		hv, err = qemu.New(ctx, qemu.Options{

@@ -20,6 +20,7 @@ const (
 	SubjectRegisterTPM = "trustack.attest.register"
 	sentMeasured       = "measured"
 	subjectActivate    = "trustack.attest.activate."
+	subjectCredentials = "trustack.attest.credentials"
 	activateSubjects   = subjectActivate + "*"
 	verifiersQueue     = "verifiers"
 	// RegistrationUserPrefix starts the bus user name of an agent that has
@@ -138,12 +139,32 @@ func (c *Verifiers) Measured(host string) error {
 	return c.conn.Publish(fromSubject(host, sentMeasured), measured{Host: host})
 }
 
-// Verifier is what a verifier does for agents.
+// Verifier is what a verifier does for agents and for the other
+// verifiers.
 type Verifier interface {
 	Register(ctx context.Context, req RegisterRequest) (RegisterChallenge, error)
 	Activate(ctx context.Context, req ActivateRequest) (ActivateReply, error)
 	// Measured has the host attested soon.
 	Measured(host string)
+	// CredentialChanged hears that a verifier issued or withdrew a
+	// host's bus credential.
+	CredentialChanged(ctx context.Context, c CredentialChange)
+}
+
+// CredentialChange is a host's bus credential issued or withdrawn by a
+// verifier, which tells every verifier (AnnounceCredential), so that the
+// bus nodes of all admit or refuse the host at once, whichever node it
+// connects to.
+type CredentialChange struct {
+	Host      string `json:"host"`
+	CID       string `json:"cid"`
+	Withdrawn bool   `json:"withdrawn,omitempty"`
+}
+
+// AnnounceCredential tells every verifier on conn's bus of a credential
+// change; only controllers may publish it.
+func AnnounceCredential(conn *bus.Conn, c CredentialChange) error {
+	return conn.Publish(subjectCredentials, c)
 }
 
 // ActivateSubject is the activation subject of the verifier named id, for
@@ -153,9 +174,9 @@ func ActivateSubject(id string) string { return subjectActivate + token(id) }
 // ServeVerifier has v answer agents on conn until the returned function
 // is called: registrations in the verifiers' queue group (one verifier
 // takes each), activations on the verifier's own subject,
-// ActivateSubject(id), and measurement events to every verifier, as only
-// the one that attests the host acts on them. Witness hears of the
-// spoofs, which v does not see.
+// ActivateSubject(id), and measurement events and credential changes to
+// every verifier (only the one that attests the host acts on the former).
+// Witness hears of the spoofs, which v does not see.
 func ServeVerifier(conn *bus.Conn, id string, v Verifier, witness Witness) (stop func(), err error) {
 	var subs []bus.Subscription
 	stop = func() {
@@ -174,6 +195,10 @@ func ServeVerifier(conn *bus.Conn, id string, v Verifier, witness Witness) (stop
 				v.Measured(m.Host)
 				return empty{}, nil
 			})},
+		{subjectCredentials, "", bus.Handler(func(ctx context.Context, c CredentialChange) (empty, error) {
+			v.CredentialChanged(ctx, c)
+			return empty{}, nil
+		})},
 	} {
 		sub, err := conn.HandleQueue(h.subject, h.queue, h.fn)
 		if err != nil {

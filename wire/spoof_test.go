@@ -59,7 +59,8 @@ func (verifier) Register(context.Context, RegisterRequest) (RegisterChallenge, e
 func (verifier) Activate(context.Context, ActivateRequest) (ActivateReply, error) {
 	return ActivateReply{}, nil
 }
-func (v verifier) Measured(host string) { v.h.add(sentMeasured, host) }
+func (v verifier) Measured(host string)                              { v.h.add(sentMeasured, host) }
+func (verifier) CredentialChanged(context.Context, CredentialChange) {}
 
 // settle waits until h has heard n calls and spoofs in all, and a while
 // more for any extra, and returns them.

@@ -44,6 +44,9 @@ type Options struct {
 	// SnapshotTime is how long a snapshot takes, as a real one takes a
 	// while (clients watch it in progress); default none.
 	SnapshotTime time.Duration
+	// Delay is how long every operation takes at least (SetDelay changes
+	// it); default none.
+	Delay time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -102,6 +105,7 @@ func New(opts Options) (*Driver, error) {
 			return nil, fmt.Errorf("fake hypervisor state: %w", err)
 		}
 	}
+	d.delay = opts.Delay
 	return d, nil
 }
 

@@ -271,7 +271,7 @@ func hostAttestation(a *trustack.HostAttestation) object {
 	}
 	return object{
 		"host": a.Host, "state": attestationState(a), "whitelist": a.Verdict.Whitelist, "mode": a.Mode, "cid": a.CID,
-		"registered_at": rfc3339OrNull(a.RegisteredAt), "attested_at": rfc3339OrNull(a.Verdict.At),
+		"registered_at": rfc3339OrNull(a.RegisteredAt), "attested_at": rfc3339OrNull(a.Verdict.At), "attested_by": a.Verdict.By,
 		"failing_since": rfc3339OrNull(a.FailingSince), "reasons": orEmpty(a.Verdict.Reasons), "ek_fingerprint": fingerprint,
 	}
 }

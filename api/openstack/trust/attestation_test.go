@@ -188,7 +188,7 @@ func newFakeAttestation() *fakeAttestation {
 	host := func(name, state string, reasons ...string) *trustack.HostAttestation {
 		a := &trustack.HostAttestation{Host: name, CID: "cid-" + name, RegisteredAt: registeredAt, EKCert: ekCert, Mode: trustack.MeasuredByKernel}
 		if state != "" {
-			a.Verdict = trustack.Verdict{State: state, Reasons: reasons, Whitelist: "gold", At: attestedAt}
+			a.Verdict = trustack.Verdict{State: state, Reasons: reasons, Whitelist: "gold", At: attestedAt, By: "controller-1"}
 		}
 		if state != "" && state != trustack.VerdictTrusted {
 			a.FailingSince = attestedAt
@@ -297,9 +297,9 @@ func TestAttestationAPI(t *testing.T) {
 		// Hosts' attestations.
 		{"admin", "GET", "/os-trustack-attestations", "", 200, []string{
 			`{"attestations":[{`,
-			fmt.Sprintf(`{"attested_at":"2025-03-04T04:06:07Z","cid":"cid-compute-1","ek_fingerprint":%q,"failing_since":null,"host":"compute-1","mode":"kernel","reasons":[],"registered_at":"2025-03-04T04:00:00Z","state":"trusted","whitelist":"gold"}`, ekPrint),
+			fmt.Sprintf(`{"attested_at":"2025-03-04T04:06:07Z","attested_by":"controller-1","cid":"cid-compute-1","ek_fingerprint":%q,"failing_since":null,"host":"compute-1","mode":"kernel","reasons":[],"registered_at":"2025-03-04T04:00:00Z","state":"trusted","whitelist":"gold"}`, ekPrint),
 			`"failing_since":"2025-03-04T04:06:07Z","host":"compute-2","mode":"kernel","reasons":["The host did not answer the attestation request: timeout."]`, `"state":"unreachable"`,
-			`{"attested_at":null,"cid":"cid-compute-3",`, `"host":"compute-3","mode":"kernel","reasons":[],"registered_at":"2025-03-04T04:00:00Z","state":"registered","whitelist":""}`,
+			`{"attested_at":null,"attested_by":"","cid":"cid-compute-3",`, `"host":"compute-3","mode":"kernel","reasons":[],"registered_at":"2025-03-04T04:00:00Z","state":"registered","whitelist":""}`,
 			`"cid":"","ek_fingerprint"`, `"host":"compute-4","mode":"kernel","reasons":["File /usr/bin/evil is not in white-list gold."],"registered_at":"2025-03-04T04:00:00Z","state":"revoked"`,
 		}},
 		{"admin", "GET", "/os-trustack-attestations/compute-2", "", 200, []string{`{"attestation":{`, `"state":"unreachable"`, `"whitelist":"gold"`}},
