@@ -64,8 +64,13 @@ type Volume struct {
 	// while making it: 0 before its first report, the image's size once
 	// it has copied all of it.
 	ImageBytesCopied int64
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// TaskOwner is the controller carrying out the volume's operation in
+	// progress ("" when it has none: its status is not creating,
+	// extending, uploading, deleting or reverting): the one that started
+	// it, or took it over from a controller that died.
+	TaskOwner string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // VolumeAttachment is a volume's tie to the server it serves: Cinder's
@@ -333,7 +338,13 @@ type VolumeSnapshot struct {
 	// ("80%"); "" for one its storage host takes.
 	Progress string
 	// Reason says why the snapshot is in error, for operators.
-	Reason    string
+	Reason string
+	// TaskOwner is the controller carrying out the snapshot's operation
+	// in progress ("" when it has none: its status is not creating,
+	// deleting or restoring): the one that started it, or took it over
+	// from a controller that died. A snapshot restoring is its reverting
+	// volume's owner's.
+	TaskOwner string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -1,55 +1,13 @@
 package compute_test
 
 import (
-	"context"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/cluster/clustertest"
 	"github.com/trustack/trustack/compute"
 )
-
-// controllers are the controllers sharing a store as a test sets them: id
-// is one of them, and the test says which are live.
-type controllers struct {
-	id string
-
-	mu     sync.Mutex
-	live   []string
-	renews int
-}
-
-func (c *controllers) ID() string { return c.id }
-
-func (c *controllers) Renew(context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.renews++
-	return nil
-}
-
-func (c *controllers) Live() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.live)
-}
-
-func (c *controllers) Owns(string) bool { return true }
-
-func (c *controllers) setLive(live ...string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.live = live
-}
-
-// renewed returns how many times the service read the live controllers.
-func (c *controllers) renewed() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.renews
-}
 
 // TestTasksAreTakenOverOnlyFromControllersGone stops a controller with
 // builds in flight while its lease still runs: another controller leaves
@@ -58,8 +16,8 @@ func (c *controllers) renewed() int {
 // gone. Every server ends ACTIVE on one host with one claim.
 func TestTasksAreTakenOverOnlyFromControllersGone(t *testing.T) {
 	t.Parallel()
-	a := &controllers{id: "ctl-a", live: []string{"ctl-a", "ctl-b"}}
-	b := &controllers{id: "ctl-b", live: []string{"ctl-a", "ctl-b"}}
+	a := clustertest.New("ctl-a", "ctl-a", "ctl-b")
+	b := clustertest.New("ctl-b", "ctl-a", "ctl-b")
 	c := newCloud(t, cloudOptions{Hosts: 3, Compute: compute.Options{Workers: 2, TakeoverInterval: 10 * time.Millisecond}})
 	c.ctl.stop()
 	c.ctl = c.startControllerWith(t, wrappers{controllers: a})
@@ -80,21 +38,21 @@ func TestTasksAreTakenOverOnlyFromControllersGone(t *testing.T) {
 	left := map[string]string{}
 	for _, srv := range list {
 		got := c.server(t, srv.ID)
-		if got.TaskState == "" || got.TaskOwner != a.id {
-			t.Fatalf("%s when its controller stopped: task %q of %q, want one of %s", got.Name, got.TaskState, got.TaskOwner, a.id)
+		if got.TaskState == "" || got.TaskOwner != a.ID() {
+			t.Fatalf("%s when its controller stopped: task %q of %q, want one of %s", got.Name, got.TaskState, got.TaskOwner, a.ID())
 		}
 		left[got.ID] = got.TaskState
 	}
 
 	c.ctl = c.startControllerWith(t, wrappers{controllers: b})
-	c.waitFor(t, "the second controller to look for tasks a few times", func() bool { return b.renewed() >= 5 })
+	c.waitFor(t, "the second controller to look for tasks a few times", func() bool { return b.Renewed() >= 5 })
 	for _, srv := range list {
-		if got := c.server(t, srv.ID); got.TaskState != left[got.ID] || got.TaskOwner != a.id {
-			t.Errorf("%s while %s's lease runs: task %q of %q, want %q of %s, untouched", got.Name, a.id, got.TaskState, got.TaskOwner, left[got.ID], a.id)
+		if got := c.server(t, srv.ID); got.TaskState != left[got.ID] || got.TaskOwner != a.ID() {
+			t.Errorf("%s while %s's lease runs: task %q of %q, want %q of %s, untouched", got.Name, a.ID(), got.TaskState, got.TaskOwner, left[got.ID], a.ID())
 		}
 	}
 
-	b.setLive("ctl-b")
+	b.SetLive("ctl-b")
 	claims := map[string]trustack.Claim{}
 	c.waitFor(t, "every build to end", func() bool {
 		claims = c.claims(t)

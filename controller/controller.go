@@ -136,6 +136,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 		ImageTokens:      c.Identity,
 		Requirements:     c.ACaaS,
 		Alive:            func(h *trustack.Host) bool { return c.Compute.Alive(h) },
+		Controllers:      c.Members,
+		TakeoverInterval: c.Members.TTL() / 3,
 		Log:              log.With("component", "volume"),
 	})
 	c.Compute = compute.New(c.Store, c.Images, wire.NewHosts(c.Conn), c.Scheduler, compute.Options{

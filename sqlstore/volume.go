@@ -31,10 +31,11 @@ var (
 	snapshots = &table[trustack.VolumeSnapshot]{
 		name: "volume_snapshots", kind: "snapshot", order: "created_at, id",
 		columns: []string{"id", "project_id", "user_id", "volume_id", "name", "description", "size_gb", "status", "metadata", "progress",
-			"reason", "created_at", "updated_at"},
+			"reason", "created_at", "updated_at", "task_owner"},
 		fields: func(s *trustack.VolumeSnapshot) []any {
 			return []any{&s.ID, &s.ProjectID, &s.UserID, &s.VolumeID, &s.Name, &s.Description, &s.Size, &s.Status,
-				jsonColumn[map[string]string]{&s.Metadata}, &s.Progress, &s.Reason, timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}}
+				jsonColumn[map[string]string]{&s.Metadata}, &s.Progress, &s.Reason, timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt},
+				&s.TaskOwner}
 		},
 		missing: func(id string) error {
 			return trustack.Reasonf(trustack.ENOTFOUND, "SnapshotNotFound", "Snapshot %s could not be found.", id)
@@ -45,14 +46,15 @@ var (
 		columns: []string{"id", "project_id", "user_id", "name", "description", "size_gb", "status", "type_id", "availability_zone",
 			"bootable", "image_id", "snapshot_id", "source_volume_id", "metadata", "image_metadata", "host", "reason", "created_at", "updated_at",
 			"attachment_id", "server_id", "attached_host", "device", "attached_at", "admin_metadata", "image_bytes_copied",
-			"attach_status", "attachment_connection", "attachment_created_at"},
+			"attach_status", "attachment_connection", "attachment_created_at", "task_owner"},
 		fields: func(v *trustack.Volume) []any {
 			a := &v.Attachment
 			return []any{&v.ID, &v.ProjectID, &v.UserID, &v.Name, &v.Description, &v.Size, &v.Status, &v.TypeID, &v.AvailabilityZone,
 				&v.Bootable, &v.ImageID, &v.SnapshotID, &v.SourceVolumeID, jsonColumn[map[string]string]{&v.Metadata},
 				jsonColumn[map[string]string]{&v.ImageMetadata}, &v.Host, &v.Reason, timeColumn{&v.CreatedAt}, timeColumn{&v.UpdatedAt},
 				&a.ID, &a.ServerID, &a.Host, &a.Device, timeColumn{&a.AttachedAt}, jsonColumn[map[string]string]{&v.AdminMetadata},
-				&v.ImageBytesCopied, &a.Status, jsonColumn[*trustack.VolumeConnection]{&a.Connection}, timeColumn{&a.CreatedAt}}
+				&v.ImageBytesCopied, &a.Status, jsonColumn[*trustack.VolumeConnection]{&a.Connection}, timeColumn{&a.CreatedAt},
+				&v.TaskOwner}
 		},
 		missing: func(id string) error {
 			return trustack.Reasonf(trustack.ENOTFOUND, "VolumeNotFound", "Volume %s could not be found.", id)

@@ -45,7 +45,7 @@ func TestAttachmentStatusMigration(t *testing.T) {
 				if status != trustack.VolumeAvailable {
 					v.Attachment = trustack.VolumeAttachment{ID: "a-" + id, ServerID: "s", Host: "h", Device: "/dev/vdc", AttachedAt: at}
 				}
-				insertAsOf(t, db, volumes, v, "attach_status", "attachment_connection", "attachment_created_at")
+				insertAsOf(t, db, volumes, v, "attach_status", "attachment_connection", "attachment_created_at", "task_owner")
 			}
 			if err := db.migrate(ctx); err != nil {
 				t.Fatalf("migrate: %v", err)

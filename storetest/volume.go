@@ -93,6 +93,7 @@ func testVolumes(t *testing.T, s Store) {
 	v := newVolume("v1", "p1", def.ID, 2)
 	v.Description, v.Bootable, v.ImageID = "a disk", true, "img-1"
 	v.Metadata, v.ImageMetadata = map[string]string{"purpose": "db"}, map[string]string{"os_distro": "debian"}
+	v.TaskOwner = "controller-1"
 	must(t, s.CreateVolume(ctx, v, nil))
 	got, err := s.Volume(ctx, "v1")
 	must(t, err)
@@ -267,7 +268,7 @@ func testSnapshots(t *testing.T, s Store) {
 	must(t, err)
 	equal(t, len(list), 1)
 	updated, err := s.UpdateSnapshot(ctx, "s1", func(x *trustack.VolumeSnapshot) error {
-		x.Status, x.Progress = trustack.SnapshotAvailable, "80%"
+		x.Status, x.Progress, x.TaskOwner = trustack.SnapshotDeleting, "80%", "controller-1"
 		return nil
 	})
 	must(t, err)

@@ -108,25 +108,3 @@ func (s *Service) restored(ctx context.Context, volumeID string) {
 		}
 	}
 }
-
-// recoverReverts takes up the reverts going on when the service last
-// stopped: the volumes left reverting are reverted again (which their
-// storage hosts may do twice), and the snapshots left restoring whose
-// volumes were reverted are made available.
-func (s *Service) recoverReverts(ctx context.Context) error {
-	list, err := s.store.Volumes(ctx, trustack.VolumeFilter{Status: trustack.VolumeReverting})
-	if err != nil {
-		return err
-	}
-	for _, v := range list {
-		s.revertBackground(v.ID)
-	}
-	snaps, err := s.store.Snapshots(ctx, trustack.SnapshotFilter{Status: trustack.SnapshotRestoring})
-	if err != nil {
-		return err
-	}
-	for _, snap := range snaps {
-		s.restored(ctx, snap.VolumeID)
-	}
-	return nil
-}

@@ -115,6 +115,14 @@ type Options struct {
 	// a request waiting for its answer looks for a restart of the agent,
 	// after which it is made again (default 2 s).
 	RetryInterval time.Duration
+	// Controllers are the controllers sharing the store, this one among
+	// them: each carries out the volumes' and snapshots' operations it
+	// started, and takes over those of controllers gone. Nil: this
+	// controller is alone.
+	Controllers Controllers
+	// TakeoverInterval is how often a controller among several looks for
+	// the operations of controllers gone (default 5 s).
+	TakeoverInterval time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// Log receives what the service does (default: discarded).
@@ -126,14 +134,18 @@ type Options struct {
 // deleted) is accepted once its volume's new status is stored, and goes
 // on in the background, asked again of a storage host whose agent was
 // down or restarted before it answered (see onHost); Recover takes up,
-// after a restart, what was going on.
+// after a restart, what was going on. Among several controllers, each
+// carries out the operations it started (tasks.go).
 type Service struct {
-	store   Store
+	store   Store  // an ownedStore
+	self    string // this controller's name; "" when alone
 	hosts   Hosts
 	storage Storage
 	servers Servers
 	opts    Options
 	work    sync.WaitGroup
+	// running is the look for the operations of controllers gone.
+	running sync.WaitGroup
 }
 
 // New returns the service over the store, the hosts and their agents.
@@ -150,13 +162,20 @@ func New(store Store, hosts Hosts, storage Storage, opts Options) *Service {
 	if opts.RetryInterval == 0 {
 		opts.RetryInterval = 2 * time.Second
 	}
+	if opts.TakeoverInterval == 0 {
+		opts.TakeoverInterval = 5 * time.Second
+	}
+	var self string
+	if opts.Controllers != nil {
+		self = opts.Controllers.ID()
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Service{store: store, hosts: hosts, storage: storage, opts: opts}
+	return &Service{store: ownedStore{store, self}, self: self, hosts: hosts, storage: storage, opts: opts}
 }
 
 // SetServers gives the service the compute service, which comes to be
@@ -164,8 +183,13 @@ func New(store Store, hosts Hosts, storage Storage, opts Options) *Service {
 // extended. Set it before the service serves.
 func (s *Service) SetServers(servers Servers) { s.servers = servers }
 
-// Wait waits for the work going on in the background.
-func (s *Service) Wait() { s.work.Wait() }
+// Wait waits for the work going on in the background: among several
+// controllers, once the context given to Recover ended, which ends the
+// look for the operations of controllers gone.
+func (s *Service) Wait() {
+	s.running.Wait()
+	s.work.Wait()
+}
 
 // CreateRequest asks for a new, empty volume.
 type CreateRequest struct {
@@ -781,29 +805,25 @@ func (s *Service) Retype(ctx context.Context, c Caller, id, typeRef string) erro
 }
 
 // Recover takes up what was going on when the service last stopped: the
-// volumes left creating, extending or deleting are made, grown or deleted
-// again, and the snapshots left creating or deleting taken or deleted
-// again (each idempotent on their storage hosts), and the volumes left
-// reverting reverted again (recoverReverts). A volume whose growth
-// fails now keeps the size asked for, its former one unknown.
+// volumes left creating, extending, uploading or deleting are made,
+// grown, uploaded or deleted again, the snapshots left creating or
+// deleting taken or deleted again (each idempotent on their storage
+// hosts), the volumes left reverting reverted again (which their storage
+// hosts may do twice), and the snapshots left restoring whose volumes
+// were reverted made available. A volume whose growth fails now keeps the
+// size asked for, its former one unknown.
+//
+// Among several controllers (Options.Controllers), it takes up only the
+// operations this controller started, leaves those of live controllers,
+// and takes over those of controllers whose leases expired; then, until
+// ctx ends, it looks for those every TakeoverInterval (Wait waits for
+// that to end). Call it once, before serving requests.
 func (s *Service) Recover(ctx context.Context) error {
-	for _, status := range []string{trustack.VolumeCreating, trustack.VolumeExtending, trustack.VolumeUploading, trustack.VolumeDeleting} {
-		list, err := s.store.Volumes(ctx, trustack.VolumeFilter{Status: status})
-		if err != nil {
-			return err
-		}
-		for _, v := range list {
-			s.background(v.ID, status, nil)
-		}
+	if err := s.recover(ctx, true); err != nil {
+		return fmt.Errorf("recover volume operations in progress: %w", err)
 	}
-	for _, status := range []string{trustack.SnapshotCreating, trustack.SnapshotDeleting} {
-		list, err := s.store.Snapshots(ctx, trustack.SnapshotFilter{Status: status})
-		if err != nil {
-			return err
-		}
-		for _, snap := range list {
-			s.snapshotBackground(snap.ID, status)
-		}
+	if s.opts.Controllers != nil {
+		s.running.Go(func() { s.takeOverLoop(ctx) })
 	}
-	return s.recoverReverts(ctx)
+	return nil
 }
