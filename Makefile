@@ -52,10 +52,14 @@ bench-firewall: deps
 
 ## bench-attest: verified attestations per second on one core (a quote's
 ## signature, incremental replay of 10 new entries on a 5,000-entry log,
-## white-list lookups), and quote verification alone
+## white-list lookups), and quote verification alone; then 10,000 hosts
+## (1 in 100 with a real swtpm) attested by three controllers on
+## PostgreSQL every 20 s, and the time for a dead controller's hosts to
+## be attested by the others
 bench-attest: deps
 	$(ONE_CORE) $(GO) test -run '^$$' -bench 'BenchmarkVerify$$' -benchtime 3s ./attest/
 	$(ONE_CORE) $(GO) test -run '^$$' -bench 'BenchmarkVerifyQuote$$' -benchtime 3s ./tpm/
+	$(GO) run ./bench/attestbench -hosts 10000 -controllers 3 -interval 20s
 
 ## bench-sim: ACaaS placements per second and latency on one core, in
 ## memory, at 1,000 and 10,000 hosts, plain and with location and

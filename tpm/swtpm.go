@@ -159,6 +159,33 @@ func Manufacture(ctx context.Context, dir, caDir string) (LocalCA, error) {
 // state, for swtpm run another way: as a QEMU guest's TPM, say.
 func StateDir(dir string) string { return filepath.Join(dir, stateDir) }
 
+// Copy puts a copy of the TPM that Manufacture made in from into to, for
+// tests and benchmarks that need many TPMs made alike faster than
+// swtpm_setup makes them: the copies share the EK and its certificate.
+func Copy(from, to string) error {
+	src, dst := StateDir(from), StateDir(to)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("tpm: copy: %w", err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("tpm: copy: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return fmt.Errorf("tpm: copy: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			return fmt.Errorf("tpm: copy: %w", err)
+		}
+	}
+	return nil
+}
+
 // Start runs swtpm on the TPM that Manufacture made in dir, listening on
 // two free ports of 127.0.0.1, and returns its address for Open. swtpm
 // starts the TPM itself (--flags not-need-init,startup-clear). It runs

@@ -6,9 +6,7 @@ package tpmtest
 
 import (
 	"context"
-	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -46,7 +44,9 @@ func (f *Factory) Copy(tb testing.TB) string {
 	tb.Helper()
 	from, _ := f.Manufactured(tb)
 	dir := tb.TempDir()
-	copyDir(tb, filepath.Join(from, "state"), filepath.Join(dir, "state"))
+	if err := tpm.Copy(from, dir); err != nil {
+		tb.Fatal(err)
+	}
 	return dir
 }
 
@@ -91,38 +91,5 @@ func (f *Factory) OpenCopy(tb testing.TB) *tpm.TPM {
 func (f *Factory) Close() {
 	if f.dir != "" {
 		os.RemoveAll(f.dir)
-	}
-}
-
-func copyDir(tb testing.TB, from, to string) {
-	tb.Helper()
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		tb.Fatal(err)
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		src, err := os.Open(filepath.Join(from, e.Name()))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		dst, err := os.OpenFile(filepath.Join(to, e.Name()), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			src.Close()
-			tb.Fatal(err)
-		}
-		_, err = io.Copy(dst, src)
-		src.Close()
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
 	}
 }
