@@ -56,6 +56,15 @@ type Membership struct {
 // Join returns the membership of the controller id, its lease taken, the
 // live members read; Run keeps them so.
 func Join(ctx context.Context, store Store, id string, opts Options) (*Membership, error) {
+	m := New(store, id, opts)
+	return m, m.Renew(ctx)
+}
+
+// New returns the membership of the controller id, which takes no lease
+// until it first renews it (Renew, Run): a process that builds a
+// controller without running it, such as an operator's command, is no
+// member.
+func New(store Store, id string, opts Options) *Membership {
 	if opts.TTL == 0 {
 		opts.TTL = 15 * time.Second
 	}
@@ -65,8 +74,7 @@ func Join(ctx context.Context, store Store, id string, opts Options) (*Membershi
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Membership{id: id, store: store, opts: opts}
-	return m, m.Renew(ctx)
+	return &Membership{id: id, store: store, opts: opts}
 }
 
 // TTL is how long the lease runs after each renewal.

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	if err := c.connectBus(); err != nil {
 		return nil, err
 	}
-	if err := c.join(ctx); err != nil {
+	if err := c.newMembers(); err != nil {
 		return nil, err
 	}
 	multiplier := cfg.Scheduler.RAMWeightMultiplier
@@ -236,9 +236,10 @@ func hostPort(option, addr string) (string, int, error) {
 	return host, p, nil
 }
 
-// join takes this controller's lease among those sharing the store, under
-// [controller] name or the machine's hostname.
-func (c *Controller) join(ctx context.Context) error {
+// newMembers makes this controller's membership among those sharing the
+// store, under [controller] name or the machine's hostname; it takes its
+// lease when it serves.
+func (c *Controller) newMembers() error {
 	name := c.Config.Controller.Name
 	if name == "" {
 		var err error
@@ -259,10 +260,7 @@ func (c *Controller) join(ctx context.Context) error {
 	if c.attesting() {
 		opts.TTL = c.Config.Attestation.Interval / 2
 	}
-	var err error
-	if c.Members, err = cluster.Join(ctx, c.Store, name, opts); err != nil {
-		return fmt.Errorf("join the controllers: %w", err)
-	}
+	c.Members = cluster.New(c.Store, name, opts)
 	return nil
 }
 
@@ -478,6 +476,9 @@ func Listen(cfg *config.Config) (net.Listener, error) {
 // and the APIs on l. Then it lets requests in flight finish for up to ten
 // seconds, and waits for the compute work in flight.
 func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
+	if err := c.Members.Renew(ctx); err != nil {
+		return fmt.Errorf("join the controllers: %w", err)
+	}
 	members := make(chan struct{})
 	go func() { c.Members.Run(ctx); close(members) }()
 	// Last, once its work stopped: the lease goes.
