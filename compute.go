@@ -259,6 +259,15 @@ type Host struct {
 	UpdatedAt time.Time
 }
 
+// JoinedSince reports whether the host, as it is now, registered since it
+// was as before: its agent joined again (as it does when it starts, and
+// when its bus connection comes back), or it is another host of the same
+// name. Other changes of the host (an operator's, attestation's) count
+// too: whoever asks its agent again finds out.
+func (h *Host) JoinedSince(before *Host) bool {
+	return h.ID != before.ID || !h.UpdatedAt.Equal(before.UpdatedAt)
+}
+
 // Free reports whether the host can take a further vcpus, memoryMB and
 // diskGB within its allocation ratios.
 func (h *Host) Free(vcpus, memoryMB, diskGB int) bool {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustack/trustack"
@@ -549,11 +551,20 @@ const (
 // run out. An agent of a host still up that does not answer may be
 // reconnecting to the bus, as after a restart of the controller that
 // embeds the bus; whether it carried out a request it did not answer is
-// unknown.
+// unknown. An agent that joins again while a request waits (it
+// reconnected, to another node of the bus or after a blip, and the
+// request may have been lost on the way) is asked again at once, up to
+// maxRejoins times, rather than when the request times out.
 func (s *Service) reach(ctx context.Context, host string, op func(context.Context) error) error {
 	pause := reachPause
-	for attempt := 1; ; attempt++ {
-		err := op(ctx)
+	for attempt, rejoins := 1, 0; ; attempt++ {
+		rejoined, err := s.attempt(ctx, host, op)
+		if rejoined && unanswered(err) && rejoins < maxRejoins && ctx.Err() == nil {
+			rejoins++
+			attempt--
+			s.opts.Log.Info("a host's agent joined again while a request waited: asking it again", "host", host)
+			continue
+		}
 		if !unanswered(err) || attempt == reachAttempts || ctx.Err() != nil || !s.hostAlive(ctx, host) {
 			return err
 		}
@@ -565,6 +576,49 @@ func (s *Service) reach(ctx context.Context, host string, op func(context.Contex
 		}
 		pause = min(2*pause, reachMaxPause)
 	}
+}
+
+// maxRejoins is how many times a request is asked again because its
+// host's agent joined again while it waited; rejoinLook is how often it
+// looks.
+const (
+	maxRejoins = 3
+	rejoinLook = 2 * time.Second
+)
+
+// attempt calls op once, looking at the host every rejoinLook meanwhile:
+// if its agent joined again, op's context is cancelled and rejoined is
+// true.
+func (s *Service) attempt(ctx context.Context, host string, op func(context.Context) error) (rejoined bool, err error) {
+	before, err := s.store.HostByName(ctx, host)
+	if err != nil {
+		return false, op(ctx)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var again atomic.Bool
+	answered := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		tick := time.NewTicker(rejoinLook)
+		defer tick.Stop()
+		for {
+			select {
+			case <-answered:
+				return
+			case <-tick.C:
+			}
+			if now, err := s.store.HostByName(actx, host); err == nil && now.JoinedSince(before) {
+				again.Store(true)
+				cancel()
+				return
+			}
+		}
+	})
+	err = op(actx)
+	close(answered)
+	watch.Wait()
+	return again.Load(), err
 }
 
 // vmStateOf is the VM state a power state means for a placed server.

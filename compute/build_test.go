@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/compute"
 	"github.com/trustack/trustack/scheduler"
+	"github.com/trustack/trustack/wire"
 )
 
 // spawnFailures counts the spawns the compute service saw fail, by host.
@@ -409,4 +411,54 @@ func TestBuildOnAHostThatStopsAnsweringStaysThere(t *testing.T) {
 		t.Errorf("the hypervisors have the deleted server: %v", where)
 	}
 	c.checkUsage(t)
+}
+
+// losesFirstSpawn is the agents as a controller sees them when its first
+// spawn request is lost on the way (its host's agent was reconnecting to
+// another node of the bus): no answer comes. held receives the request's
+// host once it is lost.
+type losesFirstSpawn struct {
+	compute.Agents
+	once sync.Once
+	held chan string
+}
+
+func (a *losesFirstSpawn) Spawn(ctx context.Context, host string, spec wire.Spec) (trustack.PowerState, error) {
+	lost := false
+	a.once.Do(func() { lost = true })
+	if lost {
+		a.held <- host
+		<-ctx.Done()
+	}
+	// Asked with a context that ended, the bus says that no answer came.
+	return a.Agents.Spawn(ctx, host, spec)
+}
+
+// TestSpawnLostOnTheWayIsAskedAgainWhenTheAgentJoins loses a build's
+// spawn request, as a request is lost when its host's agent reconnects to
+// another node of the bus, and has the agent join again, as it does once
+// reconnected: the spawn is asked again at once and the server is ACTIVE,
+// long before the request's timeout (ten minutes here).
+func TestSpawnLostOnTheWayIsAskedAgainWhenTheAgentJoins(t *testing.T) {
+	t.Parallel()
+	c := newCloud(t, cloudOptions{Hosts: 1, Compute: compute.Options{AgentTimeout: 10 * time.Minute}})
+	c.ctl.stop()
+	lose := &losesFirstSpawn{held: make(chan string, 1)}
+	c.ctl = c.startControllerWith(t, wrappers{agents: func(a compute.Agents) compute.Agents {
+		lose.Agents = a
+		return lose
+	}})
+	srv := c.create(t, compute.CreateRequest{Name: "vm"})[0]
+	h := c.host(t, <-lose.held)
+	h.stop(t)
+	c.clock.Add(time.Second) // the agent joins again a second later
+	h.restart(t, c)
+
+	got := c.waitServer(t, srv.ID, "the build to end", func(s *trustack.Server) bool { return s.VMState != trustack.VMBuilding })
+	if got.VMState != trustack.VMActive {
+		t.Fatalf("after the agent joined again: %s with fault %+v, want ACTIVE", compute.Status(got), got.Fault)
+	}
+	if !strings.Contains(c.logs.String(), "joined again while a request waited") {
+		t.Error("the controller did not say it asked the agent again")
+	}
 }

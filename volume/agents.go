@@ -96,7 +96,7 @@ func (s *Service) attempt(ctx context.Context, h *trustack.Host, do func(context
 				return
 			case <-tick.C:
 			}
-			if now, err := s.host(ctx, h.Name); err == nil && registeredAgain(h, now) {
+			if now, err := s.host(ctx, h.Name); err == nil && now.JoinedSince(h) {
 				again.Store(true)
 				cancel()
 				return
@@ -107,13 +107,6 @@ func (s *Service) attempt(ctx context.Context, h *trustack.Host, do func(context
 	close(answered)
 	watch.Wait()
 	return again.Load(), err
-}
-
-// registeredAgain reports whether a host as it is now registered since
-// it was as before: its agent joined again, as it does when it starts,
-// or is another host of the same name.
-func registeredAgain(before, now *trustack.Host) bool {
-	return now.ID != before.ID || !now.UpdatedAt.Equal(before.UpdatedAt)
 }
 
 // host returns the host of a name; ENOTFOUND if there is none.
