@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/trustack/trustack"
@@ -558,7 +556,7 @@ const (
 func (s *Service) reach(ctx context.Context, host string, op func(context.Context) error) error {
 	pause := reachPause
 	for attempt, rejoins := 1, 0; ; attempt++ {
-		rejoined, err := s.attempt(ctx, host, op)
+		rejoined, err := wire.AskWhileJoined(ctx, rejoinLook, func(ctx context.Context) (*trustack.Host, error) { return s.store.HostByName(ctx, host) }, op)
 		if rejoined && unanswered(err) && rejoins < maxRejoins && ctx.Err() == nil {
 			rejoins++
 			attempt--
@@ -585,41 +583,6 @@ const (
 	maxRejoins = 3
 	rejoinLook = 2 * time.Second
 )
-
-// attempt calls op once, looking at the host every rejoinLook meanwhile:
-// if its agent joined again, op's context is cancelled and rejoined is
-// true.
-func (s *Service) attempt(ctx context.Context, host string, op func(context.Context) error) (rejoined bool, err error) {
-	before, err := s.store.HostByName(ctx, host)
-	if err != nil {
-		return false, op(ctx)
-	}
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var again atomic.Bool
-	answered := make(chan struct{})
-	var watch sync.WaitGroup
-	watch.Go(func() {
-		tick := time.NewTicker(rejoinLook)
-		defer tick.Stop()
-		for {
-			select {
-			case <-answered:
-				return
-			case <-tick.C:
-			}
-			if now, err := s.store.HostByName(actx, host); err == nil && now.JoinedSince(before) {
-				again.Store(true)
-				cancel()
-				return
-			}
-		}
-	})
-	err = op(actx)
-	close(answered)
-	watch.Wait()
-	return again.Load(), err
-}
 
 // vmStateOf is the VM state a power state means for a placed server.
 func vmStateOf(p trustack.PowerState) string {

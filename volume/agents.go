@@ -3,11 +3,10 @@ package volume
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/wire"
 )
 
 // Requests to storage hosts' agents. Every request of the volume
@@ -84,29 +83,7 @@ const maxRestarts = 3
 func (s *Service) attempt(ctx context.Context, h *trustack.Host, do func(context.Context) error) (restarted bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.AgentTimeout)
 	defer cancel()
-	var again atomic.Bool
-	var watch sync.WaitGroup
-	answered := make(chan struct{})
-	watch.Go(func() {
-		tick := time.NewTicker(s.opts.RetryInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-answered:
-				return
-			case <-tick.C:
-			}
-			if now, err := s.host(ctx, h.Name); err == nil && now.JoinedSince(h) {
-				again.Store(true)
-				cancel()
-				return
-			}
-		}
-	})
-	err = do(ctx)
-	close(answered)
-	watch.Wait()
-	return again.Load(), err
+	return wire.AskWhileJoined(ctx, s.opts.RetryInterval, func(ctx context.Context) (*trustack.Host, error) { return s.host(ctx, h.Name) }, do)
 }
 
 // host returns the host of a name; ENOTFOUND if there is none.

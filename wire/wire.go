@@ -37,6 +37,9 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/bus"
@@ -122,4 +125,42 @@ func fromHosts[Req, Resp any](what string, witness Witness, named func(Req) stri
 // its TPM yet may publish to: the registration requests, nothing else.
 func RegistrationGrant() (publish []string) {
 	return []string{SubjectRegisterTPM, activateSubjects}
+}
+
+// AskWhileJoined calls ask, a request to a host's agent, looking at the
+// host (as host reads it) every look meanwhile: if its agent joined again
+// (trustack.Host.JoinedSince: it restarted, or reconnected to the bus,
+// and the request may have been lost on the way), ask's context is
+// cancelled and rejoined is true, so that the caller may ask again at
+// once rather than wait for the request's timeout.
+func AskWhileJoined(ctx context.Context, look time.Duration, host func(context.Context) (*trustack.Host, error), ask func(context.Context) error) (rejoined bool, err error) {
+	before, err := host(ctx)
+	if err != nil {
+		return false, ask(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var again atomic.Bool
+	answered := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		tick := time.NewTicker(look)
+		defer tick.Stop()
+		for {
+			select {
+			case <-answered:
+				return
+			case <-tick.C:
+			}
+			if now, err := host(ctx); err == nil && now.JoinedSince(before) {
+				again.Store(true)
+				cancel()
+				return
+			}
+		}
+	})
+	err = ask(ctx)
+	close(answered)
+	watch.Wait()
+	return again.Load(), err
 }
