@@ -93,25 +93,32 @@ type operation struct {
 // ok is false once it is gone.
 func (op operation) state(t *testing.T, h *hosts) (status, owner string, ok bool) {
 	t.Helper()
+	status, owner, _, ok = op.read(t, h)
+	return status, owner, ok
+}
+
+// read is state with the reason of an error.
+func (op operation) read(t *testing.T, h *hosts) (status, owner, reason string, ok bool) {
+	t.Helper()
 	var err error
 	if op.kind == "volume" {
 		var v *trustack.Volume
 		if v, err = h.db.Volume(ctx, op.id); err == nil {
-			status, owner = v.Status, v.TaskOwner
+			status, owner, reason = v.Status, v.TaskOwner, v.Reason
 		}
 	} else {
 		var snap *trustack.VolumeSnapshot
 		if snap, err = h.db.Snapshot(ctx, op.id); err == nil {
-			status, owner = snap.Status, snap.TaskOwner
+			status, owner, reason = snap.Status, snap.TaskOwner, snap.Reason
 		}
 	}
 	switch {
 	case trustack.ErrorCode(err) == trustack.ENOTFOUND:
-		return "", "", false
+		return "", "", "", false
 	case err != nil:
 		t.Fatal(err)
 	}
-	return status, owner, true
+	return status, owner, reason, true
 }
 
 // waitFor waits up to 30 s for cond.
@@ -193,7 +200,7 @@ func TestOperationsAreTakenOverOnlyFromControllersGone(t *testing.T) {
 	}
 
 	startController(t, h, h, b, images)
-	waitFor(t, "the second controller to look for operations a few times", func() bool { return b.Renewed() >= 5 })
+	waitFor(t, "the second controller to look for operations a few times", func() bool { return b.Looks() >= 5 })
 	for _, op := range ops {
 		if status, owner, _ := op.state(t, h); status != op.status || owner != a.ID() {
 			t.Errorf("%s %s while %s's lease runs: %q of %q, want %q of %s, untouched", op.kind, op.id, a.ID(), status, owner, op.status, a.ID())
@@ -217,9 +224,9 @@ func TestOperationsAreTakenOverOnlyFromControllersGone(t *testing.T) {
 		return true
 	})
 	for _, op := range ops {
-		status, owner, _ := op.state(t, h)
+		status, owner, reason, _ := op.read(t, h)
 		if status != want[op.id] || owner != "" {
-			t.Errorf("%s %s taken over: %q of %q, want %q of none", op.kind, op.id, status, owner, want[op.id])
+			t.Errorf("%s %s taken over: %q of %q (%s), want %q of none", op.kind, op.id, status, owner, reason, want[op.id])
 		}
 	}
 	for id, size := range map[string]int{created.ID: 1, grown.ID: 2, gone.ID: 0} {
@@ -262,7 +269,7 @@ func TestOwnOperationsAreTakenUpAfterARestart(t *testing.T) {
 
 	again := clustertest.New("ctl-a", "ctl-a", "ctl-b")
 	startController(t, h, h, again, nil)
-	waitFor(t, "the restarted controller to look for operations a few times", func() bool { return again.Renewed() >= 5 })
+	waitFor(t, "the restarted controller to look for operations a few times", func() bool { return again.Looks() >= 5 })
 	mineOp, theirsOp := operation{"volume", mine.ID, trustack.VolumeCreating}, operation{"volume", theirs.ID, trustack.VolumeCreating}
 	waitFor(t, "its own creation to end", func() bool { status, _, _ := mineOp.state(t, h); return status != trustack.VolumeCreating })
 	if status, owner, _ := mineOp.state(t, h); status != trustack.VolumeAvailable || owner != "" || sizeOn(t, h, "storage-1", mine.ID) != 1 {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
@@ -34,6 +35,7 @@ func Run(t *testing.T, open func(t testing.TB) agent.VolumeBackend) {
 		{"ConcurrentCreations", testConcurrentCreations},
 		{"Capacity", testCapacity},
 		{"SnapshotsKeepTheirData", testSnapshots},
+		{"ConcurrentSnapshots", testConcurrentSnapshots},
 		{"VolumesFromImages", testFromImage},
 		{"SnapshotsOfMissingThings", testMissingSnapshots},
 		{"RevertToASnapshot", testRevert},
@@ -236,6 +238,49 @@ func testSnapshots(t *testing.T, b agent.VolumeBackend) {
 	}
 	if got := sizes(t, b); len(got) != 0 {
 		t.Errorf("volumes %v after deleting them all", got)
+	}
+}
+
+// testConcurrentSnapshots: a volume's snapshot taken while the one
+// before is deleted, and other volumes are deleted, as a controller asks
+// them when users do (or when it takes over another's): all succeed, and
+// the volumes made from the snapshots keep their data.
+func testConcurrentSnapshots(t *testing.T, b agent.VolumeBackend) {
+	const rounds = 4
+	snap := func(i int) string { return fmt.Sprintf("5a1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a%02d", i) }
+	clone := func(i int) string { return fmt.Sprintf("7c1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a%02d", i) }
+	other := func(i int) string { return fmt.Sprintf("8d1d2c3b-0a9e-4d8f-b7c6-5e4d3c2b1a%02d", i) }
+	must(t, b.Create(ctx, id, 1))
+	for i := range rounds {
+		if !io(t, b, id, fmt.Sprintf("write -P %d 0 1M", 0x10+i)) {
+			t.Fatal("cannot write the volume")
+		}
+		const others = 12
+		for j := range others {
+			must(t, b.Create(ctx, other(j), 1))
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2+others)
+		wg.Go(func() { errs[0] = b.Snapshot(ctx, id, snap(i)) })
+		if i > 0 {
+			wg.Go(func() { errs[1] = b.DeleteSnapshot(ctx, snap(i-1)) })
+		}
+		wg.Go(func() { // one after the other, as the others look at them
+			for j := range others {
+				errs[2+j] = b.Delete(ctx, other(j))
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+		wg.Wait()
+		for _, err := range errs {
+			must(t, err)
+		}
+		must(t, b.CreateFromSnapshot(ctx, clone(i), snap(i), 1))
+	}
+	for i := range rounds {
+		if !io(t, b, clone(i), fmt.Sprintf("read -P %d 0 1M", 0x10+i)) {
+			t.Errorf("volume %s, of snapshot %s, does not read %#x", clone(i), snap(i), 0x10+i)
+		}
 	}
 }
 

@@ -168,13 +168,23 @@ func (b *Backend) detachOverlays(ctx context.Context, snap string) error {
 	}
 	for _, o := range overlays {
 		if err := qemuimg.Unused(ctx, o, QCOW2); err != nil {
+			if gone(o) {
+				continue
+			}
 			return trustack.Errorf(trustack.ECONFLICT, "file volumes: %s, which holds data of %s, is open: %v", filepath.Base(o), filepath.Base(snap), err)
 		}
-		if err := qemuimg.Rebase(ctx, o, QCOW2, base, QCOW2); err != nil {
+		if err := qemuimg.Rebase(ctx, o, QCOW2, base, QCOW2); err != nil && !gone(o) {
 			return fmt.Errorf("file volumes: %w", err)
 		}
 	}
 	return nil
+}
+
+// gone reports whether a file listed a moment ago was deleted since, as
+// other volumes and snapshots are while one snapshot is deleted.
+func gone(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // overlaysOn returns the qcow2 volumes and snapshots whose backing file
@@ -188,10 +198,10 @@ func (b *Backend) overlaysOn(ctx context.Context, name string) ([]string, error)
 		}
 		for _, f := range files {
 			backing, err := qemuimg.Backing(ctx, f, QCOW2)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
 			if err != nil {
+				if gone(f) {
+					continue
+				}
 				return nil, err
 			}
 			if backing == name {
