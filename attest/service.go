@@ -366,16 +366,33 @@ func (s *Service) Attest(ctx context.Context, host string) error {
 }
 
 // requestEvidence asks a host's agent for evidence for req, with a fresh
-// nonce it sets in req.
+// nonce it sets in req, for Timeout at most. An agent that joins again
+// while the request waits (it reconnected to another node of the bus,
+// and the request may have been lost with the node it left) is asked
+// again at once, up to wire.MaxRejoins times, rather than when the
+// request times out: a round lost that way would leave the host without a
+// verdict for longer than its interval.
 func (s *Service) requestEvidence(ctx context.Context, host string, req *wire.EvidenceRequest) (wire.EvidenceReply, error) {
-	nonce, err := NewNonce(s.opts.Rand)
-	if err != nil {
-		return wire.EvidenceReply{}, err
+	joined := func(ctx context.Context) (*trustack.Host, error) { return s.hosts.HostByName(ctx, host) }
+	for rejoins := 0; ; rejoins++ {
+		nonce, err := NewNonce(s.opts.Rand)
+		if err != nil {
+			return wire.EvidenceReply{}, err
+		}
+		req.Nonce = nonce
+		var rep wire.EvidenceReply
+		rejoined, err := wire.AskWhileJoined(ctx, wire.RejoinLook, joined, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+			defer cancel()
+			var asked error
+			rep, asked = s.attesters.Evidence(ctx, host, *req)
+			return asked
+		})
+		if err == nil || !rejoined || rejoins == wire.MaxRejoins || ctx.Err() != nil {
+			return rep, err
+		}
+		s.opts.Log.Info("a host's agent joined again while an attestation request waited: asking it again", "host", host)
 	}
-	req.Nonce = nonce
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	return s.attesters.Evidence(ctx, host, *req)
 }
 
 // event records an event, logging a failure to: events inform, they

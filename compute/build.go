@@ -552,12 +552,12 @@ const (
 // unknown. An agent that joins again while a request waits (it
 // reconnected, to another node of the bus or after a blip, and the
 // request may have been lost on the way) is asked again at once, up to
-// maxRejoins times, rather than when the request times out.
+// wire.MaxRejoins times, rather than when the request times out.
 func (s *Service) reach(ctx context.Context, host string, op func(context.Context) error) error {
 	pause := reachPause
 	for attempt, rejoins := 1, 0; ; attempt++ {
-		rejoined, err := wire.AskWhileJoined(ctx, rejoinLook, func(ctx context.Context) (*trustack.Host, error) { return s.store.HostByName(ctx, host) }, op)
-		if rejoined && unanswered(err) && rejoins < maxRejoins && ctx.Err() == nil {
+		rejoined, err := wire.AskWhileJoined(ctx, wire.RejoinLook, func(ctx context.Context) (*trustack.Host, error) { return s.store.HostByName(ctx, host) }, op)
+		if rejoined && unanswered(err) && rejoins < wire.MaxRejoins && ctx.Err() == nil {
 			rejoins++
 			attempt--
 			s.opts.Log.Info("a host's agent joined again while a request waited: asking it again", "host", host)
@@ -575,14 +575,6 @@ func (s *Service) reach(ctx context.Context, host string, op func(context.Contex
 		pause = min(2*pause, reachMaxPause)
 	}
 }
-
-// maxRejoins is how many times a request is asked again because its
-// host's agent joined again while it waited; rejoinLook is how often it
-// looks.
-const (
-	maxRejoins = 3
-	rejoinLook = 2 * time.Second
-)
 
 // vmStateOf is the VM state a power state means for a placed server.
 func vmStateOf(p trustack.PowerState) string {

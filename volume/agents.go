@@ -31,7 +31,7 @@ func unanswered(err error) bool {
 // as the host counts as alive; one whose agent restarts while it waits
 // for the answer (the host registers again: the agent that had the
 // request is gone, and with it the request) is asked again at once, up
-// to maxRestarts times. EUNAVAILABLE when the host counts as down, when
+// to wire.MaxRejoins times. EUNAVAILABLE when the host counts as down, when
 // an answer takes longer than AgentTimeout, or when the agent restarts
 // more often than that.
 func (s *Service) onHost(ctx context.Context, host string, do func(context.Context) error) error {
@@ -48,7 +48,7 @@ func (s *Service) onHost(ctx context.Context, host string, do func(context.Conte
 		switch {
 		case err == nil || !unanswered(err):
 			return err
-		case restarted && restarts == maxRestarts:
+		case restarted && restarts == wire.MaxRejoins:
 			return trustack.Errorf(trustack.EUNAVAILABLE, "storage host %s restarted %d times before it answered", host, restarts+1)
 		case restarted:
 			restarts++
@@ -71,11 +71,6 @@ func (s *Service) onHost(ctx context.Context, host string, do func(context.Conte
 		}
 	}
 }
-
-// maxRestarts is how many restarts of its agent a request to a storage
-// host outlives: an agent that crashes on the request itself is not
-// asked for ever.
-const maxRestarts = 3
 
 // attempt asks the agent of h once, for AgentTimeout at most, looking at
 // the host every RetryInterval meanwhile; it stops waiting when the host

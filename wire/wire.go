@@ -127,6 +127,15 @@ func RegistrationGrant() (publish []string) {
 	return []string{SubjectRegisterTPM, activateSubjects}
 }
 
+// MaxRejoins is how many times a request to a host's agent is asked
+// again because the agent joined again while it waited: an agent that
+// crashes on the request itself is not asked for ever. RejoinLook is how
+// often a waiting request looks at its host.
+const (
+	MaxRejoins = 3
+	RejoinLook = 2 * time.Second
+)
+
 // AskWhileJoined calls ask, a request to a host's agent, looking at the
 // host (as host reads it) every look meanwhile: if its agent joined again
 // (trustack.Host.JoinedSince: it restarted, or reconnected to the bus,
