@@ -111,13 +111,19 @@ func (m *Membership) Leave(ctx context.Context) {
 // Renew extends the lease now and reads the live members, as Run does
 // three times a TTL.
 func (m *Membership) Renew(ctx context.Context) error {
-	now := m.opts.Now()
-	if err := m.store.RenewLease(ctx, m.id, now.Add(m.opts.TTL)); err != nil {
+	if err := m.store.RenewLease(ctx, m.id, m.opts.Now().Add(m.opts.TTL)); err != nil {
 		return err
 	}
-	live, err := m.store.LiveMembers(ctx, now)
+	_, err := m.Refresh(ctx)
+	return err
+}
+
+// Refresh reads the live members now, without renewing the lease, and
+// returns them.
+func (m *Membership) Refresh(ctx context.Context) ([]string, error) {
+	live, err := m.store.LiveMembers(ctx, m.opts.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.mu.Lock()
 	changed := !slices.Equal(live, m.live)
@@ -129,7 +135,7 @@ func (m *Membership) Renew(ctx context.Context) error {
 			m.opts.Changed()
 		}
 	}
-	return nil
+	return slices.Clone(live), nil
 }
 
 // Live returns the live members as last read.

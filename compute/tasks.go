@@ -2,28 +2,19 @@ package compute
 
 import (
 	"context"
-	"slices"
-	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/cluster"
 )
 
-// Tasks in progress and the controllers that carry them out. A server's
+// Tasks in progress and the controllers that carry them out: a server's
 // task belongs to the controller that started it (Server.TaskOwner, set
-// as the task starts, in the same transaction): that controller alone
-// takes it up after a restart, and another takes it over only once the
-// owner's lease has expired, so that a task is never carried out twice
-// by live controllers.
+// as the task starts, in the same transaction), as cluster says.
 
 // Controllers are the controllers sharing the store, as compute needs to
 // know them (a cluster.Membership).
 type Controllers interface {
-	// ID is this controller's name.
-	ID() string
-	// Renew extends this controller's lease and reads the live ones.
-	Renew(ctx context.Context) error
-	// Live returns the controllers whose leases ran when last read.
-	Live() []string
+	cluster.Peers
 	// Owns reports whether key's work is this controller's among the
 	// live ones.
 	Owns(key string) bool
@@ -88,22 +79,15 @@ func (s *Service) recover(ctx context.Context, start bool) error {
 	if err != nil {
 		return err
 	}
-	var live []string
-	if c := s.opts.Controllers; c != nil {
-		if err := c.Renew(ctx); err != nil {
-			return err
-		}
-		live = c.Live()
+	live, err := cluster.Live(ctx, s.opts.Controllers)
+	if err != nil {
+		return err
 	}
 	for _, srv := range list {
-		switch {
-		case srv.TaskOwner == s.self:
-			if !start {
-				continue // in flight here
-			}
-		case slices.Contains(live, srv.TaskOwner):
+		switch cluster.ClaimTask(s.self, srv.TaskOwner, start, live) {
+		case cluster.Leave:
 			continue
-		default:
+		case cluster.TakeOver:
 			taken, err := s.takeOver(ctx, srv)
 			if err != nil {
 				if err != errMoved {
@@ -161,18 +145,11 @@ func (s *Service) takeUp(ctx context.Context, srv *trustack.Server) {
 // takeOverLoop takes over, every TakeoverInterval until ctx ends, the
 // tasks of controllers whose leases expired.
 func (s *Service) takeOverLoop(ctx context.Context) {
-	tick := time.NewTicker(s.opts.TakeoverInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	cluster.Every(ctx, s.opts.TakeoverInterval, func(ctx context.Context) {
 		if err := s.recover(ctx, false); err != nil && ctx.Err() == nil {
 			s.opts.Log.Error("take over the tasks of controllers gone", "error", err)
 		}
-	}
+	})
 }
 
 // owns reports whether this controller checks the servers of a host: all

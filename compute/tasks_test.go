@@ -45,7 +45,7 @@ func TestTasksAreTakenOverOnlyFromControllersGone(t *testing.T) {
 	}
 
 	c.ctl = c.startControllerWith(t, wrappers{controllers: b})
-	c.waitFor(t, "the second controller to look for tasks a few times", func() bool { return b.Renewed() >= 5 })
+	c.waitFor(t, "the second controller to look for tasks a few times", func() bool { return b.Looks() >= 5 })
 	for _, srv := range list {
 		if got := c.server(t, srv.ID); got.TaskState != left[got.ID] || got.TaskOwner != a.ID() {
 			t.Errorf("%s while %s's lease runs: task %q of %q, want %q of %s, untouched", got.Name, a.ID(), got.TaskState, got.TaskOwner, left[got.ID], a.ID())

@@ -3,30 +3,17 @@ package volume
 import (
 	"context"
 	"slices"
-	"time"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/cluster"
 )
 
-// Operations in progress and the controllers that carry them out. A
+// Operations in progress and the controllers that carry them out: a
 // volume's or a snapshot's operation (its status one of volumeTasks,
 // snapshotTasks) belongs to the controller that started it (TaskOwner,
-// set in the transaction that starts it): that controller alone takes it
-// up after a restart, and another takes it over only once the owner's
-// lease has expired, so that no operation is carried out twice by live
-// controllers. A snapshot restoring is marked with its reverting volume,
-// in the same transaction, and so has the same owner.
-
-// Controllers are the controllers sharing the store, as the volume
-// service needs to know them (a cluster.Membership).
-type Controllers interface {
-	// ID is this controller's name.
-	ID() string
-	// Renew extends this controller's lease and reads the live ones.
-	Renew(ctx context.Context) error
-	// Live returns the controllers whose leases ran when last read.
-	Live() []string
-}
+// set in the transaction that starts it), as cluster says. A snapshot
+// restoring is marked with its reverting volume, in the same transaction,
+// and so has the same owner.
 
 // volumeTasks are the statuses of a volume whose operation is in
 // progress, in the order Recover takes them up.
@@ -132,12 +119,9 @@ func (s *Service) recover(ctx context.Context, start bool) error {
 		}
 		snaps = append(snaps, list...)
 	}
-	var live []string
-	if c := s.opts.Controllers; c != nil {
-		if err := c.Renew(ctx); err != nil {
-			return err
-		}
-		live = c.Live()
+	live, err := cluster.Live(ctx, s.opts.Controllers)
+	if err != nil {
+		return err
 	}
 	for _, v := range vols {
 		if !s.ours(ctx, v.TaskOwner, start, live, "volume", v.ID, v.Status, func() error {
@@ -168,16 +152,15 @@ func (s *Service) recover(ctx context.Context, start bool) error {
 }
 
 // ours reports whether this controller is to carry out an operation of
-// owner's now: its own at start (one in flight here otherwise), none of
-// a live controller's, and that of a controller gone once takeOver made
-// it this controller's (a failure, or another controller first, leaves
-// it).
+// owner's now (cluster.ClaimTask): that of a controller gone once
+// takeOver made it this controller's (a failure, or another controller
+// first, leaves it).
 func (s *Service) ours(ctx context.Context, owner string, start bool, live []string, kind, id, status string, takeOver func() error) bool {
-	switch {
-	case owner == s.self:
-		return start
-	case slices.Contains(live, owner):
+	switch cluster.ClaimTask(s.self, owner, start, live) {
+	case cluster.Leave:
 		return false
+	case cluster.Resume:
+		return true
 	}
 	s.opts.Log.Info("taking over an operation from a controller gone", kind, id, "status", status, "controller", owner)
 	if err := takeOver(); err != nil {
@@ -218,16 +201,9 @@ func (s *Service) takeOverSnapshot(ctx context.Context, snap *trustack.VolumeSna
 // takeOverLoop takes over, every TakeoverInterval until ctx ends, the
 // operations of controllers whose leases expired.
 func (s *Service) takeOverLoop(ctx context.Context) {
-	tick := time.NewTicker(s.opts.TakeoverInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	cluster.Every(ctx, s.opts.TakeoverInterval, func(ctx context.Context) {
 		if err := s.recover(ctx, false); err != nil && ctx.Err() == nil {
 			s.opts.Log.Error("take over the operations of controllers gone", "error", err)
 		}
-	}
+	})
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/cluster"
 	"github.com/trustack/trustack/wire"
 )
 
@@ -119,7 +120,7 @@ type Options struct {
 	// them: each carries out the volumes' and snapshots' operations it
 	// started, and takes over those of controllers gone. Nil: this
 	// controller is alone.
-	Controllers Controllers
+	Controllers cluster.Peers
 	// TakeoverInterval is how often a controller among several looks for
 	// the operations of controllers gone (default 5 s).
 	TakeoverInterval time.Duration

@@ -150,7 +150,7 @@ func run(hosts, controllers, realEvery int, interval time.Duration, rounds int, 
 	// A controller dies.
 	dead := ctls[len(ctls)-1]
 	orphans := rec.hostsOf(len(ctls) - 1)
-	killed := time.Now()
+	killed := rec.death()
 	dead.stop()
 	if err := waitFor(3*interval, "the dead controller's hosts attested by others", func() bool { return rec.takenOver(orphans, killed) }); err != nil {
 		return err
@@ -448,8 +448,8 @@ func (r *recorder) maxGap() (time.Duration, int) {
 	return r.gap, len(r.late)
 }
 
-// hostsOf returns the hosts whose latest round was controller i's, and
-// starts watching for the first rounds by others.
+// hostsOf returns the hosts whose latest round was controller i's, with
+// the time of that round.
 func (r *recorder) hostsOf(i int) map[string]time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -459,9 +459,17 @@ func (r *recorder) hostsOf(i int) map[string]time.Time {
 			out[h] = rd.at
 		}
 	}
+	return out
+}
+
+// death records that a controller dies now, and returns the time: each
+// host's first round from then on is kept.
+func (r *recorder) death() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.killed = time.Now()
 	clear(r.first)
-	return out
+	return r.killed
 }
 
 // takenOver reports whether every host of orphans had a round since

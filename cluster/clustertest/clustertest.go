@@ -14,9 +14,9 @@ import (
 type Controllers struct {
 	id string
 
-	mu     sync.Mutex
-	live   []string
-	renews int
+	mu    sync.Mutex
+	live  []string
+	looks int
 }
 
 // New returns the controller id among the live ones.
@@ -25,19 +25,13 @@ func New(id string, live ...string) *Controllers { return &Controllers{id: id, l
 // ID is the controller's name.
 func (c *Controllers) ID() string { return c.id }
 
-// Renew counts a look at the live controllers.
-func (c *Controllers) Renew(context.Context) error {
+// Refresh returns the live controllers, as last set, and counts a look
+// at them.
+func (c *Controllers) Refresh(context.Context) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.renews++
-	return nil
-}
-
-// Live returns the live controllers, as last set.
-func (c *Controllers) Live() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.live)
+	c.looks++
+	return slices.Clone(c.live), nil
 }
 
 // Owns reports that every key is the controller's.
@@ -50,9 +44,9 @@ func (c *Controllers) SetLive(live ...string) {
 	c.live = live
 }
 
-// Renewed returns how many times the controllers were looked at.
-func (c *Controllers) Renewed() int {
+// Looks returns how many times the live controllers were looked at.
+func (c *Controllers) Looks() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.renews
+	return c.looks
 }
