@@ -114,6 +114,20 @@ type Config struct {
 		FileFormat  string
 		VolumeGroup string
 	}
+	ObjectStore struct {
+		Enabled         string
+		RingDir         string
+		HashPathPrefix  string
+		HashPathSuffix  string
+		BackendKey      string
+		Devices         string
+		BindIP          string
+		ObjectPort      int
+		ContainerPort   int
+		AccountPort     int
+		UpdaterInterval time.Duration
+		LocalNodes      int
+	}
 	Attestation struct {
 		Enabled         string
 		Interval        time.Duration
@@ -209,6 +223,18 @@ func (c *Config) options() []option {
 		{"volume", "file_dir", "On storage hosts: the directory of the file backend's volumes; {host_dir} stands for the host's directory.", (*str)(&c.Volume.FileDir)},
 		{"volume", "file_format", "On storage hosts: the format of the file backend's new volumes: qcow2 (thin: a volume takes the space its data does) or raw (sparse files).", (*choice)(&c.Volume.FileFormat)},
 		{"volume", "volume_group", "On storage hosts: the LVM volume group of the lvm backend, made by the operator (vgcreate); the backend makes a thin pool in it, trustack-pool, of 95% of its free space, and keeps each volume as a thin logical volume of that pool, snapshots as thin snapshots.", (*str)(&c.Volume.VolumeGroup)},
+		{"object_store", "enabled", "Whether the controller serves the object store's Swift API at /object-store/v1: yes, no, or auto (yes when ring_dir holds the rings). The storage nodes it reaches through the rings run `trustack storage`; `trustack up` runs local_nodes of them itself.", (*choice)(&c.ObjectStore.Enabled)},
+		{"object_store", "ring_dir", "Directory of the rings (account.ring.gz, container.ring.gz, object.ring.gz) that say which storage nodes hold what, and of their builders (`trustack manage ring`). Every proxy and storage node needs the same rings (default: $data_dir/rings).", (*str)(&c.ObjectStore.RingDir)},
+		{"object_store", "hash_path_prefix", "Secret mixed into the hashes that place names on the rings, so that no user can choose names that land on one partition; the same on every proxy and storage node, and never changed once data is stored (that would lose it). `trustack up` makes one.", (*str)(&c.ObjectStore.HashPathPrefix)},
+		{"object_store", "hash_path_suffix", "Second secret of the hashes, as hash_path_prefix.", (*str)(&c.ObjectStore.HashPathSuffix)},
+		{"object_store", "backend_key", "Secret that proxies send with every request to storage nodes, which refuse requests without it; the same everywhere. Empty: the storage nodes' network is their only protection. `trustack up` makes one.", (*str)(&c.ObjectStore.BackendKey)},
+		{"object_store", "devices", "On storage nodes: the directory of the node's devices, each a directory named as the rings name the device (a disk mounted there, in production); a device missing is answered 507 and its data served by other replicas (default: $data_dir/devices).", (*str)(&c.ObjectStore.Devices)},
+		{"object_store", "bind_ip", "On storage nodes: the address the object, container and account servers listen on.", (*str)(&c.ObjectStore.BindIP)},
+		{"object_store", "object_port", "On storage nodes: the object server's port, as the object ring names it.", (*integer)(&c.ObjectStore.ObjectPort)},
+		{"object_store", "container_port", "On storage nodes: the container server's port, as the container ring names it.", (*integer)(&c.ObjectStore.ContainerPort)},
+		{"object_store", "account_port", "On storage nodes: the account server's port, as the account ring names it.", (*integer)(&c.ObjectStore.AccountPort)},
+		{"object_store", "updater_interval", "On storage nodes: seconds between two passes of the updaters, which send containers the object updates that could not reach them at once, and accounts their containers' counts.", (*seconds)(&c.ObjectStore.UpdaterInterval)},
+		{"object_store", "local_nodes", "For `trustack up`: how many storage nodes it runs, each with one device in a directory of its own and in a zone of its own, three replicas on them (fewer with fewer nodes); 0 for no object store.", (*integer)(&c.ObjectStore.LocalNodes)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
 		{"attestation", "grace_period", "Seconds a host may leave attestation requests unanswered, keeping its servers, before it is put out of scheduling and its servers are migrated. An untrusted host is put out at once.", (*seconds)(&c.Attestation.GracePeriod)},
@@ -266,6 +292,13 @@ func Default() *Config {
 	c.Volume.FileFormat = "qcow2"
 	c.Volume.VolumeGroup = "trustack-volumes"
 	c.Attestation.Enabled = "auto"
+	c.ObjectStore.Enabled = "auto"
+	c.ObjectStore.BindIP = "0.0.0.0"
+	c.ObjectStore.ObjectPort = 6200
+	c.ObjectStore.ContainerPort = 6201
+	c.ObjectStore.AccountPort = 6202
+	c.ObjectStore.UpdaterInterval = 5 * time.Second
+	c.ObjectStore.LocalNodes = 4
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
 	c.Attestation.TPM = "/dev/tpmrm0"
@@ -373,6 +406,12 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [compute] accel must be auto, kvm or tcg, not %q", c.Compute.Accel)
 	case c.Compute.Workers < 1 || c.Scheduler.MaxAttempts < 1 || c.Scheduler.HostSubsetSize < 1:
 		return fmt.Errorf("config: [compute] workers, [scheduler] max_attempts and host_subset_size must be at least 1")
+	case !slices.Contains([]string{"auto", "yes", "no"}, c.ObjectStore.Enabled):
+		return fmt.Errorf("config: [object_store] enabled must be auto, yes or no, not %q", c.ObjectStore.Enabled)
+	case c.ObjectStore.UpdaterInterval < time.Second:
+		return fmt.Errorf("config: [object_store] updater_interval must be at least 1 second")
+	case c.ObjectStore.LocalNodes < 0:
+		return fmt.Errorf("config: [object_store] local_nodes must not be negative")
 	case !slices.Contains([]string{"auto", "yes", "no"}, c.Attestation.Enabled):
 		return fmt.Errorf("config: [attestation] enabled must be auto, yes or no, not %q", c.Attestation.Enabled)
 	case c.Attestation.Interval < time.Second || c.Attestation.MeasureInterval < time.Second:
@@ -501,6 +540,22 @@ func (c *Config) KeyRepositoryDir() string {
 		return c.Auth.KeyRepository
 	}
 	return filepath.Join(c.DataDir, "fernet-keys")
+}
+
+// RingDir returns the directory of the object store's rings.
+func (c *Config) RingDir() string {
+	if c.ObjectStore.RingDir != "" {
+		return c.ObjectStore.RingDir
+	}
+	return filepath.Join(c.DataDir, "rings")
+}
+
+// DevicesDir returns the directory of a storage node's devices.
+func (c *Config) DevicesDir() string {
+	if c.ObjectStore.Devices != "" {
+		return c.ObjectStore.Devices
+	}
+	return filepath.Join(c.DataDir, "devices")
 }
 
 // ImageDir returns the image data directory.

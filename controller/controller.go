@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,6 +38,9 @@ import (
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
 	"github.com/trustack/trustack/network"
+	"github.com/trustack/trustack/objectstore"
+	"github.com/trustack/trustack/objectstore/proxy"
+	"github.com/trustack/trustack/objectstore/storage"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
 	"github.com/trustack/trustack/sqlstore"
@@ -53,7 +57,10 @@ type Controller struct {
 	Compute  *compute.Service
 	Network  *network.Service
 	Volume   *volume.Service
-	ACaaS    *acaas.Service
+	// ObjectStore is the object store's Swift API; nil when the
+	// controller serves none ([object_store] enabled).
+	ObjectStore *proxy.Proxy
+	ACaaS       *acaas.Service
 	// Attest is the attestation verifier; nil when hosts do not attest
 	// ([attestation] enabled = no).
 	Attest    *attest.Service
@@ -161,8 +168,41 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 			return nil, err
 		}
 	}
+	if c.ObjectStore, err = newObjectStore(cfg, c.Identity, log); err != nil {
+		return nil, err
+	}
 	c.Handler = c.routes()
 	return c, nil
+}
+
+// objectStorePrefix is where the object store's Swift API is mounted;
+// its catalog URL is objectStorePrefix + "/v1/AUTH_$(project_id)s".
+const objectStorePrefix = "/object-store"
+
+// newObjectStore returns the object store's proxy as [object_store]
+// says: nil when disabled, or when left to auto and ring_dir holds no
+// rings.
+func newObjectStore(cfg *config.Config, v openstack.Validator, log *slog.Logger) (*proxy.Proxy, error) {
+	oc := cfg.ObjectStore
+	if oc.Enabled == "no" {
+		return nil, nil
+	}
+	rings, err := storage.LoadRings(cfg.RingDir())
+	if errors.Is(err, fs.ErrNotExist) && oc.Enabled == "auto" {
+		log.Info("no object store: no rings", "ring_dir", cfg.RingDir())
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object store: %w", err)
+	}
+	if oc.HashPathPrefix == "" && oc.HashPathSuffix == "" {
+		return nil, fmt.Errorf("object store: set [object_store] hash_path_prefix and hash_path_suffix, the secrets that place names on the rings, the same as the storage nodes'")
+	}
+	return proxy.New(rings, v, proxy.Options{
+		Key:    oc.BackendKey,
+		Hasher: objectstore.Hasher{Prefix: oc.HashPathPrefix, Suffix: oc.HashPathSuffix},
+		Log:    log.With("component", "object-store"),
+	}), nil
 }
 
 // newNetwork builds the networking service as [network] says.
@@ -420,6 +460,9 @@ func (c *Controller) routes() http.Handler {
 		LogLevel:    c.level,
 		Hostname:    hostname,
 	}, c.log))
+	if c.ObjectStore != nil {
+		mount(objectStorePrefix, http.StripPrefix(objectStorePrefix, c.ObjectStore))
+	}
 	// Paths outside every API get a JSON 404.
 	mux.Handle("/", openstack.NewAPI(openstack.TitledError, nil, nil, "", c.log))
 	return openstack.Middleware(c.log, mux)
@@ -433,14 +476,18 @@ func AuthURL(cfg *config.Config) string {
 // Endpoints returns the catalog entries of the APIs this controller serves.
 func (c *Controller) Endpoints() []identity.BootstrapEndpoint {
 	base := c.Config.BaseURL()
-	return []identity.BootstrapEndpoint{
+	var objectStore []identity.BootstrapEndpoint
+	if c.ObjectStore != nil {
+		objectStore = append(objectStore, identity.BootstrapEndpoint{Type: "object-store", Name: "swift", URL: base + objectStorePrefix + "/v1/AUTH_$(project_id)s"})
+	}
+	return append(objectStore, []identity.BootstrapEndpoint{
 		{Type: "identity", Name: "keystone", URL: base + identityapi.Prefix + "/v3"},
 		{Type: "image", Name: "glance", URL: base + imageapi.Prefix},
 		{Type: "compute", Name: "nova", URL: base + computeapi.Prefix + "/v2.1"},
 		{Type: "network", Name: "neutron", URL: base + networkapi.Prefix},
 		{Type: "volumev3", Name: "cinderv3", URL: base + volumeapi.Prefix + "/v3/$(project_id)s"},
 		{Type: "block-storage", Name: "cinder", URL: base + volumeapi.Prefix + "/v3/$(project_id)s"},
-	}
+	}...)
 }
 
 // Bootstrap makes sure the default domain, roles, region, catalog and

@@ -61,6 +61,11 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		return err
 	}
 	defer tpms.stop()
+	stopObjects, err := startObjectStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopObjects()
 	c, err := controller.New(ctx, cfg, log, level)
 	if err != nil {
 		return err

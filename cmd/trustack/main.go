@@ -52,7 +52,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(upCommand(), serverCommand(), agentCommand(), manageCommand(), configCommand(), policyCommand(), simCommand())
+	cmd.AddCommand(upCommand(), serverCommand(), agentCommand(), storageCommand(), manageCommand(), configCommand(), policyCommand(), simCommand())
 	addClientCommands(cmd)
 	return cmd
 }
@@ -283,7 +283,7 @@ second. Copy the repository to every controller after rotating.`,
 	}
 	bootstrap.Flags().StringVar(&password, "admin-password", "", "password of the admin user (set even if the user exists)")
 
-	cmd.AddCommand(fernet, db, bootstrap)
+	cmd.AddCommand(fernet, db, bootstrap, ringCommand(load))
 	cmd.AddCommand(acaasManageCommands()...)
 	return cmd
 }

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// swift runs python-swiftclient's swift command with env in dir and
+// fails the test if it fails.
+func swift(t testing.TB, env map[string]string, dir string, args ...string) string {
+	t.Helper()
+	return runIn(t, env, dir, "swift", args...)
+}
+
+// runIn runs a command with env in dir and fails the test if it fails.
+func runIn(t testing.TB, env map[string]string, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = environ(env)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// lines splits a command's output into its lines, none if empty.
+func lines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// TestObjectStoreClients drives the object store of `trustack up` (four
+// storage nodes, three replicas) with python-swiftclient and the
+// OpenStack CLI as a user does: containers made, files uploaded, listed,
+// downloaded byte for byte, their ETags the MD5 of their content, and
+// everything deleted.
+func TestObjectStoreClients(t *testing.T) {
+	need(t, "swift", "openstack")
+	c := startUp(t)
+	env := c.openrc("demo-openrc")
+	dir := t.TempDir()
+	files := map[string][]byte{"small.txt": []byte("hello, object store\n"), "docs/big.bin": make([]byte, 3<<20)}
+	rand.Read(files["docs/big.bin"])
+	for name, data := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o750)
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if out := swift(t, env, dir, "stat"); !strings.Contains(out, "Account: AUTH_") || !strings.Contains(out, "Containers: 0") {
+		t.Errorf("swift stat of a new account:\n%s", out)
+	}
+	swift(t, env, dir, "post", "photos", "--meta", "color:blue")
+	swift(t, env, dir, "upload", "photos", "small.txt", "docs/big.bin")
+	if got := lines(swift(t, env, dir, "list")); !slices.Equal(got, []string{"photos"}) {
+		t.Errorf("swift list: %q, want photos", got)
+	}
+	if got := lines(swift(t, env, dir, "list", "photos")); !slices.Equal(got, []string{"docs/big.bin", "small.txt"}) {
+		t.Errorf("swift list photos: %q, want docs/big.bin and small.txt", got)
+	}
+	if out := swift(t, env, dir, "stat", "photos"); !strings.Contains(out, "Meta Color: blue") {
+		t.Errorf("swift stat photos: no metadata color:\n%s", out)
+	}
+	for name, data := range files {
+		sum := md5.Sum(data)
+		if out := swift(t, env, dir, "stat", "photos", name); !strings.Contains(out, "ETag: "+hex.EncodeToString(sum[:])) {
+			t.Errorf("swift stat photos %s: want the ETag %x:\n%s", name, sum, out)
+		}
+		out := filepath.Join(t.TempDir(), "download")
+		swift(t, env, dir, "download", "photos", name, "-o", out)
+		got, err := os.ReadFile(out)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("swift download photos %s: %d bytes (%v), want the %d uploaded", name, len(got), err, len(data))
+		}
+	}
+	swift(t, env, dir, "delete", "photos")
+	if got := lines(swift(t, env, dir, "list")); len(got) != 0 {
+		t.Errorf("swift list after deleting photos: %q", got)
+	}
+
+	must(t, env, "container", "create", "reports")
+	if out := must(t, env, "container", "list", "-f", "value"); !strings.Contains(out, "reports") {
+		t.Errorf("openstack container list: %q, want reports", out)
+	}
+	runIn(t, env, dir, "openstack", "object", "create", "reports", "small.txt")
+	if out := must(t, env, "object", "list", "reports", "-f", "value"); out != "small.txt" {
+		t.Errorf("openstack object list reports: %q, want small.txt", out)
+	}
+	saved := filepath.Join(t.TempDir(), "saved")
+	must(t, env, "object", "save", "reports", "small.txt", "--file", saved)
+	if got, err := os.ReadFile(saved); err != nil || !bytes.Equal(got, files["small.txt"]) {
+		t.Errorf("openstack object save: %q (%v), want %q", got, err, files["small.txt"])
+	}
+	must(t, env, "object", "delete", "reports", "small.txt")
+	must(t, env, "container", "delete", "reports")
+	if out := must(t, env, "container", "list", "-f", "value"); out != "" {
+		t.Errorf("openstack container list after the delete: %q", out)
+	}
+}

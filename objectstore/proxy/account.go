@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/trustack/trustack/objectstore/ring"
+)
+
+// ringOf returns the ring of what t names and its partition there.
+func (p *Proxy) ringOf(t target) (*ring.Ring, int) {
+	h := p.opts.Hasher.Path(t.account, t.container, t.object)
+	switch {
+	case t.object != "":
+		return p.rings.Object, p.rings.Object.Partition(h)
+	case t.container != "":
+		return p.rings.Container, p.rings.Container.Partition(h)
+	}
+	return p.rings.Account, p.rings.Account.Partition(h)
+}
+
+// serveAccount serves HEAD, GET (the containers) and POST (metadata) of
+// an account. Accounts are made when first written to (Swift's
+// account_autocreate); one never written reads as empty. Operators do
+// not create or delete accounts through the API.
+func (p *Proxy) serveAccount(w http.ResponseWriter, r *http.Request, t target, who caller) {
+	if !p.allowed(w, r, t, who) {
+		return
+	}
+	switch r.Method {
+	case http.MethodHead, http.MethodGet:
+		p.readListing(w, r, t, "account")
+	case http.MethodPost:
+		meta, err := userMeta(r.Header, "Account", "X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2")
+		if err != nil {
+			swiftError(w, r, http.StatusBadRequest, err.Error())
+			return
+		}
+		status, _ := p.writeAccount(r.Context(), t, http.MethodPost, meta)
+		if status == http.StatusNotFound {
+			status, _ = p.writeAccount(r.Context(), t, http.MethodPut, meta)
+		}
+		if status/100 == 2 {
+			status = http.StatusNoContent
+		}
+		p.answer(w, r, status, nil)
+	default:
+		w.Header().Set("Allow", "HEAD, GET, POST")
+		swiftError(w, r, http.StatusMethodNotAllowed, "The method is not allowed for this resource.")
+	}
+}
+
+// writeAccount sends a write of an account to its replicas, with meta,
+// and returns the status that stands.
+func (p *Proxy) writeAccount(ctx context.Context, t target, method string, meta http.Header) (int, []reply) {
+	_, ts := p.writeTimestamp()
+	r, part := p.ringOf(target{account: t.account})
+	replies := p.fanOut(ctx, r, part, method, target{account: t.account}.path(), func(int) http.Header {
+		h := meta.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("X-Timestamp", ts)
+		return h
+	}, method == http.MethodPut)
+	p.forgetInfo(target{account: t.account})
+	return bestStatus(statuses(replies)), replies
+}
+
+// ensureAccount makes t's account if it does not exist yet.
+func (p *Proxy) ensureAccount(ctx context.Context, t target) int {
+	info := p.infoOf(ctx, target{account: t.account})
+	if info.status != http.StatusNotFound {
+		return info.status
+	}
+	status, _ := p.writeAccount(ctx, t, http.MethodPut, nil)
+	return status
+}
+
+// readListing answers HEAD or GET of an account or a container (kind)
+// from the first replica that has it: its counts and metadata, and for
+// GET its listing in the client's format. An account never written reads
+// as empty.
+func (p *Proxy) readListing(w http.ResponseWriter, r *http.Request, t target, kind string) {
+	query, status, err := listingQuery(r.URL.Query(), maxListing[kind])
+	if err != nil {
+		swiftError(w, r, status, err.Error())
+		return
+	}
+	rg, part := p.ringOf(t)
+	rep := p.readFirst(r.Context(), rg, part, http.MethodGet, t.path()+query, nil)
+	if rep.status == http.StatusNotFound && kind == "account" {
+		rep = reply{status: http.StatusOK, body: []byte("[]"), header: http.Header{
+			"X-Account-Container-Count": {"0"}, "X-Account-Object-Count": {"0"}, "X-Account-Bytes-Used": {"0"},
+		}}
+	}
+	if rep.status != http.StatusOK {
+		p.answer(w, r, rep.status, nil)
+		return
+	}
+	clientHeaders(w.Header(), rep.header)
+	w.Header().Del("Content-Length")
+	if kind == "container" && p.accessTo(callerOf(r), t.account) == noAccess {
+		// ACLs are the owner's to see.
+		w.Header().Del("X-Container-Read")
+		w.Header().Del("X-Container-Write")
+	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeListing(w, r, kind, nameOf(t), rep.body, http.StatusOK)
+}
+
+// nameOf is the name of an account or a container.
+func nameOf(t target) string {
+	if t.container != "" {
+		return t.container
+	}
+	return t.account
+}
+
+// answer replies to a write with status and no body but Swift's error
+// page for errors.
+func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, status int, header http.Header) {
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	if status >= 400 {
+		swiftError(w, r, status, http.StatusText(status))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+	if status != http.StatusNoContent {
+		w.Header().Set("Content-Length", "0")
+	}
+	w.WriteHeader(status)
+}
+
+// nodeHeaders are the X-<kind>-Host, -Device and -Partition headers that
+// tell replica i of a thing which replica of its parent (ring rg,
+// partition part) to update, as Swift pairs them.
+func nodeHeaders(h http.Header, kind string, rg *ring.Ring, part, i int) {
+	nodes := rg.Nodes(part)
+	n := nodes[i%len(nodes)]
+	h.Set("X-"+kind+"-Host", n.Addr())
+	h.Set("X-"+kind+"-Device", n.Device)
+	h.Set("X-"+kind+"-Partition", strconv.Itoa(part))
+}
+
+// callerOf is the caller a request was authenticated as.
+func callerOf(r *http.Request) caller {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c
+}
+
+type callerKey struct{}
+
+// trimQuotes strips an ETag's quotes.
+func trimQuotes(etag string) string { return strings.Trim(etag, `"`) }

@@ -1,0 +1,152 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/trustack/trustack/objectstore/proxy"
+	"github.com/trustack/trustack/objectstore/ring"
+)
+
+// RingFiles are the files of the three rings in a ring directory, by
+// ring, and of their builders.
+func RingFiles(dir string) (account, container, object string) {
+	return filepath.Join(dir, "account.ring.gz"), filepath.Join(dir, "container.ring.gz"), filepath.Join(dir, "object.ring.gz")
+}
+
+// BuilderFile is the builder file of a ring file.
+func BuilderFile(ringFile string) string {
+	return ringFile[:len(ringFile)-len(".ring.gz")] + ".builder"
+}
+
+// LoadRings loads the three rings of a ring directory; fs.ErrNotExist
+// when it has none.
+func LoadRings(dir string) (proxy.Rings, error) {
+	a, c, o := RingFiles(dir)
+	var rings proxy.Rings
+	var err error
+	if rings.Account, err = ring.Load(a); err != nil {
+		return rings, err
+	}
+	if rings.Container, err = ring.Load(c); err != nil {
+		return rings, err
+	}
+	rings.Object, err = ring.Load(o)
+	return rings, err
+}
+
+// localPartPower is the partition power of a local cluster's rings: 256
+// partitions, plenty for a few devices on one machine.
+const localPartPower = 8
+
+// Local returns the nodes of a local cluster of n storage nodes under
+// dir, each with one device (dir/node-I/dI) in a zone of its own, their
+// servers on 127.0.0.1, with three replicas (fewer with fewer nodes). The
+// first call makes the rings in ringDir, on free ports; later ones read
+// the nodes' ports from them, so that the data stays where the rings say
+// it is. Start the nodes with Start, cfg giving the secrets.
+func Local(dir, ringDir string, n int, cfg Config) ([]Config, error) {
+	accountFile, _, _ := RingFiles(ringDir)
+	if _, err := os.Stat(accountFile); errors.Is(err, fs.ErrNotExist) {
+		if err := makeLocalRings(ringDir, n); err != nil {
+			return nil, err
+		}
+	}
+	rings, err := LoadRings(ringDir)
+	if err != nil {
+		return nil, err
+	}
+	byDevice := map[string]*Config{}
+	var out []*Config
+	for i := 1; i <= n; i++ {
+		c := cfg
+		c.Devices = filepath.Join(dir, "node-"+strconv.Itoa(i))
+		if err := os.MkdirAll(filepath.Join(c.Devices, "d"+strconv.Itoa(i)), 0o750); err != nil {
+			return nil, err
+		}
+		byDevice["d"+strconv.Itoa(i)] = &c
+		out = append(out, &c)
+	}
+	for _, set := range []struct {
+		r    *ring.Ring
+		addr func(*Config) *string
+	}{
+		{rings.Object, func(c *Config) *string { return &c.Object }},
+		{rings.Container, func(c *Config) *string { return &c.Container }},
+		{rings.Account, func(c *Config) *string { return &c.Account }},
+	} {
+		for _, d := range set.r.Devices() {
+			if c := byDevice[d.Device]; c != nil {
+				*set.addr(c) = d.Addr()
+			}
+		}
+	}
+	configs := make([]Config, len(out))
+	for i, c := range out {
+		if c.Object == "" || c.Container == "" || c.Account == "" {
+			return nil, fmt.Errorf("the rings in %s do not name device d%d of local node %d: they are not this cluster's", ringDir, i+1, i+1)
+		}
+		configs[i] = *c
+	}
+	return configs, nil
+}
+
+// makeLocalRings makes the rings of a local cluster of n nodes, each
+// server of each node on a free port of 127.0.0.1.
+func makeLocalRings(dir string, n int) error {
+	if n < 1 {
+		return fmt.Errorf("a local object store needs at least one node")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	replicas := min(3, n)
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	a, c, o := RingFiles(dir)
+	for _, file := range []string{o, c, a} {
+		b, err := ring.NewBuilder(localPartPower, replicas, 1)
+		if err != nil {
+			return err
+		}
+		for i := 1; i <= n; i++ {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			if _, err := b.AddDevice(ring.Device{Region: 1, Zone: i, IP: "127.0.0.1", Port: port, Device: "d" + strconv.Itoa(i), Weight: 1}); err != nil {
+				return err
+			}
+		}
+		if _, _, err := b.Rebalance(time.Now(), rnd); err != nil {
+			return err
+		}
+		r, err := b.Ring()
+		if err != nil {
+			return err
+		}
+		if err := b.Save(BuilderFile(file)); err != nil {
+			return err
+		}
+		if err := r.Save(file); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// freePort returns a port of 127.0.0.1 free at the moment.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
