@@ -87,7 +87,21 @@ func TestObjectStoreClients(t *testing.T) {
 			t.Errorf("swift download photos %s: %d bytes (%v), want the %d uploaded", name, len(got), err, len(data))
 		}
 	}
+	// Large files in segments, as dynamic and as static large objects.
+	swift(t, env, dir, "upload", "--segment-size", "1048576", "--object-name", "dlo.bin", "photos", "docs/big.bin")
+	swift(t, env, dir, "upload", "--segment-size", "1048576", "--use-slo", "--object-name", "slo.bin", "photos", "docs/big.bin")
+	if got := lines(swift(t, env, dir, "list", "photos_segments")); len(got) != 6 {
+		t.Errorf("swift list photos_segments: %q, want three segments of each upload", got)
+	}
+	for _, name := range []string{"dlo.bin", "slo.bin"} {
+		out := filepath.Join(t.TempDir(), name)
+		swift(t, env, dir, "download", "photos", name, "-o", out)
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, files["docs/big.bin"]) {
+			t.Errorf("swift download photos %s: %d bytes (%v), want the %d uploaded", name, len(got), err, len(files["docs/big.bin"]))
+		}
+	}
 	swift(t, env, dir, "delete", "photos")
+	swift(t, env, dir, "delete", "photos_segments")
 	if got := lines(swift(t, env, dir, "list")); len(got) != 0 {
 		t.Errorf("swift list after deleting photos: %q", got)
 	}

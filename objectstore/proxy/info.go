@@ -77,6 +77,8 @@ func (p *Proxy) info(w http.ResponseWriter, r *http.Request) {
 			"account_autocreate":        true,
 			"policies":                  []map[string]any{{"name": "Policy-0", "default": true}},
 		},
+		"slo": map[string]any{"max_manifest_segments": maxSegments, "max_manifest_size": 2 << 20, "min_segment_size": 1},
+		"dlo": map[string]any{"max_segments": maxSegments},
 	})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

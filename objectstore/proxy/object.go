@@ -41,7 +41,11 @@ func (p *Proxy) serveObject(w http.ResponseWriter, r *http.Request, t target, wh
 			p.copyObject(w, r, from, t)
 			return
 		}
-		p.putObject(w, r, t, r.Body, r.ContentLength, nil)
+		if r.URL.Query().Get("multipart-manifest") == "put" {
+			p.putManifest(w, r, t)
+			return
+		}
+		p.putObject(w, r, t, r.Body, r.ContentLength, nil, "")
 	case "COPY":
 		dest := r.Header.Get("Destination")
 		c, o, ok := strings.Cut(strings.TrimPrefix(unescape(dest), "/"), "/")
@@ -117,7 +121,24 @@ func (p *Proxy) getObject(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	defer resp.Body.Close()
+	asManifest := r.URL.Query().Get("multipart-manifest") == "get"
+	if isManifest(resp.Header) && !asManifest {
+		// The client's range and conditions are the large object's:
+		// read the manifest whole.
+		resp.Body.Close()
+		get, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "/", nil)
+		if resp, _, status = p.openObject(r.Context(), get, t); resp == nil {
+			p.answer(w, r, status, nil)
+			return
+		}
+		defer resp.Body.Close()
+		p.getLarge(w, r, t, resp)
+		return
+	}
 	clientHeaders(w.Header(), resp.Header)
+	if asManifest && strings.EqualFold(resp.Header.Get("X-Static-Large-Object"), "true") {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	}
 	etag := trimQuotes(resp.Header.Get("Etag"))
 	if etag != "" {
 		w.Header().Set("Etag", etag)
@@ -248,9 +269,10 @@ func (p *Proxy) objectMeta(h http.Header) (http.Header, error) {
 }
 
 // putObject stores body (length bytes, -1 if unknown: chunked) as the
-// object t, with the client's headers of r and, for a copy, the source's
-// (base, overridden by r's). It answers r.
-func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body io.Reader, length int64, base http.Header) {
+// object t, with the client's headers of r and, for a copy or a
+// manifest, the headers given (base, overridden by r's). It answers r,
+// telling the client the ETag told, or the content's MD5 if "".
+func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body io.Reader, length int64, base http.Header, told string) {
 	if length < 0 && !chunked(r) && base == nil {
 		swiftError(w, r, http.StatusLengthRequired, "Missing Content-Length or Transfer-Encoding: chunked")
 		return
@@ -289,7 +311,7 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 	header.Set("X-Timestamp", tsString)
 	status, etag := p.upload(r.Context(), t, header, body, length)
 	if status == http.StatusCreated {
-		w.Header().Set("Etag", etag)
+		w.Header().Set("Etag", cmpOr(told, etag))
 		w.Header().Set("Last-Modified", ts.Time().Add(time.Second-1).Format(http.TimeFormat))
 	}
 	p.answer(w, r, status, nil)
@@ -586,8 +608,13 @@ func (p *Proxy) postObject(w http.ResponseWriter, r *http.Request, t target) {
 	p.answer(w, r, status, nil)
 }
 
-// deleteObject deletes an object from its replicas.
+// deleteObject deletes an object from its replicas; with
+// ?multipart-manifest=delete, a static large object's segments too.
 func (p *Proxy) deleteObject(w http.ResponseWriter, r *http.Request, t target) {
+	if r.URL.Query().Get("multipart-manifest") == "delete" {
+		p.deleteLarge(w, r, t)
+		return
+	}
 	status := p.writeObject(r.Context(), t, http.MethodDelete, http.Header{})
 	if status/100 == 2 {
 		status = http.StatusNoContent
@@ -652,5 +679,5 @@ func (p *Proxy) copyObject(w http.ResponseWriter, r *http.Request, from string, 
 	base.Set("Content-Type", cmpOr(base.Get("Content-Type"), resp.Header.Get("Content-Type")))
 	w.Header().Set("X-Copied-From", url.PathEscape(c)+"/"+escapeObject(o))
 	w.Header().Set("X-Copied-From-Last-Modified", resp.Header.Get("Last-Modified"))
-	p.putObject(w, r, t, resp.Body, resp.ContentLength, base)
+	p.putObject(w, r, t, resp.Body, resp.ContentLength, base, "")
 }

@@ -348,3 +348,64 @@ func TestCorruptReplica(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeObjects: a dynamic and a static large object read as the
+// concatenation of their segments, ranges across segments included; a
+// static one's segments are checked when it is stored, and go with it.
+func TestLargeObjects(t *testing.T) {
+	c := newCluster(t)
+	c.want(http.StatusCreated, "PUT", "/c", "member", nil)
+	c.want(http.StatusCreated, "PUT", "/segs", "member", nil)
+	parts := []string{"alpha-", "beta-", "gamma"}
+	sum := md5.New()
+	for i, p := range parts {
+		c.want(http.StatusCreated, "PUT", fmt.Sprintf("/segs/big/%02d", i), "member", strings.NewReader(p))
+		sum.Write([]byte(md5hex([]byte(p))))
+	}
+	whole := strings.Join(parts, "")
+	largeETag := `"` + hex.EncodeToString(sum.Sum(nil)) + `"`
+
+	c.want(http.StatusCreated, "PUT", "/c/dlo", "member", strings.NewReader(""), "X-Object-Manifest", "segs/big/")
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the segments' listing converges
+		_, h, body := c.do("GET", "/c/dlo", "member", nil)
+		if body == whole {
+			if h.Get("Etag") != largeETag {
+				t.Errorf("DLO ETag %s, want %s", h.Get("Etag"), largeETag)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DLO reads %q, want %q", body, whole)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, body := c.want(http.StatusPartialContent, "GET", "/c/dlo", "member", nil, "Range", "bytes=4-8"); body != whole[4:9] {
+		t.Errorf("DLO bytes 4-8: %q, want %q", body, whole[4:9])
+	}
+
+	manifest := fmt.Sprintf(`[{"path": "/segs/big/00", "etag": "%s", "size_bytes": 6}, {"path": "/segs/big/01"}, {"path": "/segs/big/02", "size_bytes": 5}]`, md5hex([]byte("alpha-")))
+	bad := `[{"path": "/segs/big/00", "etag": "0123"}, {"path": "/segs/missing"}]`
+	c.want(http.StatusBadRequest, "PUT", "/c/slo?multipart-manifest=put", "member", strings.NewReader(bad))
+	c.want(http.StatusNotFound, "GET", "/c/slo", "member", nil)
+	h, _ := c.want(http.StatusCreated, "PUT", "/c/slo?multipart-manifest=put", "member", strings.NewReader(manifest))
+	if h.Get("Etag") != largeETag {
+		t.Errorf("SLO PUT ETag %s, want %s", h.Get("Etag"), largeETag)
+	}
+	h, body := c.want(http.StatusOK, "GET", "/c/slo", "member", nil)
+	if body != whole || h.Get("Etag") != largeETag || h.Get("X-Static-Large-Object") != "True" {
+		t.Errorf("SLO GET: %q, headers %v; want %q, its ETag %s", body, h, whole, largeETag)
+	}
+	if h, _ := c.want(http.StatusOK, "HEAD", "/c/slo", "member", nil); h.Get("Content-Length") != fmt.Sprint(len(whole)) {
+		t.Errorf("SLO HEAD Content-Length %s, want %d", h.Get("Content-Length"), len(whole))
+	}
+	if _, body := c.want(http.StatusPartialContent, "GET", "/c/slo", "member", nil, "Range", "bytes=-7"); body != whole[len(whole)-7:] {
+		t.Errorf("SLO last 7 bytes: %q", body)
+	}
+	if _, body := c.want(http.StatusOK, "GET", "/c/slo?multipart-manifest=get", "member", nil); !strings.Contains(body, `"name":"/segs/big/01"`) {
+		t.Errorf("SLO manifest: %s", body)
+	}
+	c.want(http.StatusOK, "DELETE", "/c/slo?multipart-manifest=delete", "member", nil)
+	c.want(http.StatusNotFound, "GET", "/c/slo", "member", nil)
+	c.want(http.StatusNotFound, "GET", "/segs/big/01", "member", nil)
+}
