@@ -26,6 +26,15 @@ func (p *Proxy) ringOf(t target) (*ring.Ring, int) {
 // account_autocreate); one never written reads as empty. Operators do
 // not create or delete accounts through the API.
 func (p *Proxy) serveAccount(w http.ResponseWriter, r *http.Request, t target, who caller) {
+	q := r.URL.Query()
+	switch _, bulk := q["bulk-delete"]; {
+	case bulk && (r.Method == http.MethodPost || r.Method == http.MethodDelete):
+		p.bulkDelete(w, r, t, who) // each name as the caller may
+		return
+	case r.Method == http.MethodPut && q.Get("extract-archive") != "":
+		p.extractArchive(w, r, t, who)
+		return
+	}
 	if !p.allowed(w, r, t, who) {
 		return
 	}
@@ -33,9 +42,16 @@ func (p *Proxy) serveAccount(w http.ResponseWriter, r *http.Request, t target, w
 	case http.MethodHead, http.MethodGet:
 		p.readListing(w, r, t, "account")
 	case http.MethodPost:
-		meta, err := userMeta(r.Header, "Account", "X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2")
+		meta, err := userMeta(r.Header, "Account")
+		if err == nil {
+			err = checkQuotas(meta, "X-Account-Meta-Quota-Bytes")
+		}
 		if err != nil {
 			swiftError(w, r, http.StatusBadRequest, err.Error())
+			return
+		}
+		if _, ok := meta["X-Account-Meta-Quota-Bytes"]; ok && !who.hasRole(p.opts.ResellerAdminRole) {
+			swiftError(w, r, http.StatusForbidden, "Only a reseller admin may set an account's quota.")
 			return
 		}
 		status, _ := p.writeAccount(r.Context(), t, http.MethodPost, meta)

@@ -13,6 +13,10 @@ var containerHeaders = []string{"X-Container-Read", "X-Container-Write", "X-Vers
 // serveContainer serves a container: HEAD, GET (its objects), PUT
 // (create, or set metadata), POST (metadata) and DELETE (when empty).
 func (p *Proxy) serveContainer(w http.ResponseWriter, r *http.Request, t target, who caller) {
+	if r.Method == http.MethodPut && r.URL.Query().Get("extract-archive") != "" {
+		p.extractArchive(w, r, t, who) // each file as the caller may
+		return
+	}
 	if !p.allowed(w, r, t, who) {
 		return
 	}
@@ -25,6 +29,9 @@ func (p *Proxy) serveContainer(w http.ResponseWriter, r *http.Request, t target,
 			return
 		}
 		meta, err := userMeta(r.Header, "Container", containerHeaders...)
+		if err == nil {
+			err = checkQuotas(meta, "X-Container-Meta-Quota-Bytes", "X-Container-Meta-Quota-Count")
+		}
 		if err != nil {
 			swiftError(w, r, http.StatusBadRequest, err.Error())
 			return

@@ -77,8 +77,13 @@ func (p *Proxy) info(w http.ResponseWriter, r *http.Request) {
 			"account_autocreate":        true,
 			"policies":                  []map[string]any{{"name": "Policy-0", "default": true}},
 		},
-		"slo": map[string]any{"max_manifest_segments": maxSegments, "max_manifest_size": 2 << 20, "min_segment_size": 1},
-		"dlo": map[string]any{"max_segments": maxSegments},
+		"slo":              map[string]any{"max_manifest_segments": maxSegments, "max_manifest_size": 2 << 20, "min_segment_size": 1},
+		"dlo":              map[string]any{"max_segments": maxSegments},
+		"tempurl":          map[string]any{"methods": tempURLMethods, "allowed_digests": []string{"sha1", "sha256", "sha512"}},
+		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulk, "max_failed_deletes": maxBulk},
+		"bulk_upload":      map[string]any{"max_containers_per_extraction": maxBulk, "max_failed_extractions": maxBulk},
+		"container_quotas": map[string]any{},
+		"account_quotas":   map[string]any{},
 	})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -318,28 +318,3 @@ func (p *Proxy) deleteLarge(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	writeBulkResult(w, r, deleted, missing, status, failed)
 }
-
-// writeBulkResult answers a bulk operation as Swift's bulk middleware
-// does, in JSON or plain text as the client accepts.
-func writeBulkResult(w http.ResponseWriter, r *http.Request, deleted, missing, status int, failed [][2]string) {
-	if failed == nil {
-		failed = [][2]string{}
-	}
-	result := map[string]any{
-		"Number Deleted": deleted, "Number Not Found": missing, "Response Body": "",
-		"Response Status": fmt.Sprintf("%d %s", status, http.StatusText(status)), "Errors": failed,
-	}
-	var body []byte
-	if strings.Contains(r.Header.Get("Accept"), "application/json") {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		body, _ = json.Marshal(result)
-	} else {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		var b strings.Builder
-		fmt.Fprintf(&b, "Number Deleted: %d\nNumber Not Found: %d\nResponse Body: \nResponse Status: %s\nErrors: %v\n", deleted, missing, result["Response Status"], failed)
-		body = []byte(b.String())
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
-}

@@ -30,14 +30,23 @@ var objectHeaders = []string{"Content-Encoding", "Content-Disposition", "X-Objec
 // serveObject serves an object: HEAD, GET, PUT (with X-Copy-From, a
 // copy), COPY, POST (metadata) and DELETE.
 func (p *Proxy) serveObject(w http.ResponseWriter, r *http.Request, t target, who caller) {
-	if !p.allowed(w, r, t, who) {
+	// A copy needs reading its source and writing its destination,
+	// which copyObject checks.
+	copying := r.Method == "COPY" || (r.Method == http.MethodPut && r.Header.Get("X-Copy-From") != "")
+	if !copying && !p.allowed(w, r, t, who) {
 		return
 	}
 	switch r.Method {
 	case http.MethodHead, http.MethodGet:
+		if who.tempURL != nil && r.Method == http.MethodGet {
+			tempURLDisposition(w, r, t)
+		}
 		p.getObject(w, r, t)
 	case http.MethodPut:
 		if from := r.Header.Get("X-Copy-From"); from != "" {
+			if !p.allowed(w, r, t, who) {
+				return
+			}
 			p.copyObject(w, r, from, t)
 			return
 		}
@@ -53,7 +62,12 @@ func (p *Proxy) serveObject(w http.ResponseWriter, r *http.Request, t target, wh
 			swiftError(w, r, http.StatusPreconditionFailed, "Destination header must be of the form <container name>/<object name>")
 			return
 		}
-		p.copyObject(w, r, t.container+"/"+t.object, target{account: t.account, container: c, object: o})
+		to := target{account: t.account, container: c, object: o}
+		if !p.may(r, http.MethodPut, to, who) {
+			denied(w, r, who)
+			return
+		}
+		p.copyObject(w, r, t.container+"/"+t.object, to)
 	case http.MethodPost:
 		p.postObject(w, r, t)
 	case http.MethodDelete:
@@ -286,8 +300,13 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 		swiftError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if info := p.infoOf(r.Context(), target{account: t.account, container: t.container}); info.status/100 != 2 {
+	info := p.infoOf(r.Context(), target{account: t.account, container: t.container})
+	if info.status/100 != 2 {
 		p.answer(w, r, info.status, nil)
+		return
+	}
+	if over := p.overQuota(r, t, info.header, length); over != "" {
+		swiftError(w, r, http.StatusRequestEntityTooLarge, over)
 		return
 	}
 	header := base.Clone()
@@ -649,6 +668,10 @@ func (p *Proxy) copyObject(w http.ResponseWriter, r *http.Request, from string, 
 		return
 	}
 	src := target{account: t.account, container: c, object: o}
+	if !p.may(r, http.MethodGet, src, callerOf(r)) {
+		denied(w, r, callerOf(r))
+		return
+	}
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
 	get.Header = http.Header{}

@@ -163,7 +163,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	who, err := p.authenticate(r)
+	who, err := p.authenticate(r, t)
 	if err != nil {
 		status, msg := openstack.StatusOf(err)
 		swiftError(w, r, status, msg)
@@ -221,15 +221,24 @@ func parsePath(p string) (target, error) {
 }
 
 // caller is who makes a request: the token's user and project, and what
-// its roles let it do.
+// its roles let it do; or the holder of a TempURL of one object.
 type caller struct {
-	token *trustack.Token
+	token   *trustack.Token
+	tempURL *target
 }
 
-// authenticate validates the request's token (X-Auth-Token or
-// X-Storage-Token); a request without one is anonymous (nil token),
-// which only ACLs may let in.
-func (p *Proxy) authenticate(r *http.Request) (caller, error) {
+// authenticate finds who makes r on t: the holder of a valid TempURL,
+// or the owner of the token (X-Auth-Token or X-Storage-Token) it
+// validates; a request with neither is anonymous, which only ACLs may
+// let in. A TempURL that is not valid, or a token, is EUNAUTHORIZED.
+func (p *Proxy) authenticate(r *http.Request, t target) (caller, error) {
+	granted, err := p.tempURL(r, t)
+	if err != nil {
+		return caller{}, trustack.Errorf(trustack.EUNAUTHORIZED, "%v", err)
+	}
+	if granted != nil {
+		return caller{tempURL: granted}, nil
+	}
 	header := r.Header.Get("X-Auth-Token")
 	if header == "" {
 		header = r.Header.Get("X-Storage-Token")
@@ -313,19 +322,31 @@ func readOnly(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead
 }
 
-// allowed reports whether c may make r in t's account by its roles,
-// answering the request if not.
+// allowed reports whether c may make r on t, answering the request if
+// not.
 func (p *Proxy) allowed(w http.ResponseWriter, r *http.Request, t target, c caller) bool {
+	if p.may(r, r.Method, t, c) {
+		return true
+	}
+	denied(w, r, c)
+	return false
+}
+
+// may reports whether c may apply method to t (in request r), by its
+// roles in t's account or by the container's ACLs.
+func (p *Proxy) may(r *http.Request, method string, t target, c caller) bool {
+	if c.tempURL != nil {
+		return t == *c.tempURL // the method was checked with the signature
+	}
 	switch p.accessTo(c, t.account) {
 	case fullAccess:
 		return true
 	case readAccess:
-		if readOnly(r.Method) {
+		if readOnly(method) {
 			return true
 		}
 	}
-	denied(w, r, c)
-	return false
+	return p.aclAllows(r, method, t, c)
 }
 
 // writeTimestamp returns a new timestamp for a write, as both the

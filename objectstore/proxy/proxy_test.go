@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -408,4 +411,99 @@ func TestLargeObjects(t *testing.T) {
 	c.want(http.StatusOK, "DELETE", "/c/slo?multipart-manifest=delete", "member", nil)
 	c.want(http.StatusNotFound, "GET", "/c/slo", "member", nil)
 	c.want(http.StatusNotFound, "GET", "/segs/big/01", "member", nil)
+}
+
+// TestACLs: a container's read and write ACLs let other projects' users
+// and anonymous referrers in as far as they say, and no further.
+func TestACLs(t *testing.T) {
+	c := newCluster(t)
+	c.want(http.StatusCreated, "PUT", "/shared", "member", nil)
+	c.want(http.StatusCreated, "PUT", "/shared/o", "member", strings.NewReader("x"))
+	c.want(http.StatusCreated, "PUT", "/private", "member", nil)
+	c.want(http.StatusForbidden, "GET", "/shared/o", "other", nil)
+	c.want(http.StatusNoContent, "POST", "/shared", "member", nil, "X-Container-Read", "p2:u3", "X-Container-Write", "p2:*")
+	time.Sleep(5 * time.Millisecond) // the proxy's container cache (1 ms here)
+	c.want(http.StatusOK, "GET", "/shared/o", "other", nil)
+	c.want(http.StatusOK, "GET", "/shared", "other", nil)
+	c.want(http.StatusCreated, "PUT", "/shared/from-other", "other", strings.NewReader("y"))
+	c.want(http.StatusForbidden, "DELETE", "/shared", "other", nil) // objects only
+	c.want(http.StatusForbidden, "POST", "/shared", "other", nil, "X-Container-Read", ".r:*")
+	c.want(http.StatusForbidden, "COPY", "/shared/o", "other", nil, "Destination", "private/stolen")
+	c.want(http.StatusForbidden, "GET", "/private", "other", nil)
+	if h, _ := c.want(http.StatusNoContent, "HEAD", "/shared", "other", nil); h.Get("X-Container-Read") != "" {
+		t.Errorf("a grantee sees the ACLs: %q", h.Get("X-Container-Read"))
+	}
+	c.want(http.StatusUnauthorized, "GET", "/shared/o", "", nil)
+	c.want(http.StatusNoContent, "POST", "/shared", "member", nil, "X-Container-Read", ".r:*")
+	time.Sleep(5 * time.Millisecond)
+	c.want(http.StatusOK, "GET", "/shared/o", "", nil)
+	c.want(http.StatusUnauthorized, "GET", "/shared", "", nil) // no .rlistings
+	c.want(http.StatusUnauthorized, "PUT", "/shared/anon", "", strings.NewReader("z"))
+	c.want(http.StatusNoContent, "POST", "/shared", "member", nil, "X-Container-Read", ".r:*,.rlistings")
+	time.Sleep(5 * time.Millisecond)
+	c.want(http.StatusOK, "GET", "/shared", "", nil)
+}
+
+// TestTempURL: a TempURL lets its holder make the one request it was
+// signed for, until it expires.
+func TestTempURL(t *testing.T) {
+	c := newCluster(t)
+	c.want(http.StatusCreated, "PUT", "/c", "member", nil)
+	c.want(http.StatusCreated, "PUT", "/c/o", "member", strings.NewReader("secret data"))
+	c.want(http.StatusNoContent, "POST", "", "member", nil, "X-Account-Meta-Temp-Url-Key", "mykey")
+	sign := func(method string, expires int64, path string) string {
+		mac := hmac.New(sha256.New, []byte("mykey"))
+		fmt.Fprintf(mac, "%s\n%d\n%s", method, expires, path)
+		return fmt.Sprintf("?temp_url_sig=%x&temp_url_expires=%d", mac.Sum(nil), expires)
+	}
+	future, past := time.Now().Add(time.Hour).Unix(), time.Now().Add(-time.Second).Unix()
+	h, body := c.want(http.StatusOK, "GET", "/c/o"+sign("GET", future, "/v1/AUTH_p1/c/o"), "", nil)
+	if body != "secret data" || !strings.Contains(h.Get("Content-Disposition"), `filename="o"`) {
+		t.Errorf("TempURL GET: %q, Content-Disposition %q", body, h.Get("Content-Disposition"))
+	}
+	c.want(http.StatusOK, "HEAD", "/c/o"+sign("GET", future, "/v1/AUTH_p1/c/o"), "", nil)
+	c.want(http.StatusUnauthorized, "GET", "/c/o"+sign("GET", past, "/v1/AUTH_p1/c/o"), "", nil)
+	c.want(http.StatusUnauthorized, "PUT", "/c/o"+sign("GET", future, "/v1/AUTH_p1/c/o"), "", strings.NewReader("x"))
+	c.want(http.StatusUnauthorized, "GET", "/c/other"+sign("GET", future, "/v1/AUTH_p1/c/o"), "", nil)
+	c.want(http.StatusUnauthorized, "GET", "/c/o?temp_url_sig=00&temp_url_expires=1", "", nil)
+	c.want(http.StatusCreated, "PUT", "/c/up"+sign("PUT", future, "/v1/AUTH_p1/c/up"), "", strings.NewReader("uploaded"))
+	if _, body := c.want(http.StatusOK, "GET", "/c/up", "member", nil); body != "uploaded" {
+		t.Errorf("object put with a TempURL reads %q", body)
+	}
+}
+
+// TestQuotasAndBulk: container and account quotas refuse uploads beyond
+// them; a bulk delete deletes what it lists; an archive extracts into
+// objects.
+func TestQuotasAndBulk(t *testing.T) {
+	c := newCluster(t)
+	c.want(http.StatusCreated, "PUT", "/q", "member", nil, "X-Container-Meta-Quota-Count", "2", "X-Container-Meta-Quota-Bytes", "10")
+	c.want(http.StatusBadRequest, "POST", "/q", "member", nil, "X-Container-Meta-Quota-Bytes", "lots")
+	c.want(http.StatusRequestEntityTooLarge, "PUT", "/q/big", "member", strings.NewReader("more than ten bytes"))
+	c.want(http.StatusCreated, "PUT", "/q/a", "member", strings.NewReader("1234"))
+	c.want(http.StatusForbidden, "POST", "", "member", nil, "X-Account-Meta-Quota-Bytes", "1")
+
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	for _, name := range []string{"x/one", "x/two", "y/three"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(name)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(name))
+	}
+	tw.Close()
+	_, body := c.want(http.StatusOK, "PUT", "?extract-archive=tar", "member", &tarball, "Accept", "application/json")
+	if !strings.Contains(body, `"Number Files Created":3`) {
+		t.Errorf("extract-archive: %s", body)
+	}
+	if _, body := c.want(http.StatusOK, "GET", "/y/three", "member", nil); body != "y/three" {
+		t.Errorf("y/three reads %q", body)
+	}
+	_, body = c.want(http.StatusOK, "POST", "?bulk-delete", "member", strings.NewReader("/x/one\n/x/two\n/x/nothing\n"), "Accept", "application/json")
+	if !strings.Contains(body, `"Number Deleted":2`) || !strings.Contains(body, `"Number Not Found":1`) {
+		t.Errorf("bulk-delete: %s", body)
+	}
+	c.want(http.StatusNotFound, "GET", "/x/one", "member", nil)
+	_, body = c.want(http.StatusOK, "POST", "?bulk-delete", "other", strings.NewReader("/y/three\n"), "Accept", "application/json")
+	if !strings.Contains(body, `"Number Deleted":0`) {
+		t.Errorf("another project's bulk delete: %s", body)
+	}
 }
