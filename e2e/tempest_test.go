@@ -148,3 +148,26 @@ func tempest(t testing.TB, ws string, args ...string) {
 		t.Fatalf("tempest run %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// TestTempestObjectStorage runs Tempest 33's object storage tests
+// against `trustack up`'s object store with dynamic credentials, except
+// those of Swift features trustack does not implement, listed with
+// reasons in testdata/tempest-object-storage-exclude.txt.
+func TestTempestObjectStorage(t *testing.T) {
+	need(t, "tempest")
+	c := startUp(t)
+	admin := c.openrc("openrc")
+	api(t, "POST", admin["OS_AUTH_URL"]+"/roles", token(t, admin), map[string]any{"role": map[string]any{"name": "ResellerAdmin"}}, nil)
+	conf := "[auth]\nuse_dynamic_credentials = true\nadmin_username = admin\nadmin_password = " + admin["OS_PASSWORD"] +
+		"\nadmin_project_name = admin\nadmin_domain_name = Default\n" +
+		"[service_available]\nswift = true\n" +
+		"[object-storage]\ncatalog_type = object-store\nregion = RegionOne\noperator_role = member\nreseller_admin_role = ResellerAdmin\n" +
+		"[object-storage-feature-enabled]\ndiscoverability = true\ncontainer_sync = false\nobject_versioning = false\ntempurl_digest_hashlib = sha256\n" +
+		"discoverable_apis = slo,dlo,tempurl,bulk_delete,bulk_upload,container_quotas,account_quotas\n"
+	ws := tempestWorkspace(t, admin["OS_AUTH_URL"], "", conf)
+	exclude, err := filepath.Abs("testdata/tempest-object-storage-exclude.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tempest(t, ws, "--regex", `^tempest\.api\.object_storage\.`, "--exclude-list", exclude)
+}

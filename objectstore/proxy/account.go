@@ -110,6 +110,7 @@ func (p *Proxy) readListing(w http.ResponseWriter, r *http.Request, t target, ki
 	if rep.status == http.StatusNotFound && kind == "account" {
 		rep = reply{status: http.StatusOK, body: []byte("[]"), header: http.Header{
 			"X-Account-Container-Count": {"0"}, "X-Account-Object-Count": {"0"}, "X-Account-Bytes-Used": {"0"},
+			"X-Timestamp": {p.clock.next().String()},
 		}}
 	}
 	if rep.status != http.StatusOK {
@@ -117,6 +118,7 @@ func (p *Proxy) readListing(w http.ResponseWriter, r *http.Request, t target, ki
 		return
 	}
 	clientHeaders(w.Header(), rep.header)
+	policyHeaders(w.Header(), kind)
 	w.Header().Del("Content-Length")
 	if kind == "container" && p.accessTo(callerOf(r), t.account) == noAccess {
 		// ACLs are the owner's to see.
@@ -147,7 +149,7 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, status int, heade
 		w.Header()[k] = v
 	}
 	if status >= 400 {
-		swiftError(w, r, status, http.StatusText(status))
+		swiftError(w, r, status, cmpOr(swiftMessages[status], http.StatusText(status)))
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
@@ -178,3 +180,34 @@ type callerKey struct{}
 
 // trimQuotes strips an ETag's quotes.
 func trimQuotes(etag string) string { return strings.Trim(etag, `"`) }
+
+// policy is the name of the one storage policy, which /info lists.
+const policy = "Policy-0"
+
+// policyHeaders adds to an account's or a container's headers those of
+// its storage policy: the container's policy, and the account's usage by
+// policy (all of it the one policy's).
+func policyHeaders(h http.Header, kind string) {
+	if kind == "container" {
+		h.Set("X-Storage-Policy", policy)
+		return
+	}
+	prefix := "X-Account-Storage-Policy-" + policy + "-"
+	h.Set(prefix+"Container-Count", h.Get("X-Account-Container-Count"))
+	h.Set(prefix+"Object-Count", h.Get("X-Account-Object-Count"))
+	h.Set(prefix+"Bytes-Used", h.Get("X-Account-Bytes-Used"))
+}
+
+// swiftMessages are Swift's messages of its error statuses.
+var swiftMessages = map[int]string{
+	http.StatusBadRequest:                   "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+	http.StatusUnauthorized:                 "This server could not verify that you are authorized to access the document you requested.",
+	http.StatusForbidden:                    "Access was denied to this resource.",
+	http.StatusNotFound:                     "The resource could not be found.",
+	http.StatusConflict:                     "There was a conflict when trying to complete your request.",
+	http.StatusPreconditionFailed:           "A precondition for this request was not met.",
+	http.StatusRequestEntityTooLarge:        "The body of your request was too large for this server.",
+	http.StatusRequestedRangeNotSatisfiable: "The Range requested is not available.",
+	http.StatusUnprocessableEntity:          "Unable to process the contained instructions",
+	http.StatusServiceUnavailable:           "The server is currently unavailable. Please try again at a later time.",
+}

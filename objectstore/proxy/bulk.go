@@ -111,7 +111,7 @@ func (p *Proxy) extractArchive(w http.ResponseWriter, r *http.Request, t target,
 		if t.container == "" {
 			one.container, one.object, _ = strings.Cut(name, "/")
 		}
-		status := p.extractOne(r, one, who, hdr.Size, tr, made)
+		status := p.extractOne(r, one, who, hdr.Size, tr, t.container == "", made)
 		if status/100 == 2 {
 			created++
 		} else {
@@ -126,8 +126,8 @@ func (p *Proxy) extractArchive(w http.ResponseWriter, r *http.Request, t target,
 }
 
 // extractOne stores one file of an archive as the object t, making its
-// container first if the archive went to the account.
-func (p *Proxy) extractOne(r *http.Request, t target, who caller, size int64, body io.Reader, made map[string]bool) int {
+// container first if the archive went to the account (toAccount).
+func (p *Proxy) extractOne(r *http.Request, t target, who caller, size int64, body io.Reader, toAccount bool, made map[string]bool) int {
 	if t.container == "" || t.object == "" || len(t.object) > 1024 || len(t.container) > 256 {
 		return http.StatusBadRequest
 	}
@@ -135,7 +135,7 @@ func (p *Proxy) extractOne(r *http.Request, t target, who caller, size int64, bo
 	if !p.may(put, http.MethodPut, t, who) {
 		return http.StatusForbidden
 	}
-	if r.URL.Path == "/v1/"+t.account && !made[t.container] {
+	if toAccount && !made[t.container] {
 		if len(made) == maxBulk {
 			return http.StatusBadRequest
 		}

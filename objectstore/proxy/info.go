@@ -75,7 +75,7 @@ func (p *Proxy) info(w http.ResponseWriter, r *http.Request) {
 			"strict_cors_mode":          true,
 			"allow_account_management":  false,
 			"account_autocreate":        true,
-			"policies":                  []map[string]any{{"name": "Policy-0", "default": true}},
+			"policies":                  []map[string]any{{"name": policy, "default": true}},
 		},
 		"slo":              map[string]any{"max_manifest_segments": maxSegments, "max_manifest_size": 2 << 20, "min_segment_size": 1},
 		"dlo":              map[string]any{"max_segments": maxSegments},

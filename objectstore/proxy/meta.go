@@ -19,6 +19,8 @@ func userMeta(h http.Header, kind string, extra ...string) (http.Header, error) 
 	out := http.Header{}
 	count, size := 0, 0
 	for name, values := range h {
+		// Underscores are dashes, as Swift's WSGI servers read names.
+		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
 		var key, value string
 		switch {
 		case strings.HasPrefix(name, prefix):

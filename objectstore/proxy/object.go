@@ -98,6 +98,9 @@ func (p *Proxy) openObject(ctx context.Context, r *http.Request, t target) (*htt
 	header := http.Header{}
 	for _, k := range readHeaders {
 		if v := r.Header.Get(k); v != "" {
+			if k == "If-Match" || k == "If-None-Match" {
+				v = quoteETags(v)
+			}
 			header.Set(k, v)
 		}
 	}
@@ -262,6 +265,12 @@ func (p *Proxy) objectMeta(h http.Header) (http.Header, error) {
 	if err != nil {
 		return nil, err
 	}
+	for name := range h { // an object's metadata is replaced whole: removing is leaving out
+		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		if short, ok := strings.CutPrefix(name, "X-Remove-Object-Meta-"); ok {
+			delete(meta, "X-Object-Meta-"+short)
+		}
+	}
 	now := p.opts.Now().Unix()
 	if after := h.Get("X-Delete-After"); after != "" {
 		n, err := strconv.ParseInt(after, 10, 64)
@@ -300,7 +309,12 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 		swiftError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	info := p.infoOf(r.Context(), target{account: t.account, container: t.container})
+	container := target{account: t.account, container: t.container}
+	info := p.infoOf(r.Context(), container)
+	if info.header.Get("X-Container-Meta-Quota-Bytes") != "" || info.header.Get("X-Container-Meta-Quota-Count") != "" {
+		p.forgetInfo(container) // quotas are held to the container's counts as they are now
+		info = p.infoOf(r.Context(), container)
+	}
 	if info.status/100 != 2 {
 		p.answer(w, r, info.status, nil)
 		return
@@ -330,6 +344,13 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 	header.Set("X-Timestamp", tsString)
 	status, etag := p.upload(r.Context(), t, header, body, length)
 	if status == http.StatusCreated {
+		if base != nil { // a copy: its metadata, as Swift answers
+			for k, v := range header {
+				if strings.HasPrefix(k, "X-Object-Meta-") || k == "Content-Type" {
+					w.Header()[k] = v
+				}
+			}
+		}
 		w.Header().Set("Etag", cmpOr(told, etag))
 		w.Header().Set("Last-Modified", ts.Time().Add(time.Second-1).Format(http.TimeFormat))
 	}
@@ -703,4 +724,18 @@ func (p *Proxy) copyObject(w http.ResponseWriter, r *http.Request, from string, 
 	w.Header().Set("X-Copied-From", url.PathEscape(c)+"/"+escapeObject(o))
 	w.Header().Set("X-Copied-From-Last-Modified", resp.Header.Get("Last-Modified"))
 	p.putObject(w, r, t, resp.Body, resp.ContentLength, base, "")
+}
+
+// quoteETags quotes the ETags of an If-Match or If-None-Match header that
+// a client gave bare, as Swift takes them.
+func quoteETags(v string) string {
+	parts := strings.Split(v, ",")
+	for i, e := range parts {
+		e = strings.TrimSpace(e)
+		if e != "*" && !strings.HasPrefix(e, `"`) && !strings.HasPrefix(e, `W/"`) {
+			e = `"` + e + `"`
+		}
+		parts[i] = e
+	}
+	return strings.Join(parts, ", ")
 }

@@ -155,7 +155,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := parsePath(r.URL.Path)
 	if err != nil {
-		swiftError(w, r, http.StatusPreconditionFailed, err.Error())
+		status := http.StatusBadRequest
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			status = http.StatusPreconditionFailed
+		}
+		swiftError(w, r, status, err.Error())
 		return
 	}
 	if r.Method == http.MethodOptions {
@@ -180,12 +184,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// transID is the ID of the request, as Swift's X-Trans-Id.
+// transID is the ID of the request in Swift's form: tx, 21 hexadecimal
+// digits (of the request ID), a dash, and the time in hexadecimal.
 func transID(r *http.Request) string {
-	if id := openstack.RequestID(r.Context()); id != "" {
-		return "tx" + strings.ReplaceAll(strings.TrimPrefix(id, "req-"), "-", "")
+	id := strings.ReplaceAll(strings.TrimPrefix(openstack.RequestID(r.Context()), "req-"), "-", "")
+	if len(id) < 21 {
+		id = fmt.Sprintf("%021x", time.Now().UnixNano())
 	}
-	return "tx" + strings.ReplaceAll(time.Now().UTC().Format("20060102150405.000000"), ".", "")
+	return fmt.Sprintf("tx%s-%010x", id[:21], time.Now().Unix())
 }
 
 // parsePath splits /v1/account[/container[/object]], checking the
@@ -306,8 +312,11 @@ func denied(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 // swiftError answers with status and Swift's small HTML body (none for
-// HEAD).
+// HEAD), its message a sentence.
 func swiftError(w http.ResponseWriter, r *http.Request, status int, message string) {
+	if message != "" {
+		message = strings.ToUpper(message[:1]) + message[1:]
+	}
 	body := fmt.Sprintf("<html><h1>%s</h1><p>%s</p></html>", http.StatusText(status), html.EscapeString(message))
 	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
