@@ -115,18 +115,21 @@ type Config struct {
 		VolumeGroup string
 	}
 	ObjectStore struct {
-		Enabled         string
-		RingDir         string
-		HashPathPrefix  string
-		HashPathSuffix  string
-		BackendKey      string
-		Devices         string
-		BindIP          string
-		ObjectPort      int
-		ContainerPort   int
-		AccountPort     int
-		UpdaterInterval time.Duration
-		LocalNodes      int
+		Enabled            string
+		RingDir            string
+		HashPathPrefix     string
+		HashPathSuffix     string
+		BackendKey         string
+		Devices            string
+		BindIP             string
+		ObjectPort         int
+		ContainerPort      int
+		AccountPort        int
+		UpdaterInterval    time.Duration
+		ReplicatorInterval time.Duration
+		AuditorRate        int64
+		RingIP             string
+		LocalNodes         int
 	}
 	Attestation struct {
 		Enabled         string
@@ -234,6 +237,9 @@ func (c *Config) options() []option {
 		{"object_store", "container_port", "On storage nodes: the container server's port, as the container ring names it.", (*integer)(&c.ObjectStore.ContainerPort)},
 		{"object_store", "account_port", "On storage nodes: the account server's port, as the account ring names it.", (*integer)(&c.ObjectStore.AccountPort)},
 		{"object_store", "updater_interval", "On storage nodes: seconds between two passes of the updaters, which send containers the object updates that could not reach them at once, and accounts their containers' counts.", (*seconds)(&c.ObjectStore.UpdaterInterval)},
+		{"object_store", "replicator_interval", "On storage nodes: seconds between two passes of the replicators, which compare what the node holds with the other replicas and send them what they lack, and hand what the node holds as a handoff to the primaries.", (*seconds)(&c.ObjectStore.ReplicatorInterval)},
+		{"object_store", "auditor_bytes_per_second", "On storage nodes: how fast the auditor reads every object, checking it against its ETag; a rotten copy is quarantined and replaced by replication.", (*i64)(&c.ObjectStore.AuditorRate)},
+		{"object_store", "ring_ip", "On storage nodes: the address the rings name this node by (default: bind_ip), with which the replicators find its devices.", (*str)(&c.ObjectStore.RingIP)},
 		{"object_store", "local_nodes", "For `trustack up`: how many storage nodes it runs, each with one device in a directory of its own and in a zone of its own, three replicas on them (fewer with fewer nodes); 0 for no object store.", (*integer)(&c.ObjectStore.LocalNodes)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
@@ -298,6 +304,8 @@ func Default() *Config {
 	c.ObjectStore.ContainerPort = 6201
 	c.ObjectStore.AccountPort = 6202
 	c.ObjectStore.UpdaterInterval = 5 * time.Second
+	c.ObjectStore.ReplicatorInterval = 30 * time.Second
+	c.ObjectStore.AuditorRate = 10 << 20
 	c.ObjectStore.LocalNodes = 4
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
@@ -408,8 +416,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [compute] workers, [scheduler] max_attempts and host_subset_size must be at least 1")
 	case !slices.Contains([]string{"auto", "yes", "no"}, c.ObjectStore.Enabled):
 		return fmt.Errorf("config: [object_store] enabled must be auto, yes or no, not %q", c.ObjectStore.Enabled)
-	case c.ObjectStore.UpdaterInterval < time.Second:
-		return fmt.Errorf("config: [object_store] updater_interval must be at least 1 second")
+	case c.ObjectStore.UpdaterInterval < time.Second || c.ObjectStore.ReplicatorInterval < time.Second:
+		return fmt.Errorf("config: [object_store] updater_interval and replicator_interval must be at least 1 second")
+	case c.ObjectStore.AuditorRate < 1:
+		return fmt.Errorf("config: [object_store] auditor_bytes_per_second must be positive")
 	case c.ObjectStore.LocalNodes < 0:
 		return fmt.Errorf("config: [object_store] local_nodes must not be negative")
 	case !slices.Contains([]string{"auto", "yes", "no"}, c.Attestation.Enabled):

@@ -138,7 +138,9 @@ func TestObjectStoreClients(t *testing.T) {
 func objectStore(t testing.TB, env map[string]string) (string, string) {
 	t.Helper()
 	tok := token(t, env)
-	var v struct{ Token struct{ Project struct{ ID string } } }
+	var v struct {
+		Token struct{ Project struct{ ID string } }
+	}
 	api(t, "GET", env["OS_AUTH_URL"]+"/auth/tokens", tok, nil, &v, "X-Subject-Token", tok)
 	if v.Token.Project.ID == "" {
 		t.Fatal("the token names no project")

@@ -46,10 +46,12 @@ func startObjectStore(cfg *config.Config, log *slog.Logger) (stop func(), err er
 	}
 	oc.Enabled = "yes"
 	nodes, err := storage.Local(dir, cfg.RingDir(), oc.LocalNodes, storage.Config{
-		Hasher:          objectstore.Hasher{Prefix: oc.HashPathPrefix, Suffix: oc.HashPathSuffix},
-		Key:             oc.BackendKey,
-		UpdaterInterval: oc.UpdaterInterval,
-		Log:             log.With("component", "storage-node"),
+		Hasher:             objectstore.Hasher{Prefix: oc.HashPathPrefix, Suffix: oc.HashPathSuffix},
+		Key:                oc.BackendKey,
+		UpdaterInterval:    oc.UpdaterInterval,
+		ReplicatorInterval: oc.ReplicatorInterval,
+		AuditRate:          oc.AuditorRate,
+		Log:                log.With("component", "storage-node"),
 	})
 	if err != nil {
 		return nil, err

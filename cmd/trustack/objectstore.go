@@ -41,12 +41,20 @@ proxies (trustack server) reach it through the rings in ring_dir.`,
 				return trustack.Errorf(trustack.EINVALID, "set [object_store] hash_path_prefix and hash_path_suffix, the same as the proxies'")
 			}
 			log, _ := logger(cfg)
+			rings, err := storage.LoadRings(cfg.RingDir())
+			if err != nil {
+				return err
+			}
 			sc := storage.Config{
-				Devices:         cfg.DevicesDir(),
-				Hasher:          objectstore.Hasher{Prefix: oc.HashPathPrefix, Suffix: oc.HashPathSuffix},
-				Key:             oc.BackendKey,
-				UpdaterInterval: oc.UpdaterInterval,
-				Log:             log,
+				Devices:            cfg.DevicesDir(),
+				Hasher:             objectstore.Hasher{Prefix: oc.HashPathPrefix, Suffix: oc.HashPathSuffix},
+				Key:                oc.BackendKey,
+				Rings:              &rings,
+				RingIP:             oc.RingIP,
+				UpdaterInterval:    oc.UpdaterInterval,
+				ReplicatorInterval: oc.ReplicatorInterval,
+				AuditRate:          oc.AuditorRate,
+				Log:                log,
 			}
 			for _, r := range roles {
 				addr := func(port int) string { return net.JoinHostPort(oc.BindIP, strconv.Itoa(port)) }

@@ -2,9 +2,7 @@ package account_test
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/account"
+	"github.com/trustack/trustack/objectstore/node/nodetest"
 )
 
 var hasher = objectstore.Hasher{Prefix: "pre", Suffix: "suf"}
@@ -33,29 +32,10 @@ func newServer(tb testing.TB, key, root string) string {
 	return ts.URL
 }
 
-type reply struct {
-	status int
-	header http.Header
-	body   string
-}
-
 // do sends a request with headers given as name, value pairs.
-func do(tb testing.TB, url, method, path string, headers ...string) reply {
+func do(tb testing.TB, url, method, path string, headers ...string) nodetest.Reply {
 	tb.Helper()
-	req, err := http.NewRequest(method, url+path, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return reply{resp.StatusCode, resp.Header, string(body)}
+	return nodetest.Do(tb, method, url+path, nil, headers...)
 }
 
 // report is a container server's report of container c.
@@ -109,11 +89,11 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 	for _, st := range steps {
 		got := do(t, u, st.method, st.path, st.headers...)
-		if got.status != st.wantStatus {
-			t.Errorf("%s: got %d, want %d (%s)", st.name, got.status, st.wantStatus, strings.TrimSpace(got.body))
+		if got.Status != st.wantStatus {
+			t.Errorf("%s: got %d, want %d (%s)", st.name, got.Status, st.wantStatus, strings.TrimSpace(got.Body))
 		}
 		for name, want := range st.wantHeader {
-			if v := got.header.Get(name); v != want {
+			if v := got.Header.Get(name); v != want {
 				t.Errorf("%s: %s: got %q, want %q", st.name, name, v, want)
 			}
 		}
@@ -124,8 +104,8 @@ func TestAccountListing(t *testing.T) {
 	u := newServer(t, "", "")
 	const a = "/sda/0/AUTH_a"
 	do(t, u, "PUT", a, "X-Timestamp", "1")
-	if got := do(t, u, "GET", a); got.status != 200 || strings.TrimSpace(got.body) != "[]" {
-		t.Errorf("empty listing: got %d %q, want 200 []", got.status, got.body)
+	if got := do(t, u, "GET", a); got.Status != 200 || strings.TrimSpace(got.Body) != "[]" {
+		t.Errorf("empty listing: got %d %q, want 200 []", got.Status, got.Body)
 	}
 	for _, c := range []string{"logs-2024", "logs-2025", "photos", "x-1-a", "x-1-b"} {
 		do(t, u, "PUT", a+"/"+c, report("1704164645.12345", "0", "2", "20")...)
@@ -133,8 +113,8 @@ func TestAccountListing(t *testing.T) {
 	do(t, u, "PUT", a+"/gone", report("1", "2", "0", "0")...)
 	got := do(t, u, "GET", a+"?prefix=p")
 	want := `[{"name":"photos","count":2,"bytes":20,"last_modified":"2024-01-02T03:04:05.123450"}]`
-	if strings.TrimSpace(got.body) != want {
-		t.Errorf("got %s, want %s", got.body, want)
+	if strings.TrimSpace(got.Body) != want {
+		t.Errorf("got %s, want %s", got.Body, want)
 	}
 	tests := []struct {
 		query      string
@@ -150,16 +130,16 @@ func TestAccountListing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got := do(t, u, "GET", a+tt.query)
-		if got.status != tt.wantStatus {
-			t.Errorf("GET %s: got %d, want %d", tt.query, got.status, tt.wantStatus)
+		if got.Status != tt.wantStatus {
+			t.Errorf("GET %s: got %d, want %d", tt.query, got.Status, tt.wantStatus)
 			continue
 		}
-		if got.status != 200 {
+		if got.Status != 200 {
 			continue
 		}
 		var entries []struct{ Name, Subdir string }
-		if err := json.Unmarshal([]byte(got.body), &entries); err != nil {
-			t.Fatalf("GET %s: %q: %v", tt.query, got.body, err)
+		if err := json.Unmarshal([]byte(got.Body), &entries); err != nil {
+			t.Fatalf("GET %s: %q: %v", tt.query, got.Body, err)
 		}
 		var names []string
 		for _, e := range entries {
@@ -191,8 +171,8 @@ func TestAccountRequestChecks(t *testing.T) {
 		{"unknown method", "PATCH", "/sda/0/a", []string{"X-Backend-Key", "secret"}, 405},
 	}
 	for _, tt := range tests {
-		if got := do(t, u, tt.method, tt.path, tt.headers...); got.status != tt.want {
-			t.Errorf("%s: got %d, want %d", tt.name, got.status, tt.want)
+		if got := do(t, u, tt.method, tt.path, tt.headers...); got.Status != tt.want {
+			t.Errorf("%s: got %d, want %d", tt.name, got.Status, tt.want)
 		}
 	}
 }
@@ -205,8 +185,8 @@ func TestAccountSurvivesRestart(t *testing.T) {
 	do(t, u, "PUT", "/sda/0/AUTH_a/c", report("2", "0", "4", "40")...)
 
 	got := do(t, newServer(t, "", root), "HEAD", "/sda/0/AUTH_a")
-	if got.status != 204 || got.header.Get("X-Account-Object-Count") != "4" || got.header.Get("X-Account-Meta-A") != "b" {
+	if got.Status != 204 || got.Header.Get("X-Account-Object-Count") != "4" || got.Header.Get("X-Account-Meta-A") != "b" {
 		t.Errorf("another server over the same devices: got %d, %s objects, meta %q; want 204, 4, b",
-			got.status, got.header.Get("X-Account-Object-Count"), got.header.Get("X-Account-Meta-A"))
+			got.Status, got.Header.Get("X-Account-Object-Count"), got.Header.Get("X-Account-Meta-A"))
 	}
 }

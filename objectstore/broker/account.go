@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"crypto/md5"
 	"database/sql"
 	"errors"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/trustack/trustack/objectstore"
 )
@@ -45,13 +48,13 @@ func (c *Cache) Account(path string) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Account{db{c, h}}, nil
+	return &Account{db{c, h, "container"}}, nil
 }
 
 // CreateAccount returns the database at path, making it for account at
 // ts if there is none, as CreateContainer does.
 func (c *Cache) CreateAccount(path, account string, ts objectstore.Timestamp) (*Account, bool, error) {
-	d, created, err := c.create(path, containerSchema, account, "", ts)
+	d, created, err := c.create(path, "container", containerSchema, account, "", ts)
 	if err != nil {
 		return nil, false, err
 	}
@@ -74,44 +77,70 @@ func (d *Account) PutContainer(r ContainerRow) error {
 // PUT or DELETE of the container. The account's totals follow in the
 // same transaction.
 func (d *Account) Merge(rows []ContainerRow) (merged int, err error) {
-	err = d.tx(func(tx *sql.Tx) error {
-		merged = 0
-		var containers, objects, bytes int64
-		for _, r := range rows {
-			var old ContainerRow
-			err := tx.QueryRow(`SELECT rowid, put_timestamp, delete_timestamp, object_count, bytes_used, deleted
-				FROM container WHERE deleted IN (0, 1) AND name = ?`, r.Name).
-				Scan(&old.RowID, &old.Put, &old.Delete, &old.Objects, &old.Bytes, &old.Deleted)
-			if err == nil {
-				if old.Put > r.Put || old.Delete > r.Delete {
-					r.Objects, r.Bytes = old.Objects, old.Bytes
-				}
-				r.Put, r.Delete = max(r.Put, old.Put), max(r.Delete, old.Delete)
-				if r.Put == old.Put && r.Delete == old.Delete && r.Objects == old.Objects && r.Bytes == old.Bytes {
-					continue
-				}
-				if !old.Deleted {
-					containers, objects, bytes = containers-1, objects-old.Objects, bytes-old.Bytes
-				}
-				_, err = tx.Exec(`DELETE FROM container WHERE rowid = ?`, old.RowID)
-			} else if errors.Is(err, sql.ErrNoRows) {
-				err = nil
-			}
-			if r.Deleted = r.Delete > r.Put; !r.Deleted {
-				containers, objects, bytes = containers+1, objects+r.Objects, bytes+r.Bytes
-			}
-			if err == nil {
-				_, err = tx.Exec(`INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used,
-					deleted) VALUES (?, ?, ?, ?, ?, ?)`, r.Name, r.Put, r.Delete, r.Objects, r.Bytes, r.Deleted)
-			}
-			if err != nil {
-				return err
-			}
-			merged++
-		}
-		return addTotals(tx, containers, objects, bytes)
+	err = d.tx(func(tx *sql.Tx) (err error) {
+		merged, err = mergeContainers(tx, rows)
+		return err
 	})
 	return merged, err
+}
+
+// MergeSync merges the rows of the replica whose ID is remote, as Merge
+// does, and records that the account has that replica's rows up to the
+// newest rowid of rows, which it returns with the newer it had. It
+// returns ErrInvalid, wrapped, for a row that no account could hold.
+func (d *Account) MergeSync(remote string, rows []ContainerRow) (int64, error) {
+	return mergeSync(d.db, remote, rows, checkContainer, mergeContainers)
+}
+
+func checkContainer(r ContainerRow) (int64, error) {
+	if r.Name == "" || len(r.Name) > objectstore.MaxContainerNameLength || !utf8.ValidString(r.Name) ||
+		strings.ContainsAny(r.Name, "/\x00") || r.Put < 0 || r.Delete < 0 || r.Objects < 0 || r.Bytes < 0 || r.RowID <= 0 || r.Subdir {
+		return 0, errors.New("container row: want a name, a rowid, and no negative timestamp or count")
+	}
+	return r.RowID, nil
+}
+
+func (r ContainerRow) hash() [md5.Size]byte {
+	return rowHash(r.Name, r.Put, r.Delete, r.Objects, r.Bytes)
+}
+
+func mergeContainers(tx *sql.Tx, rows []ContainerRow) (merged int, err error) {
+	var containers, objects, bytes int64
+	var hash [md5.Size]byte
+	for _, r := range rows {
+		var old ContainerRow
+		err := tx.QueryRow(`SELECT `+containerCols+` FROM container WHERE deleted IN (0, 1) AND name = ?`, r.Name).
+			Scan(&old.RowID, &old.Name, &old.Put, &old.Delete, &old.Objects, &old.Bytes, &old.Deleted)
+		if err == nil {
+			if old.Put > r.Put || old.Delete > r.Delete {
+				r.Objects, r.Bytes = old.Objects, old.Bytes
+			}
+			r.Put, r.Delete = max(r.Put, old.Put), max(r.Delete, old.Delete)
+			if r.Put == old.Put && r.Delete == old.Delete && r.Objects == old.Objects && r.Bytes == old.Bytes {
+				continue
+			}
+			if !old.Deleted {
+				containers, objects, bytes = containers-1, objects-old.Objects, bytes-old.Bytes
+			}
+			xor(&hash, old.hash())
+			_, err = tx.Exec(`DELETE FROM container WHERE rowid = ?`, old.RowID)
+		} else if errors.Is(err, sql.ErrNoRows) {
+			err = nil
+		}
+		if r.Deleted = r.Delete > r.Put; !r.Deleted {
+			containers, objects, bytes = containers+1, objects+r.Objects, bytes+r.Bytes
+		}
+		xor(&hash, r.hash())
+		if err == nil {
+			_, err = tx.Exec(`INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used,
+				deleted) VALUES (?, ?, ?, ?, ?, ?)`, r.Name, r.Put, r.Delete, r.Objects, r.Bytes, r.Deleted)
+		}
+		if err != nil {
+			return 0, err
+		}
+		merged++
+	}
+	return merged, addTotals(tx, containers, objects, bytes, hash)
 }
 
 // RowsSince returns up to n container rows changed after the row rowid,

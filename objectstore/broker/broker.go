@@ -10,14 +10,19 @@ package broker
 import (
 	"cmp"
 	"container/list"
+	"crypto/md5"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver
 
@@ -30,6 +35,11 @@ var (
 	ErrNotFound = errors.New("no such database")
 	// ErrNotEmpty is Container.Delete's for a container with objects.
 	ErrNotEmpty = errors.New("container not empty")
+	// ErrInvalid is the error, wrapped, for a replicated row that no
+	// database could hold.
+	ErrInvalid = errors.New("invalid row")
+	// ErrBusy is Cache.Remove's for a database in use or changed.
+	ErrBusy = errors.New("database in use or changed")
 )
 
 // File is where the database of the thing of kind (objectstore.Containers
@@ -69,8 +79,15 @@ type AccountNodes struct {
 }
 
 // Info is what a database says of its container or account. Containers
-// is an account's; Reported and AccountNodes a container's.
+// is an account's; Reported and AccountNodes a container's. ID, MaxRow
+// and RowsHash are for replication: the database's own random ID, which
+// its replicas record how far they have its rows by; the rowid of its
+// newest change; and the XOR of the MD5s of its rows, which replicas
+// holding the same rows share whatever order they got them in.
 type Info struct {
+	ID                 string
+	MaxRow             int64
+	RowsHash           string
 	Account, Container string
 	Status
 	Containers, Objects, Bytes int64 // live ones
@@ -92,9 +109,12 @@ const infoSchema = `CREATE TABLE IF NOT EXISTS info (
 	reported_put_timestamp INTEGER NOT NULL DEFAULT 0, reported_delete_timestamp INTEGER NOT NULL DEFAULT 0,
 	reported_object_count INTEGER NOT NULL DEFAULT 0, reported_bytes_used INTEGER NOT NULL DEFAULT 0,
 	account_hosts TEXT NOT NULL DEFAULT '', account_devices TEXT NOT NULL DEFAULT '',
-	account_partition INTEGER NOT NULL DEFAULT 0);
+	account_partition INTEGER NOT NULL DEFAULT 0,
+	id TEXT NOT NULL DEFAULT '', rows_hash BLOB NOT NULL DEFAULT (zeroblob(16)));
 CREATE TABLE IF NOT EXISTS metadata (
-	name TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL) WITHOUT ROWID;`
+	name TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync (
+	remote_id TEXT PRIMARY KEY, sync_point INTEGER NOT NULL) WITHOUT ROWID;`
 
 // Cache keeps up to a number of databases open, the most recently used,
 // so that a busy container is not reopened for every request. It is safe
@@ -106,6 +126,7 @@ type Cache struct {
 	lru     list.List // of *handle, the most recently used first
 	open    map[string]*list.Element
 	closing sync.WaitGroup
+	writes  atomic.Uint64 // numbers the handles' versions
 }
 
 // handle is an open database file: one connection for writes, which take
@@ -116,6 +137,7 @@ type handle struct {
 	read, write *sql.DB
 	refs        int
 	elem        *list.Element // nil once evicted
+	version     atomic.Uint64 // changes with every write through the cache, and when reopened
 }
 
 // NewCache returns a cache of up to size open databases (256 if size is
@@ -164,6 +186,7 @@ func (c *Cache) acquire(path string, create bool) (*handle, error) {
 	h.write.SetMaxOpenConns(1)
 	h.read.SetMaxOpenConns(4)
 	h.read.SetMaxIdleConns(1)
+	h.version.Store(c.writes.Add(1))
 	h.elem = c.lru.PushFront(h)
 	c.open[path] = h.elem
 	for c.lru.Len() > c.max {
@@ -198,10 +221,35 @@ func (c *Cache) close(h *handle) {
 	})
 }
 
-// db is what containers' and accounts' databases share.
+// Remove removes the database at path and its directory, as a
+// replicator does with a copy that is no longer to be kept there, if
+// the database is not in use and its version is still version (see
+// db.Version); ErrBusy otherwise.
+func (c *Cache) Remove(path string, version uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.open[path]; ok {
+		h := e.Value.(*handle)
+		if h.refs > 0 || h.version.Load() != version {
+			return ErrBusy
+		}
+		c.evict(e)
+	} else {
+		return ErrBusy // not even open since version was read
+	}
+	dir := filepath.Dir(path)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return node.SyncDir(filepath.Dir(dir))
+}
+
+// db is what containers' and accounts' databases share. table is the
+// table of its rows.
 type db struct {
 	cache *Cache
 	h     *handle
+	table string
 }
 
 // create returns the database at path, making it with schema for the
@@ -209,12 +257,12 @@ type db struct {
 // brings its put timestamp to ts if newer. created reports that the
 // container or account now exists and did not before: its database is
 // new, or ts brought it back from deleted.
-func (c *Cache) create(path, schema, account, container string, ts objectstore.Timestamp) (d db, created bool, err error) {
+func (c *Cache) create(path, table, schema, account, container string, ts objectstore.Timestamp) (d db, created bool, err error) {
 	h, err := c.acquire(path, true)
 	if err != nil {
 		return d, false, err
 	}
-	d = db{c, h}
+	d = db{c, h, table}
 	err = d.tx(func(tx *sql.Tx) error {
 		if _, err := tx.Exec(schema + infoSchema); err != nil {
 			return err
@@ -222,8 +270,8 @@ func (c *Cache) create(path, schema, account, container string, ts objectstore.T
 		s, err := status(tx)
 		if errors.Is(err, ErrNotFound) {
 			created = true
-			_, err = tx.Exec(`INSERT INTO info (account, container, created_at, put_timestamp, status_changed_at)
-				VALUES (?1, ?2, ?3, ?3, ?3)`, account, container, ts)
+			_, err = tx.Exec(`INSERT INTO info (account, container, created_at, put_timestamp, status_changed_at, id)
+				VALUES (?1, ?2, ?3, ?3, ?3, ?4)`, account, container, ts, rand.Text())
 			return err
 		}
 		if err != nil || ts <= s.Put {
@@ -248,12 +296,18 @@ func (c *Cache) create(path, schema, account, container string, ts objectstore.T
 // Close releases the database to its cache.
 func (d db) Close() { d.cache.release(d.h) }
 
+// Version is a number that changes whenever the database changes
+// through its cache, and when it is reopened: Cache.Remove's check that
+// a copy is still the one replicated.
+func (d db) Version() uint64 { return d.h.version.Load() }
+
 // tx runs fn in a write transaction and commits if it returns nil.
 func (d db) tx(fn func(*sql.Tx) error) error {
 	tx, err := d.h.write.Begin()
 	if err != nil {
 		return err
 	}
+	d.h.version.Store(d.cache.writes.Add(1))
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -276,15 +330,18 @@ func status(tx *sql.Tx) (s Status, err error) {
 func (d db) Info() (Info, error) {
 	var i Info
 	var hosts, devices string
+	var hash []byte
 	err := d.h.read.QueryRow(`SELECT account, container, created_at, put_timestamp, delete_timestamp,
 		status_changed_at, container_count, object_count, bytes_used, reported_put_timestamp,
 		reported_delete_timestamp, reported_object_count, reported_bytes_used, account_hosts,
-		account_devices, account_partition FROM info`).Scan(&i.Account, &i.Container, &i.Created, &i.Put,
+		account_devices, account_partition, id, rows_hash, (SELECT coalesce(max(rowid), 0) FROM `+d.table+`)
+		FROM info`).Scan(&i.Account, &i.Container, &i.Created, &i.Put,
 		&i.Delete, &i.StatusChanged, &i.Containers, &i.Objects, &i.Bytes, &i.Reported.Put, &i.Reported.Delete,
-		&i.Reported.Objects, &i.Reported.Bytes, &hosts, &devices, &i.AccountNodes.Partition)
+		&i.Reported.Objects, &i.Reported.Bytes, &hosts, &devices, &i.AccountNodes.Partition, &i.ID, &hash, &i.MaxRow)
 	if errors.Is(err, sql.ErrNoRows) {
 		return i, ErrNotFound
 	}
+	i.RowsHash = hex.EncodeToString(hash)
 	if hosts != "" {
 		i.AccountNodes.Hosts, i.AccountNodes.Devices = strings.Split(hosts, ","), strings.Split(devices, ",")
 	}
@@ -368,16 +425,99 @@ func query[T any](q *sql.DB, stmt string, args []any, scan func(*sql.Rows) (T, e
 	return out, rows.Err()
 }
 
-// addTotals adds to the info table's totals, in a merge's transaction:
-// ErrNotFound if it has no row.
-func addTotals(tx *sql.Tx, containers, objects, bytes int64) error {
-	res, err := tx.Exec(`UPDATE info SET container_count = container_count + ?, object_count = object_count + ?,
-		bytes_used = bytes_used + ?`, containers, objects, bytes)
-	if err != nil {
+// MergeStatus merges a replica's status into the database's: the
+// earliest creation, the newest PUT and DELETE, and, if that changes
+// whether it is deleted, the newest change of status.
+func (d db) MergeStatus(r Status) error {
+	return d.tx(func(tx *sql.Tx) error {
+		s, err := status(tx)
+		if err != nil {
+			return err
+		}
+		m := Status{min(s.Created, r.Created), max(s.Put, r.Put), max(s.Delete, r.Delete), s.StatusChanged}
+		if m.Deleted() != s.Deleted() {
+			m.StatusChanged = max(s.StatusChanged, r.StatusChanged, m.Put, m.Delete)
+		}
+		if m == s {
+			return nil
+		}
+		_, err = tx.Exec(`UPDATE info SET created_at = ?, put_timestamp = ?, delete_timestamp = ?, status_changed_at = ?`,
+			m.Created, m.Put, m.Delete, m.StatusChanged)
+		return err
+	})
+}
+
+// SyncPoint returns the rowid up to which the database has the rows of
+// the replica whose ID is remote; 0 if it has none of them.
+func (d db) SyncPoint(remote string) (point int64, err error) {
+	err = d.h.read.QueryRow(`SELECT sync_point FROM sync WHERE remote_id = ?`, remote).Scan(&point)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	return point, err
+}
+
+// SyncedTo records that the database has the rows of the replica whose
+// ID is remote up to its rowid point, as when their hashes show it has
+// them all.
+func (d db) SyncedTo(remote string, point int64) error {
+	return d.tx(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO sync (remote_id, sync_point) VALUES (?1, ?2)
+			ON CONFLICT (remote_id) DO UPDATE SET sync_point = max(sync_point, ?2)`, remote, point)
+		return err
+	})
+}
+
+// mergeSync merges a replica's rows with merge, after checking them,
+// and records in the same transaction that the database has the rows of
+// the replica remote up to the newest of their rowids, which it returns.
+func mergeSync[R any](d db, remote string, rows []R, check func(R) (int64, error), merge func(*sql.Tx, []R) (int, error)) (point int64, err error) {
+	for _, r := range rows {
+		id, err := check(r)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		point = max(point, id)
+	}
+	if remote == "" {
+		return 0, fmt.Errorf("%w: no replica ID", ErrInvalid)
+	}
+	err = d.tx(func(tx *sql.Tx) error {
+		if _, err := merge(tx, rows); err != nil {
+			return err
+		}
+		return tx.QueryRow(`INSERT INTO sync (remote_id, sync_point) VALUES (?1, ?2)
+			ON CONFLICT (remote_id) DO UPDATE SET sync_point = max(sync_point, ?2) RETURNING sync_point`,
+			remote, point).Scan(&point)
+	})
+	return point, err
+}
+
+// rowHash is the MD5 of a row's fields.
+func rowHash(fields ...any) (h [md5.Size]byte) {
+	return md5.Sum(fmt.Appendf(nil, "%q", fields))
+}
+
+// xor sets h to h XOR o.
+func xor(h *[md5.Size]byte, o [md5.Size]byte) {
+	for i := range h {
+		h[i] ^= o[i]
+	}
+}
+
+// addTotals adds to the info table's totals and its rows' hash, in a
+// merge's transaction: ErrNotFound if it has no row.
+func addTotals(tx *sql.Tx, containers, objects, bytes int64, hash [md5.Size]byte) error {
+	var old []byte
+	if err := tx.QueryRow(`SELECT rows_hash FROM info`).Scan(&old); errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrNotFound
-	}
-	return nil
+	var h [md5.Size]byte
+	copy(h[:], old)
+	xor(&h, hash)
+	_, err := tx.Exec(`UPDATE info SET container_count = container_count + ?, object_count = object_count + ?,
+		bytes_used = bytes_used + ?, rows_hash = ?`, containers, objects, bytes, h[:])
+	return err
 }

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"crypto/md5"
 	"database/sql"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/trustack/trustack/objectstore"
 )
@@ -48,7 +50,7 @@ func (c *Cache) Container(path string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Container{db{c, h}}, nil
+	return &Container{db{c, h, "object"}}, nil
 }
 
 // CreateContainer returns the database at path, making it for container
@@ -56,7 +58,7 @@ func (c *Cache) Container(path string) (*Container, error) {
 // ts if newer. created reports that the container exists and did not
 // before. An older PUT than the container's DELETE leaves it deleted.
 func (c *Cache) CreateContainer(path, account, container string, ts objectstore.Timestamp) (*Container, bool, error) {
-	d, created, err := c.create(path, objectSchema, account, container, ts)
+	d, created, err := c.create(path, "object", objectSchema, account, container, ts)
 	if err != nil {
 		return nil, false, err
 	}
@@ -97,41 +99,68 @@ func (d *Container) PutObject(o Object) (bool, error) {
 // of the same names, and returns how many. The object count and bytes
 // used follow in the same transaction.
 func (d *Container) Merge(rows []Object) (merged int, err error) {
-	err = d.tx(func(tx *sql.Tx) error {
-		merged = 0
-		var objects, bytes int64
-		for _, o := range rows {
-			var old Object
-			err := tx.QueryRow(`SELECT rowid, created_at, size, deleted FROM object WHERE deleted IN (0, 1) AND name = ?`,
-				o.Name).Scan(&old.RowID, &old.Created, &old.Size, &old.Deleted)
-			switch {
-			case err == nil && old.Created >= o.Created:
-				continue
-			case err == nil:
-				if !old.Deleted {
-					objects, bytes = objects-1, bytes-old.Size
-				}
-				_, err = tx.Exec(`DELETE FROM object WHERE rowid = ?`, old.RowID)
-			case errors.Is(err, sql.ErrNoRows):
-				err = nil
-			}
-			if o.Deleted {
-				o.Size, o.ContentType, o.ETag = 0, "", ""
-			} else {
-				objects, bytes = objects+1, bytes+o.Size
-			}
-			if err == nil {
-				_, err = tx.Exec(`INSERT INTO object (name, created_at, size, content_type, etag, deleted)
-					VALUES (?, ?, ?, ?, ?, ?)`, o.Name, o.Created, o.Size, o.ContentType, o.ETag, o.Deleted)
-			}
-			if err != nil {
-				return err
-			}
-			merged++
-		}
-		return addTotals(tx, 0, objects, bytes)
+	err = d.tx(func(tx *sql.Tx) (err error) {
+		merged, err = mergeObjects(tx, rows)
+		return err
 	})
 	return merged, err
+}
+
+// MergeSync merges the rows of the replica whose ID is remote, as Merge
+// does, and records that the container has that replica's rows up to
+// the newest rowid of rows, which it returns with the newer it had. It
+// returns ErrInvalid, wrapped, for a row that no container could hold.
+func (d *Container) MergeSync(remote string, rows []Object) (int64, error) {
+	return mergeSync(d.db, remote, rows, checkObject, mergeObjects)
+}
+
+func checkObject(o Object) (int64, error) {
+	if o.Name == "" || len(o.Name) > objectstore.MaxObjectNameLength || !utf8.ValidString(o.Name) ||
+		strings.ContainsRune(o.Name, 0) || o.Created <= 0 || o.Size < 0 || o.RowID <= 0 || o.Subdir {
+		return 0, errors.New("object row: want a name, a rowid, a timestamp and no negative size")
+	}
+	return o.RowID, nil
+}
+
+func (o Object) hash() [md5.Size]byte {
+	return rowHash(o.Name, o.Created, o.Size, o.ContentType, o.ETag, o.Deleted)
+}
+
+func mergeObjects(tx *sql.Tx, rows []Object) (merged int, err error) {
+	var objects, bytes int64
+	var hash [md5.Size]byte
+	for _, o := range rows {
+		var old Object
+		err := tx.QueryRow(`SELECT `+objectCols+` FROM object WHERE deleted IN (0, 1) AND name = ?`, o.Name).
+			Scan(&old.RowID, &old.Name, &old.Created, &old.Size, &old.ContentType, &old.ETag, &old.Deleted)
+		switch {
+		case err == nil && old.Created >= o.Created:
+			continue
+		case err == nil:
+			if !old.Deleted {
+				objects, bytes = objects-1, bytes-old.Size
+			}
+			xor(&hash, old.hash())
+			_, err = tx.Exec(`DELETE FROM object WHERE rowid = ?`, old.RowID)
+		case errors.Is(err, sql.ErrNoRows):
+			err = nil
+		}
+		if o.Deleted {
+			o.Size, o.ContentType, o.ETag = 0, "", ""
+		} else {
+			objects, bytes = objects+1, bytes+o.Size
+		}
+		xor(&hash, o.hash())
+		if err == nil {
+			_, err = tx.Exec(`INSERT INTO object (name, created_at, size, content_type, etag, deleted)
+				VALUES (?, ?, ?, ?, ?, ?)`, o.Name, o.Created, o.Size, o.ContentType, o.ETag, o.Deleted)
+		}
+		if err != nil {
+			return 0, err
+		}
+		merged++
+	}
+	return merged, addTotals(tx, 0, objects, bytes, hash)
 }
 
 // RowsSince returns up to n rows changed after the row rowid, deleted

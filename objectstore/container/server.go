@@ -8,9 +8,7 @@
 package container
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -21,7 +19,9 @@ import (
 
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/broker"
+	"github.com/trustack/trustack/objectstore/dbserver"
 	"github.com/trustack/trustack/objectstore/node"
+	"github.com/trustack/trustack/objectstore/ring"
 )
 
 // Options are a container server's settings; a zero one means its
@@ -37,8 +37,7 @@ type Options struct {
 // Server is a container server for the devices under root. It is safe
 // for concurrent use.
 type Server struct {
-	root    string
-	hasher  objectstore.Hasher
+	db      *dbserver.Server[broker.Object, *broker.Container]
 	opts    Options
 	dbs     *broker.Cache
 	handler http.Handler
@@ -62,9 +61,21 @@ func New(root string, hasher objectstore.Hasher, opts Options) *Server {
 		opts.Client = http.DefaultClient
 	}
 	opts.UpdateTimeout = cmp.Or(opts.UpdateTimeout, 3*time.Second)
-	s := &Server{root: root, hasher: hasher, opts: opts, dbs: broker.NewCache(0), dirty: map[string]bool{}}
+	dbs := broker.NewCache(0)
+	s := &Server{opts: opts, dbs: dbs, dirty: map[string]bool{}, db: &dbserver.Server[broker.Object, *broker.Container]{
+		Root: root, Hasher: hasher, Kind: objectstore.Containers, Log: opts.Log, DBs: dbs, Open: dbs.Container,
+		Create: dbs.CreateContainer}}
 	s.handler = node.Guard(opts.Key, http.HandlerFunc(s.serve))
 	return s
+}
+
+// Replicator is a container replicator.
+type Replicator = dbserver.Replicator[broker.Object, *broker.Container]
+
+// NewReplicator returns a replicator of the containers on the devices of
+// r at addr, the address of this server in r.
+func (s *Server) NewReplicator(r *ring.Ring, addr string, opts dbserver.Options) *Replicator {
+	return dbserver.NewReplicator(s.db, r, addr, opts)
 }
 
 // Close closes the server's databases.
@@ -74,16 +85,14 @@ func (s *Server) Close() { s.dbs.Close() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	p, err := node.ParsePath(r, 2, 3)
-	if err != nil {
-		node.Error(w, http.StatusBadRequest, err.Error())
+	if r.Method == dbserver.MethodReplicate {
+		s.db.Replicate(w, r)
 		return
 	}
-	if _, err := node.Device(s.root, p.Device); err != nil {
-		s.fail(w, err)
+	p, path, ok := s.db.Request(w, r, 2, 3)
+	if !ok {
 		return
 	}
-	path := broker.File(s.root, p.Device, objectstore.Containers, p.Partition, s.hasher.Path(p.Account, p.Container, ""))
 	ts, tsErr := node.Timestamp(r, "X-Timestamp")
 	nodes, nodesErr := accountNodes(r.Header)
 	switch m := r.Method; {
@@ -91,9 +100,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "PUT, DELETE")
 		node.Error(w, http.StatusMethodNotAllowed, "method not allowed on an object's row")
 	case p.Object == "" && (m == http.MethodHead || m == http.MethodGet):
-		s.get(w, r, path)
+		s.db.Get(w, r, path, objectstore.ContainerListingLimit, counts, entry)
 	case m != http.MethodPut && m != http.MethodPost && m != http.MethodDelete:
-		w.Header().Set("Allow", "HEAD, GET, PUT, POST, DELETE")
+		w.Header().Set("Allow", "HEAD, GET, PUT, POST, DELETE, REPLICATE")
 		node.Error(w, http.StatusMethodNotAllowed, "method not allowed on a container")
 	case tsErr != nil || nodesErr != nil:
 		node.Error(w, http.StatusBadRequest, errors.Join(tsErr, nodesErr).Error())
@@ -104,10 +113,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case m == http.MethodDelete:
 		s.delete(w, r, path, ts, nodes)
 	default:
-		if db, _, ok := s.open(w, path); ok {
-			defer db.Close()
-			s.reply(w, db.UpdateMetadata(metadata(r.Header, ts)), http.StatusNoContent)
-		}
+		s.db.Post(w, path, metadata(r.Header, ts))
 	}
 }
 
@@ -116,7 +122,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func (s *Server) put(w http.ResponseWriter, r *http.Request, path string, p node.Path, ts objectstore.Timestamp, nodes broker.AccountNodes) {
 	db, created, err := s.dbs.CreateContainer(path, p.Account, p.Container, ts)
 	if err != nil {
-		s.fail(w, err)
+		s.db.Fail(w, err)
 		return
 	}
 	defer db.Close()
@@ -126,7 +132,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, path string, p node
 	}
 	switch {
 	case err != nil:
-		s.fail(w, err)
+		s.db.Fail(w, err)
 	case info.Deleted():
 		node.Error(w, http.StatusConflict, "container was deleted after this request's timestamp")
 	case s.tellAccount(r, path, db, nodes):
@@ -138,55 +144,24 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, path string, p node
 	}
 }
 
-// get answers HEAD and GET: the container's counts and metadata and, for
-// GET, its listing in JSON.
-func (s *Server) get(w http.ResponseWriter, r *http.Request, path string) {
-	opts, status, err := broker.ParseListOptions(r.URL.Query(), objectstore.ContainerListingLimit)
-	if err != nil && r.Method == http.MethodGet {
-		node.Error(w, status, err.Error())
-		return
-	}
-	db, info, ok := s.open(w, path)
-	if !ok {
-		return
-	}
-	defer db.Close()
-	h := w.Header()
+// counts sets a container's counts in h.
+func counts(h http.Header, info broker.Info) {
 	h.Set("X-Container-Object-Count", strconv.FormatInt(info.Objects, 10))
 	h.Set("X-Container-Bytes-Used", strconv.FormatInt(info.Bytes, 10))
-	h.Set("X-Timestamp", info.Created.String())
-	h.Set("X-Put-Timestamp", info.Put.String())
-	meta, err := db.Metadata()
-	for name, m := range meta {
-		if m.Value != "" {
-			h.Set(name, m.Value)
-		}
+}
+
+// entry is an object's, or a subdir's, entry in a listing.
+func entry(o broker.Object) any {
+	if o.Subdir {
+		return dbserver.Subdir(o.Name)
 	}
-	var objects []broker.Object
-	if err == nil && r.Method == http.MethodGet {
-		objects, err = db.List(opts)
-	}
-	if err != nil || r.Method == http.MethodHead {
-		s.reply(w, err, http.StatusNoContent)
-		return
-	}
-	type object struct {
+	return struct {
 		Name         string `json:"name"`
 		Hash         string `json:"hash"`
 		Bytes        int64  `json:"bytes"`
 		ContentType  string `json:"content_type"`
 		LastModified string `json:"last_modified"`
-	}
-	entries := make([]any, len(objects))
-	for i, o := range objects {
-		entries[i] = object{o.Name, o.ETag, o.Size, o.ContentType, o.Created.Time().Format("2006-01-02T15:04:05.000000")}
-		if o.Subdir {
-			entries[i] = struct {
-				Subdir string `json:"subdir"`
-			}{o.Name}
-		}
-	}
-	writeJSON(w, entries)
+	}{o.Name, o.ETag, o.Size, o.ContentType, dbserver.LastModified(o.Created)}
 }
 
 // delete marks an empty container deleted, then tells its account. A
@@ -195,7 +170,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, path string) {
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, path string, ts objectstore.Timestamp, nodes broker.AccountNodes) {
 	db, err := s.dbs.Container(path)
 	if err != nil {
-		s.fail(w, err)
+		s.db.Fail(w, err)
 		return
 	}
 	defer db.Close()
@@ -206,7 +181,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, path string, ts 
 	}
 	switch {
 	case err != nil:
-		s.fail(w, err)
+		s.db.Fail(w, err)
 	case !after.Deleted():
 		node.Error(w, http.StatusConflict, "container was put after this request's timestamp")
 	case s.tellAccount(r, path, db, nodes) || before.Deleted():
@@ -237,86 +212,15 @@ func (s *Server) object(w http.ResponseWriter, r *http.Request, path, name strin
 	if err == nil {
 		s.markDirty(path)
 	}
-	s.reply(w, err, status)
-}
-
-// open opens the database at path for a request about its container and
-// sets the container's timestamps in w's headers, so that the proxy can
-// tell a deleted container from one never made. If the container is
-// missing or deleted it answers 404 and reports false.
-func (s *Server) open(w http.ResponseWriter, path string) (*broker.Container, broker.Info, bool) {
-	db, err := s.dbs.Container(path)
-	if err != nil {
-		s.fail(w, err)
-		return nil, broker.Info{}, false
-	}
-	info, err := db.Info()
-	if h := w.Header(); err == nil {
-		h.Set("X-Backend-Timestamp", info.Created.String())
-		h.Set("X-Backend-Put-Timestamp", info.Put.String())
-		h.Set("X-Backend-Delete-Timestamp", info.Delete.String())
-		h.Set("X-Backend-Status-Changed-At", info.StatusChanged.String())
-	}
-	if err != nil || info.Deleted() {
-		db.Close()
-		s.fail(w, cmp.Or(err, broker.ErrNotFound))
-		return nil, info, false
-	}
-	return db, info, true
-}
-
-// reply answers status if err is nil, else as fail does.
-func (s *Server) reply(w http.ResponseWriter, err error, status int) {
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	w.WriteHeader(status)
-}
-
-// fail answers an error: 404 for broker.ErrNotFound, 409 for
-// broker.ErrNotEmpty, 507 for node.ErrUnmounted, and otherwise 500,
-// logging it.
-func (s *Server) fail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, broker.ErrNotFound):
-		node.Error(w, http.StatusNotFound, "container not found")
-	case errors.Is(err, broker.ErrNotEmpty):
-		node.Error(w, http.StatusConflict, err.Error())
-	case errors.Is(err, node.ErrUnmounted):
-		node.Error(w, http.StatusInsufficientStorage, err.Error())
-	default:
-		s.opts.Log.Error("container server", "err", err)
-		node.Error(w, http.StatusInternalServerError, "internal error")
-	}
-}
-
-// writeJSON answers 200 with v in JSON.
-func writeJSON(w http.ResponseWriter, v any) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v) // of strings and numbers: cannot fail
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
-	w.Write(b.Bytes())
+	s.db.Reply(w, err, status)
 }
 
 // metadata is the container metadata h sets at ts, an empty value
 // removing: X-Container-Meta-*, X-Container-Sysmeta-*, and the headers
 // of ACLs, versioning and sync.
 func metadata(h http.Header, ts objectstore.Timestamp) map[string]broker.Meta {
-	out := map[string]broker.Meta{}
-	for name, v := range node.Metadata(h, "X-Container-Meta-", "X-Container-Sysmeta-") {
-		out[name] = broker.Meta{Value: v, Timestamp: ts}
-	}
-	for _, name := range []string{"X-Container-Read", "X-Container-Write", "X-Versions-Location",
-		"X-History-Location", "X-Container-Sync-To", "X-Container-Sync-Key"} {
-		if v := h.Values(name); v != nil {
-			out[name] = broker.Meta{Value: v[0], Timestamp: ts}
-		}
-	}
-	return out
+	return dbserver.Metadata(h, ts, []string{"X-Container-Meta-", "X-Container-Sysmeta-"}, "X-Container-Read",
+		"X-Container-Write", "X-Versions-Location", "X-History-Location", "X-Container-Sync-To", "X-Container-Sync-Key")
 }
 
 // accountNodes reads the account servers that the proxy asks to tell of

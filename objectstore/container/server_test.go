@@ -3,7 +3,6 @@ package container_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/account"
 	"github.com/trustack/trustack/objectstore/container"
+	"github.com/trustack/trustack/objectstore/node/nodetest"
 )
 
 var hasher = objectstore.Hasher{Prefix: "pre", Suffix: "suf"}
@@ -59,30 +59,10 @@ func newAccountServer(tb testing.TB, key string) server {
 	return start(tb, account.New(root, hasher, account.Options{Key: key, Log: slog.New(slog.DiscardHandler)}), root)
 }
 
-// reply is what a request got.
-type reply struct {
-	status int
-	header http.Header
-	body   string
-}
-
 // do sends a request with headers given as name, value pairs.
-func do(tb testing.TB, s server, method, path string, headers ...string) reply {
+func do(tb testing.TB, s server, method, path string, headers ...string) nodetest.Reply {
 	tb.Helper()
-	req, err := http.NewRequest(method, s.url+path, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return reply{resp.StatusCode, resp.Header, string(body)}
+	return nodetest.Do(tb, method, s.url+path, nil, headers...)
 }
 
 func TestContainerLifecycle(t *testing.T) {
@@ -134,11 +114,11 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	for _, st := range steps {
 		got := do(t, s, st.method, st.path, st.headers...)
-		if got.status != st.wantStatus {
-			t.Errorf("%s: got %d, want %d (%s)", st.name, got.status, st.wantStatus, strings.TrimSpace(got.body))
+		if got.Status != st.wantStatus {
+			t.Errorf("%s: got %d, want %d (%s)", st.name, got.Status, st.wantStatus, strings.TrimSpace(got.Body))
 		}
 		for name, want := range st.wantHeader {
-			if v := got.header.Get(name); v != want {
+			if v := got.Header.Get(name); v != want {
 				t.Errorf("%s: %s: got %q, want %q", st.name, name, v, want)
 			}
 		}
@@ -159,20 +139,20 @@ func TestObjectRowsNewestWins(t *testing.T) {
 	put("150", "15", "older")
 	got := do(t, s, "GET", c)
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(got.body), &list); err != nil {
-		t.Fatalf("listing %q: %v", got.body, err)
+	if err := json.Unmarshal([]byte(got.Body), &list); err != nil {
+		t.Fatalf("listing %q: %v", got.Body, err)
 	}
 	if len(list) != 1 || list[0]["hash"] != "new" || list[0]["bytes"] != 30.0 {
 		t.Errorf("got %v, want only the PUT at 300", list)
 	}
-	if n, b := got.header.Get("X-Container-Object-Count"), got.header.Get("X-Container-Bytes-Used"); n != "1" || b != "30" {
+	if n, b := got.Header.Get("X-Container-Object-Count"), got.Header.Get("X-Container-Bytes-Used"); n != "1" || b != "30" {
 		t.Errorf("got %s objects, %s bytes; want 1, 30", n, b)
 	}
 	do(t, s, "DELETE", c+"/o", "X-Timestamp", "400")
 	put("350", "35", "late")
-	if got := do(t, s, "HEAD", c); got.header.Get("X-Container-Object-Count") != "0" || got.header.Get("X-Container-Bytes-Used") != "0" {
+	if got := do(t, s, "HEAD", c); got.Header.Get("X-Container-Object-Count") != "0" || got.Header.Get("X-Container-Bytes-Used") != "0" {
 		t.Errorf("after a DELETE newer than every PUT: got %s objects, %s bytes; want 0, 0",
-			got.header.Get("X-Container-Object-Count"), got.header.Get("X-Container-Bytes-Used"))
+			got.Header.Get("X-Container-Object-Count"), got.Header.Get("X-Container-Bytes-Used"))
 	}
 }
 
@@ -180,16 +160,16 @@ func TestListingHTTP(t *testing.T) {
 	s, _ := newContainerServer(t, container.Options{})
 	const c = "/sda/0/AUTH_a/c"
 	do(t, s, "PUT", c, "X-Timestamp", "100")
-	if got := do(t, s, "GET", c); got.status != 200 || strings.TrimSpace(got.body) != "[]" {
-		t.Errorf("empty listing: got %d %q, want 200 []", got.status, got.body)
+	if got := do(t, s, "GET", c); got.Status != 200 || strings.TrimSpace(got.Body) != "[]" {
+		t.Errorf("empty listing: got %d %q, want 200 []", got.Status, got.Body)
 	}
 	for _, name := range []string{"a/1", "a/2", "b", "c/x/1", "<&>"} {
 		do(t, s, "PUT", c+"/"+name, "X-Timestamp", "1704164645.12345", "X-Size", "3", "X-Content-Type", "text/plain", "X-Etag", "abc")
 	}
 	got := do(t, s, "GET", c+"?limit=1")
 	want := `[{"name":"<&>","hash":"abc","bytes":3,"content_type":"text/plain","last_modified":"2024-01-02T03:04:05.123450"}]`
-	if got.status != 200 || strings.TrimSpace(got.body) != want || got.header.Get("Content-Type") != "application/json; charset=utf-8" {
-		t.Errorf("got %d %s %q, want 200 %s in JSON", got.status, got.header.Get("Content-Type"), got.body, want)
+	if got.Status != 200 || strings.TrimSpace(got.Body) != want || got.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Errorf("got %d %s %q, want 200 %s in JSON", got.Status, got.Header.Get("Content-Type"), got.Body, want)
 	}
 	tests := []struct {
 		query      string
@@ -212,16 +192,16 @@ func TestListingHTTP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got := do(t, s, "GET", c+tt.query)
-		if got.status != tt.wantStatus {
-			t.Errorf("GET %s: got %d, want %d", tt.query, got.status, tt.wantStatus)
+		if got.Status != tt.wantStatus {
+			t.Errorf("GET %s: got %d, want %d", tt.query, got.Status, tt.wantStatus)
 			continue
 		}
-		if got.status != 200 {
+		if got.Status != 200 {
 			continue
 		}
 		var entries []struct{ Name, Subdir string }
-		if err := json.Unmarshal([]byte(got.body), &entries); err != nil {
-			t.Fatalf("GET %s: %q: %v", tt.query, got.body, err)
+		if err := json.Unmarshal([]byte(got.Body), &entries); err != nil {
+			t.Fatalf("GET %s: %q: %v", tt.query, got.Body, err)
 		}
 		var names []string
 		for _, e := range entries {
@@ -257,8 +237,8 @@ func TestRequestChecks(t *testing.T) {
 		{"unknown method", "PATCH", "/sda/0/a/c", []string{"X-Backend-Key", "secret"}, 405},
 	}
 	for _, tt := range tests {
-		if got := do(t, s, tt.method, tt.path, tt.headers...); got.status != tt.want {
-			t.Errorf("%s: got %d, want %d", tt.name, got.status, tt.want)
+		if got := do(t, s, tt.method, tt.path, tt.headers...); got.Status != tt.want {
+			t.Errorf("%s: got %d, want %d", tt.name, got.Status, tt.want)
 		}
 	}
 }
@@ -284,14 +264,14 @@ func TestAccountUpdates(t *testing.T) {
 	const key = "k"
 	a := newAccountServer(t, key)
 	s, srv := newContainerServer(t, container.Options{Key: key, UpdateTimeout: time.Second})
-	if got := do(t, s, "PUT", "/sda/0/AUTH_a/c", append(accountHeaders(a, key), "X-Timestamp", "100")...); got.status != 404 {
-		t.Errorf("PUT with no account on its servers: got %d, want 404", got.status)
+	if got := do(t, s, "PUT", "/sda/0/AUTH_a/c", append(accountHeaders(a, key), "X-Timestamp", "100")...); got.Status != 404 {
+		t.Errorf("PUT with no account on its servers: got %d, want 404", got.Status)
 	}
 	do(t, a, "PUT", "/sda/5/AUTH_a", "X-Backend-Key", key, "X-Timestamp", "50")
-	if got := do(t, s, "PUT", "/sda/0/AUTH_a/c", append(accountHeaders(a, key), "X-Timestamp", "100")...); got.status != 202 {
-		t.Fatalf("PUT: got %d, want 202", got.status)
+	if got := do(t, s, "PUT", "/sda/0/AUTH_a/c", append(accountHeaders(a, key), "X-Timestamp", "100")...); got.Status != 202 {
+		t.Fatalf("PUT: got %d, want 202", got.Status)
 	}
-	head := func() http.Header { return do(t, a, "HEAD", "/sda/5/AUTH_a", "X-Backend-Key", key).header }
+	head := func() http.Header { return do(t, a, "HEAD", "/sda/5/AUTH_a", "X-Backend-Key", key).Header }
 	if n := head().Get("X-Account-Container-Count"); n != "1" {
 		t.Errorf("account's containers after the PUT: got %s, want 1", n)
 	}
@@ -311,15 +291,15 @@ func TestAccountUpdates(t *testing.T) {
 		return h.Get("X-Account-Object-Count") == "2" && h.Get("X-Account-Bytes-Used") == "20"
 	})
 	got := do(t, a, "GET", "/sda/5/AUTH_a", "X-Backend-Key", key)
-	if want := `[{"name":"c","count":2,"bytes":20,"last_modified":"1970-01-01T00:01:40.000000"}]`; strings.TrimSpace(got.body) != want {
-		t.Errorf("account listing: got %s, want %s", got.body, want)
+	if want := `[{"name":"c","count":2,"bytes":20,"last_modified":"1970-01-01T00:01:40.000000"}]`; strings.TrimSpace(got.Body) != want {
+		t.Errorf("account listing: got %s, want %s", got.Body, want)
 	}
 
 	for _, o := range []string{"o2", "o3"} {
 		do(t, s, "DELETE", "/sda/0/AUTH_a/c/"+o, "X-Backend-Key", key, "X-Timestamp", "400")
 	}
-	if got := do(t, s, "DELETE", "/sda/0/AUTH_a/c", append(accountHeaders(a, key), "X-Timestamp", "500")...); got.status != 204 {
-		t.Fatalf("DELETE: got %d, want 204", got.status)
+	if got := do(t, s, "DELETE", "/sda/0/AUTH_a/c", append(accountHeaders(a, key), "X-Timestamp", "500")...); got.Status != 204 {
+		t.Fatalf("DELETE: got %d, want 204", got.Status)
 	}
 	if h := head(); h.Get("X-Account-Container-Count") != "0" || h.Get("X-Account-Object-Count") != "0" {
 		t.Errorf("account after the DELETE: got %s containers, %s objects; want 0, 0",
@@ -337,8 +317,8 @@ func TestUpdaterDeliversLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, srv := newContainerServer(t, container.Options{})
-	if got := do(t, s, "PUT", "/sda/0/AUTH_a/c", append(accountHeaders(a, ""), "X-Timestamp", "100")...); got.status != 201 {
-		t.Fatalf("PUT while the account's device is out: got %d, want 201", got.status)
+	if got := do(t, s, "PUT", "/sda/0/AUTH_a/c", append(accountHeaders(a, ""), "X-Timestamp", "100")...); got.Status != 201 {
+		t.Fatalf("PUT while the account's device is out: got %d, want 201", got.Status)
 	}
 	do(t, s, "PUT", "/sda/0/AUTH_a/c/o", "X-Timestamp", "200", "X-Size", "7", "X-Content-Type", "a/b", "X-Etag", "e")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -349,7 +329,7 @@ func TestUpdaterDeliversLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "account's counts once its device is back", func() bool {
-		h := do(t, a, "HEAD", "/sda/5/AUTH_a").header
+		h := do(t, a, "HEAD", "/sda/5/AUTH_a").Header
 		return h.Get("X-Account-Container-Count") == "1" && h.Get("X-Account-Object-Count") == "1" && h.Get("X-Account-Bytes-Used") == "7"
 	})
 }
@@ -369,6 +349,6 @@ func TestUpdaterAfterRestart(t *testing.T) {
 	defer cancel()
 	go restarted.RunUpdater(ctx, time.Hour)
 	eventually(t, "account's object count", func() bool {
-		return do(t, a, "HEAD", "/sda/5/AUTH_a").header.Get("X-Account-Object-Count") == "1"
+		return do(t, a, "HEAD", "/sda/5/AUTH_a").Header.Get("X-Account-Object-Count") == "1"
 	})
 }

@@ -149,12 +149,12 @@ func (s *Server) RunUpdater(ctx context.Context, interval time.Duration) {
 
 // walk adds the path of every container database on the node to paths.
 func (s *Server) walk(paths map[string]bool) {
-	devices, err := os.ReadDir(s.root)
+	devices, err := os.ReadDir(s.db.Root)
 	if err != nil {
 		s.opts.Log.Error("container updater", "err", err)
 	}
 	for _, d := range devices {
-		filepath.WalkDir(filepath.Join(s.root, d.Name(), string(objectstore.Containers)), func(path string, e fs.DirEntry, err error) error {
+		filepath.WalkDir(filepath.Join(s.db.Root, d.Name(), string(objectstore.Containers)), func(path string, e fs.DirEntry, err error) error {
 			if err == nil && !e.IsDir() && strings.HasSuffix(path, ".db") {
 				paths[path] = true
 			}

@@ -10,6 +10,11 @@
 // locks and replicas converge. A reply of success means the change is on
 // disk. After a PUT or a DELETE the server tells the container's nodes,
 // keeping what they did not take for RunUpdater to retry.
+//
+// Replicas are kept alike by a Replicator on each node, which compares
+// partitions by the hashes of their suffixes (REPLICATE) and pushes the
+// files that differ (SYNC), and kept sound by an Auditor, which
+// quarantines the objects whose content rotted.
 package object
 
 import (
@@ -75,9 +80,9 @@ func New(root string, hasher objectstore.Hasher, opts Options) *Server {
 
 // ServeHTTP serves a backend request. Errors are plain text: 400 for a
 // malformed request, 401 without the key, 404, 405 for methods other
-// than GET, HEAD, PUT, POST and DELETE (REPLICATE is the replicator's,
-// to come), 409 for a timestamp not newer than what is stored (with
-// X-Backend-Timestamp), 507 for a missing device.
+// than GET, HEAD, PUT, POST, DELETE and the replicator's REPLICATE and
+// SYNC (see replicate.go), 409 for a timestamp not newer than what is
+// stored (with X-Backend-Timestamp), 507 for a missing device.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // location is where a request's object lives.
@@ -130,6 +135,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case "REPLICATE":
+		return s.replicate(w, r)
+	case "SYNC":
+		return s.sync(w, r)
+	}
 	handle, ok := map[string]func(http.ResponseWriter, *http.Request, location) error{
 		"GET": s.get, "HEAD": s.get, "PUT": s.put, "POST": s.post, "DELETE": s.delete}[r.Method]
 	if !ok {
@@ -248,6 +259,7 @@ func (s *Server) quarantine(o location, err error) {
 	if err := quarantine(o.devDir, o.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Error("quarantine object", "object", o.name, "err", err)
 	}
+	s.invalidate(o)
 }
 
 // The headers an object keeps: those of userPrefixes and postable, which
@@ -475,6 +487,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) cleanup(o location) {
+	s.invalidate(o)
 	if err := cleanup(o.dir); err != nil {
 		s.log.Warn("remove obsolete object files", "dir", o.dir, "err", err)
 	}

@@ -90,6 +90,7 @@ func Local(dir, ringDir string, n int, cfg Config) ([]Config, error) {
 	}
 	configs := make([]Config, len(out))
 	for i, c := range out {
+		c.Rings = &rings
 		if c.Object == "" || c.Container == "" || c.Account == "" {
 			return nil, fmt.Errorf("the rings in %s do not name device d%d of local node %d: they are not this cluster's", ringDir, i+1, i+1)
 		}

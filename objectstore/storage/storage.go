@@ -1,9 +1,10 @@
 // Package storage runs storage nodes of the object store: the object,
 // container and account servers over one directory of devices, each
-// server on the listener its ring names, with the updaters that carry
-// what could not be sent at once. It also makes a local cluster (nodes
-// in directories of one machine, and their rings), as `trustack up` runs
-// and tests use.
+// server on the listener its ring names, with their background work (the
+// updaters that carry what could not be sent at once, the replicators
+// that keep every replica alike, the auditor that finds rotten copies).
+// It also makes a local cluster (nodes in directories of one machine, and
+// their rings), as `trustack up` runs and tests use.
 package storage
 
 import (
@@ -19,7 +20,9 @@ import (
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/account"
 	"github.com/trustack/trustack/objectstore/container"
+	"github.com/trustack/trustack/objectstore/dbserver"
 	"github.com/trustack/trustack/objectstore/object"
+	"github.com/trustack/trustack/objectstore/proxy"
 )
 
 // Config is a storage node's.
@@ -32,8 +35,19 @@ type Config struct {
 	// Object, Container and Account are the addresses the servers of
 	// those roles listen on; "" for a role the node does not run.
 	Object, Container, Account string
-	// UpdaterInterval is the time between two passes of the updaters.
-	UpdaterInterval time.Duration
+	// Rings are the cluster's rings, by which the replicators find the
+	// other replicas of what the node holds; nil: the node does not
+	// replicate.
+	Rings *proxy.Rings
+	// RingIP is the address the rings name the node by ("": the host of
+	// its listen addresses).
+	RingIP string
+	// UpdaterInterval is the time between two passes of the updaters,
+	// ReplicatorInterval of the replicators (default 30 s).
+	UpdaterInterval, ReplicatorInterval time.Duration
+	// AuditRate bounds the bytes per second the auditor reads (default
+	// 10 MiB/s).
+	AuditRate int64
 	// Log receives the servers' errors (default: discarded).
 	Log *slog.Logger
 }
@@ -41,69 +55,93 @@ type Config struct {
 // Node is a running storage node.
 type Node struct {
 	servers []*http.Server
-	closers []interface{ Close() } // the role servers that hold open databases
+	closers []func() // the role servers' databases
 	cancel  context.CancelFunc
 	work    sync.WaitGroup
 }
 
-// updater is a server that also sends, in passes, what it could not at
-// once.
-type updater interface {
-	RunUpdater(ctx context.Context, interval time.Duration)
-}
-
-// Start listens on the addresses of cfg's roles and serves them until
-// Close; an address in use fails at once.
+// Start listens on the addresses of cfg's roles and serves them, with
+// their background work, until Close; an address in use fails at once.
 func Start(cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cancel: cancel}
-	roles := []struct {
-		name, addr string
-		server     func() http.Handler
-	}{
-		{"object", cfg.Object, func() http.Handler {
-			return object.New(cfg.Devices, cfg.Hasher, object.Options{Key: cfg.Key, Log: cfg.Log})
-		}},
-		{"container", cfg.Container, func() http.Handler {
-			return container.New(cfg.Devices, cfg.Hasher, container.Options{Key: cfg.Key, Log: cfg.Log})
-		}},
-		{"account", cfg.Account, func() http.Handler {
-			return account.New(cfg.Devices, cfg.Hasher, account.Options{Key: cfg.Key, Log: cfg.Log})
-		}},
+	fail := func(err error) (*Node, error) {
+		n.Close()
+		return nil, err
 	}
-	for _, role := range roles {
-		if role.addr == "" {
-			continue
+	dbOpts := dbserver.Options{Key: cfg.Key, Interval: cfg.ReplicatorInterval}
+	if cfg.Object != "" {
+		s := object.New(cfg.Devices, cfg.Hasher, object.Options{Key: cfg.Key, Log: cfg.Log})
+		if err := n.serve("object", cfg.Object, s, cfg.Log); err != nil {
+			return fail(err)
 		}
-		l, err := net.Listen("tcp", role.addr)
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("object store %s server: %w", role.name, err)
+		n.background(ctx, func(ctx context.Context) { s.RunUpdater(ctx, cfg.UpdaterInterval) })
+		n.background(ctx, object.NewAuditor(s, object.AuditorOptions{BytesPerSecond: cfg.AuditRate, Log: cfg.Log}).Run)
+		if cfg.Rings != nil {
+			n.background(ctx, object.NewReplicator(s, cfg.Rings.Object, cfg.ringAddr(cfg.Object), object.ReplicatorOptions{Interval: cfg.ReplicatorInterval, Log: cfg.Log}).Run)
 		}
-		s := role.server()
-		srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
-		n.servers = append(n.servers, srv)
-		n.work.Go(func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				cfg.Log.Error("object store server stopped", "role", role.name, "error", err)
-			}
-		})
-		if u, ok := s.(updater); ok {
-			n.work.Go(func() { u.RunUpdater(ctx, cfg.UpdaterInterval) })
+	}
+	if cfg.Container != "" {
+		s := container.New(cfg.Devices, cfg.Hasher, container.Options{Key: cfg.Key, Log: cfg.Log})
+		n.closers = append(n.closers, s.Close)
+		if err := n.serve("container", cfg.Container, s, cfg.Log); err != nil {
+			return fail(err)
 		}
-		if c, ok := s.(interface{ Close() }); ok {
-			n.closers = append(n.closers, c)
+		n.background(ctx, func(ctx context.Context) { s.RunUpdater(ctx, cfg.UpdaterInterval) })
+		if cfg.Rings != nil {
+			n.background(ctx, s.NewReplicator(cfg.Rings.Container, cfg.ringAddr(cfg.Container), dbOpts).Run)
+		}
+	}
+	if cfg.Account != "" {
+		s := account.New(cfg.Devices, cfg.Hasher, account.Options{Key: cfg.Key, Log: cfg.Log})
+		n.closers = append(n.closers, s.Close)
+		if err := n.serve("account", cfg.Account, s, cfg.Log); err != nil {
+			return fail(err)
+		}
+		if cfg.Rings != nil {
+			n.background(ctx, s.NewReplicator(cfg.Rings.Account, cfg.ringAddr(cfg.Account), dbOpts).Run)
 		}
 	}
 	return n, nil
 }
 
-// Close stops the servers and their updaters, letting requests in flight
-// end for up to five seconds, and closes their databases.
+// ringAddr is the address the rings name the server listening on listen
+// by.
+func (cfg Config) ringAddr(listen string) string {
+	host, port, _ := net.SplitHostPort(listen)
+	if cfg.RingIP != "" {
+		host = cfg.RingIP
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// serve serves h on addr until Close.
+func (n *Node) serve(role, addr string, h http.Handler, log *slog.Logger) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("object store %s server: %w", role, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	n.servers = append(n.servers, srv)
+	n.work.Go(func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("object store server stopped", "role", role, "error", err)
+		}
+	})
+	return nil
+}
+
+// background runs work until Close.
+func (n *Node) background(ctx context.Context, work func(context.Context)) {
+	n.work.Go(func() { work(ctx) })
+}
+
+// Close stops the servers and their background work, letting requests
+// in flight end for up to five seconds, and closes their databases.
 func (n *Node) Close() {
 	n.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -113,6 +151,6 @@ func (n *Node) Close() {
 	}
 	n.work.Wait()
 	for _, c := range n.closers {
-		c.Close()
+		c()
 	}
 }
