@@ -26,7 +26,7 @@ up: deps build test-image
 ## test: lint, then every test with the race detector (PostgreSQL, the
 ## OpenStack CLIs, Tempest and QEMU guests included)
 test: deps lint test-image
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 ## bench: measure the APIs under load, guest boots, networks and volumes,
 ## placement, the firewall and the volume transport (see README, Status)
