@@ -1,11 +1,12 @@
 // Package client is the trustack command-line client over the OpenStack
 // APIs: it authenticates with Keystone v3 as the OS_* variables of an
-// openrc file say, finds the compute, image, network and block storage
-// services in the catalog, and runs the common tasks on servers, images,
-// keypairs, flavors, networks, subnets, ports, routers, floating IPs,
-// security groups, volumes and volume snapshots through gophercloud,
-// printing tables or JSON. It speaks the APIs any OpenStack cloud speaks
-// (compute at microversion 2.1, Glance v2, Neutron v2.0, Cinder v3), so
+// openrc file say, finds the compute, image, network, block storage and
+// object storage services in the catalog, and runs the common tasks on
+// servers, images, keypairs, flavors, networks, subnets, ports, routers,
+// floating IPs, security groups, volumes, volume snapshots, containers
+// and objects through gophercloud, printing tables or JSON. It speaks the
+// APIs any OpenStack cloud speaks (compute at microversion 2.1, Glance
+// v2, Neutron v2.0, Cinder v3, Swift v1), so
 // it needs nothing of trustack's own; where trustack says more (how much
 // of its image a new volume holds), it draws that too.
 package client
@@ -111,22 +112,26 @@ func (c Config) authOptions() gophercloud.AuthOptions {
 }
 
 // Client is an authenticated session with a cloud's compute and image
-// services, and its network and block storage services if it has them,
-// that writes what it finds to Out. Its methods are the client's
-// commands (those of the network service are Networking's, those of
-// block storage BlockStorage's); a Client is for one goroutine.
+// services, and its network, block storage and object storage services if
+// it has them, that writes what it finds to Out. Its methods are the
+// client's commands (those of the network service are Networking's, those
+// of block storage BlockStorage's, those of object storage
+// ObjectStorage's); a Client is for one goroutine.
 type Client struct {
 	compute *gophercloud.ServiceClient
 	image   *gophercloud.ServiceClient
 	// networking is nil for a cloud whose catalog has no network
 	// service; noNetwork then says why. blockStorage and noBlockStorage
-	// likewise for block storage.
-	networking     *gophercloud.ServiceClient
-	noNetwork      error
-	blockStorage   *gophercloud.ServiceClient
-	noBlockStorage error
-	out            Output
-	poll           time.Duration
+	// likewise for block storage, objectStorage and noObjectStorage for
+	// object storage.
+	networking      *gophercloud.ServiceClient
+	noNetwork       error
+	blockStorage    *gophercloud.ServiceClient
+	noBlockStorage  error
+	objectStorage   *gophercloud.ServiceClient
+	noObjectStorage error
+	out             Output
+	poll            time.Duration
 }
 
 // Networking is a Client whose cloud has a network service; its methods
@@ -157,12 +162,13 @@ type Output struct {
 	Terminal bool
 }
 
-// Dial authenticates as cfg says and finds the compute, image, network
-// and block storage services in the catalog. It returns EUNAUTHORIZED (or
-// another code) with Keystone's message if Keystone refuses, and
-// ENOTFOUND if the catalog lacks the compute or the image service; a
-// cloud without a network or a block storage service is dialled, and
-// only Networking or BlockStorage fails.
+// Dial authenticates as cfg says and finds the compute, image, network,
+// block storage and object storage services in the catalog. It returns
+// EUNAUTHORIZED (or another code) with Keystone's message if Keystone
+// refuses, and ENOTFOUND if the catalog lacks the compute or the image
+// service; a cloud without a network, a block storage or an object
+// storage service is dialled, and only Networking, BlockStorage or
+// ObjectStorage fails.
 func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
 	provider, err := openstack.NewClient(cfg.AuthURL)
 	if err != nil {
@@ -188,6 +194,9 @@ func Dial(ctx context.Context, cfg Config, out Output) (*Client, error) {
 	}
 	if c.blockStorage, err = openstack.NewBlockStorageV3(provider, eo); err != nil {
 		c.noBlockStorage = catalogError("block storage", eo, err)
+	}
+	if c.objectStorage, err = openstack.NewObjectStorageV1(provider, eo); err != nil {
+		c.noObjectStorage = catalogError("object storage", eo, err)
 	}
 	return c, nil
 }

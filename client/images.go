@@ -232,25 +232,35 @@ func (c *Client) DownloadImage(ctx context.Context, ref, path string) (err error
 		return apiError(err)
 	}
 	defer data.Close()
-	out := c.out.Out
-	if path != "-" {
-		f, err := os.Create(path)
-		if err != nil {
-			return trustack.Errorf(trustack.EINVALID, "image download: %v", err)
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				os.Remove(path)
-			}
-		}()
-		out = f
+	out, done, err := c.downloadTo(path)
+	if err != nil {
+		return err
 	}
+	defer done(&err)
 	sum := md5.New()
 	if _, err := io.Copy(io.MultiWriter(out, sum), data); err != nil {
 		return fmt.Errorf("download image %s: %w", img.ID, err)
 	}
 	return sameSum(img, sum)
+}
+
+// downloadTo opens the file at path for a download ("-": Out instead),
+// and returns the function to defer with the download's result, which
+// closes the file and removes it if the download failed.
+func (c *Client) downloadTo(path string) (io.Writer, func(*error), error) {
+	if path == "-" {
+		return c.out.Out, func(*error) {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, trustack.Errorf(trustack.EINVALID, "download: %v", err)
+	}
+	return f, func(result *error) {
+		if err := f.Close(); *result == nil {
+			*result = err
+		}
+		if *result != nil {
+			os.Remove(path)
+		}
+	}, nil
 }

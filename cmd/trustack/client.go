@@ -14,10 +14,10 @@ import (
 
 // addClientCommands adds the client commands, which talk to a cloud as
 // the OS_* variables say: image, keypair, flavor, requirement, network,
-// subnet, port, router, floating-ip, security-group and volume, and the
-// server commands under `server`. That is the controller's command,
-// which takes no arguments, so `trustack server` alone still runs the
-// controller.
+// subnet, port, router, floating-ip, security-group, volume, container
+// and object, and the server commands under `server`. That is the
+// controller's command, which takes no arguments, so `trustack server`
+// alone still runs the controller.
 func addClientCommands(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		if c.Name() == "server" {
@@ -34,7 +34,7 @@ func addClientCommands(root *cobra.Command) {
 	})))
 	root.AddCommand(image, keypair, flavor, requirementCommand())
 	root.AddCommand(networkCommands()...)
-	root.AddCommand(volumeCommand())
+	root.AddCommand(volumeCommand(), containerCommand(), objectCommand())
 }
 
 // clientCommand is a command that connects to the cloud and runs run.

@@ -138,6 +138,7 @@ type handle struct {
 	refs        int
 	elem        *list.Element // nil once evicted
 	version     atomic.Uint64 // changes with every write through the cache, and when reopened
+	puts        groupCommit   // a container's object rows waiting for their transaction
 }
 
 // NewCache returns a cache of up to size open databases (256 if size is

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,6 +142,41 @@ func TestObjectsNewestWins(t *testing.T) {
 	want := []broker.Object{{Name: "a", Created: 20, Size: 7, ETag: "e2"}, {Name: "b", Created: 40, Size: 3}}
 	if !reflect.DeepEqual(withoutRowIDs(got), want) {
 		t.Errorf("listing: got %+v, want %+v", got, want)
+	}
+}
+
+// TestConcurrentPuts: rows written to one container at once, which
+// share transactions, each get their own outcome, and the counts add up.
+func TestConcurrentPuts(t *testing.T) {
+	d := newContainer(t, newCache(t, 0), filepath.Join(t.TempDir(), "c.db"))
+	const n = 200
+	changed := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Odd ones are older copies of the even ones' names: only
+			// the newer of each pair may count, whichever comes first.
+			name, created := fmt.Sprintf("o%03d", i/2), objectstore.Timestamp(10+i%2)
+			var err error
+			if changed[i], err = d.PutObject(broker.Object{Name: name, Created: 20 - created, Size: int64(i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	info, err := d.Info()
+	if err != nil || info.Objects != n/2 {
+		t.Fatalf("%d objects (%v), want %d", info.Objects, err, n/2)
+	}
+	var bytes int64
+	for i := 0; i < n; i += 2 {
+		if !changed[i] {
+			t.Errorf("the newer row of o%03d did not count", i/2)
+		}
+		bytes += int64(i)
+	}
+	if info.Bytes != bytes {
+		t.Errorf("%d bytes used, want %d: the newer rows' sizes", info.Bytes, bytes)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/trustack/trustack/objectstore"
@@ -89,10 +90,62 @@ func (d *Container) MarkReported(r Report) error {
 
 // PutObject records an object's PUT or, if o.Deleted, its DELETE, unless
 // the container has a row of the object as new or newer; it reports
-// whether it did.
+// whether it did, once the row is on disk. The rows that object servers
+// send a container at once are committed together (group commit): each
+// commit waits for the disk, and the rows that came meanwhile share the
+// next one, so that a busy container's updates are not one fsync each.
 func (d *Container) PutObject(o Object) (bool, error) {
-	n, err := d.Merge([]Object{o})
-	return n == 1, err
+	p := &pendingRow{row: o, done: make(chan error, 1)}
+	g := &d.h.puts
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	lead := !g.committing
+	g.committing = true
+	g.mu.Unlock()
+	if lead {
+		// The first to come commits, batch after batch, until none
+		// waits.
+		for {
+			g.mu.Lock()
+			batch := g.queue
+			g.queue = nil
+			if len(batch) == 0 {
+				g.committing = false
+				g.mu.Unlock()
+				break
+			}
+			g.mu.Unlock()
+			err := d.tx(func(tx *sql.Tx) error {
+				for _, p := range batch {
+					n, err := mergeObjects(tx, []Object{p.row})
+					if err != nil {
+						return err
+					}
+					p.merged = n == 1
+				}
+				return nil
+			})
+			for _, p := range batch {
+				p.done <- err
+			}
+		}
+	}
+	err := <-p.done
+	return p.merged && err == nil, err
+}
+
+// groupCommit gathers the object rows written to a container at once.
+type groupCommit struct {
+	mu         sync.Mutex
+	queue      []*pendingRow
+	committing bool // a writer commits the queue, batch after batch
+}
+
+// pendingRow is a row waiting for its transaction, and its outcome.
+type pendingRow struct {
+	row    Object
+	merged bool
+	done   chan error
 }
 
 // Merge records, in one transaction, the rows newer than the container's

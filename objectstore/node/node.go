@@ -160,8 +160,22 @@ func Metadata(h http.Header, prefixes ...string) map[string]string {
 // returns: written under a temporary name in the same directory,
 // fsynced, renamed, and the directory fsynced. A crash leaves the old
 // file or the new one, never part of either. dir is made if missing,
-// with its parents synced.
+// with its parents synced, and made again if a cleanup removed it
+// meanwhile (see Publish).
 func WriteFile(dir, name string, data []byte) error {
+	var err error
+	for attempt := 0; attempt < maxRemade; attempt++ {
+		if err = writeFile(dir, name, data); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+func writeFile(dir, name string, data []byte) error {
 	if err := MkdirAll(dir); err != nil {
 		return err
 	}
@@ -185,9 +199,32 @@ func WriteFile(dir, name string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
-	return nil
+	return err
+}
+
+// maxRemade is how many times a directory removed under a write is made
+// again before the write fails.
+const maxRemade = 4
+
+// Publish renames file, written and synced, into dir as name, and syncs
+// dir, making dir first. A directory that a concurrent cleanup removed
+// between its making and the rename (the replicator removes object
+// directories it finds empty) is made again.
+func Publish(file, dir, name string) error {
+	var err error
+	for attempt := 0; attempt < maxRemade; attempt++ {
+		if err = MkdirAll(dir); err == nil {
+			err = os.Rename(file, filepath.Join(dir, name))
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return SyncDir(dir)
 }
 
 // MkdirAll makes dir and its missing parents, and syncs the parent of

@@ -95,13 +95,7 @@ func (d *dataWriter) commit(dir string, ts objectstore.Timestamp, meta map[strin
 		err = d.f.Sync()
 	}
 	if err == nil {
-		err = node.MkdirAll(dir)
-	}
-	if err == nil {
-		err = os.Rename(d.f.Name(), filepath.Join(dir, ts.String()+extData))
-	}
-	if err == nil {
-		err = node.SyncDir(dir)
+		err = node.Publish(d.f.Name(), dir, ts.String()+extData)
 	}
 	return err
 }

@@ -70,7 +70,7 @@ func New(root string, hasher objectstore.Hasher, opts Options) *Server {
 	s := &Server{root: root, hasher: hasher, key: opts.Key, now: opts.Now,
 		log:           cmp.Or(opts.Log, slog.New(slog.DiscardHandler)),
 		updateTimeout: cmp.Or(opts.UpdateTimeout, 3*time.Second),
-		client:        cmp.Or(opts.Client, &http.Client{})}
+		client:        cmp.Or(opts.Client, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}})}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -463,6 +463,13 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, o location) error {
 	s.cleanup(o)
 	u := update{Op: http.MethodPut, Headers: map[string]string{
 		"X-Size": meta["Content-Length"], "X-Content-Type": meta["Content-Type"], "X-Etag": etag}}
+	// A large object's manifest is listed as the object it stands for:
+	// the proxy says its size and ETag.
+	for header, field := range map[string]string{"X-Backend-Container-Update-Override-Size": "X-Size", "X-Backend-Container-Update-Override-Etag": "X-Etag"} {
+		if v := r.Header.Get(header); v != "" {
+			u.Headers[field] = v
+		}
+	}
 	if err := s.updateContainers(r, o, ts, u); err != nil {
 		return err
 	}

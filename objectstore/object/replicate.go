@@ -367,14 +367,11 @@ func (s *Server) syncData(r *http.Request, o location, ts objectstore.Timestamp)
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	if err := node.MkdirAll(o.dir); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(o.dir, ts.String()+extData)); err != nil {
+	if err := node.Publish(f.Name(), o.dir, ts.String()+extData); err != nil {
 		return err
 	}
 	renamed = true
-	return node.SyncDir(o.dir)
+	return nil
 }
 
 // obsolete reports whether a file of timestamp ts and extension ext

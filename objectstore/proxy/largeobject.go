@@ -277,7 +277,10 @@ func (p *Proxy) putManifest(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	stored, _ := json.Marshal(segs)
-	base := http.Header{"X-Static-Large-Object": {"True"}, "X-Object-Sysmeta-Slo-Size": {strconv.FormatInt(total, 10)}}
+	base := http.Header{"X-Static-Large-Object": {"True"}, "X-Object-Sysmeta-Slo-Size": {strconv.FormatInt(total, 10)},
+		// Listed as the large object: its size and ETag.
+		"X-Backend-Container-Update-Override-Size": {strconv.FormatInt(total, 10)},
+		"X-Backend-Container-Update-Override-Etag": {etag}}
 	p.putObject(w, r, t, bytes.NewReader(stored), int64(len(stored)), base, `"`+etag+`"`)
 }
 

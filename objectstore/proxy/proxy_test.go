@@ -424,6 +424,10 @@ func TestLargeObjects(t *testing.T) {
 	if _, body := c.want(http.StatusOK, "GET", "/c/slo?multipart-manifest=get", "member", nil); !strings.Contains(body, `"name":"/segs/big/01"`) {
 		t.Errorf("SLO manifest: %s", body)
 	}
+	want := fmt.Sprintf(`"name":"slo","hash":"%s","bytes":%d`, strings.Trim(largeETag, `"`), len(whole))
+	if _, body := c.want(http.StatusOK, "GET", "/c?format=json&prefix=slo", "member", nil); !strings.Contains(body, want) {
+		t.Errorf("the container lists the SLO as %s, want it listed as the large object (%s)", body, want)
+	}
 	c.want(http.StatusOK, "DELETE", "/c/slo?multipart-manifest=delete", "member", nil)
 	c.want(http.StatusNotFound, "GET", "/c/slo", "member", nil)
 	c.want(http.StatusNotFound, "GET", "/segs/big/01", "member", nil)

@@ -8,6 +8,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,7 +44,7 @@ type Config struct {
 	// its listen addresses).
 	RingIP string
 	// UpdaterInterval is the time between two passes of the updaters,
-	// ReplicatorInterval of the replicators (default 30 s).
+	// ReplicatorInterval of the replicators (default 30 s each).
 	UpdaterInterval, ReplicatorInterval time.Duration
 	// AuditRate bounds the bytes per second the auditor reads (default
 	// 10 MiB/s).
@@ -66,6 +67,8 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	cfg.UpdaterInterval = cmp.Or(cfg.UpdaterInterval, 30*time.Second)
+	cfg.ReplicatorInterval = cmp.Or(cfg.ReplicatorInterval, 30*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cancel: cancel}
 	fail := func(err error) (*Node, error) {
