@@ -233,11 +233,27 @@ type caller struct {
 	tempURL *target
 }
 
-// authenticate finds who makes r on t: the holder of a valid TempURL,
-// or the owner of the token (X-Auth-Token or X-Storage-Token) it
-// validates; a request with neither is anonymous, which only ACLs may
-// let in. A TempURL that is not valid, or a token, is EUNAUTHORIZED.
+// tokenKey carries the token of a caller that an in-process client
+// authenticated itself.
+type tokenKey struct{}
+
+// AsCaller returns ctx carrying tok, for an in-process client that
+// authenticated its caller itself (the S3 API by a request's signature,
+// the image service as its own user): a request made with the context
+// is served as tok's owner, whatever headers it has.
+func AsCaller(ctx context.Context, tok *trustack.Token) context.Context {
+	return context.WithValue(ctx, tokenKey{}, tok)
+}
+
+// authenticate finds who makes r on t: the caller its context carries
+// (AsCaller), the holder of a valid TempURL, or the owner of the token
+// (X-Auth-Token or X-Storage-Token) it validates; a request with none
+// of these is anonymous, which only ACLs may let in. A TempURL that is
+// not valid, or a token, is EUNAUTHORIZED.
 func (p *Proxy) authenticate(r *http.Request, t target) (caller, error) {
+	if tok, ok := r.Context().Value(tokenKey{}).(*trustack.Token); ok && tok != nil {
+		return caller{token: tok}, nil
+	}
 	granted, err := p.tempURL(r, t)
 	if err != nil {
 		return caller{}, trustack.Errorf(trustack.EUNAUTHORIZED, "%v", err)
