@@ -130,6 +130,8 @@ type Config struct {
 		AuditorRate        int64
 		RingIP             string
 		LocalNodes         int
+		S3Listen           string
+		S3PublicURL        string
 	}
 	Attestation struct {
 		Enabled         string
@@ -240,6 +242,8 @@ func (c *Config) options() []option {
 		{"object_store", "replicator_interval", "On storage nodes: seconds between two passes of the replicators, which compare what the node holds with the other replicas and send them what they lack, and hand what the node holds as a handoff to the primaries.", (*seconds)(&c.ObjectStore.ReplicatorInterval)},
 		{"object_store", "auditor_bytes_per_second", "On storage nodes: how fast the auditor reads every object, checking it against its ETag; a rotten copy is quarantined and replaced by replication.", (*i64)(&c.ObjectStore.AuditorRate)},
 		{"object_store", "ring_ip", "On storage nodes: the address the rings name this node by (default: bind_ip), with which the replicators find its devices.", (*str)(&c.ObjectStore.RingIP)},
+		{"object_store", "s3_listen", "Address and port of the S3 API on the object store's data (path-style: http://HOST:PORT/BUCKET/KEY), which clients sign with EC2 credentials (`openstack ec2 credentials create`). Empty: no S3 API. `trustack up` serves it on its --s3-listen.", (*str)(&c.ObjectStore.S3Listen)},
+		{"object_store", "s3_public_url", "URL clients reach the S3 API at, in the service catalog (type s3) (default: http:// and s3_listen, with this host's name for a wildcard address).", (*str)(&c.ObjectStore.S3PublicURL)},
 		{"object_store", "local_nodes", "For `trustack up`: how many storage nodes it runs, each with one device in a directory of its own and in a zone of its own, three replicas on them (fewer with fewer nodes); 0 for no object store.", (*integer)(&c.ObjectStore.LocalNodes)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
@@ -578,11 +582,20 @@ func (c *Config) ImageDir() string {
 
 // BaseURL returns the public base URL of the APIs, without a trailing
 // slash.
-func (c *Config) BaseURL() string {
-	if c.API.PublicURL != "" {
-		return strings.TrimRight(c.API.PublicURL, "/")
+func (c *Config) BaseURL() string { return publicURL(c.API.PublicURL, c.API.Listen) }
+
+// S3URL is the base URL clients reach the S3 API at.
+func (c *Config) S3URL() string {
+	return publicURL(c.ObjectStore.S3PublicURL, c.ObjectStore.S3Listen)
+}
+
+// publicURL is configured if set, else http:// and listen, with this
+// host's name for a wildcard address.
+func publicURL(configured, listen string) string {
+	if configured != "" {
+		return strings.TrimRight(configured, "/")
 	}
-	host, port, _ := strings.Cut(c.API.Listen, ":")
+	host, port, _ := strings.Cut(listen, ":")
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host, _ = os.Hostname()
 	}

@@ -60,7 +60,10 @@ type Controller struct {
 	// ObjectStore is the object store's Swift API; nil when the
 	// controller serves none ([object_store] enabled).
 	ObjectStore *proxy.Proxy
-	ACaaS       *acaas.Service
+	// S3 is the S3 API on the object store's data, served on
+	// [object_store] s3_listen; nil when that is empty.
+	S3    http.Handler
+	ACaaS *acaas.Service
 	// Attest is the attestation verifier; nil when hosts do not attest
 	// ([attestation] enabled = no).
 	Attest    *attest.Service
@@ -170,6 +173,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	}
 	if c.ObjectStore, err = newObjectStore(cfg, c.Identity, log); err != nil {
 		return nil, err
+	}
+	if cfg.ObjectStore.S3Listen != "" && c.ObjectStore == nil {
+		return nil, fmt.Errorf("object store: s3_listen is set but the controller serves no object store ([object_store] enabled, and rings in ring_dir)")
 	}
 	c.Handler = c.routes()
 	return c, nil
@@ -480,6 +486,9 @@ func (c *Controller) Endpoints() []identity.BootstrapEndpoint {
 	if c.ObjectStore != nil {
 		objectStore = append(objectStore, identity.BootstrapEndpoint{Type: "object-store", Name: "swift", URL: base + objectStorePrefix + "/v1/AUTH_$(project_id)s"})
 	}
+	if c.S3 != nil {
+		objectStore = append(objectStore, identity.BootstrapEndpoint{Type: "s3", Name: "s3", URL: c.Config.S3URL()})
+	}
 	return append(objectStore, []identity.BootstrapEndpoint{
 		{Type: "identity", Name: "keystone", URL: base + identityapi.Prefix + "/v3"},
 		{Type: "image", Name: "glance", URL: base + imageapi.Prefix},
@@ -507,22 +516,51 @@ func (c *Controller) Bootstrap(ctx context.Context, accounts ...identity.Bootstr
 	return c.ACaaS.EnsureEntries(ctx, acaas.DefaultEntries)
 }
 
-// Listen opens the API listener of cfg. Opening it before a controller
-// starts fails at once on a port in use, and keeps the port from being
+// Listeners are where a controller serves: its APIs, and the S3 API
+// when [object_store] s3_listen names an address (else S3 is nil).
+type Listeners struct {
+	API, S3 net.Listener
+}
+
+// Listen opens the listeners of cfg. Opening them before a controller
+// starts fails at once on a port in use, and keeps the ports from being
 // taken meanwhile.
-func Listen(cfg *config.Config) (net.Listener, error) {
-	l, err := net.Listen("tcp", cfg.API.Listen)
+func Listen(cfg *config.Config) (*Listeners, error) {
+	api, err := listen(cfg.API.Listen)
 	if err != nil {
-		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "listen on %s: %v", cfg.API.Listen, err)
+		return nil, err
+	}
+	ls := &Listeners{API: api}
+	if cfg.ObjectStore.S3Listen != "" {
+		if ls.S3, err = listen(cfg.ObjectStore.S3Listen); err != nil {
+			api.Close()
+			return nil, err
+		}
+	}
+	return ls, nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, trustack.Errorf(trustack.EUNAVAILABLE, "listen on %s: %v", addr, err)
 	}
 	return l, nil
 }
 
+// Close closes the listeners.
+func (ls *Listeners) Close() {
+	ls.API.Close()
+	if ls.S3 != nil {
+		ls.S3.Close()
+	}
+}
+
 // Serve runs the controller until ctx ends: the compute service (first
 // finishing what a previous run left in progress), the answers to agents,
-// and the APIs on l. Then it lets requests in flight finish for up to ten
-// seconds, and waits for the compute work in flight.
-func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
+// and the APIs on ls. Then it lets requests in flight finish for up to
+// ten seconds, and waits for the compute work in flight.
+func (c *Controller) Serve(ctx context.Context, ls *Listeners) error {
 	if err := c.Members.Renew(ctx); err != nil {
 		return fmt.Errorf("join the controllers: %w", err)
 	}
@@ -554,24 +592,49 @@ func (c *Controller) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	defer storageHosts.Unsubscribe()
-	srv := &http.Server{
-		Handler:           c.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	endpoints := []endpoint{{ls.API, c.Handler}}
+	if ls.S3 != nil {
+		endpoints = append(endpoints, endpoint{ls.S3, c.S3})
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
+	return serveHTTP(ctx, c.log, endpoints)
+}
+
+// endpoint is a handler and the listener it is served on.
+type endpoint struct {
+	l net.Listener
+	h http.Handler
+}
+
+// serveHTTP serves the endpoints until ctx ends or one of them fails;
+// then it lets requests in flight finish for up to ten seconds.
+func serveHTTP(ctx context.Context, log *slog.Logger, endpoints []endpoint) error {
+	servers := make([]*http.Server, len(endpoints))
+	done := make(chan error, len(endpoints))
+	for i, e := range endpoints {
+		servers[i] = &http.Server{
+			Handler:           e.h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { done <- servers[i].Serve(e.l) }()
+	}
+	var err error
+	running := len(servers)
 	select {
-	case err := <-done:
-		return err
+	case err = <-done:
+		running--
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = srv.Shutdown(shutdown)
-	if e := <-done; !errors.Is(e, http.ErrServerClosed) {
-		err = errors.Join(err, e)
+	for _, srv := range servers {
+		err = errors.Join(err, srv.Shutdown(shutdown))
+	}
+	for ; running > 0; running-- {
+		if e := <-done; !errors.Is(e, http.ErrServerClosed) {
+			err = errors.Join(err, e)
+		}
 	}
 	return err
 }

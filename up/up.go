@@ -51,11 +51,11 @@ var upAccounts = []account{
 // Its cloud has an external network and, for each account, a network with
 // a router to it (see addNetworks).
 func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string, log *slog.Logger, level *slog.LevelVar, out io.Writer) error {
-	l, err := controller.Listen(cfg)
+	ls, err := controller.Listen(cfg)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer ls.Close()
 	tpms, err := upTPMs(ctx, cfg, nodes, log)
 	if err != nil {
 		return err
@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		}()
 	}
 	served := make(chan error, 1)
-	go func() { served <- c.Serve(ctx, l) }()
+	go func() { served <- c.Serve(ctx, ls) }()
 	if err := waitForHosts(ctx, c, nodes, served); err != nil {
 		return err
 	}

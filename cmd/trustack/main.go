@@ -71,7 +71,7 @@ func logger(cfg *config.Config) (*slog.Logger, *slog.LevelVar) {
 }
 
 func upCommand() *cobra.Command {
-	var configFile, dataDir, listen, driver, network, testImage, attestation string
+	var configFile, dataDir, listen, s3Listen, driver, network, testImage, attestation string
 	var nodes int
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -86,6 +86,7 @@ flags override it.`,
 			cfg := config.Default()
 			cfg.DataDir, cfg.API.Listen, cfg.Compute.Driver, cfg.Network.Driver = dataDir, listen, driver, network
 			cfg.Bus.Listen = "127.0.0.1:0" // the hosts are in this process
+			cfg.ObjectStore.S3Listen = s3Listen
 			if configFile != "" {
 				var err error
 				if cfg, err = config.LoadOver(cfg, configFile); err != nil {
@@ -97,6 +98,9 @@ flags override it.`,
 				}
 				if cmd.Flags().Changed("listen") {
 					cfg.API.Listen = listen
+				}
+				if cmd.Flags().Changed("s3-listen") {
+					cfg.ObjectStore.S3Listen = s3Listen
 				}
 				if cmd.Flags().Changed("driver") {
 					cfg.Compute.Driver = driver
@@ -126,6 +130,7 @@ flags override it.`,
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: none, embedded defaults)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", filepath.Join(home, ".local", "share", "trustack"), "directory for the cloud's state")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address and port of the APIs")
+	cmd.Flags().StringVar(&s3Listen, "s3-listen", "127.0.0.1:8080", "address and port of the S3 API on the object store (empty: none)")
 	return cmd
 }
 
@@ -146,11 +151,11 @@ API, with the credentials of the OS_* environment, as the OpenStack CLIs do.`,
 				return err
 			}
 			log, level := logger(cfg)
-			l, err := controller.Listen(cfg)
+			ls, err := controller.Listen(cfg)
 			if err != nil {
 				return err
 			}
-			defer l.Close()
+			defer ls.Close()
 			c, err := controller.New(cmd.Context(), cfg, log, level)
 			if err != nil {
 				return err
@@ -159,8 +164,8 @@ API, with the credentials of the OS_* environment, as the OpenStack CLIs do.`,
 			if err := c.Bootstrap(cmd.Context()); err != nil {
 				return err
 			}
-			log.Info("trustack server ready", "listen", l.Addr().String(), "auth_url", controller.AuthURL(cfg))
-			return c.Serve(cmd.Context(), l)
+			log.Info("trustack server ready", "listen", ls.API.Addr().String(), "auth_url", controller.AuthURL(cfg))
+			return c.Serve(cmd.Context(), ls)
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (default: "+config.DefaultPath+" if it exists)")

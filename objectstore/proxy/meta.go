@@ -8,6 +8,12 @@ import (
 	"github.com/trustack/trustack/objectstore"
 )
 
+// headerName is the canonical form of a header's name as Swift's WSGI
+// servers read it: underscores are dashes.
+func headerName(name string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+}
+
 // userMeta returns the metadata headers a client set for a thing of kind
 // ("Account", "Container", "Object") and the other headers of kind
 // clients may set (extra, canonical names), with X-Remove-<kind>-Meta-*
@@ -19,8 +25,7 @@ func userMeta(h http.Header, kind string, extra ...string) (http.Header, error) 
 	out := http.Header{}
 	count, size := 0, 0
 	for name, values := range h {
-		// Underscores are dashes, as Swift's WSGI servers read names.
-		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		name = headerName(name)
 		var key, value string
 		switch {
 		case strings.HasPrefix(name, prefix):

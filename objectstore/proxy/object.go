@@ -266,7 +266,7 @@ func (p *Proxy) objectMeta(h http.Header) (http.Header, error) {
 		return nil, err
 	}
 	for name := range h { // an object's metadata is replaced whole: removing is leaving out
-		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		name = headerName(name)
 		if short, ok := strings.CutPrefix(name, "X-Remove-Object-Meta-"); ok {
 			delete(meta, "X-Object-Meta-"+short)
 		}

@@ -193,7 +193,7 @@ func (f *file) builder() (*Builder, error) {
 	if f.Assignment == nil && f.LastMoved == nil {
 		return b, nil
 	}
-	r, err := f.ring()
+	r, err := f.layout()
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/trustack/trustack/objectstore"
 )
@@ -69,10 +72,93 @@ func tierKeys(d Device) [3]string {
 	return [3]string{region, zone, zone + "/" + d.Addr()}
 }
 
-// Ring is a loaded ring: where each partition's replicas live. It is never
-// modified, so it is safe for concurrent use; a new ring is a new value.
-// The zero Ring is not usable: make one with Load or Builder.Ring.
+// Ring is where each partition's replicas live. A ring loaded from a
+// file follows it, as Swift's rings do: at most every ReloadInterval, a
+// use of the ring checks whether the file changed (a rebalance copied to
+// the node) and, if so, reads it again, keeping the old layout if the
+// new file cannot be read or has another partition power. It is safe
+// for concurrent use. The zero Ring is not usable: make one with Load or
+// Builder.Ring.
 type Ring struct {
+	layout atomic.Pointer[layout]
+	path   string        // the file loaded; "" for a ring made in memory
+	every  time.Duration // ReloadInterval, but in tests
+	next   atomic.Int64  // when to check the file next, in Unix nanoseconds
+
+	mu    sync.Mutex // held while checking the file
+	stamp fileStamp  // of the file the layout was read from
+}
+
+// ReloadInterval is how often a ring loaded from a file checks it.
+const ReloadInterval = 15 * time.Second
+
+// fileStamp tells whether a file changed.
+type fileStamp struct {
+	modTime time.Time
+	size    int64
+}
+
+func stampOf(info os.FileInfo) fileStamp { return fileStamp{info.ModTime(), info.Size()} }
+
+// current returns the layout, first reading the ring's file again if it
+// is time to check it and it changed.
+func (r *Ring) current() *layout {
+	if r.path != "" {
+		if now := time.Now().UnixNano(); now >= r.next.Load() && r.mu.TryLock() {
+			r.next.Store(now + int64(r.every))
+			r.reload()
+			r.mu.Unlock()
+		}
+	}
+	return r.layout.Load()
+}
+
+// reload reads the ring's file if it changed since it was read.
+func (r *Ring) reload() {
+	info, err := os.Stat(r.path)
+	if err != nil || stampOf(info) == r.stamp {
+		return
+	}
+	l, stamp, err := loadLayout(r.path)
+	if err != nil || l.partPower != r.layout.Load().partPower {
+		return // a file being replaced by hand, or a new ring that no node can switch to: keep serving the old one
+	}
+	r.layout.Store(l)
+	r.stamp = stamp
+}
+
+// PartPower returns the partition power: the ring has 2^PartPower
+// partitions.
+func (r *Ring) PartPower() uint { return r.current().PartPower() }
+
+// Replicas returns how many devices hold each partition.
+func (r *Ring) Replicas() int { return r.current().Replicas() }
+
+// Partitions returns how many partitions the ring has.
+func (r *Ring) Partitions() int { return r.current().Partitions() }
+
+// Partition returns the partition of a name's hash: its top PartPower
+// bits.
+func (r *Ring) Partition(h objectstore.Hash) int { return r.current().Partition(h) }
+
+// Nodes returns the primary devices of a partition, one per replica, in
+// replica order. It panics if part is not in [0, Partitions()).
+func (r *Ring) Nodes(part int) []Device { return r.current().Nodes(part) }
+
+// Handoffs returns the devices that stand in for a partition's primaries
+// when they fail, in the order to try them (see layout.Handoffs).
+func (r *Ring) Handoffs(part int) iter.Seq[Device] { return r.current().Handoffs(part) }
+
+// Devices returns all the ring's devices, by ID.
+func (r *Ring) Devices() []Device { return r.current().Devices() }
+
+// PartitionsOf returns, in increasing order, the partitions of which a
+// device is a primary; none for a device not in the ring.
+func (r *Ring) PartitionsOf(deviceID int) []int { return r.current().PartitionsOf(deviceID) }
+
+// layout is a ring's content. It is never modified: a new ring file is
+// a new layout.
+type layout struct {
 	partPower uint
 	devs      []Device    // by ID
 	index     map[int]int // device ID → index in devs
@@ -82,10 +168,21 @@ type Ring struct {
 
 // newRing checks an assignment and makes a ring of it.
 func newRing(partPower uint, devs []Device, assign [][]uint16) (*Ring, error) {
+	l, err := newLayout(partPower, devs, assign)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{}
+	r.layout.Store(l)
+	return r, nil
+}
+
+// newLayout checks an assignment and makes a layout of it.
+func newLayout(partPower uint, devs []Device, assign [][]uint16) (*layout, error) {
 	if partPower < 1 || partPower > MaxPartPower || len(assign) < 1 {
 		return nil, fmt.Errorf("partition power %d, %d replicas: want 1 to %d, at least 1", partPower, len(assign), MaxPartPower)
 	}
-	r := &Ring{partPower: partPower, devs: slices.Clone(devs), index: map[int]int{}, assign: assign}
+	r := &layout{partPower: partPower, devs: slices.Clone(devs), index: map[int]int{}, assign: assign}
 	slices.SortFunc(r.devs, func(a, b Device) int { return cmp.Compare(a.ID, b.ID) })
 	for i, d := range r.devs {
 		if _, dup := r.index[d.ID]; dup || d.ID < 0 || d.ID >= none {
@@ -115,23 +212,15 @@ func newRing(partPower uint, devs []Device, assign [][]uint16) (*Ring, error) {
 	return r, nil
 }
 
-// PartPower returns the partition power: the ring has 2^PartPower
-// partitions.
-func (r *Ring) PartPower() uint { return r.partPower }
+func (r *layout) PartPower() uint { return r.partPower }
 
-// Replicas returns how many devices hold each partition.
-func (r *Ring) Replicas() int { return len(r.assign) }
+func (r *layout) Replicas() int { return len(r.assign) }
 
-// Partitions returns how many partitions the ring has.
-func (r *Ring) Partitions() int { return 1 << r.partPower }
+func (r *layout) Partitions() int { return 1 << r.partPower }
 
-// Partition returns the partition of a name's hash: its top PartPower
-// bits.
-func (r *Ring) Partition(h objectstore.Hash) int { return int(h.Uint32() >> (32 - r.partPower)) }
+func (r *layout) Partition(h objectstore.Hash) int { return int(h.Uint32() >> (32 - r.partPower)) }
 
-// Nodes returns the primary devices of a partition, one per replica, in
-// replica order. It panics if part is not in [0, Partitions()).
-func (r *Ring) Nodes(part int) []Device {
+func (r *layout) Nodes(part int) []Device {
 	nodes := make([]Device, len(r.assign))
 	for rep, row := range r.assign {
 		nodes[rep] = r.devs[r.index[int(row[part])]]
@@ -148,7 +237,7 @@ func (r *Ring) Nodes(part int) []Device {
 // proxy and node walks the same sequence and the partitions of a failed
 // device spread over the cluster. Every device that is not a primary
 // comes once. It panics if part is not in [0, Partitions()).
-func (r *Ring) Handoffs(part int) iter.Seq[Device] {
+func (r *layout) Handoffs(part int) iter.Seq[Device] {
 	return func(yield func(Device) bool) {
 		held, used := make([]bool, len(r.devs)), map[string]bool{}
 		take := func(i int) {
@@ -191,12 +280,9 @@ func score(part, id int) uint64 {
 	return x ^ x>>31
 }
 
-// Devices returns all the ring's devices, by ID.
-func (r *Ring) Devices() []Device { return slices.Clone(r.devs) }
+func (r *layout) Devices() []Device { return slices.Clone(r.devs) }
 
-// PartitionsOf returns, in increasing order, the partitions of which a
-// device is a primary; none for a device not in the ring.
-func (r *Ring) PartitionsOf(deviceID int) []int {
+func (r *layout) PartitionsOf(deviceID int) []int {
 	var parts []int
 	for p := range r.Partitions() {
 		for _, row := range r.assign {
@@ -222,8 +308,9 @@ type file struct {
 	LastMoved    []byte `json:"last_moved,omitempty"` // per partition, when it last moved, as little-endian uint32 minutes since the Unix epoch
 }
 
-// ring checks the file's version and assignment and makes a ring of them.
-func (f *file) ring() (*Ring, error) {
+// layout checks the file's version and assignment and makes a layout of
+// them.
+func (f *file) layout() (*layout, error) {
 	if f.Version != formatVersion {
 		return nil, fmt.Errorf("version %d: want %d", f.Version, formatVersion)
 	}
@@ -237,28 +324,45 @@ func (f *file) ring() (*Ring, error) {
 			return nil, fmt.Errorf("replica %d: assignment of %d bytes", rep, len(row))
 		}
 	}
-	return newRing(f.PartPower, f.Devices, assign)
+	return newLayout(f.PartPower, f.Devices, assign)
 }
 
-// Load reads a ring file written by Save. Its errors name the file.
+// Load reads a ring file written by Save, and follows it (see Ring). Its
+// errors name the file.
 func Load(path string) (*Ring, error) {
+	l, stamp, err := loadLayout(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{path: path, every: ReloadInterval, stamp: stamp}
+	r.layout.Store(l)
+	r.next.Store(time.Now().Add(r.every).UnixNano())
+	return r, nil
+}
+
+// loadLayout reads a ring file, and the stamp of the file it read.
+func loadLayout(path string) (*layout, fileStamp, error) {
 	var f file
-	err := readFile(path, &f)
-	var r *Ring
+	info, err := os.Stat(path)
 	if err == nil {
-		r, err = f.ring()
+		err = readFile(path, &f)
+	}
+	var l *layout
+	if err == nil {
+		l, err = f.layout()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load ring %s: %w", path, err)
+		return nil, fileStamp{}, fmt.Errorf("load ring %s: %w", path, err)
 	}
-	return r, nil
+	return l, stampOf(info), nil
 }
 
 // Save writes the ring to path atomically: a reader finds the old file or
 // the new one, never part of either, and after a crash the one it finds
 // is on disk.
 func (r *Ring) Save(path string) error {
-	return writeFile(path, &file{Version: formatVersion, PartPower: r.partPower, Replicas: len(r.assign), Devices: r.devs, Assignment: pack(r.assign)})
+	l := r.current()
+	return writeFile(path, &file{Version: formatVersion, PartPower: l.partPower, Replicas: len(l.assign), Devices: l.devs, Assignment: pack(l.assign)})
 }
 
 // pack encodes rows of device IDs for a file.

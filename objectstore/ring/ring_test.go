@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/trustack/trustack/objectstore"
 )
@@ -52,7 +53,7 @@ func TestPartition(t *testing.T) {
 	} {
 		// Partition needs only the partition power; a ring of 2^24
 		// partitions takes seconds to build.
-		r := &Ring{partPower: tc.partPower}
+		r := &layout{partPower: tc.partPower}
 		if got := r.Partition(h); got != tc.want {
 			t.Errorf("partition power %d: got partition %#x, want %#x", tc.partPower, got, tc.want)
 		}
@@ -197,7 +198,7 @@ func TestRingSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(l, r) {
+	if !reflect.DeepEqual(l.current(), r.current()) {
 		t.Fatalf("loaded ring differs from the saved one")
 	}
 	if l.PartPower() != 8 || l.Replicas() != 3 || !reflect.DeepEqual(l.Devices(), r.Devices()) {
@@ -217,6 +218,58 @@ func TestRingSaveLoad(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
 		t.Errorf("directory after two saves: got %d entries, want 1", len(entries))
+	}
+}
+
+// TestRingFollowsItsFile: a loaded ring reads its file again once it
+// changes, as when a rebalanced ring is copied to the nodes, but keeps
+// its layout when the new file is broken or of another partition power.
+func TestRingFollowsItsFile(t *testing.T) {
+	b := newBuilder(t, 8, 3, 1, dev(0, 1, 1, "d1", 1), dev(0, 2, 1, "d1", 1), dev(0, 3, 1, "d1", 1), dev(0, 4, 1, "d1", 1))
+	rebalance(t, b, t0, 1)
+	path := filepath.Join(t.TempDir(), "object.ring.gz")
+	if err := ringOf(t, b).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.every = time.Millisecond
+	r.next.Store(0)
+	devices := func() int {
+		time.Sleep(2 * r.every)
+		return len(r.Devices())
+	}
+
+	if _, err := b.AddDevice(dev(0, 5, 1, "d1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	rebalance(t, b, t0.Add(time.Hour), 2)
+	rebalanced := ringOf(t, b)
+	if err := rebalanced.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if n := devices(); n != 5 {
+		t.Fatalf("devices after the file was rebalanced: got %d, want 5", n)
+	}
+	if !reflect.DeepEqual(r.Nodes(7), rebalanced.Nodes(7)) {
+		t.Errorf("partition 7: got nodes %v, want the new file's %v", r.Nodes(7), rebalanced.Nodes(7))
+	}
+
+	other := newBuilder(t, 9, 3, 1, dev(0, 1, 1, "d1", 1), dev(0, 2, 1, "d1", 1), dev(0, 3, 1, "d1", 1))
+	rebalance(t, other, t0, 1)
+	if err := ringOf(t, other).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if n := devices(); n != 5 || r.PartPower() != 8 {
+		t.Errorf("after a file of another partition power: %d devices, part power %d, want the old 5 and 8", n, r.PartPower())
+	}
+	if err := os.WriteFile(path, []byte("not a ring"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := devices(); n != 5 {
+		t.Errorf("after a broken file: %d devices, want the old 5", n)
 	}
 }
 
