@@ -527,3 +527,38 @@ func TestQuotasAndBulk(t *testing.T) {
 		t.Errorf("another project's bulk delete: %s", body)
 	}
 }
+
+// in returns the cluster with paths relative to another account.
+func (c *cluster) in(account string) *cluster {
+	other := *c
+	other.url = strings.TrimSuffix(c.url, "/AUTH_p1") + "/" + account
+	return &other
+}
+
+// TestManifestsStayInTheirAccount: a large object's segments are in its
+// own account, whatever its manifest says: one naming another project's
+// objects, by a path climbing out of the account, is refused (static) or
+// finds nothing (dynamic), and a path climbing out is refused too.
+func TestManifestsStayInTheirAccount(t *testing.T) {
+	c := newCluster(t)
+	p2 := c.in("AUTH_p2")
+	p2.want(http.StatusCreated, "PUT", "/c2", "other", nil)
+	p2.want(http.StatusCreated, "PUT", "/c2/secret", "other", strings.NewReader("p2's secret"))
+	c.want(http.StatusCreated, "PUT", "/c", "member", nil)
+
+	for _, path := range []string{"/../AUTH_p2/c2/secret", "/c2/secret", "/%2E%2E/AUTH_p2/c2/secret"} {
+		manifest := fmt.Sprintf(`[{"path": %q}]`, path)
+		c.want(http.StatusBadRequest, "PUT", "/c/slo?multipart-manifest=put", "member", strings.NewReader(manifest))
+	}
+	c.want(http.StatusNotFound, "GET", "/c/slo", "member", nil)
+	for i, prefix := range []string{"../AUTH_p2/c2/", "c2/", "..%2FAUTH_p2%2Fc2/"} {
+		name := fmt.Sprintf("/c/dlo%d", i)
+		c.want(http.StatusCreated, "PUT", name, "member", strings.NewReader(""), "X-Object-Manifest", prefix)
+		if _, body := c.want(http.StatusOK, "GET", name, "member", nil); body != "" {
+			t.Errorf("a DLO with the prefix %s reads %q, want nothing", prefix, body)
+		}
+	}
+	if status, _, body := c.do("GET", "/../AUTH_p2/c2/secret", "member", nil); status < 400 || strings.Contains(body, "secret") {
+		t.Errorf("GET of a path climbing into another account: %d %q, want an error", status, body)
+	}
+}
