@@ -155,9 +155,11 @@ func newCloud(t *testing.T, opts cloudOptions) *cloud {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.store.Close() })
-	if c.images, err = images.New(c.store, filepath.Join(c.dir, "images"), images.Options{}); err != nil {
+	data, err := images.OpenFiles(filepath.Join(c.dir, "images"), epoch)
+	if err != nil {
 		t.Fatal(err)
 	}
+	c.images = images.New(c.store, data, images.Options{})
 	if c.bus, err = bus.Serve(bus.ServerConfig{Host: "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}

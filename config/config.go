@@ -51,8 +51,11 @@ type Config struct {
 		PasswordHashRounds int
 	}
 	Image struct {
-		Dir     string
-		SizeCap int64
+		Dir       string
+		SizeCap   int64
+		Store     string
+		Container string
+		ChunkSize int64
 	}
 	Bus struct {
 		URL           string
@@ -183,6 +186,9 @@ func (c *Config) options() []option {
 		{"auth", "password_hash_rounds", "bcrypt cost for passwords (4 to 31); each step doubles the time to hash and check a password.", (*integer)(&c.Auth.PasswordHashRounds)},
 		{"image", "filesystem_store_datadir", "Directory of image data, one file per image (default: $data_dir/images). Controllers sharing a database must share it (NFS, for instance): an image's data is where it was uploaded.", (*str)(&c.Image.Dir)},
 		{"image", "image_size_cap", "Largest image data accepted, in bytes (default 1 TiB, as Glance's); larger uploads get 413.", (*i64)(&c.Image.SizeCap)},
+		{"image", "store", "Where image data is kept: file (in filesystem_store_datadir) or object (in the object store, which must be enabled: Glance's single-tenant Swift store). With object, controllers sharing a database share their images through the object store, with no shared file system.", (*choice)(&c.Image.Store)},
+		{"image", "object_store_container", "With store = object: the container of the admin project's account that holds the images, each an object named by its ID; the segments of large images go to the container of the same name with _segments appended.", (*str)(&c.Image.Container)},
+		{"image", "object_store_chunk_size", "With store = object: images larger than this many bytes, or uploaded without a size, are written as segments of this size and a static large object's manifest (Glance's swift_store_large_object_chunk_size; default 200 MiB). A large object has at most 1000 segments.", (*i64)(&c.Image.ChunkSize)},
 		{"bus", "url", "NATS URLs of the message bus, comma-separated, such as nats://nats1:4222,nats://nats2:4222. On a controller: an external NATS cluster that controllers and agents share, which the controller uses instead of embedding a NATS server; empty: the controller embeds one on listen. On compute hosts: where the bus is; for controllers whose embedded servers form a cluster (cluster_listen), every controller's bus address, so that agents reach another controller when one is down.", (*str)(&c.Bus.URL)},
 		{"bus", "listen", "Address and port of the embedded NATS server, where agents connect (when url is empty).", (*str)(&c.Bus.Listen)},
 		{"bus", "cluster_listen", "Address and port where this controller's embedded NATS server listens for the routes of the other controllers' servers, with which it forms one NATS cluster, so that agents connected to any controller reach every controller. Empty: not clustered. Needs cluster_secret, and url empty.", (*str)(&c.Bus.ClusterListen)},
@@ -269,6 +275,9 @@ func Default() *Config {
 	c.Auth.MaxActiveKeys = 3
 	c.Auth.PasswordHashRounds = 12
 	c.Image.SizeCap = 1 << 40
+	c.Image.Store = "file"
+	c.Image.Container = "glance"
+	c.Image.ChunkSize = 200 << 20
 	c.Bus.Listen = "0.0.0.0:4222"
 	c.Scheduler.Driver = "acaas"
 	c.Scheduler.RAMWeightMultiplier = 1.0
@@ -410,6 +419,14 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [api] max_request_body_size must be positive")
 	case c.Image.SizeCap <= 0:
 		return fmt.Errorf("config: [image] image_size_cap must be positive")
+	case c.Image.Store != "file" && c.Image.Store != "object":
+		return fmt.Errorf("config: [image] store must be file or object, not %q", c.Image.Store)
+	case c.Image.Store == "object" && c.ObjectStore.Enabled == "no":
+		return fmt.Errorf("config: [image] store = object needs the object store: [object_store] enabled is no")
+	case c.Image.Container == "":
+		return fmt.Errorf("config: [image] object_store_container must not be empty")
+	case c.Image.ChunkSize <= 0:
+		return fmt.Errorf("config: [image] object_store_chunk_size must be positive")
 	case !slices.Contains([]string{"acaas", "filter", "simple", "chance"}, c.Scheduler.Driver):
 		return fmt.Errorf("config: [scheduler] driver must be acaas, filter, simple or chance, not %q", c.Scheduler.Driver)
 	case !slices.Contains([]string{"fake", "qemu"}, c.Compute.Driver):

@@ -90,6 +90,9 @@ func TestLoadErrorsNameTheLine(t *testing.T) {
 		"[log]\nformat = xml\n":         "[log] format must be text or json",
 		"[auth]\nmax_active_keys = 1\n": "max_active_keys must be at least 2",
 		"[api\n":                        ":1: malformed section header",
+		"[image]\nstore = swift\n":      "[image] store must be file or object",
+		"[image]\nstore = object\n[object_store]\nenabled = no\n":               "[image] store = object needs the object store",
+		"[image]\nobject_store_chunk_size = 0\n":                                "object_store_chunk_size must be positive",
 		"[attestation]\ngrace_period = 30\n[compute]\nservice_down_time = 60\n": "grace_period (30s) must be at least [compute] service_down_time (1m0s)",
 		// A cluster of embedded buses needs all of its options, and no
 		// external bus.

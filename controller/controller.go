@@ -116,9 +116,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	}); err != nil {
 		return nil, err
 	}
-	if c.Images, err = images.New(c.Store, cfg.ImageDir(), images.Options{SizeCap: cfg.Image.SizeCap}); err != nil {
+	if c.ObjectStore, err = newObjectStore(cfg, c.Identity, log); err != nil {
 		return nil, err
 	}
+	if cfg.ObjectStore.S3Listen != "" && c.ObjectStore == nil {
+		return nil, fmt.Errorf("object store: s3_listen is set but the controller serves no object store ([object_store] enabled, and rings in ring_dir)")
+	}
+	data, err := c.imageData()
+	if err != nil {
+		return nil, err
+	}
+	c.Images = images.New(c.Store, data, images.Options{SizeCap: cfg.Image.SizeCap})
 	if err := c.connectBus(); err != nil {
 		return nil, err
 	}
@@ -171,12 +179,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 			return nil, err
 		}
 	}
-	if c.ObjectStore, err = newObjectStore(cfg, c.Identity, log); err != nil {
-		return nil, err
-	}
-	if cfg.ObjectStore.S3Listen != "" && c.ObjectStore == nil {
-		return nil, fmt.Errorf("object store: s3_listen is set but the controller serves no object store ([object_store] enabled, and rings in ring_dir)")
-	}
 	c.Handler = c.routes()
 	return c, nil
 }
@@ -209,6 +211,57 @@ func newObjectStore(cfg *config.Config, v openstack.Validator, log *slog.Logger)
 		Hasher: objectstore.Hasher{Prefix: oc.HashPathPrefix, Suffix: oc.HashPathSuffix},
 		Log:    log.With("component", "object-store"),
 	}), nil
+}
+
+// imageProject is the project in whose object store account the images
+// are kept with [image] store = object: Glance's single-tenant store uses
+// its service project's; trustack's controllers have no service project,
+// and the admin project is the one every cloud is bootstrapped with.
+const imageProject = "admin"
+
+// imageData returns where image data is kept, as [image] store says: in
+// the image directory, or in the object store, which must then be
+// served.
+func (c *Controller) imageData() (images.DataStore, error) {
+	cfg := c.Config
+	if cfg.Image.Store != "object" {
+		return images.OpenFiles(cfg.ImageDir(), time.Now())
+	}
+	if c.ObjectStore == nil {
+		return nil, fmt.Errorf("config: [image] store = object, but this controller serves no object store: set [object_store] enabled = yes and give it rings in ring_dir")
+	}
+	return images.Objects(images.ObjectStore{
+		Handler:   c.ObjectStore,
+		Access:    c.imageAccess,
+		Container: cfg.Image.Container,
+		ChunkSize: cfg.Image.ChunkSize,
+	}), nil
+}
+
+// imageAccess is the image service's access to the object store: the
+// account of the admin project, as a user of its own holding the admin
+// role there. The proxy takes the token as it is (proxy.AsCaller), so it
+// is made here rather than issued; the admin role lets it do anything in
+// that one account, and nothing elsewhere, which ResellerAdmin would.
+// The project is looked up at the first request: `trustack up`
+// bootstraps it after the controller is built.
+func (c *Controller) imageAccess(ctx context.Context) (images.ObjectAccess, error) {
+	ps, err := c.Store.Projects(ctx, trustack.ProjectFilter{DomainID: trustack.DefaultDomainID, Name: imageProject})
+	if err != nil {
+		return images.ObjectAccess{}, err
+	}
+	if len(ps) == 0 {
+		return images.ObjectAccess{}, trustack.Errorf(trustack.EUNAVAILABLE, "The image store's project %s does not exist yet: bootstrap the cloud.", imageProject)
+	}
+	tok := &trustack.Token{
+		User:    trustack.User{ID: "glance", Name: "glance", DomainID: trustack.DefaultDomainID},
+		Project: ps[0],
+		Roles:   []trustack.Role{{Name: "admin"}},
+	}
+	return images.ObjectAccess{
+		Account:  "AUTH_" + ps[0].ID,
+		AsCaller: func(ctx context.Context) context.Context { return proxy.AsCaller(ctx, tok) },
+	}, nil
 }
 
 // newNetwork builds the networking service as [network] says.

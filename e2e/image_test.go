@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,7 +56,9 @@ func field(table, name string) string {
 // and deletion.
 func TestImageCLI(t *testing.T) {
 	need(t, "glance", "openstack")
-	c := startUp(t)
+	// The images are kept in the object store, images over 1 MiB as
+	// segments; the file store has the other tests.
+	c := startUpWith(t, "[image]\nstore = object\nobject_store_chunk_size = 1048576\n")
 	admin := c.openrc("openrc")
 	home := t.TempDir()
 	path, data := imageFile(t, 3<<20)
@@ -73,6 +76,7 @@ func TestImageCLI(t *testing.T) {
 	}
 	defer stdin.Close()
 	out = glance(t, admin, home, stdin, "image-create", "--name", "from-stdin", "--disk-format", "raw", "--container-format", "bare")
+	stdinID := field(out, "id")
 	if field(out, "status") != "active" || field(out, "checksum") != field(glance(t, admin, home, nil, "image-show", id), "checksum") {
 		t.Fatalf("glance image-create < file:\n%s", out)
 	}
@@ -116,8 +120,16 @@ func TestImageCLI(t *testing.T) {
 	if out := must(t, demo, "image", "list", "-f", "value", "-c", "Name"); out != "cirros" {
 		t.Errorf("openstack image list after the delete: %q", out)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(c.dir, "data", "images")); len(entries) != 3 { // two images and the upload directory
-		t.Errorf("image directory after the delete: %d entries, want 3", len(entries))
+	// The admin project's account holds the two images left, each as a
+	// manifest and three segments of 1 MiB.
+	objects := func(container string) []string {
+		return strings.Fields(must(t, admin, "object", "list", container, "-f", "value", "-c", "Name"))
+	}
+	if got := objects("glance"); !slices.Equal(got, slices.Sorted(slices.Values([]string{id, stdinID}))) {
+		t.Errorf("openstack object list glance: got %q, want the images %s and %s", got, id, stdinID)
+	}
+	if got := objects("glance_segments"); len(got) != 6 {
+		t.Errorf("openstack object list glance_segments: got %q, want three segments of each image", got)
 	}
 }
 

@@ -11,12 +11,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/trustack/trustack"
 )
@@ -31,9 +27,10 @@ const (
 	PropertySHA256 = "owner_specified.openstack.sha256"
 )
 
-// Expect holds hex digests the data must have; empty ones are not
-// checked.
+// Expect is what the data must be: its size in bytes and its hex
+// digests; zero values are not checked.
 type Expect struct {
+	Size   int64
 	MD5    string
 	SHA256 string
 }
@@ -42,45 +39,29 @@ type Expect struct {
 // data does not have an expected digest; the image is then killed.
 var ErrChecksumMismatch = errors.New("checksum mismatch")
 
-// files keeps image data as files named by image ID in a directory.
-// Uploads go to its tmp subdirectory first and are renamed into place
-// only when complete and synced, so a file in the directory is always a
-// whole upload.
-type files struct {
-	dir, tmp string
-	sizeCap  int64
+// DataStore keeps the data of images, by image ID: a directory of files
+// (OpenFiles) or containers of an object store (Objects). The Service
+// streams uploads through its hashers and checks into a DataStore, which
+// only stores. Its methods are safe for concurrent use.
+type DataStore interface {
+	// create starts storing the data of image id, of size bytes (0 if
+	// unknown).
+	create(ctx context.Context, id string, size int64) (dataWriter, error)
+	// open returns the data of image id, reading with ctx; an error
+	// with fs.ErrNotExist in its chain if there is none.
+	open(ctx context.Context, id string) (io.ReadSeekCloser, error)
+	// remove deletes the data of image id, if any.
+	remove(ctx context.Context, id string) error
 }
 
-// staleUpload is how long a temporary upload file may go unwritten before
-// it is taken for the leftover of a crash: an upload in progress writes
-// all the time.
-const staleUpload = time.Hour
-
-func openFiles(dir string, sizeCap int64, now time.Time) (*files, error) {
-	f := &files{dir: dir, tmp: filepath.Join(dir, ".tmp"), sizeCap: sizeCap}
-	if err := os.MkdirAll(f.tmp, 0o750); err != nil {
-		return nil, fmt.Errorf("create image directory: %w", err)
-	}
-	// Uploads cut short by a crash leave their temporary files behind.
-	// Fresh ones may be uploads in progress on another controller sharing
-	// the directory.
-	left, err := os.ReadDir(f.tmp)
-	if err != nil {
-		return nil, fmt.Errorf("read image upload directory: %w", err)
-	}
-	for _, e := range left {
-		info, err := e.Info()
-		if err != nil || info.ModTime().After(now.Add(-staleUpload)) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(f.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("remove upload leftover: %w", err)
-		}
-	}
-	return f, nil
+// dataWriter takes the data of one image as it streams. Nothing written
+// is the image's data until commit succeeds; abort discards it. Exactly
+// one of them is called, once; a failed commit leaves nothing either.
+type dataWriter interface {
+	io.Writer
+	commit() error
+	abort()
 }
-
-func (f *files) path(id string) string { return filepath.Join(f.dir, id) }
 
 // written describes stored data.
 type written struct {
@@ -117,23 +98,30 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// put stores the data of image id from r, hashing it as it streams: to a
-// temporary file, synced and renamed into place only if the data is
-// complete, within the size cap and has the expected digests.
-func (f *files) put(ctx context.Context, id, diskFormat string, r io.Reader, want Expect) (written, error) {
-	tmp, err := os.CreateTemp(f.tmp, id+"-*")
+// put stores the data of image id from r, hashing it as it streams into
+// the data store, which keeps it only if the data is complete, within
+// the size cap and has the expected size and digests.
+func (s *Service) put(ctx context.Context, id, diskFormat string, r io.Reader, want Expect) (written, error) {
+	w, err := s.data.create(ctx, id, want.Size)
 	if err != nil {
-		return written{}, fmt.Errorf("create upload file: %w", err)
+		return written{}, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	out, err := s.check(ctx, w, diskFormat, r, want)
+	if err != nil {
+		w.abort()
+		return written{}, err
+	}
+	if err := w.commit(); err != nil {
+		return written{}, err
+	}
+	return out, nil
+}
+
+// check copies r to w through the hashers and checks the data against
+// the size cap and want.
+func (s *Service) check(ctx context.Context, w io.Writer, diskFormat string, r io.Reader, want Expect) (written, error) {
 	md5h, sha512h := md5.New(), sha512.New()
-	hashes := []io.Writer{tmp, md5h, sha512h}
+	hashes := []io.Writer{w, md5h, sha512h}
 	var sha256h hash.Hash
 	if want.SHA256 != "" {
 		sha256h = sha256.New()
@@ -141,7 +129,8 @@ func (f *files) put(ctx context.Context, id, diskFormat string, r io.Reader, wan
 	}
 	head := &headBuffer{}
 	hashes = append(hashes, head)
-	n, err := io.Copy(io.MultiWriter(hashes...), io.LimitReader(sourceReader{contextReader{ctx, r}}, f.sizeCap+1))
+	sizeCap := s.opts.SizeCap
+	n, err := io.Copy(io.MultiWriter(hashes...), io.LimitReader(sourceReader{contextReader{ctx, r}}, sizeCap+1))
 	var rerr *readError
 	switch {
 	case errors.As(err, &rerr):
@@ -150,8 +139,10 @@ func (f *files) put(ctx context.Context, id, diskFormat string, r io.Reader, wan
 		return written{}, limitExceeded("Image storage media is full.")
 	case err != nil:
 		return written{}, fmt.Errorf("write image data: %w", err)
-	case n > f.sizeCap:
-		return written{}, limitExceeded("The incoming image is too large: the limit is %d bytes.", f.sizeCap)
+	case n > sizeCap:
+		return written{}, limitExceeded("The incoming image is too large: the limit is %d bytes.", sizeCap)
+	case want.Size > 0 && n != want.Size:
+		return written{}, trustack.Errorf(trustack.EINVALID, "The image data has %d bytes, not the %d announced.", n, want.Size)
 	}
 	out := written{size: n, md5: hex.EncodeToString(md5h.Sum(nil)), sha512: hex.EncodeToString(sha512h.Sum(nil))}
 	if want.MD5 != "" && !strings.EqualFold(want.MD5, out.md5) {
@@ -163,17 +154,7 @@ func (f *files) put(ctx context.Context, id, diskFormat string, r io.Reader, wan
 		}
 	}
 	out.virtualSize = virtualSize(diskFormat, n, head.b)
-	if err := tmp.Sync(); err != nil {
-		return written{}, fmt.Errorf("sync image data: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return written{}, fmt.Errorf("close image data: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.path(id)); err != nil {
-		return written{}, fmt.Errorf("store image data: %w", err)
-	}
-	done = true
-	return out, syncDir(f.dir)
+	return out, nil
 }
 
 func mismatch(algo, want, got string) error {
@@ -194,19 +175,6 @@ func (c contextReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync image directory: %w", err)
-	}
-	return nil
-}
-
 // virtualSize returns the size of the disk the data describes, when the
 // format says so plainly: the data itself for raw, the header's size for
 // qcow2; 0 if unknown.
@@ -222,26 +190,12 @@ func virtualSize(diskFormat string, size int64, head []byte) int64 {
 	return 0
 }
 
-// open returns the data of image id; an error with fs.ErrNotExist in its
-// chain if there is none.
-func (f *files) open(id string) (*os.File, error) {
-	return os.Open(f.path(id))
-}
-
-// remove deletes the data of image id, if any.
-func (f *files) remove(id string) error {
-	if err := os.Remove(f.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete image data: %w", err)
-	}
-	return nil
-}
-
 // Upload stores the data of a queued image the caller owns, from r, and
 // makes the image active. While it streams the image is saving, and a
 // second upload gets ECONFLICT. Data over the size cap gives
-// ErrLimitExceeded; data that cannot be read (a client gone) gives
-// EINVALID; either way the image is queued again, with no data, and the
-// upload may be retried. Data without an expected digest (from want, or
+// ErrLimitExceeded; data that cannot be read (a client gone), or not of
+// the size expected, gives EINVALID; either way the image is queued
+// again, with no data, and the upload may be retried. Data without an expected digest (from want, or
 // the image's owner_specified.openstack properties) kills the image, as
 // Glance kills images whose data fails verification: it can then only be
 // deleted. Formats must be set first.
@@ -285,7 +239,7 @@ func (s *Service) Upload(ctx context.Context, c Caller, id string, r io.Reader, 
 	// The request's context ends with the client; the bookkeeping after a
 	// failed upload must not.
 	after := context.WithoutCancel(ctx)
-	w, err := s.files.put(ctx, id, img.DiskFormat, r, want)
+	w, err := s.put(ctx, id, img.DiskFormat, r, want)
 	if err != nil {
 		status := trustack.ImageQueued
 		if errors.Is(err, ErrChecksumMismatch) {
@@ -317,15 +271,16 @@ func (s *Service) Upload(ctx context.Context, c Caller, id string, r io.Reader, 
 		if trustack.ErrorCode(err) == trustack.ENOTFOUND {
 			err = trustack.Errorf(trustack.ECONFLICT, "Image %s was deleted during the upload.", id)
 		}
-		return nil, errors.Join(err, s.files.remove(id))
+		return nil, errors.Join(err, s.data.remove(after, id))
 	}
 	return img, nil
 }
 
-// Download returns an image the caller may see and its data, or a nil
-// file if it has none yet. A deactivated image gives EFORBIDDEN to all but
-// admins. The caller closes the file.
-func (s *Service) Download(ctx context.Context, c Caller, id string) (*trustack.Image, *os.File, error) {
+// Download returns an image the caller may see and its data, read with
+// ctx, or nil data if it has none yet. A deactivated image gives
+// EFORBIDDEN to all but admins. The data fails to read, rather than
+// ends early, if the data store fails. The caller closes it.
+func (s *Service) Download(ctx context.Context, c Caller, id string) (*trustack.Image, io.ReadSeekCloser, error) {
 	img, err := s.Image(ctx, c, id)
 	if err != nil {
 		return nil, nil, err
@@ -339,7 +294,7 @@ func (s *Service) Download(ctx context.Context, c Caller, id string) (*trustack.
 	default:
 		return img, nil, nil
 	}
-	f, err := s.files.open(id)
+	f, err := s.data.open(ctx, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open data of %s image %s: %w", img.Status, id, err)
 	}

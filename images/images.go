@@ -1,5 +1,6 @@
 // Package images is trustack's Glance: it registers images, keeps their
-// data in files, and enforces Glance's rules on both: the status machine
+// data in a DataStore (files in a directory, or objects in the object
+// store), and enforces Glance's rules on both: the status machine
 // (queued, saving, active or killed, deactivated, deleted), who sees an
 // image (its owner, everyone for public and community images, the
 // members of a shared one) and who may change it (its owner and admins),
@@ -78,15 +79,13 @@ type Options struct {
 // Service is the image service. It is safe for concurrent use.
 type Service struct {
 	store Store
-	files *files
+	data  DataStore
 	opts  Options
 }
 
-// New returns a Service over store that keeps image data under dir,
-// which it creates if need be, and removes the leftovers of uploads cut
-// short by a crash (temporary files unwritten for an hour). Controllers
-// sharing a database must share the directory too.
-func New(store Store, dir string, opts Options) (*Service, error) {
+// New returns a Service over store that keeps image data in data.
+// Controllers sharing a database must share the data store too.
+func New(store Store, data DataStore, opts Options) *Service {
 	if opts.SizeCap <= 0 {
 		opts.SizeCap = DefaultSizeCap
 	}
@@ -96,11 +95,7 @@ func New(store Store, dir string, opts Options) (*Service, error) {
 	if opts.NewID == nil {
 		opts.NewID = NewID
 	}
-	f, err := openFiles(dir, opts.SizeCap, opts.Now())
-	if err != nil {
-		return nil, err
-	}
-	return &Service{store: store, files: f, opts: opts}, nil
+	return &Service{store: store, data: data, opts: opts}
 }
 
 // NewID returns a random UUID (version 4) in its canonical form with
@@ -459,7 +454,8 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	if err := s.store.DeleteImage(ctx, id); err != nil {
 		return err
 	}
-	return s.files.remove(id)
+	// The record is gone: its data must go too, client there or not.
+	return s.data.remove(context.WithoutCancel(ctx), id)
 }
 
 // Deactivate makes an active image the caller owns unavailable for

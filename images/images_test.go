@@ -49,15 +49,16 @@ func newFixture(t testing.TB, sizeCap int64) *fixture {
 	}
 	t.Cleanup(func() { store.Close() })
 	f := &fixture{store: store, dir: filepath.Join(dir, "images"), clock: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+	data, err := images.OpenFiles(f.dir, f.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	f.svc, err = images.New(store, f.dir, images.Options{
+	f.svc = images.New(store, data, images.Options{
 		SizeCap: sizeCap,
 		Now:     func() time.Time { f.clock = f.clock.Add(time.Second); return f.clock },
 		NewID:   func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return f
 }
 
@@ -362,7 +363,7 @@ func TestSizeCapAndInterruptedUploads(t *testing.T) {
 	must(t, os.WriteFile(leftover, []byte("x"), 0o600))
 	must(t, os.WriteFile(fresh, []byte("x"), 0o600))
 	must(t, os.Chtimes(leftover, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour)))
-	_, err = images.New(f.store, f.dir, images.Options{})
+	_, err = images.OpenFiles(f.dir, time.Now())
 	must(t, err)
 	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
 		t.Error("an upload leftover survived a restart")

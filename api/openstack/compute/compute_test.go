@@ -99,10 +99,11 @@ func newCloud(t *testing.T) *cloud {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	imgs, err := images.New(db, filepath.Join(dir, "images"), images.Options{})
+	data, err := images.OpenFiles(filepath.Join(dir, "images"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	imgs := images.New(db, data, images.Options{})
 	img := &trustack.Image{Name: "cirros", Visibility: trustack.VisibilityPublic, DiskFormat: "raw", ContainerFormat: "bare"}
 	owner := images.Caller{ProjectID: apitest.AdminProject, Admin: true}
 	if err := imgs.Create(ctx, owner, img); err != nil {

@@ -15,7 +15,7 @@ import (
 // upload serves PUT /v2/images/{id}/file: the body, often chunked, is the
 // image data, streamed to the image store and not bounded by the JSON
 // body size. A Content-MD5 header (hex, as Glance's downloads send it,
-// or base64) is checked against the data.
+// or base64), and a Content-Length, are checked against the data.
 func (h *handler) upload(w http.ResponseWriter, r *http.Request) error {
 	c := h.caller(r)
 	img, err := h.image(r, c, "upload_image")
@@ -27,7 +27,9 @@ func (h *handler) upload(w http.ResponseWriter, r *http.Request) error {
 			return &openstack.HTTPError{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("Image data must be application/octet-stream, not %q.", ct)}
 		}
 	}
-	var want images.Expect
+	// The size, when the client says it, lets the object store keep a
+	// small image as one object.
+	want := images.Expect{Size: max(r.ContentLength, 0)}
 	if sum := r.Header.Get("Content-MD5"); sum != "" {
 		if want.MD5, err = md5Header(sum); err != nil {
 			return err

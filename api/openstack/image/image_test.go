@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	imageapi "github.com/trustack/trustack/api/openstack/image"
 	"github.com/trustack/trustack/identity"
 	"github.com/trustack/trustack/images"
+	"github.com/trustack/trustack/images/imagestest"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/sqlstore"
 )
@@ -35,14 +35,25 @@ import (
 // different projects and a reader.
 type server struct {
 	*httptest.Server
-	dataDir                   string
+	storage                   *imagestest.Storage
 	admin, alice, bob, rita   string // tokens
 	demo, other, adminProject string // project IDs
 }
 
 const sizeCap = 64 << 10
 
-func newServer(t testing.TB) *server {
+// newServer returns a server keeping image data in files.
+func newServer(t testing.TB) *server { return newServerOn(t, imagestest.NewFiles(t)) }
+
+// forEachBackend runs test on a server over each kind of data store.
+func forEachBackend(t *testing.T, test func(t *testing.T, s *server)) {
+	for _, b := range imagestest.Backends {
+		t.Run(b.Name, func(t *testing.T) { test(t, newServerOn(t, b.New(t))) })
+	}
+}
+
+// newServerOn returns a server keeping image data in st.
+func newServerOn(t testing.TB, st *imagestest.Storage) *server {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -70,11 +81,8 @@ func newServer(t testing.TB) *server {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{dataDir: filepath.Join(dir, "images")}
-	svc, err := images.New(store, s.dataDir, images.Options{SizeCap: sizeCap})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &server{storage: st}
+	svc := images.New(store, st.Open(t), images.Options{SizeCap: sizeCap})
 	enforcer, err := policy.New(append(identityapi.Policy(), imageapi.Policy()...), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -233,8 +241,9 @@ func TestVersionsAndSchemas(t *testing.T) {
 	want(t, s.do(t, "GET", "/image/v2/schemas/image", "", nil), 401)
 }
 
-func TestImageLifecycle(t *testing.T) {
-	s := newServer(t)
+func TestImageLifecycle(t *testing.T) { forEachBackend(t, testImageLifecycle) }
+
+func testImageLifecycle(t *testing.T, s *server) {
 	resp := s.do(t, "POST", "/image/v2/images", s.alice, obj{"name": "cirros", "disk_format": "raw", "container_format": "bare",
 		"tags": []string{"b", "a", "b"}, "os_distro": "cirros", "ramdisk_id": "00000000-1111-2222-3333-444455556666"})
 	img := want(t, resp, 201)
@@ -308,9 +317,7 @@ func TestImageLifecycle(t *testing.T) {
 	want(t, s.do(t, "DELETE", "/image/v2/images/"+id, s.alice, nil), 204)
 	want(t, s.do(t, "GET", "/image/v2/images/"+id, s.alice, nil), 404)
 	want(t, s.do(t, "DELETE", "/image/v2/images/"+id, s.alice, nil), 404)
-	if _, err := os.Stat(filepath.Join(s.dataDir, id)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the data file outlives its image: %v", err)
-	}
+	nothingStored(t, s.storage)
 }
 
 func TestListFiltersSortingAndPages(t *testing.T) {
@@ -605,7 +612,10 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestInterruptedUploadLeavesTheImageQueued(t *testing.T) {
-	s := newServer(t)
+	forEachBackend(t, testInterruptedUploadLeavesTheImageQueued)
+}
+
+func testInterruptedUploadLeavesTheImageQueued(t *testing.T, s *server) {
 	id := s.create(t, s.alice, obj{"name": "x", "disk_format": "raw", "container_format": "bare"})["id"].(string)
 	// Asked from the client's transport, off the test's goroutine: no t.
 	saving := func() bool {
@@ -636,26 +646,24 @@ func TestInterruptedUploadLeavesTheImageQueued(t *testing.T) {
 	}
 	img := s.show(t, s.alice, id)
 	equal(t, "size after an interrupted upload", img["size"], nil)
-	noFiles(t, s.dataDir)
+	nothingStored(t, s.storage)
 	// A retry works.
 	s.upload(t, s.alice, id, []byte("whole"), 204)
 	equal(t, "status after the retry", s.show(t, s.alice, id)["status"], "active")
 }
 
-// noFiles fails unless the image directory holds no data and no
-// temporary file.
-func noFiles(t testing.TB, dir string) {
+// nothingStored fails unless the data store holds no data, no
+// temporary file and no segment.
+func nothingStored(t testing.TB, st *imagestest.Storage) {
 	t.Helper()
-	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			t.Errorf("file %s left behind", path)
-		}
-		return nil
-	})
+	if left := st.Stored(t); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
 }
 
-func TestChecksumMismatchKills(t *testing.T) {
-	s := newServer(t)
+func TestChecksumMismatchKills(t *testing.T) { forEachBackend(t, testChecksumMismatchKills) }
+
+func testChecksumMismatchKills(t *testing.T, s *server) {
 	other := md5.Sum([]byte("other data"))
 	for _, tc := range []struct {
 		name    string
@@ -676,7 +684,7 @@ func TestChecksumMismatchKills(t *testing.T) {
 			want(t, s.do(t, "DELETE", "/image/v2/images/"+id, s.alice, nil), 204)
 		})
 	}
-	noFiles(t, s.dataDir)
+	nothingStored(t, s.storage)
 	// The right digests pass, in hex or base64.
 	data := []byte("data")
 	sum := md5.Sum(data)
@@ -685,11 +693,14 @@ func TestChecksumMismatchKills(t *testing.T) {
 }
 
 func TestUploadOverTheCapWithoutLength(t *testing.T) {
-	s := newServer(t)
+	forEachBackend(t, testUploadOverTheCapWithoutLength)
+}
+
+func testUploadOverTheCapWithoutLength(t *testing.T, s *server) {
 	id := s.create(t, s.alice, obj{"disk_format": "raw", "container_format": "bare"})["id"].(string)
 	s.upload(t, s.alice, id, make([]byte, sizeCap+1), 413)
 	equal(t, "status", s.show(t, s.alice, id)["status"], "queued")
-	noFiles(t, s.dataDir)
+	nothingStored(t, s.storage)
 	s.upload(t, s.alice, id, make([]byte, sizeCap), 204)
 }
 
