@@ -157,6 +157,29 @@ type Token struct {
 	AuditIDs      []string // the token's own audit ID, then the one of the token it was made from
 }
 
+// Credential is a secret a user keeps with the identity service for
+// another service to use, as Keystone's credentials: an EC2 access and
+// secret key pair that signs requests to the S3 API (Type "ec2"), a
+// certificate, a TOTP seed.
+type Credential struct {
+	ID        string
+	UserID    string
+	ProjectID string // "" when none; an ec2 credential needs one
+	Type      string // CredentialEC2, or any other the user chooses
+	// Blob is the secret, as the user gave it; for an ec2 credential, a
+	// JSON object {"access": ..., "secret": ..., "trust_id": ...}. The
+	// identity service hands its store the blob encrypted.
+	Blob string
+	// Access is an ec2 credential's access key, from its blob, unique
+	// among all credentials; "" for other types.
+	Access string
+	Extra  Extra
+}
+
+// CredentialEC2 is the type of the credentials that sign requests to the
+// S3 API, as AWS's access keys.
+const CredentialEC2 = "ec2"
+
 // Filters for listing identity resources: empty strings and nil pointers
 // match everything; set fields must all match.
 type (
@@ -184,6 +207,11 @@ type (
 	}
 	RoleFilter struct {
 		Name string
+	}
+	CredentialFilter struct {
+		UserID string
+		Type   string
+		Access string // the ec2 credential with this access key
 	}
 	RegionFilter struct {
 		ParentRegionID string

@@ -50,6 +50,9 @@ type Config struct {
 		MaxActiveKeys      int
 		PasswordHashRounds int
 	}
+	Credential struct {
+		KeyRepository string
+	}
 	Image struct {
 		Dir       string
 		SizeCap   int64
@@ -184,6 +187,7 @@ func (c *Config) options() []option {
 		{"auth", "key_repository", "Directory of the Fernet keys that sign tokens (default: $data_dir/fernet-keys). Every controller needs the same keys.", (*str)(&c.Auth.KeyRepository)},
 		{"auth", "max_active_keys", "How many Fernet keys to keep when rotating: the staged key, the primary, and older keys that still validate tokens. A token outlives max_active_keys - 2 rotations.", (*integer)(&c.Auth.MaxActiveKeys)},
 		{"auth", "password_hash_rounds", "bcrypt cost for passwords (4 to 31); each step doubles the time to hash and check a password.", (*integer)(&c.Auth.PasswordHashRounds)},
+		{"credential", "key_repository", "Directory of the Fernet keys that encrypt the blobs of credentials (EC2 keys and others) in the database (default: $data_dir/credential-keys). Every controller needs the same keys; unlike the token keys, they are not rotated with `trustack manage fernet rotate`.", (*str)(&c.Credential.KeyRepository)},
 		{"image", "filesystem_store_datadir", "Directory of image data, one file per image (default: $data_dir/images). Controllers sharing a database must share it (NFS, for instance): an image's data is where it was uploaded.", (*str)(&c.Image.Dir)},
 		{"image", "image_size_cap", "Largest image data accepted, in bytes (default 1 TiB, as Glance's); larger uploads get 413.", (*i64)(&c.Image.SizeCap)},
 		{"image", "store", "Where image data is kept: file (in filesystem_store_datadir) or object (in the object store, which must be enabled: Glance's single-tenant Swift store). With object, controllers sharing a database share their images through the object store, with no shared file system.", (*choice)(&c.Image.Store)},
@@ -571,6 +575,15 @@ func (c *Config) KeyRepositoryDir() string {
 		return c.Auth.KeyRepository
 	}
 	return filepath.Join(c.DataDir, "fernet-keys")
+}
+
+// CredentialKeyRepositoryDir returns the directory of the Fernet keys
+// that encrypt credentials.
+func (c *Config) CredentialKeyRepositoryDir() string {
+	if c.Credential.KeyRepository != "" {
+		return c.Credential.KeyRepository
+	}
+	return filepath.Join(c.DataDir, "credential-keys")
 }
 
 // RingDir returns the directory of the object store's rings.

@@ -42,6 +42,7 @@ format = JSON
 		{c.Auth.CacheTime, 500 * time.Millisecond},
 		{c.Log.Format, "json"},
 		{c.KeyRepositoryDir(), "/srv/trustack/fernet-keys"},
+		{c.CredentialKeyRepositoryDir(), "/srv/trustack/credential-keys"},
 		{c.Auth.MaxActiveKeys, 3}, // untouched default
 	} {
 		if tc.got != tc.want {

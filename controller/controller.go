@@ -109,10 +109,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
+	credentialKeys, err := identity.OpenKeyRepository(cfg.CredentialKeyRepositoryDir())
+	if err != nil {
+		return nil, err
+	}
 	if c.Identity, err = identity.New(c.Store, keys, identity.Options{
 		TokenExpiration:    cfg.Auth.TokenExpiration,
 		CacheTime:          cfg.Auth.CacheTime,
 		PasswordHashRounds: cfg.Auth.PasswordHashRounds,
+		CredentialKeys:     credentialKeys,
 	}); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ func startControllers(t *testing.T, n int, caDir, conf string, hosts ...string) 
 			"[controller]\nname = "+name+"\n"+
 			"[database]\nconnection = "+dsn+"\n"+
 			"[auth]\nkey_repository = "+filepath.Join(s.dir, "fernet-keys")+"\n"+
+			"[credential]\nkey_repository = "+filepath.Join(s.dir, "credential-keys")+"\n"+
 			"[image]\nfilesystem_store_datadir = "+filepath.Join(s.dir, "images")+"\n"+
 			"[api]\nlisten = "+apis[i]+"\n"+
 			"[bus]\nlisten = "+s.buses[i]+"\ncluster_listen = "+routes[i]+"\nroutes = "+strings.Join(routes, ",")+"\ncluster_secret = a secret of the test's\n"+

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,6 +44,30 @@ func TestOpenStackCLI(t *testing.T) {
 	must(t, admin, "token", "revoke", tok)
 	if validates(t, admin, adminToken, tok) {
 		t.Error("a revoked token still validates")
+	}
+
+	// u1 makes EC2 credentials for itself; the admin keeps a credential
+	// for u1. u1 sees both as its credentials, with their blobs.
+	p1 := must(t, admin, "project", "show", "p1", "-f", "value", "-c", "id")
+	access := must(t, u1, "ec2", "credentials", "create", "-f", "value", "-c", "access")
+	if out := must(t, u1, "ec2", "credentials", "show", access, "-f", "value", "-c", "project_id"); len(access) != 32 || out != p1 {
+		t.Errorf("ec2 credentials create: access %q, project %q; want 32 hex digits on p1 (%s)", access, out, p1)
+	}
+	if out := must(t, u1, "ec2", "credentials", "list", "-f", "value", "-c", "Access"); out != access {
+		t.Errorf("ec2 credentials list: got %q, want %q", out, access)
+	}
+	const blob = `{"access": "u1-key", "secret": "u1-secret"}`
+	id := must(t, admin, "credential", "create", "--type", "ec2", "--project", "p1", "u1", blob, "-f", "value", "-c", "id")
+	if out := must(t, u1, "credential", "show", id, "-f", "value", "-c", "blob"); out != blob {
+		t.Errorf("credential show: blob %q, want %q", out, blob)
+	}
+	if out := strings.Fields(must(t, u1, "credential", "list", "--type", "ec2", "-f", "value", "-c", "ID")); len(out) != 2 || !slices.Contains(out, id) {
+		t.Errorf("credential list: got %v, want %s and the EC2 credential", out, id)
+	}
+	must(t, admin, "credential", "delete", id)
+	must(t, u1, "ec2", "credentials", "delete", access)
+	if out := must(t, u1, "credential", "list", "-f", "value"); out != "" {
+		t.Errorf("credential list after deleting both: got %q, want nothing", out)
 	}
 
 	// The demo account is a member of the demo project.

@@ -359,7 +359,7 @@ func (s *Service) open(token string) (*payload, error) {
 func (s *Service) Validate(ctx context.Context, token string) (*trustack.Token, error) {
 	now := s.opts.Now()
 	gen := s.generation.Load()
-	if tok := s.cache.get(token, gen, now); tok != nil {
+	if tok, ok := s.cache.get(token, gen, now); ok {
 		return tok, nil
 	}
 	p, err := s.open(token)
@@ -384,7 +384,7 @@ func (s *Service) Validate(ctx context.Context, token string) (*trustack.Token, 
 	if tok.ExpiresAt.Before(until) {
 		until = tok.ExpiresAt
 	}
-	s.cache.put(token, cachedToken{tok: tok, generation: gen, until: until})
+	s.cache.put(token, cached[*trustack.Token]{value: tok, generation: gen, until: until})
 	return tok, nil
 }
 
@@ -413,37 +413,41 @@ func newAuditID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// maxCachedTokens bounds the validation cache; when it is full it starts
-// over, which costs one store round trip per token in use.
-const maxCachedTokens = 1 << 16
+// maxCached bounds each of the caches of validations; when one is full
+// it starts over, which costs one store round trip per token (or access
+// key) in use.
+const maxCached = 1 << 16
 
-type cachedToken struct {
-	tok        *trustack.Token
+type cached[V any] struct {
+	value      V
 	generation uint64
 	until      time.Time
 }
 
-// tokenCache remembers validations for a short time.
-type tokenCache struct {
+// expiringCache remembers values for a short time, keyed by a token or an
+// access key, each until its time is up or the service's generation moves
+// on. The zero expiringCache is empty and ready.
+type expiringCache[V any] struct {
 	mu      sync.RWMutex
-	entries map[string]cachedToken
+	entries map[string]cached[V]
 }
 
-func (c *tokenCache) get(token string, generation uint64, now time.Time) *trustack.Token {
+func (c *expiringCache[V]) get(key string, generation uint64, now time.Time) (V, bool) {
 	c.mu.RLock()
-	e, ok := c.entries[token]
+	e, ok := c.entries[key]
 	c.mu.RUnlock()
 	if !ok || e.generation != generation || !now.Before(e.until) {
-		return nil
+		var zero V
+		return zero, false
 	}
-	return e.tok
+	return e.value, true
 }
 
-func (c *tokenCache) put(token string, e cachedToken) {
+func (c *expiringCache[V]) put(key string, e cached[V]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= maxCachedTokens {
-		clear(c.entries)
+	if c.entries == nil || len(c.entries) >= maxCached {
+		c.entries = map[string]cached[V]{}
 	}
-	c.entries[token] = e
+	c.entries[key] = e
 }

@@ -87,6 +87,14 @@ type Store interface {
 	UpdateEndpoint(ctx context.Context, id string, fn func(*trustack.Endpoint) error) (*trustack.Endpoint, error)
 	DeleteEndpoint(ctx context.Context, id string) error
 
+	// Credentials are kept as given: the Service encrypts their blobs.
+	// Deleting a user or a project deletes its credentials.
+	CreateCredential(ctx context.Context, c *trustack.Credential) error
+	Credential(ctx context.Context, id string) (*trustack.Credential, error)
+	Credentials(ctx context.Context, f trustack.CredentialFilter) ([]*trustack.Credential, error)
+	UpdateCredential(ctx context.Context, id string, fn func(*trustack.Credential) error) (*trustack.Credential, error)
+	DeleteCredential(ctx context.Context, id string) error
+
 	AddRevocation(ctx context.Context, r trustack.Revocation) error
 	IsRevoked(ctx context.Context, userID string, issuedAt time.Time, auditIDs []string) (bool, error)
 	PruneRevocations(ctx context.Context, before time.Time) error
@@ -103,6 +111,11 @@ type Options struct {
 	CacheTime time.Duration
 	// PasswordHashRounds is bcrypt's cost (default 12).
 	PasswordHashRounds int
+	// CredentialKeys encrypt the blobs of credentials at rest, as
+	// Keystone's [credential] key_repository: keys apart from those that
+	// sign tokens, which rotate far more often. Nil: the Service keeps no
+	// credentials, and their methods give EUNAVAILABLE.
+	CredentialKeys *KeyRepository
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -115,7 +128,8 @@ type Service struct {
 	keys    *KeyRepository
 	hasher  *hasher
 	opts    Options
-	cache   tokenCache
+	cache   expiringCache[*trustack.Token]
+	ec2     expiringCache[ec2Credential]
 	catalog catalogCache
 
 	// generation counts writes that may change what a token means (a role
@@ -143,12 +157,11 @@ func New(store Store, keys *KeyRepository, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{Store: store, keys: keys, hasher: h, opts: opts}
-	s.cache.entries = map[string]cachedToken{}
 	return s, nil
 }
 
-// changed records a write that may change what tokens mean, or the
-// catalog they carry.
+// changed records a write that may change what tokens mean, the catalog
+// they carry, or the credentials they are made from.
 func (s *Service) changed() { s.generation.Add(1) }
 
 // NewID returns a new identifier: a random UUID in hex, as Keystone's.

@@ -55,7 +55,11 @@ func (f *fixture) service(t testing.TB) *identity.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := identity.New(f.store, keys, identity.Options{PasswordHashRounds: 4, Now: f.clock.Now, CacheTime: time.Minute})
+	credentialKeys, err := identity.OpenKeyRepository(filepath.Join(f.dir, "credential-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := identity.New(f.store, keys, identity.Options{PasswordHashRounds: 4, Now: f.clock.Now, CacheTime: time.Minute, CredentialKeys: credentialKeys})
 	if err != nil {
 		t.Fatal(err)
 	}

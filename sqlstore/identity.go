@@ -68,6 +68,13 @@ var (
 			return []any{&e.ID, &e.ServiceID, nullColumn{&e.RegionID}, &e.Interface, &e.URL, &e.Enabled, extraColumn(&e.Extra)}
 		},
 	}
+	credentials = &table[trustack.Credential]{
+		name: "credentials", kind: "credential", order: "user_id, id",
+		columns: []string{"id", "user_id", "project_id", "type", "blob", "access", "extra"},
+		fields: func(c *trustack.Credential) []any {
+			return []any{&c.ID, &c.UserID, nullColumn{&c.ProjectID}, &c.Type, &c.Blob, &c.Access, extraColumn(&c.Extra)}
+		},
+	}
 )
 
 // Domains.
@@ -497,6 +504,35 @@ func (db *DB) UpdateEndpoint(ctx context.Context, id string, fn func(*trustack.E
 
 func (db *DB) DeleteEndpoint(ctx context.Context, id string) error {
 	return endpoints.delete(ctx, db.write, id)
+}
+
+// Credentials. Their blobs are stored as given: the identity service
+// encrypts them.
+
+// CreateCredential adds the credential; an ID or an access key in use
+// gives ECONFLICT, and so does a user or a project that does not exist.
+func (db *DB) CreateCredential(ctx context.Context, c *trustack.Credential) error {
+	return credentials.insert(ctx, db.write, c)
+}
+
+func (db *DB) Credential(ctx context.Context, id string) (*trustack.Credential, error) {
+	return credentials.get(ctx, db.read, id)
+}
+
+func (db *DB) Credentials(ctx context.Context, f trustack.CredentialFilter) ([]*trustack.Credential, error) {
+	var w where
+	w.eq("user_id", f.UserID)
+	w.eq("type", f.Type)
+	w.eq("access", f.Access)
+	return credentials.list(ctx, db.read, w)
+}
+
+func (db *DB) UpdateCredential(ctx context.Context, id string, fn func(*trustack.Credential) error) (*trustack.Credential, error) {
+	return credentials.update(ctx, db, id, fn)
+}
+
+func (db *DB) DeleteCredential(ctx context.Context, id string) error {
+	return credentials.delete(ctx, db.write, id)
 }
 
 // Revocations.

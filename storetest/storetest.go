@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"DeletesTakeAssignmentsAlong", testDeletes},
 		{"Catalog", testCatalog},
 		{"Revocations", testRevocations},
+		{"Credentials", testCredentials},
 		{"ConcurrentUpdatesAreNotLost", testConcurrentUpdates},
 		{"Images", testImages},
 		{"ImageLists", testImageLists},

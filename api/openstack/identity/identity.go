@@ -1,8 +1,8 @@
 // Package identity serves Keystone's v3 API over trustack's identity
 // service, as python-openstackclient, keystoneauth, gophercloud and
 // Tempest speak it: version discovery, tokens, the catalog, and the
-// domains, projects, users, groups, roles, grants, regions, services and
-// endpoints behind them. Every operation asks the policy engine, with
+// domains, projects, users, groups, roles, grants, credentials (with
+// OS-EC2's), regions, services and endpoints behind them. Every operation asks the policy engine, with
 // Keystone's rule names and default rules.
 package identity
 
@@ -92,6 +92,10 @@ func (h *handler) routes() {
 	a.Public("POST "+v3+"/users/{user_id}/password", h.changePassword)
 	a.Private("GET "+v3+"/users/{user_id}/projects", h.listUserProjects)
 	a.Private("GET "+v3+"/users/{user_id}/groups", h.listUserGroups)
+	a.Private("POST "+v3+"/users/{user_id}/credentials/OS-EC2", h.createEC2Credential)
+	a.Private("GET "+v3+"/users/{user_id}/credentials/OS-EC2", h.listEC2Credentials)
+	a.Private("GET "+v3+"/users/{user_id}/credentials/OS-EC2/{credential_id}", h.getEC2Credential)
+	a.Private("DELETE "+v3+"/users/{user_id}/credentials/OS-EC2/{credential_id}", h.deleteEC2Credential)
 
 	a.Private("GET "+v3+"/groups", h.listGroups)
 	a.Private("POST "+v3+"/groups", h.createGroup)
@@ -125,6 +129,12 @@ func (h *handler) routes() {
 		}
 	}
 	a.Private("GET "+v3+"/role_assignments", h.listRoleAssignments)
+
+	a.Private("GET "+v3+"/credentials", h.listCredentials)
+	a.Private("POST "+v3+"/credentials", h.createCredential)
+	a.Private("GET "+v3+"/credentials/{credential_id}", h.getCredential)
+	a.Private("PATCH "+v3+"/credentials/{credential_id}", h.updateCredential)
+	a.Private("DELETE "+v3+"/credentials/{credential_id}", h.deleteCredential)
 
 	a.Private("GET "+v3+"/regions", h.listRegions)
 	a.Private("POST "+v3+"/regions", h.createRegion)

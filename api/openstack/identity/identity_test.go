@@ -40,7 +40,11 @@ func newServer(t testing.TB) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := identity.New(store, keys, identity.Options{PasswordHashRounds: 4})
+	credentialKeys, err := identity.OpenKeyRepository(filepath.Join(dir, "credential-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := identity.New(store, keys, identity.Options{PasswordHashRounds: 4, CredentialKeys: credentialKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +274,11 @@ func FuzzRequests(f *testing.F) {
 		`{"region":{"id":"r","parent_region_id":"q"}}`,
 		`{"user":{"password":"n","original_password":"o"}}`,
 		`{"tags":["x"]}`,
+		`{"credential":{"user_id":"u","project_id":"p","type":"ec2","blob":"{\"access\":\"a\",\"secret\":\"s\"}"}}`,
+		`{"tenant_id":"p"}`,
 		`null`, `[]`, `{}`, `"x"`, `{"user":{"name":{}}}`,
 	} {
-		for i := range 8 {
+		for i := range 10 {
 			f.Add(uint8(i), seed)
 		}
 	}
@@ -280,6 +286,7 @@ func FuzzRequests(f *testing.F) {
 	paths := []string{
 		"POST /identity/v3/auth/tokens", "POST /identity/v3/users", "POST /identity/v3/projects", "POST /identity/v3/domains",
 		"POST /identity/v3/endpoints", "POST /identity/v3/regions", "POST /identity/v3/users/x/password", "PATCH /identity/v3/domains/default",
+		"POST /identity/v3/credentials", "POST /identity/v3/users/x/credentials/OS-EC2",
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		method, path, _ := strings.Cut(paths[int(which)%len(paths)], " ")
