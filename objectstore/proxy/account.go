@@ -117,7 +117,7 @@ func (p *Proxy) readListing(w http.ResponseWriter, r *http.Request, t target, ki
 		p.answer(w, r, rep.status, nil)
 		return
 	}
-	clientHeaders(w.Header(), rep.header)
+	clientHeaders(w.Header(), rep.header, false)
 	policyHeaders(w.Header(), kind)
 	w.Header().Del("Content-Length")
 	if kind == "container" && p.accessTo(callerOf(r), t.account) == noAccess {

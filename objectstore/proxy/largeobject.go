@@ -56,7 +56,7 @@ func (p *Proxy) getLarge(w http.ResponseWriter, r *http.Request, t target, manif
 		swiftError(w, r, status, err.Error())
 		return
 	}
-	clientHeaders(w.Header(), manifest.Header)
+	clientHeaders(w.Header(), manifest.Header, callerOf(r).inProcess)
 	sum := md5.New()
 	var size int64
 	for _, s := range segs {

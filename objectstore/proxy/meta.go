@@ -65,12 +65,13 @@ func userMeta(h http.Header, kind string, extra ...string) (http.Header, error) 
 }
 
 // clientHeaders copies to w the headers of a node's answer that a client
-// may see: none of the backend's own, nor system metadata.
-func clientHeaders(w http.Header, from http.Header) {
+// may see: none of the backend's own, nor system metadata unless the
+// client is in-process (sysmeta).
+func clientHeaders(w http.Header, from http.Header, sysmeta bool) {
 	for name, values := range from {
 		switch {
 		case strings.HasPrefix(name, "X-Backend-"),
-			strings.Contains(name, "-Sysmeta-"),
+			strings.Contains(name, "-Sysmeta-") && !sysmeta,
 			name == "Date", name == "Server", name == "Connection", name == "Transfer-Encoding", name == "Keep-Alive":
 			continue
 		}

@@ -152,7 +152,7 @@ func (p *Proxy) getObject(w http.ResponseWriter, r *http.Request, t target) {
 		p.getLarge(w, r, t, resp)
 		return
 	}
-	clientHeaders(w.Header(), resp.Header)
+	clientHeaders(w.Header(), resp.Header, callerOf(r).inProcess)
 	if asManifest && strings.EqualFold(resp.Header.Get("X-Static-Large-Object"), "true") {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	}
@@ -255,15 +255,23 @@ func copyBody(w io.Writer, body io.Reader) (int64, error) {
 }
 
 // objectMeta returns the headers of a client's object write that go to
-// the nodes (metadata, and the other headers clients set), with
-// X-Delete-After turned into X-Delete-At. An error is a 400's message.
-func (p *Proxy) objectMeta(h http.Header) (http.Header, error) {
+// the nodes (metadata, and the other headers clients set; system
+// metadata too for an in-process client, sysmeta), with X-Delete-After
+// turned into X-Delete-At. An error is a 400's message.
+func (p *Proxy) objectMeta(h http.Header, sysmeta bool) (http.Header, error) {
 	if h.Get("X-Static-Large-Object") != "" {
 		return nil, fmt.Errorf("X-Static-Large-Object is set by the proxy: upload a manifest with ?multipart-manifest=put")
 	}
 	meta, err := userMeta(h, "Object", objectHeaders...)
 	if err != nil {
 		return nil, err
+	}
+	if sysmeta {
+		for name, values := range h {
+			if name = http.CanonicalHeaderKey(name); strings.HasPrefix(name, "X-Object-Sysmeta-") {
+				meta[name] = values
+			}
+		}
 	}
 	for name := range h { // an object's metadata is replaced whole: removing is leaving out
 		name = headerName(name)
@@ -304,7 +312,7 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 		swiftError(w, r, http.StatusRequestEntityTooLarge, "Your request is too large.")
 		return
 	}
-	meta, err := p.objectMeta(r.Header)
+	meta, err := p.objectMeta(r.Header, callerOf(r).inProcess)
 	if err != nil {
 		swiftError(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -337,6 +345,9 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 		}
 	}
 	header.Set("Content-Type", ct)
+	if etag := header.Get(listedEtag); etag != "" {
+		header.Set("X-Backend-Container-Update-Override-Etag", etag)
+	}
 	if etag := r.Header.Get("Etag"); etag != "" && base == nil {
 		header.Set("Etag", trimQuotes(etag))
 	}
@@ -356,6 +367,11 @@ func (p *Proxy) putObject(w http.ResponseWriter, r *http.Request, t target, body
 	}
 	p.answer(w, r, status, nil)
 }
+
+// listedEtag is the system metadata of an object that an in-process
+// client sets to have it listed with another ETag than its content's (the
+// S3 API's multipart ETag), as Swift's.
+const listedEtag = "X-Object-Sysmeta-Container-Update-Override-Etag"
 
 // cmpOr is the first of its arguments that is not empty.
 func cmpOr(a, b string) string {
@@ -525,49 +541,67 @@ var errTooLarge = errors.New("object too large")
 // stream copies body to every live connection in chunks, and returns the
 // content's MD5. A connection whose node stops taking chunks for
 // NodeTimeout is dropped; the upload fails if fewer than a quorum are
-// left.
+// left. Each chunk is held back until the body's next read did not fail:
+// a body that fails at its very end (an in-process reader that checks a
+// hash at EOF) never reaches the nodes whole, so none can commit it.
 func (p *Proxy) stream(conns []*putConn, body io.Reader, length int64) (string, error) {
 	hash := md5.New()
 	var total int64
 	limit := io.LimitReader(body, objectstore.MaxFileSize+1)
+	var held []byte
 	for {
 		buf := make([]byte, 64<<10)
 		n, err := limit.Read(buf)
-		if n > 0 {
-			total += int64(n)
-			if total > objectstore.MaxFileSize {
-				return "", errTooLarge
-			}
-			hash.Write(buf[:n])
-			alive := 0
-			for _, c := range conns {
-				if c.dead {
-					continue
-				}
-				select {
-				case c.chunks <- buf[:n]:
-					alive++
-				case res := <-c.done:
-					c.res = &res
-					c.stop()
-				case <-time.After(p.opts.NodeTimeout):
-					c.stop()
-				}
-			}
-			if alive < quorum(len(conns)) {
-				return "", fmt.Errorf("only %d of %d object nodes took the data", alive, len(conns))
-			}
+		if err != nil && err != io.EOF {
+			return "", err
 		}
+		total += int64(n)
+		if total > objectstore.MaxFileSize {
+			return "", errTooLarge
+		}
+		hash.Write(buf[:n])
+		if err := p.send(conns, held); err != nil {
+			return "", err
+		}
+		held = buf[:n]
 		if err == io.EOF {
+			if err := p.send(conns, held); err != nil {
+				return "", err
+			}
 			if length >= 0 && total != length {
 				return "", fmt.Errorf("body of %d bytes, %d announced", total, length)
 			}
 			return hex.EncodeToString(hash.Sum(nil)), nil
 		}
-		if err != nil {
-			return "", err
+	}
+}
+
+// send hands chunk (if not empty) to every live connection, dropping
+// those whose node stops taking chunks for NodeTimeout; it fails if fewer
+// than a quorum are left.
+func (p *Proxy) send(conns []*putConn, chunk []byte) error {
+	if len(chunk) == 0 {
+		return nil
+	}
+	alive := 0
+	for _, c := range conns {
+		if c.dead {
+			continue
+		}
+		select {
+		case c.chunks <- chunk:
+			alive++
+		case res := <-c.done:
+			c.res = &res
+			c.stop()
+		case <-time.After(p.opts.NodeTimeout):
+			c.stop()
 		}
 	}
+	if alive < quorum(len(conns)) {
+		return fmt.Errorf("only %d of %d object nodes took the data", alive, len(conns))
+	}
+	return nil
 }
 
 // connectPut starts an upload to dev and waits for its node to agree to
@@ -633,7 +667,7 @@ type lengthReader struct {
 
 // postObject replaces an object's metadata on its replicas.
 func (p *Proxy) postObject(w http.ResponseWriter, r *http.Request, t target) {
-	meta, err := p.objectMeta(r.Header)
+	meta, err := p.objectMeta(r.Header, callerOf(r).inProcess)
 	if err != nil {
 		swiftError(w, r, http.StatusBadRequest, err.Error())
 		return

@@ -228,9 +228,13 @@ func parsePath(p string) (target, error) {
 
 // caller is who makes a request: the token's user and project, and what
 // its roles let it do; or the holder of a TempURL of one object.
+// inProcess marks an in-process client (AsCaller), which may also set and
+// see objects' system metadata (X-Object-Sysmeta-*), as Swift's own
+// middlewares do; clients over HTTP can do neither.
 type caller struct {
-	token   *trustack.Token
-	tempURL *target
+	token     *trustack.Token
+	tempURL   *target
+	inProcess bool
 }
 
 // tokenKey carries the token of a caller that an in-process client
@@ -240,7 +244,10 @@ type tokenKey struct{}
 // AsCaller returns ctx carrying tok, for an in-process client that
 // authenticated its caller itself (the S3 API by a request's signature,
 // the image service as its own user): a request made with the context
-// is served as tok's owner, whatever headers it has.
+// is served as tok's owner, whatever headers it has. Such a request may
+// also set an object's system metadata (X-Object-Sysmeta-* headers) and
+// sees it in answers; X-Object-Sysmeta-Container-Update-Override-Etag
+// is the ETag the object is listed with.
 func AsCaller(ctx context.Context, tok *trustack.Token) context.Context {
 	return context.WithValue(ctx, tokenKey{}, tok)
 }
@@ -252,7 +259,7 @@ func AsCaller(ctx context.Context, tok *trustack.Token) context.Context {
 // not valid, or a token, is EUNAUTHORIZED.
 func (p *Proxy) authenticate(r *http.Request, t target) (caller, error) {
 	if tok, ok := r.Context().Value(tokenKey{}).(*trustack.Token); ok && tok != nil {
-		return caller{token: tok}, nil
+		return caller{token: tok, inProcess: true}, nil
 	}
 	granted, err := p.tempURL(r, t)
 	if err != nil {
