@@ -138,6 +138,8 @@ type Config struct {
 		LocalNodes         int
 		S3Listen           string
 		S3PublicURL        string
+		S3Region           string
+		S3Domain           string
 	}
 	Attestation struct {
 		Enabled         string
@@ -254,6 +256,8 @@ func (c *Config) options() []option {
 		{"object_store", "ring_ip", "On storage nodes: the address the rings name this node by (default: bind_ip), with which the replicators find its devices.", (*str)(&c.ObjectStore.RingIP)},
 		{"object_store", "s3_listen", "Address and port of the S3 API on the object store's data (path-style: http://HOST:PORT/BUCKET/KEY), which clients sign with EC2 credentials (`openstack ec2 credentials create`). Empty: no S3 API. `trustack up` serves it on its --s3-listen.", (*str)(&c.ObjectStore.S3Listen)},
 		{"object_store", "s3_public_url", "URL clients reach the S3 API at, in the service catalog (type s3) (default: http:// and s3_listen, with this host's name for a wildcard address).", (*str)(&c.ObjectStore.S3PublicURL)},
+		{"object_store", "s3_region", "Region S3 clients sign their requests for and buckets are located in (as Swift's s3api location).", (*str)(&c.ObjectStore.S3Region)},
+		{"object_store", "s3_domain", "Domain under which the S3 API also serves buckets as hosts (virtual-hosted style: http://BUCKET.DOMAIN/KEY; a wildcard DNS name pointing at s3_listen). Empty: path style only.", (*str)(&c.ObjectStore.S3Domain)},
 		{"object_store", "local_nodes", "For `trustack up`: how many storage nodes it runs, each with one device in a directory of its own and in a zone of its own, three replicas on them (fewer with fewer nodes); 0 for no object store.", (*integer)(&c.ObjectStore.LocalNodes)},
 		{"attestation", "enabled", "Whether compute hosts must prove their integrity with their TPM before they get servers, and keep proving it: yes, no, or auto (yes for `trustack server`; for `trustack up` when swtpm is installed, each simulated host getting its own swtpm). With it, the embedded bus admits only agents whose TPM registered.", (*choice)(&c.Attestation.Enabled)},
 		{"attestation", "interval", "Seconds between two attestations of a host (each within 10% of it, so that hosts spread out); a host is also attested at once when its measurements change.", (*seconds)(&c.Attestation.Interval)},
@@ -324,6 +328,7 @@ func Default() *Config {
 	c.ObjectStore.ReplicatorInterval = 30 * time.Second
 	c.ObjectStore.AuditorRate = 10 << 20
 	c.ObjectStore.LocalNodes = 4
+	c.ObjectStore.S3Region = "us-east-1"
 	c.Attestation.Interval = 60 * time.Second
 	c.Attestation.GracePeriod = 120 * time.Second
 	c.Attestation.TPM = "/dev/tpmrm0"

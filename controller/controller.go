@@ -40,6 +40,7 @@ import (
 	"github.com/trustack/trustack/network"
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/proxy"
+	"github.com/trustack/trustack/objectstore/s3"
 	"github.com/trustack/trustack/objectstore/storage"
 	"github.com/trustack/trustack/policy"
 	"github.com/trustack/trustack/scheduler"
@@ -124,8 +125,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	if c.ObjectStore, err = newObjectStore(cfg, c.Identity, log); err != nil {
 		return nil, err
 	}
-	if cfg.ObjectStore.S3Listen != "" && c.ObjectStore == nil {
-		return nil, fmt.Errorf("object store: s3_listen is set but the controller serves no object store ([object_store] enabled, and rings in ring_dir)")
+	if oc := cfg.ObjectStore; oc.S3Listen != "" {
+		if c.ObjectStore == nil {
+			return nil, fmt.Errorf("object store: s3_listen is set but the controller serves no object store ([object_store] enabled, and rings in ring_dir)")
+		}
+		c.S3 = openstack.Middleware(log, s3.New(c.ObjectStore, c.Identity, s3.Options{Region: oc.S3Region, Domain: oc.S3Domain, Log: log}))
 	}
 	data, err := c.imageData()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"time"
 )
@@ -49,7 +50,7 @@ func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 					}})
 				}
 			}
-			log.Info("request", "request_id", id, "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.RequestURI(),
+			log.Info("request", "request_id", id, "remote", r.RemoteAddr, "method", r.Method, "path", loggedURI(r.URL),
 				"status", rec.status, "bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000, "user_id", rec.userID)
 		}()
 		next.ServeHTTP(rec, r)
@@ -89,3 +90,24 @@ func (r *recorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// secretParams are the query parameters that grant access by themselves
+// (a TempURL's or a presigned S3 URL's signature), kept out of logs.
+var secretParams = []string{"temp_url_sig", "X-Amz-Signature"}
+
+// loggedURI is u's path and query as the access log shows them: with
+// the signatures of secretParams masked.
+func loggedURI(u *url.URL) string {
+	q := u.Query()
+	masked := false
+	for _, p := range secretParams {
+		if q.Has(p) {
+			q.Set(p, "REDACTED")
+			masked = true
+		}
+	}
+	if !masked {
+		return u.RequestURI()
+	}
+	return u.EscapedPath() + "?" + q.Encode()
+}

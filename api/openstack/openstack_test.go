@@ -1,11 +1,13 @@
 package openstack_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/trustack/trustack"
@@ -71,5 +73,23 @@ func TestErrorFormatWithoutReasons(t *testing.T) {
 	json.Unmarshal(rec.Body.Bytes(), &body)
 	if rec.Code != http.StatusForbidden || body.Error.Code != http.StatusForbidden {
 		t.Errorf("over quota: status %d, body code %d, want 403 for both", rec.Code, body.Error.Code)
+	}
+}
+
+// TestAccessLogHidesSignatures checks that the access log never holds a
+// signature that grants access by itself: a TempURL's or a presigned S3
+// URL's.
+func TestAccessLogHidesSignatures(t *testing.T) {
+	var logged bytes.Buffer
+	h := openstack.Middleware(slog.New(slog.NewTextHandler(&logged, nil)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, target := range []string{
+		"/v1/AUTH_p/c/o?temp_url_sig=deadbeef00&temp_url_expires=1",
+		"/bucket/key?X-Amz-Credential=AK%2F20261207&X-Amz-Signature=deadbeef00",
+	} {
+		logged.Reset()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
+		if strings.Contains(logged.String(), "deadbeef00") || !strings.Contains(logged.String(), "REDACTED") {
+			t.Errorf("%s logged as %s", target, logged.String())
+		}
 	}
 }
