@@ -60,6 +60,7 @@ type cloud struct {
 	t       testing.TB
 	dir     string
 	addr    string
+	s3addr  string // the S3 API's
 	args    []string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -85,8 +86,8 @@ func startUpWith(t testing.TB, conf string, flags ...string) *cloud {
 	// The free port found may be taken by another test's process before
 	// trustack binds it: try another.
 	for attempt := 1; ; attempt++ {
-		c.addr = freeAddr(t)
-		c.args = append([]string{"up", "--config", file, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr}, flags...)
+		c.addr, c.s3addr = freeAddr(t), freeAddr(t)
+		c.args = append([]string{"up", "--config", file, "--data-dir", filepath.Join(dir, "data"), "--listen", c.addr, "--s3-listen", c.s3addr}, flags...)
 		err := c.tryStart("trustack ready")
 		if err == nil {
 			return c

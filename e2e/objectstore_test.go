@@ -53,7 +53,8 @@ func lines(s string) []string {
 // storage nodes, three replicas) with python-swiftclient and the
 // OpenStack CLI as a user does: containers made, files uploaded, listed,
 // downloaded byte for byte, their ETags the MD5 of their content, and
-// everything deleted.
+// everything deleted. Then, on the same cloud, awscli on the S3 API and
+// rclone on both APIs.
 func TestObjectStoreClients(t *testing.T) {
 	need(t, "swift", "openstack")
 	c := startUp(t)
@@ -131,6 +132,8 @@ func TestObjectStoreClients(t *testing.T) {
 	if out := must(t, env, "container", "list", "-f", "value"); out != "" {
 		t.Errorf("openstack container list after the delete: %q", out)
 	}
+	t.Run("awscli", func(t *testing.T) { testS3CLI(t, c, env) })
+	t.Run("rclone", func(t *testing.T) { testRclone(t, c, env) })
 }
 
 // objectStore returns the demo project's object store URL (its account)
