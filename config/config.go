@@ -133,6 +133,7 @@ type Config struct {
 		AccountPort        int
 		UpdaterInterval    time.Duration
 		ReplicatorInterval time.Duration
+		ExpirerInterval    time.Duration
 		AuditorRate        int64
 		RingIP             string
 		LocalNodes         int
@@ -252,6 +253,7 @@ func (c *Config) options() []option {
 		{"object_store", "account_port", "On storage nodes: the account server's port, as the account ring names it.", (*integer)(&c.ObjectStore.AccountPort)},
 		{"object_store", "updater_interval", "On storage nodes: seconds between two passes of the updaters, which send containers the object updates that could not reach them at once, and accounts their containers' counts.", (*seconds)(&c.ObjectStore.UpdaterInterval)},
 		{"object_store", "replicator_interval", "On storage nodes: seconds between two passes of the replicators, which compare what the node holds with the other replicas and send them what they lack, and hand what the node holds as a handoff to the primaries.", (*seconds)(&c.ObjectStore.ReplicatorInterval)},
+		{"object_store", "expirer_interval", "On storage nodes: seconds between two passes of the object expirer (run beside the container server), which deletes the objects whose X-Delete-At (or X-Delete-After) has passed, removing them from their containers' listings; until it does, an expired object answers 404 but is still listed and takes space. 0: the node runs no expirer.", (*seconds)(&c.ObjectStore.ExpirerInterval)},
 		{"object_store", "auditor_bytes_per_second", "On storage nodes: how fast the auditor reads every object, checking it against its ETag; a rotten copy is quarantined and replaced by replication.", (*i64)(&c.ObjectStore.AuditorRate)},
 		{"object_store", "ring_ip", "On storage nodes: the address the rings name this node by (default: bind_ip), with which the replicators find its devices.", (*str)(&c.ObjectStore.RingIP)},
 		{"object_store", "s3_listen", "Address and port of the S3 API on the object store's data (path-style: http://HOST:PORT/BUCKET/KEY), which clients sign with EC2 credentials (`openstack ec2 credentials create`). Empty: no S3 API. `trustack up` serves it on its --s3-listen.", (*str)(&c.ObjectStore.S3Listen)},
@@ -326,6 +328,7 @@ func Default() *Config {
 	c.ObjectStore.AccountPort = 6202
 	c.ObjectStore.UpdaterInterval = 5 * time.Second
 	c.ObjectStore.ReplicatorInterval = 30 * time.Second
+	c.ObjectStore.ExpirerInterval = 300 * time.Second
 	c.ObjectStore.AuditorRate = 10 << 20
 	c.ObjectStore.LocalNodes = 4
 	c.ObjectStore.S3Region = "us-east-1"
@@ -448,6 +451,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("config: [object_store] enabled must be auto, yes or no, not %q", c.ObjectStore.Enabled)
 	case c.ObjectStore.UpdaterInterval < time.Second || c.ObjectStore.ReplicatorInterval < time.Second:
 		return fmt.Errorf("config: [object_store] updater_interval and replicator_interval must be at least 1 second")
+	case c.ObjectStore.ExpirerInterval > 0 && c.ObjectStore.ExpirerInterval < time.Second:
+		return fmt.Errorf("config: [object_store] expirer_interval must be 0 (no expirer) or at least 1 second")
 	case c.ObjectStore.AuditorRate < 1:
 		return fmt.Errorf("config: [object_store] auditor_bytes_per_second must be positive")
 	case c.ObjectStore.LocalNodes < 0:

@@ -31,6 +31,8 @@ cache_time = 0.5
 ; another comment
 [log]
 format = JSON
+[object_store]
+expirer_interval = 0
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +46,7 @@ format = JSON
 		{c.KeyRepositoryDir(), "/srv/trustack/fernet-keys"},
 		{c.CredentialKeyRepositoryDir(), "/srv/trustack/credential-keys"},
 		{c.Auth.MaxActiveKeys, 3}, // untouched default
+		{c.ObjectStore.ExpirerInterval, time.Duration(0)},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %v, want %v", tc.got, tc.want)
@@ -101,6 +104,7 @@ func TestLoadErrorsNameTheLine(t *testing.T) {
 		"[bus]\ncluster_listen = 0.0.0.0:6222\n":                                                                        "[bus] cluster_listen needs a [bus] cluster_secret of at least 16 characters, got 0",
 		"[bus]\ncluster_listen = 0.0.0.0:6222\ncluster_secret = fifteen chars..\n":                                      "[bus] cluster_listen needs a [bus] cluster_secret of at least 16 characters, got 15",
 		"[bus]\nurl = nats://nats1:4222\ncluster_listen = 0.0.0.0:6222\ncluster_secret = a secret of the controllers\n": "[bus] cluster_listen and url are exclusive",
+		"[object_store]\nexpirer_interval = 0.5\n":                                                                      "expirer_interval must be 0 (no expirer) or at least 1 second",
 	} {
 		_, err := Load(write(t, text))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -1,11 +1,12 @@
 // Package objectstore holds what every role of the object store shares:
 // the hashes that place accounts, containers and objects on the rings,
 // the timestamps that order their versions, the layout of a node's
-// devices and the limits of names and metadata. The roles are its
-// subpackages, as Swift has them: ring (where things live), object,
-// container and account (the storage nodes' servers, speaking Swift's
-// backend protocol over HTTP), and proxy (the front that users' requests
-// go through).
+// devices, the limits of names and metadata, and the names in the
+// expirer's queue. The roles are its subpackages, as Swift has them: ring
+// (where things live), object, container and account (the storage
+// nodes' servers, speaking Swift's backend protocol over HTTP), expirer
+// (which deletes expired objects), and proxy (the front that users'
+// requests go through).
 package objectstore
 
 import (

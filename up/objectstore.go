@@ -50,6 +50,7 @@ func startObjectStore(cfg *config.Config, log *slog.Logger) (stop func(), err er
 		Key:                oc.BackendKey,
 		UpdaterInterval:    oc.UpdaterInterval,
 		ReplicatorInterval: oc.ReplicatorInterval,
+		ExpirerInterval:    oc.ExpirerInterval,
 		AuditRate:          oc.AuditorRate,
 		Log:                log.With("component", "storage-node"),
 	})

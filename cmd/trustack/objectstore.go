@@ -53,6 +53,7 @@ proxies (trustack server) reach it through the rings in ring_dir.`,
 				RingIP:             oc.RingIP,
 				UpdaterInterval:    oc.UpdaterInterval,
 				ReplicatorInterval: oc.ReplicatorInterval,
+				ExpirerInterval:    oc.ExpirerInterval,
 				AuditRate:          oc.AuditorRate,
 				Log:                log,
 			}

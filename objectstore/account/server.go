@@ -76,7 +76,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "PUT")
 		node.Error(w, http.StatusMethodNotAllowed, "method not allowed on a container's row")
 	case p.Container != "":
-		s.container(w, r, path, p.Container)
+		s.container(w, r, path, p)
 	case m == http.MethodHead || m == http.MethodGet:
 		s.db.Get(w, r, path, objectstore.AccountListingLimit, counts, entry)
 	case m != http.MethodPut && m != http.MethodPost && m != http.MethodDelete:
@@ -145,8 +145,11 @@ func entry(c broker.ContainerRow) any {
 }
 
 // container records a container server's report of a container: 201,
-// or 204 if it reports its deletion, as Swift answers.
-func (s *Server) container(w http.ResponseWriter, r *http.Request, path, name string) {
+// or 204 if it reports its deletion, as Swift answers. A hidden account
+// (objectstore.HiddenAccount), such as the expirer's queue's, is made by
+// the first report of one of its containers, as Swift makes them.
+func (s *Server) container(w http.ResponseWriter, r *http.Request, path string, p node.Path) {
+	name := p.Container
 	put, err1 := node.Timestamp(r, "X-Put-Timestamp")
 	del, err2 := node.Timestamp(r, "X-Delete-Timestamp")
 	objects, err3 := strconv.ParseInt(r.Header.Get("X-Object-Count"), 10, 64)
@@ -156,6 +159,12 @@ func (s *Server) container(w http.ResponseWriter, r *http.Request, path, name st
 		return
 	}
 	row := broker.ContainerRow{Name: name, Put: put, Delete: del, Objects: objects, Bytes: used}
+	if objectstore.HiddenAccount(p.Account) {
+		if err := s.autoCreate(path, p.Account, put); err != nil {
+			s.db.Fail(w, err)
+			return
+		}
+	}
 	db, _, ok := s.db.OpenLive(w, path)
 	if !ok {
 		return
@@ -166,6 +175,18 @@ func (s *Server) container(w http.ResponseWriter, r *http.Request, path, name st
 	} else {
 		s.db.Reply(w, db.PutContainer(row), http.StatusCreated)
 	}
+}
+
+// autoCreate makes a hidden account at ts if it has no database.
+func (s *Server) autoCreate(path, account string, ts objectstore.Timestamp) error {
+	db, err := s.db.DBs.Account(path)
+	if errors.Is(err, broker.ErrNotFound) {
+		db, _, err = s.db.DBs.CreateAccount(path, account, ts)
+	}
+	if err == nil {
+		db.Close()
+	}
+	return err
 }
 
 // metadata is the account metadata h sets at ts, an empty value

@@ -190,3 +190,22 @@ func TestAccountSurvivesRestart(t *testing.T) {
 			got.Status, got.Header.Get("X-Account-Object-Count"), got.Header.Get("X-Account-Meta-A"))
 	}
 }
+
+// TestHiddenAccountMadeByReports: a container's report makes a hidden
+// account, such as the expirer's queue's, which nothing PUTs, as Swift
+// makes its auto-created accounts; a user's account it does not.
+func TestHiddenAccountMadeByReports(t *testing.T) {
+	u := newServer(t, "", "")
+	const a = "/sda/2/" + objectstore.ExpiringObjectsAccount
+	if got := do(t, u, "PUT", a+"/0000086400", report("10", "0", "1", "0")...); got.Status != 201 {
+		t.Fatalf("report to a missing hidden account: got %d, want 201 (%s)", got.Status, strings.TrimSpace(got.Body))
+	}
+	got := do(t, u, "GET", a)
+	var rows []struct{ Name string }
+	if err := json.Unmarshal([]byte(got.Body), &rows); err != nil || got.Status != 200 || len(rows) != 1 || rows[0].Name != "0000086400" {
+		t.Errorf("GET of the hidden account: got %d %s, want 200 and the container 0000086400", got.Status, got.Body)
+	}
+	if got := do(t, u, "PUT", "/sda/2/AUTH_a/c", report("10", "0", "1", "0")...); got.Status != 404 {
+		t.Errorf("report to a missing user's account: got %d, want 404", got.Status)
+	}
+}

@@ -32,6 +32,10 @@ type Options struct {
 	Log           *slog.Logger     // slog.Default() if nil
 	Client        *http.Client     // of account updates; http.DefaultClient if nil
 	UpdateTimeout time.Duration    // of one account update; 3 s if zero
+	// AccountRing places the accounts of the containers the server makes
+	// itself, those of hidden accounts (see object); nil: they are not
+	// reported to their accounts.
+	AccountRing *ring.Ring
 }
 
 // Server is a container server for the devices under root. It is safe
@@ -107,7 +111,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case tsErr != nil || nodesErr != nil:
 		node.Error(w, http.StatusBadRequest, errors.Join(tsErr, nodesErr).Error())
 	case p.Object != "":
-		s.object(w, r, path, p.Object, ts)
+		s.object(w, r, path, p, ts)
 	case m == http.MethodPut:
 		s.put(w, r, path, p, ts, nodes)
 	case m == http.MethodDelete:
@@ -192,8 +196,11 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, path string, ts 
 }
 
 // object records an object server's report of an object's PUT or
-// DELETE.
-func (s *Server) object(w http.ResponseWriter, r *http.Request, path, name string, ts objectstore.Timestamp) {
+// DELETE. A container of a hidden account (objectstore.HiddenAccount),
+// such as the expirer's queue's, is made by the reports, as Swift makes
+// them (see autoCreate).
+func (s *Server) object(w http.ResponseWriter, r *http.Request, path string, p node.Path, ts objectstore.Timestamp) {
+	name := p.Object
 	o, status := broker.Object{Name: name, Created: ts, Deleted: true}, http.StatusNoContent
 	if r.Method == http.MethodPut {
 		size, err := strconv.ParseInt(r.Header.Get("X-Size"), 10, 64)
@@ -204,7 +211,13 @@ func (s *Server) object(w http.ResponseWriter, r *http.Request, path, name strin
 		o = broker.Object{Name: name, Created: ts, Size: size, ContentType: r.Header.Get("X-Content-Type"), ETag: r.Header.Get("X-Etag")}
 		status = http.StatusCreated
 	}
-	db, err := s.dbs.Container(path)
+	var db *broker.Container
+	var err error
+	if objectstore.HiddenAccount(p.Account) {
+		db, err = s.autoCreate(path, p, ts, !o.Deleted)
+	} else {
+		db, err = s.dbs.Container(path)
+	}
 	if err == nil {
 		defer db.Close()
 		_, err = db.PutObject(o)
@@ -213,6 +226,48 @@ func (s *Server) object(w http.ResponseWriter, r *http.Request, path, name strin
 		s.markDirty(path)
 	}
 	s.db.Reply(w, err, status)
+}
+
+// autoCreate opens the container of a hidden account for a report at ts,
+// making it if it is missing. It also makes a deleted one live again for
+// the report of an object's PUT (live), at a time newer than its
+// deletion if ts is not: a queue container that the expirer deleted
+// empty must not hide an entry that reaches it late, as in Swift, where
+// a container holding objects does not count as deleted. A container it
+// makes records its account's servers, which the account ring places,
+// for its reports.
+func (s *Server) autoCreate(path string, p node.Path, ts objectstore.Timestamp, live bool) (*broker.Container, error) {
+	db, err := s.dbs.Container(path)
+	switch {
+	case errors.Is(err, broker.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case !live:
+		return db, nil
+	default:
+		info, err := db.Info()
+		if err == nil && !info.Deleted() {
+			return db, nil
+		}
+		db.Close()
+		if err != nil {
+			return nil, err
+		}
+		ts = max(ts, info.Delete+1)
+	}
+	db, created, err := s.dbs.CreateContainer(path, p.Account, p.Container, ts)
+	if err != nil || !created || s.opts.AccountRing == nil {
+		return db, err
+	}
+	n := broker.AccountNodes{Partition: s.opts.AccountRing.Partition(s.db.Hasher.Path(p.Account, "", ""))}
+	for _, d := range s.opts.AccountRing.Nodes(n.Partition) {
+		n.Hosts, n.Devices = append(n.Hosts, d.Addr()), append(n.Devices, d.Device)
+	}
+	if err := db.SetAccountNodes(n); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // metadata is the container metadata h sets at ts, an empty value

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/trustack/trustack/objectstore/account"
 	"github.com/trustack/trustack/objectstore/container"
 	"github.com/trustack/trustack/objectstore/node/nodetest"
+	"github.com/trustack/trustack/objectstore/ring"
 )
 
 var hasher = objectstore.Hasher{Prefix: "pre", Suffix: "suf"}
@@ -350,5 +354,77 @@ func TestUpdaterAfterRestart(t *testing.T) {
 	go restarted.RunUpdater(ctx, time.Hour)
 	eventually(t, "account's object count", func() bool {
 		return do(t, a, "HEAD", "/sda/5/AUTH_a").Header.Get("X-Account-Object-Count") == "1"
+	})
+}
+
+// accountRing is a ring of one device, sda of the account server a.
+func accountRing(tb testing.TB, a server) *ring.Ring {
+	tb.Helper()
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(a.url, "http://"))
+	p, _ := strconv.Atoi(port)
+	b, err := ring.NewBuilder(4, 1, 1)
+	if err == nil {
+		_, err = b.AddDevice(ring.Device{Region: 1, Zone: 1, IP: host, Port: p, Device: "sda", Weight: 1})
+	}
+	if err == nil {
+		_, _, err = b.Rebalance(time.Now(), rand.New(rand.NewPCG(1, 2)))
+	}
+	var r *ring.Ring
+	if err == nil {
+		r, err = b.Ring()
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+// TestHiddenContainersMadeByReports: the reports of object servers make
+// the containers of a hidden account, such as the expirer's queue's,
+// which nothing PUTs, and tell the account that the account ring places.
+// A queue container deleted empty comes back for an entry that reaches
+// it late, older than the deletion, not for a removal.
+func TestHiddenContainersMadeByReports(t *testing.T) {
+	a := newAccountServer(t, "")
+	r := accountRing(t, a)
+	s, srv := newContainerServer(t, container.Options{AccountRing: r})
+	const c = "/sda/3/" + objectstore.ExpiringObjectsAccount + "/0000086400"
+	entry := []string{"X-Size", "0", "X-Content-Type", "text/plain", "X-Etag", "d41d8cd98f00b204e9800998ecf8427e"}
+	steps := []struct {
+		name       string
+		method     string
+		path       string
+		headers    []string
+		wantStatus int
+		wantCount  string // of a HEAD's X-Container-Object-Count; "" for none
+	}{
+		{"an entry's PUT makes the container", "PUT", c + "/0000086401-AUTH_a/c/o", append(entry, "X-Timestamp", "1000"), 201, ""},
+		{"HEAD", "HEAD", c, nil, 204, "1"},
+		{"the entry's removal", "DELETE", c + "/0000086401-AUTH_a/c/o", []string{"X-Timestamp", "1001"}, 204, ""},
+		{"DELETE of the empty container", "DELETE", c, []string{"X-Timestamp", "1005"}, 204, ""},
+		{"HEAD of the deleted container", "HEAD", c, nil, 404, ""},
+		{"a late removal", "DELETE", c + "/0000086402-AUTH_a/c/x", []string{"X-Timestamp", "1002"}, 204, ""},
+		{"HEAD after the late removal", "HEAD", c, nil, 404, ""},
+		{"a late entry", "PUT", c + "/0000086403-AUTH_a/c/late", append(entry, "X-Timestamp", "1003"), 201, ""},
+		{"HEAD after the late entry", "HEAD", c, nil, 204, "1"},
+		{"a removal makes a missing container", "DELETE", "/sda/3/" + objectstore.ExpiringObjectsAccount + "/0000172800/0000172801-AUTH_a/c/o", []string{"X-Timestamp", "1"}, 204, ""},
+	}
+	for _, st := range steps {
+		got := do(t, s, st.method, st.path, st.headers...)
+		if got.Status != st.wantStatus {
+			t.Errorf("%s: got %d, want %d (%s)", st.name, got.Status, st.wantStatus, strings.TrimSpace(got.Body))
+		}
+		if n := got.Header.Get("X-Container-Object-Count"); st.wantCount != "" && n != st.wantCount {
+			t.Errorf("%s: X-Container-Object-Count: got %q, want %q", st.name, n, st.wantCount)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.RunUpdater(ctx, 20*time.Millisecond)
+	path := "/sda/" + strconv.Itoa(r.Partition(hasher.Path(objectstore.ExpiringObjectsAccount, "", ""))) + "/" + objectstore.ExpiringObjectsAccount
+	eventually(t, "the hidden account's containers", func() bool {
+		h := do(t, a, "HEAD", path).Header
+		return h.Get("X-Account-Container-Count") == "2" && h.Get("X-Account-Object-Count") == "1"
 	})
 }

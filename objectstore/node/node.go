@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/trustack/trustack/objectstore"
+	"github.com/trustack/trustack/objectstore/ring"
 )
 
 // KeyHeader carries the cluster's backend key on every request to a node.
@@ -42,6 +43,19 @@ func Guard(key string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// ReplicaHeaders sets in h the X-<kind>-Host, -Device and -Partition
+// headers that tell replica i of a thing which replica of another (ring
+// r, partition part) to update, as Swift pairs them: kind "Container"
+// for an object's container listing, "Delete-At" for its entry in the
+// expirer's queue, "Account" for a container's account.
+func ReplicaHeaders(h http.Header, kind string, r *ring.Ring, part, i int) {
+	nodes := r.Nodes(part)
+	n := nodes[i%len(nodes)]
+	h.Set("X-"+kind+"-Host", n.Addr())
+	h.Set("X-"+kind+"-Device", n.Device)
+	h.Set("X-"+kind+"-Partition", strconv.Itoa(part))
 }
 
 // Error replies with status and a plain-text message, as Swift's servers

@@ -9,7 +9,9 @@
 // The newest wins, whatever order they arrive in, so the server takes no
 // locks and replicas converge. A reply of success means the change is on
 // disk. After a PUT or a DELETE the server tells the container's nodes,
-// keeping what they did not take for RunUpdater to retry.
+// keeping what they did not take for RunUpdater to retry. A write that
+// changes an object's X-Delete-At moves its entry in the expirer's queue
+// (the hidden account objectstore.ExpiringObjectsAccount) the same way.
 //
 // Replicas are kept alike by a Replicator on each node, which compares
 // partitions by the hashes of their suffixes (REPLICATE) and pushes the
@@ -39,6 +41,7 @@ import (
 
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/node"
+	"github.com/trustack/trustack/objectstore/ring"
 )
 
 // Options configure a Server; the zero value is no key, the system clock
@@ -49,6 +52,10 @@ type Options struct {
 	Log           *slog.Logger     // what goes wrong that no reply tells; nil discards it
 	UpdateTimeout time.Duration    // the wait for the container nodes on each update; 0 for 3 s
 	Client        *http.Client     // sends container updates; nil for a client of its own
+	// ContainerRing places the expirer's queue containers, from which
+	// the server removes an object's entry when its X-Delete-At changes;
+	// nil leaves old entries for the expirer to drop.
+	ContainerRing *ring.Ring
 }
 
 // Server is the object server of a node whose devices are directories
@@ -61,13 +68,14 @@ type Server struct {
 	log           *slog.Logger
 	updateTimeout time.Duration
 	client        *http.Client
+	containerRing *ring.Ring
 	handler       http.Handler
 }
 
 // New returns the object server of the devices under root, placing
 // objects with hasher.
 func New(root string, hasher objectstore.Hasher, opts Options) *Server {
-	s := &Server{root: root, hasher: hasher, key: opts.Key, now: opts.Now,
+	s := &Server{root: root, hasher: hasher, key: opts.Key, now: opts.Now, containerRing: opts.ContainerRing,
 		log:           cmp.Or(opts.Log, slog.New(slog.DiscardHandler)),
 		updateTimeout: cmp.Or(opts.UpdateTimeout, 3*time.Second),
 		client:        cmp.Or(opts.Client, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}})}
@@ -425,9 +433,14 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, o location) error {
 	case r.ContentLength > objectstore.MaxFileSize:
 		return errorf(http.StatusRequestEntityTooLarge, "object too large")
 	}
-	f, err := listFiles(o.dir)
+	old, f, err := s.open(o)
 	if err != nil {
 		return err
+	}
+	var oldDeleteAt string
+	if old != nil {
+		old.f.Close()
+		oldDeleteAt = old.meta["X-Delete-At"]
 	}
 	if f.latest() >= ts {
 		return conflict(f.latest())
@@ -470,7 +483,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, o location) error {
 			u.Headers[field] = v
 		}
 	}
-	if err := s.updateContainers(r, o, ts, u); err != nil {
+	if err := errors.Join(s.updateContainers(r, o, ts, u), s.updateExpiringQueue(r, o, ts, oldDeleteAt, meta["X-Delete-At"])); err != nil {
 		return err
 	}
 	w.Header().Set("ETag", etag)
@@ -528,6 +541,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, o location) error 
 		return err
 	}
 	s.cleanup(o)
+	if err := s.updateExpiringQueue(r, o, ts, obj.meta["X-Delete-At"], meta["X-Delete-At"]); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
@@ -576,7 +592,11 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, o location) erro
 			return err
 		}
 		s.cleanup(o)
-		if err := s.updateContainers(r, o, ts, update{Op: http.MethodDelete, Headers: map[string]string{}}); err != nil {
+		err := s.updateContainers(r, o, ts, update{Op: http.MethodDelete, Headers: map[string]string{}})
+		if ifDeleteAt == "" { // the expirer removes its queue's entry itself
+			err = errors.Join(err, s.updateExpiringQueue(r, o, ts, deleteAt, ""))
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -1,16 +1,19 @@
 package object
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,13 +23,15 @@ import (
 )
 
 // asyncDir is a device's directory of the container updates still owed:
-// asyncDir/<suffix>/<hash>-<timestamp>, one JSON update each.
+// asyncDir/<suffix>/<hash>-<timestamp>, one JSON update each, by the hash
+// of the row it changes (an object's in its container's listing, or its
+// entry in the expirer's queue).
 const asyncDir = "async_pending"
 
-// update is a change to an object that its container's listing must
-// learn: a PUT or a DELETE for the container nodes, with the headers
-// that describe it (X-Timestamp, and for a PUT X-Size, X-Content-Type
-// and X-Etag).
+// update is a change to an object that a container's listing must learn
+// (its own container's, or the expirer's queue's): a PUT or a DELETE of
+// a row for the container nodes, with the headers that describe it
+// (X-Timestamp, and for a PUT X-Size, X-Content-Type and X-Etag).
 type update struct {
 	Op        string            `json:"op"`
 	Account   string            `json:"account"`
@@ -45,36 +50,94 @@ type containerNode struct {
 	Partition string `json:"partition"`
 }
 
-// updateContainers sends u to the container nodes that r names in
-// X-Container-Host and X-Container-Device (comma-separated, in the same
-// order) and X-Container-Partition, waiting at most UpdateTimeout, and
-// records what did not get through in the device's async_pending for
-// RunUpdater. An error means the record could not be written.
+// updateContainers sends u, a change of o at ts, to the replicas of o's
+// container that r names (see namedNodes, kind "Container").
 func (s *Server) updateContainers(r *http.Request, o location, ts objectstore.Timestamp, u update) error {
-	hosts, devices, part := r.Header.Get("X-Container-Host"), r.Header.Get("X-Container-Device"), r.Header.Get("X-Container-Partition")
+	u.Account, u.Container, u.Object = o.path.Account, o.path.Container, o.path.Object
+	u.Nodes = s.namedNodes(r.Header, "Container", o)
+	return s.update(r.Context(), o.devDir, ts, u)
+}
+
+// The queue entry of an expiring object is listed as an empty text
+// object, as in Swift.
+var queueEntryHeaders = map[string]string{"X-Size": "0", "X-Content-Type": "text/plain", "X-Etag": "d41d8cd98f00b204e9800998ecf8427e"}
+
+// updateExpiringQueue moves o's entry in the expirer's queue as a write
+// at ts changes its X-Delete-At from one time to another ("" for none),
+// as Swift's object server does. The new entry goes to the replica of
+// its queue container that r names (see namedNodes, kind "Delete-At",
+// and X-Delete-At-Container). The old one is removed from every replica
+// of its container, which the container ring places: no request says
+// where an entry written earlier went. Without a container ring, the old
+// entry stays until the expirer finds that it no longer matches the
+// object and drops it.
+func (s *Server) updateExpiringQueue(r *http.Request, o location, ts objectstore.Timestamp, from, to string) error {
+	if from == to {
+		return nil
+	}
+	var errs []error
+	if at, err := strconv.ParseInt(to, 10, 64); err == nil {
+		errs = append(errs, s.update(r.Context(), o.devDir, ts, update{Op: http.MethodPut,
+			Account:   objectstore.ExpiringObjectsAccount,
+			Container: cmp.Or(r.Header.Get("X-Delete-At-Container"), objectstore.ExpiringObjectsContainer(at)),
+			Object:    objectstore.ExpiringObjectsEntry(at, o.path.Account, o.path.Container, o.path.Object),
+			Headers:   maps.Clone(queueEntryHeaders),
+			Nodes:     s.namedNodes(r.Header, "Delete-At", o)}))
+	}
+	if at, err := strconv.ParseInt(from, 10, 64); err == nil && s.containerRing != nil {
+		container := objectstore.ExpiringObjectsContainer(at)
+		part := s.containerRing.Partition(s.hasher.Path(objectstore.ExpiringObjectsAccount, container, ""))
+		u := update{Op: http.MethodDelete, Account: objectstore.ExpiringObjectsAccount, Container: container,
+			Object: objectstore.ExpiringObjectsEntry(at, o.path.Account, o.path.Container, o.path.Object), Headers: map[string]string{}}
+		for _, n := range s.containerRing.Nodes(part) {
+			u.Nodes = append(u.Nodes, containerNode{n.Addr(), n.Device, strconv.Itoa(part)})
+		}
+		errs = append(errs, s.update(r.Context(), o.devDir, ts, u))
+	}
+	return errors.Join(errs...)
+}
+
+// namedNodes returns the container replicas that h names for a change of
+// o: X-<kind>-Host and X-<kind>-Device, comma-separated in the same
+// order, and X-<kind>-Partition. It returns none if h names none, or
+// names them wrong: as Swift's servers do, the object server carries on,
+// the object stored, and the container learns of it when the proxy sends
+// a good request.
+func (s *Server) namedNodes(h http.Header, kind string, o location) []containerNode {
+	hosts, devices, part := h.Get("X-"+kind+"-Host"), h.Get("X-"+kind+"-Device"), h.Get("X-"+kind+"-Partition")
 	if hosts == "" {
 		return nil
 	}
 	hs, ds := strings.Split(hosts, ","), strings.Split(devices, ",")
 	if len(hs) != len(ds) || part == "" {
-		// As Swift's servers do, carry on: the object is stored, and the
-		// container learns of it when the proxy sends a good request.
-		s.log.Error("no container update", "object", o.name, "hosts", hosts, "devices", devices, "partition", part)
+		s.log.Error("no update of "+kind, "object", o.name, "hosts", hosts, "devices", devices, "partition", part)
 		return nil
 	}
+	var nodes []containerNode
 	for i := range hs {
-		u.Nodes = append(u.Nodes, containerNode{strings.TrimSpace(hs[i]), strings.TrimSpace(ds[i]), part})
+		nodes = append(nodes, containerNode{strings.TrimSpace(hs[i]), strings.TrimSpace(ds[i]), part})
 	}
-	u.Account, u.Container, u.Object = o.path.Account, o.path.Container, o.path.Object
+	return nodes
+}
+
+// update sends u, made at ts, to its nodes, waiting at most
+// UpdateTimeout, and records what did not get through in the
+// async_pending of the device devDir for RunUpdater, named by the hash
+// of the row it changes. An error means the record could not be written.
+func (s *Server) update(ctx context.Context, devDir string, ts objectstore.Timestamp, u update) error {
+	if len(u.Nodes) == 0 {
+		return nil
+	}
 	u.Headers["X-Timestamp"] = ts.String()
-	if u.Nodes = s.deliver(context.WithoutCancel(r.Context()), u); len(u.Nodes) == 0 {
+	if u.Nodes = s.deliver(context.WithoutCancel(ctx), u); len(u.Nodes) == 0 {
 		return nil
 	}
 	b, err := json.Marshal(u)
 	if err != nil {
 		return err
 	}
-	return node.WriteFile(filepath.Join(o.devDir, asyncDir, o.hash.Suffix()), o.hash.String()+"-"+ts.String(), b)
+	h := s.hasher.Path(u.Account, u.Container, u.Object)
+	return node.WriteFile(filepath.Join(devDir, asyncDir, h.Suffix()), h.String()+"-"+ts.String(), b)
 }
 
 // deliver sends u to its nodes at once, waiting at most UpdateTimeout,

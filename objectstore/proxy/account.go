@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/trustack/trustack/objectstore/ring"
@@ -157,17 +156,6 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, status int, heade
 		w.Header().Set("Content-Length", "0")
 	}
 	w.WriteHeader(status)
-}
-
-// nodeHeaders are the X-<kind>-Host, -Device and -Partition headers that
-// tell replica i of a thing which replica of its parent (ring rg,
-// partition part) to update, as Swift pairs them.
-func nodeHeaders(h http.Header, kind string, rg *ring.Ring, part, i int) {
-	nodes := rg.Nodes(part)
-	n := nodes[i%len(nodes)]
-	h.Set("X-"+kind+"-Host", n.Addr())
-	h.Set("X-"+kind+"-Device", n.Device)
-	h.Set("X-"+kind+"-Partition", strconv.Itoa(part))
 }
 
 // callerOf is the caller a request was authenticated as.

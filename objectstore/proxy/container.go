@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"strings"
+
+	"github.com/trustack/trustack/objectstore/node"
 )
 
 // containerHeaders are the headers of a container, beyond its metadata,
@@ -68,7 +70,7 @@ func (p *Proxy) writeContainer(r *http.Request, t target, meta http.Header) int 
 			h = http.Header{}
 		}
 		h.Set("X-Timestamp", ts)
-		nodeHeaders(h, "Account", accounts, accountPart, i)
+		node.ReplicaHeaders(h, "Account", accounts, accountPart, i)
 		return h
 	}, r.Method == http.MethodPut)
 	p.forgetInfo(t)

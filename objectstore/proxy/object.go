@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack/objectstore"
+	"github.com/trustack/trustack/objectstore/node"
 	"github.com/trustack/trustack/objectstore/ring"
 )
 
@@ -452,7 +453,8 @@ func (p *Proxy) upload(ctx context.Context, t target, header http.Header, body i
 	for i, dev := range primaries {
 		wg.Go(func() {
 			h := header.Clone()
-			nodeHeaders(h, "Container", containers, containerPart, i)
+			node.ReplicaHeaders(h, "Container", containers, containerPart, i)
+			p.deleteAtHeaders(h, i)
 			for {
 				c, status := p.connectPut(ctx, dev, part, t.path(), h, length)
 				if c != nil {
@@ -706,10 +708,26 @@ func (p *Proxy) writeObject(ctx context.Context, t target, method string, header
 	replies := p.fanOut(ctx, rg, part, method, t.path(), func(i int) http.Header {
 		h := header.Clone()
 		h.Set("X-Timestamp", ts)
-		nodeHeaders(h, "Container", containers, containerPart, i)
+		node.ReplicaHeaders(h, "Container", containers, containerPart, i)
+		p.deleteAtHeaders(h, i)
 		return h
 	}, true)
 	return bestStatus(statuses(replies))
+}
+
+// deleteAtHeaders tells replica i of an object written with an
+// X-Delete-At (in h) where its entry in the expirer's queue goes, as
+// Swift's proxy does: X-Delete-At-Container, and which of its replicas
+// to update (X-Delete-At-Host, -Device and -Partition).
+func (p *Proxy) deleteAtHeaders(h http.Header, i int) {
+	at, err := strconv.ParseInt(h.Get("X-Delete-At"), 10, 64)
+	if err != nil {
+		return
+	}
+	queue := target{account: objectstore.ExpiringObjectsAccount, container: objectstore.ExpiringObjectsContainer(at)}
+	rg, part := p.ringOf(queue)
+	h.Set("X-Delete-At-Container", queue.container)
+	node.ReplicaHeaders(h, "Delete-At", rg, part, i)
 }
 
 // copyObject copies the object from ("container/object" of t's account)

@@ -306,11 +306,13 @@ const (
 )
 
 // accessTo is what c may do in account, as keystoneauth decides: a
-// reseller admin everything everywhere; in its own project's account
-// (AUTH_<project ID>), an operator everything and a reader reading.
+// reseller admin everything everywhere but in the cluster's hidden
+// accounts (objectstore.HiddenAccount), which only its servers use; in
+// its own project's account (AUTH_<project ID>), an operator everything
+// and a reader reading.
 func (p *Proxy) accessTo(c caller, account string) access {
 	switch {
-	case c.token == nil:
+	case c.token == nil || objectstore.HiddenAccount(account):
 		return noAccess
 	case c.hasRole(p.opts.ResellerAdminRole):
 		return fullAccess

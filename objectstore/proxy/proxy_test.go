@@ -27,11 +27,12 @@ import (
 )
 
 // tokens are the test's callers, by token: roles in project p1 (p2 for
-// "other").
+// "other", p3 for "reseller").
 var tokens = map[string]*trustack.Token{
-	"member": {User: trustack.User{ID: "u1"}, Project: &trustack.Project{ID: "p1"}, Roles: []trustack.Role{{Name: "member"}}},
-	"reader": {User: trustack.User{ID: "u2"}, Project: &trustack.Project{ID: "p1"}, Roles: []trustack.Role{{Name: "reader"}}},
-	"other":  {User: trustack.User{ID: "u3"}, Project: &trustack.Project{ID: "p2"}, Roles: []trustack.Role{{Name: "member"}}},
+	"member":   {User: trustack.User{ID: "u1"}, Project: &trustack.Project{ID: "p1"}, Roles: []trustack.Role{{Name: "member"}}},
+	"reader":   {User: trustack.User{ID: "u2"}, Project: &trustack.Project{ID: "p1"}, Roles: []trustack.Role{{Name: "reader"}}},
+	"other":    {User: trustack.User{ID: "u3"}, Project: &trustack.Project{ID: "p2"}, Roles: []trustack.Role{{Name: "member"}}},
+	"reseller": {User: trustack.User{ID: "u4"}, Project: &trustack.Project{ID: "p3"}, Roles: []trustack.Role{{Name: "ResellerAdmin"}}},
 }
 
 type validator struct{}
@@ -254,6 +255,20 @@ func TestAccess(t *testing.T) {
 	c.want(http.StatusUnauthorized, "GET", "/c/o", "", nil)
 	c.want(http.StatusUnauthorized, "GET", "/c/o", "forged", nil)
 	c.want(http.StatusForbidden, "GET", "/c/o", "other", nil)
+	c.want(http.StatusOK, "GET", "/c/o", "reseller", nil)
+	for _, token := range []string{"member", "reseller"} {
+		// The expirer's queue, a hidden account, is the servers' alone.
+		queue, _ := http.NewRequest("GET", strings.TrimSuffix(c.url, "AUTH_p1")+objectstore.ExpiringObjectsAccount, nil)
+		queue.Header.Set("X-Auth-Token", token)
+		resp, err := http.DefaultClient.Do(queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET of the expirer's queue as %s: got %s, want 403", token, resp.Status)
+		}
+	}
 	c.want(http.StatusOK, "GET", "/c/o", "reader", nil)
 	c.want(http.StatusForbidden, "PUT", "/c/o2", "reader", strings.NewReader("x"))
 	c.want(http.StatusForbidden, "DELETE", "/c/o", "reader", nil)

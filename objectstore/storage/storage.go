@@ -2,7 +2,8 @@
 // container and account servers over one directory of devices, each
 // server on the listener its ring names, with their background work (the
 // updaters that carry what could not be sent at once, the replicators
-// that keep every replica alike, the auditor that finds rotten copies).
+// that keep every replica alike, the auditor that finds rotten copies,
+// the expirer that deletes expired objects).
 // It also makes a local cluster (nodes in directories of one machine, and
 // their rings), as `trustack up` runs and tests use.
 package storage
@@ -22,6 +23,7 @@ import (
 	"github.com/trustack/trustack/objectstore/account"
 	"github.com/trustack/trustack/objectstore/container"
 	"github.com/trustack/trustack/objectstore/dbserver"
+	"github.com/trustack/trustack/objectstore/expirer"
 	"github.com/trustack/trustack/objectstore/object"
 	"github.com/trustack/trustack/objectstore/proxy"
 )
@@ -37,8 +39,9 @@ type Config struct {
 	// those roles listen on; "" for a role the node does not run.
 	Object, Container, Account string
 	// Rings are the cluster's rings, by which the replicators find the
-	// other replicas of what the node holds; nil: the node does not
-	// replicate.
+	// other replicas of what the node holds, and the expirer and the
+	// servers its queue; nil: the node neither replicates nor expires
+	// objects.
 	Rings *proxy.Rings
 	// RingIP is the address the rings name the node by ("": the host of
 	// its listen addresses).
@@ -46,6 +49,12 @@ type Config struct {
 	// UpdaterInterval is the time between two passes of the updaters,
 	// ReplicatorInterval of the replicators (default 30 s each).
 	UpdaterInterval, ReplicatorInterval time.Duration
+	// ExpirerInterval is the time between two passes of the object
+	// expirer, which runs beside the container server; zero runs none.
+	ExpirerInterval time.Duration
+	// Now is the clock that decides when an object expires, for the
+	// object server and the expirer (default time.Now).
+	Now func() time.Time
 	// AuditRate bounds the bytes per second the auditor reads (default
 	// 10 MiB/s).
 	AuditRate int64
@@ -76,8 +85,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	dbOpts := dbserver.Options{Key: cfg.Key, Interval: cfg.ReplicatorInterval}
+	objectOpts, containerOpts := object.Options{Key: cfg.Key, Now: cfg.Now, Log: cfg.Log}, container.Options{Key: cfg.Key, Log: cfg.Log}
+	if cfg.Rings != nil {
+		objectOpts.ContainerRing, containerOpts.AccountRing = cfg.Rings.Container, cfg.Rings.Account
+	}
 	if cfg.Object != "" {
-		s := object.New(cfg.Devices, cfg.Hasher, object.Options{Key: cfg.Key, Log: cfg.Log})
+		s := object.New(cfg.Devices, cfg.Hasher, objectOpts)
 		if err := n.serve("object", cfg.Object, s, cfg.Log); err != nil {
 			return fail(err)
 		}
@@ -88,7 +101,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	if cfg.Container != "" {
-		s := container.New(cfg.Devices, cfg.Hasher, container.Options{Key: cfg.Key, Log: cfg.Log})
+		s := container.New(cfg.Devices, cfg.Hasher, containerOpts)
 		n.closers = append(n.closers, s.Close)
 		if err := n.serve("container", cfg.Container, s, cfg.Log); err != nil {
 			return fail(err)
@@ -96,6 +109,12 @@ func Start(cfg Config) (*Node, error) {
 		n.background(ctx, func(ctx context.Context) { s.RunUpdater(ctx, cfg.UpdaterInterval) })
 		if cfg.Rings != nil {
 			n.background(ctx, s.NewReplicator(cfg.Rings.Container, cfg.ringAddr(cfg.Container), dbOpts).Run)
+			if cfg.ExpirerInterval > 0 {
+				// The expirer works on the queue containers whose first
+				// primary is this container server.
+				n.background(ctx, expirer.New(cfg.Hasher, expirer.Rings(*cfg.Rings), cfg.ringAddr(cfg.Container),
+					expirer.Options{Key: cfg.Key, Interval: cfg.ExpirerInterval, Now: cfg.Now, Log: cfg.Log}).Run)
+			}
 		}
 	}
 	if cfg.Account != "" {
