@@ -199,6 +199,7 @@ func (c *cluster) smallPhase(ctx context.Context, o options, dir string, out io.
 		}
 	}
 	waits0 := timeWait()
+	cpu0 := cpuTime()
 	puts, err := c.smallPuts(ctx, o)
 	if err != nil {
 		return err
@@ -207,7 +208,9 @@ func (c *cluster) smallPhase(ctx context.Context, o options, dir string, out io.
 	putRate := float64(len(puts.lat)) / puts.elapsed.Seconds()
 	fmt.Fprintf(out, "   through the proxy: %d PUTs in %.1f s = %.0f PUTs/s, p50 %s, p99 %s, %d failed\n",
 		len(puts.lat), puts.elapsed.Seconds(), putRate, pct(puts.lat, 50), pct(puts.lat, 99), puts.failed)
+	fmt.Fprintf(out, "   CPU (client, proxy and nodes; their system calls included): %s\n", cpuTime().since(cpu0, len(puts.lat), puts.elapsed, "PUT"))
 	fmt.Fprintf(out, "   loopback TCP connections in TIME_WAIT: %d before, %d after\n", waits0, timeWait())
+	cpu0 = cpuTime()
 	bound, err := diskBound(ctx, filepath.Join(dir, "bound"), o)
 	if err != nil {
 		return err
@@ -217,6 +220,7 @@ func (c *cluster) smallPhase(ctx context.Context, o options, dir string, out io.
 	objRate := fileRate / 3
 	fmt.Fprintf(out, "   disk's bound (write %d B tmp file, fsync, rename, fsync dir; %d goroutines): %.0f files/s, p50 %s, p99 %s\n",
 		o.size, o.clients, fileRate, pct(bound.lat, 50), pct(bound.lat, 99))
+	fmt.Fprintf(out, "   CPU: %s\n", cpuTime().since(cpu0, len(bound.lat), bound.elapsed, "file"))
 	fmt.Fprintf(out, "   = %.0f objects/s at 3 replicas\n", objRate)
 	ratio := putRate / objRate
 	verdict := "NOT met"
@@ -840,4 +844,26 @@ func (h *countingHandler) firstMessages() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.first)
+}
+
+// cpu is the CPU time this process has used, in user space and in the
+// kernel on its behalf.
+type cpu struct{ user, system time.Duration }
+
+func cpuTime() cpu {
+	var u syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+	return cpu{time.Duration(u.Utime.Nano()), time.Duration(u.Stime.Nano())}
+}
+
+// since describes the CPU used since c0 by n operations (of what) over
+// elapsed: per operation, and the share of the machine's cores.
+func (c cpu) since(c0 cpu, n int, elapsed time.Duration, what string) string {
+	user, system := c.user-c0.user, c.system-c0.system
+	if n == 0 {
+		return "no " + what
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+	return fmt.Sprintf("%.2f ms per %s (user %.2f, system %.2f), %.0f%% of %d cores",
+		per(user+system), what, per(user), per(system), 100*(user+system).Seconds()/elapsed.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
 }
