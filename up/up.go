@@ -153,6 +153,9 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		return err
 	}
 	fmt.Fprintf(out, "trustack ready at %s with %d compute hosts: source %s to use it\n", controller.AuthURL(cfg), nodes, filepath.Join(cfg.DataDir, "openrc"))
+	if c.S3 != nil {
+		fmt.Fprintf(out, "S3 API at %s: sign with the keys of `openstack ec2 credentials create`\n", cfg.S3URL())
+	}
 	return <-served
 }
 
