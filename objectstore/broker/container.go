@@ -115,15 +115,12 @@ func (d *Container) PutObject(o Object) (bool, error) {
 				break
 			}
 			g.mu.Unlock()
+			rows := make([]Object, len(batch))
+			for i, p := range batch {
+				rows[i] = p.row
+			}
 			err := d.tx(func(tx *sql.Tx) error {
-				for _, p := range batch {
-					n, err := mergeObjects(tx, []Object{p.row})
-					if err != nil {
-						return err
-					}
-					p.merged = n == 1
-				}
-				return nil
+				return mergeEach(tx, rows, func(i int) { batch[i].merged = true })
 			})
 			for _, p := range batch {
 				p.done <- err
@@ -180,12 +177,38 @@ func (o Object) hash() [md5.Size]byte {
 }
 
 func mergeObjects(tx *sql.Tx, rows []Object) (merged int, err error) {
+	err = mergeEach(tx, rows, func(int) { merged++ })
+	return merged, err
+}
+
+// mergeEach records the rows newer than the container's of the same
+// names, calling merged with the index of each, and updates the totals
+// once. Its statements are prepared once for all the rows.
+func mergeEach(tx *sql.Tx, rows []Object, merged func(i int)) error {
+	var stmts [3]*sql.Stmt
+	defer func() {
+		for _, s := range stmts {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	for i, query := range []string{
+		`SELECT ` + objectCols + ` FROM object WHERE deleted IN (0, 1) AND name = ?`,
+		`DELETE FROM object WHERE rowid = ?`,
+		`INSERT INTO object (name, created_at, size, content_type, etag, deleted) VALUES (?, ?, ?, ?, ?, ?)`,
+	} {
+		var err error
+		if stmts[i], err = tx.Prepare(query); err != nil {
+			return err
+		}
+	}
+	find, remove, insert := stmts[0], stmts[1], stmts[2]
 	var objects, bytes int64
 	var hash [md5.Size]byte
-	for _, o := range rows {
+	for i, o := range rows {
 		var old Object
-		err := tx.QueryRow(`SELECT `+objectCols+` FROM object WHERE deleted IN (0, 1) AND name = ?`, o.Name).
-			Scan(&old.RowID, &old.Name, &old.Created, &old.Size, &old.ContentType, &old.ETag, &old.Deleted)
+		err := find.QueryRow(o.Name).Scan(&old.RowID, &old.Name, &old.Created, &old.Size, &old.ContentType, &old.ETag, &old.Deleted)
 		switch {
 		case err == nil && old.Created >= o.Created:
 			continue
@@ -194,7 +217,7 @@ func mergeObjects(tx *sql.Tx, rows []Object) (merged int, err error) {
 				objects, bytes = objects-1, bytes-old.Size
 			}
 			xor(&hash, old.hash())
-			_, err = tx.Exec(`DELETE FROM object WHERE rowid = ?`, old.RowID)
+			_, err = remove.Exec(old.RowID)
 		case errors.Is(err, sql.ErrNoRows):
 			err = nil
 		}
@@ -205,15 +228,14 @@ func mergeObjects(tx *sql.Tx, rows []Object) (merged int, err error) {
 		}
 		xor(&hash, o.hash())
 		if err == nil {
-			_, err = tx.Exec(`INSERT INTO object (name, created_at, size, content_type, etag, deleted)
-				VALUES (?, ?, ?, ?, ?, ?)`, o.Name, o.Created, o.Size, o.ContentType, o.ETag, o.Deleted)
+			_, err = insert.Exec(o.Name, o.Created, o.Size, o.ContentType, o.ETag, o.Deleted)
 		}
 		if err != nil {
-			return 0, err
+			return err
 		}
-		merged++
+		merged(i)
 	}
-	return merged, addTotals(tx, 0, objects, bytes, hash)
+	return addTotals(tx, 0, objects, bytes, hash)
 }
 
 // RowsSince returns up to n rows changed after the row rowid, deleted
