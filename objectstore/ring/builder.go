@@ -108,6 +108,29 @@ func (b *Builder) SetWeight(id int, w float64) error {
 	return nil
 }
 
+// SetAddress changes where a device's server listens, as Swift's
+// set_info: its partitions stay where they are. Its errors have code
+// ENOTFOUND, EINVALID, or ECONFLICT for an address and name another
+// device has.
+func (b *Builder) SetAddress(id int, ip string, port int) error {
+	d, err := b.device(id)
+	if err != nil {
+		return err
+	}
+	c := *d
+	c.IP, c.Port = ip, port
+	if err := checkDevice(c); err != nil {
+		return err
+	}
+	for _, o := range b.devs {
+		if o.ID != id && o.IP == ip && o.Port == port && o.Device == d.Device {
+			return trustack.Errorf(trustack.ECONFLICT, "device %s/%s: already device %d", c.Addr(), d.Device, o.ID)
+		}
+	}
+	d.IP, d.Port = ip, port
+	return nil
+}
+
 // RemoveDevice removes a device. Its partitions move at the next
 // rebalance, whatever min_part_hours says, and the rings made until then
 // still have it. Its errors have code ENOTFOUND.

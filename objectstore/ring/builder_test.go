@@ -584,3 +584,32 @@ func TestBuilderSaveLoad(t *testing.T) {
 		t.Errorf("loaded empty builder: got %+v, %v, want %+v", c, err, empty)
 	}
 }
+
+// TestSetAddress checks that a device moved to another address keeps its
+// partitions, and that two devices cannot share an address and a name.
+func TestSetAddress(t *testing.T) {
+	b := newBuilder(t, 8, 3, 1, dev(0, 1, 1, "d1", 1), dev(0, 2, 1, "d1", 1), dev(0, 3, 1, "d1", 1), dev(0, 4, 1, "d1", 1))
+	rebalance(t, b, t0, 1)
+	before := primaries(t, ringOf(t, b), 3)
+	if err := b.SetAddress(2, "127.0.0.1", 7000); err != nil {
+		t.Fatal(err)
+	}
+	r := ringOf(t, b)
+	if after := primaries(t, r, 3); !reflect.DeepEqual(before, after) {
+		t.Error("partitions moved when a device's address changed")
+	}
+	for _, d := range r.Devices() {
+		if d.ID == 2 && d.Addr() != "127.0.0.1:7000" {
+			t.Errorf("device 2 at %s, want 127.0.0.1:7000", d.Addr())
+		}
+	}
+	if err := b.SetAddress(3, "127.0.0.1", 7000); trustack.ErrorCode(err) != trustack.ECONFLICT {
+		t.Errorf("a second device on 127.0.0.1:7000 named d1: got %v, want a conflict", err)
+	}
+	if err := b.SetAddress(3, "127.0.0.1", 0); trustack.ErrorCode(err) != trustack.EINVALID {
+		t.Errorf("port 0: got %v, want invalid", err)
+	}
+	if err := b.SetAddress(9, "127.0.0.1", 7001); trustack.ErrorCode(err) != trustack.ENOTFOUND {
+		t.Errorf("no device 9: got %v, want not found", err)
+	}
+}

@@ -51,13 +51,17 @@ const localPartPower = 8
 // servers on 127.0.0.1, with three replicas (fewer with fewer nodes). The
 // first call makes the rings in ringDir, on free ports; later ones read
 // the nodes' ports from them, so that the data stays where the rings say
-// it is. Start the nodes with Start, cfg giving the secrets.
+// it is, and move to a free port any server whose port another process
+// took meanwhile. None of the cluster's nodes may be running. Start the
+// nodes with Start, cfg giving the secrets.
 func Local(dir, ringDir string, n int, cfg Config) ([]Config, error) {
 	accountFile, _, _ := RingFiles(ringDir)
 	if _, err := os.Stat(accountFile); errors.Is(err, fs.ErrNotExist) {
 		if err := makeLocalRings(ringDir, n); err != nil {
 			return nil, err
 		}
+	} else if err := freeTakenPorts(ringDir); err != nil {
+		return nil, err
 	}
 	rings, err := LoadRings(ringDir)
 	if err != nil {
@@ -136,6 +140,60 @@ func makeLocalRings(dir string, n int) error {
 			return err
 		}
 		if err := r.Save(file); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// freeTakenPorts moves each device of a local cluster's rings whose port
+// cannot be listened on to a free port that no device of the rings has,
+// rewriting the builders and rings it changes; the partitions stay.
+func freeTakenPorts(dir string) error {
+	a, c, o := RingFiles(dir)
+	builders := map[string]*ring.Builder{}
+	used := map[int]bool{}
+	for _, file := range []string{a, c, o} {
+		b, err := ring.LoadBuilder(BuilderFile(file))
+		if err != nil {
+			return err
+		}
+		builders[file] = b
+		for _, d := range b.Devices() {
+			used[d.Port] = true
+		}
+	}
+	for file, b := range builders {
+		changed := false
+		for _, d := range b.Devices() {
+			l, err := net.Listen("tcp", d.Addr())
+			if err == nil {
+				l.Close()
+				continue
+			}
+			port, err := freePort()
+			for err == nil && used[port] {
+				port, err = freePort()
+			}
+			if err == nil {
+				err = b.SetAddress(d.ID, d.IP, port)
+			}
+			if err != nil {
+				return fmt.Errorf("move device %s of %s off its taken port: %w", d.Device, file, err)
+			}
+			used[port], changed = true, true
+		}
+		if !changed {
+			continue
+		}
+		r, err := b.Ring()
+		if err == nil {
+			err = b.Save(BuilderFile(file))
+		}
+		if err == nil {
+			err = r.Save(file)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -201,3 +201,55 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestLocalMovesTakenPorts starts a local cluster again after another
+// process took the port of one of its servers: that server moves to a
+// free port, in the rings too, its partitions stay, and every node
+// starts.
+func TestLocalMovesTakenPorts(t *testing.T) {
+	dir := t.TempDir()
+	ringDir := filepath.Join(dir, "rings")
+	cfg := storage.Config{Hasher: objectstore.Hasher{Prefix: "p", Suffix: "s"}, Key: "k"}
+	first, err := storage.Local(dir, ringDir, 4, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", first[1].Container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	before, err := storage.LoadRings(ringDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := storage.Local(dir, ringDir, 4, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range first {
+		moved := again[i].Container != first[i].Container
+		if moved != (i == 1) || again[i].Object != first[i].Object || again[i].Account != first[i].Account {
+			t.Errorf("node %d: servers at %s %s %s, then at %s %s %s; want only node 2's container server moved", i+1,
+				first[i].Object, first[i].Container, first[i].Account, again[i].Object, again[i].Container, again[i].Account)
+		}
+	}
+	after, err := storage.LoadRings(ringDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part := range 1 << 8 {
+		for i, d := range after.Container.Nodes(part) {
+			if was := before.Container.Nodes(part)[i]; was.ID != d.ID {
+				t.Fatalf("partition %d replica %d: device %d, was %d", part, i, d.ID, was.ID)
+			}
+		}
+	}
+	for _, c := range again {
+		n, err := storage.Start(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Close()
+	}
+}
