@@ -89,16 +89,7 @@ func (p *Replicator[R, D]) count(f func(*Stats)) {
 
 // Run makes a pass at once and then every interval, until ctx ends.
 func (p *Replicator[R, D]) Run(ctx context.Context) {
-	t := time.NewTicker(p.opts.Interval)
-	defer t.Stop()
-	for {
-		p.Pass(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	node.Every(ctx, p.opts.Interval, p.Pass)
 }
 
 // Pass replicates every database on the server's devices once, or until

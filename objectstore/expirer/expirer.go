@@ -72,16 +72,7 @@ func New(hasher objectstore.Hasher, rings Rings, addr string, opts Options) *Exp
 
 // Run makes a pass at once and then every interval, until ctx ends.
 func (e *Expirer) Run(ctx context.Context) {
-	t := time.NewTicker(e.opts.Interval)
-	defer t.Stop()
-	for {
-		e.Pass(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	node.Every(ctx, e.opts.Interval, e.Pass)
 }
 
 // Pass works once through the queue containers that this node owns and

@@ -8,6 +8,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/trustack/trustack/objectstore"
 	"github.com/trustack/trustack/objectstore/ring"
@@ -258,6 +260,21 @@ func MkdirAll(dir string) error {
 		return err
 	}
 	return SyncDir(parent)
+}
+
+// Every calls pass at once and then every interval, until ctx ends: the
+// loop of a node's background jobs.
+func Every(ctx context.Context, interval time.Duration, pass func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // SyncDir fsyncs a directory: the names created, renamed or removed in it

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trustack/trustack/objectstore"
+	"github.com/trustack/trustack/objectstore/node"
 )
 
 // AuditorOptions are an Auditor's settings; a zero one means its
@@ -61,21 +62,7 @@ func (a *Auditor) Stats() AuditorStats {
 }
 
 // Run makes a pass at once and then every interval, until ctx ends.
-func (a *Auditor) Run(ctx context.Context) { every(ctx, a.opts.Interval, a.Pass) }
-
-// every calls pass at once and then every interval, until ctx ends.
-func every(ctx context.Context, interval time.Duration, pass func(context.Context)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		pass(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (a *Auditor) Run(ctx context.Context) { node.Every(ctx, a.opts.Interval, a.Pass) }
 
 // Pass audits every object once, or until ctx ends, and logs what it
 // did.

@@ -94,7 +94,7 @@ func (p *Replicator) Stats() ReplicatorStats {
 }
 
 // Run makes a pass at once and then every interval, until ctx ends.
-func (p *Replicator) Run(ctx context.Context) { every(ctx, p.opts.Interval, p.Pass) }
+func (p *Replicator) Run(ctx context.Context) { node.Every(ctx, p.opts.Interval, p.Pass) }
 
 // job is a partition on a local device.
 type job struct {

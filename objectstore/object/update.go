@@ -198,16 +198,7 @@ func (s *Server) send(ctx context.Context, u update, n containerNode) error {
 // of the same object is dropped, since the newer one tells the container
 // what is current. Only one RunUpdater may run on a node's root at once.
 func (s *Server) RunUpdater(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		s.sweep(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	node.Every(ctx, interval, s.sweep)
 }
 
 func (s *Server) sweep(ctx context.Context) {
