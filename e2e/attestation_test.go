@@ -161,9 +161,8 @@ func TestAttestation(t *testing.T) {
 		t.Errorf("compute service of untrusted host %s: got %q, want disabled", victim, services)
 	}
 	eventually(t, 60*time.Second, func() (bool, string) {
-		h := hostOf(t, admin, id)
-		status := strings.TrimSpace(must(t, admin, "server", "show", id, "-f", "value", "-c", "status"))
-		return h != victim && status == "ACTIVE", h + " " + status
+		s, err := sdkOf(t, admin).server(id)
+		return err == nil && s.Host != victim && s.Status == "ACTIVE", fmt.Sprint(s, err)
 	}, "server %s migrated off host %s, ACTIVE", id, victim)
 	if h := hostOf(t, admin, id); !slices.Contains(all, h) {
 		t.Errorf("server %s on host %q, want a host of domain de", id, h)

@@ -169,7 +169,7 @@ ping -c 3 -W 1 %s >/dev/null 2>&1 && echo "other project reachable" || echo "oth
 	}, "the stray device gone after the restart")
 	eventually(t, time.Minute, func() (bool, string) { return outsidePings(), "" }, "the outside pings %s after the restart", fip)
 	eventually(t, time.Minute, func() (bool, string) {
-		status := strings.TrimSpace(must(t, demo, "server", "show", "vmB", "-f", "value", "-c", "status"))
+		status := sdkOf(t, demo).serverStatus("vmB")
 		return status == "SHUTOFF", status
 	}, "vmB, whose host rebooted, is SHUTOFF")
 	// Every port of the rebooted host has its tap, and the firewall holds
@@ -194,7 +194,7 @@ ping -c 3 -W 1 %s >/dev/null 2>&1 && echo "other project reachable" || echo "oth
 	}, "the rebooted host has vmB's tap, and the firewall holds its taps alone")
 	must(t, demo, "server", "start", "vmB")
 	eventually(t, 3*time.Minute, func() (bool, string) {
-		out := must(t, demo, "console", "log", "show", "vmB")
+		out := sdkOf(t, demo).consoleLog("vmB")
 		return strings.Count(out, "trustack-guest script: peer reachable") == 2, out
 	}, "vmB, started again, reaches vmA")
 }
@@ -247,7 +247,7 @@ func script(t testing.TB, body string) string {
 func waitConsole(t testing.TB, env map[string]string, server, line string) {
 	t.Helper()
 	eventually(t, 2*time.Minute, func() (bool, string) {
-		out := must(t, env, "console", "log", "show", server)
+		out := sdkOf(t, env).consoleLog(server)
 		return strings.Contains(out, line), out
 	}, "%s's console says %q", server, line)
 }

@@ -119,9 +119,8 @@ func TestEvacuationOfALostHost(t *testing.T) {
 	lostAt := time.Now()
 	for id, vol := range servers {
 		eventually(t, 2*time.Minute, func() (bool, string) {
-			h := hostOf(t, admin, id)
-			status := strings.TrimSpace(must(t, admin, "server", "show", id, "-f", "value", "-c", "status"))
-			return h != "lost" && status == "ACTIVE", h + " " + status
+			s, err := sdkOf(t, admin).server(id)
+			return err == nil && s.Host != "lost" && s.Status == "ACTIVE", fmt.Sprint(s, err)
 		}, "server %s evacuated, ACTIVE", id)
 		out := must(t, admin, "server", "event", "list", id, "-f", "value", "-c", "Action")
 		if !strings.Contains(out, "evacuate") {

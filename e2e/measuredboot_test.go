@@ -290,8 +290,7 @@ func TestMeasuredBoot(t *testing.T) {
 	}, "the measured host revoked for running /mnt/intruder")
 	t.Logf("the measured host found untrusted %s after running a binary its white-list lacks (interval 3 s)", time.Since(ran).Round(100*time.Millisecond))
 	eventually(t, 2*time.Minute, func() (bool, string) {
-		h := hostOf(t, admin, id)
-		status := strings.TrimSpace(must(t, admin, "server", "show", id, "-f", "value", "-c", "status"))
-		return h == "spare" && status == "ACTIVE", h + " " + status
+		s, err := sdkOf(t, admin).server(id)
+		return err == nil && s.Host == "spare" && s.Status == "ACTIVE", fmt.Sprint(s, err)
 	}, "server vm1 moved to host spare, ACTIVE")
 }

@@ -3,10 +3,10 @@ package e2e
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,7 +47,7 @@ func TestQEMUCLI(t *testing.T) {
 		t.Fatalf("openstack server create --wait vm1: got %q, want its ID and ACTIVE", out)
 	}
 	id := fields[0]
-	console := func() string { return must(t, admin, "console", "log", "show", "vm1") }
+	console := func() string { return sdkOf(t, admin).consoleLog(id) }
 	// boots waits until the guest has said it was ready n times.
 	boots := func(n int, after string) {
 		t.Helper()
@@ -57,7 +57,7 @@ func TestQEMUCLI(t *testing.T) {
 		}, "the guest ready %d times, after %s", n, after)
 	}
 	boots(1, "create")
-	log := console()
+	log := must(t, admin, "console", "log", "show", "vm1")
 	for _, want := range []string{"trustack-guest hostname: vm1", "trustack-guest key k: " + ssh.FingerprintLegacyMD5(key)} {
 		if !strings.Contains(log, want) {
 			t.Errorf("openstack console log show vm1: no line %q in\n%s", want, log)
@@ -76,9 +76,8 @@ func TestQEMUCLI(t *testing.T) {
 	status := func(want string) {
 		t.Helper()
 		eventually(t, time.Minute, func() (bool, string) {
-			out := must(t, admin, "server", "show", "vm1", "-f", "value", "-c", "status", "-c", "OS-EXT-STS:task_state")
-			fields := strings.Fields(out) // the status and the task state, in either order
-			return slices.Contains(fields, want) && slices.Contains(fields, "None"), out
+			s, err := sdkOf(t, admin).server(id)
+			return err == nil && s.Status == want && s.TaskState == nil, fmt.Sprint(s, err)
 		}, "server vm1 %s", want)
 	}
 	must(t, admin, "server", "pause", "vm1")

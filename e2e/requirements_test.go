@@ -75,9 +75,8 @@ func TestRequirementsFollowTheServer(t *testing.T) {
 	domain := map[string]string{"compute-1": "de-north", "compute-2": "de-south"}[host]
 	manage("domain", "set", domain, "--location", "Paris")
 	eventually(t, 60*time.Second, func() (bool, string) {
-		now := hostOf(t, admin, id)
-		status := must(t, demo, "server", "show", "vm1", "-f", "value", "-c", "status")
-		return now == other && status == "ACTIVE", fmt.Sprintf("vm1 on %s, %s", now, status)
+		s, err := sdkOf(t, admin).server(id)
+		return err == nil && s.Host == other && s.Status == "ACTIVE", fmt.Sprint(s, err)
 	}, "vm1 to be migrated to %s and ACTIVE", other)
 	actions := must(t, demo, "server", "event", "list", "vm1", "-f", "value", "-c", "Action")
 	if !strings.Contains(actions, "migrate") {
@@ -126,7 +125,7 @@ func TestColdMigrationOfARealVM(t *testing.T) {
 	ready := func(after string) {
 		t.Helper()
 		eventually(t, 2*time.Minute, func() (bool, string) {
-			out := must(t, admin, "console", "log", "show", "vm1")
+			out := sdkOf(t, admin).consoleLog(id)
 			return strings.Contains(out, "trustack-guest ready") && strings.Contains(out, "trustack-guest hostname: vm1"), out
 		}, "the guest ready, after %s", after)
 	}
@@ -135,9 +134,8 @@ func TestColdMigrationOfARealVM(t *testing.T) {
 	other := map[string]string{"compute-1": "compute-2", "compute-2": "compute-1"}[host]
 	manage("domain", "set", map[string]string{"compute-1": "a", "compute-2": "b"}[host], "--location", "Paris")
 	eventually(t, 3*time.Minute, func() (bool, string) {
-		now := hostOf(t, admin, id)
-		status := must(t, admin, "server", "show", id, "-f", "value", "-c", "status")
-		return now == other && status == "ACTIVE", fmt.Sprintf("vm1 on %s, %s", now, status)
+		s, err := sdkOf(t, admin).server(id)
+		return err == nil && s.Host == other && s.Status == "ACTIVE", fmt.Sprint(s, err)
 	}, "vm1 to be migrated to %s and ACTIVE", other)
 	ready("the migration")
 	eventually(t, time.Minute, func() (bool, string) {

@@ -425,8 +425,8 @@ func startRemoteVolumeGuest(t *testing.T) *remoteVolumeGuest {
 
 	g.volume = must(t, g.admin, "volume", "create", "--size", "1", "-f", "value", "-c", "id", "vol1")
 	eventually(t, time.Minute, func() (bool, string) {
-		out := must(t, g.admin, "volume", "show", "vol1", "-f", "value", "-c", "status")
-		return out == "available", out
+		status := sdkOf(t, g.admin).volumeStatus("vol1")
+		return status == "available", status
 	}, "vol1 available")
 	g.server = boot(t, g.admin, "vm1", "--user-data", onVolume(t, g.volume, `
 echo "writing to $dev"

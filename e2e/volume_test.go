@@ -80,8 +80,8 @@ func TestVolumeCLI(t *testing.T) {
 	}
 	must(t, demo, "volume", "delete", "lost")
 	eventually(t, time.Minute, func() (bool, string) {
-		out, err := openstack(t, demo, "volume", "show", "lost")
-		return err != nil, out
+		v, err := sdkOf(t, demo).volume("lost")
+		return err != nil, fmt.Sprint(v)
 	}, "the volume in error deleted")
 	must(t, admin, "volume", "type", "delete", "nowhere")
 	cinder(admin, "--os-volume-api-version", "3.32", "service-set-log", "debug")
@@ -93,8 +93,8 @@ func TestVolumeCLI(t *testing.T) {
 	// A snapshot, and a larger volume made from it.
 	must(t, demo, "volume", "snapshot", "create", "--volume", "data", "snap1")
 	eventually(t, time.Minute, func() (bool, string) {
-		out, _ := openstack(t, demo, "volume", "snapshot", "show", "snap1", "-f", "value", "-c", "status")
-		return out == "available", out
+		status := sdkOf(t, demo).snapshotStatus("snap1")
+		return status == "available", status
 	}, "snapshot snap1 available")
 	must(t, demo, "volume", "create", "--snapshot", "snap1", "--size", "3", "fromsnap")
 	waitVolume(t, demo, "fromsnap", "available")
@@ -173,8 +173,8 @@ func TestVolumeCLI(t *testing.T) {
 	// was made from (and zeros after).
 	must(t, demo, "image", "create", "--volume", keptVolume, "--disk-format", "qcow2", "kept-image")
 	eventually(t, time.Minute, func() (bool, string) {
-		out, _ := openstack(t, demo, "image", "show", "kept-image", "-f", "value", "-c", "status")
-		return out == "active", out
+		status := sdkOf(t, demo).imageStatus("kept-image")
+		return status == "active", status
 	}, "the image of kept's volume active")
 	waitVolume(t, demo, keptVolume, "available")
 	saved := filepath.Join(t.TempDir(), "kept.img")
@@ -217,8 +217,8 @@ done`
 func waitVolume(t testing.TB, env map[string]string, name, status string) {
 	t.Helper()
 	eventually(t, time.Minute, func() (bool, string) {
-		out, _ := openstack(t, env, "volume", "show", name, "-f", "value", "-c", "status")
-		return out == status, out
+		got := sdkOf(t, env).volumeStatus(name)
+		return got == status, got
 	}, "volume %s %s", name, status)
 }
 
@@ -330,12 +330,12 @@ func TestVolumeOnRealGuests(t *testing.T) {
 	boots := strings.Count(must(t, demo, "console", "log", "show", "vm2"), "trustack-guest ready")
 	must(t, demo, "server", "stop", "vm2")
 	eventually(t, 2*time.Minute, func() (bool, string) {
-		out := must(t, demo, "server", "show", "vm2", "-f", "value", "-c", "status")
-		return out == "SHUTOFF", out
+		status := sdkOf(t, demo).serverStatus("vm2")
+		return status == "SHUTOFF", status
 	}, "vm2 stopped")
 	must(t, demo, "server", "start", "vm2")
 	eventually(t, 2*time.Minute, func() (bool, string) {
-		out := must(t, demo, "console", "log", "show", "vm2")
+		out := sdkOf(t, demo).consoleLog("vm2")
 		boot := out[max(strings.LastIndex(out, "trustack-guest ready"), 0):]
 		return strings.Count(out, "trustack-guest ready") > boots && strings.Contains(boot, "trustack-guest script: read marker-42"), out
 	}, "vm2 reads the marker in its boot after the start")
@@ -382,8 +382,8 @@ func TestVolumeOnRealGuests(t *testing.T) {
 	// A snapshot of the volume gives a new volume with the same data.
 	must(t, demo, "volume", "snapshot", "create", "--volume", "vol1", "snap1")
 	eventually(t, time.Minute, func() (bool, string) {
-		out, _ := openstack(t, demo, "volume", "snapshot", "show", "snap1", "-f", "value", "-c", "status")
-		return out == "available", out
+		status := sdkOf(t, demo).snapshotStatus("snap1")
+		return status == "available", status
 	}, "snapshot snap1 available")
 	vol2 := must(t, demo, "volume", "create", "--snapshot", "snap1", "--size", "3", "-f", "value", "-c", "id", "vol2")
 	waitVolume(t, demo, "vol2", "available")
