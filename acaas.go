@@ -1,7 +1,10 @@
 package trustack
 
 import (
+	"crypto/sha1"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,13 +267,17 @@ func WithTenant(tenants []Tenant, project string, iso Isolation) []Tenant {
 }
 
 // Topology is what placement knows of where hosts are: locations, the
-// distances between them, and the physical domains.
+// distances between them, the physical domains, and the host aggregates
+// operators made.
 type Topology struct {
 	Locations map[string]Location        // by name
 	Domains   map[string]*PhysicalDomain // by name
 	// Distances are in kilometres, keyed by the two locations' names in
 	// ascending order.
 	Distances map[[2]string]int
+	// Aggregates are the operators' host aggregates, by ID; those that
+	// show physical domains are not among them (see DomainAggregate).
+	Aggregates []*Aggregate
 }
 
 // HasChainOfTrust reports whether a physical domain's chain of trust is the trust
@@ -418,3 +425,44 @@ func (h *Host) RCoT() string { return h.Security[SecurityTrust] }
 // SecurityTrust is the security property that holds a host's chain of
 // trust.
 const SecurityTrust = "trust"
+
+// DomainAggregatePrefix begins the name of the aggregate that shows a
+// physical domain; operators' aggregates may not take such a name.
+const DomainAggregatePrefix = "domain:"
+
+// DomainAggregate is how os-aggregates shows the physical domain d, with
+// its hosts (names, sorted): an aggregate named "domain:NAME", read only,
+// whose metadata is the domain's capabilities and, under keys that begin
+// with "acaas:", its location (and the location's country, if t knows
+// it), its chain of trust and its source. Its ID is negative and derived
+// from the name, so that it stays the same and is never a stored
+// aggregate's; so is its UUID. The scheduler's aggregate filters read its
+// metadata as they read an operator's aggregate's.
+func DomainAggregate(d *PhysicalDomain, t *Topology, hosts []string) *Aggregate {
+	name := DomainAggregatePrefix + d.Name
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	sum := sha1.Sum([]byte("trustack aggregate " + name))
+	sum[6] = sum[6]&0x0f | 0x50 // version 5: name-based, SHA-1
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	meta := maps.Clone(d.Capabilities)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta["acaas:location"], meta["acaas:source"] = d.Location, d.Source
+	if loc, ok := t.Locations[d.Location]; ok {
+		meta["acaas:country"] = loc.Country
+	}
+	if d.DCoT != "" {
+		meta["acaas:dcot"] = d.DCoT
+	}
+	return &Aggregate{
+		ID:        -1 - int(h.Sum32()&0x7fffffff),
+		UUID:      fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16]),
+		Name:      name,
+		Hosts:     hosts,
+		Metadata:  meta,
+		Domain:    d.Name,
+		CreatedAt: d.CreatedAt,
+	}
+}

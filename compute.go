@@ -343,3 +343,48 @@ type FlavorFilter struct {
 	MinRAM    int
 	MinDisk   int
 }
+
+// Aggregate is a host aggregate, as Nova's os-aggregates has it: compute
+// hosts an operator groups under a name, with metadata that the
+// scheduler's aggregate filters read. Its availability zone, if any, is
+// the zone of its hosts and is kept in its metadata, under
+// AggregateZoneKey, as Nova keeps it.
+type Aggregate struct {
+	ID   int // Nova's integer ID, never reused
+	UUID string
+	Name string
+	// Hosts are the names of its compute hosts, sorted, each at most once.
+	Hosts    []string
+	Metadata map[string]string
+	// Domain is the physical domain the aggregate shows ("" for an
+	// operator's aggregate): such an aggregate is read only, and changes
+	// with its domain (see DomainAggregate).
+	Domain    string
+	CreatedAt time.Time
+	UpdatedAt time.Time // zero until it changes
+}
+
+// Aggregate metadata keys with a meaning.
+const (
+	// AggregateZoneKey holds the availability zone of the aggregate's
+	// hosts.
+	AggregateZoneKey = "availability_zone"
+	// AggregateTenantKey, and any key that begins with it, holds the
+	// projects (comma-separated IDs) that alone may use the aggregate's
+	// hosts, as Nova's AggregateMultiTenancyIsolation filter reads it.
+	AggregateTenantKey = "filter_tenant_id"
+	// AggregateSpecScope scopes the flavor extra specs that Nova's
+	// AggregateInstanceExtraSpecsFilter matches against the metadata of
+	// the host's aggregates: aggregate_instance_extra_specs:KEY=VALUE.
+	AggregateSpecScope = "aggregate_instance_extra_specs:"
+)
+
+// ReasonAggregateAction is the Reason of an aggregate change refused for
+// what it would do to availability zones or to a non-empty aggregate
+// (Nova's InvalidAggregateAction), whose status Nova chooses by the
+// operation: 409 for adding or removing a host, 400 otherwise.
+const ReasonAggregateAction = "InvalidAggregateAction"
+
+// AvailabilityZone returns the aggregate's availability zone, "" for
+// none.
+func (a *Aggregate) AvailabilityZone() string { return a.Metadata[AggregateZoneKey] }

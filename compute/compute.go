@@ -73,6 +73,12 @@ type Store interface {
 	SetQuotas(ctx context.Context, projectID string, limits map[string]int) error
 	DeleteQuotas(ctx context.Context, projectID string) error
 	Usage(ctx context.Context, projectID string) (map[string]int, error)
+
+	Aggregates(ctx context.Context) ([]*trustack.Aggregate, error)
+	Aggregate(ctx context.Context, id int) (*trustack.Aggregate, error)
+	CreateAggregate(ctx context.Context, a *trustack.Aggregate) error
+	UpdateAggregate(ctx context.Context, id int, fn func(*trustack.Aggregate) error) (*trustack.Aggregate, error)
+	DeleteAggregate(ctx context.Context, id int) error
 }
 
 // Images is what compute needs of the image service.

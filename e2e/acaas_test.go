@@ -47,7 +47,8 @@ func trustackFails(t testing.TB, env map[string]string, words []string, args ...
 // properties) and which requirements users may state, with `trustack
 // manage`; a member of the demo project may not, but states its
 // project's requirements with `trustack requirement`, except those an
-// operator locked.
+// operator locked. The operator then sees the domains as host aggregates
+// beside one of its own (aggregateCLI).
 func TestManageCLI(t *testing.T) {
 	need(t, "openstack")
 	// Operators set the hosts' trust by hand here: without attestation,
@@ -227,4 +228,6 @@ func TestManageCLI(t *testing.T) {
 	if len(dists) != 0 {
 		t.Errorf("location distance list after deleting ber1 and fra1: got %+v, want none, gone with them", dists)
 	}
+
+	aggregateCLI(t, admin, h1, h3)
 }

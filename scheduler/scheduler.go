@@ -7,7 +7,11 @@
 // takes the least loaded, "chance" picks at random. Every driver honours
 // the hard constraints: the host's service is up and enabled, has room, is
 // in the asked-for availability zone, meets every requirement of the
-// server, shares no host with a project either side's isolation excludes,
+// server, is in an aggregate whose metadata matches the flavor's
+// aggregate_instance_extra_specs and in none that a filter_tenant_id
+// reserves for other projects (Nova's AggregateInstanceExtraSpecsFilter
+// and AggregateMultiTenancyIsolation), shares no host with a project
+// either side's isolation excludes,
 // keeps the server group's policy and the same-host and different-host
 // hints, and is wired to the physical networks of the server's ports.
 //
@@ -89,7 +93,8 @@ type Request struct {
 	// moved away, so that they stay as close as they can.
 	PreferDomain string
 
-	isolation trustack.Isolation // the server's, read once by Place
+	isolation      trustack.Isolation // the server's, read once by Place
+	aggregateSpecs []aggregateSpec    // its flavor's, read once by Place
 }
 
 // Options configure a Scheduler; zero values take the defaults.
@@ -129,10 +134,15 @@ type Scheduler struct {
 	// localDomains are the names of the topology's local domains, sorted.
 	localDomains []string
 	tenancy      map[string]map[string]bool // host IDs by project with servers on them
-	readAt       time.Time
-	inFlight     map[string][]trustack.Claim // by host: what placements in flight are claiming
-	claiming     map[string]*sync.Mutex      // by host: claims from this process take turns
-	settled      *sync.Cond
+	// aggregates are the operators' aggregates each host is in, by host
+	// name, and domainAggregates those that show the physical domains,
+	// by domain name; the aggregate filters read both.
+	aggregates       map[string][]*trustack.Aggregate
+	domainAggregates map[string]*trustack.Aggregate
+	readAt           time.Time
+	inFlight         map[string][]trustack.Claim // by host: what placements in flight are claiming
+	claiming         map[string]*sync.Mutex      // by host: claims from this process take turns
+	settled          *sync.Cond
 }
 
 // New returns a scheduler over hosts.
@@ -189,6 +199,7 @@ const maxRounds = 8
 func (s *Scheduler) Place(ctx context.Context, req Request) (*trustack.Host, error) {
 	f := req.Server.Flavor
 	req.isolation = req.Server.Requirements.Isolation()
+	req.aggregateSpecs = aggregateSpecs(f)
 	want := trustack.Claim{ServerID: req.Server.ID, VCPUs: f.VCPUs, MemoryMB: f.RAM, DiskGB: req.Server.LocalDiskGB(),
 		ProjectID: req.Server.ProjectID, Isolation: req.isolation}
 	for round := 0; round < maxRounds; round++ {
@@ -457,6 +468,12 @@ func (s *Scheduler) noValidHost(req Request, groupHosts []string) error {
 		case reason == notMeeting:
 			r, _ := req.Server.Requirements.Unmet(h, s.topology)
 			rejected[reason+" "+r.String()]++
+		case reason == notInAggregate:
+			spec, _ := s.unmatchedSpec(req, h)
+			rejected[fmt.Sprintf("%s %s=%s, as the flavor's extra spec %s asks", reason, spec.key, spec.value, spec)]++
+		case reason == reserved:
+			agg, _ := s.reservedFor(req.Server.ProjectID, h)
+			rejected[fmt.Sprintf("%s (aggregate %s)", reason, agg)]++
 		case reason != "":
 			rejected[reason]++
 		case reachable != nil && !reachable[h.Domain]:
@@ -605,9 +622,15 @@ func (s *Scheduler) candidates(req Request, groupHosts []string) []*trustack.Hos
 	return ok
 }
 
-// notMeeting is reject's reason for a host that does not meet one of the
-// server's requirements; why says which.
-const notMeeting = "not meeting the requirement"
+// Reasons of reject that noValidHost says more of: a host that does not
+// meet one of the server's requirements, that is in no aggregate the
+// flavor's aggregate extra specs ask for, or that an aggregate's
+// filter_tenant_id reserves for other projects.
+const (
+	notMeeting     = "not meeting the requirement"
+	notInAggregate = "in no aggregate whose metadata has"
+	reserved       = "reserved for other projects by filter_tenant_id"
+)
 
 // reject returns why a host cannot take the request, or "": constant
 // strings, so that ruling out thousands of hosts allocates nothing. The
@@ -648,6 +671,12 @@ func (s *Scheduler) reject(req Request, groupHosts []string, h *trustack.Host) s
 		return "not the same host as the servers named in same_host"
 	case slices.Contains(req.DifferentHost, h.ID):
 		return "running a server named in different_host"
+	}
+	if _, unmatched := s.unmatchedSpec(req, h); unmatched {
+		return notInAggregate
+	}
+	if _, others := s.reservedFor(req.Server.ProjectID, h); others {
+		return reserved
 	}
 	return ""
 }
@@ -786,6 +815,16 @@ func (s *Scheduler) refresh(ctx context.Context) error {
 	s.tenancy = map[string]map[string]bool{}
 	for _, h := range list {
 		s.index(nil, h)
+	}
+	s.aggregates = map[string][]*trustack.Aggregate{}
+	for _, a := range topology.Aggregates {
+		for _, name := range a.Hosts {
+			s.aggregates[name] = append(s.aggregates[name], a)
+		}
+	}
+	s.domainAggregates = map[string]*trustack.Aggregate{}
+	for name, d := range topology.Domains {
+		s.domainAggregates[name] = trustack.DomainAggregate(d, topology, nil)
 	}
 	return nil
 }

@@ -398,8 +398,8 @@ func holdDomain(ctx context.Context, db *DB, q querier, name string) error {
 	return holdRow(ctx, q, `SELECT name FROM physical_domains WHERE name = $1`+db.shareRow(), name, domainNotFound(name))
 }
 
-// Topology returns the locations, the distances between them and the
-// physical domains, as placement needs them.
+// Topology returns the locations, the distances between them, the
+// physical domains and the host aggregates, as placement needs them.
 func (db *DB) Topology(ctx context.Context) (*trustack.Topology, error) {
 	locs, err := db.Locations(ctx)
 	if err != nil {
@@ -413,10 +413,15 @@ func (db *DB) Topology(ctx context.Context) (*trustack.Topology, error) {
 	if err != nil {
 		return nil, err
 	}
+	aggs, err := db.Aggregates(ctx)
+	if err != nil {
+		return nil, err
+	}
 	t := &trustack.Topology{
-		Locations: make(map[string]trustack.Location, len(locs)),
-		Domains:   make(map[string]*trustack.PhysicalDomain, len(doms)),
-		Distances: make(map[[2]string]int, len(dists)),
+		Aggregates: aggs,
+		Locations:  make(map[string]trustack.Location, len(locs)),
+		Domains:    make(map[string]*trustack.PhysicalDomain, len(doms)),
+		Distances:  make(map[[2]string]int, len(dists)),
 	}
 	for _, l := range locs {
 		t.Locations[l.Name] = *l

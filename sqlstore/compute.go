@@ -187,7 +187,9 @@ func (db *DB) DeleteKeypair(ctx context.Context, userID, name string) error {
 // RegisterHost records a compute host by name: a new one is created, a
 // known one gets the description, capacity and wiring (physical networks,
 // network node) it reports now, and keeps its ID, claims, usage and
-// service state. It returns the host as stored.
+// service state. Its availability zone is its aggregates' if one has one
+// (see UpdateAggregate), else the one it registers with. It returns the
+// host as stored.
 func (db *DB) RegisterHost(ctx context.Context, h *trustack.Host) (*trustack.Host, error) {
 	for attempt := 0; ; attempt++ {
 		out, err := db.registerHost(ctx, h)
@@ -215,11 +217,14 @@ func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Hos
 			if err := hosts.insert(ctx, q, h); err != nil {
 				return err
 			}
+			if _, err := q.ExecContext(ctx, `UPDATE hosts SET registered_zone = availability_zone WHERE id = $1`, h.ID); err != nil {
+				return fmt.Errorf("register host %s: %w", h.Name, err)
+			}
 			id = h.ID
 		case err != nil:
 			return fmt.Errorf("register host %s: %w", h.Name, err)
 		default:
-			_, err := q.ExecContext(ctx, `UPDATE hosts SET availability_zone = $1, hypervisor_type = $2, hypervisor_version = $3,
+			_, err := q.ExecContext(ctx, `UPDATE hosts SET registered_zone = $1, hypervisor_type = $2, hypervisor_version = $3,
 				hypervisor_hostname = $4, host_ip = $5, vcpus = $6, memory_mb = $7, disk_gb = $8, cpu_ratio = $9, ram_ratio = $10,
 				disk_ratio = $11, last_seen = $12, updated_at = $13, physical_networks = $14, network_node = $15, storage = $16,
 				generation = generation + 1 WHERE id = $17`,
@@ -229,6 +234,9 @@ func (db *DB) registerHost(ctx context.Context, h *trustack.Host) (*trustack.Hos
 			if err != nil {
 				return fmt.Errorf("register host %s: %w", h.Name, err)
 			}
+		}
+		if err := setZones(ctx, q, []string{h.Name}); err != nil {
+			return err
 		}
 		out, err = getHost(ctx, q, id)
 		return err

@@ -67,6 +67,8 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 		{"ActionsAndQuotas", testActionsAndQuotas},
 		{"ActionsRecordedWithTheirChange", testActionsRecordedWithTheirChange},
 		{"MoveClaim", testMoveClaim},
+		{"Aggregates", testAggregates},
+		{"AggregatesUnderConcurrency", testAggregatesUnderConcurrency},
 		{"Locations", testLocations},
 		{"PhysicalDomains", testPhysicalDomains},
 		{"HostPropertiesAndDomain", testHostPropertiesAndDomain},

@@ -1,6 +1,7 @@
 // Package compute serves Nova's v2.1 API, at microversion 2.1, over
 // trustack's compute service: servers and their actions, flavors,
-// keypairs, server groups, availability zones, hypervisors and services,
+// keypairs, server groups, availability zones, host aggregates,
+// hypervisors and services,
 // limits and quotas, instance actions; the servers' addresses, network
 // interfaces and security groups; and the proxies Nova kept at 2.1, of
 // the image service and of the networking service (security groups,
@@ -127,7 +128,7 @@ var collections = map[string]bool{
 	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "os-security-groups": true,
 	"os-security-group-rules": true, "os-floating-ips": true, "os-floating-ip-pools": true, "os-networks": true,
-	"os-tenant-networks": true,
+	"os-tenant-networks": true, "os-aggregates": true,
 }
 
 // caller returns who the request comes from, for the compute service;
@@ -234,6 +235,13 @@ func (h *handler) routes() {
 	a.Private("POST "+v+"/os-server-groups", h.createGroup)
 	a.Private("GET "+v+"/os-server-groups/{id}", h.showGroup)
 	a.Private("DELETE "+v+"/os-server-groups/{id}", h.deleteGroup)
+
+	a.Private("GET "+v+"/os-aggregates", h.listAggregates)
+	a.Private("POST "+v+"/os-aggregates", h.createAggregate)
+	a.Private("GET "+v+"/os-aggregates/{id}", h.showAggregate)
+	a.Private("PUT "+v+"/os-aggregates/{id}", h.updateAggregate)
+	a.Private("DELETE "+v+"/os-aggregates/{id}", h.deleteAggregate)
+	a.Private("POST "+v+"/os-aggregates/{id}/action", h.aggregateAction)
 
 	a.Private("GET "+v+"/os-availability-zone", h.listZones(false))
 	a.Private("GET "+v+"/os-availability-zone/detail", h.listZones(true))

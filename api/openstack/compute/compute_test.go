@@ -84,6 +84,7 @@ func (c *counted) SecurityGroupNames(ctx context.Context, ids []string) (map[str
 // network node and keeps volumes in files, on an embedded bus.
 type cloud struct {
 	*httptest.Server
+	db    *sqlstore.DB
 	net   *counted
 	vol   *volume.Service
 	hv    *fake.Driver
@@ -171,7 +172,7 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cloud{Server: httptest.NewServer(computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log)), net: net, vol: vol,
+	c := &cloud{Server: httptest.NewServer(computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log)), db: db, net: net, vol: vol,
 		hv: hv, image: img.ID}
 	t.Cleanup(c.Close)
 	return c
