@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/trustack/trustack/objectstore/proxy"
@@ -52,21 +53,31 @@ const localPartPower = 8
 // first call makes the rings in ringDir, on free ports; later ones read
 // the nodes' ports from them, so that the data stays where the rings say
 // it is, and move to a free port any server whose port another process
-// took meanwhile. None of the cluster's nodes may be running. Start the
-// nodes with Start, cfg giving the secrets.
-func Local(dir, ringDir string, n int, cfg Config) ([]Config, error) {
+// took meanwhile. It listens on every server's port itself, so that no
+// other process can take one between the rings naming it and the server
+// serving it: Start serves each node's listeners (a node never started
+// holds its ports until the process ends). None of the cluster's nodes
+// may be running. Start the nodes with Start, cfg giving the secrets.
+func Local(dir, ringDir string, n int, cfg Config) (_ []Config, err error) {
+	held := &listeners{byAddr: map[string]net.Listener{}}
+	defer func() {
+		if err != nil {
+			held.close()
+		}
+	}()
 	accountFile, _, _ := RingFiles(ringDir)
 	if _, err := os.Stat(accountFile); errors.Is(err, fs.ErrNotExist) {
-		if err := makeLocalRings(ringDir, n); err != nil {
+		if err := makeLocalRings(ringDir, n, held); err != nil {
 			return nil, err
 		}
-	} else if err := freeTakenPorts(ringDir); err != nil {
+	} else if err := listenOnRingPorts(ringDir, held); err != nil {
 		return nil, err
 	}
 	rings, err := LoadRings(ringDir)
 	if err != nil {
 		return nil, err
 	}
+	cfg.held = held
 	byDevice := map[string]*Config{}
 	var out []*Config
 	for i := 1; i <= n; i++ {
@@ -104,8 +115,9 @@ func Local(dir, ringDir string, n int, cfg Config) ([]Config, error) {
 }
 
 // makeLocalRings makes the rings of a local cluster of n nodes, each
-// server of each node on a free port of 127.0.0.1.
-func makeLocalRings(dir string, n int) error {
+// server of each node on a free port of 127.0.0.1, which it listens on
+// and adds to held.
+func makeLocalRings(dir string, n int, held *listeners) error {
 	if n < 1 {
 		return fmt.Errorf("a local object store needs at least one node")
 	}
@@ -121,7 +133,7 @@ func makeLocalRings(dir string, n int) error {
 			return err
 		}
 		for i := 1; i <= n; i++ {
-			port, err := freePort()
+			port, err := held.listenFree("127.0.0.1")
 			if err != nil {
 				return err
 			}
@@ -146,42 +158,30 @@ func makeLocalRings(dir string, n int) error {
 	return nil
 }
 
-// freeTakenPorts moves each device of a local cluster's rings whose port
-// cannot be listened on to a free port that no device of the rings has,
-// rewriting the builders and rings it changes; the partitions stay.
-func freeTakenPorts(dir string) error {
+// listenOnRingPorts listens on the address of each device of a local
+// cluster's rings, adding the listeners to held, and moves each device
+// whose port cannot be listened on to a free port, rewriting the
+// builders and rings it changes; the partitions stay.
+func listenOnRingPorts(dir string, held *listeners) error {
 	a, c, o := RingFiles(dir)
-	builders := map[string]*ring.Builder{}
-	used := map[int]bool{}
 	for _, file := range []string{a, c, o} {
 		b, err := ring.LoadBuilder(BuilderFile(file))
 		if err != nil {
 			return err
 		}
-		builders[file] = b
-		for _, d := range b.Devices() {
-			used[d.Port] = true
-		}
-	}
-	for file, b := range builders {
 		changed := false
 		for _, d := range b.Devices() {
-			l, err := net.Listen("tcp", d.Addr())
-			if err == nil {
-				l.Close()
+			if held.listen(d.Addr()) == nil {
 				continue
 			}
-			port, err := freePort()
-			for err == nil && used[port] {
-				port, err = freePort()
-			}
+			port, err := held.listenFree(d.IP)
 			if err == nil {
 				err = b.SetAddress(d.ID, d.IP, port)
 			}
 			if err != nil {
 				return fmt.Errorf("move device %s of %s off its taken port: %w", d.Device, file, err)
 			}
-			used[port], changed = true, true
+			changed = true
 		}
 		if !changed {
 			continue
@@ -200,12 +200,57 @@ func freeTakenPorts(dir string) error {
 	return nil
 }
 
-// freePort returns a port of 127.0.0.1 free at the moment.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// listeners are those a local cluster opened for its servers, by
+// address, until Start takes them; safe for concurrent use.
+type listeners struct {
+	mu     sync.Mutex
+	byAddr map[string]net.Listener
+}
+
+// listen listens on addr and holds the listener.
+func (h *listeners) listen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byAddr[l.Addr().String()] = l
+	return nil
+}
+
+// listenFree listens on a free port of ip, holds the listener and returns
+// the port.
+func (h *listeners) listenFree(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byAddr[l.Addr().String()] = l
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// take returns the listener held for addr, which the caller then owns,
+// and nil if there is none (or it was taken).
+func (h *listeners) take(addr string) net.Listener {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.byAddr[addr]
+	delete(h.byAddr, addr)
+	return l
+}
+
+// close closes the listeners still held.
+func (h *listeners) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for addr, l := range h.byAddr {
+		l.Close()
+		delete(h.byAddr, addr)
+	}
 }

@@ -60,6 +60,10 @@ type Config struct {
 	AuditRate int64
 	// Log receives the servers' errors (default: discarded).
 	Log *slog.Logger
+
+	// held are the listeners Local opened for the servers, which Start
+	// serves rather than listening again.
+	held *listeners
 }
 
 // Node is a running storage node.
@@ -91,7 +95,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.Object != "" {
 		s := object.New(cfg.Devices, cfg.Hasher, objectOpts)
-		if err := n.serve("object", cfg.Object, s, cfg.Log); err != nil {
+		if err := n.serve(cfg.held, "object", cfg.Object, s, cfg.Log); err != nil {
 			return fail(err)
 		}
 		n.background(ctx, func(ctx context.Context) { s.RunUpdater(ctx, cfg.UpdaterInterval) })
@@ -103,7 +107,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Container != "" {
 		s := container.New(cfg.Devices, cfg.Hasher, containerOpts)
 		n.closers = append(n.closers, s.Close)
-		if err := n.serve("container", cfg.Container, s, cfg.Log); err != nil {
+		if err := n.serve(cfg.held, "container", cfg.Container, s, cfg.Log); err != nil {
 			return fail(err)
 		}
 		n.background(ctx, func(ctx context.Context) { s.RunUpdater(ctx, cfg.UpdaterInterval) })
@@ -120,7 +124,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Account != "" {
 		s := account.New(cfg.Devices, cfg.Hasher, account.Options{Key: cfg.Key, Log: cfg.Log})
 		n.closers = append(n.closers, s.Close)
-		if err := n.serve("account", cfg.Account, s, cfg.Log); err != nil {
+		if err := n.serve(cfg.held, "account", cfg.Account, s, cfg.Log); err != nil {
 			return fail(err)
 		}
 		if cfg.Rings != nil {
@@ -140,11 +144,15 @@ func (cfg Config) ringAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// serve serves h on addr until Close.
-func (n *Node) serve(role, addr string, h http.Handler, log *slog.Logger) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("object store %s server: %w", role, err)
+// serve serves h on addr until Close, on the listener held for addr if
+// there is one.
+func (n *Node) serve(held *listeners, role, addr string, h http.Handler, log *slog.Logger) error {
+	l := held.take(addr)
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("object store %s server: %w", role, err)
+		}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -205,7 +205,8 @@ func freePort(t *testing.T) int {
 // TestLocalMovesTakenPorts starts a local cluster again after another
 // process took the port of one of its servers: that server moves to a
 // free port, in the rings too, its partitions stay, and every node
-// starts.
+// starts. Until it starts, no other process can take the ports the
+// rings give its servers.
 func TestLocalMovesTakenPorts(t *testing.T) {
 	dir := t.TempDir()
 	ringDir := filepath.Join(dir, "rings")
@@ -213,6 +214,19 @@ func TestLocalMovesTakenPorts(t *testing.T) {
 	first, err := storage.Local(dir, ringDir, 4, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range first {
+		for _, addr := range []string{c.Object, c.Container, c.Account} {
+			if l, err := net.Listen("tcp", addr); err == nil {
+				l.Close()
+				t.Errorf("another listener got %s between the rings naming it and its server starting", addr)
+			}
+		}
+		n, err := storage.Start(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Close()
 	}
 	taken, err := net.Listen("tcp", first[1].Container)
 	if err != nil {
