@@ -353,10 +353,25 @@ func (h *handler) deleteExtraSpec(w http.ResponseWriter, r *http.Request) error 
 
 // Keypairs.
 
-// keypairUser returns whose keypairs the request is about: the caller's.
+// keypairUser returns whose keypairs the request is about: the caller's,
+// or from 2.10 the user its user_id query parameter names, and checks
+// rule against that user.
 func (h *handler) keypairUser(r *http.Request, rule string) (string, error) {
 	user := openstack.TokenOf(r).User.ID
+	if other := r.URL.Query().Get("user_id"); other != "" && atLeast(r, 10) {
+		user = other
+	}
 	return user, h.api.Authorize(r, rule, map[string]string{"user_id": user})
+}
+
+// keypair renders a keypair with the fields every response has, and its
+// type from 2.2.
+func keypair(r *http.Request, k *trustack.Keypair) object {
+	o := object{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint}
+	if atLeast(r, 2) {
+		o["type"] = k.Type
+	}
+	return o
 }
 
 func (h *handler) listKeypairs(w http.ResponseWriter, r *http.Request) error {
@@ -370,47 +385,68 @@ func (h *handler) listKeypairs(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]object, len(list))
 	for i, k := range list {
-		out[i] = object{"keypair": object{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint}}
+		out[i] = object{"keypair": keypair(r, k)}
 	}
 	return collection(w, "keypairs", out)
 }
 
+// createKeypair imports or makes a keypair: of a type from 2.2, for
+// another user (an administrator's call) from 2.10; 201 from 2.2.
 func (h *handler) createKeypair(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.caller(r)
 	if err != nil {
-		return err
-	}
-	if _, err := h.keypairUser(r, "os_compute_api:os-keypairs:create"); err != nil {
 		return err
 	}
 	var body struct {
 		Keypair *struct {
 			Name      *string `json:"name"`
 			PublicKey *string `json:"public_key"`
+			Type      *string `json:"type"`
+			UserID    *string `json:"user_id"`
 		} `json:"keypair"`
 	}
 	if err := h.dec.Decode(r, &body); err != nil {
 		return err
 	}
-	if body.Keypair == nil || body.Keypair.Name == nil {
+	kp := body.Keypair
+	switch {
+	case kp == nil || kp.Name == nil:
 		return invalid("name", "'name' is a required property.")
+	case kp.Type != nil && !atLeast(r, 2):
+		return unexpected("keypair", "type")
+	case kp.UserID != nil && !atLeast(r, 10):
+		return unexpected("keypair", "user_id")
+	case kp.PublicKey != nil && strings.TrimSpace(*kp.PublicKey) == "":
+		return trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate fingerprint")
 	}
-	var public string
-	if body.Keypair.PublicKey != nil {
-		public = *body.Keypair.PublicKey
-		if strings.TrimSpace(public) == "" {
-			return trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate fingerprint")
-		}
+	k := trustack.Keypair{Name: *kp.Name, UserID: c.UserID}
+	if kp.Type != nil {
+		k.Type = *kp.Type
 	}
-	k, private, err := h.svc.CreateKeypair(r.Context(), c, *body.Keypair.Name, public)
+	if kp.UserID != nil {
+		k.UserID = *kp.UserID
+	}
+	if kp.PublicKey != nil {
+		k.PublicKey = *kp.PublicKey
+	}
+	if err := h.api.Authorize(r, "os_compute_api:os-keypairs:create", map[string]string{"user_id": k.UserID}); err != nil {
+		return err
+	}
+	made, private, err := h.svc.CreateKeypair(r.Context(), c, k)
 	if err != nil {
 		return err
 	}
-	kp := object{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint, "user_id": k.UserID}
+	o := keypair(r, made)
+	o["user_id"] = made.UserID
 	if private != "" {
-		kp["private_key"] = private
+		o["private_key"] = private
 	}
-	return ok(w, object{"keypair": kp})
+	status := http.StatusOK
+	if atLeast(r, 2) {
+		status = http.StatusCreated
+	}
+	openstack.JSON(w, status, object{"keypair": o})
+	return nil
 }
 
 func (h *handler) showKeypair(w http.ResponseWriter, r *http.Request) error {
@@ -422,11 +458,10 @@ func (h *handler) showKeypair(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"keypair": object{
-		"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint, "user_id": k.UserID,
-		"deleted": false, "created_at": k.CreatedAt.UTC().Format(isoMicros), "updated_at": nil, "deleted_at": nil,
-		"id": keypairNumber(k),
-	}})
+	o := keypair(r, k)
+	o["user_id"], o["deleted"], o["created_at"], o["updated_at"], o["deleted_at"], o["id"] =
+		k.UserID, false, k.CreatedAt.UTC().Format(isoMicros), nil, nil, keypairNumber(k)
+	return ok(w, object{"keypair": o})
 }
 
 // keypairNumber is an integer ID for a keypair, as Nova shows at 2.1: its
@@ -440,6 +475,9 @@ func (h *handler) deleteKeypair(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := h.svc.DeleteKeypair(r.Context(), user, r.PathValue("name")); err != nil {
 		return err
+	}
+	if atLeast(r, 2) {
+		return noContent(w)
 	}
 	return accepted(w)
 }

@@ -59,6 +59,12 @@ func invalid(field, format string, args ...any) error {
 	return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute %s. %s", field, fmt.Sprintf(format, args...))
 }
 
+// unexpected is Nova's answer to a field its schema at the request's
+// microversion does not have, in the body's object.
+func unexpected(object, field string) error {
+	return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute %s. Additional properties are not allowed ('%s' was unexpected)", object, field)
+}
+
 // countParam reads min_count or max_count: an integer at least 1, or a
 // string of digits; absent is 0.
 func countParam(field string, raw json.RawMessage) (int, error) {
