@@ -28,7 +28,7 @@ const Prefix = "/compute"
 // maxMinor is the newest microversion trustack serves, 2.maxMinor: every
 // change Nova made up to it is honoured on every API trustack serves.
 // Raise it only when each version up to the new one is.
-const maxMinor = 2
+const maxMinor = 5
 
 // versions are the microversions trustack serves.
 var versions = openstack.VersionRange{Min: openstack.Microversion{Major: 2, Minor: 1}, Max: openstack.Microversion{Major: 2, Minor: maxMinor}}

@@ -404,6 +404,9 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 			}
 			f.ChangesSince, f.IncludeDeleted = t, true
 		}
+		if !c.Admin && !atLeast(r, 5) {
+			q.Del("ip6") // an administrator's filter until 2.5, ignored for others as Nova ignores them
+		}
 		ips, err := parseIPFilter(q)
 		if err != nil {
 			return err
@@ -431,7 +434,7 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 		out := make([]object, 0, len(list))
 		for _, s := range list {
 			if detail {
-				out = append(out, h.server(s, nets[s.ID], true, c.Admin))
+				out = append(out, h.server(r, s, nets[s.ID], true, c.Admin))
 			} else {
 				out = append(out, object{"id": s.ID, "name": s.Name, "links": h.links("servers", s.ID)})
 			}
@@ -510,7 +513,7 @@ func (h *handler) showServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server": h.server(s, nets[s.ID], true, c.Admin)})
+	return ok(w, object{"server": h.server(r, s, nets[s.ID], true, c.Admin)})
 }
 
 func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
@@ -557,7 +560,7 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server": h.server(s, nets[s.ID], false, false)})
+	return ok(w, object{"server": h.server(r, s, nets[s.ID], false, false)})
 }
 
 func (h *handler) deleteServer(w http.ResponseWriter, r *http.Request) error {

@@ -1,0 +1,91 @@
+package compute_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// extendedAttributes are the server attributes 2.3 adds for
+// administrators.
+var extendedAttributes = []string{"OS-EXT-SRV-ATTR:reservation_id", "OS-EXT-SRV-ATTR:launch_index", "OS-EXT-SRV-ATTR:kernel_id",
+	"OS-EXT-SRV-ATTR:ramdisk_id", "OS-EXT-SRV-ATTR:hostname", "OS-EXT-SRV-ATTR:root_device_name", "OS-EXT-SRV-ATTR:user_data"}
+
+// TestServerFieldsByVersion: each field a microversion adds to a
+// server's detail is there from that version, for whom it is meant, and
+// absent below, where Tempest's schemas refuse it.
+func TestServerFieldsByVersion(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 9)
+	id := c.boot(t, "alice", "My Server_1", obj{"user_data": "IyEvYmluL3NoCg=="})
+	for _, tt := range []struct {
+		version, token string
+		field          string
+		want           any // nil: absent
+	}{
+		{"2.2", "admin", "OS-EXT-SRV-ATTR:hostname", nil},
+		{"2.3", "admin", "OS-EXT-SRV-ATTR:hostname", "my-server-1"},
+		{"2.3", "admin", "OS-EXT-SRV-ATTR:user_data", "IyEvYmluL3NoCg=="},
+		{"2.3", "admin", "OS-EXT-SRV-ATTR:root_device_name", "/dev/vda"},
+		{"2.3", "admin", "OS-EXT-SRV-ATTR:launch_index", float64(0)},
+		{"2.3", "alice", "OS-EXT-SRV-ATTR:hostname", nil},
+		{"2.8", "alice", "locked", nil},
+		{"2.9", "alice", "locked", false},
+	} {
+		t.Run(tt.version+" "+tt.token+" "+tt.field, func(t *testing.T) {
+			v := c.at(tt.version)
+			shown := v.must(t, http.StatusOK, tt.token, "GET", "/servers/"+id, nil)["server"].(obj)
+			listed := item(v.must(t, http.StatusOK, tt.token, "GET", "/servers/detail"+allTenants(tt.token), nil)["servers"], 0)
+			for what, s := range map[string]obj{"show": shown, "detail": listed} {
+				got, has := s[tt.field]
+				if tt.want == nil && has {
+					t.Errorf("%s: %s is %v, want it absent", what, tt.field, got)
+				}
+				if tt.want != nil && got != tt.want {
+					t.Errorf("%s: %s is %v, want %v", what, tt.field, got, tt.want)
+				}
+			}
+		})
+	}
+	shown := c.at("2.3").must(t, http.StatusOK, "admin", "GET", "/servers/"+id, nil)["server"].(obj)
+	for _, f := range extendedAttributes {
+		if _, has := shown[f]; !has {
+			t.Errorf("2.3, admin: %s absent", f)
+		}
+	}
+	c.must(t, http.StatusAccepted, "alice", "POST", "/servers/"+id+"/action", obj{"lock": nil})
+	for version, want := range map[string]any{"2.9": true, "2.8": nil} {
+		updated := c.at(version).must(t, http.StatusOK, "alice", "PUT", "/servers/"+id, obj{"server": obj{"name": "renamed"}})["server"].(obj)
+		if got, has := updated["locked"]; want == nil && has || want != nil && got != want {
+			t.Errorf("update at %s: locked %v (present %v), want %v", version, got, has, want)
+		}
+	}
+}
+
+// TestIP6FilterForMembers: until 2.5 ip6 is an administrator's filter
+// that others' lists ignore; from 2.5 it filters every caller's list.
+func TestIP6FilterForMembers(t *testing.T) {
+	c := newCloud(t)
+	c.boot(t, "alice", "vm", nil)
+	for _, tt := range []struct {
+		version, token string
+		want           int
+	}{
+		{"2.4", "alice", 1},
+		{"2.5", "alice", 0},
+		{"2.4", "admin", 0},
+	} {
+		list := c.at(tt.version).must(t, http.StatusOK, tt.token, "GET", "/servers?ip6=fd00:dead&"+allTenants(tt.token)[1:], nil)["servers"].([]any)
+		if len(list) != tt.want {
+			t.Errorf("%s as %s: %d servers match ip6=fd00:dead, want %d", tt.version, tt.token, len(list), tt.want)
+		}
+	}
+}
+
+// allTenants is the query that lists the servers of every project for an
+// administrator, and nothing for others.
+func allTenants(token string) string {
+	if token == "admin" {
+		return "?all_tenants=1"
+	}
+	return "?"
+}
