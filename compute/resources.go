@@ -114,23 +114,31 @@ func (s *Service) FlavorAccess(ctx context.Context, id string) ([]string, error)
 	return s.store.FlavorAccess(ctx, id)
 }
 
-// ShareFlavor shares or stops sharing a private flavor with a project.
-func (s *Service) ShareFlavor(ctx context.Context, id, projectID string, share bool) error {
+// ShareFlavor shares or stops sharing a private flavor with a project,
+// and returns the projects it is then shared with. Sharing a public
+// flavor is ECONFLICT unless evenPublic, as Nova recorded such shares,
+// to no effect, before microversion 2.7. Sharing twice is ECONFLICT,
+// stopping a share that is not ENOTFOUND.
+func (s *Service) ShareFlavor(ctx context.Context, id, projectID string, share, evenPublic bool) ([]string, error) {
 	f, err := s.Flavor(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if f.Public {
-		return trustack.Errorf(trustack.ECONFLICT, "Can not add access to a public flavor.")
-	}
-	if share {
-		err := s.store.AddFlavorAccess(ctx, id, projectID)
+	switch {
+	case share && f.Public && !evenPublic:
+		return nil, trustack.Errorf(trustack.ECONFLICT, "Can not add access to a public flavor.")
+	case share:
+		err = s.store.AddFlavorAccess(ctx, id, projectID)
 		if trustack.ErrorCode(err) == trustack.ECONFLICT {
-			return trustack.Errorf(trustack.ECONFLICT, "Flavor access already exists for flavor %s and project %s combination.", id, projectID)
+			err = trustack.Errorf(trustack.ECONFLICT, "Flavor access already exists for flavor %s and project %s combination.", id, projectID)
 		}
-		return err
+	default:
+		err = s.store.RemoveFlavorAccess(ctx, id, projectID)
 	}
-	return s.store.RemoveFlavorAccess(ctx, id, projectID)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.FlavorAccess(ctx, id)
 }
 
 // Keypairs.

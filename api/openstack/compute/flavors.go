@@ -206,39 +206,44 @@ func (h *handler) flavorAction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	var projects []string
+	var err error
 	switch {
 	case body.Add != nil && body.Remove == nil:
 		if err := h.api.Authorize(r, "os_compute_api:os-flavor-access:add_tenant_access", nil); err != nil {
 			return err
 		}
-		if err := h.svc.ShareFlavor(r.Context(), id, body.Add.Tenant, true); err != nil {
-			return err
-		}
+		// From 2.7 a public flavor's access is a conflict; before, Nova
+		// recorded it.
+		projects, err = h.svc.ShareFlavor(r.Context(), id, body.Add.Tenant, true, !atLeast(r, 7))
 	case body.Remove != nil && body.Add == nil:
 		if err := h.api.Authorize(r, "os_compute_api:os-flavor-access:remove_tenant_access", nil); err != nil {
 			return err
 		}
-		if err := h.svc.ShareFlavor(r.Context(), id, body.Remove.Tenant, false); err != nil {
-			return err
-		}
+		projects, err = h.svc.ShareFlavor(r.Context(), id, body.Remove.Tenant, false, false)
 	default:
 		return trustack.Errorf(trustack.EINVALID, "The action body must be one of addTenantAccess and removeTenantAccess.")
 	}
-	return h.flavorAccess(w, r, id)
+	if err != nil {
+		return err
+	}
+	return flavorAccess(w, id, projects)
 }
 
 func (h *handler) listFlavorAccess(w http.ResponseWriter, r *http.Request) error {
 	if err := h.api.Authorize(r, "os_compute_api:os-flavor-access", nil); err != nil {
 		return err
 	}
-	return h.flavorAccess(w, r, r.PathValue("id"))
-}
-
-func (h *handler) flavorAccess(w http.ResponseWriter, r *http.Request, id string) error {
+	id := r.PathValue("id")
 	projects, err := h.svc.FlavorAccess(r.Context(), id)
 	if err != nil {
 		return err
 	}
+	return flavorAccess(w, id, projects)
+}
+
+// flavorAccess writes the projects a flavor is shared with.
+func flavorAccess(w http.ResponseWriter, id string, projects []string) error {
 	out := make([]object, len(projects))
 	for i, p := range projects {
 		out[i] = object{"flavor_id": id, "tenant_id": p}

@@ -89,3 +89,17 @@ func allTenants(token string) string {
 	}
 	return "?"
 }
+
+// TestAccessToPublicFlavor: from 2.7 sharing a public flavor with a
+// project is a conflict; before, it is recorded (to no effect) as Nova
+// recorded it.
+func TestAccessToPublicFlavor(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 7)
+	c.at("2.7").must(t, http.StatusConflict, "admin", "POST", "/flavors/1/action", obj{"addTenantAccess": obj{"tenant": "p-other"}})
+	access := c.at("2.6").must(t, http.StatusOK, "admin", "POST", "/flavors/1/action", obj{"addTenantAccess": obj{"tenant": "p-other"}})["flavor_access"].([]any)
+	if len(access) != 1 || item(access, 0)["tenant_id"] != "p-other" {
+		t.Errorf("2.6: flavor_access %v, want the one share", access)
+	}
+	c.at("2.7").must(t, http.StatusOK, "admin", "POST", "/flavors/1/action", obj{"removeTenantAccess": obj{"tenant": "p-other"}})
+}
