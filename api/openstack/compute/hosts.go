@@ -50,7 +50,7 @@ func (h *handler) listZones(detail bool) openstack.Handler {
 // hypervisorState is a host's state and status as Nova shows them.
 func (h *handler) hypervisorState(host *trustack.Host) (state, status string) {
 	state, status = "up", "enabled"
-	if !h.svc.Alive(host) || host.ForcedDown {
+	if !h.svc.Alive(host) {
 		state = "down"
 	}
 	if !host.Enabled {
@@ -239,15 +239,20 @@ func (h *handler) hypervisorServers(w http.ResponseWriter, r *http.Request) erro
 
 // Services.
 
-// service renders a host's compute service as os-services shows it.
-func (h *handler) service(host *trustack.Host) object {
+// service renders a host's compute service as os-services shows it, with
+// forced_down from 2.11.
+func (h *handler) service(r *http.Request, host *trustack.Host) object {
 	state, status := h.hypervisorState(host)
 	var reason any
 	if host.DisabledReason != "" {
 		reason = host.DisabledReason
 	}
-	return object{"id": host.Number, "binary": "nova-compute", "host": host.Name, "zone": host.AvailabilityZone,
+	o := object{"id": host.Number, "binary": "nova-compute", "host": host.Name, "zone": host.AvailabilityZone,
 		"status": status, "state": state, "updated_at": stampOrNull(host.LastSeen), "disabled_reason": reason}
+	if atLeast(r, 11) {
+		o["forced_down"] = host.ForcedDown
+	}
+	return o
 }
 
 func (h *handler) listServices(w http.ResponseWriter, r *http.Request) error {
@@ -264,13 +269,13 @@ func (h *handler) listServices(w http.ResponseWriter, r *http.Request) error {
 		if q.Has("binary") && q.Get("binary") != "nova-compute" || q.Has("host") && q.Get("host") != host.Name {
 			continue
 		}
-		out = append(out, h.service(host))
+		out = append(out, h.service(r, host))
 	}
 	return collection(w, "services", out)
 }
 
 // updateService serves PUT /os-services/enable, /disable and
-// /disable-log-reason, as Nova did up to 2.52.
+// /disable-log-reason, and from 2.11 /force-down, as Nova did up to 2.52.
 func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 	if err := h.api.Authorize(r, "os_compute_api:os-services:update", nil); err != nil {
 		return err
@@ -280,6 +285,7 @@ func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 		Host           string  `json:"host"`
 		Binary         string  `json:"binary"`
 		DisabledReason *string `json:"disabled_reason"`
+		ForcedDown     *bool   `json:"forced_down"`
 	}
 	if err := h.dec.Decode(r, &body); err != nil {
 		return err
@@ -298,6 +304,13 @@ func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 			return invalid("disabled_reason", "A reason of 1 to 255 characters is required.")
 		}
 		reason = *body.DisabledReason
+	case "force-down":
+		if !atLeast(r, 11) {
+			return trustack.Errorf(trustack.ENOTFOUND, "Unknown action %s.", action)
+		}
+		if body.ForcedDown == nil {
+			return invalid("forced_down", "'forced_down' is a required property.")
+		}
 	default:
 		return trustack.Errorf(trustack.ENOTFOUND, "Unknown action %s.", action)
 	}
@@ -308,6 +321,13 @@ func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 	for _, host := range hosts {
 		if host.Name != body.Host {
 			continue
+		}
+		if action == "force-down" {
+			host, err := h.svc.SetHostForcedDown(r.Context(), host.ID, *body.ForcedDown)
+			if err != nil {
+				return err
+			}
+			return ok(w, object{"service": object{"host": host.Name, "binary": "nova-compute", "forced_down": host.ForcedDown}})
 		}
 		host, err := h.svc.SetHostEnabled(r.Context(), host.ID, enable, reason)
 		if err != nil {

@@ -103,3 +103,34 @@ func TestAccessToPublicFlavor(t *testing.T) {
 	}
 	c.at("2.7").must(t, http.StatusOK, "admin", "POST", "/flavors/1/action", obj{"removeTenantAccess": obj{"tenant": "p-other"}})
 }
+
+// TestForcedDown: from 2.11 services show forced_down, and an
+// administrator forces a host's service down (it is then down whatever
+// its heartbeats say) and back.
+func TestForcedDown(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 11)
+	if svc := item(c.at("2.10").must(t, http.StatusOK, "admin", "GET", "/os-services", nil)["services"], 0); svc["forced_down"] != nil {
+		t.Errorf("2.10: forced_down %v, want it absent", svc["forced_down"])
+	}
+	force := func(version string, down bool) (int, obj) {
+		return c.at(version).do(t, "admin", "PUT", "/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": down})
+	}
+	if status, body := force("2.10", true); status != http.StatusNotFound {
+		t.Errorf("force-down at 2.10: status %d, want 404: %v", status, body)
+	}
+	for _, down := range []bool{true, false} {
+		status, body := force("2.11", down)
+		if status != http.StatusOK || body["service"].(obj)["forced_down"] != down {
+			t.Fatalf("force-down %v at 2.11: %d %v", down, status, body)
+		}
+		svc := item(c.at("2.11").must(t, http.StatusOK, "admin", "GET", "/os-services", nil)["services"], 0)
+		want := map[bool]string{true: "down", false: "up"}[down]
+		if svc["forced_down"] != down || svc["state"] != want {
+			t.Errorf("forced down %v: service forced_down %v, state %v; want %v, %s", down, svc["forced_down"], svc["state"], down, want)
+		}
+	}
+	if status, _ := c.at("2.11").do(t, "alice", "PUT", "/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": true}); status != http.StatusForbidden {
+		t.Errorf("a member forces a host down: status %d, want 403", status)
+	}
+}
