@@ -489,12 +489,17 @@ func (h *handler) deleteKeypair(w http.ResponseWriter, r *http.Request) error {
 
 // Server groups.
 
-func (h *handler) group(g *trustack.ServerGroup) object {
+// group renders a server group, with its project and user from 2.13.
+func group(r *http.Request, g *trustack.ServerGroup) object {
 	members := g.Members
 	if members == nil {
 		members = []string{}
 	}
-	return object{"id": g.ID, "name": g.Name, "policies": []string{g.Policy}, "members": members, "metadata": object{}}
+	o := object{"id": g.ID, "name": g.Name, "policies": []string{g.Policy}, "members": members, "metadata": object{}}
+	if atLeast(r, 13) {
+		o["project_id"], o["user_id"] = g.ProjectID, g.UserID
+	}
+	return o
 }
 
 func (h *handler) listGroups(w http.ResponseWriter, r *http.Request) error {
@@ -515,7 +520,7 @@ func (h *handler) listGroups(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]object, len(list))
 	for i, g := range list {
-		out[i] = h.group(g)
+		out[i] = group(r, g)
 	}
 	return collection(w, "server_groups", out)
 }
@@ -543,11 +548,14 @@ func (h *handler) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Group.Policies) != 1 {
 		return invalid("policies", "Give exactly one policy.")
 	}
+	if p := body.Group.Policies[0]; (p == trustack.PolicySoftAffinity || p == trustack.PolicySoftAntiAffinity) && !atLeast(r, 15) {
+		return invalid("policies", "%q is not one of affinity, anti-affinity before microversion 2.15.", p)
+	}
 	g, err := h.svc.CreateServerGroup(r.Context(), c, *body.Group.Name, body.Group.Policies[0])
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server_group": h.group(g)})
+	return ok(w, object{"server_group": group(r, g)})
 }
 
 func (h *handler) groupFor(r *http.Request, rule string) (*trustack.ServerGroup, error) {
@@ -567,7 +575,7 @@ func (h *handler) showGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server_group": h.group(g)})
+	return ok(w, object{"server_group": group(r, g)})
 }
 
 func (h *handler) deleteGroup(w http.ResponseWriter, r *http.Request) error {

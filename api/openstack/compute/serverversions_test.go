@@ -3,6 +3,8 @@ package compute_test
 import (
 	"net/http"
 	"testing"
+
+	"github.com/trustack/trustack/internal/apitest"
 )
 
 // extendedAttributes are the server attributes 2.3 adds for
@@ -132,5 +134,44 @@ func TestForcedDown(t *testing.T) {
 	}
 	if status, _ := c.at("2.11").do(t, "alice", "PUT", "/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": true}); status != http.StatusForbidden {
 		t.Errorf("a member forces a host down: status %d, want 403", status)
+	}
+}
+
+// TestServerGroupVersions: from 2.13 groups show their project and user;
+// from 2.15 they may have a soft policy, refused below.
+func TestServerGroupVersions(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 15)
+	for _, tt := range []struct {
+		version, policy string
+		status          int
+		owners          bool
+	}{
+		{"2.12", "affinity", http.StatusOK, false},
+		{"2.13", "anti-affinity", http.StatusOK, true},
+		{"2.14", "soft-affinity", http.StatusBadRequest, true},
+		{"2.14", "soft-anti-affinity", http.StatusBadRequest, true},
+		{"2.15", "soft-affinity", http.StatusOK, true},
+		{"2.15", "soft-anti-affinity", http.StatusOK, true},
+	} {
+		t.Run(tt.version+" "+tt.policy, func(t *testing.T) {
+			v := c.at(tt.version)
+			status, body := v.do(t, "alice", "POST", "/os-server-groups", obj{"server_group": obj{"name": "g", "policies": []string{tt.policy}}})
+			if status != tt.status {
+				t.Fatalf("create: status %d, want %d: %v", status, tt.status, body)
+			}
+			if status != http.StatusOK {
+				return
+			}
+			id := body["server_group"].(obj)["id"].(string)
+			shown := v.must(t, http.StatusOK, "alice", "GET", "/os-server-groups/"+id, nil)["server_group"].(obj)
+			for what, g := range map[string]obj{"create": body["server_group"].(obj), "show": shown} {
+				project, hasProject := g["project_id"]
+				user, hasUser := g["user_id"]
+				if hasProject != tt.owners || hasUser != tt.owners || tt.owners && (project != apitest.P1 || user != "u-alice") {
+					t.Errorf("%s: project_id %v, user_id %v; want present %v", what, project, user, tt.owners)
+				}
+			}
+		})
 	}
 }
