@@ -698,10 +698,11 @@ func (h *handler) createImage(w http.ResponseWriter, r *http.Request, c compute.
 }
 
 // evacuate rebuilds a server of a lost host on another, as Nova's
-// evacuate at 2.1: onSharedStorage is required (trustack keeps servers'
-// own disks on their hosts, so either way they are rebuilt from their
-// images, or from their volumes), and the answer carries the admin
-// password, the one given or a new one.
+// evacuate. Up to 2.13 onSharedStorage is required (trustack keeps
+// servers' own disks on their hosts, so either way they are rebuilt from
+// their images, or from their volumes), and the answer carries the admin
+// password, the one given or a new one; from 2.14 onSharedStorage is gone
+// and the answer has no body.
 func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Caller, s *trustack.Server, args json.RawMessage) error {
 	var a struct {
 		Host            *string         `json:"host"`
@@ -712,15 +713,19 @@ func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Cal
 	if err := openstack.UnmarshalField(args, "evacuate", &keys); err != nil {
 		return err
 	}
+	fields := []string{"host", "adminPass"}
+	if !atLeast(r, 14) {
+		fields = append(fields, "onSharedStorage")
+	}
 	for k := range keys {
-		if !slices.Contains([]string{"host", "onSharedStorage", "adminPass"}, k) {
-			return invalid("evacuate", "Additional properties are not allowed ('%s' was unexpected).", k)
+		if !slices.Contains(fields, k) {
+			return unexpected("evacuate", k)
 		}
 	}
 	if err := openstack.UnmarshalField(args, "evacuate", &a); err != nil {
 		return err
 	}
-	if !nonEmpty(a.OnSharedStorage) {
+	if !atLeast(r, 14) && !nonEmpty(a.OnSharedStorage) {
 		return invalid("onSharedStorage", "'onSharedStorage' is a required property.")
 	}
 	if _, err := boolParam("onSharedStorage", a.OnSharedStorage); err != nil {
@@ -739,6 +744,10 @@ func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Cal
 	c.Admin = true // the policy rule let an operator through
 	if err := h.svc.Evacuate(r.Context(), c, s.ID, onto); err != nil {
 		return err
+	}
+	if atLeast(r, 14) {
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	return ok(w, object{"adminPass": pass})
 }
