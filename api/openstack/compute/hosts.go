@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/policy"
 )
 
 // Availability zones.
@@ -235,6 +236,47 @@ func (h *handler) hypervisorServers(w http.ResponseWriter, r *http.Request) erro
 		out[i] = o
 	}
 	return collection(w, "hypervisors", out)
+}
+
+// withHostStatus adds to parts, from 2.16, the state of each server's
+// host for a caller the policy lets see it (by default an
+// administrator), as Nova's host_status: "" for a server on no host,
+// DOWN for a host forced down, MAINTENANCE for one disabled, UP for one
+// alive, UNKNOWN for one not heard from lately or not known.
+func (h *handler) withHostStatus(r *http.Request, servers []*trustack.Server, parts map[string]serverParts) error {
+	if !atLeast(r, 16) || len(servers) == 0 {
+		return nil
+	}
+	hosts, err := h.svc.Hosts(r.Context())
+	if err != nil {
+		return err
+	}
+	byName := map[string]*trustack.Host{}
+	for _, host := range hosts {
+		byName[host.Name] = host
+	}
+	for _, s := range servers {
+		if !h.api.Allowed(r, "os_compute_api:servers:show:host_status", policy.Target{"project_id": s.ProjectID, "user_id": s.UserID}) {
+			continue
+		}
+		host := byName[s.Host]
+		status := "UNKNOWN"
+		switch {
+		case s.Host == "":
+			status = ""
+		case host == nil:
+		case host.ForcedDown:
+			status = "DOWN"
+		case !host.Enabled:
+			status = "MAINTENANCE"
+		case h.svc.Alive(host):
+			status = "UP"
+		}
+		p := parts[s.ID]
+		p.hostStatus = &status
+		parts[s.ID] = p
+	}
+	return nil
 }
 
 // Services.

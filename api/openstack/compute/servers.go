@@ -425,6 +425,11 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 				return err
 			}
 		}
+		if detail {
+			if err := h.withHostStatus(r, list, nets); err != nil {
+				return err
+			}
+		}
 		if ips != nil {
 			list = slices.DeleteFunc(list, func(s *trustack.Server) bool { return !ips.matches(nets[s.ID].addresses) })
 			if limit > 0 {
@@ -511,6 +516,9 @@ func (h *handler) showServer(w http.ResponseWriter, r *http.Request) error {
 	}
 	nets, err := h.partsOf(r.Context(), s)
 	if err != nil {
+		return err
+	}
+	if err := h.withHostStatus(r, []*trustack.Server{s}, nets); err != nil {
 		return err
 	}
 	return ok(w, object{"server": h.server(r, s, nets[s.ID], true, c.Admin)})

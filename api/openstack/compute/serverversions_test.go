@@ -175,3 +175,48 @@ func TestServerGroupVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestHostStatus: from 2.16 an administrator sees the state of a
+// server's host in its detail: UP, MAINTENANCE while the host is
+// disabled, DOWN while it is forced down; a member does not see it, nor
+// anyone below 2.16.
+func TestHostStatus(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 16)
+	id := c.boot(t, "alice", "vm", nil)
+	status := func(version, token string) (any, bool) {
+		t.Helper()
+		shown := c.at(version).must(t, http.StatusOK, token, "GET", "/servers/"+id, nil)["server"].(obj)
+		listed := item(c.at(version).must(t, http.StatusOK, token, "GET", "/servers/detail"+allTenants(token), nil)["servers"], 0)
+		a, hasA := shown["host_status"]
+		b, hasB := listed["host_status"]
+		if a != b || hasA != hasB {
+			t.Errorf("%s as %s: show says host_status %v, detail %v", version, token, a, b)
+		}
+		return a, hasA
+	}
+	if got, has := status("2.15", "admin"); has {
+		t.Errorf("2.15: host_status %v, want it absent", got)
+	}
+	if got, has := status("2.16", "alice"); has {
+		t.Errorf("2.16 as a member: host_status %v, want it absent", got)
+	}
+	for _, step := range []struct {
+		path string
+		body obj
+		want string
+	}{
+		{"", nil, "UP"},
+		{"/os-services/disable", obj{"host": "host-0", "binary": "nova-compute"}, "MAINTENANCE"},
+		{"/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": true}, "DOWN"},
+		{"/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": false}, "MAINTENANCE"},
+		{"/os-services/enable", obj{"host": "host-0", "binary": "nova-compute"}, "UP"},
+	} {
+		if step.path != "" {
+			c.at("2.16").must(t, http.StatusOK, "admin", "PUT", step.path, step.body)
+		}
+		if got, _ := status("2.16", "admin"); got != step.want {
+			t.Errorf("after %s %v: host_status %v, want %s", step.path, step.body, got, step.want)
+		}
+	}
+}

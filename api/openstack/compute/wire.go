@@ -145,6 +145,9 @@ func (h *handler) server(r *http.Request, s *trustack.Server, n serverParts, det
 		o["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullIfEmpty(s.Node)
 		o["OS-EXT-SRV-ATTR:instance_name"] = "instance-" + strings.ReplaceAll(s.ID, "-", "")[:8]
 	}
+	if n.hostStatus != nil {
+		o["host_status"] = *n.hostStatus
+	}
 	if admin && atLeast(r, 3) {
 		o["OS-EXT-SRV-ATTR:reservation_id"] = s.ReservationID
 		o["OS-EXT-SRV-ATTR:launch_index"] = s.LaunchIndex
