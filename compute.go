@@ -90,8 +90,10 @@ type Fault struct {
 // Server is a virtual machine and everything known of it. Flavor is the
 // flavor as it was when the server was created.
 type Server struct {
-	ID               string
-	Name             string
+	ID   string
+	Name string
+	// Description is what its user says of it; nil for none.
+	Description      *string
 	ProjectID        string
 	UserID           string
 	ImageID          string

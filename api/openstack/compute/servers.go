@@ -24,26 +24,27 @@ import (
 // createBody is the body of POST /servers at 2.1.
 type createBody struct {
 	Server *struct {
-		Name                 string             `json:"name"`
-		ImageRef             *string            `json:"imageRef"`
-		FlavorRef            json.RawMessage    `json:"flavorRef"`
-		KeyName              *string            `json:"key_name"`
-		Metadata             map[string]string  `json:"metadata"`
-		AvailabilityZone     *string            `json:"availability_zone"`
-		UserData             *string            `json:"user_data"`
-		MinCount             json.RawMessage    `json:"min_count"`
-		MaxCount             json.RawMessage    `json:"max_count"`
-		AccessIPv4           *string            `json:"accessIPv4"`
-		AccessIPv6           *string            `json:"accessIPv6"`
-		AdminPass            *string            `json:"adminPass"`
-		DiskConfig           *string            `json:"OS-DCF:diskConfig"`
-		SecurityGroups       []securityGroupRef `json:"security_groups"`
-		Networks             json.RawMessage    `json:"networks"`
-		ConfigDrive          json.RawMessage    `json:"config_drive"`
-		ReturnReservationID  bool               `json:"return_reservation_id"`
-		Personality          []json.RawMessage  `json:"personality"`
-		BlockDeviceMapping   json.RawMessage    `json:"block_device_mapping"`
-		BlockDeviceMappingV2 json.RawMessage    `json:"block_device_mapping_v2"`
+		Name                 string                     `json:"name"`
+		Description          openstack.Optional[string] `json:"description"`
+		ImageRef             *string                    `json:"imageRef"`
+		FlavorRef            json.RawMessage            `json:"flavorRef"`
+		KeyName              *string                    `json:"key_name"`
+		Metadata             map[string]string          `json:"metadata"`
+		AvailabilityZone     *string                    `json:"availability_zone"`
+		UserData             *string                    `json:"user_data"`
+		MinCount             json.RawMessage            `json:"min_count"`
+		MaxCount             json.RawMessage            `json:"max_count"`
+		AccessIPv4           *string                    `json:"accessIPv4"`
+		AccessIPv6           *string                    `json:"accessIPv6"`
+		AdminPass            *string                    `json:"adminPass"`
+		DiskConfig           *string                    `json:"OS-DCF:diskConfig"`
+		SecurityGroups       []securityGroupRef         `json:"security_groups"`
+		Networks             json.RawMessage            `json:"networks"`
+		ConfigDrive          json.RawMessage            `json:"config_drive"`
+		ReturnReservationID  bool                       `json:"return_reservation_id"`
+		Personality          []json.RawMessage          `json:"personality"`
+		BlockDeviceMapping   json.RawMessage            `json:"block_device_mapping"`
+		BlockDeviceMappingV2 json.RawMessage            `json:"block_device_mapping_v2"`
 	} `json:"server"`
 	Hints    map[string]any `json:"os:scheduler_hints"`
 	OldHints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
@@ -166,7 +167,14 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 	if b == nil {
 		return invalid("server", "'server' is a required property.")
 	}
-	req := compute.CreateRequest{Name: b.Name, Metadata: b.Metadata}
+	req := compute.CreateRequest{Name: b.Name, Metadata: b.Metadata, Description: b.Description.Value}
+	switch {
+	case b.Description.Set && !atLeast(r, 19):
+		return unexpected("server", "description")
+	case !atLeast(r, 19):
+		// As Nova: before 2.19 a server's description was its name.
+		req.Description = &b.Name
+	}
 	if b.ImageRef == nil && !nonEmpty(b.BlockDeviceMappingV2) && !nonEmpty(b.BlockDeviceMapping) {
 		return invalid("imageRef", "'imageRef' is a required property.")
 	}
@@ -535,6 +543,8 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 			AccessIPv4 *string `json:"accessIPv4"`
 			AccessIPv6 *string `json:"accessIPv6"`
 			DiskConfig *string `json:"OS-DCF:diskConfig"`
+			// Description is a field from 2.19.
+			Description openstack.Optional[string] `json:"description"`
 		} `json:"server"`
 	}
 	if err := h.dec.Decode(r, &body); err != nil {
@@ -544,6 +554,12 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 		return invalid("server", "'server' is a required property.")
 	}
 	u := compute.ServerUpdate{Name: body.Server.Name, DiskConfig: body.Server.DiskConfig}
+	if d := body.Server.Description; d.Set {
+		if !atLeast(r, 19) {
+			return unexpected("server", "description")
+		}
+		u.Description = &d.Value
+	}
 	if d := u.DiskConfig; d != nil && *d != "AUTO" && *d != "MANUAL" {
 		return invalid("OS-DCF:diskConfig", "%q is not one of AUTO, MANUAL.", *d)
 	}

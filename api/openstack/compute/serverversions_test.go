@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/trustack/trustack/internal/apitest"
@@ -217,6 +218,54 @@ func TestHostStatus(t *testing.T) {
 		}
 		if got, _ := status("2.16", "admin"); got != step.want {
 			t.Errorf("after %s %v: host_status %v, want %s", step.path, step.body, got, step.want)
+		}
+	}
+}
+
+// TestServerDescription: from 2.19 a server has a description, given at
+// creation, changed (or removed with null) by update, shown in its
+// detail and in update's answer; below, it is not a field, and a server
+// made there has its name for description, as in Nova.
+func TestServerDescription(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 19)
+	v := c.at("2.19")
+	body := func(attrs obj) obj {
+		b := obj{"name": "vm", "imageRef": c.image, "flavorRef": "1", "networks": "none"}
+		for k, val := range attrs {
+			b[k] = val
+		}
+		return obj{"server": b}
+	}
+	c.at("2.18").must(t, http.StatusBadRequest, "alice", "POST", "/servers", body(obj{"description": "early"}))
+	v.must(t, http.StatusBadRequest, "alice", "POST", "/servers", body(obj{"description": strings.Repeat("x", 256)}))
+	v.must(t, http.StatusBadRequest, "alice", "POST", "/servers", body(obj{"description": "a\x01bell"}))
+	described := v.must(t, http.StatusAccepted, "alice", "POST", "/servers", body(obj{"description": "the web tier"}))["server"].(obj)["id"].(string)
+	plain := v.must(t, http.StatusAccepted, "alice", "POST", "/servers", body(nil))["server"].(obj)["id"].(string)
+	old := c.at("2.1").must(t, http.StatusAccepted, "alice", "POST", "/servers", body(obj{"name": "legacy"}))["server"].(obj)["id"].(string)
+	for _, tt := range []struct {
+		id, version string
+		want        any // nil: null; absent: absent
+	}{
+		{described, "2.19", "the web tier"},
+		{plain, "2.19", nil},
+		{old, "2.19", "legacy"},
+		{described, "2.18", "absent"},
+	} {
+		s := c.at(tt.version).must(t, http.StatusOK, "alice", "GET", "/servers/"+tt.id, nil)["server"].(obj)
+		got, has := s["description"]
+		if tt.want == "absent" && has || tt.want != "absent" && (!has || got != tt.want) {
+			t.Errorf("server %s at %s: description %v (present %v), want %v", s["name"], tt.version, got, has, tt.want)
+		}
+	}
+	c.at("2.18").must(t, http.StatusBadRequest, "alice", "PUT", "/servers/"+described, obj{"server": obj{"description": "late"}})
+	for _, d := range []any{"the db tier", nil, ""} {
+		updated := v.must(t, http.StatusOK, "alice", "PUT", "/servers/"+described, obj{"server": obj{"description": d}})["server"].(obj)
+		shown := v.must(t, http.StatusOK, "alice", "GET", "/servers/"+described, nil)["server"].(obj)
+		for what, s := range map[string]obj{"update": updated, "show": shown} {
+			if got, has := s["description"]; !has || got != d {
+				t.Errorf("after update to %v: %s says %v (present %v)", d, what, got, has)
+			}
 		}
 	}
 }

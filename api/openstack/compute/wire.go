@@ -110,6 +110,9 @@ func (h *handler) server(r *http.Request, s *trustack.Server, n serverParts, det
 	if atLeast(r, 9) {
 		o["locked"] = s.Locked
 	}
+	if atLeast(r, 19) {
+		o["description"] = s.Description
+	}
 	if !detail {
 		return o
 	}
