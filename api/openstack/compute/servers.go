@@ -912,13 +912,16 @@ func (h *handler) deleteMetadataItem(w http.ResponseWriter, r *http.Request) err
 // Instance actions.
 
 // actionServer is serverFor for instance actions, which Nova lists for
-// deleted servers too.
+// deleted servers too from 2.21.
 func (h *handler) actionServer(r *http.Request, rule string) (compute.Caller, *trustack.Server, error) {
 	c, err := h.caller(r)
 	if err != nil {
 		return c, nil, err
 	}
 	s, err := h.svc.Server(r.Context(), c, r.PathValue("id"))
+	if err == nil && s.VMState == trustack.VMDeleted && !atLeast(r, 21) {
+		err = trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", s.ID)
+	}
 	if err != nil {
 		return c, nil, err
 	}

@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -268,4 +269,31 @@ func TestServerDescription(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestActionsOfDeletedServers: from 2.21 the instance actions of a
+// deleted server can still be read, its delete among them; below, the
+// server is not found.
+func TestActionsOfDeletedServers(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 21)
+	id := c.boot(t, "alice", "vm", nil)
+	c.must(t, http.StatusNoContent, "alice", "DELETE", "/servers/"+id, nil)
+	waitFor(t, "the server to be deleted", func() bool {
+		status, _ := c.do(t, "alice", "GET", "/servers/"+id, nil)
+		return status == http.StatusNotFound
+	})
+	c.at("2.20").must(t, http.StatusNotFound, "alice", "GET", "/servers/"+id+"/os-instance-actions", nil)
+	list := c.at("2.21").must(t, http.StatusOK, "alice", "GET", "/servers/"+id+"/os-instance-actions", nil)["instanceActions"].([]any)
+	var actions []string
+	for i := range list {
+		actions = append(actions, item(list, i)["action"].(string))
+	}
+	if !slices.Contains(actions, "delete") || !slices.Contains(actions, "create") {
+		t.Fatalf("2.21: actions %v, want create and delete", actions)
+	}
+	request := item(list, 0)["request_id"].(string)
+	c.at("2.20").must(t, http.StatusNotFound, "alice", "GET", "/servers/"+id+"/os-instance-actions/"+request, nil)
+	c.at("2.21").must(t, http.StatusOK, "alice", "GET", "/servers/"+id+"/os-instance-actions/"+request, nil)
+	c.at("2.21").must(t, http.StatusNotFound, "bob", "GET", "/servers/"+id+"/os-instance-actions", nil)
 }
