@@ -428,7 +428,7 @@ func (s *Service) update(ctx context.Context, c Caller, id string, fn func(*trus
 }
 
 // Act carries out a power action ("pause", "unpause", "suspend", "resume",
-// "stop", "start", "reboot", "reboot_hard"). It checks and records the
+// "stop", "start", "reboot", "reboot_hard", "trigger_crash_dump"). It checks and records the
 // action, returns, and lets the agent do it; an action the server's state
 // does not allow gives ECONFLICT and changes nothing.
 func (s *Service) Act(ctx context.Context, c Caller, id, action string) error {
@@ -439,6 +439,9 @@ func (s *Service) Act(ctx context.Context, c Caller, id, action string) error {
 	srv, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
 		if srv.TaskState != "" || !slices.Contains(t.from, srv.VMState) {
 			return invalidState(srv, action)
+		}
+		if t.running && srv.PowerState != trustack.PowerRunning {
+			return trustack.Errorf(trustack.ECONFLICT, "Instance %s is not running.", srv.ID)
 		}
 		srv.TaskState = t.task
 		return nil
@@ -486,7 +489,10 @@ func (s *Service) power(ctx context.Context, srv *trustack.Server, t transition,
 			}
 			return nil
 		}
-		cur.VMState, cur.PowerState = t.vm, state
+		if t.vm != "" {
+			cur.VMState = t.vm
+		}
+		cur.PowerState = state
 		return nil
 	})
 	if uerr != nil && uerr != errMoved {

@@ -617,7 +617,12 @@ var serverActions = map[string]string{
 	"addFloatingIp":       "os_compute_api:os-floating-ips:add",
 	"removeFloatingIp":    "os_compute_api:os-floating-ips:remove",
 	"evacuate":            "os_compute_api:os-evacuate",
+	"trigger_crash_dump":  "os_compute_api:servers:trigger_crash_dump",
 }
+
+// actionsSince are the server actions Nova added after 2.1, with the
+// minor version that added each: below it they are not found.
+var actionsSince = map[string]int{"trigger_crash_dump": 17}
 
 func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 	var body map[string]json.RawMessage
@@ -631,6 +636,9 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 	var args json.RawMessage
 	for k, v := range body { // the one action
 		name, args = k, v
+	}
+	if since, ok := actionsSince[name]; ok && !atLeast(r, since) {
+		return trustack.Errorf(trustack.ENOTFOUND, "API version %s does not have the server action %s.", openstack.MicroversionOf(r), name)
 	}
 	rule, known := serverActions[name]
 	if !known {
@@ -687,6 +695,11 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return h.removeFloatingIP(w, r, c, s, args)
 	case "evacuate":
 		return h.evacuate(w, r, c, s, args)
+	case "trigger_crash_dump":
+		if string(args) != "null" {
+			return invalid("trigger_crash_dump", "None is the only value.")
+		}
+		err = h.svc.Act(ctx, c, s.ID, name)
 	}
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/internal/apitest"
 )
 
@@ -296,4 +297,42 @@ func TestActionsOfDeletedServers(t *testing.T) {
 	c.at("2.20").must(t, http.StatusNotFound, "alice", "GET", "/servers/"+id+"/os-instance-actions/"+request, nil)
 	c.at("2.21").must(t, http.StatusOK, "alice", "GET", "/servers/"+id+"/os-instance-actions/"+request, nil)
 	c.at("2.21").must(t, http.StatusNotFound, "bob", "GET", "/servers/"+id+"/os-instance-actions", nil)
+}
+
+// TestTriggerCrashDump: from 2.17 a server's user sends it a
+// non-maskable interrupt (the fake guest's console logs it), recorded as
+// an instance action, the server going on as it was; a server not
+// running refuses it with 409, and below 2.17 the action is not found.
+func TestTriggerCrashDump(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 17)
+	id := c.boot(t, "alice", "vm", nil)
+	dump := obj{"trigger_crash_dump": nil}
+	c.at("2.16").must(t, http.StatusNotFound, "alice", "POST", "/servers/"+id+"/action", dump)
+	c.at("2.17").must(t, http.StatusBadRequest, "alice", "POST", "/servers/"+id+"/action", obj{"trigger_crash_dump": obj{}})
+	c.at("2.17").must(t, http.StatusNotFound, "bob", "POST", "/servers/"+id+"/action", dump)
+	c.at("2.17").must(t, http.StatusAccepted, "alice", "POST", "/servers/"+id+"/action", dump)
+	waitFor(t, "the guest to log the NMI", func() bool {
+		out, err := c.hv.Console(ctx, id, 0)
+		return err == nil && strings.Contains(out, fake.NMILine)
+	})
+	var request string
+	waitFor(t, "the crash dump's event to finish", func() bool {
+		for _, a := range c.must(t, http.StatusOK, "alice", "GET", "/servers/"+id+"/os-instance-actions", nil)["instanceActions"].([]any) {
+			if a.(obj)["action"] == "trigger_crash_dump" {
+				request = a.(obj)["request_id"].(string)
+			}
+		}
+		if request == "" {
+			return false
+		}
+		events := c.must(t, http.StatusOK, "admin", "GET", "/servers/"+id+"/os-instance-actions/"+request, nil)["instanceAction"].(obj)["events"].([]any)
+		return len(events) == 1 && item(events, 0)["event"] == "compute_trigger_crash_dump" && item(events, 0)["result"] == "Success"
+	})
+	if s := c.must(t, http.StatusOK, "alice", "GET", "/servers/"+id, nil)["server"].(obj); s["status"] != "ACTIVE" || s["OS-EXT-STS:power_state"] != float64(1) {
+		t.Errorf("after the crash dump: status %v, power state %v; want ACTIVE, 1", s["status"], s["OS-EXT-STS:power_state"])
+	}
+	c.must(t, http.StatusAccepted, "alice", "POST", "/servers/"+id+"/action", obj{"os-stop": nil})
+	c.waitStatus(t, "alice", id, "SHUTOFF")
+	c.at("2.17").must(t, http.StatusConflict, "alice", "POST", "/servers/"+id+"/action", dump)
 }
