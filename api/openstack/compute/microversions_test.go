@@ -126,3 +126,18 @@ func computeUpTo(t *testing.T, minor int) {
 		computeapi.ServeUpTo(t, minor)
 	}
 }
+
+// TestProjectInURLOptional: paths name the project after the version or
+// not, at 2.18 (when Nova made it optional) as at every other version.
+func TestProjectInURLOptional(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 18)
+	for _, version := range []string{"2.1", "2.18"} {
+		for _, path := range []string{"/os-keypairs", "/" + apitest.P1 + "/os-keypairs"} {
+			c.at(version).must(t, http.StatusOK, "alice", "GET", path, nil)
+		}
+		// A project named must be the caller's.
+		c.at(version).must(t, http.StatusBadRequest, "alice", "GET", "/"+apitest.P2+"/servers", nil)
+		c.at(version).must(t, http.StatusOK, "alice", "GET", "/"+apitest.P1+"/servers", nil)
+	}
+}
