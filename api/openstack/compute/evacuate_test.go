@@ -60,3 +60,20 @@ func TestEvacuateAt214(t *testing.T) {
 		}
 	}
 }
+
+// TestEvacuateAnswerByVersion: once an operator forces a server's host
+// down (2.11), evacuate is accepted: with the admin password in the
+// answer up to 2.13, with no body from 2.14.
+func TestEvacuateAnswerByVersion(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 14)
+	old, latest := c.boot(t, "alice", "old", nil), c.boot(t, "alice", "new", nil)
+	c.at("2.11").must(t, http.StatusOK, "admin", "PUT", "/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": true})
+	body := c.at("2.13").must(t, http.StatusOK, "admin", "POST", "/servers/"+old+"/action", obj{"evacuate": obj{"onSharedStorage": false, "adminPass": "s3cret"}})
+	if body["adminPass"] != "s3cret" {
+		t.Errorf("evacuate at 2.13: %v, want the admin password given", body)
+	}
+	if body := c.at("2.14").must(t, http.StatusOK, "admin", "POST", "/servers/"+latest+"/action", obj{"evacuate": obj{"adminPass": "s3cret"}}); body != nil {
+		t.Errorf("evacuate at 2.14: body %v, want none", body)
+	}
+}
