@@ -66,11 +66,18 @@ type Flavor struct {
 type Keypair struct {
 	Name        string
 	UserID      string
-	Type        string // "ssh" or "x509"
+	Type        string // KeypairSSH or KeypairX509
 	PublicKey   string
 	Fingerprint string // MD5, colon-separated hex, as Nova shows it
 	CreatedAt   time.Time
 }
+
+// The types of keypairs: an SSH public key, or an X.509 certificate (as
+// Windows guests take for WinRM).
+const (
+	KeypairSSH  = "ssh"
+	KeypairX509 = "x509"
+)
 
 // Fault is why a server is in error, for the user to read.
 type Fault struct {
@@ -83,8 +90,10 @@ type Fault struct {
 // Server is a virtual machine and everything known of it. Flavor is the
 // flavor as it was when the server was created.
 type Server struct {
-	ID               string
-	Name             string
+	ID   string
+	Name string
+	// Description is what its user says of it; nil for none.
+	Description      *string
 	ProjectID        string
 	UserID           string
 	ImageID          string

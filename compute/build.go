@@ -352,7 +352,7 @@ func (s *Service) bootProperties(ctx context.Context, srv *trustack.Server) (map
 // metadata and ports; with the ports it has.
 func (s *Service) guestSpec(ctx context.Context, srv *trustack.Server) (wire.Spec, []*trustack.Port, error) {
 	spec := wire.Spec{
-		ServerID: srv.ID, Name: srv.Name, Hostname: hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
+		ServerID: srv.ID, Name: srv.Name, Hostname: Hostname(srv.Name), VCPUs: srv.Flavor.VCPUs, MemoryMB: srv.Flavor.RAM, DiskGB: srv.Flavor.Disk,
 		KeyName: srv.KeyName, KeyData: srv.KeyData, UserData: srv.UserData, Metadata: srv.Metadata, ProjectID: srv.ProjectID, ConfigDrive: srv.ConfigDrive,
 	}
 	ports, err := s.ports(ctx, srv)
@@ -398,9 +398,13 @@ func (s *Service) imageRef(ctx context.Context, projectID, id string) (*wire.Ima
 	return &ref, nil
 }
 
-// hostname makes a valid hostname of a server name, as Nova does: letters,
+// RootDevice is the device of a server's root disk in its guest, the
+// first virtio disk, whether of its image or of a volume.
+const RootDevice = "/dev/vda"
+
+// Hostname makes a valid hostname of a server name, as Nova does: letters,
 // digits and dashes, at most 63 characters.
-func hostname(name string) string {
+func Hostname(name string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
 		switch {

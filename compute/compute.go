@@ -330,8 +330,11 @@ func New(store Store, images Images, agents Agents, placer Placer, opts Options)
 
 // Alive reports whether a host's service is up: it was heard from within
 // ServiceDownTime, by this controller or, as recorded in the store, by
-// another.
+// another, and an operator has not forced it down.
 func (s *Service) Alive(h *trustack.Host) bool {
+	if h.ForcedDown {
+		return false
+	}
 	last := s.heartbeats.last(h.Name)
 	if h.LastSeen.After(last) {
 		last = h.LastSeen

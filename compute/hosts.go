@@ -203,6 +203,22 @@ func (s *Service) SetHostEnabled(ctx context.Context, id string, enabled bool, r
 	return h, err
 }
 
+// SetHostForcedDown marks a host's service down whatever its heartbeats
+// say, or lets them decide again, as Nova's forced_down: an operator who
+// knows a host is lost (fenced) can then evacuate its servers at once,
+// and the scheduler places nothing on it.
+func (s *Service) SetHostForcedDown(ctx context.Context, id string, forced bool) (*trustack.Host, error) {
+	h, err := s.store.UpdateHost(ctx, id, func(h *trustack.Host) error {
+		h.ForcedDown = forced
+		h.UpdatedAt = s.opts.Now().UTC()
+		return nil
+	})
+	if err == nil {
+		s.placer.Forget(h)
+	}
+	return h, err
+}
+
 // DeleteHost forgets a host that runs no servers.
 func (s *Service) DeleteHost(ctx context.Context, id string) error {
 	return s.store.DeleteHost(ctx, id)

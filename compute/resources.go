@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/big"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -110,60 +114,143 @@ func (s *Service) FlavorAccess(ctx context.Context, id string) ([]string, error)
 	return s.store.FlavorAccess(ctx, id)
 }
 
-// ShareFlavor shares or stops sharing a private flavor with a project.
-func (s *Service) ShareFlavor(ctx context.Context, id, projectID string, share bool) error {
+// ShareFlavor shares or stops sharing a private flavor with a project,
+// and returns the projects it is then shared with. Sharing a public
+// flavor is ECONFLICT unless evenPublic, as Nova recorded such shares,
+// to no effect, before microversion 2.7. Sharing twice is ECONFLICT,
+// stopping a share that is not ENOTFOUND.
+func (s *Service) ShareFlavor(ctx context.Context, id, projectID string, share, evenPublic bool) ([]string, error) {
 	f, err := s.Flavor(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if f.Public {
-		return trustack.Errorf(trustack.ECONFLICT, "Can not add access to a public flavor.")
-	}
-	if share {
-		err := s.store.AddFlavorAccess(ctx, id, projectID)
+	switch {
+	case share && f.Public && !evenPublic:
+		return nil, trustack.Errorf(trustack.ECONFLICT, "Can not add access to a public flavor.")
+	case share:
+		err = s.store.AddFlavorAccess(ctx, id, projectID)
 		if trustack.ErrorCode(err) == trustack.ECONFLICT {
-			return trustack.Errorf(trustack.ECONFLICT, "Flavor access already exists for flavor %s and project %s combination.", id, projectID)
+			err = trustack.Errorf(trustack.ECONFLICT, "Flavor access already exists for flavor %s and project %s combination.", id, projectID)
 		}
-		return err
+	default:
+		err = s.store.RemoveFlavorAccess(ctx, id, projectID)
 	}
-	return s.store.RemoveFlavorAccess(ctx, id, projectID)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.FlavorAccess(ctx, id)
 }
 
 // Keypairs.
 
-// CreateKeypair imports a public key (publicKey not "") or makes a new
-// RSA key pair and returns its private key, which is not kept.
-func (s *Service) CreateKeypair(ctx context.Context, c Caller, name, publicKey string) (*trustack.Keypair, string, error) {
-	if err := checkKeypairName(name); err != nil {
+// CreateKeypair adds the keypair k of k.UserID (the caller's when ""),
+// of type k.Type ("ssh" when "", or "x509"): it imports k.PublicKey, kept
+// exactly as given, or, when that is "", makes a new key pair of the type
+// and returns its private key, which is not kept. A public key that is not
+// of the type is EINVALID; ECONFLICT if the user has a keypair of that
+// name, EOVERQUOTA beyond the caller's project's limit.
+func (s *Service) CreateKeypair(ctx context.Context, c Caller, k trustack.Keypair) (*trustack.Keypair, string, error) {
+	if err := checkKeypairName(k.Name); err != nil {
 		return nil, "", err
 	}
-	var private string
-	if publicKey == "" {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, "", err
-		}
-		pub, err := ssh.NewPublicKey(&key.PublicKey)
-		if err != nil {
-			return nil, "", err
-		}
-		publicKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " Generated-by-Nova"
-		private = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	if k.UserID == "" {
+		k.UserID = c.UserID
 	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(publicKey))
-	if err != nil {
-		return nil, "", trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate fingerprint")
+	if k.Type == "" {
+		k.Type = trustack.KeypairSSH
+	}
+	var private string
+	var err error
+	switch k.Type {
+	case trustack.KeypairSSH:
+		if k.PublicKey == "" {
+			k.PublicKey, private, err = newSSHKey()
+			if err != nil {
+				return nil, "", err
+			}
+		}
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))
+		if err != nil {
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate fingerprint")
+		}
+		k.Fingerprint = ssh.FingerprintLegacyMD5(pub)
+	case trustack.KeypairX509:
+		if k.PublicKey == "" {
+			k.PublicKey, private, err = newX509Key(k.UserID, s.opts.Now())
+			if err != nil {
+				return nil, "", err
+			}
+		}
+		block, _ := pem.Decode([]byte(k.PublicKey))
+		if block == nil || block.Type != "CERTIFICATE" {
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate X509 fingerprint: not a PEM certificate")
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return nil, "", trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate X509 fingerprint: %v", err)
+		}
+		sum := sha1.Sum(block.Bytes)
+		hexes := make([]string, len(sum))
+		for i, b := range sum {
+			hexes[i] = fmt.Sprintf("%02x", b)
+		}
+		k.Fingerprint = strings.Join(hexes, ":")
+	default:
+		return nil, "", trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute type. Value: %s. %q is not one of ['ssh', 'x509']", k.Type, k.Type)
 	}
 	limits, err := s.Limits(ctx, c.ProjectID)
 	if err != nil {
 		return nil, "", err
 	}
-	k := &trustack.Keypair{Name: name, UserID: c.UserID, Type: "ssh", PublicKey: strings.TrimSpace(publicKey),
-		Fingerprint: ssh.FingerprintLegacyMD5(pub), CreatedAt: s.opts.Now().UTC()}
-	if err := s.store.CreateKeypair(ctx, k, limits[trustack.QuotaKeyPairs]); err != nil {
+	k.CreatedAt = s.opts.Now().UTC()
+	if err := s.store.CreateKeypair(ctx, &k, limits[trustack.QuotaKeyPairs]); err != nil {
 		return nil, "", err
 	}
-	return k, private, nil
+	return &k, private, nil
+}
+
+// newSSHKey makes an RSA key pair and returns its public key in
+// authorized_keys form and its private key in PEM, as Nova does.
+func newSSHKey() (public, private string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", err
+	}
+	pub, err := ssh.NewPublicKey(&key.PublicKey)
+	if err != nil {
+		return "", "", err
+	}
+	public = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " Generated-by-Nova"
+	private = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	return public, private, nil
+}
+
+// newX509Key makes an RSA key and a self-signed certificate of it for
+// user, valid ten years from now, as Nova makes x509 keypairs (for
+// WinRM), and returns both in PEM.
+func newX509Key(user string, now time.Time) (public, private string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: user},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	public = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	private = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	return public, private, nil
 }
 
 // checkKeypairName applies Nova's rule: 1 to 255 characters, letters,

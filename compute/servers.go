@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -33,7 +34,9 @@ type Caller struct {
 
 // CreateRequest describes servers to create, as POST /servers does.
 type CreateRequest struct {
-	Name             string
+	Name string
+	// Description is the servers' description, nil for none.
+	Description      *string
 	ImageID          string
 	FlavorID         string
 	KeyName          string
@@ -86,6 +89,9 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 	name := strings.TrimSpace(req.Name)
 	if name == "" || utf8.RuneCountInString(name) > 255 {
 		return nil, trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute name. The name must have 1 to 255 characters and not only spaces.")
+	}
+	if err := checkDescription(req.Description); err != nil {
+		return nil, err
 	}
 	if req.MinCount == 0 {
 		req.MinCount = 1
@@ -184,7 +190,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, req CreateRequest
 		list := make([]*trustack.Server, n)
 		for i := range list {
 			srv := &trustack.Server{
-				ID: uuid.NewString(), Name: name, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: req.ImageID, Flavor: *flavor,
+				ID: uuid.NewString(), Name: name, Description: req.Description, ProjectID: c.ProjectID, UserID: c.UserID, ImageID: req.ImageID, Flavor: *flavor,
 				KeyName: req.KeyName, Metadata: req.Metadata, AvailabilityZone: req.AvailabilityZone, UserData: req.UserData,
 				VMState: trustack.VMBuilding, TaskState: trustack.TaskScheduling, GroupID: groupID, Hints: hints,
 				ReservationID: reservation, LaunchIndex: i, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
@@ -422,7 +428,7 @@ func (s *Service) update(ctx context.Context, c Caller, id string, fn func(*trus
 }
 
 // Act carries out a power action ("pause", "unpause", "suspend", "resume",
-// "stop", "start", "reboot", "reboot_hard"). It checks and records the
+// "stop", "start", "reboot", "reboot_hard", "trigger_crash_dump"). It checks and records the
 // action, returns, and lets the agent do it; an action the server's state
 // does not allow gives ECONFLICT and changes nothing.
 func (s *Service) Act(ctx context.Context, c Caller, id, action string) error {
@@ -433,6 +439,9 @@ func (s *Service) Act(ctx context.Context, c Caller, id, action string) error {
 	srv, err := s.update(ctx, c, id, func(srv *trustack.Server) error {
 		if srv.TaskState != "" || !slices.Contains(t.from, srv.VMState) {
 			return invalidState(srv, action)
+		}
+		if t.running && srv.PowerState != trustack.PowerRunning {
+			return trustack.Errorf(trustack.ECONFLICT, "Instance %s is not running.", srv.ID)
 		}
 		srv.TaskState = t.task
 		return nil
@@ -480,7 +489,10 @@ func (s *Service) power(ctx context.Context, srv *trustack.Server, t transition,
 			}
 			return nil
 		}
-		cur.VMState, cur.PowerState = t.vm, state
+		if t.vm != "" {
+			cur.VMState = t.vm
+		}
+		cur.PowerState = state
 		return nil
 	})
 	if uerr != nil && uerr != errMoved {
@@ -532,13 +544,32 @@ func (s *Service) Lock(ctx context.Context, c Caller, id string, lock bool) erro
 	return nil
 }
 
-// ServerUpdate changes a server's name, access addresses or disk config;
-// nil fields stay as they are.
+// ServerUpdate changes a server's name, description, access addresses or
+// disk config; nil fields stay as they are.
 type ServerUpdate struct {
-	Name       *string
-	AccessIPv4 *string
-	AccessIPv6 *string
-	DiskConfig *string
+	Name *string
+	// Description, when not nil, is the new description: none when it
+	// points to nil.
+	Description **string
+	AccessIPv4  *string
+	AccessIPv6  *string
+	DiskConfig  *string
+}
+
+// checkDescription applies Nova's rule to a server's description: at most
+// 255 printable characters.
+func checkDescription(d *string) error {
+	if d == nil {
+		return nil
+	}
+	ok := utf8.RuneCountInString(*d) <= 255
+	for _, r := range *d {
+		ok = ok && unicode.IsPrint(r)
+	}
+	if !ok {
+		return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute description. A description has at most 255 printable characters.")
+	}
+	return nil
 }
 
 // Update changes what a user may change of a server.
@@ -549,6 +580,11 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, u ServerUpdat
 			return nil, trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute name. The name must have 1 to 255 characters and not only spaces.")
 		}
 		u.Name = &n
+	}
+	if u.Description != nil {
+		if err := checkDescription(*u.Description); err != nil {
+			return nil, err
+		}
 	}
 	return s.store.UpdateServer(ctx, id, func(srv *trustack.Server) error {
 		if srv.ProjectID != c.ProjectID && !c.Admin || srv.VMState == trustack.VMDeleted {
@@ -561,6 +597,9 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, u ServerUpdat
 			if f.v != nil {
 				*f.dst = *f.v
 			}
+		}
+		if u.Description != nil {
+			srv.Description = *u.Description
 		}
 		srv.UpdatedAt = s.opts.Now().UTC()
 		return nil

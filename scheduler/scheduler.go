@@ -14,6 +14,9 @@
 // either side's isolation excludes,
 // keeps the server group's policy and the same-host and different-host
 // hints, and is wired to the physical networks of the server's ports.
+// Every driver also honours the soft group policies: soft-affinity tries
+// the hosts of the group's members first, soft-anti-affinity tries them
+// last; neither ever refuses a host.
 //
 // The claim is a compare-and-swap on the host's generation, done by the
 // store in one transaction with the group's policy and the isolation
@@ -264,7 +267,7 @@ func (s *Scheduler) tries(req Request, groupHosts []string, want trustack.Claim)
 	if err != nil {
 		return nil, err
 	}
-	ordered := s.order(s, req, groupHosts, candidates)
+	ordered := softOrder(req, groupHosts, s.order(s, req, groupHosts, candidates))
 	return func() *trustack.Host {
 		for len(ordered) > 0 {
 			h := ordered[0]
@@ -305,6 +308,34 @@ func firstFound[T any](s *Scheduler, req Request, groupHosts []string, look func
 // project holds already, so that exclusive projects strand no more hosts
 // than they need. The caller holds s.mu.
 func (s *Scheduler) pick(req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
+	switch req.softPolicy() {
+	case trustack.PolicySoftAffinity:
+		if h := s.pickAmong(slices.Clone(groupHosts), req, groupHosts, want, tried); h != nil {
+			return h
+		}
+	case trustack.PolicySoftAntiAffinity:
+		// The members' hosts are out of the first look, back in the next.
+		var hidden []string
+		for _, id := range groupHosts {
+			if !tried[id] {
+				tried[id] = true
+				hidden = append(hidden, id)
+			}
+		}
+		h := s.pickAnywhere(req, groupHosts, want, tried)
+		for _, id := range hidden {
+			delete(tried, id)
+		}
+		if h != nil {
+			return h
+		}
+	}
+	return s.pickAnywhere(req, groupHosts, want, tried)
+}
+
+// pickAnywhere is pick without the soft group policies; the caller holds
+// s.mu.
+func (s *Scheduler) pickAnywhere(req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
 	if want.Isolation.Exclusive {
 		if h := s.pickOwn(req, groupHosts, want, tried); h != nil {
 			return h
@@ -325,6 +356,12 @@ func (s *Scheduler) pickOwn(req Request, groupHosts []string, want trustack.Clai
 			ids = append(ids, id)
 		}
 	}
+	return s.pickAmong(ids, req, groupHosts, want, tried)
+}
+
+// pickAmong is pick among ids, which it sorts then shuffles, in that
+// random order; the caller holds s.mu.
+func (s *Scheduler) pickAmong(ids []string, req Request, groupHosts []string, want trustack.Claim, tried map[string]bool) *trustack.Host {
 	// Map order is not the seeded source's: sort, then shuffle with it.
 	slices.Sort(ids)
 	s.rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
@@ -704,8 +741,7 @@ func imageFits(props map[string]string, h *trustack.Host) bool {
 
 // byWeight is the filter driver: free RAM in MiB, normalised over the
 // candidates as Nova's weighers are and weighed by the multiplier
-// (spreading by default, packing when negative), soft group policies
-// weighing in too, with the best HostSubsetSize hosts shuffled so that
+// (spreading by default, packing when negative), with the best HostSubsetSize hosts shuffled so that
 // concurrent placements spread over them.
 func (s *Scheduler) byWeight(req Request, groupHosts []string, hosts []*trustack.Host) []*trustack.Host {
 	m := *s.opts.RAMWeightMultiplier
@@ -720,14 +756,6 @@ func (s *Scheduler) byWeight(req Request, groupHosts []string, hosts []*trustack
 		var w float64
 		if hi > lo {
 			w = m * (free(h) - lo) / (hi - lo)
-		}
-		if req.Group != nil && slices.Contains(groupHosts, h.ID) {
-			switch req.Group.Policy {
-			case trustack.PolicySoftAffinity:
-				w += 10
-			case trustack.PolicySoftAntiAffinity:
-				w -= 10
-			}
 		}
 		return w
 	}
@@ -744,6 +772,36 @@ func (s *Scheduler) byWeight(req Request, groupHosts []string, hosts []*trustack
 	})
 	s.shuffle(sorted[:min(s.opts.HostSubsetSize, len(sorted))])
 	return sorted
+}
+
+// softOrder moves the hosts of the group's members first in hosts, in
+// their order, for a soft-affinity group, or last for a
+// soft-anti-affinity one; any other request keeps the order.
+func softOrder(req Request, groupHosts []string, hosts []*trustack.Host) []*trustack.Host {
+	policy := req.softPolicy()
+	if policy == "" {
+		return hosts
+	}
+	var members, others []*trustack.Host
+	for _, h := range hosts {
+		if slices.Contains(groupHosts, h.ID) {
+			members = append(members, h)
+		} else {
+			others = append(others, h)
+		}
+	}
+	if policy == trustack.PolicySoftAffinity {
+		return append(members, others...)
+	}
+	return append(others, members...)
+}
+
+// softPolicy is the request's soft group policy, "" for none.
+func (req Request) softPolicy() string {
+	if req.Group != nil && (req.Group.Policy == trustack.PolicySoftAffinity || req.Group.Policy == trustack.PolicySoftAntiAffinity) {
+		return req.Group.Policy
+	}
+	return ""
 }
 
 // byLoad is the simple driver: the hosts with the smallest share of their

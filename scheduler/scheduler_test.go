@@ -488,37 +488,55 @@ func TestHardConstraints(t *testing.T) {
 	}
 }
 
-func TestSoftPoliciesWeighButDoNotRefuse(t *testing.T) {
-	for _, tc := range []struct {
-		policy string
-		// member is where the group's first member runs.
-		member string
-		want   string
-	}{
-		// z is the worse host by free RAM, so only the policy sends the
-		// server there.
-		{trustack.PolicySoftAffinity, "z", "z"},
-		{trustack.PolicySoftAntiAffinity, "a", "z"},
-	} {
-		t.Run(tc.policy, func(t *testing.T) {
-			f := newFixture(t)
-			hosts := map[string]*trustack.Host{"a": f.host(t, "a", 8, 16384, 100), "z": f.host(t, "z", 8, 16384, 100)}
-			f.load(t, hosts["z"], 1, 4096, 1)
-			g := f.group(t, "g", tc.policy)
-			f.claim(t, f.server(t, 1, 1024, 1, g.ID), hosts[tc.member], g)
-			s := f.scheduler(t, scheduler.Options{Driver: "filter"})
-			if got := place(t, s, scheduler.Request{Server: f.server(t, 1, 1024, 1, g.ID), Group: g}); got != tc.want {
-				t.Errorf("placed on %s, want %s", got, tc.want)
-			}
-			// With only the host the policy dislikes, the server still
-			// gets placed.
-			if _, err := f.db.UpdateHost(ctx, hosts[tc.want].ID, func(h *trustack.Host) error { h.Enabled = false; return nil }); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.scheduler(t, scheduler.Options{Driver: "filter"}).Place(ctx, scheduler.Request{Server: f.server(t, 1, 1024, 1, g.ID), Group: g}); err != nil {
-				t.Errorf("a soft policy refused the only host left: %v", err)
-			}
-		})
+// TestSoftPoliciesPreferButDoNotRefuse: with every driver, a server of a
+// soft-affinity group goes to its members' host and one of a
+// soft-anti-affinity group away from it, even where the driver alone
+// would choose otherwise; and with only the host the policy dislikes
+// left, the server still goes there.
+func TestSoftPoliciesPreferButDoNotRefuse(t *testing.T) {
+	for _, driver := range []string{"acaas", "filter", "simple", "chance"} {
+		for _, tc := range []struct {
+			policy string
+			// member is where the group's first member runs.
+			member string
+			want   string
+		}{
+			// z is the worse host by free RAM and load, so only the
+			// policy sends the server there.
+			{trustack.PolicySoftAffinity, "z", "z"},
+			{trustack.PolicySoftAntiAffinity, "a", "z"},
+		} {
+			t.Run(driver+" "+tc.policy, func(t *testing.T) {
+				f := newFixture(t)
+				hosts := map[string]*trustack.Host{"a": f.host(t, "a", 8, 16384, 100), "z": f.host(t, "z", 8, 16384, 100)}
+				f.load(t, hosts["z"], 1, 4096, 1)
+				g := f.group(t, "g", tc.policy)
+				f.claim(t, f.server(t, 1, 1024, 1, g.ID), hosts[tc.member], g)
+				// Random drivers get several seeds, so that a driver
+				// that ignored the policy could not pass by chance.
+				for seed := range uint64(8) {
+					s := f.scheduler(t, scheduler.Options{Driver: driver, Rand: rand.New(rand.NewPCG(seed, 1))})
+					srv := f.server(t, 1, 1024, 1, g.ID)
+					h, err := s.Place(ctx, scheduler.Request{Server: srv, Group: g})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if h.Name != tc.want {
+						t.Fatalf("seed %d: placed on %s, want %s", seed, h.Name, tc.want)
+					}
+					// Undo the claim, so that every seed sees the same hosts.
+					if _, err := f.db.Release(ctx, srv.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := f.db.UpdateHost(ctx, hosts[tc.want].ID, func(h *trustack.Host) error { h.Enabled = false; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.scheduler(t, scheduler.Options{Driver: driver}).Place(ctx, scheduler.Request{Server: f.server(t, 1, 1024, 1, g.ID), Group: g}); err != nil {
+					t.Errorf("a soft policy refused the only host left: %v", err)
+				}
+			})
+		}
 	}
 }
 

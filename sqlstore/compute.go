@@ -45,13 +45,14 @@ var (
 		columns: []string{"id", "name", "project_id", "user_id", "image_id", "flavor", "vcpus", "ram", "key_name", "key_data", "metadata",
 			"availability_zone", "user_data", "host", "node", "vm_state", "task_state", "task_owner", "power_state", "fault", "locked", "locked_by",
 			"group_id", "hints", "requirements", "rcot", "reservation_id", "launch_index", "access_ipv4", "access_ipv6", "config_drive", "disk_config",
-			"ports", "user_ports", "block_devices", "created_at", "updated_at", "launched_at", "terminated_at"},
+			"ports", "user_ports", "block_devices", "created_at", "updated_at", "launched_at", "terminated_at", "description"},
 		fields: func(s *trustack.Server) []any {
 			return []any{&s.ID, &s.Name, &s.ProjectID, &s.UserID, &s.ImageID, jsonColumn[trustack.Flavor]{&s.Flavor}, &s.Flavor.VCPUs, &s.Flavor.RAM,
 				&s.KeyName, &s.KeyData, jsonColumn[map[string]string]{&s.Metadata}, &s.AvailabilityZone, &s.UserData, &s.Host, &s.Node,
 				&s.VMState, &s.TaskState, &s.TaskOwner, &s.PowerState, jsonColumn[*trustack.Fault]{&s.Fault}, &s.Locked, &s.LockedBy,
 				&s.GroupID, jsonColumn[map[string][]string]{&s.Hints}, jsonColumn[trustack.Requirements]{&s.Requirements}, &s.RCoT, &s.ReservationID, &s.LaunchIndex, &s.AccessIPv4, &s.AccessIPv6, &s.ConfigDrive, &s.DiskConfig,
-				stringsColumn(&s.Ports), stringsColumn(&s.UserPorts), jsonColumn[[]trustack.BlockDevice]{&s.BlockDevices}, timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}, timeColumn{&s.LaunchedAt}, timeColumn{&s.TerminatedAt}}
+				stringsColumn(&s.Ports), stringsColumn(&s.UserPorts), jsonColumn[[]trustack.BlockDevice]{&s.BlockDevices}, timeColumn{&s.CreatedAt}, timeColumn{&s.UpdatedAt}, timeColumn{&s.LaunchedAt}, timeColumn{&s.TerminatedAt},
+				optionalColumn{&s.Description}}
 		},
 	}
 )

@@ -64,7 +64,7 @@ func TestACaaSMigrationKeepsClaims(t *testing.T) {
 			insertAsOf(t, db, hosts, h, "domain", "properties", "security", "physical_networks", "network_node", "storage")
 			srv := &trustack.Server{ID: "s", Name: "s", ProjectID: "p", Flavor: trustack.Flavor{VCPUs: 1, RAM: 512, Disk: 1}, Host: "h",
 				VMState: trustack.VMActive, CreatedAt: start, UpdatedAt: start}
-			insertAsOf(t, db, servers, srv, "requirements", "rcot", "ports", "user_ports", "block_devices", "task_owner")
+			insertAsOf(t, db, servers, srv, "requirements", "rcot", "ports", "user_ports", "block_devices", "task_owner", "description")
 			if _, err := db.write.ExecContext(ctx, `INSERT INTO claims (server_id, host_id, vcpus, memory_mb, disk_gb) VALUES ('s', 'h', 1, 512, 1)`); err != nil {
 				t.Fatal(err)
 			}
@@ -93,8 +93,9 @@ func TestACaaSMigrationKeepsClaims(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Requirements != nil || s.RCoT != "" || s.Ports != nil || s.UserPorts != nil {
-				t.Errorf("server after the upgrade: requirements %v, RCoT %q, ports %v, user's ports %v; want none", s.Requirements, s.RCoT, s.Ports, s.UserPorts)
+			if s.Requirements != nil || s.RCoT != "" || s.Ports != nil || s.UserPorts != nil || s.Description != nil {
+				t.Errorf("server after the upgrade: requirements %v, RCoT %q, ports %v, user's ports %v, description %v; want none",
+					s.Requirements, s.RCoT, s.Ports, s.UserPorts, s.Description)
 			}
 		})
 	}

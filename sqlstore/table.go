@@ -311,6 +311,29 @@ func (c nullColumn) Scan(src any) error {
 	return nil
 }
 
+// optionalColumn is a text column that may be NULL, as nil, told apart
+// from "".
+type optionalColumn struct{ p **string }
+
+func (c optionalColumn) Value() (driver.Value, error) {
+	if *c.p == nil {
+		return nil, nil
+	}
+	return **c.p, nil
+}
+
+func (c optionalColumn) Scan(src any) error {
+	var s sql.NullString
+	if err := s.Scan(src); err != nil {
+		return err
+	}
+	*c.p = nil
+	if s.Valid {
+		*c.p = &s.String
+	}
+	return nil
+}
+
 // bytesColumn stores bytes as a blob, none as an empty one (a nil []byte
 // would be NULL), and reads an empty one back as nil.
 type bytesColumn struct{ p *[]byte }

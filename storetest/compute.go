@@ -292,10 +292,22 @@ func testServers(t *testing.T, s Store) {
 	a.Fault = &trustack.Fault{Code: 500, Message: "boom", Created: start}
 	a.Ports, a.UserPorts = []string{"port-2", "port-1"}, []string{"port-1"}
 	a.TaskOwner = "controller-1"
+	empty := ""
+	a.Description = &empty // told apart from none
 	must(t, s.CreateServers(ctx, []*trustack.Server{a}, trustack.NewPorts{}, limits, nil))
 	got, err := s.Server(ctx, "a")
 	must(t, err)
 	equal(t, got, a)
+	said := "the database"
+	for _, d := range []*string{nil, new(string), &said} {
+		got, err = s.UpdateServer(ctx, "a", func(srv *trustack.Server) error { srv.Description = d; return nil })
+		must(t, err)
+		a.Description = d
+		equal(t, got, a)
+		got, err = s.Server(ctx, "a")
+		must(t, err)
+		equal(t, got, a)
+	}
 	// Over the cores quota: nothing of the batch is created, and the
 	// message is Nova's.
 	err = s.CreateServers(ctx, []*trustack.Server{server("b", "p1", 2, 512), server("c", "p1", 1, 512)}, trustack.NewPorts{}, limits, nil)

@@ -113,6 +113,10 @@ const (
 	OpStart      PowerOp = "start"
 	OpRebootSoft PowerOp = "reboot_soft"
 	OpRebootHard PowerOp = "reboot_hard"
+	// OpCrashDump injects a non-maskable interrupt, which a guest set up
+	// for it answers with a crash dump (a kernel's kdump); the power
+	// state stays as it was.
+	OpCrashDump PowerOp = "crash_dump"
 )
 
 // PowerFrom gives, per power operation, the power states a server may be
@@ -126,6 +130,7 @@ var PowerFrom = map[PowerOp][]trustack.PowerState{
 	OpStart:      {trustack.PowerShutdown},
 	OpRebootSoft: {trustack.PowerRunning},
 	OpRebootHard: {trustack.PowerRunning, trustack.PowerPaused, trustack.PowerSuspended, trustack.PowerShutdown, trustack.PowerCrashed},
+	OpCrashDump:  {trustack.PowerRunning},
 }
 
 // Expected is a server the controller expects on a host, as a registering

@@ -255,7 +255,12 @@ var powerResults = map[wire.PowerOp]struct {
 	wire.OpStart:      {trustack.PowerRunning, ""},
 	wire.OpRebootSoft: {trustack.PowerRunning, "trustack-guest powering off"},
 	wire.OpRebootHard: {trustack.PowerRunning, ""},
+	wire.OpCrashDump:  {trustack.PowerRunning, NMILine},
 }
+
+// NMILine is what a fake server's console says when it is sent a
+// non-maskable interrupt (wire.OpCrashDump), as a Linux guest logs one.
+const NMILine = "NMI received for unknown reason"
 
 // Power carries out a power operation.
 func (d *Driver) Power(ctx context.Context, serverID string, op wire.PowerOp) error {

@@ -199,7 +199,7 @@ func stateName(p trustack.PowerState) string {
 	return fmt.Sprintf("%d (unknown)", p)
 }
 
-var allOps = []wire.PowerOp{wire.OpPause, wire.OpUnpause, wire.OpSuspend, wire.OpResume, wire.OpStop, wire.OpStart, wire.OpRebootSoft, wire.OpRebootHard}
+var allOps = []wire.PowerOp{wire.OpPause, wire.OpUnpause, wire.OpSuspend, wire.OpResume, wire.OpStop, wire.OpStart, wire.OpRebootSoft, wire.OpRebootHard, wire.OpCrashDump}
 
 func testDescribe(t *testing.T, s *suite) {
 	r, err := s.hv.Describe(s.op(t, false))
@@ -243,9 +243,9 @@ func testMissingServer(t *testing.T, s *suite) {
 // wrongFrom are power operations that each power state does not allow.
 var wrongFrom = map[trustack.PowerState][]wire.PowerOp{
 	trustack.PowerRunning:   {wire.OpUnpause, wire.OpResume, wire.OpStart},
-	trustack.PowerPaused:    {wire.OpPause, wire.OpSuspend, wire.OpResume, wire.OpStart, wire.OpRebootSoft},
-	trustack.PowerSuspended: {wire.OpPause, wire.OpSuspend, wire.OpUnpause, wire.OpStart, wire.OpRebootSoft},
-	trustack.PowerShutdown:  {wire.OpPause, wire.OpSuspend, wire.OpUnpause, wire.OpResume, wire.OpRebootSoft},
+	trustack.PowerPaused:    {wire.OpPause, wire.OpSuspend, wire.OpResume, wire.OpStart, wire.OpRebootSoft, wire.OpCrashDump},
+	trustack.PowerSuspended: {wire.OpPause, wire.OpSuspend, wire.OpUnpause, wire.OpStart, wire.OpRebootSoft, wire.OpCrashDump},
+	trustack.PowerShutdown:  {wire.OpPause, wire.OpSuspend, wire.OpUnpause, wire.OpResume, wire.OpRebootSoft, wire.OpCrashDump},
 }
 
 // testLifecycle takes one server through every operation in turn; a step
@@ -399,6 +399,7 @@ func testLifecycle(t *testing.T, s *suite) {
 		{"Stop", power(wire.OpStop, trustack.PowerShutdown)},
 		{"Start", power(wire.OpStart, trustack.PowerRunning)},
 		{"StartBooted", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
+		{"CrashDump", power(wire.OpCrashDump, trustack.PowerRunning)},
 		{"RebootHard", power(wire.OpRebootHard, trustack.PowerRunning)},
 		{"RebootHardBootedAgain", func(t *testing.T) { booted = s.waitBoots(t, id, booted) }},
 		{"StopAgain", power(wire.OpStop, trustack.PowerShutdown)},

@@ -791,6 +791,8 @@ func (d *Driver) Power(ctx context.Context, serverID string, op wire.PowerOp) er
 		}
 	case wire.OpRebootHard:
 		err = d.reset(ctx, inst, v)
+	case wire.OpCrashDump:
+		_, err = v.mon.Run(ctx, "inject-nmi", nil)
 	}
 	return err
 }

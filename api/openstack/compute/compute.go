@@ -1,4 +1,5 @@
-// Package compute serves Nova's v2.1 API, at microversion 2.1, over
+// Package compute serves Nova's v2.1 API, at microversions 2.1 to
+// 2.maxMinor, over
 // trustack's compute service: servers and their actions, flavors,
 // keypairs, server groups, availability zones, host aggregates,
 // hypervisors and services,
@@ -25,11 +26,23 @@ import (
 // Prefix is where the compute API is mounted.
 const Prefix = "/compute"
 
-// Microversions: trustack implements 2.1 exactly.
-const (
-	minVersion = "2.1"
-	maxVersion = "2.1"
-)
+// maxMinor is the newest microversion trustack serves, 2.maxMinor: every
+// change Nova made up to it is honoured on every API trustack serves.
+// Raise it only when each version up to the new one is. It stops at 2.5
+// because 2.6 (POST /servers/{id}/remote-consoles) and 2.8 (its mks
+// protocol) are not served yet; 2.7 and 2.9 to 2.21 are, and their tests
+// reach them with ServeUpTo, so that once remote consoles are it can go
+// to 21 (with tempest.conf's max_microversion).
+const maxMinor = 5
+
+// versions are the microversions trustack serves.
+var versions = openstack.VersionRange{Min: openstack.Microversion{Major: 2, Minor: 1}, Max: openstack.Microversion{Major: 2, Minor: maxMinor}}
+
+// atLeast reports whether a request asked for microversion 2.minor or a
+// later one: what a route or a field that Nova added at 2.minor checks.
+func atLeast(r *http.Request, minor int) bool {
+	return !openstack.MicroversionOf(r).Less(openstack.Microversion{Major: 2, Minor: minor})
+}
 
 // Images is what the compute API's image proxy needs of the image service.
 type Images interface {
@@ -80,22 +93,27 @@ func New(svc *compute.Service, imgs Images, net Network, v openstack.Validator, 
 	return http.HandlerFunc(h.serve)
 }
 
-// serve checks the requested microversion and sets the headers Nova sets on
-// every response, then routes. A request naming the project in its path
-// (/v2.1/{project_id}/servers, as older catalogs do) is routed as if it did
-// not.
+// serve negotiates the requested microversion and echoes the one it
+// uses in the headers Nova sets on every response, then routes. A request
+// naming the project in its path (/v2.1/{project_id}/servers, as older
+// catalogs do) is routed as if it did not. Version discovery answers
+// whatever version a client asks for, since clients ask before they know
+// the range.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("X-Compute-Request-Id", openstack.RequestID(r.Context()))
-	hd.Set("X-Openstack-Nova-Api-Version", maxVersion)
-	hd.Set("Openstack-Api-Version", "compute "+maxVersion)
-	hd.Add("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
-	if v := requestedVersion(r); v != "" && v != "latest" && v != minVersion && v != "2.0" {
-		h.api.Error(w, r, &openstack.HTTPError{Status: http.StatusNotAcceptable,
-			Message: "Version " + v + " is not supported by the API. Minimum is " + minVersion + " and maximum is " + maxVersion + "."})
+	v, err := versions.Negotiate(openstack.RequestedVersion(r, "compute", "X-OpenStack-Nova-API-Version"))
+	if err != nil && !isVersionDocument(r.URL.Path) {
+		h.api.Error(w, r, err)
 		return
 	}
-	r = h.root().CutProject(r)
+	if err != nil {
+		v = versions.Min
+	}
+	hd.Set("X-Openstack-Nova-Api-Version", v.String())
+	hd.Set("Openstack-Api-Version", "compute "+v.String())
+	hd.Add("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
+	r = h.root().CutProject(r.WithContext(openstack.WithMicroversion(r.Context(), v)))
 	if ext := h.cfg.Extensions[h.root().Collection(r.URL.Path)]; ext != nil {
 		ext.ServeHTTP(w, r)
 		return
@@ -103,14 +121,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	h.api.ServeHTTP(w, r)
 }
 
-// requestedVersion returns the compute microversion a request asks for.
-func requestedVersion(r *http.Request) string {
-	if v := r.Header.Get("OpenStack-API-Version"); v != "" {
-		if service, version, ok := strings.Cut(strings.TrimSpace(v), " "); ok && strings.EqualFold(service, "compute") {
-			return strings.TrimSpace(version)
-		}
+// isVersionDocument reports whether path is one of version discovery's.
+func isVersionDocument(path string) bool {
+	switch strings.TrimSuffix(path, "/") {
+	case Prefix, Prefix + "/v2.1", Prefix + "/v2":
+		return true
 	}
-	return strings.TrimSpace(r.Header.Get("X-OpenStack-Nova-API-Version"))
+	return false
 }
 
 // root is where the API's versions begin; a first segment there that is
@@ -274,8 +291,8 @@ func (h *handler) versionDoc(id string) map[string]any {
 	doc := map[string]any{
 		"id":          "v2.1",
 		"status":      "CURRENT",
-		"version":     maxVersion,
-		"min_version": minVersion,
+		"version":     versions.Max.String(),
+		"min_version": versions.Min.String(),
 		"updated":     "2013-07-23T11:33:21Z",
 		"links":       []any{map[string]any{"rel": "self", "href": h.base + "/v2.1/"}},
 	}

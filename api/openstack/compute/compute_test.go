@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
+	"github.com/trustack/trustack/api/openstack"
 	computeapi "github.com/trustack/trustack/api/openstack/compute"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/compute"
@@ -172,7 +173,8 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cloud{Server: httptest.NewServer(computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log)), db: db, net: net, vol: vol,
+	api := openstack.Middleware(log, computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log))
+	c := &cloud{Server: httptest.NewServer(api), db: db, net: net, vol: vol,
 		hv: hv, image: img.ID}
 	t.Cleanup(c.Close)
 	return c

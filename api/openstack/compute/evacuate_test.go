@@ -37,3 +37,43 @@ func TestEvacuateRefusals(t *testing.T) {
 		t.Errorf("after refused evacuations: status %v, task %v, want ACTIVE and none", s["status"], s["OS-EXT-STS:task_state"])
 	}
 }
+
+// TestEvacuateAt214: from 2.14 onSharedStorage is not a field of
+// evacuate, and a request without it goes on to the checks of the
+// server's host (here up, so refused).
+func TestEvacuateAt214(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 14)
+	vm := c.boot(t, "alice", "vm", nil)
+	for _, tc := range []struct {
+		version string
+		body    obj
+		says    string
+	}{
+		{"2.14", obj{"onSharedStorage": false}, "onSharedStorage"},
+		{"2.14", obj{"adminPass": "secret"}, "still in use"},
+		{"2.13", obj{"adminPass": "secret"}, "onSharedStorage"},
+	} {
+		status, body := c.at(tc.version).do(t, "admin", "POST", "/servers/"+vm+"/action", obj{"evacuate": tc.body})
+		if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), tc.says) {
+			t.Errorf("evacuate %v at %s: %d %v, want 400 saying %q", tc.body, tc.version, status, body, tc.says)
+		}
+	}
+}
+
+// TestEvacuateAnswerByVersion: once an operator forces a server's host
+// down (2.11), evacuate is accepted: with the admin password in the
+// answer up to 2.13, with no body from 2.14.
+func TestEvacuateAnswerByVersion(t *testing.T) {
+	c := newCloud(t)
+	computeUpTo(t, 14)
+	old, latest := c.boot(t, "alice", "old", nil), c.boot(t, "alice", "new", nil)
+	c.at("2.11").must(t, http.StatusOK, "admin", "PUT", "/os-services/force-down", obj{"host": "host-0", "binary": "nova-compute", "forced_down": true})
+	body := c.at("2.13").must(t, http.StatusOK, "admin", "POST", "/servers/"+old+"/action", obj{"evacuate": obj{"onSharedStorage": false, "adminPass": "s3cret"}})
+	if body["adminPass"] != "s3cret" {
+		t.Errorf("evacuate at 2.13: %v, want the admin password given", body)
+	}
+	if body := c.at("2.14").must(t, http.StatusOK, "admin", "POST", "/servers/"+latest+"/action", obj{"evacuate": obj{"adminPass": "s3cret"}}); body != nil {
+		t.Errorf("evacuate at 2.14: body %v, want none", body)
+	}
+}

@@ -206,39 +206,44 @@ func (h *handler) flavorAction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	var projects []string
+	var err error
 	switch {
 	case body.Add != nil && body.Remove == nil:
 		if err := h.api.Authorize(r, "os_compute_api:os-flavor-access:add_tenant_access", nil); err != nil {
 			return err
 		}
-		if err := h.svc.ShareFlavor(r.Context(), id, body.Add.Tenant, true); err != nil {
-			return err
-		}
+		// From 2.7 a public flavor's access is a conflict; before, Nova
+		// recorded it.
+		projects, err = h.svc.ShareFlavor(r.Context(), id, body.Add.Tenant, true, !atLeast(r, 7))
 	case body.Remove != nil && body.Add == nil:
 		if err := h.api.Authorize(r, "os_compute_api:os-flavor-access:remove_tenant_access", nil); err != nil {
 			return err
 		}
-		if err := h.svc.ShareFlavor(r.Context(), id, body.Remove.Tenant, false); err != nil {
-			return err
-		}
+		projects, err = h.svc.ShareFlavor(r.Context(), id, body.Remove.Tenant, false, false)
 	default:
 		return trustack.Errorf(trustack.EINVALID, "The action body must be one of addTenantAccess and removeTenantAccess.")
 	}
-	return h.flavorAccess(w, r, id)
+	if err != nil {
+		return err
+	}
+	return flavorAccess(w, id, projects)
 }
 
 func (h *handler) listFlavorAccess(w http.ResponseWriter, r *http.Request) error {
 	if err := h.api.Authorize(r, "os_compute_api:os-flavor-access", nil); err != nil {
 		return err
 	}
-	return h.flavorAccess(w, r, r.PathValue("id"))
-}
-
-func (h *handler) flavorAccess(w http.ResponseWriter, r *http.Request, id string) error {
+	id := r.PathValue("id")
 	projects, err := h.svc.FlavorAccess(r.Context(), id)
 	if err != nil {
 		return err
 	}
+	return flavorAccess(w, id, projects)
+}
+
+// flavorAccess writes the projects a flavor is shared with.
+func flavorAccess(w http.ResponseWriter, id string, projects []string) error {
 	out := make([]object, len(projects))
 	for i, p := range projects {
 		out[i] = object{"flavor_id": id, "tenant_id": p}
@@ -353,10 +358,25 @@ func (h *handler) deleteExtraSpec(w http.ResponseWriter, r *http.Request) error 
 
 // Keypairs.
 
-// keypairUser returns whose keypairs the request is about: the caller's.
+// keypairUser returns whose keypairs the request is about: the caller's,
+// or from 2.10 the user its user_id query parameter names, and checks
+// rule against that user.
 func (h *handler) keypairUser(r *http.Request, rule string) (string, error) {
 	user := openstack.TokenOf(r).User.ID
+	if other := r.URL.Query().Get("user_id"); other != "" && atLeast(r, 10) {
+		user = other
+	}
 	return user, h.api.Authorize(r, rule, map[string]string{"user_id": user})
+}
+
+// keypair renders a keypair with the fields every response has, and its
+// type from 2.2.
+func keypair(r *http.Request, k *trustack.Keypair) object {
+	o := object{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint}
+	if atLeast(r, 2) {
+		o["type"] = k.Type
+	}
+	return o
 }
 
 func (h *handler) listKeypairs(w http.ResponseWriter, r *http.Request) error {
@@ -370,47 +390,68 @@ func (h *handler) listKeypairs(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]object, len(list))
 	for i, k := range list {
-		out[i] = object{"keypair": object{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint}}
+		out[i] = object{"keypair": keypair(r, k)}
 	}
 	return collection(w, "keypairs", out)
 }
 
+// createKeypair imports or makes a keypair: of a type from 2.2, for
+// another user (an administrator's call) from 2.10; 201 from 2.2.
 func (h *handler) createKeypair(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.caller(r)
 	if err != nil {
-		return err
-	}
-	if _, err := h.keypairUser(r, "os_compute_api:os-keypairs:create"); err != nil {
 		return err
 	}
 	var body struct {
 		Keypair *struct {
 			Name      *string `json:"name"`
 			PublicKey *string `json:"public_key"`
+			Type      *string `json:"type"`
+			UserID    *string `json:"user_id"`
 		} `json:"keypair"`
 	}
 	if err := h.dec.Decode(r, &body); err != nil {
 		return err
 	}
-	if body.Keypair == nil || body.Keypair.Name == nil {
+	kp := body.Keypair
+	switch {
+	case kp == nil || kp.Name == nil:
 		return invalid("name", "'name' is a required property.")
+	case kp.Type != nil && !atLeast(r, 2):
+		return unexpected("keypair", "type")
+	case kp.UserID != nil && !atLeast(r, 10):
+		return unexpected("keypair", "user_id")
+	case kp.PublicKey != nil && strings.TrimSpace(*kp.PublicKey) == "":
+		return trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate fingerprint")
 	}
-	var public string
-	if body.Keypair.PublicKey != nil {
-		public = *body.Keypair.PublicKey
-		if strings.TrimSpace(public) == "" {
-			return trustack.Errorf(trustack.EINVALID, "Keypair data is invalid: failed to generate fingerprint")
-		}
+	k := trustack.Keypair{Name: *kp.Name, UserID: c.UserID}
+	if kp.Type != nil {
+		k.Type = *kp.Type
 	}
-	k, private, err := h.svc.CreateKeypair(r.Context(), c, *body.Keypair.Name, public)
+	if kp.UserID != nil {
+		k.UserID = *kp.UserID
+	}
+	if kp.PublicKey != nil {
+		k.PublicKey = *kp.PublicKey
+	}
+	if err := h.api.Authorize(r, "os_compute_api:os-keypairs:create", map[string]string{"user_id": k.UserID}); err != nil {
+		return err
+	}
+	made, private, err := h.svc.CreateKeypair(r.Context(), c, k)
 	if err != nil {
 		return err
 	}
-	kp := object{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint, "user_id": k.UserID}
+	o := keypair(r, made)
+	o["user_id"] = made.UserID
 	if private != "" {
-		kp["private_key"] = private
+		o["private_key"] = private
 	}
-	return ok(w, object{"keypair": kp})
+	status := http.StatusOK
+	if atLeast(r, 2) {
+		status = http.StatusCreated
+	}
+	openstack.JSON(w, status, object{"keypair": o})
+	return nil
 }
 
 func (h *handler) showKeypair(w http.ResponseWriter, r *http.Request) error {
@@ -422,11 +463,10 @@ func (h *handler) showKeypair(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"keypair": object{
-		"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint, "user_id": k.UserID,
-		"deleted": false, "created_at": k.CreatedAt.UTC().Format(isoMicros), "updated_at": nil, "deleted_at": nil,
-		"id": keypairNumber(k),
-	}})
+	o := keypair(r, k)
+	o["user_id"], o["deleted"], o["created_at"], o["updated_at"], o["deleted_at"], o["id"] =
+		k.UserID, false, k.CreatedAt.UTC().Format(isoMicros), nil, nil, keypairNumber(k)
+	return ok(w, object{"keypair": o})
 }
 
 // keypairNumber is an integer ID for a keypair, as Nova shows at 2.1: its
@@ -441,17 +481,25 @@ func (h *handler) deleteKeypair(w http.ResponseWriter, r *http.Request) error {
 	if err := h.svc.DeleteKeypair(r.Context(), user, r.PathValue("name")); err != nil {
 		return err
 	}
+	if atLeast(r, 2) {
+		return noContent(w)
+	}
 	return accepted(w)
 }
 
 // Server groups.
 
-func (h *handler) group(g *trustack.ServerGroup) object {
+// group renders a server group, with its project and user from 2.13.
+func group(r *http.Request, g *trustack.ServerGroup) object {
 	members := g.Members
 	if members == nil {
 		members = []string{}
 	}
-	return object{"id": g.ID, "name": g.Name, "policies": []string{g.Policy}, "members": members, "metadata": object{}}
+	o := object{"id": g.ID, "name": g.Name, "policies": []string{g.Policy}, "members": members, "metadata": object{}}
+	if atLeast(r, 13) {
+		o["project_id"], o["user_id"] = g.ProjectID, g.UserID
+	}
+	return o
 }
 
 func (h *handler) listGroups(w http.ResponseWriter, r *http.Request) error {
@@ -472,7 +520,7 @@ func (h *handler) listGroups(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]object, len(list))
 	for i, g := range list {
-		out[i] = h.group(g)
+		out[i] = group(r, g)
 	}
 	return collection(w, "server_groups", out)
 }
@@ -500,11 +548,14 @@ func (h *handler) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Group.Policies) != 1 {
 		return invalid("policies", "Give exactly one policy.")
 	}
+	if p := body.Group.Policies[0]; (p == trustack.PolicySoftAffinity || p == trustack.PolicySoftAntiAffinity) && !atLeast(r, 15) {
+		return invalid("policies", "%q is not one of affinity, anti-affinity before microversion 2.15.", p)
+	}
 	g, err := h.svc.CreateServerGroup(r.Context(), c, *body.Group.Name, body.Group.Policies[0])
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server_group": h.group(g)})
+	return ok(w, object{"server_group": group(r, g)})
 }
 
 func (h *handler) groupFor(r *http.Request, rule string) (*trustack.ServerGroup, error) {
@@ -524,7 +575,7 @@ func (h *handler) showGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server_group": h.group(g)})
+	return ok(w, object{"server_group": group(r, g)})
 }
 
 func (h *handler) deleteGroup(w http.ResponseWriter, r *http.Request) error {

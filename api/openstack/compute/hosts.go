@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/api/openstack"
+	"github.com/trustack/trustack/policy"
 )
 
 // Availability zones.
@@ -50,7 +51,7 @@ func (h *handler) listZones(detail bool) openstack.Handler {
 // hypervisorState is a host's state and status as Nova shows them.
 func (h *handler) hypervisorState(host *trustack.Host) (state, status string) {
 	state, status = "up", "enabled"
-	if !h.svc.Alive(host) || host.ForcedDown {
+	if !h.svc.Alive(host) {
 		state = "down"
 	}
 	if !host.Enabled {
@@ -237,17 +238,63 @@ func (h *handler) hypervisorServers(w http.ResponseWriter, r *http.Request) erro
 	return collection(w, "hypervisors", out)
 }
 
+// withHostStatus adds to parts, from 2.16, the state of each server's
+// host for a caller the policy lets see it (by default an
+// administrator), as Nova's host_status: "" for a server on no host,
+// DOWN for a host forced down, MAINTENANCE for one disabled, UP for one
+// alive, UNKNOWN for one not heard from lately or not known.
+func (h *handler) withHostStatus(r *http.Request, servers []*trustack.Server, parts map[string]serverParts) error {
+	if !atLeast(r, 16) || len(servers) == 0 {
+		return nil
+	}
+	hosts, err := h.svc.Hosts(r.Context())
+	if err != nil {
+		return err
+	}
+	byName := map[string]*trustack.Host{}
+	for _, host := range hosts {
+		byName[host.Name] = host
+	}
+	for _, s := range servers {
+		if !h.api.Allowed(r, "os_compute_api:servers:show:host_status", policy.Target{"project_id": s.ProjectID, "user_id": s.UserID}) {
+			continue
+		}
+		host := byName[s.Host]
+		status := "UNKNOWN"
+		switch {
+		case s.Host == "":
+			status = ""
+		case host == nil:
+		case host.ForcedDown:
+			status = "DOWN"
+		case !host.Enabled:
+			status = "MAINTENANCE"
+		case h.svc.Alive(host):
+			status = "UP"
+		}
+		p := parts[s.ID]
+		p.hostStatus = &status
+		parts[s.ID] = p
+	}
+	return nil
+}
+
 // Services.
 
-// service renders a host's compute service as os-services shows it.
-func (h *handler) service(host *trustack.Host) object {
+// service renders a host's compute service as os-services shows it, with
+// forced_down from 2.11.
+func (h *handler) service(r *http.Request, host *trustack.Host) object {
 	state, status := h.hypervisorState(host)
 	var reason any
 	if host.DisabledReason != "" {
 		reason = host.DisabledReason
 	}
-	return object{"id": host.Number, "binary": "nova-compute", "host": host.Name, "zone": host.AvailabilityZone,
+	o := object{"id": host.Number, "binary": "nova-compute", "host": host.Name, "zone": host.AvailabilityZone,
 		"status": status, "state": state, "updated_at": stampOrNull(host.LastSeen), "disabled_reason": reason}
+	if atLeast(r, 11) {
+		o["forced_down"] = host.ForcedDown
+	}
+	return o
 }
 
 func (h *handler) listServices(w http.ResponseWriter, r *http.Request) error {
@@ -264,13 +311,13 @@ func (h *handler) listServices(w http.ResponseWriter, r *http.Request) error {
 		if q.Has("binary") && q.Get("binary") != "nova-compute" || q.Has("host") && q.Get("host") != host.Name {
 			continue
 		}
-		out = append(out, h.service(host))
+		out = append(out, h.service(r, host))
 	}
 	return collection(w, "services", out)
 }
 
 // updateService serves PUT /os-services/enable, /disable and
-// /disable-log-reason, as Nova did up to 2.52.
+// /disable-log-reason, and from 2.11 /force-down, as Nova did up to 2.52.
 func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 	if err := h.api.Authorize(r, "os_compute_api:os-services:update", nil); err != nil {
 		return err
@@ -280,6 +327,7 @@ func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 		Host           string  `json:"host"`
 		Binary         string  `json:"binary"`
 		DisabledReason *string `json:"disabled_reason"`
+		ForcedDown     *bool   `json:"forced_down"`
 	}
 	if err := h.dec.Decode(r, &body); err != nil {
 		return err
@@ -298,6 +346,13 @@ func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 			return invalid("disabled_reason", "A reason of 1 to 255 characters is required.")
 		}
 		reason = *body.DisabledReason
+	case "force-down":
+		if !atLeast(r, 11) {
+			return trustack.Errorf(trustack.ENOTFOUND, "Unknown action %s.", action)
+		}
+		if body.ForcedDown == nil {
+			return invalid("forced_down", "'forced_down' is a required property.")
+		}
 	default:
 		return trustack.Errorf(trustack.ENOTFOUND, "Unknown action %s.", action)
 	}
@@ -308,6 +363,13 @@ func (h *handler) updateService(w http.ResponseWriter, r *http.Request) error {
 	for _, host := range hosts {
 		if host.Name != body.Host {
 			continue
+		}
+		if action == "force-down" {
+			host, err := h.svc.SetHostForcedDown(r.Context(), host.ID, *body.ForcedDown)
+			if err != nil {
+				return err
+			}
+			return ok(w, object{"service": object{"host": host.Name, "binary": "nova-compute", "forced_down": host.ForcedDown}})
 		}
 		host, err := h.svc.SetHostEnabled(r.Context(), host.ID, enable, reason)
 		if err != nil {

@@ -73,6 +73,9 @@ type serverParts struct {
 	addresses []network.Address
 	groups    []string
 	volumes   []string // the IDs of its volumes, by device
+	// hostStatus is the state of the server's host, as host_status
+	// shows it; nil where it is not shown (see withHostStatus).
+	hostStatus *string
 }
 
 // partsOf returns the networking and the volumes of servers, by server

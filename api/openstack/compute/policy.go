@@ -21,6 +21,8 @@ func Policy() []policy.Rule {
 		{Name: "os_compute_api:servers:index:get_all_tenants", Check: "rule:context_is_admin", Description: "GET /servers"},
 		{Name: "os_compute_api:servers:detail:get_all_tenants", Check: "rule:context_is_admin", Description: "GET /servers/detail"},
 		{Name: "os_compute_api:servers:show", Check: "rule:project_reader_or_admin", Description: "GET /servers/{server_id}"},
+		{Name: "os_compute_api:servers:show:host_status", Check: "rule:context_is_admin", Description: "GET /servers/{server_id}, GET /servers/detail (host_status, from 2.16)"},
+		{Name: "os_compute_api:servers:trigger_crash_dump", Check: "rule:project_member_or_admin", Description: "POST /servers/{server_id}/action (trigger_crash_dump, from 2.17)"},
 		{Name: "os_compute_api:servers:create", Check: "rule:project_member_or_admin", Description: "POST /servers"},
 		{Name: "os_compute_api:servers:create:forced_host", Check: "rule:context_is_admin", Description: "POST /servers"},
 		{Name: "os_compute_api:servers:create:attach_network", Check: "rule:project_member_or_admin", Description: "POST /servers"},

@@ -24,26 +24,27 @@ import (
 // createBody is the body of POST /servers at 2.1.
 type createBody struct {
 	Server *struct {
-		Name                 string             `json:"name"`
-		ImageRef             *string            `json:"imageRef"`
-		FlavorRef            json.RawMessage    `json:"flavorRef"`
-		KeyName              *string            `json:"key_name"`
-		Metadata             map[string]string  `json:"metadata"`
-		AvailabilityZone     *string            `json:"availability_zone"`
-		UserData             *string            `json:"user_data"`
-		MinCount             json.RawMessage    `json:"min_count"`
-		MaxCount             json.RawMessage    `json:"max_count"`
-		AccessIPv4           *string            `json:"accessIPv4"`
-		AccessIPv6           *string            `json:"accessIPv6"`
-		AdminPass            *string            `json:"adminPass"`
-		DiskConfig           *string            `json:"OS-DCF:diskConfig"`
-		SecurityGroups       []securityGroupRef `json:"security_groups"`
-		Networks             json.RawMessage    `json:"networks"`
-		ConfigDrive          json.RawMessage    `json:"config_drive"`
-		ReturnReservationID  bool               `json:"return_reservation_id"`
-		Personality          []json.RawMessage  `json:"personality"`
-		BlockDeviceMapping   json.RawMessage    `json:"block_device_mapping"`
-		BlockDeviceMappingV2 json.RawMessage    `json:"block_device_mapping_v2"`
+		Name                 string                     `json:"name"`
+		Description          openstack.Optional[string] `json:"description"`
+		ImageRef             *string                    `json:"imageRef"`
+		FlavorRef            json.RawMessage            `json:"flavorRef"`
+		KeyName              *string                    `json:"key_name"`
+		Metadata             map[string]string          `json:"metadata"`
+		AvailabilityZone     *string                    `json:"availability_zone"`
+		UserData             *string                    `json:"user_data"`
+		MinCount             json.RawMessage            `json:"min_count"`
+		MaxCount             json.RawMessage            `json:"max_count"`
+		AccessIPv4           *string                    `json:"accessIPv4"`
+		AccessIPv6           *string                    `json:"accessIPv6"`
+		AdminPass            *string                    `json:"adminPass"`
+		DiskConfig           *string                    `json:"OS-DCF:diskConfig"`
+		SecurityGroups       []securityGroupRef         `json:"security_groups"`
+		Networks             json.RawMessage            `json:"networks"`
+		ConfigDrive          json.RawMessage            `json:"config_drive"`
+		ReturnReservationID  bool                       `json:"return_reservation_id"`
+		Personality          []json.RawMessage          `json:"personality"`
+		BlockDeviceMapping   json.RawMessage            `json:"block_device_mapping"`
+		BlockDeviceMappingV2 json.RawMessage            `json:"block_device_mapping_v2"`
 	} `json:"server"`
 	Hints    map[string]any `json:"os:scheduler_hints"`
 	OldHints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
@@ -57,6 +58,12 @@ type securityGroupRef struct {
 // invalid is a 400 naming the field at fault, as Nova words it.
 func invalid(field, format string, args ...any) error {
 	return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute %s. %s", field, fmt.Sprintf(format, args...))
+}
+
+// unexpected is Nova's answer to a field its schema at the request's
+// microversion does not have, in the body's object.
+func unexpected(object, field string) error {
+	return trustack.Errorf(trustack.EINVALID, "Invalid input for field/attribute %s. Additional properties are not allowed ('%s' was unexpected)", object, field)
 }
 
 // countParam reads min_count or max_count: an integer at least 1, or a
@@ -160,7 +167,14 @@ func (h *handler) createServer(w http.ResponseWriter, r *http.Request) error {
 	if b == nil {
 		return invalid("server", "'server' is a required property.")
 	}
-	req := compute.CreateRequest{Name: b.Name, Metadata: b.Metadata}
+	req := compute.CreateRequest{Name: b.Name, Metadata: b.Metadata, Description: b.Description.Value}
+	switch {
+	case b.Description.Set && !atLeast(r, 19):
+		return unexpected("server", "description")
+	case !atLeast(r, 19):
+		// As Nova: before 2.19 a server's description was its name.
+		req.Description = &b.Name
+	}
 	if b.ImageRef == nil && !nonEmpty(b.BlockDeviceMappingV2) && !nonEmpty(b.BlockDeviceMapping) {
 		return invalid("imageRef", "'imageRef' is a required property.")
 	}
@@ -398,6 +412,9 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 			}
 			f.ChangesSince, f.IncludeDeleted = t, true
 		}
+		if !c.Admin && !atLeast(r, 5) {
+			q.Del("ip6") // an administrator's filter until 2.5, ignored for others as Nova ignores them
+		}
 		ips, err := parseIPFilter(q)
 		if err != nil {
 			return err
@@ -416,6 +433,11 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 				return err
 			}
 		}
+		if detail {
+			if err := h.withHostStatus(r, list, nets); err != nil {
+				return err
+			}
+		}
 		if ips != nil {
 			list = slices.DeleteFunc(list, func(s *trustack.Server) bool { return !ips.matches(nets[s.ID].addresses) })
 			if limit > 0 {
@@ -425,7 +447,7 @@ func (h *handler) listServers(detail bool) openstack.Handler {
 		out := make([]object, 0, len(list))
 		for _, s := range list {
 			if detail {
-				out = append(out, h.server(s, nets[s.ID], true, c.Admin))
+				out = append(out, h.server(r, s, nets[s.ID], true, c.Admin))
 			} else {
 				out = append(out, object{"id": s.ID, "name": s.Name, "links": h.links("servers", s.ID)})
 			}
@@ -504,7 +526,10 @@ func (h *handler) showServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server": h.server(s, nets[s.ID], true, c.Admin)})
+	if err := h.withHostStatus(r, []*trustack.Server{s}, nets); err != nil {
+		return err
+	}
+	return ok(w, object{"server": h.server(r, s, nets[s.ID], true, c.Admin)})
 }
 
 func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
@@ -518,6 +543,8 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 			AccessIPv4 *string `json:"accessIPv4"`
 			AccessIPv6 *string `json:"accessIPv6"`
 			DiskConfig *string `json:"OS-DCF:diskConfig"`
+			// Description is a field from 2.19.
+			Description openstack.Optional[string] `json:"description"`
 		} `json:"server"`
 	}
 	if err := h.dec.Decode(r, &body); err != nil {
@@ -527,6 +554,12 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 		return invalid("server", "'server' is a required property.")
 	}
 	u := compute.ServerUpdate{Name: body.Server.Name, DiskConfig: body.Server.DiskConfig}
+	if d := body.Server.Description; d.Set {
+		if !atLeast(r, 19) {
+			return unexpected("server", "description")
+		}
+		u.Description = &d.Value
+	}
 	if d := u.DiskConfig; d != nil && *d != "AUTO" && *d != "MANUAL" {
 		return invalid("OS-DCF:diskConfig", "%q is not one of AUTO, MANUAL.", *d)
 	}
@@ -551,7 +584,7 @@ func (h *handler) updateServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return ok(w, object{"server": h.server(s, nets[s.ID], false, false)})
+	return ok(w, object{"server": h.server(r, s, nets[s.ID], false, false)})
 }
 
 func (h *handler) deleteServer(w http.ResponseWriter, r *http.Request) error {
@@ -584,7 +617,12 @@ var serverActions = map[string]string{
 	"addFloatingIp":       "os_compute_api:os-floating-ips:add",
 	"removeFloatingIp":    "os_compute_api:os-floating-ips:remove",
 	"evacuate":            "os_compute_api:os-evacuate",
+	"trigger_crash_dump":  "os_compute_api:servers:trigger_crash_dump",
 }
+
+// actionsSince are the server actions Nova added after 2.1, with the
+// minor version that added each: below it they are not found.
+var actionsSince = map[string]int{"trigger_crash_dump": 17}
 
 func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 	var body map[string]json.RawMessage
@@ -598,6 +636,9 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 	var args json.RawMessage
 	for k, v := range body { // the one action
 		name, args = k, v
+	}
+	if since, ok := actionsSince[name]; ok && !atLeast(r, since) {
+		return trustack.Errorf(trustack.ENOTFOUND, "API version %s does not have the server action %s.", openstack.MicroversionOf(r), name)
 	}
 	rule, known := serverActions[name]
 	if !known {
@@ -654,6 +695,11 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return h.removeFloatingIP(w, r, c, s, args)
 	case "evacuate":
 		return h.evacuate(w, r, c, s, args)
+	case "trigger_crash_dump":
+		if string(args) != "null" {
+			return invalid("trigger_crash_dump", "None is the only value.")
+		}
+		err = h.svc.Act(ctx, c, s.ID, name)
 	}
 	if err != nil {
 		return err
@@ -689,10 +735,11 @@ func (h *handler) createImage(w http.ResponseWriter, r *http.Request, c compute.
 }
 
 // evacuate rebuilds a server of a lost host on another, as Nova's
-// evacuate at 2.1: onSharedStorage is required (trustack keeps servers'
-// own disks on their hosts, so either way they are rebuilt from their
-// images, or from their volumes), and the answer carries the admin
-// password, the one given or a new one.
+// evacuate. Up to 2.13 onSharedStorage is required (trustack keeps
+// servers' own disks on their hosts, so either way they are rebuilt from
+// their images, or from their volumes), and the answer carries the admin
+// password, the one given or a new one; from 2.14 onSharedStorage is gone
+// and the answer has no body.
 func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Caller, s *trustack.Server, args json.RawMessage) error {
 	var a struct {
 		Host            *string         `json:"host"`
@@ -703,15 +750,19 @@ func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Cal
 	if err := openstack.UnmarshalField(args, "evacuate", &keys); err != nil {
 		return err
 	}
+	fields := []string{"host", "adminPass"}
+	if !atLeast(r, 14) {
+		fields = append(fields, "onSharedStorage")
+	}
 	for k := range keys {
-		if !slices.Contains([]string{"host", "onSharedStorage", "adminPass"}, k) {
-			return invalid("evacuate", "Additional properties are not allowed ('%s' was unexpected).", k)
+		if !slices.Contains(fields, k) {
+			return unexpected("evacuate", k)
 		}
 	}
 	if err := openstack.UnmarshalField(args, "evacuate", &a); err != nil {
 		return err
 	}
-	if !nonEmpty(a.OnSharedStorage) {
+	if !atLeast(r, 14) && !nonEmpty(a.OnSharedStorage) {
 		return invalid("onSharedStorage", "'onSharedStorage' is a required property.")
 	}
 	if _, err := boolParam("onSharedStorage", a.OnSharedStorage); err != nil {
@@ -730,6 +781,10 @@ func (h *handler) evacuate(w http.ResponseWriter, r *http.Request, c compute.Cal
 	c.Admin = true // the policy rule let an operator through
 	if err := h.svc.Evacuate(r.Context(), c, s.ID, onto); err != nil {
 		return err
+	}
+	if atLeast(r, 14) {
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	return ok(w, object{"adminPass": pass})
 }
@@ -870,13 +925,16 @@ func (h *handler) deleteMetadataItem(w http.ResponseWriter, r *http.Request) err
 // Instance actions.
 
 // actionServer is serverFor for instance actions, which Nova lists for
-// deleted servers too.
+// deleted servers too from 2.21.
 func (h *handler) actionServer(r *http.Request, rule string) (compute.Caller, *trustack.Server, error) {
 	c, err := h.caller(r)
 	if err != nil {
 		return c, nil, err
 	}
 	s, err := h.svc.Server(r.Context(), c, r.PathValue("id"))
+	if err == nil && s.VMState == trustack.VMDeleted && !atLeast(r, 21) {
+		err = trustack.Errorf(trustack.ENOTFOUND, "Instance %s could not be found.", s.ID)
+	}
 	if err != nil {
 		return c, nil, err
 	}

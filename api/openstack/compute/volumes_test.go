@@ -50,7 +50,8 @@ func rootVolume(id string, deleteOnTermination bool) obj {
 // vda, in use by it, shown attached and with no image, and it takes no
 // disk of its host; it cannot be detached nor given to a second server, and the server cannot be
 // snapshotted as an image. A blank volume made for the server at boot
-// goes with it when asked to, the root volume it was given stays.
+// goes with it when asked to, the root volume it was given stays, as
+// volumes_attached says from 2.3.
 func TestBootFromVolume(t *testing.T) {
 	c := newCloud(t)
 	plain := c.volumeOf(t, 1, false)
@@ -79,6 +80,15 @@ func TestBootFromVolume(t *testing.T) {
 		t.Errorf("the server's disks on its host: %+v, want %s at vda and the blank volume at vdc", disks, root)
 	}
 	blank := disks["vdc"].VolumeID
+	// From 2.3 each attached volume says whether it goes with the server.
+	if _, has := item(attached, 0)["delete_on_termination"]; has {
+		t.Errorf("volumes_attached at 2.1: %v, want no delete_on_termination", attached)
+	}
+	for _, a := range c.at("2.3").must(t, http.StatusOK, "alice", "GET", "/servers/"+vm, nil)["server"].(obj)["os-extended-volumes:volumes_attached"].([]any) {
+		if got, want := a.(obj)["delete_on_termination"], a.(obj)["id"] == blank; got != want {
+			t.Errorf("volume %v at 2.3: delete_on_termination %v, want %v", a.(obj)["id"], got, want)
+		}
+	}
 	hv := item(c.must(t, http.StatusOK, "admin", "GET", "/os-hypervisors/detail", nil)["hypervisors"], 0)
 	if hv["local_gb_used"] != 0.0 || hv["memory_mb_used"] == 0.0 {
 		t.Errorf("the host's use with a server booted from a volume: %v GiB of disk, %v MiB of memory; want no disk, its memory",

@@ -69,10 +69,11 @@ func (h *handler) serverImage(s *trustack.Server) any {
 	return object{"id": s.ImageID, "links": h.bookmark("images", s.ImageID)}
 }
 
-// server renders a server at 2.1, with its networking n: the basic
-// fields, and with detail those of GET /servers/{id}; admin adds the host
-// attributes.
-func (h *handler) server(s *trustack.Server, n serverParts, detail, admin bool) object {
+// server renders a server at the request's microversion, with its
+// networking and volumes n: the basic fields (those of PUT
+// /servers/{id}), and with detail those of GET /servers/{id}; admin adds
+// the extended server attributes.
+func (h *handler) server(r *http.Request, s *trustack.Server, n serverParts, detail, admin bool) object {
 	status := compute.Status(s)
 	o := object{
 		"id":                s.ID,
@@ -106,6 +107,12 @@ func (h *handler) server(s *trustack.Server, n serverParts, detail, admin bool) 
 			o["fault"] = fault
 		}
 	}
+	if atLeast(r, 9) {
+		o["locked"] = s.Locked
+	}
+	if atLeast(r, 19) {
+		o["description"] = s.Description
+	}
 	if !detail {
 		return o
 	}
@@ -131,6 +138,9 @@ func (h *handler) server(s *trustack.Server, n serverParts, detail, admin bool) 
 	attached := make([]object, len(n.volumes))
 	for i, id := range n.volumes {
 		attached[i] = object{"id": id}
+		if atLeast(r, 3) {
+			attached[i]["delete_on_termination"] = deletedWith(s, id)
+		}
 	}
 	o["os-extended-volumes:volumes_attached"] = attached
 	if admin {
@@ -138,7 +148,31 @@ func (h *handler) server(s *trustack.Server, n serverParts, detail, admin bool) 
 		o["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullIfEmpty(s.Node)
 		o["OS-EXT-SRV-ATTR:instance_name"] = "instance-" + strings.ReplaceAll(s.ID, "-", "")[:8]
 	}
+	if n.hostStatus != nil {
+		o["host_status"] = *n.hostStatus
+	}
+	if admin && atLeast(r, 3) {
+		o["OS-EXT-SRV-ATTR:reservation_id"] = s.ReservationID
+		o["OS-EXT-SRV-ATTR:launch_index"] = s.LaunchIndex
+		// trustack boots images whole, never a separate kernel and ramdisk.
+		o["OS-EXT-SRV-ATTR:kernel_id"] = ""
+		o["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+		o["OS-EXT-SRV-ATTR:hostname"] = compute.Hostname(s.Name)
+		o["OS-EXT-SRV-ATTR:root_device_name"] = compute.RootDevice
+		o["OS-EXT-SRV-ATTR:user_data"] = nullIfEmpty(s.UserData)
+	}
 	return o
+}
+
+// deletedWith reports whether a server's volume is deleted with it: a
+// volume it was made with that asked to be; never one attached later.
+func deletedWith(s *trustack.Server, volumeID string) bool {
+	for _, b := range s.BlockDevices {
+		if b.VolumeID == volumeID {
+			return b.DeleteOnTermination
+		}
+	}
+	return false
 }
 
 func metadata(md map[string]string) map[string]string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/trustack/trustack"
+	"github.com/trustack/trustack/api/openstack"
 )
 
 // Resource filters: what each list takes in its query (Cinder's generalized
@@ -155,11 +156,5 @@ func matchesLike(like map[string]string, attr func(key string) string) bool {
 // noSuchAPI is what Cinder answers for an API the request's microversion
 // does not have: 404.
 func noSuchAPI(r *http.Request) error {
-	return trustack.Reasonf(trustack.ENOTFOUND, "VersionNotFoundForAPIMethod", "API version %s does not have %s %s.", versionOf(r), r.Method, r.URL.Path)
-}
-
-// versionOf is a request's microversion.
-func versionOf(r *http.Request) microversion {
-	v, _ := r.Context().Value(versionKey{}).(microversion)
-	return v
+	return trustack.Reasonf(trustack.ENOTFOUND, "VersionNotFoundForAPIMethod", "API version %s does not have %s %s.", openstack.MicroversionOf(r), r.Method, r.URL.Path)
 }

@@ -1,7 +1,7 @@
 // Package volume serves Cinder's v3 API over trustack's block storage
 // service, as python-openstackclient, cinderclient, openstacksdk,
 // gophercloud and Tempest speak it: version discovery and microversions
-// (3.0 to maxVersion, each change honoured where it touches what trustack
+// (3.0 to the maximum in versions, each change honoured where it touches what trustack
 // serves), volumes with their metadata, actions and summary, snapshots,
 // attachments (Cinder's actions, and the attachments API), user
 // messages, volume types with their extra specs, quota sets, limits,
@@ -16,9 +16,7 @@
 package volume
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -38,14 +36,11 @@ const Prefix = "/volume"
 // v3 is the prefix of the API's one version.
 const v3 = Prefix + "/v3"
 
-// Microversions trustack implements: each change Cinder made up to
-// maxVersion is honoured on every API trustack serves (the APIs it does
-// not serve, such as backups, groups and transfers, answer 404 at every
-// version).
-var (
-	minVersion = microversion{3, 0}
-	maxVersion = microversion{3, 44}
-)
+// versions are the microversions trustack implements: each change Cinder
+// made up to the maximum is honoured on every API trustack serves (the
+// APIs it does not serve, such as backups, groups and transfers, answer
+// 404 at every version).
+var versions = openstack.VersionRange{Min: openstack.Microversion{Major: 3, Minor: 0}, Max: openstack.Microversion{Major: 3, Minor: 44}}
 
 // Config is what the volume API needs to know of its deployment.
 type Config struct {
@@ -127,7 +122,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.api.ServeHTTP(w, r)
 		return
 	}
-	v, err := requestedVersion(r)
+	v, err := versions.Negotiate(openstack.RequestedVersion(r, "volume", ""))
 	if err != nil {
 		h.api.Error(w, r, err)
 		return
@@ -135,57 +130,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("OpenStack-API-Version", "volume "+v.String())
 	hd.Add("Vary", "OpenStack-API-Version")
-	r = r.WithContext(volume.WithRequestID(context.WithValue(r.Context(), versionKey{}, v), openstack.RequestID(r.Context())))
+	r = r.WithContext(volume.WithRequestID(openstack.WithMicroversion(r.Context(), v), openstack.RequestID(r.Context())))
 	h.api.ServeHTTP(w, h.root.CutProject(r))
 }
-
-// versionKey is where a request's context holds its microversion.
-type versionKey struct{}
 
 // atLeast reports whether a request asked for microversion 3.minor or a
 // later one.
 func atLeast(r *http.Request, minor int) bool {
-	v, _ := r.Context().Value(versionKey{}).(microversion)
-	return !v.less(microversion{3, minor})
-}
-
-// microversion is a Cinder API version, 3.x.
-type microversion struct{ major, minor int }
-
-func (v microversion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
-
-func (v microversion) less(o microversion) bool {
-	return v.major < o.major || v.major == o.major && v.minor < o.minor
-}
-
-// requestedVersion returns the microversion a request asks for with
-// OpenStack-API-Version: volume 3.x (3.0 if it names none, the maximum
-// for "latest"): 400 for one malformed, 406 for one out of range.
-func requestedVersion(r *http.Request) (microversion, error) {
-	for _, header := range r.Header.Values("OpenStack-API-Version") {
-		service, version, _ := strings.Cut(strings.TrimSpace(header), " ")
-		if !strings.EqualFold(service, "volume") {
-			continue
-		}
-		version = strings.TrimSpace(version)
-		if version == "latest" {
-			return maxVersion, nil
-		}
-		major, minor, ok := strings.Cut(version, ".")
-		v := microversion{}
-		var errMajor, errMinor error
-		v.major, errMajor = strconv.Atoi(major)
-		v.minor, errMinor = strconv.Atoi(minor)
-		if !ok || errMajor != nil || errMinor != nil || v.minor < 0 {
-			return v, trustack.Errorf(trustack.EINVALID, "Invalid API version %q: a version is MAJOR.MINOR, such as 3.0.", version)
-		}
-		if v.less(minVersion) || maxVersion.less(v) {
-			return v, &openstack.HTTPError{Status: http.StatusNotAcceptable,
-				Message: fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", v, minVersion, maxVersion)}
-		}
-		return v, nil
-	}
-	return minVersion, nil
+	return !openstack.MicroversionOf(r).Less(openstack.Microversion{Major: 3, Minor: minor})
 }
 
 // versions answers version discovery with Cinder's one version: 300 at
@@ -193,7 +145,7 @@ func requestedVersion(r *http.Request) (microversion, error) {
 func (h *handler) versions(status int) openstack.Handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		openstack.JSON(w, status, object{"versions": []object{{
-			"id": "v3.0", "status": "CURRENT", "version": maxVersion.String(), "min_version": minVersion.String(),
+			"id": "v3.0", "status": "CURRENT", "version": versions.Max.String(), "min_version": versions.Min.String(),
 			"updated": "2023-08-31T00:00:00Z",
 			"links": []object{
 				{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
