@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,7 +29,10 @@ import (
 	"github.com/trustack/trustack/wire"
 )
 
-var _ agent.Hypervisor = (*Driver)(nil)
+var (
+	_ agent.Hypervisor = (*Driver)(nil)
+	_ agent.Consoles   = (*Driver)(nil)
+)
 
 // Options describe the simulated host; zero values take the defaults.
 type Options struct {
@@ -324,6 +328,38 @@ func (d *Driver) Console(ctx context.Context, serverID string, lines int) (strin
 		out = out[len(out)-lines:]
 	}
 	return strings.Join(out, "\n") + "\n", nil
+}
+
+// OpenConsole connects to a running server's console: its "vnc" console
+// greets as an RFB 3.8 server would and says nothing more; its "serial"
+// console echoes what is typed, as a terminal line whose guest echoes
+// does. Either lets the console proxy be tested without a hypervisor.
+func (d *Driver) OpenConsole(ctx context.Context, serverID, protocol string) (io.ReadWriteCloser, error) {
+	if err := d.begin(ctx, "open console"); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	s := d.servers[serverID]
+	d.mu.Unlock()
+	switch {
+	case s == nil:
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	case s.Power != trustack.PowerRunning:
+		return nil, trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: server %s is not running", serverID)
+	case protocol != "vnc" && protocol != "serial":
+		return nil, trustack.Errorf(trustack.EINVALID, "fake hypervisor: no %s console", protocol)
+	}
+	ours, theirs := net.Pipe()
+	go func() {
+		defer ours.Close()
+		if protocol == "vnc" {
+			io.WriteString(ours, "RFB 003.008\n")
+			io.Copy(io.Discard, ours)
+			return
+		}
+		io.Copy(ours, ours)
+	}()
+	return theirs, nil
 }
 
 // Snapshot writes a small disk image that names the server and its image.
