@@ -19,7 +19,8 @@ import (
 // TestQEMUCLI boots a real VM, the test guest under QEMU, on `trustack up
 // --nodes 2 --driver qemu` with the Debian OpenStack client, and takes it
 // through every power action: the guest's console says what it booted
-// with, a resumed guest's uptime goes on, and a deleted server leaves no
+// with, its remote consoles lead to its display and its serial port, a
+// resumed guest's uptime goes on, and a deleted server leaves no
 // QEMU process and no file.
 func TestQEMUCLI(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64")
@@ -57,6 +58,7 @@ func TestQEMUCLI(t *testing.T) {
 		}, "the guest ready %d times, after %s", n, after)
 	}
 	boots(1, "create")
+	checkRemoteConsoles(t, admin, "vm1")
 	log := console()
 	for _, want := range []string{"trustack-guest hostname: vm1", "trustack-guest key k: " + ssh.FingerprintLegacyMD5(key)} {
 		if !strings.Contains(log, want) {

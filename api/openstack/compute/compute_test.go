@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,10 +89,13 @@ type cloud struct {
 	vol   *volume.Service
 	hv    *fake.Driver
 	image string
+	// skew moves the compute service's clock forward.
+	skew atomic.Int64
 }
 
 func newCloud(t *testing.T) *cloud {
 	t.Helper()
+	c := &cloud{}
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	db, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(dir, "t.db"))
@@ -134,7 +138,8 @@ func newCloud(t *testing.T) *cloud {
 		t.Fatal(err)
 	}
 	vol := volume.New(db, db, wire.NewHosts(conn), volume.Options{Alive: func(h *trustack.Host) bool { return svc.Alive(h) }, Log: log})
-	svc = compute.New(db, imgs, wire.NewHosts(conn), sched, compute.Options{Network: net, Volumes: vol, AgentTimeout: waitTimeout, Log: log})
+	svc = compute.New(db, imgs, wire.NewHosts(conn), sched, compute.Options{Network: net, Volumes: vol, AgentTimeout: waitTimeout, Log: log,
+		Now: func() time.Time { return time.Now().Add(time.Duration(c.skew.Load())) }})
 	run, cancel := context.WithCancel(ctx)
 	if err := svc.Start(run); err != nil {
 		t.Fatal(err)
@@ -158,7 +163,7 @@ func newCloud(t *testing.T) *cloud {
 	}
 	a := agent.New(connect("host-0"), hv, fakenet.New([]string{"physnet1"}), agent.Config{Name: "host-0", NetworkNode: true,
 		Volumes:           map[string]agent.VolumeBackend{"file": files},
-		HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
+		HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond, ConsoleListen: "127.0.0.1:0"})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(run) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -171,8 +176,14 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cloud{Server: httptest.NewServer(computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log)), net: net, vol: vol,
-		hv: hv, image: img.ID}
+	c.Server = httptest.NewUnstartedServer(nil)
+	mux := http.NewServeMux()
+	mux.Handle(computeapi.Prefix+"/", computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer,
+		computeapi.Config{PublicURL: "http://" + c.Listener.Addr().String()}, log))
+	mux.Handle(computeapi.ConsolePath+"/", computeapi.NewConsoleProxy(svc, t.TempDir(), log))
+	c.Config.Handler = mux
+	c.Start()
+	c.net, c.vol, c.hv, c.image = net, vol, hv, img.ID
 	t.Cleanup(c.Close)
 	return c
 }

@@ -584,6 +584,10 @@ var serverActions = map[string]string{
 	"addFloatingIp":       "os_compute_api:os-floating-ips:add",
 	"removeFloatingIp":    "os_compute_api:os-floating-ips:remove",
 	"evacuate":            "os_compute_api:os-evacuate",
+	"os-getVNCConsole":    "os_compute_api:os-remote-consoles",
+	"os-getSerialConsole": "os_compute_api:os-remote-consoles",
+	"os-getSPICEConsole":  "os_compute_api:os-remote-consoles",
+	"os-getRDPConsole":    "os_compute_api:os-remote-consoles",
 }
 
 func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
@@ -646,6 +650,8 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return h.createImage(w, r, c, s, args)
 	case "os-getConsoleOutput":
 		return h.consoleOutput(w, r, c, s, args)
+	case "os-getVNCConsole", "os-getSerialConsole", "os-getSPICEConsole", "os-getRDPConsole":
+		return h.consoleAction(w, r, c, s, name, args)
 	case "addSecurityGroup", "removeSecurityGroup":
 		return h.setServerGroup(w, r, c, s, name, args)
 	case "addFloatingIp":
