@@ -133,7 +133,8 @@ type Config struct {
 	// ConsoleListen is the address (host:port, port 0 for a free one) on
 	// which the agent accepts, while it runs, the console proxies'
 	// connections to its servers' remote consoles (wire.ServeConsoles);
-	// "": the host offers no remote consoles.
+	// "": the host offers no remote consoles. Proxies are told to dial
+	// it, or HostIP for an unspecified address (0.0.0.0).
 	ConsoleListen string
 	// HTTPClient uploads snapshots (default http.DefaultClient).
 	HTTPClient *http.Client
@@ -156,7 +157,7 @@ type Agent struct {
 	mu       sync.Mutex
 	known    map[string]trustack.PowerState // last power states reported or caused
 	admitted map[string]admission           // consoles admitted, by secret
-	consoles net.Addr                       // where consoles are served, nil when not
+	consoles string                         // where proxies reach the consoles, "" when not served
 }
 
 // New returns an agent for the host, on conn, with its hypervisor and its

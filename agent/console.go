@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/trustack/trustack"
@@ -37,7 +38,7 @@ func (a *Agent) RemoteConsole(ctx context.Context, serverID, protocol string, tt
 	a.mu.Lock()
 	addr := a.consoles
 	a.mu.Unlock()
-	if !offered || addr == nil || protocol != "vnc" && protocol != "serial" {
+	if !offered || addr == "" || protocol != "vnc" && protocol != "serial" {
 		return wire.ConsoleEndpoint{}, trustack.Errorf(trustack.EINVALID, "Unavailable console type %s.", protocol)
 	}
 	if _, err := a.hv.State(ctx, serverID); err != nil {
@@ -53,7 +54,7 @@ func (a *Agent) RemoteConsole(ctx context.Context, serverID, protocol string, tt
 	}
 	a.admitted[secret] = admission{serverID: serverID, protocol: protocol, expires: now.Add(ttl)}
 	a.mu.Unlock()
-	return wire.ConsoleEndpoint{Address: addr.String(), Secret: secret}, nil
+	return wire.ConsoleEndpoint{Address: addr, Secret: secret}, nil
 }
 
 // openConsole opens the console a secret was given for, once.
@@ -72,8 +73,13 @@ func (a *Agent) openConsole(ctx context.Context, secret string) (io.ReadWriteClo
 // returns is called.
 func (a *Agent) serveConsoles(l net.Listener) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
+	addr := l.Addr().String()
+	if tcp, ok := l.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() && a.cfg.HostIP != "" {
+		// Listening on every address: proxies reach the host's.
+		addr = net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(tcp.Port))
+	}
 	a.mu.Lock()
-	a.consoles = l.Addr()
+	a.consoles = addr
 	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -85,7 +91,7 @@ func (a *Agent) serveConsoles(l net.Listener) (stop func()) {
 	}()
 	return func() {
 		a.mu.Lock()
-		a.consoles = nil
+		a.consoles = ""
 		a.mu.Unlock()
 		cancel()
 		l.Close()
