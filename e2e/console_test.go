@@ -16,11 +16,13 @@ import (
 // URLs the OpenStack client shows lead through trustack's console proxy
 // to the guest: noVNC's page, served; QEMU's VNC server, greeting in RFB
 // 3.8; the serial port, relaying what the guest prints; and that a URL
-// opens one connection only.
-func checkRemoteConsoles(t *testing.T, env map[string]string, server string) {
+// opens one connection only, and none after the cloud's console token TTL.
+func checkRemoteConsoles(t *testing.T, env map[string]string, server string, ttl time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	expiring := strings.TrimSpace(must(t, env, "console", "url", "show", "--serial", server, "-f", "value", "-c", "url"))
+	expires := time.Now().Add(ttl)
 	page := strings.TrimSpace(must(t, env, "console", "url", "show", "--novnc", server, "-f", "value", "-c", "url"))
 	u, err := url.Parse(page)
 	if err != nil || !strings.HasSuffix(u.Path, "/compute/console/vnc_lite.html") {
@@ -63,5 +65,10 @@ func checkRemoteConsoles(t *testing.T, env map[string]string, server string) {
 			t.Fatalf("the serial console: %v, after %q", err, seen.String())
 		}
 		seen.Write(b)
+	}
+
+	time.Sleep(time.Until(expires) + time.Second)
+	if _, resp, err := websocket.Dial(ctx, expiring, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a console URL past its TTL: got %v (%v), want 401", resp, err)
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,7 +25,9 @@ import (
 // QEMU process and no file.
 func TestQEMUCLI(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64")
-	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", testImage(t))
+	const consoleTTL = 15 * time.Second
+	c := startUpWith(t, fmt.Sprintf("[compute]\nconsole_token_ttl = %d\n", int(consoleTTL.Seconds())),
+		"--nodes", "2", "--driver", "qemu", "--test-image", testImage(t))
 	t.Cleanup(func() { killQEMUs(t, c.dir) })
 	admin := c.openrc("openrc")
 
@@ -58,7 +61,7 @@ func TestQEMUCLI(t *testing.T) {
 		}, "the guest ready %d times, after %s", n, after)
 	}
 	boots(1, "create")
-	checkRemoteConsoles(t, admin, "vm1")
+	checkRemoteConsoles(t, admin, "vm1", consoleTTL)
 	log := console()
 	for _, want := range []string{"trustack-guest hostname: vm1", "trustack-guest key k: " + ssh.FingerprintLegacyMD5(key)} {
 		if !strings.Contains(log, want) {
