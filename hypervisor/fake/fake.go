@@ -9,6 +9,7 @@ package fake
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -331,7 +332,7 @@ func (d *Driver) Console(ctx context.Context, serverID string, lines int) (strin
 }
 
 // OpenConsole connects to a running server's console: its "vnc" console
-// greets as an RFB 3.8 server would and says nothing more; its "serial"
+// is an RFB server without a display (fakeRFB); its "serial"
 // console echoes what is typed, as a terminal line whose guest echoes
 // does. Either lets the console proxy be tested without a hypervisor.
 func (d *Driver) OpenConsole(ctx context.Context, serverID, protocol string) (io.ReadWriteCloser, error) {
@@ -353,13 +354,35 @@ func (d *Driver) OpenConsole(ctx context.Context, serverID, protocol string) (io
 	go func() {
 		defer ours.Close()
 		if protocol == "vnc" {
-			io.WriteString(ours, "RFB 003.008\n")
-			io.Copy(io.Discard, ours)
+			fakeRFB(ours, "trustack-"+serverID)
 			return
 		}
 		io.Copy(ours, ours)
 	}()
 	return theirs, nil
+}
+
+// fakeRFB is an RFB 3.8 server without a display: it takes a client
+// through the handshake (security type None) to its ServerInit, a 640x480
+// true-colour desktop called name, as Tempest's test_novnc does, then
+// ignores what the client sends.
+func fakeRFB(conn io.ReadWriter, name string) {
+	step := func(send []byte, receive int) bool {
+		if _, err := conn.Write(send); err != nil {
+			return false
+		}
+		_, err := io.ReadFull(conn, make([]byte, receive))
+		return err == nil
+	}
+	init := []byte{2, 128, 1, 224, // 640x480
+		32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0} // 32 bits, depth 24, true colour, RGB at 16, 8, 0
+	init = binary.BigEndian.AppendUint32(init, uint32(len(name)))
+	if step([]byte("RFB 003.008\n"), 12) && // the client's version
+		step([]byte{1, 1}, 1) && // one security type, None; the client's choice
+		step([]byte{0, 0, 0, 0}, 1) && // security passed; ClientInit
+		step(append(init, name...), 0) {
+		io.Copy(io.Discard, conn)
+	}
 }
 
 // Snapshot writes a small disk image that names the server and its image.

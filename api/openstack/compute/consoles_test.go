@@ -104,12 +104,32 @@ func TestConsoleProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.CloseNow()
 	if conn.Subprotocol() != "binary" {
 		t.Errorf("subprotocol: got %q, want binary", conn.Subprotocol())
 	}
-	typ, greeting, err := conn.Read(ctx)
-	if err != nil || typ != websocket.MessageBinary || string(greeting) != "RFB 003.008\n" {
-		t.Errorf("first message: got %v %q (%v), want a binary RFB 003.008 greeting", typ, greeting, err)
+	// The RFB handshake as Tempest's test_novnc makes it, through the
+	// proxy to the fake hypervisor's VNC server.
+	for _, step := range []struct{ send, want string }{
+		{"", "RFB 003.008\n"},
+		{"RFB 003.008\n", "\x01\x01"}, // security types: None
+		{"\x01", "\x00\x00\x00\x00"},  // None chosen: passed
+	} {
+		if step.send != "" {
+			if err := conn.Write(ctx, websocket.MessageBinary, []byte(step.send)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		typ, got, err := conn.Read(ctx)
+		if err != nil || typ != websocket.MessageBinary || string(got) != step.want {
+			t.Fatalf("after %q: got %v %q (%v), want a binary message %q", step.send, typ, got, err, step.want)
+		}
+	}
+	if err := conn.Write(ctx, websocket.MessageBinary, []byte{1}); err != nil { // ClientInit, shared
+		t.Fatal(err)
+	}
+	if _, init, err := conn.Read(ctx); err != nil || len(init) < 24 || string(init[24:]) != "trustack-"+vm {
+		t.Errorf("ServerInit: got %q (%v), want a desktop named trustack-%s", init, err, vm)
 	}
 	conn.Close(websocket.StatusNormalClosure, "")
 
