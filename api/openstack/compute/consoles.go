@@ -186,6 +186,15 @@ func (p *ConsoleProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// refuse answers a websocket request with status, no body, and closes the
+// connection, so that a client that reads on as if upgraded (Tempest's
+// test_novnc_bad_token does, as websockify upgrades before it checks the
+// token) reads nothing.
+func refuse(w http.ResponseWriter, status int) {
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(status)
+}
+
 // relay serves the websocket: 401 for a token that is not good (never
 // issued, spent, expired, or its server moved), 503 if the console cannot
 // be reached.
@@ -193,14 +202,14 @@ func (p *ConsoleProxy) relay(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	t, err := p.svc.TakeConsoleToken(ctx, r.URL.Query().Get("token"))
 	if err != nil {
-		status, msg := openstack.StatusOf(err)
-		http.Error(w, msg, status)
+		status, _ := openstack.StatusOf(err)
+		refuse(w, status)
 		return
 	}
 	console, err := wire.DialConsole(ctx, wire.ConsoleEndpoint{Address: t.Address, Secret: t.Secret})
 	if err != nil {
 		p.log.Warn("console proxy: dial", "server", t.ServerID, "host", t.Host, "error", err)
-		http.Error(w, "The console cannot be reached.", http.StatusServiceUnavailable)
+		refuse(w, http.StatusServiceUnavailable)
 		return
 	}
 	defer console.Close()
