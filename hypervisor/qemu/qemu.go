@@ -115,6 +115,10 @@ const (
 	configDrive = "config.iso"
 	qmpSocket   = "qmp.sock"
 	vncSocket   = "vnc.sock" // the guest's display, an RFB server
+	// displayFile marks a server made with a display device, which its
+	// VNC console shows; servers made before it keep the hardware they
+	// were made with, so that their saved state still restores.
+	displayFile = "display"
 	pidFile     = "qemu.pid"
 	qemuLog     = "qemu.log"
 	savedState  = "suspended.state" // memory and devices of a suspended server
@@ -353,6 +357,9 @@ func (d *Driver) Spawn(ctx context.Context, spec wire.Spec, volumes []agent.Disk
 	if err := writeConfigDrive(ctx, inst.spec, filepath.Join(inst.dir, configDrive)); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(inst.dir, displayFile), nil, 0o600); err != nil {
+		return err
+	}
 	return d.start(ctx, inst, false)
 }
 
@@ -473,6 +480,10 @@ func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 		if dev != wire.RootDevice {
 			args = append(args, diskArgs(inst.dir, vols[dev])...)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(inst.dir, displayFile)); err == nil {
+		// Last, so that the disks and NICs keep their PCI slots.
+		args = append(args, "-device", "VGA")
 	}
 	if restore {
 		args = append(args, "-incoming", "defer")
