@@ -397,3 +397,19 @@ const ReasonAggregateAction = "InvalidAggregateAction"
 // AvailabilityZone returns the aggregate's availability zone, "" for
 // none.
 func (a *Aggregate) AvailabilityZone() string { return a.Metadata[AggregateZoneKey] }
+
+// ConsoleToken authorizes one connection to a server's remote console, as
+// the console's URL carries it: the console proxy takes it once, before
+// ExpiresAt, and dials the console at Address on the server's Host,
+// presenting Secret, which that host's agent gave for this console alone.
+// Stores keep only the token's hash (TokenHash), as Nova keeps token_hash.
+type ConsoleToken struct {
+	TokenHash string
+	ServerID  string
+	Host      string
+	Protocol  string // vnc or serial
+	Type      string // novnc or serial
+	Address   string // host:port of the host's console endpoint
+	Secret    string
+	ExpiresAt time.Time
+}

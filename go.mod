@@ -7,6 +7,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.3
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.115.0
 	github.com/aws/smithy-go v1.28.9
+	github.com/coder/websocket v1.8.14
 	github.com/fernet/fernet-go v0.0.0-20240119011108-303da6aec611
 	github.com/google/go-tpm v0.9.8
 	github.com/google/nftables v0.3.0

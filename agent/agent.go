@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -129,6 +130,12 @@ type Config struct {
 	// failed attestation), nil while it does: spawns are refused with its
 	// error, while the controllers move the host's servers away.
 	Refusal func() error
+	// ConsoleListen is the address (host:port, port 0 for a free one) on
+	// which the agent accepts, while it runs, the console proxies'
+	// connections to its servers' remote consoles (wire.ServeConsoles);
+	// "": the host offers no remote consoles. Proxies are told to dial
+	// it, or HostIP for an unspecified address (0.0.0.0).
+	ConsoleListen string
 	// HTTPClient uploads snapshots (default http.DefaultClient).
 	HTTPClient *http.Client
 	// Log receives what the agent does (default: discarded).
@@ -147,8 +154,10 @@ type Agent struct {
 
 	locks sync.Map // server ID → *sync.Mutex
 
-	mu    sync.Mutex
-	known map[string]trustack.PowerState // last power states reported or caused
+	mu       sync.Mutex
+	known    map[string]trustack.PowerState // last power states reported or caused
+	admitted map[string]admission           // consoles admitted, by secret
+	consoles string                         // where proxies reach the consoles, "" when not served
 }
 
 // New returns an agent for the host, on conn, with its hypervisor and its
@@ -175,7 +184,8 @@ func New(conn *bus.Conn, hv Hypervisor, net HostNetwork, cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	a := &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, net: net, cfg: cfg, known: map[string]trustack.PowerState{}}
+	a := &Agent{conn: conn, controllers: wire.NewControllers(conn), hv: hv, net: net, cfg: cfg, known: map[string]trustack.PowerState{},
+		admitted: map[string]admission{}}
 	net.SetMetadataSource(a.metadata)
 	return a
 }
@@ -193,6 +203,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("serve host %s: %w", a.cfg.Name, err)
 	}
 	defer sub.Unsubscribe()
+	if a.cfg.ConsoleListen != "" {
+		l, err := net.Listen("tcp", a.cfg.ConsoleListen)
+		if err != nil {
+			return fmt.Errorf("serve consoles: %w", err)
+		}
+		defer a.serveConsoles(l)()
+	}
 	regained := a.conn.Reconnected()
 	if err := a.join(ctx); err != nil {
 		return err

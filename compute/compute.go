@@ -79,6 +79,15 @@ type Store interface {
 	CreateAggregate(ctx context.Context, a *trustack.Aggregate) error
 	UpdateAggregate(ctx context.Context, id int, fn func(*trustack.Aggregate) error) (*trustack.Aggregate, error)
 	DeleteAggregate(ctx context.Context, id int) error
+	// CreateConsoleToken keeps a console token; ConsoleToken returns one
+	// by its hash unless it expired by at, TakeConsoleToken likewise but
+	// deletes it, so that only one caller gets it (both ENOTFOUND
+	// otherwise); PurgeConsoleTokens deletes those expired by before and
+	// says how many.
+	CreateConsoleToken(ctx context.Context, t *trustack.ConsoleToken) error
+	ConsoleToken(ctx context.Context, tokenHash string, at time.Time) (*trustack.ConsoleToken, error)
+	TakeConsoleToken(ctx context.Context, tokenHash string, at time.Time) (*trustack.ConsoleToken, error)
+	PurgeConsoleTokens(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Images is what compute needs of the image service.
@@ -125,6 +134,11 @@ type Agents interface {
 	ConsoleOutput(ctx context.Context, host, serverID string, lines int) (string, error)
 	// Diagnostics returns what the host's hypervisor measures of a server.
 	Diagnostics(ctx context.Context, host, serverID string) (map[string]int64, error)
+	// RemoteConsole has the host's agent admit one connection to a
+	// server's console of protocol ("vnc", "serial") within ttl, and
+	// returns where and with what secret; EINVALID if its hypervisor
+	// offers no such console.
+	RemoteConsole(ctx context.Context, host, serverID, protocol string, ttl time.Duration) (wire.ConsoleEndpoint, error)
 	// Snapshot uploads a copy of a server's disk to the image service.
 	Snapshot(ctx context.Context, host, serverID string, upload wire.Upload) error
 	// Plug wires a port on a host, or brings its wiring up to date;
@@ -252,6 +266,9 @@ type Options struct {
 	// TakeoverInterval is how often a controller among several looks for
 	// the tasks of controllers gone (default 5 s).
 	TakeoverInterval time.Duration
+	// ConsoleTokenTTL is how long a remote console's token may be used
+	// (default 600 s, as Nova's [consoleauth] token_ttl).
+	ConsoleTokenTTL time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// Log receives what the service does (default: discarded).
@@ -310,6 +327,9 @@ func New(store Store, images Images, agents Agents, placer Placer, opts Options)
 	}
 	if opts.TakeoverInterval == 0 {
 		opts.TakeoverInterval = 5 * time.Second
+	}
+	if opts.ConsoleTokenTTL == 0 {
+		opts.ConsoleTokenTTL = 600 * time.Second
 	}
 	var self string
 	if opts.Controllers != nil {

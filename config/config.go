@@ -76,6 +76,8 @@ type Config struct {
 	Compute struct {
 		Workers                 int
 		ServiceDownTime         time.Duration
+		ConsoleTokenTTL         time.Duration
+		ConsoleURL              string
 		DefaultAvailabilityZone string
 		Driver                  string
 		Accel                   string
@@ -101,6 +103,7 @@ type Config struct {
 		NetworkNode      bool
 		OverlayInterface string
 		Namespace        string
+		ConsoleListen    string
 	}
 	Network struct {
 		Driver            string
@@ -207,6 +210,8 @@ func (c *Config) options() []option {
 		{"scheduler", "max_attempts", "How many hosts a build tries before the server goes to ERROR.", (*integer)(&c.Scheduler.MaxAttempts)},
 		{"compute", "workers", "How many builds and server actions the controller carries out at once.", (*integer)(&c.Compute.Workers)},
 		{"compute", "service_down_time", "Seconds without a heartbeat after which a compute host counts as down and gets no new servers.", (*seconds)(&c.Compute.ServiceDownTime)},
+		{"compute", "console_token_ttl", "Seconds a remote console's URL may be used, once, before it expires (Nova's [consoleauth] token_ttl).", (*seconds)(&c.Compute.ConsoleTokenTTL)},
+		{"compute", "console_url", "Base URL of the console proxy in the console URLs given to users, such as https://console.example.com, for a proxy on hosts of its own (controllers that only these URLs lead to); default: public_url.", (*str)(&c.Compute.ConsoleURL)},
 		{"compute", "default_availability_zone", "Availability zone of compute hosts that name none.", (*str)(&c.Compute.DefaultAvailabilityZone)},
 		{"compute", "driver", "On compute hosts: the hypervisor driver: qemu (each server a QEMU virtual machine) or fake (servers simulated in memory).", (*choice)(&c.Compute.Driver)},
 		{"compute", "accel", "For the qemu driver: how guests run: kvm, tcg (emulation, slow but everywhere), or auto (KVM if a canary guest boots under it, else TCG).", (*choice)(&c.Compute.Accel)},
@@ -227,6 +232,7 @@ func (c *Config) options() []option {
 		{"agent", "network_node", "Whether this compute host runs the cloud's DHCP servers and routers (yes or no); the first network node that is up, by name, does.", (*boolean)(&c.Agent.NetworkNode)},
 		{"agent", "overlay_interface", "The interface of this compute host that VXLAN networks go over, between hosts; needed for VXLAN networks with the linux network driver.", (*str)(&c.Agent.OverlayInterface)},
 		{"agent", "namespace", "The network namespace (a name under /run/netns) this compute host's network and guests are in; empty for the agent's own. `trustack up --network linux` puts each of its hosts in one.", (*str)(&c.Agent.Namespace)},
+		{"agent", "console_listen", "Address (host:port) on which this compute host serves its guests' remote consoles (VNC, serial) to the controllers' console proxy, which must reach it (at host_ip if this address is 0.0.0.0); port 0 picks a free port (default: host_ip, or 127.0.0.1, with a free port).", (*str)(&c.Agent.ConsoleListen)},
 		{"network", "driver", "On compute hosts: how ports, security groups, DHCP and routers are wired: linux (in the kernel: bridges, taps, VXLAN, Open vSwitch for flat and VLAN networks, nftables, dnsmasq and routers in network namespaces) or fake (kept in memory, for tests and simulated hosts).", (*choice)(&c.Network.Driver)},
 		{"network", "vxlan_group", "On compute hosts: the IPv4 multicast block VXLAN networks flood to, VNI n to the block's address n modulo its size.", (*str)(&c.Network.VXLANGroup)},
 		{"network", "ovsdb", "On compute hosts: the Open vSwitch database that flat and VLAN networks are wired through.", (*str)(&c.Network.OVSDB)},
@@ -295,6 +301,7 @@ func Default() *Config {
 	c.Scheduler.MaxAttempts = 3
 	c.Compute.Workers = 64
 	c.Compute.ServiceDownTime = 60 * time.Second
+	c.Compute.ConsoleTokenTTL = 600 * time.Second
 	c.Compute.DefaultAvailabilityZone = "nova"
 	c.Compute.Driver = "fake"
 	c.Compute.Accel = "auto"

@@ -173,6 +173,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 		Volumes:                 c.Volume,
 		Workers:                 cfg.Compute.Workers,
 		ServiceDownTime:         cfg.Compute.ServiceDownTime,
+		ConsoleTokenTTL:         cfg.Compute.ConsoleTokenTTL,
 		MaxAttempts:             cfg.Scheduler.MaxAttempts,
 		ImageURL:                cfg.BaseURL() + imageapi.Prefix,
 		ImageTokens:             c.Identity,
@@ -510,11 +511,13 @@ func (c *Controller) routes() http.Handler {
 	}, c.log)
 	mount(computeapi.Prefix, computeapi.New(c.Compute, c.Images, c.Network, c.Identity, c.Policies["compute"], computeapi.Config{
 		PublicURL:   base,
+		ConsoleURL:  c.Config.Compute.ConsoleURL,
 		AuthURL:     AuthURL(c.Config),
 		MaxBodySize: c.Config.API.MaxBodySize,
 		ImageURL:    base + imageapi.Prefix,
 		Extensions:  trustapi.Extensions(trust),
 	}, c.log))
+	mux.Handle(computeapi.ConsolePath+"/", computeapi.NewConsoleProxy(c.Compute, computeapi.NoVNCDir, c.log))
 	mount(networkapi.Prefix, networkapi.New(c.Network, c.Identity, c.Policies["network"], networkapi.Config{
 		PublicURL:   base,
 		AuthURL:     AuthURL(c.Config),

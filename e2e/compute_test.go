@@ -251,6 +251,7 @@ build_interval = 1
 
 [compute-feature-enabled]
 console_output = true
+vnc_console = true
 disk_config = true
 enable_instance_password = true
 pause = true

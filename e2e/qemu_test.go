@@ -19,11 +19,14 @@ import (
 // TestQEMUCLI boots a real VM, the test guest under QEMU, on `trustack up
 // --nodes 2 --driver qemu` with the Debian OpenStack client, and takes it
 // through every power action: the guest's console says what it booted
-// with, a resumed guest's uptime goes on, and a deleted server leaves no
+// with, its remote consoles lead to its display and its serial port, a
+// resumed guest's uptime goes on, and a deleted server leaves no
 // QEMU process and no file.
 func TestQEMUCLI(t *testing.T) {
 	need(t, "openstack", "qemu-system-x86_64")
-	c := startUp(t, "--nodes", "2", "--driver", "qemu", "--test-image", testImage(t))
+	const consoleTTL = 15 * time.Second
+	c := startUpWith(t, fmt.Sprintf("[compute]\nconsole_token_ttl = %d\n", int(consoleTTL.Seconds())),
+		"--nodes", "2", "--driver", "qemu", "--test-image", testImage(t))
 	t.Cleanup(func() { killQEMUs(t, c.dir) })
 	admin := c.openrc("openrc")
 
@@ -57,6 +60,7 @@ func TestQEMUCLI(t *testing.T) {
 		}, "the guest ready %d times, after %s", n, after)
 	}
 	boots(1, "create")
+	checkRemoteConsoles(t, admin, "vm1", consoleTTL)
 	log := must(t, admin, "console", "log", "show", "vm1")
 	for _, want := range []string{"trustack-guest hostname: vm1", "trustack-guest key k: " + ssh.FingerprintLegacyMD5(key)} {
 		if !strings.Contains(log, want) {

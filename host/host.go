@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,8 @@ func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hype
 		Name: name, AvailabilityZone: cfg.Agent.AvailabilityZone, HostIP: cfg.Agent.HostIP, NetworkNode: cfg.Agent.NetworkNode, Volumes: volumes,
 		CPUAllocationRatio: cfg.Compute.CPUAllocationRatio, RAMAllocationRatio: cfg.Compute.RAMAllocationRatio,
 		DiskAllocationRatio: cfg.Compute.DiskAllocationRatio, HeartbeatInterval: cfg.Compute.HeartbeatInterval,
-		Log: log.With("host", name),
+		ConsoleListen: consoleListen(cfg),
+		Log:           log.With("host", name),
 	}}
 	if len(volumes) > 0 {
 		// A storage host serves its volumes to other hosts' servers on its
@@ -82,6 +84,16 @@ func New(cfg *config.Config, dial dcc.Dial, name, dir, tpm string, hv agent.Hype
 	}
 	h.agent.Refusal = h.DCC.Refusal
 	return h, nil
+}
+
+// consoleListen is where the host's agent serves remote consoles: as
+// configured, else on the host's address (loopback when it names none),
+// on a free port.
+func consoleListen(cfg *config.Config) string {
+	if cfg.Agent.ConsoleListen != "" {
+		return cfg.Agent.ConsoleListen
+	}
+	return net.JoinHostPort(cmp.Or(cfg.Agent.HostIP, "127.0.0.1"), "0")
 }
 
 // measured returns the files the userspace measurer measures: the

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t testing.TB) Store) {
 	}{
 		{"Domains", testDomains},
 		{"Leases", testLeases},
+		{"ConsoleTokens", testConsoleTokens},
 		{"Projects", testProjects},
 		{"UsersAndPasswords", testUsers},
 		{"Groups", testGroups},

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	computeapi "github.com/trustack/trustack/api/openstack/compute"
 	"github.com/trustack/trustack/bus"
 	"github.com/trustack/trustack/config"
 	"github.com/trustack/trustack/controller"
@@ -153,6 +154,7 @@ func Run(ctx context.Context, cfg *config.Config, nodes int, testImageDir string
 		return err
 	}
 	fmt.Fprintf(out, "trustack ready at %s with %d compute hosts: source %s to use it\n", controller.AuthURL(cfg), nodes, filepath.Join(cfg.DataDir, "openrc"))
+	fmt.Fprintf(out, "console proxy at %s%s/websocket: `openstack console url show --novnc SERVER` gives a server's console\n", cfg.BaseURL(), computeapi.ConsolePath)
 	if c.S3 != nil {
 		fmt.Fprintf(out, "S3 API at %s: sign with the keys of `openstack ec2 credentials create`\n", cfg.S3URL())
 	}

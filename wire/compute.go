@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/bus"
@@ -175,6 +176,8 @@ const (
 	opConsole     = "console"
 	opSnapshot    = "snapshot"
 	opDiagnostics = "diagnostics"
+	// opRemoteConsole admits a connection to a console (console.go).
+	opRemoteConsole = "remote_console"
 )
 
 // hostRequest asks a host's agent for one operation, of the compute, the
@@ -186,17 +189,21 @@ type hostRequest struct {
 	Power    PowerOp `json:"power,omitempty"`
 	Lines    int     `json:"lines,omitempty"`
 	Upload   *Upload `json:"upload,omitempty"`
+	// Protocol and TTL say which console to admit, and for how long.
+	Protocol string        `json:"protocol,omitempty"`
+	TTL      time.Duration `json:"ttl,omitempty"`
 	networkRequest
 	volumeRequest
 }
 
 // hostReply is what an operation answers: a power state, console output,
-// diagnostics or an export.
+// diagnostics, an export or a console endpoint.
 type hostReply struct {
 	Power       trustack.PowerState `json:"power_state"`
 	Output      string              `json:"output,omitempty"`
 	Diagnostics map[string]int64    `json:"diagnostics,omitempty"`
 	Export      *NBDExport          `json:"export,omitempty"`
+	Console     *ConsoleEndpoint    `json:"console,omitempty"`
 }
 
 type empty struct{}
@@ -275,6 +282,7 @@ type Host interface {
 	Console(ctx context.Context, serverID string, lines int) (string, error)
 	Diagnostics(ctx context.Context, serverID string) (map[string]int64, error)
 	Snapshot(ctx context.Context, serverID string, upload Upload) error
+	RemoteConsole(ctx context.Context, serverID, protocol string, ttl time.Duration) (ConsoleEndpoint, error)
 	NetworkHost
 	VolumeHost
 }
@@ -301,6 +309,11 @@ func ServeHost(conn *bus.Conn, host string, h Host) (bus.Subscription, error) {
 			r.Output, err = h.Console(ctx, req.ServerID, req.Lines)
 		case opDiagnostics:
 			r.Diagnostics, err = h.Diagnostics(ctx, req.ServerID)
+		case opRemoteConsole:
+			var end ConsoleEndpoint
+			if end, err = h.RemoteConsole(ctx, req.ServerID, req.Protocol, req.TTL); err == nil {
+				r.Console = &end
+			}
 		case opSnapshot:
 			if req.Upload == nil {
 				return r, trustack.Errorf(trustack.EINVALID, "a snapshot needs an upload")

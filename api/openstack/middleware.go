@@ -92,8 +92,9 @@ func (r *recorder) Flush() {
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // secretParams are the query parameters that grant access by themselves
-// (a TempURL's or a presigned S3 URL's signature), kept out of logs.
-var secretParams = []string{"temp_url_sig", "X-Amz-Signature"}
+// (a TempURL's or a presigned S3 URL's signature, a console URL's token),
+// kept out of logs.
+var secretParams = []string{"temp_url_sig", "X-Amz-Signature", "token"}
 
 // loggedURI is u's path and query as the access log shows them: with
 // the signatures of secretParams masked.

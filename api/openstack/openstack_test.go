@@ -77,14 +77,15 @@ func TestErrorFormatWithoutReasons(t *testing.T) {
 }
 
 // TestAccessLogHidesSignatures checks that the access log never holds a
-// signature that grants access by itself: a TempURL's or a presigned S3
-// URL's.
+// signature that grants access by itself: a TempURL's, a presigned S3
+// URL's or a console URL's token.
 func TestAccessLogHidesSignatures(t *testing.T) {
 	var logged bytes.Buffer
 	h := openstack.Middleware(slog.New(slog.NewTextHandler(&logged, nil)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	for _, target := range []string{
 		"/v1/AUTH_p/c/o?temp_url_sig=deadbeef00&temp_url_expires=1",
 		"/bucket/key?X-Amz-Credential=AK%2F20261207&X-Amz-Signature=deadbeef00",
+		"/compute/console/websocket?token=deadbeef00",
 	} {
 		logged.Reset()
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))

@@ -9,10 +9,12 @@ package fake
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,7 +30,10 @@ import (
 	"github.com/trustack/trustack/wire"
 )
 
-var _ agent.Hypervisor = (*Driver)(nil)
+var (
+	_ agent.Hypervisor = (*Driver)(nil)
+	_ agent.Consoles   = (*Driver)(nil)
+)
 
 // Options describe the simulated host; zero values take the defaults.
 type Options struct {
@@ -329,6 +334,60 @@ func (d *Driver) Console(ctx context.Context, serverID string, lines int) (strin
 		out = out[len(out)-lines:]
 	}
 	return strings.Join(out, "\n") + "\n", nil
+}
+
+// OpenConsole connects to a running server's console: its "vnc" console
+// is an RFB server without a display (fakeRFB); its "serial"
+// console echoes what is typed, as a terminal line whose guest echoes
+// does. Either lets the console proxy be tested without a hypervisor.
+func (d *Driver) OpenConsole(ctx context.Context, serverID, protocol string) (io.ReadWriteCloser, error) {
+	if err := d.begin(ctx, "open console"); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	s := d.servers[serverID]
+	d.mu.Unlock()
+	switch {
+	case s == nil:
+		return nil, trustack.Errorf(trustack.ENOTFOUND, "fake hypervisor: no server %s", serverID)
+	case s.Power != trustack.PowerRunning:
+		return nil, trustack.Errorf(trustack.ECONFLICT, "fake hypervisor: server %s is not running", serverID)
+	case protocol != "vnc" && protocol != "serial":
+		return nil, trustack.Errorf(trustack.EINVALID, "fake hypervisor: no %s console", protocol)
+	}
+	ours, theirs := net.Pipe()
+	go func() {
+		defer ours.Close()
+		if protocol == "vnc" {
+			fakeRFB(ours, "trustack-"+serverID)
+			return
+		}
+		io.Copy(ours, ours)
+	}()
+	return theirs, nil
+}
+
+// fakeRFB is an RFB 3.8 server without a display: it takes a client
+// through the handshake (security type None) to its ServerInit, a 640x480
+// true-colour desktop called name, as Tempest's test_novnc does, then
+// ignores what the client sends.
+func fakeRFB(conn io.ReadWriter, name string) {
+	step := func(send []byte, receive int) bool {
+		if _, err := conn.Write(send); err != nil {
+			return false
+		}
+		_, err := io.ReadFull(conn, make([]byte, receive))
+		return err == nil
+	}
+	init := []byte{2, 128, 1, 224, // 640x480
+		32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0} // 32 bits, depth 24, true colour, RGB at 16, 8, 0
+	init = binary.BigEndian.AppendUint32(init, uint32(len(name)))
+	if step([]byte("RFB 003.008\n"), 12) && // the client's version
+		step([]byte{1, 1}, 1) && // one security type, None; the client's choice
+		step([]byte{0, 0, 0, 0}, 1) && // security passed; ClientInit
+		step(append(init, name...), 0) {
+		io.Copy(io.Discard, conn)
+	}
 }
 
 // Snapshot writes a small disk image that names the server and its image.

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"github.com/trustack/trustack"
 
 	"github.com/trustack/trustack/internal/qmp"
 )
@@ -20,22 +24,117 @@ const (
 	consoleLog    = "console.log"
 )
 
-// copyConsole copies the serial console of the QEMU in dir into its log
-// until QEMU closes the socket. What the guest prints while no copier is
-// connected (the agent restarting) is lost: QEMU does not buffer it.
-// It returns the connection, to close when the driver closes.
-func copyConsole(ctx context.Context, dir string, maxSize int64) (io.Closer, error) {
+// copyConsole copies the serial console of the QEMU in dir into its log,
+// and to the remote consoles attached, until QEMU closes the socket. What
+// the guest prints while no copier is connected (the agent restarting) is
+// lost: QEMU does not buffer it. It returns the serial port, to close when
+// the driver closes.
+func copyConsole(ctx context.Context, dir string, maxSize int64) (*serialPort, error) {
 	conn, err := qmp.DialUnix(ctx, dir, consoleSocket)
 	if err != nil {
 		return nil, err
 	}
+	p := &serialPort{conn: conn, taps: map[*serialTap]bool{}}
 	go func() {
-		defer conn.Close()
+		defer p.Close()
 		w := &rotatingLog{path: filepath.Join(dir, consoleLog), max: maxSize}
 		defer w.close()
-		io.Copy(w, conn)
+		io.Copy(io.MultiWriter(p, w), conn)
 	}()
-	return conn, nil
+	return p, nil
+}
+
+// serialPort is a guest's serial port as the driver holds it: QEMU admits
+// one connection to it, whose output goes to the console log and to every
+// remote console attached, and whose input comes from them. It is safe for
+// concurrent use.
+type serialPort struct {
+	conn net.Conn
+
+	mu     sync.Mutex
+	taps   map[*serialTap]bool
+	closed bool
+}
+
+// tapBacklog is how many of the guest's writes a remote console may fall
+// behind before it is cut off, so that a slow one never holds up the
+// guest's console.
+const tapBacklog = 256
+
+// attach returns a remote console on the port.
+func (p *serialPort) attach() (*serialTap, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, trustack.Errorf(trustack.ECONFLICT, "qemu: the serial console is closed")
+	}
+	t := &serialTap{port: p, out: make(chan []byte, tapBacklog)}
+	p.taps[t] = true
+	return t, nil
+}
+
+// Write hands what the guest printed to the remote consoles; it never
+// fails.
+func (p *serialPort) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for t := range p.taps {
+		select {
+		case t.out <- bytes.Clone(b):
+		default:
+			p.detach(t)
+		}
+	}
+	return len(b), nil
+}
+
+// detach ends a remote console; p.mu is held.
+func (p *serialPort) detach(t *serialTap) {
+	if p.taps[t] {
+		delete(p.taps, t)
+		close(t.out)
+	}
+}
+
+// Close closes QEMU's connection and ends the remote consoles.
+func (p *serialPort) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for t := range p.taps {
+		p.detach(t)
+	}
+	return p.conn.Close()
+}
+
+// serialTap is a remote console on a serial port: it reads what the
+// guest prints from the moment it attached, and writes to the guest.
+type serialTap struct {
+	port *serialPort
+	out  chan []byte
+	rest []byte
+}
+
+func (t *serialTap) Read(b []byte) (int, error) {
+	if len(t.rest) == 0 {
+		next, ok := <-t.out
+		if !ok {
+			return 0, io.EOF
+		}
+		t.rest = next
+	}
+	n := copy(b, t.rest)
+	t.rest = t.rest[n:]
+	return n, nil
+}
+
+func (t *serialTap) Write(b []byte) (int, error) { return t.port.conn.Write(b) }
+
+func (t *serialTap) Close() error {
+	t.port.mu.Lock()
+	defer t.port.mu.Unlock()
+	t.port.detach(t)
+	return nil
 }
 
 // rotatingLog is a file that moves to path.0 when it reaches max bytes.

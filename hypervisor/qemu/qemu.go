@@ -41,7 +41,10 @@ import (
 	"github.com/trustack/trustack/wire"
 )
 
-var _ agent.Hypervisor = (*Driver)(nil)
+var (
+	_ agent.Hypervisor = (*Driver)(nil)
+	_ agent.Consoles   = (*Driver)(nil)
+)
 
 // Options configure the driver; zero values take the defaults.
 type Options struct {
@@ -101,7 +104,7 @@ type instance struct {
 // vm is a QEMU process.
 type vm struct {
 	mon     *qmp.Monitor
-	console io.Closer // the console copier's connection
+	console *serialPort // the console copier's, nil if it could not connect
 	pid     int
 }
 
@@ -111,6 +114,11 @@ const (
 	diskFile    = "disk.qcow2"
 	configDrive = "config.iso"
 	qmpSocket   = "qmp.sock"
+	vncSocket   = "vnc.sock" // the guest's display, an RFB server
+	// displayFile marks a server made with a display device, which its
+	// VNC console shows; servers made before it keep the hardware they
+	// were made with, so that their saved state still restores.
+	displayFile = "display"
 	pidFile     = "qemu.pid"
 	qemuLog     = "qemu.log"
 	savedState  = "suspended.state" // memory and devices of a suspended server
@@ -349,6 +357,9 @@ func (d *Driver) Spawn(ctx context.Context, spec wire.Spec, volumes []agent.Disk
 	if err := writeConfigDrive(ctx, inst.spec, filepath.Join(inst.dir, configDrive)); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(inst.dir, displayFile), nil, 0o600); err != nil {
+		return err
+	}
 	return d.start(ctx, inst, false)
 }
 
@@ -430,6 +441,7 @@ func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 		"-qmp", "unix:" + qmpSocket + ",server=on,wait=off",
 		"-chardev", "socket,id=console,path=" + consoleSocket + ",server=on,wait=off",
 		"-serial", "chardev:console",
+		"-vnc", "unix:" + vncSocket,
 		"-pidfile", pidFile,
 	}
 	// The root disk, then the config drive, in the first PCI slots, in
@@ -468,6 +480,10 @@ func (d *Driver) args(inst *instance, restore bool) ([]string, error) {
 		if dev != wire.RootDevice {
 			args = append(args, diskArgs(inst.dir, vols[dev])...)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(inst.dir, displayFile)); err == nil {
+		// Last, so that the disks and NICs keep their PCI slots.
+		args = append(args, "-device", "VGA")
 	}
 	if restore {
 		args = append(args, "-incoming", "defer")
@@ -858,6 +874,31 @@ func (d *Driver) Console(_ context.Context, serverID string, lines int) (string,
 		return "", err
 	}
 	return readConsole(inst.dir, lines)
+}
+
+// OpenConsole connects to a running server's VNC server or serial port.
+func (d *Driver) OpenConsole(ctx context.Context, serverID, protocol string) (io.ReadWriteCloser, error) {
+	inst, v, err := d.get(serverID)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, trustack.Errorf(trustack.ECONFLICT, "qemu: server %s is not running", serverID)
+	}
+	switch protocol {
+	case "vnc":
+		conn, err := qmp.DialUnix(ctx, inst.dir, vncSocket)
+		if err != nil {
+			return nil, trustack.Errorf(trustack.EUNAVAILABLE, "qemu: server %s's display: %v", serverID, err)
+		}
+		return conn, nil
+	case "serial":
+		if v.console == nil {
+			return nil, trustack.Errorf(trustack.EUNAVAILABLE, "qemu: server %s's serial console is not connected", serverID)
+		}
+		return v.console.attach()
+	}
+	return nil, trustack.Errorf(trustack.EINVALID, "qemu: no %s console", protocol)
 }
 
 // Snapshot writes a copy of the server's disk, in its image's disk

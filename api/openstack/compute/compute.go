@@ -6,8 +6,9 @@
 // limits and quotas, instance actions; the servers' addresses, network
 // interfaces and security groups; and the proxies Nova kept at 2.1, of
 // the image service and of the networking service (security groups,
-// floating IPs, networks). Bodies follow the schemas Tempest checks; every
-// operation asks the policy engine with Nova's rule names and defaults.
+// floating IPs, networks); remote console URLs, and the console proxy they
+// lead to. Bodies follow the schemas Tempest checks; every operation asks
+// the policy engine with Nova's rule names and defaults.
 package compute
 
 import (
@@ -28,12 +29,10 @@ const Prefix = "/compute"
 
 // maxMinor is the newest microversion trustack serves, 2.maxMinor: every
 // change Nova made up to it is honoured on every API trustack serves.
-// Raise it only when each version up to the new one is. It stops at 2.5
-// because 2.6 (POST /servers/{id}/remote-consoles) and 2.8 (its mks
-// protocol) are not served yet; 2.7 and 2.9 to 2.21 are, and their tests
-// reach them with ServeUpTo, so that once remote consoles are it can go
-// to 21 (with tempest.conf's max_microversion).
-const maxMinor = 5
+// Raise it only when each version up to the new one is. It stops at 2.21
+// because 2.22 (forcing a live migration to complete) needs live
+// migration.
+const maxMinor = 21
 
 // versions are the microversions trustack serves.
 var versions = openstack.VersionRange{Min: openstack.Microversion{Major: 2, Minor: 1}, Max: openstack.Microversion{Major: 2, Minor: maxMinor}}
@@ -55,6 +54,9 @@ type Images interface {
 type Config struct {
 	// PublicURL is the cloud's public base URL, for links.
 	PublicURL string
+	// ConsoleURL is the console proxy's base URL in console URLs (default
+	// PublicURL).
+	ConsoleURL string
 	// AuthURL is advertised on 401 responses.
 	AuthURL string
 	// MaxBodySize bounds JSON request bodies, in bytes.
@@ -145,7 +147,7 @@ var collections = map[string]bool{
 	"servers": true, "flavors": true, "os-keypairs": true, "os-server-groups": true, "os-availability-zone": true,
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "os-security-groups": true,
 	"os-security-group-rules": true, "os-floating-ips": true, "os-floating-ip-pools": true, "os-networks": true,
-	"os-tenant-networks": true, "os-aggregates": true,
+	"os-tenant-networks": true, "os-aggregates": true, "os-console-auth-tokens": true,
 }
 
 // caller returns who the request comes from, for the compute service;
@@ -210,6 +212,8 @@ func (h *handler) routes() {
 	a.Private("DELETE "+v+"/servers/{id}/os-interface/{port}", h.detachInterface)
 	a.Private("GET "+v+"/servers/{id}/os-virtual-interfaces", h.listVirtualInterfaces)
 	a.Private("GET "+v+"/servers/{id}/os-security-groups", h.listServerSecurityGroups)
+	a.Private("POST "+v+"/servers/{id}/remote-consoles", h.createRemoteConsole)
+	a.Private("GET "+v+"/os-console-auth-tokens/{token}", h.showConsoleToken)
 
 	a.Private("GET "+v+"/os-security-groups", h.listSecurityGroups)
 	a.Private("POST "+v+"/os-security-groups", h.createSecurityGroup)

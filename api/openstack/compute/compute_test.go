@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,10 +91,13 @@ type cloud struct {
 	vol   *volume.Service
 	hv    *fake.Driver
 	image string
+	// skew moves the compute service's clock forward.
+	skew atomic.Int64
 }
 
 func newCloud(t *testing.T) *cloud {
 	t.Helper()
+	c := &cloud{}
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	db, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(dir, "t.db"))
@@ -136,7 +140,8 @@ func newCloud(t *testing.T) *cloud {
 		t.Fatal(err)
 	}
 	vol := volume.New(db, db, wire.NewHosts(conn), volume.Options{Alive: func(h *trustack.Host) bool { return svc.Alive(h) }, Log: log})
-	svc = compute.New(db, imgs, wire.NewHosts(conn), sched, compute.Options{Network: net, Volumes: vol, AgentTimeout: waitTimeout, Log: log})
+	svc = compute.New(db, imgs, wire.NewHosts(conn), sched, compute.Options{Network: net, Volumes: vol, AgentTimeout: waitTimeout, Log: log,
+		Now: func() time.Time { return time.Now().Add(time.Duration(c.skew.Load())) }})
 	run, cancel := context.WithCancel(ctx)
 	if err := svc.Start(run); err != nil {
 		t.Fatal(err)
@@ -160,7 +165,7 @@ func newCloud(t *testing.T) *cloud {
 	}
 	a := agent.New(connect("host-0"), hv, fakenet.New([]string{"physnet1"}), agent.Config{Name: "host-0", NetworkNode: true,
 		Volumes:           map[string]agent.VolumeBackend{"file": files},
-		HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
+		HeartbeatInterval: 20 * time.Millisecond, SyncInterval: 20 * time.Millisecond, ConsoleListen: "127.0.0.1:0"})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(run) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -173,9 +178,14 @@ func newCloud(t *testing.T) *cloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := openstack.Middleware(log, computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer, computeapi.Config{}, log))
-	c := &cloud{Server: httptest.NewServer(api), db: db, net: net, vol: vol,
-		hv: hv, image: img.ID}
+	c.Server = httptest.NewUnstartedServer(nil)
+	mux := http.NewServeMux()
+	mux.Handle(computeapi.Prefix+"/", openstack.Middleware(log, computeapi.New(svc, imgs, net, apitest.Validator{}, enforcer,
+		computeapi.Config{PublicURL: "http://" + c.Listener.Addr().String()}, log)))
+	mux.Handle(computeapi.ConsolePath+"/", computeapi.NewConsoleProxy(svc, t.TempDir(), log))
+	c.Config.Handler = mux
+	c.Start()
+	c.db, c.net, c.vol, c.hv, c.image = db, net, vol, hv, img.ID
 	t.Cleanup(c.Close)
 	return c
 }

@@ -41,6 +41,8 @@ func Policy() []policy.Rule {
 		{Name: "os_compute_api:os-lock-server:unlock:unlock_override", Check: "rule:context_is_admin", Description: "POST /servers/{server_id}/action (unlock)"},
 		{Name: "os_compute_api:os-evacuate", Check: "rule:context_is_admin", Description: "POST /servers/{server_id}/action (evacuate)"},
 		{Name: "os_compute_api:os-server-diagnostics", Check: "rule:context_is_admin", Description: "GET /servers/{server_id}/diagnostics"},
+		{Name: "os_compute_api:os-remote-consoles", Check: "rule:project_member_or_admin", Description: "POST /servers/{server_id}/remote-consoles; POST /servers/{server_id}/action (os-getVNCConsole, os-getSerialConsole, os-getSPICEConsole, os-getRDPConsole)"},
+		{Name: "os_compute_api:os-console-auth-tokens", Check: "rule:context_is_admin", Description: "GET /os-console-auth-tokens/{console_token}"},
 		{Name: "os_compute_api:os-console-output", Check: "rule:project_member_or_admin", Description: "POST /servers/{server_id}/action (os-getConsoleOutput)"},
 		{Name: "os_compute_api:server-metadata:index", Check: "rule:project_reader_or_admin", Description: "GET /servers/{server_id}/metadata"},
 		{Name: "os_compute_api:server-metadata:show", Check: "rule:project_reader_or_admin", Description: "GET /servers/{server_id}/metadata/{key}"},

@@ -618,6 +618,10 @@ var serverActions = map[string]string{
 	"removeFloatingIp":    "os_compute_api:os-floating-ips:remove",
 	"evacuate":            "os_compute_api:os-evacuate",
 	"trigger_crash_dump":  "os_compute_api:servers:trigger_crash_dump",
+	"os-getVNCConsole":    "os_compute_api:os-remote-consoles",
+	"os-getSerialConsole": "os_compute_api:os-remote-consoles",
+	"os-getSPICEConsole":  "os_compute_api:os-remote-consoles",
+	"os-getRDPConsole":    "os_compute_api:os-remote-consoles",
 }
 
 // actionsSince are the server actions Nova added after 2.1, with the
@@ -687,6 +691,8 @@ func (h *handler) serverAction(w http.ResponseWriter, r *http.Request) error {
 		return h.createImage(w, r, c, s, args)
 	case "os-getConsoleOutput":
 		return h.consoleOutput(w, r, c, s, args)
+	case "os-getVNCConsole", "os-getSerialConsole", "os-getSPICEConsole", "os-getRDPConsole":
+		return h.consoleAction(w, r, c, s, name, args)
 	case "addSecurityGroup", "removeSecurityGroup":
 		return h.setServerGroup(w, r, c, s, name, args)
 	case "addFloatingIp":

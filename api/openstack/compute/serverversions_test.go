@@ -20,7 +20,6 @@ var extendedAttributes = []string{"OS-EXT-SRV-ATTR:reservation_id", "OS-EXT-SRV-
 // absent below, where Tempest's schemas refuse it.
 func TestServerFieldsByVersion(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 9)
 	id := c.boot(t, "alice", "My Server_1", obj{"user_data": "IyEvYmluL3NoCg=="})
 	for _, tt := range []struct {
 		version, token string
@@ -100,7 +99,6 @@ func allTenants(token string) string {
 // recorded it.
 func TestAccessToPublicFlavor(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 7)
 	c.at("2.7").must(t, http.StatusConflict, "admin", "POST", "/flavors/1/action", obj{"addTenantAccess": obj{"tenant": "p-other"}})
 	access := c.at("2.6").must(t, http.StatusOK, "admin", "POST", "/flavors/1/action", obj{"addTenantAccess": obj{"tenant": "p-other"}})["flavor_access"].([]any)
 	if len(access) != 1 || item(access, 0)["tenant_id"] != "p-other" {
@@ -114,7 +112,6 @@ func TestAccessToPublicFlavor(t *testing.T) {
 // its heartbeats say) and back.
 func TestForcedDown(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 11)
 	if svc := item(c.at("2.10").must(t, http.StatusOK, "admin", "GET", "/os-services", nil)["services"], 0); svc["forced_down"] != nil {
 		t.Errorf("2.10: forced_down %v, want it absent", svc["forced_down"])
 	}
@@ -144,7 +141,6 @@ func TestForcedDown(t *testing.T) {
 // from 2.15 they may have a soft policy, refused below.
 func TestServerGroupVersions(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 15)
 	for _, tt := range []struct {
 		version, policy string
 		status          int
@@ -185,7 +181,6 @@ func TestServerGroupVersions(t *testing.T) {
 // anyone below 2.16.
 func TestHostStatus(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 16)
 	id := c.boot(t, "alice", "vm", nil)
 	status := func(version, token string) (any, bool) {
 		t.Helper()
@@ -230,7 +225,6 @@ func TestHostStatus(t *testing.T) {
 // made there has its name for description, as in Nova.
 func TestServerDescription(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 19)
 	v := c.at("2.19")
 	body := func(attrs obj) obj {
 		b := obj{"name": "vm", "imageRef": c.image, "flavorRef": "1", "networks": "none"}
@@ -277,7 +271,6 @@ func TestServerDescription(t *testing.T) {
 // server is not found.
 func TestActionsOfDeletedServers(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 21)
 	id := c.boot(t, "alice", "vm", nil)
 	c.must(t, http.StatusNoContent, "alice", "DELETE", "/servers/"+id, nil)
 	waitFor(t, "the server to be deleted", func() bool {
@@ -305,7 +298,6 @@ func TestActionsOfDeletedServers(t *testing.T) {
 // running refuses it with 409, and below 2.17 the action is not found.
 func TestTriggerCrashDump(t *testing.T) {
 	c := newCloud(t)
-	computeUpTo(t, 17)
 	id := c.boot(t, "alice", "vm", nil)
 	dump := obj{"trigger_crash_dump": nil}
 	c.at("2.16").must(t, http.StatusNotFound, "alice", "POST", "/servers/"+id+"/action", dump)
