@@ -33,9 +33,12 @@ func TestRemoteConsoleRequests(t *testing.T) {
 	if got["type"] != "serial" || !strings.HasPrefix(got["url"].(string), serial) {
 		t.Errorf("os-getSerialConsole: got %v, want type serial and a URL of %s...", got, serial)
 	}
-	got = c.must(t, http.StatusOK, "alice", "POST", "/servers/"+vm+"/remote-consoles", remote("vnc", "novnc"))["remote_console"].(obj)
+	got = c.at("2.6").must(t, http.StatusOK, "alice", "POST", "/servers/"+vm+"/remote-consoles", remote("vnc", "novnc"))["remote_console"].(obj)
 	if got["protocol"] != "vnc" || got["type"] != "novnc" || !strings.HasPrefix(got["url"].(string), novnc) || len(got) != 3 {
 		t.Errorf("remote-consoles vnc: got %v, want protocol vnc, type novnc and a URL of %s...", got, novnc)
+	}
+	if status, body := c.at("2.5").do(t, "alice", "POST", "/servers/"+vm+"/remote-consoles", remote("vnc", "novnc")); status != http.StatusNotFound {
+		t.Errorf("remote-consoles at 2.5: %d %v, want 404 (Nova added it at 2.6)", status, body)
 	}
 
 	stopped := c.boot(t, "alice", "stopped", nil)
@@ -59,7 +62,7 @@ func TestRemoteConsoleRequests(t *testing.T) {
 		{"a missing server", "alice", "nope/action", action("os-getVNCConsole", obj{"type": "novnc"}), http.StatusNotFound, "nope"},
 		{"a stopped server", "alice", stopped + "/remote-consoles", remote("vnc", "novnc"), http.StatusConflict, "not ready"},
 	} {
-		status, body := c.do(t, tc.token, "POST", "/servers/"+tc.path, tc.body)
+		status, body := c.at("2.6").do(t, tc.token, "POST", "/servers/"+tc.path, tc.body)
 		if status != tc.status || !strings.Contains(fmt.Sprint(body), tc.says) {
 			t.Errorf("%s: %d %v, want %d saying %q", tc.name, status, body, tc.status, tc.says)
 		}
@@ -70,7 +73,7 @@ func TestRemoteConsoleRequests(t *testing.T) {
 // URL, taken from noVNC's path for novnc.
 func (c *cloud) consoleURL(t testing.TB, server, protocol, typ string) string {
 	t.Helper()
-	u := c.must(t, http.StatusOK, "alice", "POST", "/servers/"+server+"/remote-consoles",
+	u := c.at("2.6").must(t, http.StatusOK, "alice", "POST", "/servers/"+server+"/remote-consoles",
 		obj{"remote_console": obj{"protocol": protocol, "type": typ}})["remote_console"].(obj)["url"].(string)
 	if typ == "serial" {
 		return u
