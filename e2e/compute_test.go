@@ -166,6 +166,27 @@ func TestComputeCLI(t *testing.T) {
 		t.Errorf("openstack server list after openstack server delete --wait vm2: got %q, want nothing", out)
 	}
 
+	// The project's usage over the last four weeks counts both servers,
+	// deleted by now.
+	var usage []map[string]any
+	if err := json.Unmarshal([]byte(must(t, admin, "usage", "list", "-f", "json")), &usage); err != nil {
+		t.Fatal(err)
+	}
+	project := must(t, admin, "project", "show", "admin", "-f", "value", "-c", "id")
+	var names []string
+	if len(usage) == 1 {
+		servers, _ := usage[0]["Servers"].([]any) // -f json gives them as the API does
+		for _, s := range servers {
+			if s, _ := s.(map[string]any); s["state"] == "terminated" {
+				names = append(names, fmt.Sprint(s["name"]))
+			}
+		}
+	}
+	slices.Sort(names)
+	if len(usage) != 1 || usage[0]["Project"] != project || !slices.Equal(names, []string{"vm1", "vm2"}) {
+		t.Errorf("openstack usage list: got %v, want project admin (%s) with vm1 and vm2, terminated", usage, project)
+	}
+
 	// Nova's five classic flavors.
 	type flavor struct {
 		ID, Name         string

@@ -1,14 +1,13 @@
 // Package compute serves Nova's v2.1 API, at microversions 2.1 to
-// 2.maxMinor, over
-// trustack's compute service: servers and their actions, flavors,
-// keypairs, server groups, availability zones, host aggregates,
-// hypervisors and services,
-// limits and quotas, instance actions; the servers' addresses, network
-// interfaces and security groups; and the proxies Nova kept at 2.1, of
-// the image service and of the networking service (security groups,
-// floating IPs, networks); remote console URLs, and the console proxy they
-// lead to. Bodies follow the schemas Tempest checks; every operation asks
-// the policy engine with Nova's rule names and defaults.
+// 2.maxMinor, over trustack's compute service: servers and their actions,
+// flavors, keypairs, server groups, availability zones, host aggregates,
+// hypervisors and services, limits and quotas, usage, instance actions;
+// the servers' addresses, network interfaces and security groups; and
+// the proxies Nova kept at 2.1, of the image service and of the
+// networking service (security groups, floating IPs, networks); remote
+// console URLs, and the console proxy they lead to. Bodies follow the
+// schemas Tempest checks; every operation asks the policy engine with
+// Nova's rule names and defaults.
 package compute
 
 import (
@@ -148,6 +147,7 @@ var collections = map[string]bool{
 	"os-hypervisors": true, "os-services": true, "limits": true, "os-quota-sets": true, "images": true, "os-security-groups": true,
 	"os-security-group-rules": true, "os-floating-ips": true, "os-floating-ip-pools": true, "os-networks": true,
 	"os-tenant-networks": true, "os-aggregates": true, "os-console-auth-tokens": true,
+	"os-simple-tenant-usage": true,
 }
 
 // caller returns who the request comes from, for the compute service;
@@ -233,6 +233,9 @@ func (h *handler) routes() {
 	a.Private("GET "+v+"/os-networks/{id}", h.showNetwork(novaNetwork, "os_compute_api:os-networks:show"))
 	a.Private("GET "+v+"/os-tenant-networks", h.listNetworks(tenantNetwork, "os_compute_api:os-tenant-networks:list"))
 	a.Private("GET "+v+"/os-tenant-networks/{id}", h.showNetwork(tenantNetwork, "os_compute_api:os-tenant-networks:show"))
+
+	a.Private("GET "+v+"/os-simple-tenant-usage", h.listUsage)
+	a.Private("GET "+v+"/os-simple-tenant-usage/{tenant_id}", h.showUsage)
 
 	a.Private("GET "+v+"/flavors", h.listFlavors(false))
 	a.Private("GET "+v+"/flavors/detail", h.listFlavors(true))

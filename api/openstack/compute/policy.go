@@ -88,6 +88,8 @@ func Policy() []policy.Rule {
 		{Name: "os_compute_api:os-quota-sets:detail", Check: "rule:project_reader_or_admin", Description: "GET /os-quota-sets/{tenant_id}/detail"},
 		{Name: "os_compute_api:os-instance-actions:events:details", Check: "rule:context_is_admin", Description: "GET /servers/{server_id}/os-instance-actions/{request_id}"},
 		{Name: "os_compute_api:os-instance-actions:events", Check: "rule:context_is_admin", Description: "GET /servers/{server_id}/os-instance-actions/{request_id}"},
+		{Name: "os_compute_api:os-simple-tenant-usage:list", Check: "rule:context_is_admin", Description: "GET /os-simple-tenant-usage"},
+		{Name: "os_compute_api:os-simple-tenant-usage:show", Check: "rule:project_reader_or_admin", Description: "GET /os-simple-tenant-usage/{tenant_id}"},
 		{Name: "os_compute_api:os-instance-actions:list", Check: "rule:project_reader_or_admin", Description: "GET /servers/{server_id}/os-instance-actions"},
 		{Name: "os_compute_api:os-instance-actions:show", Check: "rule:project_reader_or_admin", Description: "GET /servers/{server_id}/os-instance-actions/{request_id}"},
 		{Name: "os_compute_api:os-keypairs:index", Check: "(rule:context_is_admin) or user_id:%(user_id)s", Description: "GET /os-keypairs"},
