@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/trustack/trustack"
 	"github.com/trustack/trustack/agent"
-	"github.com/trustack/trustack/bus"
 	hostnet "github.com/trustack/trustack/hostnet/fake"
 	hypervisor "github.com/trustack/trustack/hypervisor/fake"
 	"github.com/trustack/trustack/wire"
@@ -21,26 +19,7 @@ import (
 func TestRemoteConsoleAdmission(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := bus.Serve(bus.ServerConfig{Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	connect := func(name string) *bus.Conn {
-		conn, err := bus.Connect("", name, bus.InProcess(srv), bus.Logger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(conn.Close)
-		return conn
-	}
-	controller := connect("controller")
-	reg := registrar{hosts: make(chan trustack.Host, 1)}
-	stop, err := wire.ServeControllers(controller, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	connect, controller, reg := controllerBus(t)
 	hv, err := hypervisor.New(hypervisor.Options{})
 	if err != nil {
 		t.Fatal(err)

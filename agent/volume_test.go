@@ -29,15 +29,16 @@ func (registrar) Metadata(context.Context, wire.MetadataRequest) ([]byte, error)
 // storageHost runs the agent of a storage host, storage-1, with a file
 // backend, on a bus of its own until the test ends, and a controller that
 // serves its registration and ctl's requests (none if nil). It returns
-// the controller's connection, the backend, and the host as registered.
-func storageHost(t *testing.T, ctx context.Context, ctl wire.VolumeController) (*bus.Conn, *file.Backend, trustack.Host) {
+// controllerBus starts a bus and a controller on it that records the
+// hosts registering; connect joins the bus as name.
+func controllerBus(t testing.TB) (connect func(name string) *bus.Conn, controller *bus.Conn, reg registrar) {
 	t.Helper()
 	srv, err := bus.Serve(bus.ServerConfig{Host: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	connect := func(name string) *bus.Conn {
+	connect = func(name string) *bus.Conn {
 		conn, err := bus.Connect("", name, bus.InProcess(srv), bus.Logger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			t.Fatal(err)
@@ -45,13 +46,20 @@ func storageHost(t *testing.T, ctx context.Context, ctl wire.VolumeController) (
 		t.Cleanup(conn.Close)
 		return conn
 	}
-	controller := connect("controller")
-	reg := registrar{hosts: make(chan trustack.Host, 1)}
+	controller = connect("controller")
+	reg = registrar{hosts: make(chan trustack.Host, 1)}
 	stop, err := wire.ServeControllers(controller, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	return connect, controller, reg
+}
+
+// the controller's connection, the backend, and the host as registered.
+func storageHost(t *testing.T, ctx context.Context, ctl wire.VolumeController) (*bus.Conn, *file.Backend, trustack.Host) {
+	t.Helper()
+	connect, controller, reg := controllerBus(t)
 	if ctl != nil {
 		sub, err := wire.ServeVolumeControllers(controller, ctl, nil)
 		if err != nil {
